@@ -1,0 +1,42 @@
+// The hypercall port between the kos kernel and the kos VMM.
+//
+// The kernel (ring 0 only) writes the guest-physical address of a
+// HypercallBlock to port kPort with a 32-bit `out`. The VMM validates every
+// field (addresses, lengths) against guest memory and writes `result`.
+// One exit per request: console output is passed as a whole buffer.
+#pragma once
+
+#include "kos/types.h"
+
+namespace kos::abi::hc {
+
+inline constexpr u16 kPort = 0x0510;
+// Under other VMMs the kernel falls back to COM1 and isa-debug-exit.
+inline constexpr u16 kSerialPort = 0x3f8;
+inline constexpr u16 kDebugExitPort = 0x501;
+
+enum class Op : u32 {
+    ConsoleWrite = 1, // a0 = stream (1 stdout, 2 stderr), a1 = gpa, a2 = len -> bytes written
+    ConsoleRead = 2,  // a0 = gpa, a1 = len -> bytes read (0 = end of input)
+    Exit = 3,         // a0 = ExitKind, a1 = value (exit status or signal number)
+    Panic = 4,        // a0 = gpa of message, a1 = len; the VMM reports it and stops
+};
+
+enum class ExitKind : u64 {
+    Exited = 0,   // value = exit status (0..255)
+    Signaled = 1, // value = signal number that ended the program
+};
+
+struct HypercallBlock {
+    u32 op;
+    u32 reserved;
+    u64 args[6];
+    i64 result; // >= 0 success, < 0 negated errno
+};
+static_assert(sizeof(HypercallBlock) == 64);
+
+// Bounds the VMM enforces on a single request.
+inline constexpr u64 kMaxConsoleChunk = 1u << 20;
+inline constexpr u64 kMaxPanicMessage = 4096;
+
+} // namespace kos::abi::hc

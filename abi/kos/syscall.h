@@ -1,0 +1,103 @@
+// The native kos system calls: what ring-3 code (the POSIX personality
+// runtime, native kos programs) asks of the microkernel.
+//
+// Calling convention: `syscall` executed from the runtime's text, number in
+// rax, arguments in rdi, rsi, rdx, r10, r8, r9, result in rax (>= 0 success,
+// negated Linux errno on failure). rcx and r11 are clobbered, everything else
+// is preserved. A `syscall` executed anywhere else is a Linux system call and
+// is handed to the personality runtime (see posix-personality/).
+#pragma once
+
+#include "kos/types.h"
+
+namespace kos::abi::sys {
+
+#define KOS_SYSCALLS(X)                                                                  \
+    X(0, exit, "end the program: a0 = ExitKind, a1 = status or signal")                  \
+    X(1, console_write, "a0 = stream (1, 2), a1 = buffer, a2 = length -> written")       \
+    X(2, console_read, "a0 = buffer, a1 = length -> bytes read, 0 at end of input")      \
+    X(3, vm_map, "a0 = addr hint, a1 = length, a2 = Prot, a3 = MapFlags -> address")     \
+    X(4, vm_unmap, "a0 = addr, a1 = length")                                             \
+    X(5, vm_protect, "a0 = addr, a1 = length, a2 = Prot")                                \
+    X(6, set_fs_base, "a0 = FS base for the calling thread")                             \
+    X(7, vm_map_image, "a0 = addr, a1 = length, a2 = rootfs offset, a3 = Prot: map "     \
+                       "rootfs image pages read-only, without copying")
+
+enum class Sys : u64 {
+#define KOS_SYS_ENUM(n, name, doc) name = n,
+    KOS_SYSCALLS(KOS_SYS_ENUM)
+#undef KOS_SYS_ENUM
+        count
+};
+
+enum Prot : u64 {
+    kProtRead = 1,
+    kProtWrite = 2,
+    kProtExec = 4,
+};
+
+enum MapFlags : u64 {
+    kMapFixed = 1,     // exactly at addr; fails if the range overlaps a mapping
+    kMapPopulate = 2,  // back every page now instead of on first touch
+    kMapReplace = 4,   // with kMapFixed: replace existing user mappings (MAP_FIXED)
+};
+
+// User address space layout shared by the kernel and the runtime.
+inline constexpr u64 kUserTop = 0x0000800000000000ull;
+inline constexpr u64 kRuntimeBase = 0x00007ff000000000ull;   // runtime ELF is linked here
+inline constexpr u64 kRootfsMapBase = 0x00007fe000000000ull; // rootfs image, read-only
+inline constexpr u64 kRuntimeStackTop = 0x00007ff800000000ull;
+inline constexpr u64 kRuntimeStackSize = 64 * 1024;
+inline constexpr u64 kMmapTop = 0x00007f0000000000ull;       // anonymous mappings grow down
+inline constexpr u64 kAppStackTop = 0x00007ffff0000000ull;
+inline constexpr u64 kAppStackSize = 8 * 1024 * 1024;
+inline constexpr u64 kMinUserAddr = 0x10000;                  // below is never mapped
+
+// Saved application registers at a Linux syscall, written by the kernel into
+// the calling thread's block (at the GS base of the runtime) before it enters
+// the runtime's Linux entry, and restored by the runtime when it returns to
+// the application.
+struct LinuxSyscallFrame {
+    u64 rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp;
+    u64 r8, r9, r10, r11, r12, r13, r14, r15;
+    u64 rip, rflags;
+};
+static_assert(sizeof(LinuxSyscallFrame) == 18 * 8);
+
+// Per-thread block: at the runtime's GS base. The first member is the frame.
+struct ThreadBlock {
+    LinuxSyscallFrame frame;
+    u64 self;           // address of this block
+    u64 runtime_stack;  // top of this thread's runtime stack
+    u64 tid;
+    u64 scratch[5];
+};
+static_assert(sizeof(ThreadBlock) == 26 * 8);
+
+// What the kernel hands the runtime at start (pointer in rdi).
+struct RuntimeStartInfo {
+    u64 magic;          // kRuntimeStartMagic
+    u64 rootfs_base;    // where the rootfs image is mapped (read-only)
+    u64 rootfs_size;
+    u64 launch_base;    // LaunchHeader + strings, read-only
+    u64 launch_size;
+    u64 thread_block;   // the first thread's block (also the GS base)
+    u64 boot_flags;     // boot::BootFlags
+    u64 tsc_khz;
+    u64 realtime_at_tsc0_ns;
+    u8 random_seed[32];
+};
+inline constexpr u64 kRuntimeStartMagic = 0x5452415453534f4bull; // "KOSSTART"
+
+// Header at the first byte of the runtime image; the kernel reads it to find
+// the entry points.
+struct RuntimeHeader {
+    u64 magic;          // kRuntimeMagic
+    u64 start_entry;    // void start(RuntimeStartInfo*) on the runtime stack
+    u64 linux_entry;    // entered after a Linux syscall, frame in the ThreadBlock
+    u64 text_start;     // `syscall` between these is a native call
+    u64 text_end;
+};
+inline constexpr u64 kRuntimeMagic = 0x454d49544e55524bull; // "KRUNTIME"
+
+} // namespace kos::abi::sys

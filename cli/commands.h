@@ -1,0 +1,17 @@
+// Each group of `kos` subcommands registers itself here. A command's callback
+// stores its exit status in `exit_status`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace kos::cli {
+
+struct Context {
+    int exit_status = 0;
+};
+
+void add_run_commands(CLI::App& app, Context& ctx);    // run (cmd_run.cc)
+void add_policy_commands(CLI::App& app, Context& ctx); // policy ... (cmd_policy.cc)
+void add_bundle_commands(CLI::App& app, Context& ctx); // pack, keygen, verify, inspect, import (cmd_bundle.cc)
+
+} // namespace kos::cli
