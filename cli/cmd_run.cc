@@ -1,5 +1,176 @@
+// `kos run`: start a bundle in a KVM virtual machine.
+#include <unistd.h>
+
+#include <cstdio>
+
 #include "commands.h"
+#include "kos/base/elf.h"
+#include "kos/boot.h"
+#include "kos/rootfs_image.h"
+#include "kos/support/file.h"
+#include "kvm-host/boot_image.h"
+#include "kvm-host/vmm.h"
+#include "pkg/bundle_config.h"
+#include "pkg/rootfs_builder.h"
 
 namespace kos::cli {
-void add_run_commands(CLI::App&, Context&) {}
+namespace {
+
+namespace rfs = abi::rootfs;
+
+// Exit statuses of `kos run` itself, as container runtimes use them; a
+// program's own status passes through unchanged.
+constexpr int kExitKosError = 125;
+constexpr int kExitCannotExecute = 126;
+constexpr int kExitNotFound = 127;
+
+struct RunArgs {
+    std::string bundle;
+    std::vector<std::string> args;
+    bool trace = false;
+    uint64_t memory_mib = 256;
+    uint64_t output_limit_mib = 1024;
+};
+
+struct Failure {
+    int status;
+    std::string message;
+};
+
+// Follows symlinks of the program path inside the rootfs image, as the guest
+// will, so that a missing or non-executable program is reported before boot.
+std::expected<int64_t, Failure> find_program(const rfs::RootfsView& view, std::string path) {
+    for (int depth = 0; depth < 40; ++depth) {
+        int64_t idx = view.find(path.data(), path.size());
+        if (idx < 0)
+            return std::unexpected(Failure{kExitNotFound, path + ": no such file in the bundle's rootfs"});
+        const auto& e = view.entry(static_cast<uint32_t>(idx));
+        if ((e.mode & rfs::kTypeMask) != rfs::kTypeSymlink)
+            return idx;
+        std::string target(view.symlink_target(e), e.size);
+        if (target.front() != '/')
+            target = path.substr(0, path.rfind('/') + 1) + target;
+        // Normalize "." and ".." components.
+        std::vector<std::string> parts;
+        size_t pos = 0;
+        while (pos <= target.size()) {
+            size_t next = target.find('/', pos);
+            if (next == std::string::npos)
+                next = target.size();
+            std::string c = target.substr(pos, next - pos);
+            if (c == "..") {
+                if (!parts.empty())
+                    parts.pop_back();
+            } else if (!c.empty() && c != ".") {
+                parts.push_back(c);
+            }
+            pos = next + 1;
+        }
+        path.clear();
+        for (const auto& p : parts)
+            path += "/" + p;
+        if (path.empty())
+            path = "/";
+    }
+    return std::unexpected(Failure{kExitCannotExecute, path + ": too many levels of symbolic links"});
+}
+
+std::expected<void, Failure> check_program(const rfs::RootfsView& view, const std::string& path) {
+    if (path.empty() || path.front() != '/')
+        return std::unexpected(Failure{kExitNotFound, "program path \"" + path +
+                                                          "\" must be absolute inside the rootfs"});
+    auto idx = find_program(view, path);
+    if (!idx)
+        return std::unexpected(idx.error());
+    const auto& e = view.entry(static_cast<uint32_t>(*idx));
+    if ((e.mode & rfs::kTypeMask) != rfs::kTypeFile || !(e.mode & 0111))
+        return std::unexpected(Failure{kExitCannotExecute, path + ": not an executable file"});
+    elf::Image img(view.file_data(e), e.size);
+    if (elf::Error err = img.validate(); err != elf::Error::None)
+        return std::unexpected(Failure{kExitCannotExecute, path + ": " + elf::error_string(err)});
+    return {};
+}
+
+int run_command(const RunArgs& a) {
+    auto fail = [](int status, const std::string& msg) {
+        std::fprintf(stderr, "kos: %s\n", msg.c_str());
+        return status;
+    };
+    std::string config_path = a.bundle + "/" + pkg::kConfigFileName;
+    auto text = read_text_file(config_path);
+    if (!text) {
+        if (text.error().code == ENOENT || text.error().code == ENOTDIR)
+            return fail(kExitKosError, a.bundle + ": not a bundle directory (no " +
+                                           pkg::kConfigFileName + "; see docs/bundle-format.md)");
+        return fail(kExitKosError, text.error().message);
+    }
+    auto config = pkg::parse_bundle_config(*text, config_path);
+    if (!config)
+        return fail(kExitKosError, config.error().message);
+
+    std::string rootfs_dir = a.bundle + "/rootfs";
+    pkg::RootfsBuildOptions opts;
+    auto rootfs = pkg::build_rootfs_image(rootfs_dir, opts);
+    if (!rootfs)
+        return fail(kExitKosError, "bundle " + a.bundle + ": " + rootfs.error().message);
+
+    vmm::LaunchSpec launch;
+    const pkg::AppConfig& app = config->app;
+    if (!a.args.empty()) {
+        launch.argv = a.args;
+    } else {
+        launch.argv = app.entrypoint;
+        launch.argv.insert(launch.argv.end(), app.args.begin(), app.args.end());
+    }
+    if (launch.argv.empty())
+        return fail(kExitKosError, "nothing to run: " + config_path +
+                                       " has no [app] entrypoint and no program was given after --");
+    launch.env = app.env;
+    launch.cwd = app.workdir;
+    launch.hostname = app.hostname;
+    launch.uid = app.uid;
+    launch.gid = app.gid;
+    launch.flags = a.trace ? abi::boot::kBootTrace : 0;
+
+    rfs::RootfsView view(rootfs->data(), rootfs->size());
+    if (auto ok = check_program(view, launch.argv[0]); !ok)
+        return fail(ok.error().status, "cannot run " + ok.error().message);
+
+    auto image = vmm::build_boot_image(launch, *rootfs);
+    if (!image)
+        return fail(kExitKosError, image.error().message);
+
+    vmm::VmOptions vm;
+    vm.kernel_elf = vmm::embedded_guest_image();
+    vm.boot_image = std::move(*image);
+    vm.ram_bytes = a.memory_mib << 20;
+    vm.output_limit = a.output_limit_mib << 20;
+    auto outcome = vmm::run_vm(std::move(vm));
+    if (!outcome)
+        return fail(kExitKosError, outcome.error().message);
+    if (outcome->kind == vmm::RunOutcome::Kind::Signaled)
+        return 128 + outcome->value;
+    return outcome->value;
+}
+
+} // namespace
+
+void add_run_commands(CLI::App& app, Context& ctx) {
+    auto args = std::make_shared<RunArgs>();
+    CLI::App* run = app.add_subcommand("run", "Run a bundle in a KVM virtual machine");
+    run->add_option("bundle", args->bundle, "Bundle directory (bundle.toml + rootfs/)")->required();
+    run->add_option("args", args->args,
+                    "Program path inside the rootfs and its arguments (after --); "
+                    "default: the bundle's [app] entrypoint and args");
+    run->add_flag("--trace", args->trace, "Print each Linux system call of the program to stderr");
+    run->add_option("--memory", args->memory_mib, "Guest memory in MiB")
+        ->check(CLI::Range(16, 65536))
+        ->capture_default_str();
+    run->add_option("--output-limit", args->output_limit_mib,
+                    "Stop the run when the program has written this many MiB")
+        ->check(CLI::Range(1, 1 << 20))
+        ->capture_default_str();
+    run->callback([args, &ctx] { ctx.exit_status = run_command(*args); });
+}
+
 } // namespace kos::cli

@@ -46,5 +46,6 @@ function(kos_guest_executable name)
     -Wl,--build-id=none -Wl,-T,${A_LINKER_SCRIPT} -Wl,-z,max-page-size=4096)
   set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS ${A_LINKER_SCRIPT})
   target_link_libraries(${name} PRIVATE ${A_LIBS})
-  set_target_properties(${name} PROPERTIES SUFFIX ".elf")
+  set_target_properties(${name} PROPERTIES SUFFIX ".elf"
+    RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/guest)
 endfunction()

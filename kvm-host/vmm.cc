@@ -1,0 +1,349 @@
+#include "vmm.h"
+
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "kos/base/elf.h"
+#include "kos/boot.h"
+#include "kos/hypercall.h"
+#include "kos/pvh.h"
+#include "kvm.h"
+
+extern "C" const unsigned char kos_guest_image[];
+extern "C" const unsigned char kos_guest_image_end[];
+
+namespace kos::vmm {
+
+std::span<const uint8_t> embedded_guest_image() {
+    return {kos_guest_image, static_cast<size_t>(kos_guest_image_end - kos_guest_image)};
+}
+
+namespace {
+
+namespace boot = abi::boot;
+namespace pvh = abi::pvh;
+namespace hc = abi::hc;
+
+uint64_t now_ns(clockid_t clock = CLOCK_MONOTONIC) {
+    timespec ts{};
+    ::clock_gettime(clock, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// An anonymous host mapping that backs guest memory.
+class Mapping {
+public:
+    static Result<Mapping> create(uint64_t size) {
+        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            return make_error(errno, "cannot reserve " + std::to_string(size >> 20) +
+                                         " MiB of guest memory: " + errno_string(errno));
+        return Mapping(static_cast<uint8_t*>(p), size);
+    }
+    Mapping(Mapping&& o) noexcept : m_ptr(std::exchange(o.m_ptr, nullptr)), m_size(o.m_size) {}
+    ~Mapping() {
+        if (m_ptr)
+            ::munmap(m_ptr, m_size);
+    }
+    uint8_t* data() const { return m_ptr; }
+    uint64_t size() const { return m_size; }
+
+private:
+    Mapping(uint8_t* p, uint64_t s) : m_ptr(p), m_size(s) {}
+    uint8_t* m_ptr;
+    uint64_t m_size;
+};
+
+// Guest RAM at GPA 0: every access from a guest-supplied address goes
+// through in_ram(), so no guest value can reach outside the mapping.
+struct GuestRam {
+    uint8_t* base;
+    uint64_t size;
+    bool in_ram(uint64_t gpa, uint64_t len) const { return gpa <= size && len <= size - gpa; }
+    uint8_t* at(uint64_t gpa) const { return base + gpa; }
+};
+
+Result<uint64_t> load_kernel(const GuestRam& ram, std::span<const uint8_t> image) {
+    elf::Image img(image.data(), image.size());
+    if (elf::Error err = img.validate(); err != elf::Error::None)
+        return make_error(ENOEXEC, std::string("guest image: ") + elf::error_string(err));
+    for (uint16_t i = 0; i < img.phnum(); ++i) {
+        const elf::Phdr& ph = img.phdr(i);
+        if (ph.type != elf::kPtLoad)
+            continue;
+        if (ph.paddr < boot::kKernelPaddr || !ram.in_ram(ph.paddr, ph.memsz))
+            return make_error(ENOEXEC, "guest image: segment at physical address " +
+                                           std::to_string(ph.paddr) + " does not fit guest RAM");
+        std::memcpy(ram.at(ph.paddr), image.data() + ph.offset, ph.filesz);
+        std::memset(ram.at(ph.paddr + ph.filesz), 0, ph.memsz - ph.filesz);
+    }
+    return img.ehdr().entry;
+}
+
+// Identity map of the first GiB plus the same GiB at -2 GiB, 2 MiB pages;
+// the kernel replaces these with its own tables at once.
+void build_boot_page_tables(const GuestRam& ram) {
+    auto* pml4 = reinterpret_cast<uint64_t*>(ram.at(boot::kBootPml4Paddr));
+    auto* pdpt = reinterpret_cast<uint64_t*>(ram.at(boot::kBootPml4Paddr + 0x1000));
+    auto* pd = reinterpret_cast<uint64_t*>(ram.at(boot::kBootPml4Paddr + 0x2000));
+    std::memset(pml4, 0, 0x3000);
+    pml4[0] = (boot::kBootPml4Paddr + 0x1000) | 3;
+    pml4[511] = (boot::kBootPml4Paddr + 0x1000) | 3;
+    pdpt[0] = (boot::kBootPml4Paddr + 0x2000) | 3;
+    pdpt[510] = (boot::kBootPml4Paddr + 0x2000) | 3;
+    for (uint64_t i = 0; i < 512; ++i)
+        pd[i] = (i << 21) | 0x83;
+}
+
+void write_start_info(const GuestRam& ram, uint64_t image_gpa, uint64_t image_size) {
+    uint64_t base = boot::kStartInfoPaddr;
+    uint64_t modlist = base + 0x100, memmap = base + 0x200, cmdline = base + 0x400;
+    pvh::StartInfo si{};
+    si.magic = pvh::kStartInfoMagic;
+    si.version = 1;
+    si.nr_modules = 1;
+    si.modlist_paddr = modlist;
+    si.cmdline_paddr = cmdline;
+    si.memmap_paddr = memmap;
+    pvh::ModlistEntry mod{image_gpa, image_size, 0, 0};
+    pvh::MemmapEntry map[3] = {
+        {0, 0x9f000, pvh::kMemmapRam, 0},
+        {0x100000, ram.size - 0x100000, pvh::kMemmapRam, 0},
+        {image_gpa, image_size, pvh::kMemmapReserved, 0},
+    };
+    si.memmap_entries = 3;
+    std::memcpy(ram.at(base), &si, sizeof si);
+    std::memcpy(ram.at(modlist), &mod, sizeof mod);
+    std::memcpy(ram.at(memmap), map, sizeof map);
+    const char kCmdline[] = "kos.vmm";
+    std::memcpy(ram.at(cmdline), kCmdline, sizeof kCmdline);
+}
+
+Result<void> setup_long_mode(Vcpu& vcpu, uint64_t entry) {
+    kvm_sregs s = KOS_TRY(vcpu.sregs());
+    kvm_segment code{};
+    code.base = 0;
+    code.limit = 0xffffffff;
+    code.selector = 0x08;
+    code.type = 11; // execute/read, accessed
+    code.present = 1;
+    code.s = 1;
+    code.l = 1;
+    code.g = 1;
+    kvm_segment data = code;
+    data.selector = 0x10;
+    data.type = 3; // read/write, accessed
+    data.l = 0;
+    data.db = 1;
+    s.cs = code;
+    s.ds = s.es = s.fs = s.gs = s.ss = data;
+    s.cr3 = boot::kBootPml4Paddr;
+    s.cr4 = 1u << 5;                                      // PAE
+    s.cr0 = 0x80000000u | 0x10000u | 0x20u | 0x10u | 0x1u; // PG WP NE ET PE
+    s.efer = 0x500 | 0x800 | 0x1;                         // LME LMA NXE SCE
+    KOS_TRY(vcpu.set_sregs(s));
+    kvm_regs r{};
+    r.rip = entry;
+    r.rflags = 2;
+    r.rdi = boot::kStartInfoPaddr;
+    KOS_TRY(vcpu.set_regs(r));
+    return {};
+}
+
+Result<void> write_all(int fd, const uint8_t* p, uint64_t len) {
+    while (len) {
+        ssize_t n = ::write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return make_error(errno, "writing guest output: " + errno_string(errno));
+        }
+        p += n;
+        len -= static_cast<uint64_t>(n);
+    }
+    return {};
+}
+
+struct HypercallState {
+    const GuestRam& ram;
+    const VmOptions& opts;
+    uint64_t output_bytes = 0;
+    bool done = false;
+    RunOutcome outcome;
+};
+
+// Handles one hypercall; returns an error only for conditions that end the
+// run (panic, output limit). Malformed requests get a negative result.
+Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
+    if (!st.ram.in_ram(block_gpa, sizeof(hc::HypercallBlock)))
+        return make_error(EFAULT, "guest passed a hypercall block outside its memory (gpa " +
+                                      std::to_string(block_gpa) + ")");
+    hc::HypercallBlock b;
+    std::memcpy(&b, st.ram.at(block_gpa), sizeof b);
+    int64_t result = -EINVAL;
+    switch (static_cast<hc::Op>(b.op)) {
+    case hc::Op::ConsoleWrite: {
+        uint64_t stream = b.args[0], gpa = b.args[1], len = b.args[2];
+        if ((stream != 1 && stream != 2) || len > hc::kMaxConsoleChunk || !st.ram.in_ram(gpa, len)) {
+            result = -EFAULT;
+            break;
+        }
+        if (st.output_bytes + len > st.opts.output_limit) {
+            return make_error(EFBIG, "the program's output reached the limit of " +
+                                         std::to_string(st.opts.output_limit) +
+                                         " bytes; the run was stopped");
+        }
+        st.output_bytes += len;
+        KOS_TRY(write_all(stream == 1 ? st.opts.stdout_fd : st.opts.stderr_fd, st.ram.at(gpa), len));
+        result = static_cast<int64_t>(len);
+        break;
+    }
+    case hc::Op::ConsoleRead: {
+        uint64_t gpa = b.args[0], len = b.args[1];
+        if (len > hc::kMaxConsoleChunk || !st.ram.in_ram(gpa, len)) {
+            result = -EFAULT;
+            break;
+        }
+        ssize_t n;
+        do
+            n = ::read(st.opts.stdin_fd, st.ram.at(gpa), len);
+        while (n < 0 && errno == EINTR);
+        result = n < 0 ? -errno : n;
+        break;
+    }
+    case hc::Op::Exit:
+        st.done = true;
+        st.outcome.kind = b.args[0] == static_cast<uint64_t>(hc::ExitKind::Signaled)
+                              ? RunOutcome::Kind::Signaled
+                              : RunOutcome::Kind::Exited;
+        st.outcome.value = static_cast<int>(b.args[1] & 0xff);
+        result = 0;
+        break;
+    case hc::Op::Panic: {
+        uint64_t gpa = b.args[0], len = std::min<uint64_t>(b.args[1], hc::kMaxPanicMessage);
+        std::string msg = st.ram.in_ram(gpa, len)
+                              ? std::string(reinterpret_cast<const char*>(st.ram.at(gpa)), len)
+                              : std::string("(message outside guest memory)");
+        while (!msg.empty() && msg.back() == '\n')
+            msg.pop_back();
+        return make_error(EIO, "guest kernel stopped: " + msg);
+    }
+    default:
+        result = -ENOSYS;
+    }
+    b.result = result;
+    std::memcpy(st.ram.at(block_gpa) + offsetof(hc::HypercallBlock, result), &b.result,
+                sizeof b.result);
+    return {};
+}
+
+} // namespace
+
+Result<RunOutcome> run_vm(VmOptions opts) {
+    uint64_t t0 = now_ns();
+    if (opts.ram_bytes < (16ull << 20) || opts.ram_bytes > (64ull << 30) || opts.ram_bytes % 4096)
+        return make_error(EINVAL, "guest memory must be between 16 MiB and 64 GiB");
+    if (opts.boot_image.empty() || opts.boot_image.size() % 4096)
+        return make_error(EINVAL, "internal error: boot image must be a non-empty multiple of 4 KiB");
+
+    UniqueFd kvm = KOS_TRY(open_kvm());
+    Vm vm = KOS_TRY(Vm::create(kvm.get()));
+    Mapping ram_map = KOS_TRY(Mapping::create(opts.ram_bytes));
+    Mapping image_map = KOS_TRY(Mapping::create(opts.boot_image.size()));
+    GuestRam ram{ram_map.data(), ram_map.size()};
+
+    // Clock and entropy for the guest, in the boot image header.
+    auto* header = reinterpret_cast<boot::BootImageHeader*>(opts.boot_image.data());
+    if (::getrandom(header->random_seed, sizeof header->random_seed, 0) !=
+        static_cast<ssize_t>(sizeof header->random_seed))
+        return make_error(errno, "getrandom: " + errno_string(errno));
+
+    uint64_t entry = KOS_TRY(load_kernel(ram, opts.kernel_elf));
+    build_boot_page_tables(ram);
+    uint64_t image_gpa = boot::kImageSlotPaddr;
+    if (opts.ram_bytes > image_gpa)
+        image_gpa = (opts.ram_bytes + (1ull << 30) - 1) & ~((1ull << 30) - 1);
+    write_start_info(ram, image_gpa, opts.boot_image.size());
+
+    // Slots before the vCPU (and before any irqchip: adding slots after it is
+    // slow on nested KVM). The boot image slot is read-only to the guest.
+    KOS_TRY(vm.add_memory(0, 0, ram.base, ram.size, false));
+    bool ro = vm.has_cap(KVM_CAP_READONLY_MEM);
+    Vcpu vcpu = KOS_TRY(vm.create_vcpu(0));
+    KOS_TRY(setup_long_mode(vcpu, entry));
+
+    int tsc_khz = ::ioctl(vcpu.fd(), KVM_GET_TSC_KHZ, 0);
+    header->tsc_khz = tsc_khz > 0 ? static_cast<uint64_t>(tsc_khz) : 0;
+    alignas(kvm_msrs) uint8_t msr_buf[sizeof(kvm_msrs) + sizeof(kvm_msr_entry)] = {};
+    auto* msrs = reinterpret_cast<kvm_msrs*>(msr_buf);
+    msrs->nmsrs = 1;
+    msrs->entries[0].index = 0x10; // IA32_TIME_STAMP_COUNTER
+    msrs->entries[0].data = 0;
+    ::ioctl(vcpu.fd(), KVM_SET_MSRS, msrs);
+    header->realtime_at_tsc0_ns = now_ns(CLOCK_REALTIME);
+    std::memcpy(image_map.data(), opts.boot_image.data(), opts.boot_image.size());
+    KOS_TRY(vm.add_memory(1, image_gpa, image_map.data(), image_map.size(), ro));
+
+    HypercallState st{ram, opts, 0, false, {}};
+    kvm_run* run = vcpu.run();
+    uint64_t t1 = now_ns();
+    st.outcome.setup_ns = t1 - t0;
+    while (!st.done) {
+        if (::ioctl(vcpu.fd(), KVM_RUN, 0) != 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return make_error(errno, "KVM_RUN: " + errno_string(errno));
+        }
+        ++st.outcome.exits;
+        switch (run->exit_reason) {
+        case KVM_EXIT_IO: {
+            if (run->io.port == hc::kPort && run->io.direction == KVM_EXIT_IO_OUT &&
+                run->io.size == 4 && run->io.count == 1) {
+                uint32_t gpa;
+                std::memcpy(&gpa, reinterpret_cast<uint8_t*>(run) + run->io.data_offset, 4);
+                auto r = handle_hypercall(st, gpa);
+                if (!r)
+                    return make_error(r.error().code, r.error().message);
+            } else if (run->io.direction == KVM_EXIT_IO_IN) {
+                // No device behind other ports: reads see a floating bus.
+                std::memset(reinterpret_cast<uint8_t*>(run) + run->io.data_offset, 0xff,
+                            static_cast<size_t>(run->io.size) * run->io.count);
+            }
+            break;
+        }
+        case KVM_EXIT_HLT:
+            return make_error(EIO, "the guest halted without reporting an exit status\n" +
+                                       vcpu.describe());
+        case KVM_EXIT_SHUTDOWN:
+            return make_error(EIO, "the guest triple-faulted (CPU reset)\n" + vcpu.describe());
+        case KVM_EXIT_FAIL_ENTRY:
+            return make_error(EIO, "KVM could not enter the guest (hardware reason " +
+                                       std::to_string(run->fail_entry.hardware_entry_failure_reason) +
+                                       ")\n" + vcpu.describe());
+        case KVM_EXIT_INTERNAL_ERROR:
+            return make_error(EIO, "KVM internal error (suberror " +
+                                       std::to_string(run->internal.suberror) +
+                                       ") while running the guest\n" + vcpu.describe());
+        case KVM_EXIT_MMIO:
+            return make_error(EFAULT, std::string("the guest ") +
+                                          (run->mmio.is_write ? "wrote" : "read") +
+                                          " unbacked memory at guest physical address " +
+                                          std::to_string(run->mmio.phys_addr) + "\n" +
+                                          vcpu.describe());
+        default:
+            return make_error(EIO, "unexpected VM exit (reason " + std::to_string(run->exit_reason) +
+                                       ")\n" + vcpu.describe());
+        }
+    }
+    st.outcome.run_ns = now_ns() - t1;
+    return st.outcome;
+}
+
+} // namespace kos::vmm

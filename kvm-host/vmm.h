@@ -1,0 +1,39 @@
+// The kos VMM: boots the guest image in a KVM virtual machine with one boot
+// image module and serves the kernel's hypercalls until the program ends.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kos/support/result.h"
+
+namespace kos::vmm {
+
+struct VmOptions {
+    std::span<const uint8_t> kernel_elf;  // the guest image (ELF with a 64-bit entry)
+    std::vector<uint8_t> boot_image;      // see boot_image.h
+    uint64_t ram_bytes = 256ull << 20;
+    uint64_t output_limit = 1ull << 30;   // console bytes before the run is stopped
+    int stdin_fd = 0;
+    int stdout_fd = 1;
+    int stderr_fd = 2;
+};
+
+struct RunOutcome {
+    enum class Kind { Exited, Signaled } kind = Kind::Exited;
+    int value = 0;             // exit status or signal number
+    uint64_t exits = 0;        // VM exits handled
+    uint64_t setup_ns = 0;     // open /dev/kvm .. first KVM_RUN
+    uint64_t run_ns = 0;       // first KVM_RUN .. end
+};
+
+// The guest image linked into this binary.
+std::span<const uint8_t> embedded_guest_image();
+
+// Runs the VM to completion. Errors (KVM unusable, guest crash, limits) say
+// what happened and carry the guest's registers where relevant.
+Result<RunOutcome> run_vm(VmOptions options);
+
+} // namespace kos::vmm

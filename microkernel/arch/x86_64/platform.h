@@ -1,0 +1,32 @@
+// How the kernel reaches the outside: the console and the end of the run.
+//
+// Under the kos VMM, requests go through the hypercall port (one exit per
+// request, whole buffers). Under other VMMs (QEMU with PVH), output goes to
+// COM1 and the exit status to isa-debug-exit, so the same image runs there.
+#pragma once
+
+#include "kos/hypercall.h"
+#include "kos/types.h"
+
+namespace kos::platform {
+
+using abi::i64;
+using abi::u64;
+
+void init(bool kos_vmm);
+bool is_kos_vmm();
+
+// Writes a physically contiguous buffer to stdout (1) or stderr (2).
+i64 console_write_phys(int stream, u64 paddr, u64 len);
+// Reads into a physically contiguous buffer; 0 at end of input.
+i64 console_read_phys(u64 paddr, u64 len);
+// Writes kernel memory (kernel image or direct map).
+void console_write_kernel(int stream, const char* s, u64 len);
+
+[[noreturn]] void exit(abi::hc::ExitKind kind, u64 value);
+[[noreturn]] void panic_stop(const char* msg, u64 len);
+
+// Physical address of kernel memory (kernel image or direct map).
+u64 kernel_virt_to_phys(const void* p);
+
+} // namespace kos::platform

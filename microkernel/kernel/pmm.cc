@@ -1,0 +1,96 @@
+#include "pmm.h"
+
+#include "kos/base/string.h"
+
+namespace kos::pmm {
+namespace {
+
+struct Range {
+    u64 next; // bump pointer: frames at and above it were never handed out
+    u64 end;
+};
+
+constexpr int kMaxRanges = 32;
+Range g_ranges[kMaxRanges];
+int g_range_count = 0;
+
+struct Reserved {
+    u64 start, end;
+};
+Reserved g_reserved[16];
+int g_reserved_count = 0;
+
+u64 g_free_list = kNoFrame; // singly linked through the first word of each frame
+u64 g_free_count = 0;
+u64 g_direct_map_base = 0;
+u64 g_highest = 0;
+bool g_fresh_zero = false;
+
+bool is_reserved(u64 pa) {
+    for (int i = 0; i < g_reserved_count; ++i)
+        if (pa + kPageSize > g_reserved[i].start && pa < g_reserved[i].end)
+            return true;
+    return false;
+}
+
+} // namespace
+
+void* phys_to_virt(u64 pa) { return reinterpret_cast<void*>(pa + g_direct_map_base); }
+void set_direct_map_base(u64 base) { g_direct_map_base = base; }
+void set_fresh_frames_zero(bool zero) { g_fresh_zero = zero; }
+
+void add_range(u64 start, u64 end) {
+    start = (start + kPageSize - 1) & ~(kPageSize - 1);
+    end &= ~(kPageSize - 1);
+    if (end <= start || g_range_count == kMaxRanges)
+        return;
+    g_ranges[g_range_count++] = {start, end};
+    if (end > g_highest)
+        g_highest = end;
+}
+
+void reserve(u64 start, u64 end) {
+    if (g_reserved_count < 16)
+        g_reserved[g_reserved_count++] = {start & ~(kPageSize - 1), end};
+}
+
+u64 alloc_frame(bool zeroed) {
+    if (g_free_list != kNoFrame) {
+        u64 pa = g_free_list;
+        g_free_list = *static_cast<u64*>(phys_to_virt(pa));
+        --g_free_count;
+        if (zeroed)
+            memset(phys_to_virt(pa), 0, kPageSize);
+        return pa;
+    }
+    for (int i = 0; i < g_range_count; ++i) {
+        Range& r = g_ranges[i];
+        while (r.next < r.end && is_reserved(r.next))
+            r.next += kPageSize;
+        if (r.next < r.end) {
+            u64 pa = r.next;
+            r.next += kPageSize;
+            if (zeroed && !g_fresh_zero)
+                memset(phys_to_virt(pa), 0, kPageSize);
+            return pa;
+        }
+    }
+    return kNoFrame;
+}
+
+void free_frame(u64 pa) {
+    *static_cast<u64*>(phys_to_virt(pa)) = g_free_list;
+    g_free_list = pa;
+    ++g_free_count;
+}
+
+u64 free_frames() {
+    u64 n = g_free_count;
+    for (int i = 0; i < g_range_count; ++i)
+        n += (g_ranges[i].end - g_ranges[i].next) / kPageSize;
+    return n;
+}
+
+u64 highest_address() { return g_highest; }
+
+} // namespace kos::pmm

@@ -1,0 +1,205 @@
+// Trap dispatch: system calls (native and Linux), user page faults, user
+// exceptions (which end the program with the matching signal) and kernel
+// exceptions (which stop the VM with the registers).
+#include "../arch/x86_64/cpu.h"
+#include "../arch/x86_64/platform.h"
+#include "errno.h"
+#include "kos/hypercall.h"
+#include "kos/syscall.h"
+#include "panic.h"
+#include "pmm.h"
+#include "process.h"
+
+namespace kos {
+namespace {
+
+using abi::i64;
+using abi::u64;
+using arch::TrapFrame;
+namespace sys = abi::sys;
+namespace hc = abi::hc;
+
+constexpr u64 kPage = pmm::kPageSize;
+constexpr u64 kUserFlagsMask = 0xcd5; // CF PF AF ZF SF TF DF OF: what ring 3 may keep
+
+const char* exception_name(u64 v) {
+    static const char* names[] = {
+        "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range",
+        "invalid opcode", "device not available", "double fault", "coprocessor overrun",
+        "invalid TSS", "segment not present", "stack fault", "general protection fault",
+        "page fault", "reserved", "x87 floating-point error", "alignment check",
+        "machine check", "SIMD floating-point error", "virtualization", "control protection"};
+    return v < sizeof names / sizeof names[0] ? names[v] : "exception";
+}
+
+int signal_for(u64 vector) {
+    switch (vector) {
+    case 0: case 16: case 19: return 8;  // SIGFPE
+    case 1: case 3: return 5;            // SIGTRAP
+    case 6: return 4;                    // SIGILL
+    case 17: return 7;                   // SIGBUS
+    default: return 11;                  // SIGSEGV
+    }
+}
+
+const char* signal_name(int sig) {
+    switch (sig) {
+    case 4: return "SIGILL";
+    case 5: return "SIGTRAP";
+    case 7: return "SIGBUS";
+    case 8: return "SIGFPE";
+    default: return "SIGSEGV";
+    }
+}
+
+[[noreturn]] void kernel_fault(TrapFrame* f) {
+    panic("kos kernel: %s (vector %lu, error %#lx) in ring 0\n"
+          "  rip=%016lx rsp=%016lx rflags=%08lx cr2=%016lx cr3=%016lx\n"
+          "  rax=%016lx rbx=%016lx rcx=%016lx rdx=%016lx\n"
+          "  rsi=%016lx rdi=%016lx rbp=%016lx r8=%016lx\n",
+          exception_name(f->vector), f->vector, f->error, f->rip, f->rsp, f->rflags,
+          arch::read_cr2(), arch::read_cr3(), f->rax, f->rbx, f->rcx, f->rdx, f->rsi, f->rdi,
+          f->rbp, f->r8);
+}
+
+[[noreturn]] void kill_current(TrapFrame* f, u64 fault_addr) {
+    int sig = signal_for(f->vector);
+    if (f->vector == arch::kVecPageFault)
+        kprintf("kos: program killed by %s: %s %s address %#lx (rip %#lx)\n", signal_name(sig),
+                (f->error & 2) ? "write to" : ((f->error & 16) ? "execute at" : "read of"),
+                (f->error & 1) ? "protected" : "unmapped", fault_addr, f->rip);
+    else
+        kprintf("kos: program killed by %s: %s (rip %#lx)\n", signal_name(sig),
+                exception_name(f->vector), f->rip);
+    platform::exit(hc::ExitKind::Signaled, static_cast<u64>(sig));
+}
+
+// Runs `op(pa, len)` over the physically contiguous pieces of a user buffer.
+template <class Op> i64 user_io(Process& p, u64 va, u64 len, bool write, Op op) {
+    if (len == 0)
+        return 0;
+    if (va >= sys::kUserTop || len > sys::kUserTop - va)
+        return -err::kFault;
+    if (len > hc::kMaxConsoleChunk)
+        len = hc::kMaxConsoleChunk;
+    u64 done = 0;
+    while (done < len) {
+        i64 pa = p.as.translate(va + done, write);
+        if (pa < 0)
+            return done ? static_cast<i64>(done) : pa;
+        u64 chunk = kPage - ((va + done) & (kPage - 1));
+        if (chunk > len - done)
+            chunk = len - done;
+        // Extend while the next page is physically adjacent.
+        while (done + chunk < len) {
+            i64 next = p.as.translate(va + done + chunk, write);
+            if (next < 0 || static_cast<u64>(next) != static_cast<u64>(pa) + chunk)
+                break;
+            u64 more = len - done - chunk;
+            chunk += more < kPage ? more : kPage;
+        }
+        i64 r = op(static_cast<u64>(pa), chunk);
+        if (r < 0)
+            return done ? static_cast<i64>(done) : r;
+        done += static_cast<u64>(r);
+        if (static_cast<u64>(r) < chunk)
+            break;
+    }
+    return static_cast<i64>(done);
+}
+
+i64 native_call(Process& p, TrapFrame* f) {
+    u64 a0 = f->rdi, a1 = f->rsi, a2 = f->rdx, a3 = f->r10;
+    switch (static_cast<sys::Sys>(f->rax)) {
+    case sys::Sys::exit:
+        platform::exit(a0 == 1 ? hc::ExitKind::Signaled : hc::ExitKind::Exited, a1);
+    case sys::Sys::console_write:
+        if (a0 != 1 && a0 != 2)
+            return -err::kInval;
+        return user_io(p, a1, a2, false, [&](u64 pa, u64 n) {
+            return platform::console_write_phys(static_cast<int>(a0), pa, n);
+        });
+    case sys::Sys::console_read:
+        return user_io(p, a0, a1, true, [&](u64 pa, u64 n) {
+            return platform::console_read_phys(pa, n);
+        });
+    case sys::Sys::vm_map:
+        return p.as.map_anon(a0, a1, static_cast<abi::u32>(a2 & 7), a3, 0);
+    case sys::Sys::vm_unmap:
+        return p.as.unmap(a0, a1);
+    case sys::Sys::vm_protect:
+        return p.as.protect(a0, a1, static_cast<abi::u32>(a2 & 7));
+    case sys::Sys::set_fs_base:
+        if (a0 >= sys::kUserTop)
+            return -err::kPerm;
+        p.main_thread.fs_base = a0;
+        arch::wrmsr(arch::kMsrFsBase, a0);
+        return 0;
+    case sys::Sys::vm_map_image: {
+        // a2: offset inside the rootfs image; only whole pages of it.
+        if (a2 % kPage != 0 || a2 > p.rootfs_size || a1 > p.rootfs_size - a2 || (a3 & vm::kWrite))
+            return -err::kInval;
+        u64 len = (a1 + kPage - 1) & ~(kPage - 1);
+        return p.as.map_image(a0, len, p.image_pa + p.rootfs_offset + a2,
+                              static_cast<abi::u32>(a3 & 7), 0);
+    }
+    default:
+        return -err::kNoSys;
+    }
+}
+
+void syscall_entry(Process& p, TrapFrame* f) {
+    u64 user_rip = f->rcx;
+    u64 user_flags = f->r11;
+    f->cs = arch::kUserCs;
+    f->ss = arch::kUserDs;
+    if (user_rip >= p.runtime_text_start && user_rip < p.runtime_text_end) [[likely]] {
+        f->rax = static_cast<u64>(native_call(p, f));
+        f->rip = user_rip;
+        f->rflags = (user_flags & kUserFlagsMask) | 0x202;
+        return;
+    }
+    // A Linux system call of the application: hand it to the personality
+    // runtime in the same address space (DESIGN.md, "The path of one request").
+    Thread& t = p.main_thread;
+    auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
+    sys::LinuxSyscallFrame& s = tb->frame;
+    s.rax = f->rax; s.rbx = f->rbx; s.rcx = user_rip; s.rdx = f->rdx;
+    s.rsi = f->rsi; s.rdi = f->rdi; s.rbp = f->rbp; s.rsp = f->rsp;
+    s.r8 = f->r8; s.r9 = f->r9; s.r10 = f->r10; s.r11 = user_flags;
+    s.r12 = f->r12; s.r13 = f->r13; s.r14 = f->r14; s.r15 = f->r15;
+    s.rip = user_rip;
+    s.rflags = user_flags;
+    f->rip = p.runtime_linux_entry;
+    f->rsp = t.runtime_stack_top;
+    f->rflags = 0x202;
+}
+
+} // namespace
+
+extern "C" void trap_dispatch(TrapFrame* f) {
+    bool from_user = (f->cs & 3) == 3;
+    if (!from_user) [[unlikely]]
+        kernel_fault(f);
+    Process& p = *g_current;
+    if (f->vector == arch::kVecSyscall) {
+        syscall_entry(p, f);
+        return;
+    }
+    if (f->vector == arch::kVecPageFault) {
+        u64 cr2 = arch::read_cr2();
+        if (cr2 == arch::syscall_entry_address() && f->rip == cr2) {
+            // `syscall` on nested KVM: see entry.S.
+            syscall_entry(p, f);
+            return;
+        }
+        bool write = f->error & 2;
+        bool exec = f->error & 16;
+        if (p.as.handle_fault(cr2, write, exec))
+            return;
+        kill_current(f, cr2);
+    }
+    kill_current(f, 0);
+}
+
+} // namespace kos

@@ -1,0 +1,331 @@
+#include "vm.h"
+
+#include "../arch/x86_64/cpu.h"
+#include "../arch/x86_64/paging.h"
+#include "errno.h"
+#include "kos/base/string.h"
+#include "kos/syscall.h"
+#include "object_pool.h"
+#include "pmm.h"
+
+namespace kos::vm {
+namespace {
+
+namespace pg = arch::paging;
+namespace sys = abi::sys;
+
+constinit ObjectPool<Vma> g_vmas;
+
+constexpr u64 kPage = pmm::kPageSize;
+constexpr u64 kFaultAround = 16; // image pages mapped per fault
+
+u64 pte_bits(u32 prot) {
+    u64 bits = pg::kPresent | pg::kUser;
+    if (prot & kWrite)
+        bits |= pg::kWrite;
+    if (!(prot & kExec))
+        bits |= pg::nx_bit();
+    return bits;
+}
+
+bool range_ok(u64 addr, u64 len) {
+    return len != 0 && addr % kPage == 0 && len % kPage == 0 && addr >= sys::kMinUserAddr &&
+           addr <= sys::kUserTop && len <= sys::kUserTop - addr;
+}
+
+} // namespace
+
+
+bool AddressSpace::init(u64 kernel_pml4_pa) {
+    m_pml4 = pmm::alloc_frame(true);
+    if (m_pml4 == pmm::kNoFrame)
+        return false;
+    auto* dst = static_cast<u64*>(pmm::phys_to_virt(m_pml4));
+    auto* src = static_cast<u64*>(pmm::phys_to_virt(kernel_pml4_pa));
+    for (int i = 256; i < 512; ++i)
+        dst[i] = src[i];
+    return true;
+}
+
+Vma* AddressSpace::find(u64 addr) const {
+    for (Vma* v = m_head; v && v->start <= addr; v = v->next)
+        if (addr < v->end)
+            return v;
+    return nullptr;
+}
+
+bool AddressSpace::overlaps(u64 start, u64 end, bool* pinned) const {
+    bool any = false;
+    *pinned = false;
+    for (Vma* v = m_head; v && v->start < end; v = v->next) {
+        if (v->end > start) {
+            any = true;
+            if (v->flags & kPinned)
+                *pinned = true;
+        }
+    }
+    return any;
+}
+
+u64 AddressSpace::find_free(u64 len) const {
+    // Highest gap below kMmapTop that fits.
+    u64 best = 0;
+    u64 prev_end = sys::kMinUserAddr;
+    for (Vma* v = m_head;; v = v->next) {
+        u64 gap_end = v ? v->start : sys::kMmapTop;
+        if (gap_end > sys::kMmapTop)
+            gap_end = sys::kMmapTop;
+        if (gap_end > prev_end && gap_end - prev_end >= len)
+            best = gap_end - len;
+        if (!v || v->start >= sys::kMmapTop)
+            break;
+        prev_end = v->end;
+    }
+    return best;
+}
+
+i64 AddressSpace::insert(u64 start, u64 end, u32 prot, u32 flags, u64 image_pa) {
+    Vma* n = g_vmas.alloc();
+    if (!n)
+        return -err::kNoMem;
+    n->start = start;
+    n->end = end;
+    n->prot = prot;
+    n->flags = flags;
+    n->image_pa = image_pa;
+    Vma** link = &m_head;
+    while (*link && (*link)->start < start)
+        link = &(*link)->next;
+    n->next = *link;
+    *link = n;
+    return static_cast<i64>(start);
+}
+
+i64 AddressSpace::map_anon(u64 addr, u64 len, u32 prot, u64 map_flags, u32 vma_flags) {
+    if (len == 0 || len > sys::kUserTop)
+        return -err::kInval;
+    len = (len + kPage - 1) & ~(kPage - 1);
+    if (map_flags & sys::kMapFixed) {
+        if (!range_ok(addr, len))
+            return -err::kInval;
+        bool pinned = false;
+        if (overlaps(addr, addr + len, &pinned)) {
+            if (pinned || !(map_flags & sys::kMapReplace))
+                return pinned ? -err::kNoMem : -err::kExist;
+            i64 r = unmap(addr, len);
+            if (r < 0)
+                return r;
+        }
+    } else {
+        addr = find_free(len);
+        if (addr == 0)
+            return -err::kNoMem;
+    }
+    i64 r = insert(addr, addr + len, prot, vma_flags, 0);
+    if (r < 0)
+        return r;
+    if (map_flags & sys::kMapPopulate) {
+        Vma* v = find(addr);
+        for (u64 p = addr; p < addr + len; p += kPage) {
+            if (!populate(*v, p)) {
+                unmap(addr, len);
+                return -err::kNoMem;
+            }
+        }
+    }
+    return static_cast<i64>(addr);
+}
+
+i64 AddressSpace::map_image(u64 addr, u64 len, u64 pa, u32 prot, u32 vma_flags) {
+    if (!range_ok(addr, len) || pa % kPage != 0 || (prot & kWrite))
+        return -err::kInval;
+    bool pinned = false;
+    if (overlaps(addr, addr + len, &pinned))
+        return -err::kExist;
+    return insert(addr, addr + len, prot, vma_flags | kImage, pa);
+}
+
+bool AddressSpace::populate(const Vma& v, u64 page) {
+    u64* pte = nullptr;
+    if (pg::walk(m_pml4, page, true, &pte) != pg::WalkResult::Ok)
+        return false;
+    if (*pte & pg::kPresent)
+        return true;
+    u64 frame;
+    if (v.flags & kImage) {
+        frame = v.image_pa + (page - v.start);
+    } else {
+        frame = pmm::alloc_frame(true);
+        if (frame == pmm::kNoFrame)
+            return false;
+    }
+    *pte = frame | pte_bits(v.prot);
+    ++m_pages;
+    return true;
+}
+
+void AddressSpace::clear_ptes(u64 start, u64 end, bool free_frames) {
+    for (u64 p = start; p < end; p += kPage) {
+        u64* pte = nullptr;
+        if (pg::walk(m_pml4, p, false, &pte) != pg::WalkResult::Ok) {
+            // Skip the rest of this missing page table (2 MiB).
+            u64 next = (p | ((512 * kPage) - 1)) + 1;
+            p = next - kPage;
+            continue;
+        }
+        if (*pte & pg::kPresent) {
+            if (free_frames)
+                pmm::free_frame(*pte & pg::kAddrMask);
+            *pte = 0;
+            arch::invlpg(p);
+            --m_pages;
+        }
+    }
+}
+
+i64 AddressSpace::split_at(u64 addr) {
+    Vma* v = find(addr);
+    if (!v || v->start == addr)
+        return 0;
+    Vma* n = g_vmas.alloc();
+    if (!n)
+        return -err::kNoMem;
+    *n = *v;
+    n->start = addr;
+    if (v->flags & kImage)
+        n->image_pa = v->image_pa + (addr - v->start);
+    v->end = addr;
+    v->next = n;
+    return 0;
+}
+
+i64 AddressSpace::unmap(u64 addr, u64 len) {
+    if (len == 0 || addr % kPage != 0 || addr > sys::kUserTop)
+        return -err::kInval;
+    len = (len + kPage - 1) & ~(kPage - 1);
+    if (len > sys::kUserTop - addr)
+        return -err::kInval;
+    u64 end = addr + len;
+    bool pinned = false;
+    if (!overlaps(addr, end, &pinned))
+        return 0;
+    if (pinned)
+        return -err::kInval;
+    // Split first (may fail), then remove (cannot fail).
+    if (split_at(addr) < 0 || split_at(end) < 0)
+        return -err::kNoMem;
+    Vma** link = &m_head;
+    while (*link) {
+        Vma* v = *link;
+        if (v->start >= addr && v->end <= end) {
+            clear_ptes(v->start, v->end, !(v->flags & kImage));
+            *link = v->next;
+            g_vmas.free(v);
+        } else {
+            link = &v->next;
+        }
+    }
+    return 0;
+}
+
+void AddressSpace::apply_prot(u64 start, u64 end, u32 prot) {
+    for (u64 p = start; p < end; p += kPage) {
+        u64* pte = nullptr;
+        if (pg::walk(m_pml4, p, false, &pte) != pg::WalkResult::Ok)
+            continue;
+        if (!(*pte & pg::kPresent))
+            continue;
+        if (!(prot & (kRead | kWrite | kExec))) {
+            // PROT_NONE: drop the mapping but keep the frame reachable by
+            // re-populating? Anonymous contents must survive, so keep the
+            // frame mapped without the user bit instead.
+            *pte = (*pte & pg::kAddrMask) | pg::kPresent | pg::nx_bit();
+        } else {
+            *pte = (*pte & pg::kAddrMask) | pte_bits(prot);
+        }
+        arch::invlpg(p);
+    }
+}
+
+i64 AddressSpace::protect(u64 addr, u64 len, u32 prot) {
+    if (len == 0 || addr % kPage != 0 || addr > sys::kUserTop)
+        return -err::kInval;
+    len = (len + kPage - 1) & ~(kPage - 1);
+    if (len > sys::kUserTop - addr)
+        return -err::kInval;
+    u64 end = addr + len;
+    // Every page must be mapped (Linux: ENOMEM otherwise), none pinned, and
+    // image mappings never become writable.
+    u64 cursor = addr;
+    for (Vma* v = m_head; v && cursor < end; v = v->next) {
+        if (v->end <= cursor)
+            continue;
+        if (v->start > cursor)
+            return -err::kNoMem;
+        if (v->flags & kPinned)
+            return -err::kInval;
+        if ((v->flags & kImage) && (prot & kWrite))
+            return -err::kAccess;
+        cursor = v->end;
+    }
+    if (cursor < end)
+        return -err::kNoMem;
+    if (split_at(addr) < 0 || split_at(end) < 0)
+        return -err::kNoMem;
+    for (Vma* v = m_head; v; v = v->next) {
+        if (v->start >= addr && v->end <= end) {
+            v->prot = prot;
+            apply_prot(v->start, v->end, prot);
+        }
+    }
+    return 0;
+}
+
+bool AddressSpace::handle_fault(u64 addr, bool write, bool exec) {
+    Vma* v = find(addr);
+    if (!v)
+        return false;
+    if ((write && !(v->prot & kWrite)) || (exec && !(v->prot & kExec)) ||
+        !(v->prot & (kRead | kWrite | kExec)))
+        return false;
+    u64 page = addr & ~(kPage - 1);
+    u64* pte = nullptr;
+    if (pg::walk(m_pml4, page, false, &pte) == pg::WalkResult::Ok && (*pte & pg::kPresent)) {
+        // Present: only a stale TLB entry after a permission upgrade can
+        // fault here legitimately; the VMA allows the access.
+        if ((*pte & pg::kUser) && (!write || (*pte & pg::kWrite))) {
+            arch::invlpg(page);
+            return true;
+        }
+        return false;
+    }
+    if (!populate(*v, page))
+        return false;
+    if (v->flags & kImage) {
+        for (u64 i = 1; i < kFaultAround; ++i) {
+            u64 p = page + i * kPage;
+            if (p >= v->end)
+                break;
+            populate(*v, p);
+        }
+    }
+    return true;
+}
+
+i64 AddressSpace::translate(u64 va, bool write) {
+    if (va >= sys::kUserTop)
+        return -err::kFault;
+    u64 page = va & ~(kPage - 1);
+    u64* pte = nullptr;
+    bool present = pg::walk(m_pml4, page, false, &pte) == pg::WalkResult::Ok &&
+                   (*pte & pg::kPresent) && (*pte & pg::kUser);
+    if (!present || (write && !(*pte & pg::kWrite))) {
+        if (!handle_fault(va, write, false))
+            return -err::kFault;
+        if (pg::walk(m_pml4, page, false, &pte) != pg::WalkResult::Ok)
+            return -err::kFault;
+    }
+    return static_cast<i64>((*pte & pg::kAddrMask) | (va & (kPage - 1)));
+}
+
+} // namespace kos::vm

@@ -1,0 +1,67 @@
+// User address spaces: a sorted list of mappings (VMAs) over one page table.
+//
+// Anonymous mappings are backed on first touch (or at once with populate);
+// image mappings show physical frames of the read-only boot image without
+// copying. Pinned mappings (the personality runtime, its stacks and thread
+// blocks) cannot be unmapped or reprotected from user space: the kernel
+// writes into them.
+//
+// All functions return >= 0 or a negated Linux errno; on error nothing has
+// changed (validate, then perform).
+#pragma once
+
+#include "kos/types.h"
+
+namespace kos::vm {
+
+using abi::i64;
+using abi::u32;
+using abi::u64;
+
+enum Prot : u32 { kRead = 1, kWrite = 2, kExec = 4 };
+enum VmaFlags : u32 { kPinned = 1, kImage = 2 };
+
+struct Vma {
+    u64 start = 0;
+    u64 end = 0;
+    u32 prot = 0;
+    u32 flags = 0;
+    u64 image_pa = 0; // kImage: physical address backing `start`
+    Vma* next = nullptr;
+};
+
+class AddressSpace {
+public:
+    bool init(u64 kernel_pml4_pa);
+    u64 pml4() const { return m_pml4; }
+
+    i64 map_anon(u64 addr, u64 len, u32 prot, u64 map_flags, u32 vma_flags);
+    i64 map_image(u64 addr, u64 len, u64 pa, u32 prot, u32 vma_flags);
+    i64 unmap(u64 addr, u64 len);
+    i64 protect(u64 addr, u64 len, u32 prot);
+
+    // Handles a user page fault; false if the access is not allowed.
+    bool handle_fault(u64 addr, bool write, bool exec);
+    // Physical address of user byte `va` for a kernel access, faulting the
+    // page in if its mapping allows the access; -EFAULT otherwise.
+    i64 translate(u64 va, bool write);
+
+    u64 mapped_pages() const { return m_pages; }
+
+private:
+    Vma* find(u64 addr) const;
+    bool overlaps(u64 start, u64 end, bool* pinned) const;
+    u64 find_free(u64 len) const;
+    i64 insert(u64 start, u64 end, u32 prot, u32 flags, u64 image_pa);
+    bool populate(const Vma& v, u64 page);
+    void clear_ptes(u64 start, u64 end, bool free_frames);
+    void apply_prot(u64 start, u64 end, u32 prot);
+    i64 split_at(u64 addr); // ensures a VMA boundary at addr
+
+    u64 m_pml4 = 0;
+    Vma* m_head = nullptr;
+    u64 m_pages = 0;
+};
+
+
+} // namespace kos::vm

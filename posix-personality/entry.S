@@ -1,0 +1,74 @@
+/* Entry points of the personality runtime (ring 3).
+ *
+ * runtime_start: first instruction of the process; rdi = RuntimeStartInfo,
+ *   rsp = runtime stack.
+ * runtime_linux_entry: the kernel enters here after an application executed
+ *   `syscall`; the application's registers are in the ThreadBlock at the GS
+ *   base. The runtime handles the call, then resumes the application
+ *   directly (no kernel entry): flags, then registers, then the stack
+ *   pointer, then a jump through the block.
+ */
+#define FRAME_RAX 0
+#define FRAME_RBX 8
+#define FRAME_RCX 16
+#define FRAME_RDX 24
+#define FRAME_RSI 32
+#define FRAME_RDI 40
+#define FRAME_RBP 48
+#define FRAME_RSP 56
+#define FRAME_R8 64
+#define FRAME_R9 72
+#define FRAME_R10 80
+#define FRAME_R11 88
+#define FRAME_R12 96
+#define FRAME_R13 104
+#define FRAME_R14 112
+#define FRAME_R15 120
+#define FRAME_RIP 128
+#define FRAME_RFLAGS 136
+#define TB_SELF 144
+
+  .section .kos_header, "a"
+  .quad 0x454d49544e55524b    /* "KRUNTIME" */
+  .quad runtime_start
+  .quad runtime_linux_entry
+  .quad __text_start
+  .quad __text_end
+
+  .text
+  .globl runtime_start
+runtime_start:
+  and $-16, %rsp
+  call runtime_main
+  ud2
+
+  .globl runtime_linux_entry
+runtime_linux_entry:
+  and $-16, %rsp
+  mov %gs:TB_SELF, %rdi
+  call linux_syscall
+  /* fall through */
+
+  .globl resume_application
+resume_application:
+  pushq %gs:FRAME_RFLAGS
+  popfq
+  mov %gs:FRAME_RAX, %rax
+  mov %gs:FRAME_RBX, %rbx
+  mov %gs:FRAME_RCX, %rcx
+  mov %gs:FRAME_RDX, %rdx
+  mov %gs:FRAME_RSI, %rsi
+  mov %gs:FRAME_RDI, %rdi
+  mov %gs:FRAME_RBP, %rbp
+  mov %gs:FRAME_R8, %r8
+  mov %gs:FRAME_R9, %r9
+  mov %gs:FRAME_R10, %r10
+  mov %gs:FRAME_R11, %r11
+  mov %gs:FRAME_R12, %r12
+  mov %gs:FRAME_R13, %r13
+  mov %gs:FRAME_R14, %r14
+  mov %gs:FRAME_R15, %r15
+  mov %gs:FRAME_RSP, %rsp
+  jmp *%gs:FRAME_RIP
+
+  .section .note.GNU-stack, "", @progbits

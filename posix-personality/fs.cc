@@ -1,0 +1,542 @@
+#include "fs.h"
+
+#include "kos/base/string.h"
+
+namespace kos::rt {
+
+constinit Fd g_fds[kMaxFds];
+
+namespace {
+
+namespace rfs = abi::rootfs;
+
+constexpr int kAtFdcwd = -100;
+constexpr int kORdonly = 0, kOAccmode = 3, kOCreat = 0100, kOTrunc = 01000,
+              kODirectory = 0200000, kONofollow = 0400000, kOCloexec = 02000000;
+constexpr int kAtSymlinkNofollow = 0x100, kAtEmptyPath = 0x1000;
+constexpr int kMaxSymlinks = 40;
+
+struct LinuxStat {
+    u64 st_dev, st_ino, st_nlink;
+    u32 st_mode, st_uid, st_gid, pad0;
+    u64 st_rdev;
+    i64 st_size, st_blksize, st_blocks;
+    u64 st_atime_sec, st_atime_nsec, st_mtime_sec, st_mtime_nsec, st_ctime_sec, st_ctime_nsec;
+    i64 reserved[3];
+};
+static_assert(sizeof(LinuxStat) == 144);
+
+struct Iovec {
+    u64 base, len;
+};
+
+bool user_range_ok(u64 addr, u64 len) {
+    return addr < abi::sys::kUserTop && len <= abi::sys::kUserTop - addr;
+}
+
+Fd* get_fd(int fd) {
+    if (fd < 0 || fd >= kMaxFds || g_fds[fd].kind == FdKind::Free)
+        return nullptr;
+    return &g_fds[fd];
+}
+
+int alloc_fd(int min = 0) {
+    for (int i = min; i < kMaxFds; ++i)
+        if (g_fds[i].kind == FdKind::Free)
+            return i;
+    return -kEMFILE;
+}
+
+// Path resolution over the rootfs image. `out` holds the normalized absolute
+// path so far; components are appended and symlinks expanded in place.
+struct Resolver {
+    char path[rfs::kMaxPath + 1];
+    u64 len = 0;
+    int links = 0;
+
+    i64 lookup() const {
+        return g_rt.rootfs.find(len ? path : "/", len ? len : 1);
+    }
+
+    // Resolves `in` relative to the current `path`.
+    i64 walk(const char* in, bool follow_last) {
+        const char* p = in;
+        if (*p == '/') {
+            len = 0;
+        }
+        i64 cur = lookup();
+        while (true) {
+            while (*p == '/')
+                ++p;
+            if (!*p)
+                return cur;
+            const char* comp = p;
+            while (*p && *p != '/')
+                ++p;
+            u64 clen = static_cast<u64>(p - comp);
+            bool last = true;
+            for (const char* q = p; *q; ++q)
+                if (*q != '/') {
+                    last = false;
+                    break;
+                }
+            if (cur < 0)
+                return cur;
+            const rfs::RootfsEntry& ce = g_rt.rootfs.entry(static_cast<u32>(cur));
+            if ((ce.mode & rfs::kTypeMask) != rfs::kTypeDir)
+                return -kENOTDIR;
+            if (clen == 1 && comp[0] == '.')
+                continue;
+            if (clen == 2 && comp[0] == '.' && comp[1] == '.') {
+                while (len > 0 && path[len - 1] != '/')
+                    --len;
+                if (len > 0)
+                    --len;
+                cur = lookup();
+                continue;
+            }
+            if (clen > 255)
+                return -kENAMETOOLONG;
+            if (len + 1 + clen > rfs::kMaxPath)
+                return -kENAMETOOLONG;
+            u64 saved = len;
+            path[len++] = '/';
+            memcpy(path + len, comp, clen);
+            len += clen;
+            i64 next = lookup();
+            if (next < 0) {
+                // Missing: fine to report, unless more components follow.
+                return last ? -kENOENT : -kENOENT;
+            }
+            const rfs::RootfsEntry& ne = g_rt.rootfs.entry(static_cast<u32>(next));
+            if ((ne.mode & rfs::kTypeMask) == rfs::kTypeSymlink && (!last || follow_last)) {
+                if (++links > kMaxSymlinks)
+                    return -kELOOP;
+                len = saved; // the link's target is relative to its directory
+                char target[rfs::kMaxPath + 1];
+                u64 tlen = ne.size;
+                memcpy(target, g_rt.rootfs.symlink_target(ne), tlen);
+                target[tlen] = 0;
+                i64 r = walk(target, true);
+                if (r < 0)
+                    return r;
+                cur = r;
+                continue;
+            }
+            cur = next;
+        }
+    }
+};
+
+i64 resolve_at(int dirfd, const char* path, bool follow_last) {
+    if (!path)
+        return -kEFAULT;
+    u64 plen = cstr_len(path, rfs::kMaxPath + 1);
+    if (plen > rfs::kMaxPath)
+        return -kENAMETOOLONG;
+    if (plen == 0)
+        return -kENOENT;
+    Resolver r;
+    const char* base = g_rt.cwd;
+    if (path[0] != '/' && dirfd != kAtFdcwd) {
+        Fd* d = get_fd(dirfd);
+        if (!d)
+            return -kEBADF;
+        if (d->kind != FdKind::Dir)
+            return -kENOTDIR;
+        base = g_rt.rootfs.path(g_rt.rootfs.entry(d->entry));
+    }
+    if (path[0] != '/') {
+        u64 blen = cstr_len(base, rfs::kMaxPath);
+        r.len = (blen == 1) ? 0 : blen;
+        memcpy(r.path, base, r.len);
+    }
+    return r.walk(path, follow_last);
+}
+
+void fill_stat(LinuxStat* st, u32 entry) {
+    const rfs::RootfsEntry& e = g_rt.rootfs.entry(entry);
+    memset(st, 0, sizeof *st);
+    st->st_dev = 0x6b6f73; // the rootfs device
+    st->st_ino = entry + 1;
+    st->st_nlink = (e.mode & rfs::kTypeMask) == rfs::kTypeDir ? 2 : 1;
+    st->st_mode = e.mode;
+    st->st_uid = e.uid;
+    st->st_gid = e.gid;
+    st->st_size = static_cast<i64>(e.size);
+    st->st_blksize = 4096;
+    st->st_blocks = static_cast<i64>((e.size + 511) / 512);
+    st->st_atime_sec = st->st_mtime_sec = st->st_ctime_sec = static_cast<u64>(e.mtime_sec);
+}
+
+void fill_console_stat(LinuxStat* st) {
+    memset(st, 0, sizeof *st);
+    st->st_dev = 5;
+    st->st_ino = 1;
+    st->st_nlink = 1;
+    st->st_mode = 0020620; // character device, crw--w----
+    st->st_rdev = (5u << 8) | 1u; // like /dev/console
+    st->st_blksize = 1024;
+}
+
+} // namespace
+
+void fs_init() {
+    for (int i = 0; i < 3; ++i) {
+        g_fds[i].kind = FdKind::Console;
+        g_fds[i].stream = i == 2 ? 2 : 1;
+        g_fds[i].flags = i == 0 ? kORdonly : 1;
+    }
+    u64 n = cstr_len(g_rt.launch.cwd, rfs::kMaxPath);
+    memcpy(g_rt.cwd, g_rt.launch.cwd, n);
+    g_rt.cwd[n] = 0;
+}
+
+i64 fs_resolve(int dirfd, const char* path, bool follow_last) {
+    return resolve_at(dirfd, path, follow_last);
+}
+
+i64 fd_file_entry(int fd) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    if (f->kind != FdKind::File)
+        return -kEACCES;
+    return f->entry;
+}
+
+i64 sys_pread(int fd, u64 buf, u64 len, i64 off) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    if (f->kind == FdKind::Dir)
+        return -kEISDIR;
+    if (f->kind != FdKind::File)
+        return -kESPIPE;
+    if (off < 0)
+        return -kEINVAL;
+    if (!user_range_ok(buf, len))
+        return -kEFAULT;
+    const rfs::RootfsEntry& e = g_rt.rootfs.entry(f->entry);
+    u64 o = static_cast<u64>(off);
+    if (o >= e.size)
+        return 0;
+    u64 n = e.size - o < len ? e.size - o : len;
+    memcpy(reinterpret_cast<void*>(buf), g_rt.rootfs.file_data(e) + o, n);
+    return static_cast<i64>(n);
+}
+
+i64 sys_read(int fd, u64 buf, u64 len) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    if ((f->flags & kOAccmode) == 1)
+        return -kEBADF;
+    if (f->kind == FdKind::Console) {
+        if (!user_range_ok(buf, len))
+            return -kEFAULT;
+        return native(Sys::console_read, buf, len);
+    }
+    i64 r = sys_pread(fd, buf, len, static_cast<i64>(f->offset));
+    if (r > 0)
+        f->offset += static_cast<u64>(r);
+    return r;
+}
+
+i64 sys_write(int fd, u64 buf, u64 len) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    if (f->kind != FdKind::Console)
+        return -kEBADF; // rootfs files are opened read-only
+    if (!user_range_ok(buf, len))
+        return -kEFAULT;
+    u64 done = 0;
+    while (done < len) {
+        i64 r = native(Sys::console_write, static_cast<u64>(f->stream), buf + done, len - done);
+        if (r < 0)
+            return done ? static_cast<i64>(done) : r;
+        if (r == 0)
+            break;
+        done += static_cast<u64>(r);
+    }
+    return static_cast<i64>(done);
+}
+
+i64 sys_readv(int fd, u64 iov, int cnt) {
+    if (cnt < 0 || cnt > 1024)
+        return -kEINVAL;
+    if (!user_range_ok(iov, u64(cnt) * sizeof(Iovec)))
+        return -kEFAULT;
+    const auto* v = reinterpret_cast<const Iovec*>(iov);
+    i64 total = 0;
+    for (int i = 0; i < cnt; ++i) {
+        if (!v[i].len)
+            continue;
+        i64 r = sys_read(fd, v[i].base, v[i].len);
+        if (r < 0)
+            return total ? total : r;
+        total += r;
+        if (static_cast<u64>(r) < v[i].len)
+            break;
+    }
+    return total;
+}
+
+i64 sys_writev(int fd, u64 iov, int cnt) {
+    if (cnt < 0 || cnt > 1024)
+        return -kEINVAL;
+    if (!user_range_ok(iov, u64(cnt) * sizeof(Iovec)))
+        return -kEFAULT;
+    const auto* v = reinterpret_cast<const Iovec*>(iov);
+    i64 total = 0;
+    for (int i = 0; i < cnt; ++i) {
+        if (!v[i].len)
+            continue;
+        i64 r = sys_write(fd, v[i].base, v[i].len);
+        if (r < 0)
+            return total ? total : r;
+        total += r;
+        if (static_cast<u64>(r) < v[i].len)
+            break;
+    }
+    return total;
+}
+
+i64 sys_openat(int dirfd, const char* path, int flags, int mode) {
+    i64 idx = resolve_at(dirfd, path, !(flags & kONofollow));
+    if (idx < 0) {
+        if (idx == -kENOENT && (flags & kOCreat))
+            return -kEROFS;
+        return idx;
+    }
+    const rfs::RootfsEntry& e = g_rt.rootfs.entry(static_cast<u32>(idx));
+    u32 type = e.mode & rfs::kTypeMask;
+    if ((flags & kOAccmode) != kORdonly || (flags & kOTrunc))
+        return type == rfs::kTypeDir ? -kEISDIR : -kEROFS;
+    if (type == rfs::kTypeSymlink)
+        return -kELOOP; // O_NOFOLLOW on a symlink
+    if ((flags & kODirectory) && type != rfs::kTypeDir)
+        return -kENOTDIR;
+    int fd = alloc_fd();
+    if (fd < 0)
+        return fd;
+    Fd& f = g_fds[fd];
+    f.kind = type == rfs::kTypeDir ? FdKind::Dir : FdKind::File;
+    f.entry = static_cast<u32>(idx);
+    f.offset = type == rfs::kTypeDir ? rfs::RootfsView::first_child(static_cast<u32>(idx)) : 0;
+    f.flags = static_cast<u32>(flags);
+    f.cloexec = flags & kOCloexec;
+    return fd;
+}
+
+i64 sys_close(int fd) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    *f = Fd{};
+    return 0;
+}
+
+i64 sys_lseek(int fd, i64 off, int whence) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    if (f->kind == FdKind::Console)
+        return -kESPIPE;
+    if (f->kind == FdKind::Dir) {
+        if (whence == 0 && off == 0) {
+            f->offset = rfs::RootfsView::first_child(f->entry);
+            return 0;
+        }
+        return -kEINVAL;
+    }
+    i64 base;
+    switch (whence) {
+    case 0: base = 0; break;
+    case 1: base = static_cast<i64>(f->offset); break;
+    case 2: base = static_cast<i64>(g_rt.rootfs.entry(f->entry).size); break;
+    default: return -kEINVAL;
+    }
+    i64 pos = base + off;
+    if (pos < 0 || (off > 0 && pos < base))
+        return -kEINVAL;
+    f->offset = static_cast<u64>(pos);
+    return pos;
+}
+
+i64 sys_fstat(int fd, u64 statbuf) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    if (!user_range_ok(statbuf, sizeof(LinuxStat)))
+        return -kEFAULT;
+    auto* st = reinterpret_cast<LinuxStat*>(statbuf);
+    if (f->kind == FdKind::Console)
+        fill_console_stat(st);
+    else
+        fill_stat(st, f->entry);
+    return 0;
+}
+
+i64 sys_fstatat(int dirfd, const char* path, u64 statbuf, int flags) {
+    if (path && path[0] == 0 && (flags & kAtEmptyPath))
+        return sys_fstat(dirfd, statbuf);
+    i64 idx = resolve_at(dirfd, path, !(flags & kAtSymlinkNofollow));
+    if (idx < 0)
+        return idx;
+    if (!user_range_ok(statbuf, sizeof(LinuxStat)))
+        return -kEFAULT;
+    fill_stat(reinterpret_cast<LinuxStat*>(statbuf), static_cast<u32>(idx));
+    return 0;
+}
+
+i64 sys_getdents64(int fd, u64 buf, u64 len) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    if (f->kind != FdKind::Dir)
+        return -kENOTDIR;
+    if (!user_range_ok(buf, len))
+        return -kEFAULT;
+    const rfs::RootfsEntry& dir = g_rt.rootfs.entry(f->entry);
+    u64 used = 0;
+    auto* out = reinterpret_cast<u8*>(buf);
+    while (f->offset < dir.subtree_end) {
+        u32 i = static_cast<u32>(f->offset);
+        const rfs::RootfsEntry& e = g_rt.rootfs.entry(i);
+        u64 nlen = 0;
+        const char* name = rfs::RootfsView::basename(g_rt.rootfs.path(e), e.path_len, &nlen);
+        u64 reclen = (19 + nlen + 1 + 7) & ~7ull;
+        if (used + reclen > len)
+            break;
+        u8* rec = out + used;
+        u64 ino = i + 1;
+        i64 next_off = static_cast<i64>(g_rt.rootfs.next_sibling(i));
+        u16 rl = static_cast<u16>(reclen);
+        memcpy(rec, &ino, 8);
+        memcpy(rec + 8, &next_off, 8);
+        memcpy(rec + 16, &rl, 2);
+        u32 type = e.mode & rfs::kTypeMask;
+        rec[18] = type == rfs::kTypeDir ? 4 : type == rfs::kTypeSymlink ? 10 : 8;
+        memcpy(rec + 19, name, nlen);
+        memset(rec + 19 + nlen, 0, reclen - 19 - nlen);
+        used += reclen;
+        f->offset = g_rt.rootfs.next_sibling(i);
+    }
+    if (used == 0 && f->offset < dir.subtree_end)
+        return -kEINVAL; // buffer too small for the next entry
+    return static_cast<i64>(used);
+}
+
+i64 sys_readlinkat(int dirfd, const char* path, u64 buf, u64 len) {
+    i64 idx = resolve_at(dirfd, path, false);
+    if (idx < 0)
+        return idx;
+    const rfs::RootfsEntry& e = g_rt.rootfs.entry(static_cast<u32>(idx));
+    if ((e.mode & rfs::kTypeMask) != rfs::kTypeSymlink)
+        return -kEINVAL;
+    if (static_cast<i64>(len) <= 0)
+        return -kEINVAL;
+    if (!user_range_ok(buf, len))
+        return -kEFAULT;
+    u64 n = e.size < len ? e.size : len;
+    memcpy(reinterpret_cast<void*>(buf), g_rt.rootfs.symlink_target(e), n);
+    return static_cast<i64>(n);
+}
+
+i64 sys_faccessat(int dirfd, const char* path, int mode) {
+    i64 idx = resolve_at(dirfd, path, true);
+    if (idx < 0)
+        return idx;
+    if (mode & 2)
+        return -kEROFS;
+    const rfs::RootfsEntry& e = g_rt.rootfs.entry(static_cast<u32>(idx));
+    if ((mode & 1) && !(e.mode & 0111))
+        return -kEACCES;
+    return 0;
+}
+
+i64 sys_ioctl(int fd, u64 req, u64 arg) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    // The console is not a terminal yet: TCGETS, TIOCGWINSZ and the rest
+    // answer ENOTTY, so programs treat output as a pipe or file.
+    return -kENOTTY;
+}
+
+i64 sys_dup(int oldfd) {
+    Fd* f = get_fd(oldfd);
+    if (!f)
+        return -kEBADF;
+    int fd = alloc_fd();
+    if (fd < 0)
+        return fd;
+    g_fds[fd] = *f;
+    g_fds[fd].cloexec = false;
+    return fd;
+}
+
+i64 sys_dup3(int oldfd, int newfd, int flags, bool dup2) {
+    Fd* f = get_fd(oldfd);
+    if (!f)
+        return -kEBADF;
+    if (newfd < 0 || newfd >= kMaxFds)
+        return -kEBADF;
+    if (oldfd == newfd)
+        return dup2 ? newfd : -kEINVAL;
+    if (flags & ~kOCloexec)
+        return -kEINVAL;
+    g_fds[newfd] = *f;
+    g_fds[newfd].cloexec = flags & kOCloexec;
+    return newfd;
+}
+
+i64 sys_fcntl(int fd, int cmd, u64 arg) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    switch (cmd) {
+    case 0:    // F_DUPFD
+    case 1030: { // F_DUPFD_CLOEXEC
+        if (arg >= kMaxFds)
+            return -kEINVAL;
+        int nfd = alloc_fd(static_cast<int>(arg));
+        if (nfd < 0)
+            return nfd;
+        g_fds[nfd] = *f;
+        g_fds[nfd].cloexec = cmd == 1030;
+        return nfd;
+    }
+    case 1: return f->cloexec ? 1 : 0; // F_GETFD
+    case 2: f->cloexec = arg & 1; return 0; // F_SETFD
+    case 3: return f->flags; // F_GETFL
+    case 4: return 0; // F_SETFL: O_NONBLOCK/O_APPEND have no effect on these files
+    default: return -kEINVAL;
+    }
+}
+
+i64 sys_chdir(const char* path) {
+    i64 idx = resolve_at(kAtFdcwd, path, true);
+    if (idx < 0)
+        return idx;
+    const rfs::RootfsEntry& e = g_rt.rootfs.entry(static_cast<u32>(idx));
+    if ((e.mode & rfs::kTypeMask) != rfs::kTypeDir)
+        return -kENOTDIR;
+    memcpy(g_rt.cwd, g_rt.rootfs.path(e), e.path_len);
+    g_rt.cwd[e.path_len] = 0;
+    return 0;
+}
+
+i64 sys_getcwd(u64 buf, u64 len) {
+    u64 n = cstr_len(g_rt.cwd, sizeof g_rt.cwd) + 1;
+    if (len < n)
+        return -kERANGE;
+    if (!user_range_ok(buf, n))
+        return -kEFAULT;
+    memcpy(reinterpret_cast<void*>(buf), g_rt.cwd, n);
+    return static_cast<i64>(n);
+}
+
+} // namespace kos::rt

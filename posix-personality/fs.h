@@ -1,0 +1,46 @@
+// Files of the personality: the bundle's read-only rootfs (read in place from
+// the mapped rootfs image) and the console. Descriptors live in a per-process
+// table here; with the VFS server (issue 5) they become handles to it.
+#pragma once
+
+#include "runtime.h"
+
+namespace kos::rt {
+
+enum class FdKind : u8 { Free, Console, File, Dir };
+
+struct Fd {
+    FdKind kind = FdKind::Free;
+    bool cloexec = false;
+    u32 flags = 0;   // open flags (O_ACCMODE etc.)
+    u32 entry = 0;   // rootfs entry index (File, Dir)
+    int stream = 0;  // Console: 1 stdout, 2 stderr (reads come from stdin)
+    u64 offset = 0;  // File: byte offset; Dir: next child index
+};
+
+inline constexpr int kMaxFds = 1024;
+extern Fd g_fds[kMaxFds];
+
+i64 sys_read(int fd, u64 buf, u64 len);
+i64 sys_pread(int fd, u64 buf, u64 len, i64 off);
+i64 sys_write(int fd, u64 buf, u64 len);
+i64 sys_readv(int fd, u64 iov, int cnt);
+i64 sys_writev(int fd, u64 iov, int cnt);
+i64 sys_openat(int dirfd, const char* path, int flags, int mode);
+i64 sys_close(int fd);
+i64 sys_lseek(int fd, i64 off, int whence);
+i64 sys_fstat(int fd, u64 statbuf);
+i64 sys_fstatat(int dirfd, const char* path, u64 statbuf, int flags);
+i64 sys_getdents64(int fd, u64 buf, u64 len);
+i64 sys_readlinkat(int dirfd, const char* path, u64 buf, u64 len);
+i64 sys_faccessat(int dirfd, const char* path, int mode);
+i64 sys_ioctl(int fd, u64 req, u64 arg);
+i64 sys_dup3(int oldfd, int newfd, int flags, bool dup2);
+i64 sys_dup(int oldfd);
+i64 sys_fcntl(int fd, int cmd, u64 arg);
+i64 sys_chdir(const char* path);
+i64 sys_getcwd(u64 buf, u64 len);
+// For mmap of files: the rootfs entry behind fd, or -errno.
+i64 fd_file_entry(int fd);
+
+} // namespace kos::rt

@@ -1,0 +1,380 @@
+// The personality runtime's start and its Linux system call dispatcher.
+//
+// Every Linux `syscall` of the application lands in linux_syscall() with the
+// application's registers in the thread block. Calls that need no authority
+// (time, identity, memory bookkeeping of this process) are answered here;
+// the rest become native kernel calls (and, with the IPC work, typed
+// messages to personality servers that the security server mediates).
+#include "fs.h"
+#include "kos/base/format.h"
+#include "kos/base/string.h"
+#include "kos/boot.h"
+#include "kos/linux_syscalls.h"
+#include "runtime.h"
+
+namespace kos::rt {
+
+constinit Runtime g_rt;
+
+void print(int stream, const char* s, u64 len) {
+    native(Sys::console_write, static_cast<u64>(stream), reinterpret_cast<u64>(s), len);
+}
+
+void printf(int stream, const char* fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    u64 n = vformat(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    print(stream, buf, n < sizeof buf ? n : sizeof buf - 1);
+}
+
+void fatal(const char* fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    u64 n = vformat(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    print(2, buf, n < sizeof buf ? n : sizeof buf - 1);
+    native_exit(0, 127);
+}
+
+namespace {
+
+namespace nr = abi::linux_nr;
+namespace sys = abi::sys;
+
+constexpr u64 kPage = 4096;
+
+const char* syscall_name(u64 n) {
+    switch (n) {
+#define KOS_NAME_CASE(num, name) case num: return #name;
+        KOS_LINUX_SYSCALLS(KOS_NAME_CASE)
+#undef KOS_NAME_CASE
+    }
+    return nullptr;
+}
+
+// --- memory ---------------------------------------------------------------
+
+i64 sys_brk(u64 addr) {
+    if (addr == 0 || addr < g_rt.brk_start)
+        return static_cast<i64>(g_rt.brk_cur);
+    u64 want = (addr + kPage - 1) & ~(kPage - 1);
+    if (want > g_rt.brk_mapped) {
+        i64 r = native(Sys::vm_map, g_rt.brk_mapped, want - g_rt.brk_mapped,
+                       sys::kProtRead | sys::kProtWrite, sys::kMapFixed);
+        if (r < 0)
+            return static_cast<i64>(g_rt.brk_cur); // Linux: unchanged break on failure
+        g_rt.brk_mapped = want;
+    } else if (want < g_rt.brk_mapped) {
+        native(Sys::vm_unmap, want, g_rt.brk_mapped - want);
+        g_rt.brk_mapped = want;
+    }
+    g_rt.brk_cur = addr;
+    return static_cast<i64>(addr);
+}
+
+constexpr u64 kMapShared = 0x01, kMapPrivate = 0x02, kMapFixed = 0x10, kMapAnonymous = 0x20,
+              kMapPopulate = 0x8000, kMapFixedNoreplace = 0x100000;
+
+i64 sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, i64 fd, u64 off) {
+    if (len == 0 || (off & (kPage - 1)) || (prot & ~7ull))
+        return -kEINVAL;
+    u64 type = flags & 3;
+    if (type != kMapPrivate && type != kMapShared)
+        return -kEINVAL;
+    u64 map_flags = 0;
+    if (flags & (kMapFixed | kMapFixedNoreplace)) {
+        if (addr & (kPage - 1))
+            return -kEINVAL;
+        map_flags |= sys::kMapFixed;
+        if (flags & kMapFixed)
+            map_flags |= sys::kMapReplace;
+    }
+    if (flags & kMapPopulate)
+        map_flags |= sys::kMapPopulate;
+    if (flags & kMapAnonymous) {
+        i64 r = native(Sys::vm_map, addr, len, prot, map_flags);
+        return r == -kEEXIST && !(flags & kMapFixedNoreplace) ? -kENOMEM : r;
+    }
+    // File mapping: a private copy of the file's bytes (the rootfs is
+    // read-only, so MAP_SHARED of it is the same view). Zero-copy sharing
+    // of file pages comes with the VFS server.
+    i64 entry = fd_file_entry(static_cast<int>(fd));
+    if (entry < 0)
+        return entry == -kEACCES ? -19 /* ENODEV */ : entry;
+    if (type == kMapShared && (prot & sys::kProtWrite))
+        return -kEACCES; // opened read-only
+    i64 r = native(Sys::vm_map, addr, len, prot | sys::kProtWrite, map_flags);
+    if (r < 0)
+        return r;
+    const auto& e = g_rt.rootfs.entry(static_cast<abi::u32>(entry));
+    if (off < e.size) {
+        u64 n = e.size - off < len ? e.size - off : len;
+        memcpy(reinterpret_cast<void*>(r), g_rt.rootfs.file_data(e) + off, n);
+    }
+    if (!(prot & sys::kProtWrite))
+        native(Sys::vm_protect, static_cast<u64>(r), len, prot);
+    return r;
+}
+
+// --- identity and time ------------------------------------------------------
+
+struct Utsname {
+    char sysname[65], nodename[65], release[65], version[65], machine[65], domainname[65];
+};
+
+void copy_field(char* dst, const char* src) {
+    u64 n = cstr_len(src, 64);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+i64 sys_uname(u64 buf) {
+    if (buf >= sys::kUserTop)
+        return -kEFAULT;
+    auto* u = reinterpret_cast<Utsname*>(buf);
+    memset(u, 0, sizeof *u);
+    copy_field(u->sysname, "Linux");
+    copy_field(u->nodename, g_rt.launch.hostname);
+    copy_field(u->release, "6.1.0-kos");
+    copy_field(u->version, "#1 kos");
+    copy_field(u->machine, "x86_64");
+    copy_field(u->domainname, "(none)");
+    return 0;
+}
+
+struct Timespec {
+    i64 sec, nsec;
+};
+
+i64 sys_clock_gettime(u64 clock, u64 ts) {
+    if (ts >= sys::kUserTop)
+        return -kEFAULT;
+    u64 ns;
+    switch (clock) {
+    case 0: case 5: case 8: ns = realtime_ns(); break;          // REALTIME(_COARSE), TAI
+    case 1: case 4: case 6: case 7: ns = monotonic_ns(); break; // MONOTONIC*, BOOTTIME
+    case 2: case 3: ns = monotonic_ns(); break; // process/thread CPU time: one thread, no sleeps yet
+    default: return -kEINVAL;
+    }
+    auto* t = reinterpret_cast<Timespec*>(ts);
+    t->sec = static_cast<i64>(ns / 1000000000ull);
+    t->nsec = static_cast<i64>(ns % 1000000000ull);
+    return 0;
+}
+
+i64 sys_gettimeofday(u64 tv) {
+    if (tv) {
+        if (tv >= sys::kUserTop)
+            return -kEFAULT;
+        u64 ns = realtime_ns();
+        auto* t = reinterpret_cast<i64*>(tv);
+        t[0] = static_cast<i64>(ns / 1000000000ull);
+        t[1] = static_cast<i64>(ns % 1000000000ull / 1000);
+    }
+    return 0;
+}
+
+i64 sys_getrandom(u64 buf, u64 len, u64 flags) {
+    if (flags & ~7ull)
+        return -kEINVAL;
+    if (buf >= sys::kUserTop || len > sys::kUserTop - buf)
+        return -kEFAULT;
+    if (len > (32u << 20))
+        len = 32u << 20;
+    random_fill(reinterpret_cast<void*>(buf), len);
+    return static_cast<i64>(len);
+}
+
+// --- signals (bookkeeping until delivery lands) ------------------------------
+
+struct KSigaction {
+    u64 handler, flags, restorer, mask;
+};
+KSigaction g_sigactions[65];
+u64 g_sigmask = 0;
+
+i64 sys_rt_sigaction(u64 sig, u64 act, u64 oldact, u64 size) {
+    if (sig < 1 || sig > 64 || sig == 9 || sig == 19 || size != 8)
+        return -kEINVAL;
+    if (oldact)
+        memcpy(reinterpret_cast<void*>(oldact), &g_sigactions[sig], sizeof(KSigaction));
+    if (act)
+        memcpy(&g_sigactions[sig], reinterpret_cast<const void*>(act), sizeof(KSigaction));
+    return 0;
+}
+
+i64 sys_rt_sigprocmask(u64 how, u64 set, u64 oldset, u64 size) {
+    if (size != 8)
+        return -kEINVAL;
+    if (oldset)
+        memcpy(reinterpret_cast<void*>(oldset), &g_sigmask, 8);
+    if (set) {
+        u64 s;
+        memcpy(&s, reinterpret_cast<const void*>(set), 8);
+        s &= ~((1ull << 8) | (1ull << 18)); // SIGKILL, SIGSTOP cannot be blocked
+        switch (how) {
+        case 0: g_sigmask |= s; break;
+        case 1: g_sigmask &= ~s; break;
+        case 2: g_sigmask = s; break;
+        default: return -kEINVAL;
+        }
+    }
+    return 0;
+}
+
+// --- dispatch ---------------------------------------------------------------
+
+i64 dispatch(const sys::LinuxSyscallFrame& f) {
+    u64 a0 = f.rdi, a1 = f.rsi, a2 = f.rdx, a3 = f.r10, a4 = f.r8, a5 = f.r9;
+    auto str = [](u64 p) { return p < sys::kUserTop ? reinterpret_cast<const char*>(p) : nullptr; };
+    int i0 = static_cast<int>(a0);
+    switch (f.rax) {
+    case nr::read: return sys_read(i0, a1, a2);
+    case nr::write: return sys_write(i0, a1, a2);
+    case nr::pread64: return sys_pread(i0, a1, a2, static_cast<i64>(a3));
+    case nr::readv: return sys_readv(i0, a1, static_cast<int>(a2));
+    case nr::writev: return sys_writev(i0, a1, static_cast<int>(a2));
+    case nr::open: return sys_openat(-100, str(a0), static_cast<int>(a1), static_cast<int>(a2));
+    case nr::openat: return sys_openat(i0, str(a1), static_cast<int>(a2), static_cast<int>(a3));
+    case nr::close: return sys_close(i0);
+    case nr::lseek: return sys_lseek(i0, static_cast<i64>(a1), static_cast<int>(a2));
+    case nr::fstat: return sys_fstat(i0, a1);
+    case nr::stat: return sys_fstatat(-100, str(a0), a1, 0);
+    case nr::lstat: return sys_fstatat(-100, str(a0), a1, 0x100);
+    case nr::newfstatat: return sys_fstatat(i0, str(a1), a2, static_cast<int>(a3));
+    case nr::getdents64: return sys_getdents64(i0, a1, a2);
+    case nr::readlink: return sys_readlinkat(-100, str(a0), a1, a2);
+    case nr::readlinkat: return sys_readlinkat(i0, str(a1), a2, a3);
+    case nr::access: return sys_faccessat(-100, str(a0), static_cast<int>(a1));
+    case nr::faccessat: case nr::faccessat2:
+        return sys_faccessat(i0, str(a1), static_cast<int>(a2));
+    case nr::ioctl: return sys_ioctl(i0, a1, a2);
+    case nr::dup: return sys_dup(i0);
+    case nr::dup2: return sys_dup3(i0, static_cast<int>(a1), 0, true);
+    case nr::dup3: return sys_dup3(i0, static_cast<int>(a1), static_cast<int>(a2), false);
+    case nr::fcntl: return sys_fcntl(i0, static_cast<int>(a1), a2);
+    case nr::chdir: return sys_chdir(str(a0));
+    case nr::getcwd: return sys_getcwd(a0, a1);
+    case nr::brk: return sys_brk(a0);
+    case nr::mmap: return sys_mmap(a0, a1, a2, a3, static_cast<i64>(a4), a5);
+    case nr::munmap: return native(Sys::vm_unmap, a0, a1);
+    case nr::mprotect: return native(Sys::vm_protect, a0, a1, a2);
+    case nr::madvise: return 0; // advice only; nothing to release early yet
+    case nr::arch_prctl:
+        if (a0 == 0x1002) { // ARCH_SET_FS
+            i64 r = native(Sys::set_fs_base, a1);
+            if (r == 0)
+                g_rt.fs_base = a1;
+            return r;
+        }
+        if (a0 == 0x1003) { // ARCH_GET_FS
+            if (a1 >= sys::kUserTop)
+                return -kEFAULT;
+            *reinterpret_cast<u64*>(a1) = g_rt.fs_base;
+            return 0;
+        }
+        return -kEINVAL;
+    case nr::set_tid_address: return 1;
+    case nr::exit:
+    case nr::exit_group: native_exit(0, a0 & 0xff);
+    case nr::uname: return sys_uname(a0);
+    case nr::getpid: case nr::gettid: return 1;
+    case nr::getppid: return 0;
+    case nr::getuid: case nr::geteuid: return g_rt.launch.uid;
+    case nr::getgid: case nr::getegid: return g_rt.launch.gid;
+    case nr::clock_gettime: return sys_clock_gettime(a0, a1);
+    case nr::gettimeofday: return sys_gettimeofday(a0);
+    case nr::time: {
+        i64 t = static_cast<i64>(realtime_ns() / 1000000000ull);
+        if (a0 && a0 < sys::kUserTop)
+            *reinterpret_cast<i64*>(a0) = t;
+        return t;
+    }
+    case nr::getrandom: return sys_getrandom(a0, a1, a2);
+    case nr::rt_sigaction: return sys_rt_sigaction(a0, a1, a2, a3);
+    case nr::rt_sigprocmask: return sys_rt_sigprocmask(a0, a1, a2, a3);
+    default:
+        ++g_rt.unknown_syscalls;
+        return -kENOSYS;
+    }
+}
+
+} // namespace
+
+extern "C" void linux_syscall(sys::ThreadBlock* tb) {
+    sys::LinuxSyscallFrame& f = tb->frame;
+    u64 n = f.rax;
+    i64 r = dispatch(f);
+    if (g_rt.trace) [[unlikely]] {
+        const char* name = syscall_name(n);
+        if (name)
+            printf(2, "[kos] %s(%#lx, %#lx, %#lx, %#lx) = %ld\n", name, f.rdi, f.rsi, f.rdx, f.r10, r);
+        else
+            printf(2, "[kos] syscall_%lu(%#lx, %#lx, %#lx) = %ld (unknown)\n", n, f.rdi, f.rsi, f.rdx, r);
+    }
+    f.rax = static_cast<u64>(r);
+}
+
+extern "C" [[noreturn]] void resume_application();
+
+extern "C" [[noreturn]] void runtime_main(const sys::RuntimeStartInfo* si) {
+    if (si->magic != sys::kRuntimeStartMagic)
+        native_exit(0, 127);
+    g_rt.info = *si;
+    g_rt.trace = si->boot_flags & abi::boot::kBootTrace;
+    g_rt.rootfs = abi::rootfs::RootfsView(reinterpret_cast<const u8*>(si->rootfs_base), si->rootfs_size);
+    u32 bad = 0;
+    if (auto err = g_rt.rootfs.validate(&bad); err != abi::rootfs::Error::None)
+        fatal("kos: the bundle's rootfs image is invalid: %s (entry %u)\n",
+              abi::rootfs::error_string(err), bad);
+
+    // Launch description: counts, then strings (validated: every string
+    // must end inside the block).
+    const auto* lh = reinterpret_cast<const abi::boot::LaunchHeader*>(si->launch_base);
+    if (si->launch_size < sizeof *lh || lh->strings_size > si->launch_size - sizeof *lh ||
+        lh->argc == 0 || lh->argc > abi::boot::kMaxArgs || lh->envc > abi::boot::kMaxArgs)
+        fatal("kos: malformed launch description\n");
+    static const char* argv[abi::boot::kMaxArgs + 1];
+    static const char* envp[abi::boot::kMaxArgs + 1];
+    const char* s = reinterpret_cast<const char*>(lh + 1);
+    const char* end = s + lh->strings_size;
+    auto next = [&]() -> const char* {
+        const char* start = s;
+        while (s < end && *s)
+            ++s;
+        if (s >= end)
+            fatal("kos: malformed launch description (unterminated string)\n");
+        ++s;
+        return start;
+    };
+    for (u32 i = 0; i < lh->argc; ++i)
+        argv[i] = next();
+    for (u32 i = 0; i < lh->envc; ++i)
+        envp[i] = next();
+    g_rt.launch.argc = lh->argc;
+    g_rt.launch.envc = lh->envc;
+    g_rt.launch.uid = lh->uid;
+    g_rt.launch.gid = lh->gid;
+    g_rt.launch.argv = argv;
+    g_rt.launch.envp = envp;
+    g_rt.launch.cwd = next();
+    g_rt.launch.hostname = next();
+
+    time_init();
+    fs_init();
+    auto* tb = reinterpret_cast<sys::ThreadBlock*>(si->thread_block);
+    i64 r = exec_program(argv[0], argv, envp, &tb->frame);
+    if (r < 0) {
+        if (r == -kENOENT)
+            fatal("kos: %s: no such file in the bundle's rootfs\n", argv[0]);
+        if (r == -kEACCES)
+            fatal("kos: %s: not an executable file (permission denied)\n", argv[0]);
+        fatal("kos: cannot start %s (error %ld)\n", argv[0], -r);
+    }
+    resume_application();
+}
+
+} // namespace kos::rt
