@@ -1,6 +1,7 @@
 // `kos run`: start a bundle in a KVM virtual machine.
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 
 #include "commands.h"
@@ -28,6 +29,7 @@ struct RunArgs {
     std::string bundle;
     std::vector<std::string> args;
     bool trace = false;
+    bool stats = false;
     uint64_t memory_mib = 256;
     uint64_t output_limit_mib = 1024;
 };
@@ -96,6 +98,7 @@ int run_command(const RunArgs& a) {
         std::fprintf(stderr, "kos: %s\n", msg.c_str());
         return status;
     };
+    auto start = std::chrono::steady_clock::now();
     std::string config_path = a.bundle + "/" + pkg::kConfigFileName;
     auto text = read_text_file(config_path);
     if (!text) {
@@ -130,7 +133,7 @@ int run_command(const RunArgs& a) {
     launch.hostname = app.hostname;
     launch.uid = app.uid;
     launch.gid = app.gid;
-    launch.flags = a.trace ? abi::boot::kBootTrace : 0;
+    launch.flags = (a.trace ? abi::boot::kBootTrace : 0) | (a.stats ? abi::boot::kBootStats : 0);
 
     rfs::RootfsView view(rootfs->data(), rootfs->size());
     if (auto ok = check_program(view, launch.argv[0]); !ok)
@@ -140,6 +143,8 @@ int run_command(const RunArgs& a) {
     if (!image)
         return fail(kExitKosError, image.error().message);
 
+    uint64_t prepare_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
     vmm::VmOptions vm;
     vm.kernel_elf = vmm::embedded_guest_image();
     vm.boot_image = std::move(*image);
@@ -148,6 +153,11 @@ int run_command(const RunArgs& a) {
     auto outcome = vmm::run_vm(std::move(vm));
     if (!outcome)
         return fail(kExitKosError, outcome.error().message);
+    if (a.stats)
+        std::fprintf(stderr, "kos: bundle prepared in %.2f ms, VM set up in %.2f ms, ran %.2f ms, %llu VM exits\n",
+                     static_cast<double>(prepare_ns) / 1e6, static_cast<double>(outcome->setup_ns) / 1e6,
+                     static_cast<double>(outcome->run_ns) / 1e6,
+                     static_cast<unsigned long long>(outcome->exits));
     if (outcome->kind == vmm::RunOutcome::Kind::Signaled)
         return 128 + outcome->value;
     return outcome->value;
@@ -163,6 +173,7 @@ void add_run_commands(CLI::App& app, Context& ctx) {
                     "Program path inside the rootfs and its arguments (after --); "
                     "default: the bundle's [app] entrypoint and args");
     run->add_flag("--trace", args->trace, "Print each Linux system call of the program to stderr");
+    run->add_flag("--stats", args->stats, "Print timing and VM exit counts to stderr");
     run->add_option("--memory", args->memory_mib, "Guest memory in MiB")
         ->check(CLI::Range(16, 65536))
         ->capture_default_str();

@@ -1,5 +1,9 @@
 # Freestanding guest targets (kernel and ring-3 personality code).
 #
+# Guest code is always optimized (-O2, after the build type's flags): ring-0
+# code is emulated instruction by instruction on nested KVM, so -O0 kernels
+# are several times slower there.
+#
 # Every guest target gets exactly the flags below: the host's compile and link
 # options (libc++, sanitizers) are replaced, not appended to. Kernel code is
 # built without SSE/AVX (-mgeneral-regs-only): on nested KVM those instructions
@@ -9,7 +13,7 @@
 set(KOS_GUEST_COMMON_FLAGS
   -ffreestanding -nostdlibinc -fno-exceptions -fno-rtti -fno-threadsafe-statics
   -fno-stack-protector -fno-asynchronous-unwind-tables -fno-unwind-tables
-  -fno-omit-frame-pointer -mno-red-zone -mgeneral-regs-only -fcf-protection=none
+  -O2 -fno-omit-frame-pointer -mno-red-zone -mgeneral-regs-only -fcf-protection=none
   -Wall -Wextra -Werror -Wno-unused-parameter
   $<$<COMPILE_LANGUAGE:CXX>:-std=c++23>)
 

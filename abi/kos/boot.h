@@ -29,6 +29,7 @@ inline constexpr u32 kBootImageVersion = 1;
 
 enum BootFlags : u32 {
     kBootTrace = 1u << 0, // print each Linux syscall of the app (kos run --trace)
+    kBootStats = 1u << 1, // print kernel counters at exit (kos run --stats)
 };
 
 // All offsets are from the start of the boot image; all sections are

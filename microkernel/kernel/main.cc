@@ -44,47 +44,63 @@ u64 alloc_table() {
     return pa;
 }
 
-// The kernel's own page tables: a direct map of physical memory at
-// kDirectMapBase (1 GiB pages where supported, else 2 MiB) and the kernel
-// image at -2 GiB. The user half stays empty. Built while the boot identity
-// map is still active, so physical addresses are directly usable.
-u64 build_kernel_tables(const arch::CpuFeatures& f, u64 direct_map_end) {
+// The kernel's own page tables: a direct map at kDirectMapBase of the
+// physical ranges the kernel touches (RAM and the boot image), and the
+// kernel image at -2 GiB. Only what exists is mapped: on nested KVM every
+// ring-0 store is emulated, so thousands of unused entries would cost tens
+// of milliseconds at boot. The direct map's PD for the first GiB doubles as
+// the kernel image map. Built while the boot identity map is active.
+struct PhysRange {
+    u64 start, end;
+};
+
+void map_direct_range(u64* pml4v, const arch::CpuFeatures& f, PhysRange r) {
+    u64* pdptv = nullptr;
+    u64& l4 = pml4v[pg::index(boot::kDirectMapBase, 3)];
+    if (!(l4 & pg::kPresent))
+        l4 = alloc_table() | pg::kPresent | pg::kWrite;
+    pdptv = static_cast<u64*>(pmm::phys_to_virt(l4 & pg::kAddrMask));
+    constexpr u64 k2M = 2 * kMiB;
+    for (u64 pa = r.start & ~(k2M - 1); pa < r.end && pa < 512 * kGiB;) {
+        u64& l3 = pdptv[pa / kGiB];
+        if (f.page_1g && !(l3 & pg::kPresent) && pa % kGiB == 0 && r.end - pa >= kGiB) {
+            l3 = pa | pg::kPresent | pg::kWrite | pg::kHuge | pg::kGlobal | pg::nx_bit();
+            pa += kGiB;
+            continue;
+        }
+        if (!(l3 & pg::kPresent))
+            l3 = alloc_table() | pg::kPresent | pg::kWrite;
+        auto* pdv = static_cast<u64*>(pmm::phys_to_virt(l3 & pg::kAddrMask));
+        pdv[(pa / k2M) % 512] = pa | pg::kPresent | pg::kWrite | pg::kHuge | pg::kGlobal;
+        pa += k2M;
+    }
+}
+
+u64 build_kernel_tables(const arch::CpuFeatures& f, const PhysRange* ranges, int count) {
     u64 pml4 = alloc_table();
     auto* pml4v = static_cast<u64*>(pmm::phys_to_virt(pml4));
-    u64 gib_count = (direct_map_end + kGiB - 1) / kGiB;
-    if (gib_count > 512)
-        gib_count = 512;
-    u64 pdpt = alloc_table();
-    auto* pdptv = static_cast<u64*>(pmm::phys_to_virt(pdpt));
-    for (u64 g = 0; g < gib_count; ++g) {
-        if (f.page_1g) {
-            pdptv[g] = (g * kGiB) | pg::kPresent | pg::kWrite | pg::kHuge | pg::kGlobal | pg::nx_bit();
-        } else {
-            u64 pd = alloc_table();
-            auto* pdv = static_cast<u64*>(pmm::phys_to_virt(pd));
-            for (u64 i = 0; i < 512; ++i)
-                pdv[i] = (g * kGiB + i * 2 * kMiB) | pg::kPresent | pg::kWrite | pg::kHuge |
-                         pg::kGlobal | pg::nx_bit();
-            pdptv[g] = pd | pg::kPresent | pg::kWrite;
-        }
-    }
-    pml4v[pg::index(boot::kDirectMapBase, 3)] = pdpt | pg::kPresent | pg::kWrite;
-
-    // Kernel image: the first GiB of physical memory at -2 GiB.
+    // The kernel image's 2 MiB pages must be in the first GiB's PD.
+    u64 kernel_end_pa = reinterpret_cast<u64>(kernel_end) - boot::kKernelVirtBase;
+    map_direct_range(pml4v, arch::CpuFeatures{}, {0, kernel_end_pa});
+    for (int i = 0; i < count; ++i)
+        map_direct_range(pml4v, f, ranges[i]);
+    u64 pdpt = pml4v[pg::index(boot::kDirectMapBase, 3)] & pg::kAddrMask;
+    u64 pd0 = static_cast<u64*>(pmm::phys_to_virt(pdpt))[0] & pg::kAddrMask;
     u64 kpdpt = alloc_table();
-    u64 kpd = alloc_table();
-    auto* kpdv = static_cast<u64*>(pmm::phys_to_virt(kpd));
-    for (u64 i = 0; i < 512; ++i)
-        kpdv[i] = (i * 2 * kMiB) | pg::kPresent | pg::kWrite | pg::kHuge | pg::kGlobal;
     static_cast<u64*>(pmm::phys_to_virt(kpdpt))[pg::index(boot::kKernelVirtBase, 2)] =
-        kpd | pg::kPresent | pg::kWrite;
+        pd0 | pg::kPresent | pg::kWrite;
     pml4v[pg::index(boot::kKernelVirtBase, 3)] = kpdpt | pg::kPresent | pg::kWrite;
     return pml4;
 }
 
 } // namespace
 
+extern bool g_stats;
+void stats_start();
+void stats_user();
+
 extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
+    stats_start();
     pmm::set_direct_map_base(0); // the boot identity map covers the first GiB
     const auto* si = static_cast<const pvh::StartInfo*>(pmm::phys_to_virt(start_info_pa));
     if (start_info_pa == 0 || start_info_pa >= kGiB || si->magic != pvh::kStartInfoMagic) {
@@ -99,12 +115,6 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
     arch::CpuFeatures features =
         arch::cpu_init(reinterpret_cast<u64>(boot_stack_top));
     pg::set_nx(features.nx);
-    {
-        auto l1 = arch::cpuid(1);
-        auto e1 = arch::cpuid(0x80000001);
-        auto l0 = arch::cpuid(0);
-        kprintf("cpuid: max %x l1 ecx=%08x edx=%08x e1 ecx=%08x edx=%08x xsave=%d nx=%d 1g=%d\n", l0.eax, l1.ecx, l1.edx, e1.ecx, e1.edx, features.xsave, features.nx, features.page_1g);
-    }
 
     if (si->version < 1 || si->memmap_entries == 0 || si->memmap_paddr >= kGiB)
         panic("kos kernel: the boot loader passed no memory map (PVH start info version %u)\n",
@@ -116,12 +126,14 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
     u64 image_size = mod[0].size;
 
     const auto* mm = static_cast<const pvh::MemmapEntry*>(pmm::phys_to_virt(si->memmap_paddr));
-    u64 direct_map_end = image_pa + image_size;
+    PhysRange direct[33];
+    int direct_count = 0;
+    direct[direct_count++] = {image_pa, image_pa + image_size};
     for (abi::u32 i = 0; i < si->memmap_entries && i < 128; ++i) {
-        if (mm[i].addr + mm[i].size > direct_map_end)
-            direct_map_end = mm[i].addr + mm[i].size;
         if (mm[i].type != pvh::kMemmapRam)
             continue;
+        if (direct_count < 33)
+            direct[direct_count++] = {mm[i].addr, mm[i].addr + mm[i].size};
         u64 start = mm[i].addr < kMiB ? kMiB : mm[i].addr;
         // Early page tables must come from identity-mapped memory.
         pmm::add_range(start, mm[i].addr + mm[i].size);
@@ -132,7 +144,7 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
     pmm::reserve(image_pa, image_pa + image_size);
     pmm::set_fresh_frames_zero(kos_vmm);
 
-    u64 kernel_pml4 = build_kernel_tables(features, direct_map_end);
+    u64 kernel_pml4 = build_kernel_tables(features, direct, direct_count);
     arch::write_cr3(kernel_pml4);
     pmm::set_direct_map_base(boot::kDirectMapBase);
 
@@ -144,6 +156,7 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
         bh->rootfs_offset % boot::kPageSize != 0 || image_pa % boot::kPageSize != 0)
         panic("kos kernel: the boot image is malformed (bad magic, version or section bounds)\n");
 
+    g_stats = bh->flags & boot::kBootStats;
     const char* error = nullptr;
     Process* p = create_first_process(kernel_pml4, image_pa, bh->total_size, &error);
     if (!p)
@@ -162,6 +175,7 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
     frame.rsp = p->main_thread.runtime_stack_top;
     frame.ss = arch::kUserDs;
     frame.rdi = p->start_info_va;
+    stats_user();
     enter_user(&frame);
 }
 

@@ -14,24 +14,11 @@ constexpr int kMaxRanges = 32;
 Range g_ranges[kMaxRanges];
 int g_range_count = 0;
 
-struct Reserved {
-    u64 start, end;
-};
-Reserved g_reserved[16];
-int g_reserved_count = 0;
-
 u64 g_free_list = kNoFrame; // singly linked through the first word of each frame
 u64 g_free_count = 0;
 u64 g_direct_map_base = 0;
 u64 g_highest = 0;
 bool g_fresh_zero = false;
-
-bool is_reserved(u64 pa) {
-    for (int i = 0; i < g_reserved_count; ++i)
-        if (pa + kPageSize > g_reserved[i].start && pa < g_reserved[i].end)
-            return true;
-    return false;
-}
 
 } // namespace
 
@@ -50,8 +37,23 @@ void add_range(u64 start, u64 end) {
 }
 
 void reserve(u64 start, u64 end) {
-    if (g_reserved_count < 16)
-        g_reserved[g_reserved_count++] = {start & ~(kPageSize - 1), end};
+    start &= ~(kPageSize - 1);
+    end = (end + kPageSize - 1) & ~(kPageSize - 1);
+    // Split the usable ranges around [start, end) now, so allocation needs
+    // no checks (ring-0 instructions are expensive on nested KVM).
+    for (int i = 0; i < g_range_count; ++i) {
+        Range& r = g_ranges[i];
+        if (end <= r.next || start >= r.end)
+            continue;
+        if (start > r.next && end < r.end && g_range_count < kMaxRanges) {
+            g_ranges[g_range_count++] = {end, r.end};
+            r.end = start;
+        } else if (start <= r.next) {
+            r.next = end < r.end ? end : r.end;
+        } else {
+            r.end = start;
+        }
+    }
 }
 
 u64 alloc_frame(bool zeroed) {
@@ -65,8 +67,6 @@ u64 alloc_frame(bool zeroed) {
     }
     for (int i = 0; i < g_range_count; ++i) {
         Range& r = g_ranges[i];
-        while (r.next < r.end && is_reserved(r.next))
-            r.next += kPageSize;
         if (r.next < r.end) {
             u64 pa = r.next;
             r.next += kPageSize;

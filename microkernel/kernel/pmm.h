@@ -17,7 +17,7 @@ inline constexpr u64 kPageSize = 4096;
 inline constexpr u64 kNoFrame = ~0ull;
 
 void add_range(u64 start, u64 end); // [start, end) of usable RAM
-void reserve(u64 start, u64 end);   // never hand out frames in [start, end)
+void reserve(u64 start, u64 end);   // never hand out frames in [start, end); after add_range
 void set_fresh_frames_zero(bool zero);
 
 // Returns a frame's physical address, or kNoFrame when memory is exhausted.

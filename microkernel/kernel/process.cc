@@ -72,8 +72,9 @@ bool load_runtime(Process& p, const char** error) {
             }
             continue;
         }
-        if (p.as.map_anon(start, end - start, prot | vm::kWrite,
-                          sys::kMapFixed | sys::kMapPopulate, vm::kPinned) < 0 ||
+        // Writable segment: zero-filled on first touch; only the pages
+        // holding file bytes are backed now, by the copy.
+        if (p.as.map_anon(start, end - start, prot | vm::kWrite, sys::kMapFixed, vm::kPinned) < 0 ||
             !copy_to_user(p.as, ph.vaddr, kos_runtime_elf + ph.offset, ph.filesz)) {
             *error = "cannot map the runtime's writable segments";
             return false;
@@ -112,10 +113,13 @@ Process* create_first_process(u64 kernel_pml4, u64 image_pa, u64 image_size, con
         return nullptr;
     }
 
-    // Runtime stack, then one page for the thread block and one for the
-    // start info, all pinned.
+    // Runtime stack (backed on first touch), then one page for the thread
+    // block and one for the start info (backed now: the kernel writes
+    // them), all pinned.
     u64 stack_base = sys::kRuntimeStackTop - sys::kRuntimeStackSize;
-    if (p.as.map_anon(stack_base, sys::kRuntimeStackSize + 2 * kPage, vm::kRead | vm::kWrite,
+    if (p.as.map_anon(stack_base, sys::kRuntimeStackSize, vm::kRead | vm::kWrite, sys::kMapFixed,
+                      vm::kPinned) < 0 ||
+        p.as.map_anon(sys::kRuntimeStackTop, 2 * kPage, vm::kRead | vm::kWrite,
                       sys::kMapFixed | sys::kMapPopulate, vm::kPinned) < 0) {
         *error = "out of memory for the runtime stack";
         return nullptr;

@@ -11,6 +11,7 @@
 #include "process.h"
 
 namespace kos {
+extern bool g_stats;
 namespace {
 
 using abi::i64;
@@ -20,6 +21,11 @@ namespace sys = abi::sys;
 namespace hc = abi::hc;
 
 constexpr u64 kPage = pmm::kPageSize;
+
+// Kernel counters, printed at exit with `kos run --stats`.
+struct Counters {
+    u64 native_calls, linux_syscalls, page_faults, tsc_at_boot, tsc_at_user;
+} g_counters;
 constexpr u64 kUserFlagsMask = 0xcd5; // CF PF AF ZF SF TF DF OF: what ring 3 may keep
 
 const char* exception_name(u64 v) {
@@ -112,6 +118,12 @@ i64 native_call(Process& p, TrapFrame* f) {
     u64 a0 = f->rdi, a1 = f->rsi, a2 = f->rdx, a3 = f->r10;
     switch (static_cast<sys::Sys>(f->rax)) {
     case sys::Sys::exit:
+        if (g_stats)
+            kprintf("kos kernel: %lu native calls, %lu Linux syscalls, %lu page faults, %lu pages "
+                    "mapped; %lu kcycles to boot, %lu kcycles running\n",
+                    g_counters.native_calls, g_counters.linux_syscalls, g_counters.page_faults,
+                    p.as.mapped_pages(), (g_counters.tsc_at_user - g_counters.tsc_at_boot) >> 10,
+                    (arch::rdtsc() - g_counters.tsc_at_user) >> 10);
         platform::exit(a0 == 1 ? hc::ExitKind::Signaled : hc::ExitKind::Exited, a1);
     case sys::Sys::console_write:
         if (a0 != 1 && a0 != 2)
@@ -154,6 +166,7 @@ void syscall_entry(Process& p, TrapFrame* f) {
     f->cs = arch::kUserCs;
     f->ss = arch::kUserDs;
     if (user_rip >= p.runtime_text_start && user_rip < p.runtime_text_end) [[likely]] {
+        ++g_counters.native_calls;
         f->rax = static_cast<u64>(native_call(p, f));
         f->rip = user_rip;
         f->rflags = (user_flags & kUserFlagsMask) | 0x202;
@@ -161,6 +174,7 @@ void syscall_entry(Process& p, TrapFrame* f) {
     }
     // A Linux system call of the application: hand it to the personality
     // runtime in the same address space (DESIGN.md, "The path of one request").
+    ++g_counters.linux_syscalls;
     Thread& t = p.main_thread;
     auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
     sys::LinuxSyscallFrame& s = tb->frame;
@@ -176,6 +190,10 @@ void syscall_entry(Process& p, TrapFrame* f) {
 }
 
 } // namespace
+
+bool g_stats = false;
+void stats_start() { g_counters.tsc_at_boot = arch::rdtsc(); }
+void stats_user() { g_counters.tsc_at_user = arch::rdtsc(); }
 
 extern "C" void trap_dispatch(TrapFrame* f) {
     bool from_user = (f->cs & 3) == 3;
@@ -193,6 +211,7 @@ extern "C" void trap_dispatch(TrapFrame* f) {
             syscall_entry(p, f);
             return;
         }
+        ++g_counters.page_faults;
         bool write = f->error & 2;
         bool exec = f->error & 16;
         if (p.as.handle_fault(cr2, write, exec))

@@ -17,7 +17,7 @@ namespace sys = abi::sys;
 constinit ObjectPool<Vma> g_vmas;
 
 constexpr u64 kPage = pmm::kPageSize;
-constexpr u64 kFaultAround = 16; // image pages mapped per fault
+constexpr u64 kFaultAround = 64; // image pages mapped per fault (aligned block)
 
 u64 pte_bits(u32 prot) {
     u64 bits = pg::kPresent | pg::kUser;
@@ -125,12 +125,9 @@ i64 AddressSpace::map_anon(u64 addr, u64 len, u32 prot, u64 map_flags, u32 vma_f
     if (r < 0)
         return r;
     if (map_flags & sys::kMapPopulate) {
-        Vma* v = find(addr);
-        for (u64 p = addr; p < addr + len; p += kPage) {
-            if (!populate(*v, p)) {
-                unmap(addr, len);
-                return -err::kNoMem;
-            }
+        if (!populate_range(*find(addr), addr, addr + len)) {
+            unmap(addr, len);
+            return -err::kNoMem;
         }
     }
     return static_cast<i64>(addr);
@@ -143,6 +140,36 @@ i64 AddressSpace::map_image(u64 addr, u64 len, u64 pa, u32 prot, u32 vma_flags) 
     if (overlaps(addr, addr + len, &pinned))
         return -err::kExist;
     return insert(addr, addr + len, prot, vma_flags | kImage, pa);
+}
+
+// Backs [start, end) of `v` (page-aligned, inside v), skipping pages that
+// are already present. One table walk per 2 MiB: the per-page work is a
+// few instructions, which matters where ring-0 code is emulated.
+bool AddressSpace::populate_range(const Vma& v, u64 start, u64 end) {
+    u64 page = start;
+    while (page < end) {
+        u64* pte = nullptr;
+        if (pg::walk(m_pml4, page, true, &pte) != pg::WalkResult::Ok)
+            return false;
+        u64 table_end = (page | (512 * kPage - 1)) + 1;
+        u64 stop = end < table_end ? end : table_end;
+        u64 bits = pte_bits(v.prot);
+        for (; page < stop; page += kPage, ++pte) {
+            if (*pte & pg::kPresent)
+                continue;
+            u64 frame;
+            if (v.flags & kImage) {
+                frame = v.image_pa + (page - v.start);
+            } else {
+                frame = pmm::alloc_frame(true);
+                if (frame == pmm::kNoFrame)
+                    return false;
+            }
+            *pte = frame | bits;
+            ++m_pages;
+        }
+    }
+    return true;
 }
 
 bool AddressSpace::populate(const Vma& v, u64 page) {
@@ -299,17 +326,17 @@ bool AddressSpace::handle_fault(u64 addr, bool write, bool exec) {
         }
         return false;
     }
-    if (!populate(*v, page))
-        return false;
-    if (v->flags & kImage) {
-        for (u64 i = 1; i < kFaultAround; ++i) {
-            u64 p = page + i * kPage;
-            if (p >= v->end)
-                break;
-            populate(*v, p);
-        }
-    }
-    return true;
+    if (!(v->flags & kImage))
+        return populate(*v, page);
+    // Image pages cost no memory: map the aligned block around the fault.
+    u64 block = kFaultAround * kPage;
+    u64 start = page & ~(block - 1);
+    u64 end = start + block;
+    if (start < v->start)
+        start = v->start;
+    if (end > v->end)
+        end = v->end;
+    return populate_range(*v, start, end);
 }
 
 i64 AddressSpace::translate(u64 va, bool write) {

@@ -54,6 +54,7 @@ private:
     u64 find_free(u64 len) const;
     i64 insert(u64 start, u64 end, u32 prot, u32 flags, u64 image_pa);
     bool populate(const Vma& v, u64 page);
+    bool populate_range(const Vma& v, u64 start, u64 end);
     void clear_ptes(u64 start, u64 end, bool free_frames);
     void apply_prot(u64 start, u64 end, u32 prot);
     i64 split_at(u64 addr); // ensures a VMA boundary at addr
