@@ -70,6 +70,23 @@ struct GuestRam {
     uint8_t* at(uint64_t gpa) const { return base + gpa; }
 };
 
+// All guest memory the VMM reads on the guest's behalf: RAM, and the
+// read-only boot image slot (console output may come straight from file
+// pages the guest maps without copying).
+struct GuestMemory {
+    GuestRam ram;
+    const uint8_t* image = nullptr;
+    uint64_t image_gpa = 0;
+    uint64_t image_size = 0;
+    const uint8_t* readable(uint64_t gpa, uint64_t len) const {
+        if (ram.in_ram(gpa, len))
+            return ram.at(gpa);
+        if (gpa >= image_gpa && gpa - image_gpa <= image_size && len <= image_size - (gpa - image_gpa))
+            return image + (gpa - image_gpa);
+        return nullptr;
+    }
+};
+
 Result<uint64_t> load_kernel(const GuestRam& ram, std::span<const uint8_t> image) {
     elf::Image img(image.data(), image.size());
     if (elf::Error err = img.validate(); err != elf::Error::None)
@@ -173,6 +190,7 @@ Result<void> write_all(int fd, const uint8_t* p, uint64_t len) {
 
 struct HypercallState {
     const GuestRam& ram;
+    const GuestMemory& mem;
     const VmOptions& opts;
     uint64_t output_bytes = 0;
     bool done = false;
@@ -191,7 +209,8 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
     switch (static_cast<hc::Op>(b.op)) {
     case hc::Op::ConsoleWrite: {
         uint64_t stream = b.args[0], gpa = b.args[1], len = b.args[2];
-        if ((stream != 1 && stream != 2) || len > hc::kMaxConsoleChunk || !st.ram.in_ram(gpa, len)) {
+        const uint8_t* src = st.mem.readable(gpa, len);
+        if ((stream != 1 && stream != 2) || len > hc::kMaxConsoleChunk || !src) {
             result = -EFAULT;
             break;
         }
@@ -201,7 +220,7 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
                                          " bytes; the run was stopped");
         }
         st.output_bytes += len;
-        KOS_TRY(write_all(stream == 1 ? st.opts.stdout_fd : st.opts.stderr_fd, st.ram.at(gpa), len));
+        KOS_TRY(write_all(stream == 1 ? st.opts.stdout_fd : st.opts.stderr_fd, src, len));
         result = static_cast<int64_t>(len);
         break;
     }
@@ -291,7 +310,8 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     std::memcpy(image_map.data(), opts.boot_image.data(), opts.boot_image.size());
     KOS_TRY(vm.add_memory(1, image_gpa, image_map.data(), image_map.size(), ro));
 
-    HypercallState st{ram, opts, 0, false, {}};
+    GuestMemory mem{ram, image_map.data(), image_gpa, image_map.size()};
+    HypercallState st{ram, mem, opts, 0, false, {}};
     kvm_run* run = vcpu.run();
     uint64_t t1 = now_ns();
     st.outcome.setup_ns = t1 - t0;

@@ -324,7 +324,7 @@ i64 sys_openat(int dirfd, const char* path, int flags, int mode) {
     Fd& f = g_fds[fd];
     f.kind = type == rfs::kTypeDir ? FdKind::Dir : FdKind::File;
     f.entry = static_cast<u32>(idx);
-    f.offset = type == rfs::kTypeDir ? rfs::RootfsView::first_child(static_cast<u32>(idx)) : 0;
+    f.offset = 0;
     f.flags = static_cast<u32>(flags);
     f.cloexec = flags & kOCloexec;
     return fd;
@@ -345,10 +345,23 @@ i64 sys_lseek(int fd, i64 off, int whence) {
     if (f->kind == FdKind::Console)
         return -kESPIPE;
     if (f->kind == FdKind::Dir) {
-        if (whence == 0 && off == 0) {
-            f->offset = rfs::RootfsView::first_child(f->entry);
-            return 0;
+        // Only positions getdents64 hands out: 0, 1, a child of this
+        // directory, or the end.
+        const rfs::RootfsEntry& dir = g_rt.rootfs.entry(f->entry);
+        if (whence != 0 || off < 0)
+            return -kEINVAL;
+        u64 pos = static_cast<u64>(off);
+        bool ok = pos <= 1 || pos - 2 == dir.subtree_end;
+        if (!ok && pos - 2 > f->entry && pos - 2 < dir.subtree_end) {
+            const rfs::RootfsEntry& e = g_rt.rootfs.entry(static_cast<u32>(pos - 2));
+            const char* ep = g_rt.rootfs.path(e);
+            i64 parent = g_rt.rootfs.find(ep, rfs::RootfsView::parent_len(ep, e.path_len));
+            ok = parent == static_cast<i64>(f->entry);
         }
+        if (!ok)
+            return -kEINVAL;
+        f->offset = pos;
+        return off;
         return -kEINVAL;
     }
     i64 base;
@@ -391,6 +404,8 @@ i64 sys_fstatat(int dirfd, const char* path, u64 statbuf, int flags) {
     return 0;
 }
 
+// Directory positions: 0 is ".", 1 is "..", and n >= 2 is the child entry
+// with index n - 2.
 i64 sys_getdents64(int fd, u64 buf, u64 len) {
     Fd* f = get_fd(fd);
     if (!f)
@@ -402,30 +417,43 @@ i64 sys_getdents64(int fd, u64 buf, u64 len) {
     const rfs::RootfsEntry& dir = g_rt.rootfs.entry(f->entry);
     u64 used = 0;
     auto* out = reinterpret_cast<u8*>(buf);
-    while (f->offset < dir.subtree_end) {
-        u32 i = static_cast<u32>(f->offset);
-        const rfs::RootfsEntry& e = g_rt.rootfs.entry(i);
-        u64 nlen = 0;
-        const char* name = rfs::RootfsView::basename(g_rt.rootfs.path(e), e.path_len, &nlen);
+    auto emit = [&](u64 ino, const char* name, u64 nlen, u8 type, u64 next) {
         u64 reclen = (19 + nlen + 1 + 7) & ~7ull;
         if (used + reclen > len)
-            break;
+            return false;
         u8* rec = out + used;
-        u64 ino = i + 1;
-        i64 next_off = static_cast<i64>(g_rt.rootfs.next_sibling(i));
+        i64 next_off = static_cast<i64>(next);
         u16 rl = static_cast<u16>(reclen);
         memcpy(rec, &ino, 8);
         memcpy(rec + 8, &next_off, 8);
         memcpy(rec + 16, &rl, 2);
-        u32 type = e.mode & rfs::kTypeMask;
-        rec[18] = type == rfs::kTypeDir ? 4 : type == rfs::kTypeSymlink ? 10 : 8;
+        rec[18] = type;
         memcpy(rec + 19, name, nlen);
         memset(rec + 19 + nlen, 0, reclen - 19 - nlen);
         used += reclen;
-        f->offset = g_rt.rootfs.next_sibling(i);
+        f->offset = next;
+        return true;
+    };
+    constexpr u8 kDtDir = 4, kDtLnk = 10, kDtReg = 8;
+    if (f->offset == 0 && !emit(f->entry + 1, ".", 1, kDtDir, 1))
+        return -kEINVAL;
+    if (f->offset == 1) {
+        i64 parent = g_rt.rootfs.find(g_rt.rootfs.path(dir),
+                                      rfs::RootfsView::parent_len(g_rt.rootfs.path(dir), dir.path_len));
+        if (!emit(static_cast<u64>(parent < 0 ? f->entry : parent) + 1, "..", 2, kDtDir,
+                  rfs::RootfsView::first_child(f->entry) + 2))
+            return used ? static_cast<i64>(used) : -kEINVAL;
     }
-    if (used == 0 && f->offset < dir.subtree_end)
-        return -kEINVAL; // buffer too small for the next entry
+    while (f->offset >= 2 && f->offset - 2 < dir.subtree_end) {
+        u32 i = static_cast<u32>(f->offset - 2);
+        const rfs::RootfsEntry& e = g_rt.rootfs.entry(i);
+        u64 nlen = 0;
+        const char* name = rfs::RootfsView::basename(g_rt.rootfs.path(e), e.path_len, &nlen);
+        u32 type = e.mode & rfs::kTypeMask;
+        u8 dt = type == rfs::kTypeDir ? kDtDir : type == rfs::kTypeSymlink ? kDtLnk : kDtReg;
+        if (!emit(i + 1, name, nlen, dt, u64(g_rt.rootfs.next_sibling(i)) + 2))
+            return used ? static_cast<i64>(used) : -kEINVAL; // buffer too small
+    }
     return static_cast<i64>(used);
 }
 

@@ -307,6 +307,8 @@ i64 dispatch(const sys::LinuxSyscallFrame& f) {
 extern "C" void linux_syscall(sys::ThreadBlock* tb) {
     sys::LinuxSyscallFrame& f = tb->frame;
     u64 n = f.rax;
+    if (g_rt.trace && (n == nr::exit || n == nr::exit_group)) [[unlikely]]
+        printf(2, "[kos] %s(%#lx) = ?\n", syscall_name(n), f.rdi);
     i64 r = dispatch(f);
     if (g_rt.trace) [[unlikely]] {
         const char* name = syscall_name(n);

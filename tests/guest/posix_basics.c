@@ -1,0 +1,124 @@
+/* Exercises the first personality syscalls with asserted results; prints one
+ * line per failed check and exits with the number of failures. Built static
+ * with musl and with glibc. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+static int failures;
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            printf("FAIL %s:%d: %s (errno %d)\n", __FILE__, __LINE__, #cond, errno); \
+            ++failures;                                                               \
+        }                                                                             \
+    } while (0)
+
+int main(int argc, char** argv, char** envp) {
+    /* Unknown and x32 syscall numbers: ENOSYS, not a crash (attack 20). */
+    errno = 0;
+    CHECK(syscall(999) == -1 && errno == ENOSYS);
+    errno = 0;
+    CHECK(syscall(0x40000000 | SYS_getpid) == -1 && errno == ENOSYS);
+    errno = 0;
+    CHECK(syscall(-1L) == -1 && errno == ENOSYS);
+
+    CHECK(getpid() > 0);
+    struct utsname u;
+    CHECK(uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0 && strcmp(u.machine, "x86_64") == 0);
+
+    struct timespec a, b;
+    CHECK(clock_gettime(CLOCK_MONOTONIC, &a) == 0);
+    for (volatile int i = 0; i < 1000000; ++i) {
+    }
+    CHECK(clock_gettime(CLOCK_MONOTONIC, &b) == 0);
+    CHECK(b.tv_sec > a.tv_sec || (b.tv_sec == a.tv_sec && b.tv_nsec > a.tv_nsec));
+    struct timespec rt;
+    CHECK(clock_gettime(CLOCK_REALTIME, &rt) == 0 && rt.tv_sec > 1700000000); /* after 2023 */
+
+    /* Anonymous memory: write and read back 4 MiB, then unmap. */
+    size_t len = 4 << 20;
+    unsigned char* m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    if (m != MAP_FAILED) {
+        int zero = 1;
+        for (size_t i = 0; i < len; i += 4096) {
+            zero &= m[i] == 0;
+            m[i] = (unsigned char)(i >> 12);
+        }
+        CHECK(zero);
+        int ok = 1;
+        for (size_t i = 0; i < len; i += 4096)
+            ok &= m[i] == (unsigned char)(i >> 12);
+        CHECK(ok);
+        CHECK(munmap(m, len) == 0);
+    }
+    /* malloc exercises brk and mmap. */
+    char* big = malloc(10 << 20);
+    CHECK(big != NULL);
+    if (big) {
+        memset(big, 7, 10 << 20);
+        CHECK(big[(10 << 20) - 1] == 7);
+        free(big);
+    }
+
+    /* Files of the rootfs: read, seek, stat, readdir, readlink. */
+    int fd = open("/data/greeting.txt", O_RDONLY);
+    CHECK(fd >= 3);
+    char buf[64] = {0};
+    CHECK(read(fd, buf, sizeof buf - 1) == 14 && strcmp(buf, "hello, rootfs\n") == 0);
+    CHECK(lseek(fd, 7, SEEK_SET) == 7);
+    memset(buf, 0, sizeof buf);
+    CHECK(read(fd, buf, 6) == 6 && strcmp(buf, "rootfs") == 0);
+    struct stat st;
+    CHECK(fstat(fd, &st) == 0 && st.st_size == 14 && S_ISREG(st.st_mode));
+    CHECK(close(fd) == 0);
+    CHECK(close(fd) == -1 && errno == EBADF);
+    CHECK(open("/data/missing", O_RDONLY) == -1 && errno == ENOENT);
+    CHECK(open("/data/greeting.txt", O_WRONLY) == -1 && errno == EROFS);
+    CHECK(open("/data/greeting.txt/x", O_RDONLY) == -1 && errno == ENOTDIR);
+    CHECK(stat("/data", &st) == 0 && S_ISDIR(st.st_mode));
+    char link[64] = {0};
+    CHECK(readlink("/data/link", link, sizeof link) == 12 && strcmp(link, "greeting.txt") == 0);
+    CHECK(readlink("/proc/self/exe", link, sizeof link) == -1 && errno == ENOENT);
+    fd = open("/data/link", O_RDONLY);
+    CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    DIR* d = opendir("/data");
+    CHECK(d != NULL);
+    int seen = 0;
+    if (d) {
+        struct dirent* e;
+        while ((e = readdir(d)))
+            seen |= !strcmp(e->d_name, "greeting.txt") ? 1 : !strcmp(e->d_name, "link") ? 2
+                  : !strcmp(e->d_name, ".") ? 4 : !strcmp(e->d_name, "..") ? 8 : 16;
+        closedir(d);
+    }
+    CHECK(seen == 15);
+    CHECK(chdir("/data") == 0);
+    CHECK(access("greeting.txt", R_OK) == 0);
+    char cwd[64];
+    CHECK(getcwd(cwd, sizeof cwd) && strcmp(cwd, "/data") == 0);
+
+    /* The terminal question: the console is not a tty (ENOTTY). */
+    CHECK(!isatty(1) && errno == ENOTTY);
+
+    /* Arguments and environment arrive intact. */
+    CHECK(argc == 3 && strcmp(argv[1], "alpha") == 0 && strcmp(argv[2], "two words") == 0);
+    CHECK(getenv("KOS_TEST") && strcmp(getenv("KOS_TEST"), "yes") == 0);
+    (void)envp;
+
+    printf("posix_basics: %d failures\n", failures);
+    return failures;
+}

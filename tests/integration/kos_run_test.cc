@@ -1,0 +1,230 @@
+// `kos run` end to end: real KVM virtual machines booting the kos
+// microkernel and running unmodified static Linux programs.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+#include "kvm-host/kvm.h"
+#include "process.h"
+
+using kos::test::run_process;
+
+namespace {
+
+const std::string kKos = KOS_BINARY;
+const std::string kSrc = KOS_SOURCE_DIR;
+const std::string kApps = KOS_TEST_BUNDLE;
+
+class KosRun : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string why;
+        if (!kos::vmm::kvm_usable(&why)) {
+            if (std::getenv("CI"))
+                FAIL() << "/dev/kvm is not usable in CI, where VM tests must run: " << why;
+            GTEST_SKIP() << "VM test skipped: /dev/kvm is not usable here: " << why;
+        }
+    }
+};
+
+// A scratch bundle directory, removed at the end.
+class TempBundle {
+public:
+    TempBundle() {
+        char tmpl[] = "/tmp/kos-bundle-XXXXXX";
+        m_dir = ::mkdtemp(tmpl);
+    }
+    ~TempBundle() { [[maybe_unused]] int rc = std::system(("rm -rf " + m_dir).c_str()); }
+    const std::string& dir() const { return m_dir; }
+    void write(const std::string& rel, const std::string& data, int mode = 0644) {
+        std::string path = m_dir + "/" + rel;
+        [[maybe_unused]] int rc = std::system(("mkdir -p $(dirname " + path + ")").c_str());
+        std::ofstream(path, std::ios::binary) << data;
+        ::chmod(path.c_str(), static_cast<mode_t>(mode));
+    }
+    void copy(const std::string& from, const std::string& rel) {
+        [[maybe_unused]] int rc = std::system(("mkdir -p $(dirname " + m_dir + "/" + rel + ") && cp " +
+                                               from + " " + m_dir + "/" + rel).c_str());
+    }
+    void config(const std::string& entry) {
+        write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"" + entry + "\"]\n");
+    }
+
+private:
+    std::string m_dir;
+};
+
+TEST_F(KosRun, HelloExamplePrintsAndExitsZero) {
+    auto r = run_process({kKos, "run", kSrc + "/examples/hello"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "Hello from kos: an unmodified Linux program in a kos microkernel VM.\n");
+}
+
+TEST_F(KosRun, ArgumentsAfterDoubleDashReplaceTheEntrypoint) {
+    auto r = run_process({kKos, "run", kSrc + "/examples/hello", "--", "/hello", "one", "--two"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("argv[1] = one\nargv[2] = --two\n"), std::string::npos) << r.out;
+}
+
+TEST_F(KosRun, ExitStatusPropagates) {
+    auto r = run_process({kKos, "run", kApps, "--", "/bin/exit3"});
+    EXPECT_EQ(r.status, 3) << r.err;
+}
+
+TEST_F(KosRun, BusyboxEcho) {
+    auto r = run_process({kKos, "run", kSrc + "/examples/busybox", "--", "/bin/busybox", "echo", "kos"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "kos\n");
+}
+
+TEST_F(KosRun, BusyboxDefaultEntrypoint) {
+    auto r = run_process({kKos, "run", kSrc + "/examples/busybox"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "kos\n");
+}
+
+TEST_F(KosRun, BusyboxCatsAFileOfTheBundle) {
+    auto r = run_process({kKos, "run", kSrc + "/examples/busybox", "--", "/bin/busybox", "cat", "/etc/hostname"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "kos-busybox\n");
+}
+
+TEST_F(KosRun, BusyboxCatsStdin) {
+    auto r = run_process({kKos, "run", kSrc + "/examples/busybox", "--", "/bin/busybox", "cat"}, 60,
+                         "from the host's stdin\n");
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "from the host's stdin\n");
+}
+
+TEST_F(KosRun, BusyboxTrueFalse) {
+    EXPECT_EQ(run_process({kKos, "run", kSrc + "/examples/busybox", "--", "/bin/busybox", "true"}).status, 0);
+    EXPECT_EQ(run_process({kKos, "run", kSrc + "/examples/busybox", "--", "/bin/busybox", "false"}).status, 1);
+}
+
+TEST_F(KosRun, BusyboxListsAndFindsThroughSymlinks) {
+    auto ls = run_process({kKos, "run", kSrc + "/examples/busybox", "--", "/bin/busybox", "ls", "/etc"});
+    EXPECT_EQ(ls.status, 0) << ls.err;
+    EXPECT_EQ(ls.out, "hostname\nmotd\n");
+    auto find = run_process({kKos, "run", kSrc + "/examples/busybox", "--", "/bin/busybox", "find", "/", "-name", "motd"});
+    EXPECT_EQ(find.status, 0) << find.err;
+    EXPECT_EQ(find.out, "/etc/motd\n");
+    // /bin/sh is a symlink to busybox in the bundle; echo is a shell builtin.
+    auto sh = run_process({kKos, "run", kSrc + "/examples/busybox", "--", "/bin/sh", "-c", "echo via sh"});
+    EXPECT_EQ(sh.status, 0) << sh.err;
+    EXPECT_EQ(sh.out, "via sh\n");
+}
+
+TEST_F(KosRun, PosixBasicsMusl) {
+    auto r = run_process({kKos, "run", kApps});
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "posix_basics: 0 failures\n");
+}
+
+TEST_F(KosRun, PosixBasicsGlibc) {
+    auto r = run_process({kKos, "run", kApps, "--", "/bin/posix_basics_glibc", "alpha", "two words"});
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "posix_basics: 0 failures\n");
+}
+
+TEST_F(KosRun, SegfaultKillsTheProgramWithSigsegv) {
+    auto r = run_process({kKos, "run", kApps, "--", "/bin/segv"});
+    EXPECT_EQ(r.status, 128 + 11);
+    EXPECT_NE(r.err.find("killed by SIGSEGV: write to unmapped address 0x0"), std::string::npos) << r.err;
+}
+
+TEST_F(KosRun, OutputFloodIsStoppedByTheOutputLimit) {
+    auto r = run_process({kKos, "run", "--output-limit", "1", kApps, "--", "/bin/spew"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_NE(r.err.find("output reached the limit of 1048576 bytes"), std::string::npos) << r.err;
+    EXPECT_LE(r.out.size(), 1u << 20);
+}
+
+TEST_F(KosRun, TracePrintsSyscalls) {
+    auto r = run_process({kKos, "run", "--trace", kApps, "--", "/bin/exit3"});
+    EXPECT_EQ(r.status, 3);
+    EXPECT_NE(r.err.find("[kos] exit_group(0x3) = ?"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("[kos] arch_prctl(0x1002,"), std::string::npos) << r.err;
+}
+
+// --- bad input: a one-line error, a non-zero status, no hang ---------------
+
+TEST_F(KosRun, MissingBundleDirectory) {
+    auto r = run_process({kKos, "run", "/nonexistent/bundle"}, 20);
+    EXPECT_EQ(r.status, 125);
+    EXPECT_EQ(r.err, "kos: /nonexistent/bundle: not a bundle directory (no bundle.toml; see docs/bundle-format.md)\n");
+}
+
+TEST_F(KosRun, MissingRootfs) {
+    TempBundle b;
+    b.config("/bin/x");
+    auto r = run_process({kKos, "run", b.dir()}, 20);
+    EXPECT_EQ(r.status, 125);
+    EXPECT_NE(r.err.find("/rootfs: No such file or directory"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST_F(KosRun, MissingProgram) {
+    TempBundle b;
+    b.config("/bin/nothere");
+    b.write("rootfs/etc/x", "x");
+    auto r = run_process({kKos, "run", b.dir()}, 20);
+    EXPECT_EQ(r.status, 127);
+    EXPECT_EQ(r.err, "kos: cannot run /bin/nothere: no such file in the bundle's rootfs\n");
+}
+
+TEST_F(KosRun, NonElfProgram) {
+    TempBundle b;
+    b.config("/bin/script");
+    b.write("rootfs/bin/script", "#!/bin/sh\necho hi\n", 0755);
+    auto r = run_process({kKos, "run", b.dir()}, 20);
+    EXPECT_EQ(r.status, 126);
+    EXPECT_EQ(r.err, "kos: cannot run /bin/script: file too small to be an ELF executable\n");
+}
+
+TEST_F(KosRun, DynamicallyLinkedProgram) {
+    TempBundle b;
+    b.config("/bin/true");
+    b.copy("/bin/true", "rootfs/bin/true"); // Debian's coreutils: dynamically linked
+    auto r = run_process({kKos, "run", b.dir()}, 20);
+    EXPECT_EQ(r.status, 126);
+    EXPECT_NE(r.err.find("dynamically linked program"), std::string::npos) << r.err;
+}
+
+TEST_F(KosRun, ElfForAnotherArchitecture) {
+    TempBundle b;
+    b.config("/bin/arm");
+    std::string elf(64 + 56, '\0');
+    const char ident[] = "\x7f" "ELF\x02\x01\x01";
+    elf.replace(0, 7, ident, 7);
+    elf[16] = 2;   // ET_EXEC
+    elf[18] = static_cast<char>(183); // EM_AARCH64
+    b.write("rootfs/bin/arm", elf, 0755);
+    auto r = run_process({kKos, "run", b.dir()}, 20);
+    EXPECT_EQ(r.status, 126);
+    EXPECT_EQ(r.err, "kos: cannot run /bin/arm: ELF file for another architecture (kos runs x86-64 programs)\n");
+}
+
+TEST_F(KosRun, BadConfigNamesFileLineAndColumn) {
+    TempBundle b;
+    b.write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = \"/bin/x\"\n");
+    b.write("rootfs/x", "x");
+    auto r = run_process({kKos, "run", b.dir()}, 20);
+    EXPECT_EQ(r.status, 125);
+    EXPECT_NE(r.err.find("bundle.toml:3:"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("must be an array of strings"), std::string::npos) << r.err;
+}
+
+TEST(KosCli, VersionAndHelp) {
+    auto v = run_process({kKos, "--version"}, 10);
+    EXPECT_EQ(v.status, 0);
+    EXPECT_EQ(v.out.rfind("kos ", 0), 0u) << v.out;
+    auto h = run_process({kKos, "--help"}, 10);
+    EXPECT_EQ(h.status, 0);
+    EXPECT_NE(h.out.find("run"), std::string::npos);
+}
+
+} // namespace
