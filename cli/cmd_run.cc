@@ -93,12 +93,12 @@ std::expected<void, Failure> check_program(const rfs::RootfsView& view, const st
     return {};
 }
 
-int run_command(const RunArgs& a) {
-    auto fail = [](int status, const std::string& msg) {
-        std::fprintf(stderr, "kos: %s\n", msg.c_str());
-        return status;
-    };
-    auto start = std::chrono::steady_clock::now();
+void report(const Failure& f) { std::fprintf(stderr, "kos: %s\n", f.message.c_str()); }
+
+// Everything before the VM: the bundle's config and rootfs, the program
+// check, and the boot image.
+std::expected<std::vector<uint8_t>, Failure> prepare_boot_image(const RunArgs& a) {
+    auto fail = [](int status, std::string msg) { return std::unexpected(Failure{status, std::move(msg)}); };
     std::string config_path = a.bundle + "/" + pkg::kConfigFileName;
     auto text = read_text_file(config_path);
     if (!text) {
@@ -142,7 +142,16 @@ int run_command(const RunArgs& a) {
     auto image = vmm::build_boot_image(launch, *rootfs);
     if (!image)
         return fail(kExitKosError, image.error().message);
+    return std::move(*image);
+}
 
+int run_command(const RunArgs& a) {
+    auto start = std::chrono::steady_clock::now();
+    auto image = prepare_boot_image(a);
+    if (!image) {
+        report(image.error());
+        return image.error().status;
+    }
     uint64_t prepare_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
     vmm::VmOptions vm;
@@ -151,8 +160,10 @@ int run_command(const RunArgs& a) {
     vm.ram_bytes = a.memory_mib << 20;
     vm.output_limit = a.output_limit_mib << 20;
     auto outcome = vmm::run_vm(std::move(vm));
-    if (!outcome)
-        return fail(kExitKosError, outcome.error().message);
+    if (!outcome) {
+        report({kExitKosError, outcome.error().message});
+        return kExitKosError;
+    }
     if (a.stats)
         std::fprintf(stderr, "kos: bundle prepared in %.2f ms, VM set up in %.2f ms, ran %.2f ms, %llu VM exits\n",
                      static_cast<double>(prepare_ns) / 1e6, static_cast<double>(outcome->setup_ns) / 1e6,
@@ -161,6 +172,28 @@ int run_command(const RunArgs& a) {
     if (outcome->kind == vmm::RunOutcome::Kind::Signaled)
         return 128 + outcome->value;
     return outcome->value;
+}
+
+// `kos image`: the guest image and a bundle's boot image as files, for
+// standard VMMs: qemu-system-x86_64 -kernel DIR/kos-guest.elf -initrd
+// DIR/boot.img (PVH boot).
+int image_command(const RunArgs& a, const std::string& out_dir) {
+    auto image = prepare_boot_image(a);
+    if (!image) {
+        report(image.error());
+        return image.error().status;
+    }
+    auto kernel = vmm::embedded_guest_image();
+    if (auto r = write_file_atomic(out_dir + "/kos-guest.elf", kernel.data(), kernel.size(), 0644); !r) {
+        report({kExitKosError, r.error().message});
+        return kExitKosError;
+    }
+    if (auto r = write_file_atomic(out_dir + "/boot.img", image->data(), image->size(), 0644); !r) {
+        report({kExitKosError, r.error().message});
+        return kExitKosError;
+    }
+    std::printf("%s/kos-guest.elf\n%s/boot.img\n", out_dir.c_str(), out_dir.c_str());
+    return 0;
 }
 
 } // namespace
@@ -182,6 +215,17 @@ void add_run_commands(CLI::App& app, Context& ctx) {
         ->check(CLI::Range(1, 1 << 20))
         ->capture_default_str();
     run->callback([args, &ctx] { ctx.exit_status = run_command(*args); });
+
+    auto img_args = std::make_shared<RunArgs>();
+    auto out_dir = std::make_shared<std::string>();
+    CLI::App* image = app.add_subcommand(
+        "image", "Write the guest image and a bundle's boot image for other VMMs (PVH boot)");
+    image->add_option("bundle", img_args->bundle, "Bundle directory")->required();
+    image->add_option("args", img_args->args, "Program and arguments (after --)");
+    image->add_option("-o,--output", *out_dir, "Directory for kos-guest.elf and boot.img")
+        ->required()
+        ->check(CLI::ExistingDirectory);
+    image->callback([img_args, out_dir, &ctx] { ctx.exit_status = image_command(*img_args, *out_dir); });
 }
 
 } // namespace kos::cli

@@ -145,6 +145,11 @@ Process* create_first_process(u64 kernel_pml4, u64 image_pa, u64 image_size, con
     si->boot_flags = bh->flags;
     si->tsc_khz = bh->tsc_khz;
     si->realtime_at_tsc0_ns = bh->realtime_at_tsc0_ns;
+    if (!platform::is_kos_vmm() || si->tsc_khz == 0) {
+        platform::Clock c = platform::read_platform_clock();
+        si->tsc_khz = c.tsc_khz;
+        si->realtime_at_tsc0_ns = c.realtime_at_tsc0_ns;
+    }
     memcpy(si->random_seed, bh->random_seed, sizeof si->random_seed);
     g_current = &p;
     return &p;

@@ -218,6 +218,32 @@ TEST_F(KosRun, BadConfigNamesFileLineAndColumn) {
     EXPECT_NE(r.err.find("must be an array of strings"), std::string::npos) << r.err;
 }
 
+// The same guest image under QEMU (software CPU, PVH boot through the ELF
+// note): this exercises the PVH entry, the legacy serial console and the
+// hardware `syscall` entry, which nested KVM never takes.
+TEST(KosQemu, GuestImageBootsUnderQemuWithPvh) {
+    const char* qemu = "/usr/bin/qemu-system-x86_64";
+    if (::access(qemu, X_OK) != 0) {
+        if (std::getenv("CI"))
+            FAIL() << "qemu-system-x86_64 is missing in CI (scripts/deps installs qemu-system-x86)";
+        GTEST_SKIP() << "QEMU test skipped: " << qemu << " is not installed";
+    }
+    char tmpl[] = "/tmp/kos-qemu-XXXXXX";
+    std::string dir = ::mkdtemp(tmpl);
+    auto img = run_process({kKos, "image", kApps, "-o", dir, "--", "/bin/posix_basics", "alpha", "two words"}, 20);
+    ASSERT_EQ(img.status, 0) << img.err;
+    auto r = run_process({qemu, "-M", "q35", "-cpu", "max", "-m", "256", "-nographic", "-no-reboot",
+                          "-kernel", dir + "/kos-guest.elf", "-initrd", dir + "/boot.img", "-device",
+                          "isa-debug-exit,iobase=0x501,iosize=2", "-serial", "stdio", "-monitor",
+                          "none", "-display", "none"},
+                         120);
+    [[maybe_unused]] int rc = std::system(("rm -rf " + dir).c_str());
+    // isa-debug-exit: QEMU exits with (status << 1) | 1.
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_NE(r.out.find("posix_basics: 0 failures"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("kos: exit 000"), std::string::npos) << r.out;
+}
+
 TEST(KosCli, VersionAndHelp) {
     auto v = run_process({kKos, "--version"}, 10);
     EXPECT_EQ(v.status, 0);

@@ -38,7 +38,17 @@ u64 kernel_virt_to_phys(const void* p) {
     return va - abi::boot::kDirectMapBase;
 }
 
-void init(bool kos_vmm) { g_kos_vmm = kos_vmm; }
+void init(bool kos_vmm) {
+    g_kos_vmm = kos_vmm;
+    if (!kos_vmm) {
+        // Firmware leaves the legacy 8259 PICs routing IRQ0 (the PIT) to
+        // vector 8, which would look like a double fault. Mask both; kos
+        // interrupt sources are programmed explicitly (the kos VMM has no
+        // PIC at all).
+        arch::outb(0x21, 0xff);
+        arch::outb(0xa1, 0xff);
+    }
+}
 bool is_kos_vmm() { return g_kos_vmm; }
 
 i64 console_write_phys(int stream, u64 paddr, u64 len) {
@@ -81,6 +91,59 @@ void panic_stop(const char* msg, u64 len) {
     serial_write(msg, len);
     arch::outb(hc::kDebugExitPort, 0xff);
     arch::halt_forever();
+}
+
+namespace {
+
+abi::u8 cmos(abi::u8 reg) {
+    arch::outb(0x70, reg);
+    return arch::inb(0x71);
+}
+
+// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+abi::i64 days_from_civil(abi::i64 y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    abi::i64 era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = static_cast<unsigned>(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + static_cast<abi::i64>(doe) - 719468;
+}
+
+} // namespace
+
+Clock read_platform_clock() {
+    // TSC against PIT channel 2 counting 10 ms (1193182 Hz input clock).
+    constexpr abi::u32 kLatch = 1193182 / 100;
+    arch::outb(0x61, static_cast<abi::u8>((arch::inb(0x61) & ~0x02) | 0x01));
+    arch::outb(0x43, 0xb0);
+    arch::outb(0x42, kLatch & 0xff);
+    arch::outb(0x42, kLatch >> 8);
+    u64 t0 = arch::rdtsc();
+    u64 spins = 0;
+    while (!(arch::inb(0x61) & 0x20) && ++spins < 100000000) {
+    }
+    u64 t1 = arch::rdtsc();
+    Clock c{(t1 - t0) / 10, 0};
+
+    // CMOS RTC (UTC by convention in VMs): wait out an update in progress,
+    // then read BCD or binary fields per status register B.
+    while (cmos(0x0a) & 0x80) {
+    }
+    abi::u8 sec = cmos(0x00), min = cmos(0x02), hour = cmos(0x04), day = cmos(0x07),
+            mon = cmos(0x08), year = cmos(0x09), regb = cmos(0x0b);
+    auto bin = [&](abi::u8 v) -> unsigned { return (regb & 0x04) ? v : (v & 0x0f) + (v >> 4) * 10; };
+    bool pm = !(regb & 0x02) && (hour & 0x80);
+    unsigned h = bin(hour & 0x7f) % 12 + (pm ? 12 : 0);
+    if (regb & 0x02)
+        h = bin(hour);
+    abi::i64 days = days_from_civil(2000 + bin(year), bin(mon), bin(day));
+    abi::i64 secs = days * 86400 + h * 3600 + bin(min) * 60 + bin(sec);
+    u64 now_tsc = arch::rdtsc();
+    u64 elapsed_ns = c.tsc_khz ? now_tsc * 1000000 / c.tsc_khz : 0;
+    u64 now_ns = static_cast<u64>(secs) * 1000000000ull;
+    c.realtime_at_tsc0_ns = now_ns > elapsed_ns ? now_ns - elapsed_ns : 0;
+    return c;
 }
 
 } // namespace kos::platform

@@ -26,6 +26,14 @@ void console_write_kernel(int stream, const char* s, u64 len);
 [[noreturn]] void exit(abi::hc::ExitKind kind, u64 value);
 [[noreturn]] void panic_stop(const char* msg, u64 len);
 
+// Wall clock and TSC rate for VMMs that do not pass them in the boot image
+// (kos passes both): the CMOS RTC and a PIT-calibrated TSC.
+struct Clock {
+    u64 tsc_khz;
+    u64 realtime_at_tsc0_ns;
+};
+Clock read_platform_clock();
+
 // Physical address of kernel memory (kernel image or direct map).
 u64 kernel_virt_to_phys(const void* p);
 
