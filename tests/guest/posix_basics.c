@@ -33,6 +33,17 @@ int main(int argc, char** argv, char** envp) {
     errno = 0;
     CHECK(syscall(-1L) == -1 && errno == ENOSYS);
 
+    /* Buffers in kernel memory, unmapped, or straddling the end of user
+     * space: EFAULT, never a crash (attack 19). */
+    errno = 0;
+    CHECK(write(1, (void*)0xffff800000001000ul, 16) == -1 && errno == EFAULT);
+    errno = 0;
+    CHECK(write(1, (void*)0x00007ffffffff000ul, 0x2000) == -1 && errno == EFAULT);
+    errno = 0;
+    CHECK(write(1, (void*)0x1000, 16) == -1 && errno == EFAULT);
+    errno = 0;
+    CHECK(syscall(SYS_write, 1, (void*)0x7ffffffffff0ul, 0xfffffffffffffff0ul) == -1 && errno == EFAULT);
+
     CHECK(getpid() > 0);
     struct utsname u;
     CHECK(uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0 && strcmp(u.machine, "x86_64") == 0);
