@@ -25,6 +25,7 @@
 #include "kos/hypercall.h"
 #include "kvm-host/kvm.h"
 #include "kvm-host/boot_image.h"
+#include "kvm-host/testing/tiny_guest.h"
 #include "kvm-host/vmm.h"
 #include "platform.h"
 
@@ -45,39 +46,16 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-// Guest code at 0x100000: point the hypercall port at an Exit block at
-// 0x200000 (the kos VMM then ends the run; the raw floor just sees the exit).
-std::vector<uint8_t> tiny_guest_code() {
-    return {0x66, 0xba, 0x10, 0x05,                   // mov $0x510, %dx
-            0xb8, 0x00, 0x00, 0x20, 0x00,             // mov $0x200000, %eax
-            0xef,                                     // out %eax, (%dx)
-            0xf4};                                    // hlt
-}
+std::vector<uint8_t> tiny_guest_code() { return kos::vmm::testing::hypercall_code(0x200000); }
 
-// A minimal ELF whose entry runs tiny_guest_code() and whose data holds an
-// Exit hypercall block, for the kos VMM path.
+// The same instruction as a kos guest image whose hypercall block asks to
+// exit, for the kos VMM path.
 std::vector<uint8_t> tiny_guest_elf() {
-    std::vector<uint8_t> code = tiny_guest_code();
     hc::HypercallBlock block{};
     block.op = static_cast<uint32_t>(hc::Op::Exit);
-    std::vector<uint8_t> elf(0x3000, 0);
-    auto put = [&](size_t off, const void* p, size_t n) { std::memcpy(elf.data() + off, p, n); };
-    struct Ehdr {
-        uint8_t ident[16]; uint16_t type, machine; uint32_t version; uint64_t entry, phoff, shoff;
-        uint32_t flags; uint16_t ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
-    } eh{};
-    struct Phdr { uint32_t type, flags; uint64_t offset, vaddr, paddr, filesz, memsz, align; };
-    std::memcpy(eh.ident, "\x7f" "ELF\x02\x01\x01", 7);
-    eh.type = 2; eh.machine = 62; eh.version = 1; eh.entry = 0x100000; eh.phoff = 64;
-    eh.ehsize = 64; eh.phentsize = 56; eh.phnum = 2;
-    Phdr text{1, 5, 0x1000, 0x100000, 0x100000, code.size(), code.size(), 0x1000};
-    Phdr data{1, 6, 0x2000, 0x200000, 0x200000, sizeof block, sizeof block, 0x1000};
-    put(0, &eh, sizeof eh);
-    put(64, &text, sizeof text);
-    put(64 + 56, &data, sizeof data);
-    put(0x1000, code.data(), code.size());
-    put(0x2000, &block, sizeof block);
-    return elf;
+    std::vector<uint8_t> data(sizeof block);
+    std::memcpy(data.data(), &block, sizeof block);
+    return kos::vmm::testing::tiny_guest_elf(tiny_guest_code(), data);
 }
 
 // The raw floor: the fewest ioctls that reach the guest's first instruction.

@@ -32,6 +32,7 @@ struct RunArgs {
     bool stats = false;
     uint64_t memory_mib = 256;
     uint64_t output_limit_mib = 1024;
+    double timeout_s = 0;
 };
 
 struct Failure {
@@ -159,6 +160,7 @@ int run_command(const RunArgs& a) {
     vm.boot_image = std::move(*image);
     vm.ram_bytes = a.memory_mib << 20;
     vm.output_limit = a.output_limit_mib << 20;
+    vm.wall_timeout_ms = static_cast<uint64_t>(a.timeout_s * 1000);
     auto outcome = vmm::run_vm(std::move(vm));
     if (!outcome) {
         report({kExitKosError, outcome.error().message});
@@ -210,6 +212,9 @@ void add_run_commands(CLI::App& app, Context& ctx) {
     run->add_option("--memory", args->memory_mib, "Guest memory in MiB")
         ->check(CLI::Range(16, 65536))
         ->capture_default_str();
+    run->add_option("--timeout", args->timeout_s,
+                    "Stop the run after this many seconds of wall time (0: no limit)")
+        ->check(CLI::Range(0.0, 1e7));
     run->add_option("--output-limit", args->output_limit_mib,
                     "Stop the run when the program has written this many MiB")
         ->check(CLI::Range(1, 1 << 20))

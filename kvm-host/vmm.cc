@@ -6,8 +6,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
+#include <condition_variable>
+#include <csignal>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <pthread.h>
+#include <thread>
 
 #include "kos/base/elf.h"
 #include "kos/boot.h"
@@ -263,6 +270,51 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
     return {};
 }
 
+// Stops a run after a wall-time limit: sets immediate_exit and kicks the
+// vCPU thread out of KVM_RUN with a signal (Documentation/virt/kvm/api.rst,
+// "immediate_exit").
+class Watchdog {
+public:
+    Watchdog(uint64_t timeout_ms, kvm_run* run) {
+        if (!timeout_ms)
+            return;
+        static std::once_flag once;
+        std::call_once(once, [] {
+            struct sigaction sa{};
+            sa.sa_handler = [](int) {};
+            sigemptyset(&sa.sa_mask);
+            ::sigaction(SIGUSR1, &sa, nullptr); // no SA_RESTART: KVM_RUN returns EINTR
+        });
+        pthread_t vcpu_thread = ::pthread_self();
+        m_thread = std::thread([this, timeout_ms, run, vcpu_thread] {
+            std::unique_lock lock(m_mutex);
+            if (m_cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return m_stop; }))
+                return;
+            m_fired = true;
+            run->immediate_exit = 1;
+            ::pthread_kill(vcpu_thread, SIGUSR1);
+        });
+    }
+    ~Watchdog() {
+        if (!m_thread.joinable())
+            return;
+        {
+            std::lock_guard lock(m_mutex);
+            m_stop = true;
+        }
+        m_cv.notify_all();
+        m_thread.join();
+    }
+    bool fired() const { return m_fired; }
+
+private:
+    std::mutex m_mutex;
+    std::condition_variable m_cv;
+    bool m_stop = false;
+    std::atomic<bool> m_fired = false;
+    std::thread m_thread;
+};
+
 } // namespace
 
 Result<RunOutcome> run_vm(VmOptions opts) {
@@ -315,8 +367,15 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     kvm_run* run = vcpu.run();
     uint64_t t1 = now_ns();
     st.outcome.setup_ns = t1 - t0;
+    Watchdog watchdog(opts.wall_timeout_ms, run);
     while (!st.done) {
         if (::ioctl(vcpu.fd(), KVM_RUN, 0) != 0) {
+            if (watchdog.fired()) {
+                char limit[32];
+                std::snprintf(limit, sizeof limit, "%g", static_cast<double>(opts.wall_timeout_ms) / 1000);
+                return make_error(ETIMEDOUT, std::string("the run reached its wall-time limit of ") +
+                                                 limit + " s and was stopped\n" + vcpu.describe());
+            }
             if (errno == EINTR || errno == EAGAIN)
                 continue;
             return make_error(errno, "KVM_RUN: " + errno_string(errno));

@@ -16,6 +16,7 @@ struct VmOptions {
     std::vector<uint8_t> boot_image;      // see boot_image.h
     uint64_t ram_bytes = 256ull << 20;
     uint64_t output_limit = 1ull << 30;   // console bytes before the run is stopped
+    uint64_t wall_timeout_ms = 0;         // 0: no wall-time limit
     int stdin_fd = 0;
     int stdout_fd = 1;
     int stderr_fd = 2;

@@ -143,6 +143,14 @@ TEST_F(KosRun, OutputFloodIsStoppedByTheOutputLimit) {
     EXPECT_LE(r.out.size(), 1u << 20);
 }
 
+TEST_F(KosRun, BusyLoopIsStoppedByTheTimeout) {
+    auto r = run_process({kKos, "run", "--timeout", "0.5", kApps, "--", "/bin/loop"}, 30);
+    EXPECT_EQ(r.status, 125);
+    EXPECT_NE(r.err.find("kos: the run reached its wall-time limit of 0.5 s and was stopped"),
+              std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("(cpl 3)"), std::string::npos) << r.err; // stopped in the program
+}
+
 TEST_F(KosRun, TracePrintsSyscalls) {
     auto r = run_process({kKos, "run", "--trace", kApps, "--", "/bin/exit3"});
     EXPECT_EQ(r.status, 3);

@@ -1,0 +1,162 @@
+// The VMM against misbehaving guests (ATTACKS.md 22, 23): tiny hand-made
+// guest images run in real KVM virtual machines.
+#include "kvm-host/vmm.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "kos/hypercall.h"
+#include "kvm-host/boot_image.h"
+#include "kvm-host/kvm.h"
+#include "kvm-host/testing/tiny_guest.h"
+
+namespace hc = kos::abi::hc;
+using kos::vmm::testing::hypercall_code;
+using kos::vmm::testing::kTinyData;
+using kos::vmm::testing::tiny_guest_elf;
+
+namespace {
+
+class Vmm : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string why;
+        if (!kos::vmm::kvm_usable(&why)) {
+            if (std::getenv("CI"))
+                FAIL() << "/dev/kvm is not usable in CI, where VM tests must run: " << why;
+            GTEST_SKIP() << "VM test skipped: /dev/kvm is not usable here: " << why;
+        }
+    }
+
+    kos::Result<kos::vmm::RunOutcome> run(const std::vector<uint8_t>& elf, uint64_t timeout_ms = 10000) {
+        kos::vmm::LaunchSpec launch;
+        launch.argv = {"/none"};
+        kos::vmm::VmOptions o;
+        o.kernel_elf = elf;
+        o.boot_image = *kos::vmm::build_boot_image(launch, {});
+        o.wall_timeout_ms = timeout_ms;
+        return kos::vmm::run_vm(std::move(o));
+    }
+};
+
+std::vector<uint8_t> block(hc::Op op, std::initializer_list<uint64_t> args) {
+    hc::HypercallBlock b{};
+    b.op = static_cast<uint32_t>(op);
+    int i = 0;
+    for (uint64_t a : args)
+        b.args[i++] = a;
+    std::vector<uint8_t> out(sizeof b);
+    std::memcpy(out.data(), &b, sizeof b);
+    return out;
+}
+
+std::vector<uint8_t> operator+(std::vector<uint8_t> a, const std::vector<uint8_t>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+}
+
+// Makes a hypercall with block 0, then exits with -(block 0's result) as the
+// status: the test sees the error code the VMM returned to the guest.
+std::vector<uint8_t> call_then_exit_with_error() {
+    uint32_t b0 = kTinyData, b1 = kTinyData + 64;
+    std::vector<uint8_t> code = hypercall_code(b0);
+    auto abs32 = [](uint32_t a) {
+        return std::vector<uint8_t>{uint8_t(a), uint8_t(a >> 8), uint8_t(a >> 16), uint8_t(a >> 24)};
+    };
+    code = code + std::vector<uint8_t>{0x48, 0x8b, 0x04, 0x25} + abs32(b0 + 56); // mov result, %rax
+    code = code + std::vector<uint8_t>{0x48, 0xf7, 0xd8};                         // neg %rax
+    code = code + std::vector<uint8_t>{0x48, 0x89, 0x04, 0x25} + abs32(b1 + 16); // mov %rax, args[1]
+    code = code + hypercall_code(b1) + std::vector<uint8_t>{0xf4};
+    return code;
+}
+
+} // namespace
+
+TEST_F(Vmm, ExitHypercallEndsTheRunWithItsStatus) {
+    auto r = run(tiny_guest_elf(hypercall_code(kTinyData), block(hc::Op::Exit, {0, 42})));
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->kind, kos::vmm::RunOutcome::Kind::Exited);
+    EXPECT_EQ(r->value, 42);
+}
+
+TEST_F(Vmm, HaltWithoutExitIsAnErrorWithRegisters) {
+    auto r = run(tiny_guest_elf({0xfa, 0xf4})); // cli; hlt
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("the guest halted without reporting an exit status"), std::string::npos);
+    EXPECT_NE(r.error().message.find("rip=0000000000100002"), std::string::npos) << r.error().message;
+}
+
+TEST_F(Vmm, TripleFaultIsAnErrorWithRegisters) {
+    auto r = run(tiny_guest_elf({0x0f, 0x0b})); // ud2 with no usable IDT
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("triple-faulted"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("rip="), std::string::npos);
+}
+
+TEST_F(Vmm, BusyLoopIsStoppedByTheWallTimeLimit) {
+    auto r = run(tiny_guest_elf({0xeb, 0xfe}), 300); // jmp .
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ETIMEDOUT);
+    EXPECT_NE(r.error().message.find("wall-time limit of 0.3 s"), std::string::npos) << r.error().message;
+}
+
+TEST_F(Vmm, HypercallBlockOutsideGuestMemoryStopsTheRun) {
+    auto r = run(tiny_guest_elf(hypercall_code(0xfffff000)));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("hypercall block outside its memory"), std::string::npos);
+}
+
+TEST_F(Vmm, ConsoleWriteWithHugeLengthGetsEfault) {
+    auto data = block(hc::Op::ConsoleWrite, {1, kTinyData, 1ull << 40}) + block(hc::Op::Exit, {0, 0});
+    auto r = run(tiny_guest_elf(call_then_exit_with_error(), data));
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->value, EFAULT);
+}
+
+TEST_F(Vmm, ConsoleWriteOutsideMemoryGetsEfault) {
+    auto data = block(hc::Op::ConsoleWrite, {2, 0xffffffffffff0000ull, 16}) + block(hc::Op::Exit, {0, 0});
+    auto r = run(tiny_guest_elf(call_then_exit_with_error(), data));
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->value, EFAULT);
+}
+
+TEST_F(Vmm, UnknownHypercallGetsEnosys) {
+    auto data = block(static_cast<hc::Op>(999), {}) + block(hc::Op::Exit, {0, 0});
+    auto r = run(tiny_guest_elf(call_then_exit_with_error(), data));
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->value, ENOSYS);
+}
+
+TEST_F(Vmm, WriteToUnbackedMemoryIsReported) {
+    // movb $1, 0x30000000 (inside the boot identity map, above guest RAM)
+    auto r = run(tiny_guest_elf({0xc6, 0x04, 0x25, 0x00, 0x00, 0x00, 0x30, 0x01, 0xf4}));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("wrote unbacked memory at guest physical address"), std::string::npos)
+        << r.error().message;
+}
+
+TEST_F(Vmm, GuestPanicIsReported) {
+    const char msg[] = "kernel says no";
+    std::vector<uint8_t> data = block(hc::Op::Panic, {kTinyData + 64, sizeof msg - 1});
+    data.insert(data.end(), msg, msg + sizeof msg);
+    auto r = run(tiny_guest_elf(hypercall_code(kTinyData), data));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().message, "guest kernel stopped: kernel says no");
+}
+
+TEST(VmmImage, RejectsNonElfGuestImage) {
+    std::string why;
+    if (!kos::vmm::kvm_usable(&why))
+        GTEST_SKIP() << "VM test skipped: " << why;
+    std::vector<uint8_t> junk(4096, 0x90);
+    kos::vmm::LaunchSpec launch;
+    launch.argv = {"/none"};
+    kos::vmm::VmOptions o;
+    o.kernel_elf = junk;
+    o.boot_image = *kos::vmm::build_boot_image(launch, {});
+    auto r = kos::vmm::run_vm(std::move(o));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().message, "guest image: not an ELF file (bad magic)");
+}
