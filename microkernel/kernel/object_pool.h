@@ -43,4 +43,10 @@ private:
 
 } // namespace kos
 
+// Placement new: from <new> where a C++ library is present (host unit
+// tests), defined here in the freestanding kernel.
+#if __has_include(<new>)
+#include <new>
+#else
 inline void* operator new(decltype(sizeof 0), void* p) noexcept { return p; }
+#endif

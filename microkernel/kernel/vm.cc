@@ -1,12 +1,12 @@
 #include "vm.h"
 
-#include "../arch/x86_64/cpu.h"
 #include "../arch/x86_64/paging.h"
 #include "errno.h"
 #include "kos/base/string.h"
 #include "kos/syscall.h"
 #include "object_pool.h"
 #include "pmm.h"
+#include "tlb.h"
 
 namespace kos::vm {
 namespace {
@@ -204,7 +204,7 @@ void AddressSpace::clear_ptes(u64 start, u64 end, bool free_frames) {
             if (free_frames)
                 pmm::free_frame(*pte & pg::kAddrMask);
             *pte = 0;
-            arch::invlpg(p);
+            arch::flush_tlb_page(p);
             --m_pages;
         }
     }
@@ -270,7 +270,7 @@ void AddressSpace::apply_prot(u64 start, u64 end, u32 prot) {
         } else {
             *pte = (*pte & pg::kAddrMask) | pte_bits(prot);
         }
-        arch::invlpg(p);
+        arch::flush_tlb_page(p);
     }
 }
 
@@ -321,7 +321,7 @@ bool AddressSpace::handle_fault(u64 addr, bool write, bool exec) {
         // Present: only a stale TLB entry after a permission upgrade can
         // fault here legitimately; the VMA allows the access.
         if ((*pte & pg::kUser) && (!write || (*pte & pg::kWrite))) {
-            arch::invlpg(page);
+            arch::flush_tlb_page(page);
             return true;
         }
         return false;

@@ -1,5 +1,7 @@
 #include "cpu.h"
 
+#include "../../kernel/tlb.h"
+
 extern "C" const kos::abi::u64 isr_stub_table[32];
 extern "C" char syscall_entry[];
 extern "C" kos::abi::u64 kernel_stack_top;
@@ -99,6 +101,8 @@ void load_idt() {
 }
 
 } // namespace
+
+void flush_tlb_page(u64 va) { invlpg(va); }
 
 u64 syscall_entry_address() { return reinterpret_cast<u64>(syscall_entry); }
 
