@@ -1,0 +1,69 @@
+// Handles: a task's references to kernel objects, each with rights.
+//
+// A handle value encodes a slot index and the slot's generation, so a
+// closed (stale) or made-up (forged) value never reaches another object:
+// lookups check the generation, the object type and the rights. Rights only
+// shrink when a handle is duplicated or transferred (Zircon handles, seL4
+// capability derivation).
+#pragma once
+
+#include "kos/base/result.h"
+#include "kos/types.h"
+
+namespace kos {
+
+using abi::u32;
+
+enum class ObjectType : u32 { None = 0, ChannelClient, ChannelServer };
+
+enum Rights : u32 {
+    kRightCall = 1u << 0,      // send requests over a channel
+    kRightReceive = 1u << 1,   // receive requests (server end)
+    kRightTransfer = 1u << 2,  // may be passed to another task in a message
+    kRightDuplicate = 1u << 3, // may be duplicated (with equal or fewer rights)
+    kRightsAll = 0xf,
+};
+
+struct KernelObject {
+    ObjectType type = ObjectType::None;
+    u32 refcount = 0;
+};
+
+using Handle = u32;
+inline constexpr Handle kInvalidHandle = 0;
+
+struct HandleEntry {
+    KernelObject* object = nullptr;
+    ObjectType type = ObjectType::None;
+    u32 rights = 0;
+    u32 generation = 0;
+};
+
+class HandleTable {
+public:
+    static constexpr u32 kCapacity = 256;
+    static constexpr u32 kIndexBits = 8;
+
+    // Adds a handle; ENFILE when the table is full.
+    ErrorOr<Handle> insert(KernelObject* object, ObjectType type, u32 rights);
+    // Looks up a handle of `type` holding all of `rights`. EBADF for stale,
+    // forged or closed handles, EBADF for the wrong type, EPERM for missing
+    // rights.
+    ErrorOr<HandleEntry> get(Handle h, ObjectType type, u32 rights) const;
+    // A second handle to the same object with `rights` (a subset of the
+    // original's, which must include kRightDuplicate).
+    ErrorOr<Handle> duplicate(Handle h, u32 rights);
+    // Removes a handle (for close, and for transfer to another task).
+    ErrorOr<HandleEntry> remove(Handle h);
+    u32 count() const { return m_count; }
+
+private:
+    static u32 index_of(Handle h) { return h & (kCapacity - 1); }
+    static u32 generation_of(Handle h) { return h >> kIndexBits; }
+    ErrorOr<u32> slot_of(Handle h) const;
+
+    HandleEntry m_slots[kCapacity] = {};
+    u32 m_count = 0;
+};
+
+} // namespace kos
