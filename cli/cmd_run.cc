@@ -161,16 +161,17 @@ int run_command(const RunArgs& a) {
     vm.ram_bytes = a.memory_mib << 20;
     vm.output_limit = a.output_limit_mib << 20;
     vm.wall_timeout_ms = static_cast<uint64_t>(a.timeout_s * 1000);
+    vm.jail = true;
     auto outcome = vmm::run_vm(std::move(vm));
     if (!outcome) {
         report({kExitKosError, outcome.error().message});
         return kExitKosError;
     }
     if (a.stats)
-        std::fprintf(stderr, "kos: bundle prepared in %.2f ms, VM set up in %.2f ms, ran %.2f ms, %llu VM exits\n",
+        std::fprintf(stderr, "kos: bundle prepared in %.2f ms, VM set up in %.2f ms, ran %.2f ms, %llu VM exits; VMM jail: %s\n",
                      static_cast<double>(prepare_ns) / 1e6, static_cast<double>(outcome->setup_ns) / 1e6,
                      static_cast<double>(outcome->run_ns) / 1e6,
-                     static_cast<unsigned long long>(outcome->exits));
+                     static_cast<unsigned long long>(outcome->exits), outcome->jail.c_str());
     if (outcome->kind == vmm::RunOutcome::Kind::Signaled)
         return 128 + outcome->value;
     return outcome->value;

@@ -7,19 +7,16 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
-#include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <memory>
-#include <mutex>
-#include <pthread.h>
-#include <thread>
 
 #include "kos/base/elf.h"
 #include "kos/boot.h"
 #include "kos/hypercall.h"
 #include "kos/pvh.h"
+#include "jail.h"
 #include "kvm.h"
 
 extern "C" const unsigned char kos_guest_image[];
@@ -270,49 +267,50 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
     return {};
 }
 
-// Stops a run after a wall-time limit: sets immediate_exit and kicks the
-// vCPU thread out of KVM_RUN with a signal (Documentation/virt/kvm/api.rst,
-// "immediate_exit").
+// Stops a run after a wall-time limit: a POSIX timer signals the vCPU
+// thread, whose handler sets immediate_exit so KVM_RUN returns EINTR now or
+// at its next entry (Documentation/virt/kvm/api.rst, "immediate_exit"). No
+// extra thread: the VMM stays single-threaded for its jail.
+std::atomic<bool> g_watchdog_fired = false;
+kvm_run* g_watchdog_run = nullptr;
+
 class Watchdog {
 public:
     Watchdog(uint64_t timeout_ms, kvm_run* run) {
+        g_watchdog_fired = false;
         if (!timeout_ms)
             return;
-        static std::once_flag once;
-        std::call_once(once, [] {
-            struct sigaction sa{};
-            sa.sa_handler = [](int) {};
-            sigemptyset(&sa.sa_mask);
-            ::sigaction(SIGUSR1, &sa, nullptr); // no SA_RESTART: KVM_RUN returns EINTR
-        });
-        pthread_t vcpu_thread = ::pthread_self();
-        m_thread = std::thread([this, timeout_ms, run, vcpu_thread] {
-            std::unique_lock lock(m_mutex);
-            if (m_cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return m_stop; }))
-                return;
-            m_fired = true;
-            run->immediate_exit = 1;
-            ::pthread_kill(vcpu_thread, SIGUSR1);
-        });
+        g_watchdog_run = run;
+        struct sigaction sa{};
+        sa.sa_handler = [](int) {
+            g_watchdog_fired = true;
+            if (g_watchdog_run)
+                g_watchdog_run->immediate_exit = 1;
+        };
+        sigemptyset(&sa.sa_mask);
+        ::sigaction(SIGUSR1, &sa, nullptr); // no SA_RESTART: KVM_RUN returns EINTR
+        sigevent sev{};
+        sev.sigev_notify = SIGEV_THREAD_ID;
+        sev.sigev_signo = SIGUSR1;
+        sev._sigev_un._tid = ::gettid();
+        if (::timer_create(CLOCK_MONOTONIC, &sev, &m_timer) != 0)
+            return;
+        m_armed = true;
+        itimerspec its{};
+        its.it_value.tv_sec = static_cast<time_t>(timeout_ms / 1000);
+        its.it_value.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1000000;
+        ::timer_settime(m_timer, 0, &its, nullptr);
     }
     ~Watchdog() {
-        if (!m_thread.joinable())
-            return;
-        {
-            std::lock_guard lock(m_mutex);
-            m_stop = true;
-        }
-        m_cv.notify_all();
-        m_thread.join();
+        if (m_armed)
+            ::timer_delete(m_timer);
+        g_watchdog_run = nullptr;
     }
-    bool fired() const { return m_fired; }
+    bool fired() const { return g_watchdog_fired; }
 
 private:
-    std::mutex m_mutex;
-    std::condition_variable m_cv;
-    bool m_stop = false;
-    std::atomic<bool> m_fired = false;
-    std::thread m_thread;
+    timer_t m_timer{};
+    bool m_armed = false;
 };
 
 } // namespace
@@ -365,9 +363,13 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     GuestMemory mem{ram, image_map.data(), image_gpa, image_map.size()};
     HypercallState st{ram, mem, opts, 0, false, {}};
     kvm_run* run = vcpu.run();
+    Watchdog watchdog(opts.wall_timeout_ms, run);
+    if (opts.jail) {
+        JailOptions jo{vcpu.fd(), opts.stdin_fd, opts.stdout_fd, opts.stderr_fd};
+        st.outcome.jail = KOS_TRY(enter_jail(jo)).summary();
+    }
     uint64_t t1 = now_ns();
     st.outcome.setup_ns = t1 - t0;
-    Watchdog watchdog(opts.wall_timeout_ms, run);
     while (!st.done) {
         if (::ioctl(vcpu.fd(), KVM_RUN, 0) != 0) {
             if (watchdog.fired()) {

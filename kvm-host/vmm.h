@@ -17,6 +17,9 @@ struct VmOptions {
     uint64_t ram_bytes = 256ull << 20;
     uint64_t output_limit = 1ull << 30;   // console bytes before the run is stopped
     uint64_t wall_timeout_ms = 0;         // 0: no wall-time limit
+    // Jail the calling process (see jail.h) before running guest code. It
+    // cannot be undone: set by `kos run`, not by in-process tests.
+    bool jail = false;
     int stdin_fd = 0;
     int stdout_fd = 1;
     int stderr_fd = 2;
@@ -28,6 +31,7 @@ struct RunOutcome {
     uint64_t exits = 0;        // VM exits handled
     uint64_t setup_ns = 0;     // open /dev/kvm .. first KVM_RUN
     uint64_t run_ns = 0;       // first KVM_RUN .. end
+    std::string jail;          // what the jail applied (empty: no jail)
 };
 
 // The guest image linked into this binary.

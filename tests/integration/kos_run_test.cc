@@ -4,7 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <csignal>
+#include <filesystem>
 #include <cstdlib>
 #include <fstream>
 
@@ -12,6 +18,8 @@
 #include "process.h"
 
 using kos::test::run_process;
+
+extern char** environ;
 
 namespace {
 
@@ -149,6 +157,52 @@ TEST_F(KosRun, BusyLoopIsStoppedByTheTimeout) {
     EXPECT_NE(r.err.find("kos: the run reached its wall-time limit of 0.5 s and was stopped"),
               std::string::npos) << r.err;
     EXPECT_NE(r.err.find("(cpl 3)"), std::string::npos) << r.err; // stopped in the program
+}
+
+// ATTACKS.md 24: while the guest runs, every VMM thread is under seccomp
+// (mode 2: filter) with no_new_privs and no capabilities.
+TEST_F(KosRun, EveryVmmThreadIsJailedWhileTheGuestRuns) {
+    std::vector<char*> argv;
+    std::vector<std::string> args = {kKos, "run", "--timeout", "5", kApps, "--", "/bin/loop"};
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+    // Wait until the guest runs: the VMM drops its capabilities at the jail.
+    bool jailed = false;
+    int threads = 0;
+    for (int i = 0; i < 200 && !jailed; ++i) {
+        ::usleep(20000);
+        threads = 0;
+        bool all = true;
+        for (const auto& entry : std::filesystem::directory_iterator(task_dir)) {
+            std::ifstream f(entry.path() / "status");
+            std::string line, seccomp, nnp, capeff;
+            while (std::getline(f, line)) {
+                if (line.rfind("Seccomp:", 0) == 0)
+                    seccomp = line;
+                if (line.rfind("NoNewPrivs:", 0) == 0)
+                    nnp = line;
+                if (line.rfind("CapEff:", 0) == 0)
+                    capeff = line;
+            }
+            ++threads;
+            all = all && seccomp == "Seccomp:\t2" && nnp == "NoNewPrivs:\t1" &&
+                  capeff == "CapEff:\t0000000000000000";
+        }
+        jailed = threads > 0 && all;
+    }
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    EXPECT_TRUE(jailed) << "not every thread of the VMM showed Seccomp: 2, NoNewPrivs: 1, CapEff: 0";
+    EXPECT_GE(threads, 1);
 }
 
 TEST_F(KosRun, TracePrintsSyscalls) {
