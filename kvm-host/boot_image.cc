@@ -3,16 +3,95 @@
 #include <cstring>
 
 #include "kos/boot.h"
+#include "kos/init.h"
+#include "kos/syscall.h"
 
 namespace kos::vmm {
 namespace {
 uint64_t align_page(uint64_t v) { return (v + 4095) & ~uint64_t{4095}; }
 } // namespace
 
+Result<std::vector<uint8_t>> encode_init(const InitSpec& spec) {
+    namespace init = abi::init;
+    if (spec.processes.empty() || spec.processes.size() > init::kMaxProcesses)
+        return make_error(EINVAL, "init: between 1 and " + std::to_string(init::kMaxProcesses) +
+                                      " processes are needed");
+    if (spec.channels.size() > init::kMaxChannels)
+        return make_error(EINVAL, "init: at most " + std::to_string(init::kMaxChannels) + " channels");
+    std::string strings;
+    auto add = [&](const std::string& s) {
+        uint32_t off = static_cast<uint32_t>(strings.size());
+        strings += s;
+        strings.push_back('\0');
+        return off;
+    };
+    std::vector<std::string> labels;
+    auto label_index = [&](const std::string& l) {
+        for (size_t i = 0; i < labels.size(); ++i)
+            if (labels[i] == l)
+                return static_cast<uint32_t>(i);
+        labels.push_back(l);
+        return static_cast<uint32_t>(labels.size() - 1);
+    };
+    std::vector<init::InitProcess> procs;
+    for (size_t i = 0; i < spec.processes.size(); ++i) {
+        const auto& p = spec.processes[i];
+        if (p.name.empty() || p.label.empty())
+            return make_error(EINVAL, "init: process " + std::to_string(i) + " needs a name and a label");
+        if (!p.native && i != 0)
+            return make_error(EINVAL, "init: process " + p.name + ": only the first process may be a Linux process for now");
+        if (p.native && (p.argv.empty() || p.argv.size() > 32))
+            return make_error(EINVAL, "init: process " + p.name + ": a native process needs a program (and at most 32 arguments)");
+        init::InitProcess ip{};
+        ip.name = add(p.name);
+        ip.label = label_index(p.label);
+        ip.kind = static_cast<uint32_t>(p.native ? init::ProcessKind::Native : init::ProcessKind::Linux);
+        ip.argc = static_cast<uint32_t>(p.argv.size());
+        ip.argv = static_cast<uint32_t>(strings.size());
+        for (const auto& a : p.argv)
+            add(a);
+        procs.push_back(ip);
+    }
+    std::vector<init::InitChannel> chans;
+    for (const auto& c : spec.channels) {
+        if (c.client >= spec.processes.size() || c.server >= spec.processes.size() || c.client == c.server)
+            return make_error(EINVAL, "init: channel " + c.name + " must connect two different declared processes");
+        if (c.name.empty() || c.name.size() >= 40)
+            return make_error(EINVAL, "init: channel names must have 1 to 39 characters");
+        chans.push_back({add(c.name), c.client, c.server, c.interface_id, c.client_rights, 0});
+    }
+    std::vector<uint32_t> label_offsets;
+    for (const auto& l : labels)
+        label_offsets.push_back(add(l));
+    init::InitHeader h{};
+    h.magic = init::kMagic;
+    h.version = init::kVersion;
+    h.process_count = static_cast<uint32_t>(procs.size());
+    h.channel_count = static_cast<uint32_t>(chans.size());
+    h.label_count = static_cast<uint32_t>(labels.size());
+    size_t tables = sizeof h + procs.size() * sizeof(init::InitProcess) +
+                    chans.size() * sizeof(init::InitChannel) + label_offsets.size() * 4;
+    h.strings_offset = static_cast<uint32_t>(tables);
+    h.strings_size = static_cast<uint32_t>(strings.size());
+    std::vector<uint8_t> out(tables + strings.size());
+    uint8_t* p = out.data();
+    auto put = [&](const void* src, size_t n) {
+        std::memcpy(p, src, n);
+        p += n;
+    };
+    put(&h, sizeof h);
+    put(procs.data(), procs.size() * sizeof(init::InitProcess));
+    put(chans.data(), chans.size() * sizeof(init::InitChannel));
+    put(label_offsets.data(), label_offsets.size() * 4);
+    put(strings.data(), strings.size());
+    return out;
+}
+
 Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
                                               std::span<const uint8_t> rootfs_image) {
     namespace boot = abi::boot;
-    if (launch.argv.empty() || launch.argv[0].empty())
+    bool native_first = !launch.init.processes.empty() && launch.init.processes[0].native;
+    if (!native_first && (launch.argv.empty() || launch.argv[0].empty()))
         return make_error(EINVAL, "no program to run: give one after `--` or set [app] entrypoint");
     if (launch.argv.size() > boot::kMaxArgs || launch.env.size() > boot::kMaxArgs)
         return make_error(E2BIG, "too many arguments or environment variables (at most " +
@@ -50,7 +129,12 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
     h.launch_size = sizeof lh + strings.size();
     h.rootfs_offset = align_page(h.launch_offset + h.launch_size);
     h.rootfs_size = rootfs_image.size();
-    h.total_size = align_page(h.rootfs_offset + h.rootfs_size);
+    std::vector<uint8_t> init;
+    if (!launch.init.processes.empty())
+        init = KOS_TRY(encode_init(launch.init));
+    h.init_offset = init.empty() ? 0 : align_page(h.rootfs_offset + h.rootfs_size);
+    h.init_size = init.size();
+    h.total_size = align_page((init.empty() ? h.rootfs_offset + h.rootfs_size : h.init_offset + h.init_size));
     h.flags = launch.flags;
 
     std::vector<uint8_t> img(h.total_size, 0);
@@ -59,6 +143,8 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
     std::memcpy(img.data() + h.launch_offset + sizeof lh, strings.data(), strings.size());
     if (!rootfs_image.empty())
         std::memcpy(img.data() + h.rootfs_offset, rootfs_image.data(), rootfs_image.size());
+    if (!init.empty())
+        std::memcpy(img.data() + h.init_offset, init.data(), init.size());
     return img;
 }
 

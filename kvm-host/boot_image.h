@@ -11,6 +11,30 @@
 
 namespace kos::vmm {
 
+// The init description (abi/kos/init.h): every process and channel.
+struct InitProcessSpec {
+    std::string name;
+    std::string label;
+    bool native = false;           // native kos program; else Linux (process 0 only)
+    std::vector<std::string> argv; // native: program path and arguments
+};
+
+struct InitChannelSpec {
+    std::string name;
+    uint32_t client = 0; // process index
+    uint32_t server = 0;
+    uint32_t interface_id = 0;
+    uint32_t client_rights = 0; // abi::sys::HandleRights
+};
+
+struct InitSpec {
+    std::vector<InitProcessSpec> processes;
+    std::vector<InitChannelSpec> channels;
+};
+
+// Encodes an init description; checks indices and limits.
+Result<std::vector<uint8_t>> encode_init(const InitSpec& spec);
+
 struct LaunchSpec {
     std::vector<std::string> argv; // argv[0] is the program path inside the rootfs
     std::vector<std::string> env;
@@ -19,6 +43,7 @@ struct LaunchSpec {
     uint32_t uid = 0;
     uint32_t gid = 0;
     uint32_t flags = 0; // abi::boot::BootFlags
+    InitSpec init;      // empty: the program above is the only process
 };
 
 // Returns the image, page-aligned sections, total size a multiple of 4 KiB.

@@ -121,7 +121,10 @@ Result<void> install_seccomp_filter(const JailOptions& o) {
 
     // Run the vCPU and read its registers for error reports; only on the
     // vCPU descriptor.
-    for (uint64_t req : {uint64_t{KVM_RUN}, uint64_t{KVM_GET_REGS}, uint64_t{KVM_GET_SREGS}})
+    // KVM_GET/SET_XSAVE: user FPU state switches where the guest kernel
+    // cannot do them itself (nested kvm_pvm).
+    for (uint64_t req : {uint64_t{KVM_RUN}, uint64_t{KVM_GET_REGS}, uint64_t{KVM_GET_SREGS},
+                         uint64_t{KVM_GET_XSAVE}, uint64_t{KVM_SET_XSAVE}})
         allow(SCMP_SYS(ioctl), {fd_is(0, o.vcpu_fd), cmp(1, SCMP_CMP_EQ, req)});
     // Guest console input and output, and kos's own messages.
     allow(SCMP_SYS(read), {fd_is(0, o.stdin_fd)});

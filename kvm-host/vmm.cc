@@ -195,6 +195,7 @@ Result<void> write_all(int fd, const uint8_t* p, uint64_t len) {
 struct HypercallState {
     const GuestRam& ram;
     const GuestMemory& mem;
+    int vcpu_fd;
     const VmOptions& opts;
     uint64_t output_bytes = 0;
     bool done = false;
@@ -249,6 +250,22 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
         st.outcome.value = static_cast<int>(b.args[1] & 0xff);
         result = 0;
         break;
+    case hc::Op::FpuSwitch: {
+        // The guest kernel cannot restore FPU state in ring 0 on some nested
+        // KVMs: save and load the vCPU's XSAVE area here.
+        uint64_t save = b.args[0], load = b.args[1];
+        constexpr uint64_t kArea = sizeof(kvm_xsave);
+        if ((save && !st.ram.in_ram(save, kArea)) || (load && !st.ram.in_ram(load, kArea))) {
+            result = -EFAULT;
+            break;
+        }
+        result = 0;
+        if (save && ::ioctl(st.vcpu_fd, KVM_GET_XSAVE, st.ram.at(save)) != 0)
+            result = -errno;
+        if (result == 0 && load && ::ioctl(st.vcpu_fd, KVM_SET_XSAVE, st.ram.at(load)) != 0)
+            result = -errno;
+        break;
+    }
     case hc::Op::Panic: {
         uint64_t gpa = b.args[0], len = std::min<uint64_t>(b.args[1], hc::kMaxPanicMessage);
         std::string msg = st.ram.in_ram(gpa, len)
@@ -361,7 +378,7 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     KOS_TRY(vm.add_memory(1, image_gpa, image_map.data(), image_map.size(), ro));
 
     GuestMemory mem{ram, image_map.data(), image_gpa, image_map.size()};
-    HypercallState st{ram, mem, opts, 0, false, {}};
+    HypercallState st{ram, mem, vcpu.fd(), opts, 0, false, {}};
     kvm_run* run = vcpu.run();
     Watchdog watchdog(opts.wall_timeout_ms, run);
     if (opts.jail) {

@@ -50,7 +50,9 @@ struct BootImageHeader {
     u64 tsc_khz;
     u64 realtime_at_tsc0_ns;
     u8 random_seed[32]; // host entropy for AT_RANDOM and getrandom
-    u64 reserved[8];
+    u64 init_offset;    // init description (init.h); 0: process 0 only
+    u64 init_size;
+    u64 reserved[6];
 };
 static_assert(sizeof(BootImageHeader) == 176);
 

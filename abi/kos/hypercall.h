@@ -20,6 +20,8 @@ enum class Op : u32 {
     ConsoleRead = 2,  // a0 = gpa, a1 = len -> bytes read (0 = end of input)
     Exit = 3,         // a0 = ExitKind, a1 = value (exit status or signal number)
     Panic = 4,        // a0 = gpa of message, a1 = len; the VMM reports it and stops
+    FpuSwitch = 5,    // a0 = gpa to save the FPU state to (0: none), a1 = gpa to load it
+                      // from (0: none); 4 KiB areas in KVM_GET_XSAVE format
 };
 
 enum class ExitKind : u64 {

@@ -21,7 +21,15 @@ namespace kos::abi::sys {
     X(5, vm_protect, "a0 = addr, a1 = length, a2 = Prot")                                \
     X(6, set_fs_base, "a0 = FS base for the calling thread")                             \
     X(7, vm_map_image, "a0 = addr, a1 = length, a2 = rootfs offset, a3 = Prot: map "     \
-                       "rootfs image pages read-only, without copying")
+                       "rootfs image pages read-only, without copying")                  \
+    X(8, ipc_call, "a0 = channel handle, a1 = request (ipc::MessageHeader + payload), "   \
+                   "a2 = request size, a3 = reply buffer, a4 = reply capacity -> reply size") \
+    X(9, ipc_receive, "a0 = channel handle (server end), a1 = buffer, a2 = capacity, "     \
+                      "a3 = ipc::ReceiveInfo* -> message size")                          \
+    X(10, ipc_reply, "a0 = reply (ipc::MessageHeader + payload), a1 = size -> 0")         \
+    X(11, handle_close, "a0 = handle")                                                   \
+    X(12, handle_duplicate, "a0 = handle, a1 = rights (a subset) -> new handle")          \
+    X(13, thread_yield, "let other runnable threads run")
 
 enum class Sys : u64 {
 #define KOS_SYS_ENUM(n, name, doc) name = n,
@@ -29,6 +37,35 @@ enum class Sys : u64 {
 #undef KOS_SYS_ENUM
         count
 };
+
+// Rights of handles (a handle's rights only shrink when it is duplicated
+// or passed on).
+enum HandleRights : u32 {
+    kRightCall = 1u << 0,      // send requests over a channel (client end)
+    kRightReceive = 1u << 1,   // receive requests and reply (server end)
+    kRightTransfer = 1u << 2,  // may be passed to another task in a message
+    kRightDuplicate = 1u << 3, // may be duplicated with equal or fewer rights
+};
+
+// Native programs (tasks without the Linux personality) start at their ELF
+// entry with rdi = NativeStartInfo*, on a stack of kNativeStackSize below
+// kAppStackTop. Every `syscall` they execute is a native call.
+inline constexpr u32 kMaxNativeHandles = 16;
+struct NativeHandle {
+    char name[40]; // the channel's name in the init description
+    u32 handle;
+    u32 rights;
+};
+static_assert(sizeof(NativeHandle) == 48);
+struct NativeStartInfo {
+    u64 magic; // kNativeStartMagic
+    u32 argc;
+    u32 handle_count;
+    u64 argv; // const char* const*
+    NativeHandle handles[kMaxNativeHandles];
+};
+inline constexpr u64 kNativeStartMagic = 0x5654414e534f4bull; // "KOSNATV"
+inline constexpr u64 kNativeStackSize = 256 * 1024;
 
 enum Prot : u64 {
     kProtRead = 1,

@@ -15,7 +15,7 @@ ErrorOr<u32> HandleTable::slot_of(Handle h) const {
 }
 
 ErrorOr<Handle> HandleTable::insert(KernelObject* object, ObjectType type, u32 rights) {
-    if (!object || (rights & ~static_cast<u32>(kRightsAll)))
+    if (!object || (rights & ~kRightsAll))
         return Errno{kEinval};
     for (u32 i = 1; i < kCapacity; ++i) {
         HandleEntry& e = m_slots[i];

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "kos/base/result.h"
+#include "kos/syscall.h"
 #include "kos/types.h"
 
 namespace kos {
@@ -16,13 +17,11 @@ using abi::u32;
 
 enum class ObjectType : u32 { None = 0, ChannelClient, ChannelServer };
 
-enum Rights : u32 {
-    kRightCall = 1u << 0,      // send requests over a channel
-    kRightReceive = 1u << 1,   // receive requests (server end)
-    kRightTransfer = 1u << 2,  // may be passed to another task in a message
-    kRightDuplicate = 1u << 3, // may be duplicated (with equal or fewer rights)
-    kRightsAll = 0xf,
-};
+using abi::sys::kRightCall;
+using abi::sys::kRightDuplicate;
+using abi::sys::kRightReceive;
+using abi::sys::kRightTransfer;
+inline constexpr u32 kRightsAll = kRightCall | kRightReceive | kRightTransfer | kRightDuplicate;
 
 struct KernelObject {
     ObjectType type = ObjectType::None;
@@ -41,8 +40,8 @@ struct HandleEntry {
 
 class HandleTable {
 public:
-    static constexpr u32 kCapacity = 256;
-    static constexpr u32 kIndexBits = 8;
+    static constexpr u32 kCapacity = 64;
+    static constexpr u32 kIndexBits = 6;
 
     // Adds a handle; ENFILE when the table is full.
     ErrorOr<Handle> insert(KernelObject* object, ObjectType type, u32 rights);

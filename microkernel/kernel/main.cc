@@ -7,7 +7,9 @@
 #include "kos/base/string.h"
 #include "panic.h"
 #include "pmm.h"
-#include "process.h"
+#include "init.h"
+#include "loader.h"
+#include "task.h"
 
 extern "C" char kernel_start[];
 extern "C" char kernel_end[];
@@ -157,24 +159,14 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
         panic("kos kernel: the boot image is malformed (bad magic, version or section bounds)\n");
 
     g_stats = bh->flags & boot::kBootStats;
-    const char* error = nullptr;
-    Process* p = create_first_process(kernel_pml4, image_pa, bh->total_size, &error);
-    if (!p)
-        panic("kos kernel: cannot start the first program: %s\n", error);
+    g_boot_image = {image_pa, bh->total_size, bh};
+    fpu_init(features.xsave, features.xcr0);
+    if (const char* error = start_tasks(kernel_pml4))
+        panic("kos kernel: %s\n", error);
 
-    arch::write_cr3(p->as.pml4());
-    arch::wrmsr(arch::kMsrGsBase, p->main_thread.thread_block_va);
-    arch::wrmsr(arch::kMsrFsBase, 0);
-
-    // First entry to ring 3: the runtime's start entry on its own stack.
+    // First entry to ring 3: the first runnable thread.
     static arch::TrapFrame frame;
-    memset(&frame, 0, sizeof frame);
-    frame.rip = p->runtime_start_entry;
-    frame.cs = arch::kUserCs;
-    frame.rflags = 0x202;
-    frame.rsp = p->main_thread.runtime_stack_top;
-    frame.ss = arch::kUserDs;
-    frame.rdi = p->start_info_va;
+    schedule(&frame, false);
     stats_user();
     enter_user(&frame);
 }

@@ -7,8 +7,10 @@
 #include "kos/hypercall.h"
 #include "kos/syscall.h"
 #include "panic.h"
+#include "loader.h"
 #include "pmm.h"
-#include "process.h"
+#include "ipc.h"
+#include "task.h"
 
 namespace kos {
 extern bool g_stats;
@@ -21,6 +23,7 @@ namespace sys = abi::sys;
 namespace hc = abi::hc;
 
 constexpr u64 kPage = pmm::kPageSize;
+constexpr i64 kYield = kBlocked + 1;
 
 // Kernel counters, printed at exit with `kos run --stats`.
 struct Counters {
@@ -68,20 +71,27 @@ const char* signal_name(int sig) {
           f->rbp, f->r8);
 }
 
-[[noreturn]] void kill_current(TrapFrame* f, u64 fault_addr) {
+// Ends the current task for a fault. The first task is the bundle's app:
+// its end ends the run; another task's end fails its peers (EPIPE).
+void kill_current(TrapFrame* f, u64 fault_addr) {
     int sig = signal_for(f->vector);
+    Task* task = g_current->task;
+    const char* who = task->index == 0 ? "program" : task->name;
     if (f->vector == arch::kVecPageFault)
-        kprintf("kos: program killed by %s: %s %s address %#lx (rip %#lx)\n", signal_name(sig),
+        kprintf("kos: %s killed by %s: %s %s address %#lx (rip %#lx)\n", who, signal_name(sig),
                 (f->error & 2) ? "write to" : ((f->error & 16) ? "execute at" : "read of"),
                 (f->error & 1) ? "protected" : "unmapped", fault_addr, f->rip);
     else
-        kprintf("kos: program killed by %s: %s (rip %#lx)\n", signal_name(sig),
+        kprintf("kos: %s killed by %s: %s (rip %#lx)\n", who, signal_name(sig),
                 exception_name(f->vector), f->rip);
-    platform::exit(hc::ExitKind::Signaled, static_cast<u64>(sig));
+    if (task->index == 0)
+        platform::exit(hc::ExitKind::Signaled, static_cast<u64>(sig));
+    task_exit(task);
+    schedule(f, false);
 }
 
 // Runs `op(pa, len)` over the physically contiguous pieces of a user buffer.
-template <class Op> i64 user_io(Process& p, u64 va, u64 len, bool write, Op op) {
+template <class Op> i64 user_io(Task& p, u64 va, u64 len, bool write, Op op) {
     if (len == 0)
         return 0;
     if (va >= sys::kUserTop || len > sys::kUserTop - va)
@@ -114,10 +124,15 @@ template <class Op> i64 user_io(Process& p, u64 va, u64 len, bool write, Op op) 
     return static_cast<i64>(done);
 }
 
-i64 native_call(Process& p, TrapFrame* f) {
-    u64 a0 = f->rdi, a1 = f->rsi, a2 = f->rdx, a3 = f->r10;
+i64 native_call(Thread* self, TrapFrame* f) {
+    Task& p = *self->task;
+    u64 a0 = f->rdi, a1 = f->rsi, a2 = f->rdx, a3 = f->r10, a4 = f->r8;
     switch (static_cast<sys::Sys>(f->rax)) {
     case sys::Sys::exit:
+        if (p.index != 0) {
+            task_exit(&p);
+            return kBlocked;
+        }
         if (g_stats)
             kprintf("kos kernel: %lu native calls, %lu Linux syscalls, %lu page faults, %lu pages "
                     "mapped; %lu kcycles to boot, %lu kcycles running\n",
@@ -144,38 +159,66 @@ i64 native_call(Process& p, TrapFrame* f) {
     case sys::Sys::set_fs_base:
         if (a0 >= sys::kUserTop)
             return -err::kPerm;
-        p.main_thread.fs_base = a0;
         arch::wrmsr(arch::kMsrFsBase, a0);
         return 0;
     case sys::Sys::vm_map_image: {
         // a2: offset inside the rootfs image; only whole pages of it.
-        if (a2 % kPage != 0 || a2 > p.rootfs_size || a1 > p.rootfs_size - a2 || (a3 & vm::kWrite))
+        const auto* bh = g_boot_image.header;
+        if (a2 % kPage != 0 || a2 > bh->rootfs_size || a1 > bh->rootfs_size - a2 || (a3 & vm::kWrite))
             return -err::kInval;
         u64 len = (a1 + kPage - 1) & ~(kPage - 1);
-        return p.as.map_image(a0, len, p.image_pa + p.rootfs_offset + a2,
+        return p.as.map_image(a0, len, g_boot_image.pa + bh->rootfs_offset + a2,
                               static_cast<abi::u32>(a3 & 7), 0);
     }
+    case sys::Sys::ipc_call:
+        return ipc_call(self, a0, a1, a2, a3, a4);
+    case sys::Sys::ipc_receive:
+        return ipc_receive(self, a0, a1, a2, a3);
+    case sys::Sys::ipc_reply:
+        return ipc_reply(self, a0, a1);
+    case sys::Sys::handle_close: {
+        auto r = p.handles.remove(static_cast<Handle>(a0));
+        return r.is_error() || a0 > 0xffffffffu ? -9 : 0;
+    }
+    case sys::Sys::handle_duplicate: {
+        if (a0 > 0xffffffffu)
+            return -9;
+        auto r = p.handles.duplicate(static_cast<Handle>(a0), static_cast<abi::u32>(a1));
+        return r.as_syscall_result();
+    }
+    case sys::Sys::thread_yield:
+        make_runnable(self);
+        return kYield;
     default:
         return -err::kNoSys;
     }
 }
 
-void syscall_entry(Process& p, TrapFrame* f) {
+void syscall_entry(Thread* self, TrapFrame* f) {
+    Task& p = *self->task;
     u64 user_rip = f->rcx;
     u64 user_flags = f->r11;
     f->cs = arch::kUserCs;
     f->ss = arch::kUserDs;
-    if (user_rip >= p.runtime_text_start && user_rip < p.runtime_text_end) [[likely]] {
+    if (!p.linux_personality || (user_rip >= p.runtime_text_start && user_rip < p.runtime_text_end))
+        [[likely]] {
         ++g_counters.native_calls;
-        f->rax = static_cast<u64>(native_call(p, f));
         f->rip = user_rip;
         f->rflags = (user_flags & kUserFlagsMask) | 0x202;
+        i64 r = native_call(self, f);
+        if (r == kBlocked || r == kYield) [[unlikely]] {
+            // The caller waits (its result arrives with its wake-up) or
+            // yields: run someone else.
+            schedule(f, true);
+            return;
+        }
+        f->rax = static_cast<u64>(r);
         return;
     }
     // A Linux system call of the application: hand it to the personality
     // runtime in the same address space (DESIGN.md, "The path of one request").
     ++g_counters.linux_syscalls;
-    Thread& t = p.main_thread;
+    Thread& t = *self;
     auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
     sys::LinuxSyscallFrame& s = tb->frame;
     s.rax = f->rax; s.rbx = f->rbx; s.rcx = user_rip; s.rdx = f->rdx;
@@ -195,20 +238,29 @@ bool g_stats = false;
 void stats_start() { g_counters.tsc_at_boot = arch::rdtsc(); }
 void stats_user() { g_counters.tsc_at_user = arch::rdtsc(); }
 
+extern "C" char probe_fxrstor_insn[];
+extern "C" char probe_fxrstor_fail[];
+
 extern "C" void trap_dispatch(TrapFrame* f) {
     bool from_user = (f->cs & 3) == 3;
-    if (!from_user) [[unlikely]]
+    if (!from_user) [[unlikely]] {
+        if (f->vector == 6 && f->rip == reinterpret_cast<u64>(probe_fxrstor_insn)) {
+            f->rip = reinterpret_cast<u64>(probe_fxrstor_fail);
+            return;
+        }
         kernel_fault(f);
-    Process& p = *g_current;
+    }
+    Thread* self = g_current;
+    Task& p = *self->task;
     if (f->vector == arch::kVecSyscall) {
-        syscall_entry(p, f);
+        syscall_entry(self, f);
         return;
     }
     if (f->vector == arch::kVecPageFault) {
         u64 cr2 = arch::read_cr2();
         if (cr2 == arch::syscall_entry_address() && f->rip == cr2) {
             // `syscall` on nested KVM: see entry.S.
-            syscall_entry(p, f);
+            syscall_entry(self, f);
             return;
         }
         ++g_counters.page_faults;
@@ -217,6 +269,7 @@ extern "C" void trap_dispatch(TrapFrame* f) {
         if (p.as.handle_fault(cr2, write, exec))
             return;
         kill_current(f, cr2);
+        return;
     }
     kill_current(f, 0);
 }

@@ -132,6 +132,19 @@ syscall_entry:
   jmp trap_common
   .balign 4096
 
+/* probe_fxrstor(area) -> 1 if FXRSTOR works in ring 0, 0 if it raised #UD
+ * (trap_dispatch resumes a #UD at probe_fxrstor_insn at probe_fxrstor_fail).
+ * Nested KVM (kvm_pvm) does not implement it in ring 0. */
+  .globl probe_fxrstor, probe_fxrstor_insn, probe_fxrstor_fail
+probe_fxrstor:
+probe_fxrstor_insn:
+  fxrstor64 (%rdi)
+  mov $1, %eax
+  ret
+probe_fxrstor_fail:
+  xor %eax, %eax
+  ret
+
 /* enter_user(TrapFrame* frame): start ring-3 execution from a frame built
  * on the current kernel stack. */
   .globl enter_user

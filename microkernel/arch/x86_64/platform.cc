@@ -58,6 +58,8 @@ i64 console_write_phys(int stream, u64 paddr, u64 len) {
     return static_cast<i64>(len);
 }
 
+void fpu_switch_via_vmm(u64 save_pa, u64 load_pa) { hypercall(hc::Op::FpuSwitch, save_pa, load_pa); }
+
 i64 console_read_phys(u64 paddr, u64 len) {
     if (g_kos_vmm)
         return hypercall(hc::Op::ConsoleRead, paddr, len);

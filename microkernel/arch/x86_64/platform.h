@@ -24,6 +24,10 @@ i64 console_read_phys(u64 paddr, u64 len);
 void console_write_kernel(int stream, const char* s, u64 len);
 
 [[noreturn]] void exit(abi::hc::ExitKind kind, u64 value);
+
+// Saves the vCPU's user FPU state to `save_pa` and loads it from `load_pa`
+// (4 KiB XSAVE-format areas, either may be 0) through the kos VMM.
+void fpu_switch_via_vmm(u64 save_pa, u64 load_pa);
 [[noreturn]] void panic_stop(const char* msg, u64 len);
 
 // Wall clock and TSC rate for VMMs that do not pass them in the boot image

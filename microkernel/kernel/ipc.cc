@@ -1,0 +1,218 @@
+#include "ipc.h"
+
+#include "errno.h"
+#include "kos/base/string.h"
+#include "kos/ipc.h"
+#include "object_pool.h"
+#include "pmm.h"
+#include "security_hook.h"
+
+namespace kos {
+namespace {
+
+using abi::i64;
+using abi::u32;
+using abi::u64;
+namespace ipc = abi::ipc;
+
+constexpr u64 kPage = pmm::kPageSize;
+constexpr i64 kEpipe = 32, kEmsgsize = 90, kEbusy = 16;
+constexpr u32 kMaxChannels = 256;
+
+Channel g_channels[kMaxChannels];
+u32 g_channel_count = 0;
+
+// Copies between a task's user memory and kernel memory, page by page
+// through the direct map; false if any byte is not accessible as asked.
+bool copy_user(Task* task, u64 va, void* kernel, u64 len, bool to_user) {
+    auto* k = static_cast<abi::u8*>(kernel);
+    while (len) {
+        i64 pa = task->as.translate(va, to_user);
+        if (pa < 0)
+            return false;
+        u64 chunk = kPage - (va & (kPage - 1));
+        if (chunk > len)
+            chunk = len;
+        void* user = pmm::phys_to_virt(static_cast<u64>(pa));
+        if (to_user)
+            memcpy(user, k, chunk);
+        else
+            memcpy(k, user, chunk);
+        va += chunk;
+        k += chunk;
+        len -= chunk;
+    }
+    return true;
+}
+
+void* msg_of(Thread* t) { return pmm::phys_to_virt(t->msg_pa); }
+
+// Sets the result a blocked thread sees when it runs again.
+void wake(Thread* t, i64 result) {
+    if (t->state == ThreadState::Dead || t->task->dead)
+        return;
+    t->frame.rax = static_cast<u64>(result);
+    t->channel = nullptr;
+    make_runnable(t);
+}
+
+// Hands `client`'s pending request to `server` (blocked or calling
+// receive now). Returns the server's result: the message size or an error.
+i64 deliver(Channel* ch, Thread* client, Thread* server) {
+    if (client->msg_size > server->recv_cap) {
+        wake(client, -kEmsgsize);
+        return -kEmsgsize;
+    }
+    ipc::ReceiveInfo info{};
+    info.sender_label = client->task->label;
+    info.sender_task = client->task->index;
+    const auto* h = static_cast<const ipc::MessageHeader*>(msg_of(client));
+    info.interface_id = h->interface_id;
+    info.method_id = h->method_id;
+    if (!copy_user(server->task, server->recv_buf, msg_of(client), client->msg_size, true) ||
+        (server->recv_info && !copy_user(server->task, server->recv_info, &info, sizeof info, true))) {
+        wake(client, -kEpipe);
+        return -err::kFault;
+    }
+    client->state = ThreadState::BlockedReply;
+    client->channel = ch;
+    server->reply_to = client;
+    server->reply_channel = ch;
+    return client->msg_size;
+}
+
+Thread* dequeue(Channel* ch) {
+    while (Thread* t = ch->send_head) {
+        ch->send_head = t->next;
+        if (!ch->send_head)
+            ch->send_tail = nullptr;
+        t->next = nullptr;
+        if (t->state == ThreadState::BlockedSend && !t->task->dead)
+            return t;
+    }
+    return nullptr;
+}
+
+} // namespace
+
+Channel* alloc_channel() {
+    if (g_channel_count == kMaxChannels)
+        return nullptr;
+    return &g_channels[g_channel_count++];
+}
+
+i64 ipc_call(Thread* self, u64 handle, u64 req, u64 req_size, u64 reply, u64 reply_cap) {
+    Task* t = self->task;
+    auto e = t->handles.get(static_cast<Handle>(handle), ObjectType::ChannelClient, kRightCall);
+    if (e.is_error() || handle > 0xffffffffu) {
+        audit_denied("call on an undeclared, closed or insufficient handle", *t, nullptr, nullptr,
+                     nullptr, e.error() == 1 ? "handle-rights" : "handle-unknown");
+        return e.is_error() ? -e.error() : -9;
+    }
+    auto* ch = static_cast<Channel*>((*e).object);
+    if (req_size < sizeof(ipc::MessageHeader) || req_size > ipc::kMaxMessage ||
+        reply_cap > ipc::kMaxMessage)
+        return -err::kInval;
+    if (!copy_user(t, req, msg_of(self), req_size, false))
+        return -err::kFault;
+    const auto* h = static_cast<const ipc::MessageHeader*>(msg_of(self));
+    if (h->payload_size != req_size - sizeof(ipc::MessageHeader))
+        return -err::kInval;
+    Verdict v = check_request(*t, *ch, *h);
+    if (!v.allow) {
+        audit_denied("request", *t, ch->server, ch, h, v.rule);
+        return -err::kAccess;
+    }
+    if (ch->server_dead)
+        return -kEpipe;
+    self->msg_size = static_cast<u32>(req_size);
+    self->reply_buf = reply;
+    self->reply_cap = reply_cap;
+    self->channel = ch;
+    if (Thread* server = ch->receiver) {
+        ch->receiver = nullptr;
+        i64 r = deliver(ch, self, server);
+        wake(server, r);
+        return kBlocked;
+    }
+    self->state = ThreadState::BlockedSend;
+    self->next = nullptr;
+    if (ch->send_tail)
+        ch->send_tail->next = self;
+    else
+        ch->send_head = self;
+    ch->send_tail = self;
+    return kBlocked;
+}
+
+i64 ipc_receive(Thread* self, u64 handle, u64 buf, u64 cap, u64 info) {
+    Task* t = self->task;
+    auto e = t->handles.get(static_cast<Handle>(handle), ObjectType::ChannelServer, kRightReceive);
+    if (e.is_error() || handle > 0xffffffffu)
+        return e.is_error() ? -e.error() : -9;
+    if (self->reply_to)
+        return -kEbusy; // reply to the pending call first
+    auto* ch = static_cast<Channel*>((*e).object);
+    self->recv_buf = buf;
+    self->recv_cap = cap;
+    self->recv_info = info;
+    if (Thread* client = dequeue(ch))
+        return deliver(ch, client, self);
+    ch->receiver = self;
+    self->state = ThreadState::BlockedReceive;
+    self->channel = ch;
+    return kBlocked;
+}
+
+i64 ipc_reply(Thread* self, u64 reply, u64 size) {
+    Thread* client = self->reply_to;
+    Channel* ch = self->reply_channel;
+    if (!client)
+        return -err::kInval;
+    if (size < sizeof(ipc::MessageHeader) || size > ipc::kMaxMessage)
+        return -err::kInval;
+    if (!copy_user(self->task, reply, msg_of(self), size, false))
+        return -err::kFault;
+    const auto* h = static_cast<const ipc::MessageHeader*>(msg_of(self));
+    if (h->payload_size != size - sizeof(ipc::MessageHeader))
+        return -err::kInval;
+    self->reply_to = nullptr;
+    self->reply_channel = nullptr;
+    Verdict v = check_response(*self->task, *ch, *h);
+    if (!v.allow) {
+        audit_denied("response", *self->task, client->task, ch, h, v.rule);
+        wake(client, -err::kAccess);
+        return -err::kAccess;
+    }
+    if (client->task->dead)
+        return 0;
+    if (size > client->reply_cap) {
+        wake(client, -kEmsgsize);
+        return 0;
+    }
+    if (!copy_user(client->task, client->reply_buf, msg_of(self), size, true)) {
+        wake(client, -err::kFault);
+        return 0;
+    }
+    wake(client, static_cast<i64>(size));
+    return 0;
+}
+
+void ipc_task_died(Task* task) {
+    for (u32 i = 0; i < g_channel_count; ++i) {
+        Channel* ch = &g_channels[i];
+        if (ch->server != task)
+            continue;
+        ch->server_dead = true;
+        ch->receiver = nullptr;
+        while (Thread* c = dequeue(ch))
+            wake(c, -kEpipe);
+    }
+    // A call the dead task had received but not answered.
+    if (Thread* t = task->thread; t && t->reply_to) {
+        wake(t->reply_to, -kEpipe);
+        t->reply_to = nullptr;
+    }
+}
+
+} // namespace kos

@@ -1,0 +1,40 @@
+// Channels and synchronous typed IPC (call / receive / reply).
+//
+// Every channel is declared in the init description with its client task,
+// its server task and the one interface it carries; tasks cannot create
+// channels. Each request and each reply passes the security hook before it
+// is delivered (complete mediation); a denied request returns EACCES to the
+// sender and is reported.
+#pragma once
+
+#include "handle_table.h"
+#include "kos/types.h"
+#include "task.h"
+
+namespace kos {
+
+struct Channel : KernelObject {
+    const char* name = "";
+    abi::u32 interface_id = 0;
+    Task* client = nullptr;
+    Task* server = nullptr;
+    Thread* receiver = nullptr;   // server thread blocked in receive
+    Thread* send_head = nullptr;  // clients waiting for the server
+    Thread* send_tail = nullptr;
+    bool server_dead = false;
+};
+
+Channel* alloc_channel();
+
+// Native calls. Each returns the value for the caller's rax, or kBlocked
+// when the caller now waits (the scheduler then runs another thread).
+inline constexpr abi::i64 kBlocked = 1ll << 62;
+abi::i64 ipc_call(Thread* self, abi::u64 handle, abi::u64 req, abi::u64 req_size, abi::u64 reply,
+                  abi::u64 reply_cap);
+abi::i64 ipc_receive(Thread* self, abi::u64 handle, abi::u64 buf, abi::u64 cap, abi::u64 info);
+abi::i64 ipc_reply(Thread* self, abi::u64 reply, abi::u64 size);
+
+// A task ended: fail everything waiting on its channels.
+void ipc_task_died(Task* task);
+
+} // namespace kos

@@ -1,0 +1,24 @@
+// Starting tasks: Linux tasks get the personality runtime and the boot
+// image mapped (the runtime loads the program); native tasks have their ELF
+// mapped by the kernel from the rootfs image.
+#pragma once
+
+#include "kos/boot.h"
+#include "kos/syscall.h"
+#include "task.h"
+
+namespace kos {
+
+struct BootImage {
+    abi::u64 pa = 0;
+    abi::u64 size = 0;
+    const abi::boot::BootImageHeader* header = nullptr;
+};
+extern BootImage g_boot_image;
+
+// Each returns nullptr, or a static message saying what failed.
+const char* start_linux_task(Task* task);
+const char* start_native_task(Task* task, const char* const* argv, abi::u32 argc,
+                              const abi::sys::NativeHandle* handles, abi::u32 handle_count);
+
+} // namespace kos

@@ -1,0 +1,88 @@
+// Tasks (an address space, a handle table and a label) and their threads,
+// and the scheduler that runs them on the one kernel stack of the CPU.
+//
+// Threads never block inside the kernel: a thread that must wait (for a
+// message, for a reply) has its user state saved in its Thread and the
+// trap returns into another thread. Switching is done by replacing the
+// trap frame on the kernel stack (see switch_to in task.cc).
+#pragma once
+
+#include "../arch/x86_64/cpu.h"
+#include "handle_table.h"
+#include "kos/syscall.h"
+#include "vm.h"
+
+namespace kos {
+
+struct Task;
+struct Channel;
+
+enum class ThreadState : abi::u8 { Free, Runnable, BlockedReceive, BlockedSend, BlockedReply, Dead };
+
+struct Thread {
+    arch::TrapFrame frame{};   // user state while not running
+    abi::u64 fpu_pa = 0;       // FPU/SSE(/AVX) save area, one frame
+    abi::u64 fs_base = 0;
+    abi::u64 gs_base = 0;
+    Task* task = nullptr;
+    ThreadState state = ThreadState::Free;
+    Thread* next = nullptr;    // run queue or channel send queue
+
+    // Linux personality: the runtime's per-thread block and stack.
+    abi::u64 thread_block_va = 0;
+    abi::u64 thread_block_pa = 0;
+    abi::u64 runtime_stack_top = 0;
+
+    // IPC.
+    abi::u64 msg_pa = 0;       // kernel copy of this thread's pending message
+    abi::u32 msg_size = 0;
+    abi::u64 reply_buf = 0;    // client: where the reply goes
+    abi::u64 reply_cap = 0;
+    abi::u64 recv_buf = 0;     // server blocked in receive
+    abi::u64 recv_cap = 0;
+    abi::u64 recv_info = 0;
+    Channel* channel = nullptr; // channel the thread waits on
+    Thread* reply_to = nullptr; // server: the client awaiting this thread's reply
+    Channel* reply_channel = nullptr;
+};
+
+struct Task {
+    vm::AddressSpace as;
+    HandleTable handles;
+    Thread* thread = nullptr;  // one thread per task for now
+    abi::u32 index = 0;        // in the init description
+    abi::u32 label = 0;        // label index from the init description
+    const char* name = "";
+    const char* label_name = "";
+    bool linux_personality = false;
+    bool dead = false;
+    abi::u64 runtime_text_start = 0; // `syscall` from here is a native call (Linux tasks)
+    abi::u64 runtime_text_end = 0;
+    abi::u64 runtime_linux_entry = 0;
+};
+
+inline constexpr abi::u32 kMaxTasks = 64;
+
+extern Thread* g_current;
+
+Task* task_at(abi::u32 index);
+Task* alloc_task();
+Thread* alloc_thread(Task* task);
+
+// Scheduler.
+void make_runnable(Thread* t);
+// Saves the running thread into its Thread (if `save`), picks the next
+// runnable thread and loads it into `f`. Stops the run with a clear error
+// when nothing can run.
+void schedule(arch::TrapFrame* f, bool save);
+// Loads `t` as the running thread (first entry to user mode).
+void load_thread(Thread* t, arch::TrapFrame* f);
+
+// Ends a task: its channels fail their peers (EPIPE), its memory goes.
+void task_exit(Task* task);
+
+// FPU state: save/restore areas (fxsave, or xsave where the CPU has it).
+void fpu_init(bool xsave, abi::u64 xcr0);
+void fpu_init_area(abi::u64 pa);
+
+} // namespace kos

@@ -1,0 +1,75 @@
+// A minimal native kos runtime for test programs: system call wrappers
+// (abi/kos/syscall.h), console output and the program entry.
+#pragma once
+
+#include "kos/base/format.h"
+#include "kos/base/string.h"
+#include "kos/ipc.h"
+#include "kos/syscall.h"
+
+namespace kn {
+
+using kos::abi::i64;
+using kos::abi::u32;
+using kos::abi::u64;
+using kos::abi::sys::NativeStartInfo;
+using kos::abi::sys::Sys;
+namespace ipc = kos::abi::ipc;
+
+inline i64 sys(Sys n, u64 a0 = 0, u64 a1 = 0, u64 a2 = 0, u64 a3 = 0, u64 a4 = 0) {
+    i64 ret;
+    register u64 r10 asm("r10") = a3;
+    register u64 r8 asm("r8") = a4;
+    asm volatile("syscall"
+                 : "=a"(ret)
+                 : "a"(static_cast<u64>(n)), "D"(a0), "S"(a1), "d"(a2), "r"(r10), "r"(r8)
+                 : "rcx", "r11", "memory");
+    return ret;
+}
+
+inline void print(const char* s) {
+    sys(Sys::console_write, 1, reinterpret_cast<u64>(s), strlen(s));
+}
+
+__attribute__((format(printf, 1, 2))) inline void printf(const char* fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    u64 n = kos::vformat(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sys(Sys::console_write, 1, reinterpret_cast<u64>(buf), n < sizeof buf ? n : sizeof buf - 1);
+}
+
+[[noreturn]] inline void exit(int status) {
+    sys(Sys::exit, 0, static_cast<u64>(status));
+    for (;;) {
+    }
+}
+
+// The handle the init description gave this task for channel `name`.
+inline u32 handle(const NativeStartInfo* info, const char* name) {
+    for (u32 i = 0; i < info->handle_count; ++i)
+        if (strcmp(info->handles[i].name, name) == 0)
+            return info->handles[i].handle;
+    return 0;
+}
+
+// A message: header + payload, as the IDL's generated layouts are.
+struct Message {
+    ipc::MessageHeader header;
+    char payload[256];
+};
+
+inline i64 call(u32 h, u32 interface_id, u32 method, const char* text, Message* reply) {
+    Message m{};
+    m.header.interface_id = interface_id;
+    m.header.method_id = method;
+    m.header.payload_size = static_cast<u32>(strlen(text));
+    memcpy(m.payload, text, m.header.payload_size);
+    return sys(Sys::ipc_call, h, reinterpret_cast<u64>(&m), sizeof(ipc::MessageHeader) + m.header.payload_size,
+               reinterpret_cast<u64>(reply), sizeof *reply);
+}
+
+} // namespace kn
+
+int main(const kn::NativeStartInfo* info);

@@ -1,0 +1,8 @@
+// Entry of native test programs: rdi = NativeStartInfo*, no return address.
+#include "kos_native.h"
+
+extern "C" [[noreturn]] void _start(const kn::NativeStartInfo* info) {
+    if (info->magic != kos::abi::sys::kNativeStartMagic)
+        kn::exit(120);
+    kn::exit(main(info));
+}
