@@ -4,7 +4,11 @@
 #define TOML_EXCEPTIONS 0
 #include <toml++/toml.h>
 
+#include <cctype>
 #include <sstream>
+
+#include "kos/rootfs_image.h"
+#include "label_matcher.h"
 
 namespace kos::pkg {
 namespace {
@@ -68,7 +72,287 @@ Result<void> parse_user(const std::string& user, const std::string& at, AppConfi
     return {};
 }
 
+Result<void> check_keys(const toml::table& t, std::initializer_list<const char*> known,
+                        const std::string& origin, const std::string& section) {
+    for (auto&& [key, node] : t) {
+        bool ok = false;
+        for (const char* k : known)
+            ok = ok || key.str() == k;
+        if (!ok) {
+            std::string list;
+            for (const char* k : known)
+                list += (list.empty() ? "" : ", ") + std::string(k);
+            return make_error(EINVAL, where(origin, key.source()) + ": unknown key [" + section +
+                                          "] " + std::string(key.str()) + " (known: " + list + ")");
+        }
+    }
+    return {};
+}
+
+// "256MiB", "1G", "4096" or an integer: bytes.
+Result<uint64_t> size_field(const toml::table& t, const char* key, const std::string& origin,
+                            const char* section) {
+    const toml::node* n = t.get(key);
+    if (!n)
+        return 0;
+    std::string at = where(origin, n->source()) + ": [" + section + "] " + key;
+    if (auto i = n->value<int64_t>()) {
+        if (*i < 0)
+            return make_error(EINVAL, at + " must not be negative");
+        return static_cast<uint64_t>(*i);
+    }
+    auto s = n->value<std::string>();
+    if (!s)
+        return make_error(EINVAL, at + " must be a size such as \"256MiB\" or a number of bytes");
+    size_t digits = s->find_first_not_of("0123456789");
+    std::string num = s->substr(0, digits), unit = digits == std::string::npos ? "" : s->substr(digits);
+    static const std::pair<const char*, uint64_t> units[] = {
+        {"", 1}, {"B", 1}, {"K", 1ull << 10}, {"KiB", 1ull << 10}, {"M", 1ull << 20},
+        {"MiB", 1ull << 20}, {"G", 1ull << 30}, {"GiB", 1ull << 30}, {"T", 1ull << 40},
+        {"TiB", 1ull << 40}};
+    if (num.empty() || num.size() > 12)
+        return make_error(EINVAL, at + ": \"" + *s + "\" is not a size (e.g. \"256MiB\")");
+    for (auto& [name, mult] : units)
+        if (unit == name)
+            return std::stoull(num) * mult;
+    return make_error(EINVAL, at + ": unknown unit \"" + unit + "\" (use B, KiB, MiB, GiB, TiB)");
+}
+
+// "500ms", "10s", "2m", "1h" or an integer number of seconds: milliseconds.
+Result<uint64_t> duration_field(const toml::table& t, const char* key, const std::string& origin,
+                                const char* section) {
+    const toml::node* n = t.get(key);
+    if (!n)
+        return 0;
+    std::string at = where(origin, n->source()) + ": [" + section + "] " + key;
+    if (auto i = n->value<int64_t>()) {
+        if (*i < 0 || *i > (int64_t(1) << 40))
+            return make_error(EINVAL, at + " is out of range");
+        return static_cast<uint64_t>(*i) * 1000;
+    }
+    auto s = n->value<std::string>();
+    if (!s)
+        return make_error(EINVAL, at + " must be a duration such as \"30s\" or a number of seconds");
+    size_t digits = s->find_first_not_of("0123456789");
+    std::string num = s->substr(0, digits), unit = digits == std::string::npos ? "s" : s->substr(digits);
+    static const std::pair<const char*, uint64_t> units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+    if (num.empty() || num.size() > 12)
+        return make_error(EINVAL, at + ": \"" + *s + "\" is not a duration (e.g. \"30s\")");
+    for (auto& [name, mult] : units)
+        if (unit == name)
+            return std::stoull(num) * mult;
+    return make_error(EINVAL, at + ": unknown unit \"" + unit + "\" (use ms, s, m, h)");
+}
+
+Result<uint32_t> count_field(const toml::table& t, const char* key, uint32_t max,
+                             const std::string& origin, const char* section) {
+    const toml::node* n = t.get(key);
+    if (!n)
+        return 0;
+    auto i = n->value<int64_t>();
+    if (!i || *i < 0 || *i > int64_t(max))
+        return make_error(EINVAL, where(origin, n->source()) + ": [" + section + "] " + key +
+                                      " must be an integer from 0 to " + std::to_string(max));
+    return static_cast<uint32_t>(*i);
+}
+
+Result<std::string> label_field(const toml::table& t, const char* key, const std::string& origin,
+                                const std::string& section) {
+    const toml::node* n = t.get(key);
+    std::string at = where(origin, (n ? n->source() : t.source())) + ": [" + section + "] " + key;
+    if (!n)
+        return make_error(EINVAL, at + " is required (every resource carries a label)");
+    auto s = n->value<std::string>();
+    if (!s || !valid_label(*s))
+        return make_error(EINVAL, at + " must be a label ([A-Za-z_][A-Za-z0-9_.:-]*, at most 128 bytes)");
+    return *s;
+}
+
+bool valid_rootfs_path(const std::string& p) {
+    return !p.empty() && p.size() <= 4096 &&
+           kos::abi::rootfs::RootfsView::path_normalized(p.data(), p.size());
+}
+
+Result<void> parse_labels(const toml::table& t, const std::string& origin, BundleConfig& cfg) {
+    cfg.has_labels = true;
+    for (auto&& [key, node] : t) {
+        std::string pattern(key.str());
+        std::string at = where(origin, key.source());
+        auto label = node.value<std::string>();
+        if (!label || !valid_label(*label))
+            return make_error(EINVAL, at + ": [labels] \"" + pattern +
+                                          "\" must map to a label string ([A-Za-z_][A-Za-z0-9_.:-]*)");
+        if (auto err = validate_label_pattern(pattern); !err.empty())
+            return make_error(EINVAL, at + ": [labels] pattern \"" + pattern + "\": " + err);
+        cfg.labels.push_back({pattern, *label, at});
+    }
+    return {};
+}
+
+Result<void> parse_policy(const toml::table& t, const std::string& origin, BundleConfig& cfg) {
+    KOS_TRY(check_keys(t, {"domain", "sources"}, origin, "policy"));
+    cfg.has_policy = true;
+    if (t.get("domain"))
+        cfg.policy.domain = KOS_TRY(label_field(t, "domain", origin, "policy"));
+    cfg.policy.sources = KOS_TRY(string_array(t, "sources", origin, "policy"));
+    for (const std::string& src : cfg.policy.sources)
+        if (!valid_bundle_relpath(src) || src == kConfigFileName || src.starts_with("rootfs/") ||
+            src == "rootfs")
+            return make_error(EINVAL, where(origin, t.source()) + ": [policy] source \"" + src +
+                                          "\" must be a relative path inside the bundle directory, "
+                                          "outside rootfs/ (components of A-Z a-z 0-9 . _ -)");
+    return {};
+}
+
+Result<void> parse_limits(const toml::table& t, const std::string& origin, BundleConfig& cfg) {
+    KOS_TRY(check_keys(t, {"memory", "vcpus", "cpu_time", "wall_time", "output", "pids", "open_files"},
+                       origin, "limits"));
+    LimitsConfig& l = cfg.limits;
+    l.memory_bytes = KOS_TRY(size_field(t, "memory", origin, "limits"));
+    l.vcpus = KOS_TRY(count_field(t, "vcpus", 256, origin, "limits"));
+    l.cpu_time_ms = KOS_TRY(duration_field(t, "cpu_time", origin, "limits"));
+    l.wall_time_ms = KOS_TRY(duration_field(t, "wall_time", origin, "limits"));
+    l.output_bytes = KOS_TRY(size_field(t, "output", origin, "limits"));
+    l.pids = KOS_TRY(count_field(t, "pids", 1u << 22, origin, "limits"));
+    l.open_files = KOS_TRY(count_field(t, "open_files", 1u << 20, origin, "limits"));
+    return {};
+}
+
+Result<void> parse_endpoints(const toml::table& t, const char* key, bool with_host,
+                             const std::string& origin, std::vector<NetworkEndpoint>& out) {
+    const toml::node* n = t.get(key);
+    if (!n)
+        return {};
+    const toml::array* arr = n->as_array();
+    std::string sec = std::string("network.") + key;
+    if (!arr)
+        return make_error(EINVAL, where(origin, n->source()) + ": [network] " + key +
+                                      " must be an array of tables, e.g. " + key +
+                                      " = [{ proto = \"tcp\", port = 8080, label = \"http_port_t\" }]");
+    for (const toml::node& item : *arr) {
+        const toml::table* e = item.as_table();
+        std::string at = where(origin, item.source());
+        if (!e)
+            return make_error(EINVAL, at + ": [network] " + key + " entries must be tables");
+        if (with_host)
+            KOS_TRY(check_keys(*e, {"proto", "host", "port", "label"}, origin, sec));
+        else
+            KOS_TRY(check_keys(*e, {"proto", "port", "label"}, origin, sec));
+        NetworkEndpoint ep;
+        ep.proto = KOS_TRY(string_field(*e, "proto", "tcp", origin, sec.c_str()));
+        if (ep.proto != "tcp" && ep.proto != "udp")
+            return make_error(EINVAL, at + ": [" + sec + "] proto must be \"tcp\" or \"udp\"");
+        auto port = e->get("port") ? e->get("port")->value<int64_t>() : std::nullopt;
+        if (!port || *port < 1 || *port > 65535)
+            return make_error(EINVAL, at + ": [" + sec + "] port must be an integer from 1 to 65535");
+        ep.port = static_cast<uint16_t>(*port);
+        if (with_host) {
+            ep.host = KOS_TRY(string_field(*e, "host", "", origin, sec.c_str()));
+            if (ep.host.empty() || ep.host.size() > 253 ||
+                ep.host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789.-:/") != std::string::npos)
+                return make_error(EINVAL, at + ": [" + sec + "] host must be an address, CIDR "
+                                               "or host name");
+        }
+        ep.label = KOS_TRY(label_field(*e, "label", origin, sec));
+        out.push_back(std::move(ep));
+    }
+    return {};
+}
+
+Result<void> parse_network(const toml::table& t, const std::string& origin, BundleConfig& cfg) {
+    KOS_TRY(check_keys(t, {"listen", "connect"}, origin, "network"));
+    KOS_TRY(parse_endpoints(t, "listen", false, origin, cfg.network.listen));
+    KOS_TRY(parse_endpoints(t, "connect", true, origin, cfg.network.connect));
+    return {};
+}
+
+Result<void> parse_volumes(const toml::table& t, const std::string& origin, BundleConfig& cfg) {
+    for (auto&& [key, node] : t) {
+        std::string name(key.str());
+        std::string at = where(origin, key.source());
+        const toml::table* v = node.as_table();
+        if (!v)
+            return make_error(EINVAL, at + ": [volumes] " + name +
+                                          " must be a table: [volumes." + name +
+                                          "] path = \"/data\", access = \"ro\", label = \"data_t\"");
+        if (name.empty() || name.size() > 64 ||
+            name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                std::string::npos)
+            return make_error(EINVAL, at + ": volume name \"" + name + "\" must be 1-64 of A-Z a-z 0-9 _ -");
+        std::string sec = "volumes." + name;
+        KOS_TRY(check_keys(*v, {"path", "access", "label"}, origin, sec));
+        VolumeConfig vol;
+        vol.name = name;
+        vol.path = KOS_TRY(string_field(*v, "path", "", origin, sec.c_str()));
+        if (!valid_rootfs_path(vol.path) || vol.path == "/")
+            return make_error(EINVAL, at + ": [" + sec + "] path must be a normalized absolute "
+                                           "path other than /, e.g. \"/data\"");
+        std::string access = KOS_TRY(string_field(*v, "access", "ro", origin, sec.c_str()));
+        if (access != "ro" && access != "rw")
+            return make_error(EINVAL, at + ": [" + sec + "] access must be \"ro\" or \"rw\"");
+        vol.writable = access == "rw";
+        vol.label = KOS_TRY(label_field(*v, "label", origin, sec));
+        cfg.volumes.push_back(std::move(vol));
+    }
+    return {};
+}
+
 } // namespace
+
+bool valid_label(const std::string& label) {
+    if (label.empty() || label.size() > 128)
+        return false;
+    auto c0 = static_cast<unsigned char>(label[0]);
+    if (!(std::isalpha(c0) || c0 == '_'))
+        return false;
+    for (char c : label) {
+        auto u = static_cast<unsigned char>(c);
+        if (!(std::isalnum(u) || c == '_' || c == '.' || c == ':' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool valid_bundle_relpath(const std::string& path) {
+    if (path.empty() || path.size() > 255 || path.front() == '/' || path.back() == '/')
+        return false;
+    size_t start = 0;
+    while (start <= path.size()) {
+        size_t end = path.find('/', start);
+        if (end == std::string::npos)
+            end = path.size();
+        std::string comp = path.substr(start, end - start);
+        if (comp.empty() || comp == "." || comp == "..")
+            return false;
+        for (char c : comp) {
+            auto u = static_cast<unsigned char>(c);
+            if (!(std::isalnum(u) || c == '.' || c == '_' || c == '-'))
+                return false;
+        }
+        start = end + 1;
+    }
+    return true;
+}
+
+Result<void> require_behavior_config(const BundleConfig& config, const std::string& origin) {
+    if (!config.has_labels || config.labels.empty())
+        return make_error(EINVAL, origin + ": no behavior config: missing [labels] section (every "
+                                           "file needs a label, e.g. [labels] \"/**\" = \"app_file_t\"); "
+                                           "see docs/bundle-format.md");
+    if (!config.has_policy)
+        return make_error(EINVAL, origin + ": no behavior config: missing [policy] section (e.g. "
+                                           "[policy] domain = \"app_t\", sources = [\"policy/app.kpol\"]); "
+                                           "see docs/bundle-format.md");
+    if (config.policy.domain.empty())
+        return make_error(EINVAL, origin + ": [policy] domain is required (the label of the app's "
+                                           "processes, e.g. \"app_t\")");
+    if (config.policy.sources.empty())
+        return make_error(EINVAL, origin + ": [policy] sources is empty: name at least one policy "
+                                           "file inside the bundle");
+    return {};
+}
 
 Result<BundleConfig> parse_bundle_config(const std::string& text, const std::string& origin) {
     toml::parse_result parsed = toml::parse(text, origin);
@@ -123,6 +407,32 @@ Result<BundleConfig> parse_bundle_config(const std::string& text, const std::str
                                        "rootfs, got \"" + a.entrypoint[0] + "\"");
     if (a.workdir.empty() || a.workdir.front() != '/')
         return make_error(EINVAL, at + ": [app] workdir must be an absolute path");
+
+    if (const toml::node* n = root.get("labels")) {
+        if (!n->as_table())
+            return make_error(EINVAL, where(origin, n->source()) + ": [labels] must be a table");
+        KOS_TRY(parse_labels(*n->as_table(), origin, cfg));
+    }
+    if (const toml::node* n = root.get("policy")) {
+        if (!n->as_table())
+            return make_error(EINVAL, where(origin, n->source()) + ": [policy] must be a table");
+        KOS_TRY(parse_policy(*n->as_table(), origin, cfg));
+    }
+    if (const toml::node* n = root.get("limits")) {
+        if (!n->as_table())
+            return make_error(EINVAL, where(origin, n->source()) + ": [limits] must be a table");
+        KOS_TRY(parse_limits(*n->as_table(), origin, cfg));
+    }
+    if (const toml::node* n = root.get("network")) {
+        if (!n->as_table())
+            return make_error(EINVAL, where(origin, n->source()) + ": [network] must be a table");
+        KOS_TRY(parse_network(*n->as_table(), origin, cfg));
+    }
+    if (const toml::node* n = root.get("volumes")) {
+        if (!n->as_table())
+            return make_error(EINVAL, where(origin, n->source()) + ": [volumes] must be a table");
+        KOS_TRY(parse_volumes(*n->as_table(), origin, cfg));
+    }
     return cfg;
 }
 

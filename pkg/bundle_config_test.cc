@@ -50,3 +50,89 @@ TEST(BundleConfig, RejectsUnknownSectionKeyAndBadValues) {
     ASSERT_FALSE(f);
     EXPECT_NE(f.error().message.find("missing [app]"), std::string::npos);
 }
+
+TEST(BundleConfig, ParsesBehaviorSections) {
+    auto cfg = parse_bundle_config(R"(
+[app]
+name = "web"
+version = "2.1"
+entrypoint = ["/bin/web"]
+
+[labels]
+"/**" = "web_file_t"
+"/bin/**" = "web_exec_t"
+
+[policy]
+domain = "web_t"
+sources = ["policy/web.kpol"]
+
+[limits]
+memory = "256MiB"
+vcpus = 2
+cpu_time = "30s"
+wall_time = 600
+output = "1MiB"
+pids = 64
+open_files = 256
+
+[network]
+listen = [{ proto = "tcp", port = 8080, label = "http_port_t" }]
+connect = [{ proto = "udp", host = "10.0.0.0/8", port = 53, label = "dns_port_t" }]
+
+[volumes.data]
+path = "/data"
+access = "rw"
+label = "web_data_t"
+)", "bundle.toml");
+    ASSERT_TRUE(cfg) << cfg.error().message;
+    ASSERT_EQ(cfg->labels.size(), 2u);
+    EXPECT_EQ(cfg->labels[1].pattern, "/bin/**");
+    EXPECT_EQ(cfg->labels[1].label, "web_exec_t");
+    EXPECT_EQ(cfg->policy.domain, "web_t");
+    EXPECT_EQ(cfg->policy.sources, std::vector<std::string>{"policy/web.kpol"});
+    EXPECT_EQ(cfg->limits.memory_bytes, 256ull << 20);
+    EXPECT_EQ(cfg->limits.vcpus, 2u);
+    EXPECT_EQ(cfg->limits.cpu_time_ms, 30000u);
+    EXPECT_EQ(cfg->limits.wall_time_ms, 600000u);
+    EXPECT_EQ(cfg->limits.output_bytes, 1u << 20);
+    EXPECT_EQ(cfg->limits.pids, 64u);
+    EXPECT_EQ(cfg->limits.open_files, 256u);
+    ASSERT_EQ(cfg->network.listen.size(), 1u);
+    EXPECT_EQ(cfg->network.listen[0].port, 8080);
+    EXPECT_EQ(cfg->network.connect[0].host, "10.0.0.0/8");
+    EXPECT_EQ(cfg->network.connect[0].label, "dns_port_t");
+    ASSERT_EQ(cfg->volumes.size(), 1u);
+    EXPECT_TRUE(cfg->volumes[0].writable);
+    EXPECT_EQ(cfg->volumes[0].label, "web_data_t");
+    EXPECT_TRUE(kos::pkg::require_behavior_config(*cfg, "b"));
+}
+
+TEST(BundleConfig, BehaviorSectionErrorsNameTheField) {
+    auto expect_err = [](const std::string& text, const std::string& needle) {
+        auto cfg = parse_bundle_config("[app]\nname='x'\n" + text, "b.toml");
+        ASSERT_FALSE(cfg) << text;
+        EXPECT_NE(cfg.error().message.find(needle), std::string::npos) << cfg.error().message;
+    };
+    expect_err("[labels]\n'bin/**' = 'a_t'\n", "b.toml:4:1: [labels] pattern \"bin/**\": must be an absolute path");
+    expect_err("[labels]\n'/bin/**' = '1bad'\n", "must map to a label");
+    expect_err("[policy]\ndomain='a_t'\nsources=['../x']\n", "[policy] source \"../x\"");
+    expect_err("[policy]\ndomain='a_t'\nsources=['rootfs/p']\n", "outside rootfs/");
+    expect_err("[limits]\nmemory='12XB'\n", "unknown unit \"XB\"");
+    expect_err("[limits]\nvcpu=2\n", "unknown key [limits] vcpu");
+    expect_err("[network]\nlisten=[{port=80}]\n", "[network.listen] label is required");
+    expect_err("[network]\nlisten=[{port=0, label='p_t'}]\n", "port must be an integer from 1 to 65535");
+    expect_err("[volumes.d]\npath='data'\nlabel='d_t'\n", "path must be a normalized absolute path");
+}
+
+TEST(BundleConfig, RequireBehaviorConfigNamesTheMissingSection) {
+    auto a = parse_bundle_config("[app]\nname='x'\n", "b.toml");
+    ASSERT_TRUE(a);
+    auto r = kos::pkg::require_behavior_config(*a, "b.toml");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("missing [labels] section"), std::string::npos);
+    auto b = parse_bundle_config("[app]\nname='x'\n[labels]\n'/**'='a_t'\n", "b.toml");
+    ASSERT_TRUE(b);
+    r = kos::pkg::require_behavior_config(*b, "b.toml");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("missing [policy] section"), std::string::npos);
+}

@@ -48,6 +48,8 @@ struct Walker {
                 return make_error(EFBIG, path + ": rootfs is larger than " +
                                              std::to_string(opts.max_total_bytes) + " bytes");
             n.content = KOS_TRY(read_fd(fd.get(), path, opts.max_total_bytes));
+            if (opts.progress)
+                opts.progress(nodes.size() + 1, total);
         } else if (S_ISLNK(st.st_mode)) {
             char buf[rfs::kMaxPath + 1];
             ssize_t len = ::readlinkat(parent_fd, name, buf, sizeof buf);

@@ -16,6 +16,9 @@ struct RootfsBuildOptions {
     std::function<Result<std::string>(const std::string& path, uint32_t mode)> labeler;
     uint64_t max_entries = 1'000'000;
     uint64_t max_total_bytes = 16ull << 30;
+    // Called after each file is read (files so far, bytes so far), e.g. to
+    // print progress on a terminal. May be empty.
+    std::function<void(uint64_t files, uint64_t bytes)> progress = {};
 };
 
 struct RootfsBuildReport {
