@@ -122,9 +122,10 @@ Result<void> install_seccomp_filter(const JailOptions& o) {
     // Run the vCPU and read its registers for error reports; only on the
     // vCPU descriptor.
     // KVM_GET/SET_XSAVE: user FPU state switches where the guest kernel
-    // cannot do them itself (nested kvm_pvm).
+    // cannot do them itself (nested kvm_pvm); KVM_GET_MP_STATE: is the
+    // guest halted for good.
     for (uint64_t req : {uint64_t{KVM_RUN}, uint64_t{KVM_GET_REGS}, uint64_t{KVM_GET_SREGS},
-                         uint64_t{KVM_GET_XSAVE}, uint64_t{KVM_SET_XSAVE}})
+                         uint64_t{KVM_GET_XSAVE}, uint64_t{KVM_SET_XSAVE}, uint64_t{KVM_GET_MP_STATE}})
         allow(SCMP_SYS(ioctl), {fd_is(0, o.vcpu_fd), cmp(1, SCMP_CMP_EQ, req)});
     // Guest console input and output, and kos's own messages.
     allow(SCMP_SYS(read), {fd_is(0, o.stdin_fd)});
@@ -140,7 +141,7 @@ Result<void> install_seccomp_filter(const JailOptions& o) {
     // stdio asks whether an output is a terminal/file on first use.
     allow(SCMP_SYS(fstat));
     allow(SCMP_SYS(newfstatat), {cmp(3, SCMP_CMP_EQ, AT_EMPTY_PATH)});
-    // The wall-time limit: its timer signal interrupts KVM_RUN and returns.
+    // The watchdog timer's signal interrupts KVM_RUN and returns.
     allow(SCMP_SYS(rt_sigreturn));
     allow(SCMP_SYS(timer_delete));
     // Clocks (when the vDSO is not used), and futexes of the C++ runtime.

@@ -284,19 +284,20 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
     return {};
 }
 
-// Stops a run after a wall-time limit: a POSIX timer signals the vCPU
+// Interrupts KVM_RUN twice a second: a POSIX timer signals the vCPU
 // thread, whose handler sets immediate_exit so KVM_RUN returns EINTR now or
-// at its next entry (Documentation/virt/kvm/api.rst, "immediate_exit"). No
-// extra thread: the VMM stays single-threaded for its jail.
+// at its next entry (Documentation/virt/kvm/api.rst, "immediate_exit").
+// The run loop then checks the wall-time limit and whether the guest
+// halted for good. No extra thread: the VMM stays single-threaded for its
+// jail.
 std::atomic<bool> g_watchdog_fired = false;
 kvm_run* g_watchdog_run = nullptr;
+constexpr long kWatchdogPeriodNs = 500'000'000;
 
 class Watchdog {
 public:
-    Watchdog(uint64_t timeout_ms, kvm_run* run) {
+    explicit Watchdog(kvm_run* run) {
         g_watchdog_fired = false;
-        if (!timeout_ms)
-            return;
         g_watchdog_run = run;
         struct sigaction sa{};
         sa.sa_handler = [](int) {
@@ -314,8 +315,8 @@ public:
             return;
         m_armed = true;
         itimerspec its{};
-        its.it_value.tv_sec = static_cast<time_t>(timeout_ms / 1000);
-        its.it_value.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1000000;
+        its.it_value.tv_nsec = kWatchdogPeriodNs;
+        its.it_interval.tv_nsec = kWatchdogPeriodNs;
         ::timer_settime(m_timer, 0, &its, nullptr);
     }
     ~Watchdog() {
@@ -323,12 +324,23 @@ public:
             ::timer_delete(m_timer);
         g_watchdog_run = nullptr;
     }
-    bool fired() const { return g_watchdog_fired; }
+    // True once per timer tick.
+    bool take_tick() { return g_watchdog_fired.exchange(false); }
 
 private:
     timer_t m_timer{};
     bool m_armed = false;
 };
+
+// A guest that halted with interrupts disabled can never run again (the
+// in-kernel irqchip keeps HLT inside KVM, so there is no exit to see).
+bool halted_for_good(const Vcpu& vcpu) {
+    kvm_mp_state mp{};
+    if (::ioctl(vcpu.fd(), KVM_GET_MP_STATE, &mp) != 0 || mp.mp_state != KVM_MP_STATE_HALTED)
+        return false;
+    auto regs = vcpu.regs();
+    return regs && !(regs->rflags & (1u << 9));
+}
 
 } // namespace
 
@@ -358,10 +370,16 @@ Result<RunOutcome> run_vm(VmOptions opts) {
         image_gpa = (opts.ram_bytes + (1ull << 30) - 1) & ~((1ull << 30) - 1);
     write_start_info(ram, image_gpa, opts.boot_image.size());
 
-    // Slots before the vCPU (and before any irqchip: adding slots after it is
-    // slow on nested KVM). The boot image slot is read-only to the guest.
+    // Slots first, then the in-kernel irqchip (its local APIC timer drives
+    // preemption; adding slots after it is slow on nested KVM), then the
+    // vCPU. The boot image slot is read-only to the guest; its bytes are
+    // copied in below, once the header is final.
     KOS_TRY(vm.add_memory(0, 0, ram.base, ram.size, false));
     bool ro = vm.has_cap(KVM_CAP_READONLY_MEM);
+    KOS_TRY(vm.add_memory(1, image_gpa, image_map.data(), image_map.size(), ro));
+    if (::ioctl(vm.fd(), KVM_CREATE_IRQCHIP, 0) != 0)
+        return make_error(errno, "KVM_CREATE_IRQCHIP: " + errno_string(errno) +
+                                     " (kos needs KVM's in-kernel interrupt controller)");
     Vcpu vcpu = KOS_TRY(vm.create_vcpu(0));
     KOS_TRY(setup_long_mode(vcpu, entry));
 
@@ -375,12 +393,11 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     ::ioctl(vcpu.fd(), KVM_SET_MSRS, msrs);
     header->realtime_at_tsc0_ns = now_ns(CLOCK_REALTIME);
     std::memcpy(image_map.data(), opts.boot_image.data(), opts.boot_image.size());
-    KOS_TRY(vm.add_memory(1, image_gpa, image_map.data(), image_map.size(), ro));
 
     GuestMemory mem{ram, image_map.data(), image_gpa, image_map.size()};
     HypercallState st{ram, mem, vcpu.fd(), opts, 0, false, {}};
     kvm_run* run = vcpu.run();
-    Watchdog watchdog(opts.wall_timeout_ms, run);
+    Watchdog watchdog(run);
     if (opts.jail) {
         JailOptions jo{vcpu.fd(), opts.stdin_fd, opts.stdout_fd, opts.stderr_fd};
         st.outcome.jail = KOS_TRY(enter_jail(jo)).summary();
@@ -389,11 +406,18 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     st.outcome.setup_ns = t1 - t0;
     while (!st.done) {
         if (::ioctl(vcpu.fd(), KVM_RUN, 0) != 0) {
-            if (watchdog.fired()) {
-                char limit[32];
-                std::snprintf(limit, sizeof limit, "%g", static_cast<double>(opts.wall_timeout_ms) / 1000);
-                return make_error(ETIMEDOUT, std::string("the run reached its wall-time limit of ") +
-                                                 limit + " s and was stopped\n" + vcpu.describe());
+            if (watchdog.take_tick()) {
+                run->immediate_exit = 0;
+                if (opts.wall_timeout_ms && now_ns() - t1 >= opts.wall_timeout_ms * 1000000) {
+                    char limit[32];
+                    std::snprintf(limit, sizeof limit, "%g", static_cast<double>(opts.wall_timeout_ms) / 1000);
+                    return make_error(ETIMEDOUT, std::string("the run reached its wall-time limit of ") +
+                                                     limit + " s and was stopped\n" + vcpu.describe());
+                }
+                if (halted_for_good(vcpu))
+                    return make_error(EIO, "the guest halted with interrupts disabled and can never "
+                                           "continue\n" + vcpu.describe());
+                continue;
             }
             if (errno == EINTR || errno == EAGAIN)
                 continue;
@@ -417,8 +441,7 @@ Result<RunOutcome> run_vm(VmOptions opts) {
             break;
         }
         case KVM_EXIT_HLT:
-            return make_error(EIO, "the guest halted without reporting an exit status\n" +
-                                       vcpu.describe());
+            return make_error(EIO, "the guest halted and can never continue\n" + vcpu.describe());
         case KVM_EXIT_SHUTDOWN:
             return make_error(EIO, "the guest triple-faulted (CPU reset)\n" + vcpu.describe());
         case KVM_EXIT_FAIL_ENTRY:

@@ -1,4 +1,5 @@
 // Kernel entry: from the PVH start info to the first user program.
+#include "../arch/x86_64/apic.h"
 #include "../arch/x86_64/cpu.h"
 #include "../arch/x86_64/paging.h"
 #include "../arch/x86_64/platform.h"
@@ -128,13 +129,14 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
     u64 image_size = mod[0].size;
 
     const auto* mm = static_cast<const pvh::MemmapEntry*>(pmm::phys_to_virt(si->memmap_paddr));
-    PhysRange direct[33];
+    PhysRange direct[34];
     int direct_count = 0;
     direct[direct_count++] = {image_pa, image_pa + image_size};
+    direct[direct_count++] = {arch::kXapicPhys, arch::kXapicPhys + 4096}; // local APIC registers
     for (abi::u32 i = 0; i < si->memmap_entries && i < 128; ++i) {
         if (mm[i].type != pvh::kMemmapRam)
             continue;
-        if (direct_count < 33)
+        if (direct_count < 34)
             direct[direct_count++] = {mm[i].addr, mm[i].addr + mm[i].size};
         u64 start = mm[i].addr < kMiB ? kMiB : mm[i].addr;
         // Early page tables must come from identity-mapped memory.
@@ -161,6 +163,10 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
     g_stats = bh->flags & boot::kBootStats;
     g_boot_image = {image_pa, bh->total_size, bh};
     fpu_init(features.xsave, features.xcr0);
+    // Preemption every 10 ms. Without an x2APIC the threads still run, each
+    // until it blocks or exits.
+    if (!arch::apic_timer_start(10000, boot::kDirectMapBase + arch::kXapicPhys))
+        kprintf("kos kernel: no x2APIC timer: tasks are not preempted\n");
     if (const char* error = start_tasks(kernel_pml4))
         panic("kos kernel: %s\n", error);
 

@@ -144,8 +144,6 @@ void load_thread(Thread* t, arch::TrapFrame* f) {
 void schedule(arch::TrapFrame* f, bool save) {
     Thread* cur = g_current;
     Thread* next = pop_runnable();
-    if (next == cur)
-        return; // only the caller was runnable: keep running it
     if (!next) {
         if (cur && cur->state == ThreadState::Runnable)
             return;

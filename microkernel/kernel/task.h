@@ -72,8 +72,9 @@ Thread* alloc_thread(Task* task);
 // Scheduler.
 void make_runnable(Thread* t);
 // Saves the running thread into its Thread (if `save`), picks the next
-// runnable thread and loads it into `f`. Stops the run with a clear error
-// when nothing can run.
+// runnable thread and loads it into `f`; a running thread that is still
+// runnable goes to the back of the queue (the caller must not queue it).
+// Stops the run with a clear error when nothing can run.
 void schedule(arch::TrapFrame* f, bool save);
 // Loads `t` as the running thread (first entry to user mode).
 void load_thread(Thread* t, arch::TrapFrame* f);

@@ -1,6 +1,7 @@
 // Trap dispatch: system calls (native and Linux), user page faults, user
 // exceptions (which end the program with the matching signal) and kernel
 // exceptions (which stop the VM with the registers).
+#include "../arch/x86_64/apic.h"
 #include "../arch/x86_64/cpu.h"
 #include "../arch/x86_64/platform.h"
 #include "errno.h"
@@ -27,7 +28,7 @@ constexpr i64 kYield = kBlocked + 1;
 
 // Kernel counters, printed at exit with `kos run --stats`.
 struct Counters {
-    u64 native_calls, linux_syscalls, page_faults, tsc_at_boot, tsc_at_user;
+    u64 native_calls, linux_syscalls, page_faults, timer_ticks, tsc_at_boot, tsc_at_user;
 } g_counters;
 constexpr u64 kUserFlagsMask = 0xcd5; // CF PF AF ZF SF TF DF OF: what ring 3 may keep
 
@@ -134,9 +135,10 @@ i64 native_call(Thread* self, TrapFrame* f) {
             return kBlocked;
         }
         if (g_stats)
-            kprintf("kos kernel: %lu native calls, %lu Linux syscalls, %lu page faults, %lu pages "
-                    "mapped; %lu kcycles to boot, %lu kcycles running\n",
+            kprintf("kos kernel: %lu native calls, %lu Linux syscalls, %lu page faults, %lu timer "
+                    "ticks, %lu pages mapped; %lu kcycles to boot, %lu kcycles running\n",
                     g_counters.native_calls, g_counters.linux_syscalls, g_counters.page_faults,
+                    g_counters.timer_ticks,
                     p.as.mapped_pages(), (g_counters.tsc_at_user - g_counters.tsc_at_boot) >> 10,
                     (arch::rdtsc() - g_counters.tsc_at_user) >> 10);
         platform::exit(a0 == 1 ? hc::ExitKind::Signaled : hc::ExitKind::Exited, a1);
@@ -187,7 +189,6 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return r.as_syscall_result();
     }
     case sys::Sys::thread_yield:
-        make_runnable(self);
         return kYield;
     default:
         return -err::kNoSys;
@@ -206,6 +207,8 @@ void syscall_entry(Thread* self, TrapFrame* f) {
         f->rip = user_rip;
         f->rflags = (user_flags & kUserFlagsMask) | 0x202;
         i64 r = native_call(self, f);
+        if (r == kYield)
+            f->rax = 0;
         if (r == kBlocked || r == kYield) [[unlikely]] {
             // The caller waits (its result arrives with its wake-up) or
             // yields: run someone else.
@@ -240,6 +243,8 @@ void stats_user() { g_counters.tsc_at_user = arch::rdtsc(); }
 
 extern "C" char probe_fxrstor_insn[];
 extern "C" char probe_fxrstor_fail[];
+extern "C" char safe_wrmsr_insn[];
+extern "C" char safe_wrmsr_fail[];
 
 extern "C" void trap_dispatch(TrapFrame* f) {
     bool from_user = (f->cs & 3) == 3;
@@ -248,10 +253,25 @@ extern "C" void trap_dispatch(TrapFrame* f) {
             f->rip = reinterpret_cast<u64>(probe_fxrstor_fail);
             return;
         }
+        if (f->vector == 13 && f->rip == reinterpret_cast<u64>(safe_wrmsr_insn)) {
+            f->rip = reinterpret_cast<u64>(safe_wrmsr_fail);
+            return;
+        }
+        if (f->vector == arch::kVecSpurious)
+            return;
         kernel_fault(f);
     }
     Thread* self = g_current;
     Task& p = *self->task;
+    if (f->vector == arch::kVecTimer) {
+        // Preemption: the running thread goes to the back of the queue.
+        ++g_counters.timer_ticks;
+        arch::apic_eoi();
+        schedule(f, true);
+        return;
+    }
+    if (f->vector == arch::kVecSpurious)
+        return;
     if (f->vector == arch::kVecSyscall) {
         syscall_entry(self, f);
         return;

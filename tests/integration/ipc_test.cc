@@ -102,6 +102,20 @@ TEST_F(Ipc, CallsRightsForgeriesDenialsAndServerCrash) {
     EXPECT_NE(r.err.find("kos: echo killed by SIGILL: invalid opcode"), std::string::npos) << r.err;
 }
 
+TEST_F(Ipc, ABusyLoopInOneTaskDoesNotStopTheOthers) {
+    // The spinner is runnable before the server: without preemption the
+    // client's first call would never be answered.
+    kos::vmm::InitSpec s;
+    s.processes = {{"client", "app_t", true, {"/bin/ipc_client"}},
+                   {"spinner", "spin_t", true, {"/bin/spinner"}},
+                   {"echo", "echo_t", true, {"/bin/echo_server"}}};
+    s.channels = {{"echo", 0, 2, 7, sys::kRightCall | sys::kRightDuplicate}};
+    VmRun r = run_ipc(s);
+    ASSERT_TRUE(r.outcome) << r.outcome.error().message << "\n" << r.out << r.err;
+    EXPECT_NE(r.out.find("ok an allowed call gets the server's reply (25)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ok a server crash is reported to its client (-32)"), std::string::npos) << r.out;
+}
+
 TEST_F(Ipc, WithoutTheDuplicateRightNothingCanBeDerived) {
     // The same client with only the call right: duplication fails, so the
     // client reports those checks as failures.

@@ -2,7 +2,8 @@
 
 #include "../../kernel/tlb.h"
 
-extern "C" const kos::abi::u64 isr_stub_table[32];
+extern "C" const kos::abi::u64 isr_stub_table[33];
+extern "C" const kos::abi::u64 isr_spurious;
 extern "C" char syscall_entry[];
 extern "C" kos::abi::u64 kernel_stack_top;
 
@@ -96,6 +97,8 @@ void load_idt() {
         u8 ist = v == 8 ? 1 : 0; // double fault on its own stack
         set_gate(v, isr_stub_table[v], dpl, ist);
     }
+    set_gate(kVecTimer, isr_stub_table[kVecTimer], 0, 0);
+    set_gate(kVecSpurious, isr_spurious, 0, 0);
     DescriptorPointer idtr{sizeof g_idt - 1, reinterpret_cast<u64>(g_idt)};
     asm volatile("lidt %0" : : "m"(idtr));
 }

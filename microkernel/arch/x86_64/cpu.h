@@ -22,6 +22,8 @@ inline constexpr u16 kTss = 0x28;
 
 inline constexpr u64 kVecSyscall = 256;
 inline constexpr u64 kVecPageFault = 14;
+inline constexpr u64 kVecTimer = 32;    // local APIC timer (apic.h)
+inline constexpr u64 kVecSpurious = 255;
 
 // Saved by entry.S; field order matches the pushes there.
 struct TrapFrame {

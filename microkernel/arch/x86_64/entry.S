@@ -66,14 +66,19 @@ ISR_NOERR 28
 ISR_ERR 29
 ISR_ERR 30
 ISR_NOERR 31
+ISR_NOERR 32
+ISR_NOERR 255
 
   .section .rodata
   .balign 8
   .globl isr_stub_table
 isr_stub_table:
-  .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+  .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32
   .quad isr_\n
   .endr
+  .globl isr_spurious
+isr_spurious:
+  .quad isr_255
 
   .text
   .balign 16
@@ -143,6 +148,23 @@ probe_fxrstor_insn:
   ret
 probe_fxrstor_fail:
   xor %eax, %eax
+  ret
+
+/* safe_wrmsr(msr, value) -> 0, or 1 if the WRMSR raised #GP (trap_dispatch
+ * resumes it at safe_wrmsr_fail). Used to probe x2APIC support without
+ * trusting CPUID, which some nested KVMs leave empty. */
+  .globl safe_wrmsr, safe_wrmsr_insn, safe_wrmsr_fail
+safe_wrmsr:
+  mov %edi, %ecx
+  mov %esi, %eax
+  mov %rsi, %rdx
+  shr $32, %rdx
+safe_wrmsr_insn:
+  wrmsr
+  xor %eax, %eax
+  ret
+safe_wrmsr_fail:
+  mov $1, %eax
   ret
 
 /* enter_user(TrapFrame* frame): start ring-3 execution from a frame built

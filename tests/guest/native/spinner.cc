@@ -1,0 +1,7 @@
+// Spins forever without a system call: only preemption lets others run.
+#include "kos_native.h"
+
+int main(const kn::NativeStartInfo*) {
+    for (;;)
+        asm volatile("" ::: "memory");
+}
