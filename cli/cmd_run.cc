@@ -10,9 +10,11 @@
 #include "kos/rootfs_image.h"
 #include "kos/support/file.h"
 #include "kvm-host/boot_image.h"
+#include "kvm-host/kvm.h"
 #include "kvm-host/vmm.h"
 #include "pkg/bundle_config.h"
 #include "pkg/rootfs_builder.h"
+#include "process-host/process_backend.h"
 
 namespace kos::cli {
 namespace {
@@ -33,6 +35,8 @@ struct RunArgs {
     uint64_t memory_mib = 256;
     uint64_t output_limit_mib = 1024;
     double timeout_s = 0;
+    std::string backend = "vm"; // vm | process | auto
+    bool best_effort = false;   // process backend: run without full Landlock/cgroups
 };
 
 struct Failure {
@@ -147,6 +151,10 @@ std::expected<std::vector<uint8_t>, Failure> prepare_boot_image(const RunArgs& a
 }
 
 int run_command(const RunArgs& a) {
+    // auto: the VM when /dev/kvm is usable, else the host-process backend.
+    if (a.backend == "process" || (a.backend == "auto" && !vmm::kvm_usable()))
+        return proc::run_bundle({.bundle = a.bundle, .args = a.args, .stats = a.stats,
+                                 .best_effort = a.best_effort, .timeout_s = a.timeout_s});
     auto start = std::chrono::steady_clock::now();
     auto image = prepare_boot_image(a);
     if (!image) {
@@ -220,6 +228,13 @@ void add_run_commands(CLI::App& app, Context& ctx) {
                     "Stop the run when the program has written this many MiB")
         ->check(CLI::Range(1, 1 << 20))
         ->capture_default_str();
+    run->add_option("--backend", args->backend,
+                    "vm: a KVM virtual machine; process: a sandboxed host process "
+                    "(docs/process-backend.md); auto: vm when /dev/kvm is usable")
+        ->check(CLI::IsMember({"vm", "process", "auto"}))
+        ->capture_default_str();
+    run->add_flag("--best-effort", args->best_effort,
+                  "Process backend: run even when Landlock or cgroups cannot enforce everything");
     run->callback([args, &ctx] { ctx.exit_status = run_command(*args); });
 
     auto img_args = std::make_shared<RunArgs>();

@@ -13,5 +13,6 @@ struct Context {
 void add_run_commands(CLI::App& app, Context& ctx);    // run (cmd_run.cc)
 void add_policy_commands(CLI::App& app, Context& ctx); // policy ... (cmd_policy.cc)
 void add_bundle_commands(CLI::App& app, Context& ctx); // pack, keygen, verify, inspect, import (cmd_bundle.cc)
+void add_doctor_commands(CLI::App& app, Context& ctx); // doctor (cmd_doctor.cc)
 
 } // namespace kos::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     kos::cli::add_run_commands(app, ctx);
     kos::cli::add_policy_commands(app, ctx);
     kos::cli::add_bundle_commands(app, ctx);
+    kos::cli::add_doctor_commands(app, ctx);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,0 +1,129 @@
+#include "process_backend.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "cgroup.h"
+#include "landlock.h"
+#include "sandbox.h"
+#include "sandbox_spec.h"
+
+namespace kos::proc {
+namespace {
+
+constexpr int kExitKosError = 125;
+constexpr int kExitCannotExecute = 126;
+constexpr int kExitNotFound = 127;
+
+std::string read_line(const char* path) {
+    std::ifstream f(path);
+    std::string s;
+    std::getline(f, s);
+    return s;
+}
+
+// Forks a child that tries unshare(flags); true when it worked.
+bool can_unshare(int flags) {
+    pid_t pid = ::fork();
+    if (pid == 0)
+        ::_exit(::unshare(flags) == 0 ? 0 : 1);
+    if (pid < 0)
+        return false;
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+} // namespace
+
+std::vector<HostFeature> probe_host() {
+    std::vector<HostFeature> out;
+    int abi = landlock_abi();
+    std::string ll = abi > 0 ? "ABI " + std::to_string(abi) + " (file system" +
+                                   std::string(abi >= 4 ? ", TCP ports" : "") +
+                                   std::string(abi >= 6 ? ", signal and abstract-socket scoping" : "") + ")"
+                             : "unavailable (kernel without CONFIG_SECURITY_LANDLOCK or not in lsm=)";
+    out.push_back({"landlock", ll, abi >= 1});
+    std::string actions = read_line("/proc/sys/kernel/seccomp/actions_avail");
+    bool notif = actions.find("user_notif") != std::string::npos;
+    out.push_back({"seccomp", actions.empty() ? "unavailable" : "actions: " + actions, notif});
+    bool userns = can_unshare(CLONE_NEWUSER);
+    std::string uv = userns ? "available" : "unavailable";
+    std::string unpriv = read_line("/proc/sys/kernel/unprivileged_userns_clone");
+    std::string maxns = read_line("/proc/sys/user/max_user_namespaces");
+    if (!unpriv.empty())
+        uv += std::string(", unprivileged ") + (unpriv == "1" ? "allowed" : "disabled (kernel.unprivileged_userns_clone=0)");
+    if (maxns == "0")
+        uv += ", user.max_user_namespaces=0";
+    out.push_back({"user namespaces", uv, userns});
+    bool others = can_unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET);
+    out.push_back({"mount/pid/ipc/uts/net namespaces", others ? "available" : "unavailable", others});
+    CgroupSupport cg = probe_cgroups();
+    bool cg_write = ::access(cg.version == CgroupVersion::V2 ? cg.root.c_str() : "/sys/fs/cgroup/memory", W_OK) == 0;
+    out.push_back({"cgroups", cg.detail + (cg.version != CgroupVersion::None && !cg_write ? " (not writable: [limits] "
+                                                                                             "memory/pids/cpu need --best-effort)"
+                                                                                           : ""),
+                   cg.version != CgroupVersion::None && cg_write});
+    return out;
+}
+
+bool process_backend_usable(std::string* why) {
+    if (landlock_abi() < 1) {
+        if (why)
+            *why = "Landlock is unavailable";
+        return false;
+    }
+    if (!can_unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET)) {
+        if (why)
+            *why = "namespaces cannot be created";
+        return false;
+    }
+    return true;
+}
+
+int run_bundle(const BackendRequest& r) {
+    auto spec = spec_from_bundle_dir(r.bundle, r.args);
+    if (!spec) {
+        std::fprintf(stderr, "kos: %s\n", spec.error().message.c_str());
+        int code = spec.error().code;
+        return code == ENOENT && spec.error().message.rfind("cannot run", 0) == 0 ? kExitNotFound
+               : code == ENOEXEC                                                   ? kExitCannotExecute
+                                                                                   : kExitKosError;
+    }
+    for (const std::string& n : spec->notes)
+        std::fprintf(stderr, "kos: note: %s\n", n.c_str());
+    RunOptions o;
+    o.best_effort = r.best_effort;
+    o.stats = r.stats;
+    o.timeout_s = r.timeout_s;
+    auto outcome = run_sandbox(*spec, o);
+    if (!outcome) {
+        std::fprintf(stderr, "kos: %s\n", outcome.error().message.c_str());
+        return kExitKosError;
+    }
+    if (r.stats)
+        std::fprintf(stderr, "kos: sandbox set up in %.2f ms, ran %.2f ms, %llu notifications, %llu denied\n",
+                     static_cast<double>(outcome->setup_ns) / 1e6, static_cast<double>(outcome->run_ns) / 1e6,
+                     static_cast<unsigned long long>(outcome->notifications),
+                     static_cast<unsigned long long>(outcome->denials));
+    if (!outcome->limit_hit.empty())
+        std::fprintf(stderr, "kos: the program was stopped by its %s\n", outcome->limit_hit.c_str());
+    switch (outcome->kind) {
+    case RunOutcome::Kind::ExecFailed:
+        std::fprintf(stderr, "kos: cannot run %s: %s\n", spec->argv[0].c_str(), std::strerror(outcome->value));
+        return outcome->value == ENOENT ? kExitNotFound : kExitCannotExecute;
+    case RunOutcome::Kind::Signaled:
+        return 128 + outcome->value;
+    case RunOutcome::Kind::Exited:
+        return outcome->value;
+    }
+    return kExitKosError;
+}
+
+} // namespace kos::proc

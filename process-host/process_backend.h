@@ -1,0 +1,33 @@
+// The host-process backend's entry points for `kos run --backend process`
+// and `kos doctor`. Prints its own messages; returns `kos run`'s exit status.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kos::proc {
+
+struct BackendRequest {
+    std::string bundle;            // bundle directory
+    std::vector<std::string> args; // replaces the entrypoint when not empty
+    bool stats = false;
+    bool best_effort = false;
+    double timeout_s = 0;
+};
+
+// Exit statuses as in `kos run`: the program's own, 128 + signal, 125 when
+// kos fails, 126 when the program cannot be executed, 127 when it is missing.
+int run_bundle(const BackendRequest& request);
+
+// Isolation features of this host, one "name: value" line each.
+struct HostFeature {
+    std::string name;
+    std::string value;
+    bool ok = false;
+};
+std::vector<HostFeature> probe_host();
+
+// True when this host can run the process backend without --best-effort.
+bool process_backend_usable(std::string* why = nullptr);
+
+} // namespace kos::proc

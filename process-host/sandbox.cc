@@ -1,0 +1,586 @@
+#include "sandbox.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "cgroup.h"
+#include "kos/support/file.h"
+#include "landlock.h"
+#include "seccomp_filter.h"
+#include "supervisor.h"
+
+namespace kos::proc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Host id the sandbox's single uid/gid maps to when kos runs as root: the
+// sandboxed program never runs as host root (its files, /proc/sys, ...).
+constexpr uint32_t kHostNobody = 65534;
+
+// Devices bind-mounted into the minimal /dev.
+constexpr const char* kDevices[] = {"null", "zero", "full", "random", "urandom"};
+
+// Messages on the setup socket (SOCK_SEQPACKET, one per datagram).
+enum Msg : char {
+    kGo = 'G',        // parent -> child: namespaces mapped, cgroup joined
+    kUnshared = 'U',  // child -> parent: new user namespace, map it
+    kMapped = 'M',    // parent -> child: maps written
+    kNotifyFd = 'N',  // child -> parent: the seccomp listener (SCM_RIGHTS)
+    kError = 'E',     // child -> parent: setup failed, text follows
+    kExecError = 'X', // child -> parent: execve failed, errno follows
+};
+
+// Everything the child needs, computed before clone so the child only makes
+// system calls.
+struct ChildPlan {
+    std::string rootfs;
+    std::string hostname;
+    std::string workdir;
+    std::vector<std::string> argv, env;
+    std::vector<char*> argv_p, env_p;
+    uint32_t uid = 0, gid = 0;
+    bool privileged = true; // kos runs as root: ids map to kHostNobody
+    Limits limits;
+    std::string tmp_opts;
+    int landlock_abi = 0;
+    LandlockRules landlock;
+    const SeccompFilter* filter = nullptr;
+};
+
+// ---- child side ----------------------------------------------------------
+
+int g_sock = -1;
+
+[[noreturn]] void child_fail(const char* what) {
+    int err = errno;
+    char buf[512];
+    int n = std::snprintf(buf, sizeof buf, "%c%s: %s", kError, what, std::strerror(err));
+    [[maybe_unused]] ssize_t w = ::send(g_sock, buf, static_cast<size_t>(n), MSG_NOSIGNAL);
+    ::_exit(125);
+}
+
+[[noreturn]] void child_fail_msg(const std::string& msg) {
+    std::string m = std::string(1, kError) + msg;
+    [[maybe_unused]] ssize_t w = ::send(g_sock, m.data(), m.size(), MSG_NOSIGNAL);
+    ::_exit(125);
+}
+
+void expect(char want) {
+    char c = 0;
+    if (::recv(g_sock, &c, 1, 0) != 1 || c != want)
+        ::_exit(125); // the parent is gone or failed; it reports
+}
+
+void must(bool ok, const char* what) {
+    if (!ok)
+        child_fail(what);
+}
+
+void bind_ro(const std::string& src, const std::string& dst, unsigned long extra) {
+    must(::mount(src.c_str(), dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0,
+         ("bind-mounting " + src).c_str());
+    must(::mount(nullptr, dst.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | extra,
+                 nullptr) == 0,
+         ("remounting " + dst + " read-only").c_str());
+}
+
+// The new root: a tmpfs holding the bundle rootfs's top-level entries
+// (bind-mounted read-only), /proc, /dev and /tmp; then read-only itself.
+void build_root(const ChildPlan& p) {
+    must(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, "making mounts private");
+    int rootfs = ::open(p.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    must(rootfs >= 0, ("opening the rootfs " + p.rootfs).c_str());
+    const std::string stage = "/tmp";
+    must(::mount("kos-root", stage.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") == 0,
+         "mounting the root tmpfs");
+    int list = ::openat(rootfs, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    must(list >= 0, "listing the rootfs");
+    DIR* d = ::fdopendir(list);
+    must(d != nullptr, "listing the rootfs");
+    std::string self = "/proc/self/fd/" + std::to_string(rootfs) + "/";
+    while (dirent* e = ::readdir(d)) {
+        std::string name = e->d_name;
+        if (name == "." || name == ".." || name == "proc" || name == "dev" || name == "tmp")
+            continue;
+        struct stat st{};
+        if (::fstatat(rootfs, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        std::string dst = stage + "/" + name;
+        if (S_ISLNK(st.st_mode)) {
+            char target[4096];
+            ssize_t n = ::readlinkat(rootfs, name.c_str(), target, sizeof target - 1);
+            must(n >= 0, ("reading symlink " + name).c_str());
+            target[n] = 0;
+            must(::symlink(target, dst.c_str()) == 0, ("creating symlink /" + name).c_str());
+        } else if (S_ISDIR(st.st_mode)) {
+            must(::mkdir(dst.c_str(), 0755) == 0, ("creating /" + name).c_str());
+            bind_ro(self + name, dst, MS_NODEV);
+        } else if (S_ISREG(st.st_mode)) {
+            int fd = ::open(dst.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+            must(fd >= 0, ("creating /" + name).c_str());
+            ::close(fd);
+            bind_ro(self + name, dst, MS_NODEV);
+        }
+        // Device nodes, FIFOs and sockets in a rootfs are not exposed.
+    }
+    ::closedir(d);
+    ::close(rootfs);
+
+    must(::mkdir((stage + "/proc").c_str(), 0555) == 0, "creating /proc");
+    must(::mount("proc", (stage + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0,
+         "mounting /proc");
+    must(::mkdir((stage + "/tmp").c_str(), 01777) == 0, "creating /tmp");
+    must(::mount("kos-tmp", (stage + "/tmp").c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 p.tmp_opts.c_str()) == 0,
+         "mounting /tmp");
+    std::string dev = stage + "/dev";
+    must(::mkdir(dev.c_str(), 0755) == 0, "creating /dev");
+    must(::mount("kos-dev", dev.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") == 0,
+         "mounting /dev");
+    for (const char* node : kDevices) {
+        std::string dst = dev + "/" + node;
+        int fd = ::open(dst.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+        must(fd >= 0, ("creating /dev/" + std::string(node)).c_str());
+        ::close(fd);
+        std::string src = std::string("/dev/") + node;
+        must(::mount(src.c_str(), dst.c_str(), nullptr, MS_BIND, nullptr) == 0, ("binding " + src).c_str());
+        must(::mount(nullptr, dst.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC, nullptr) == 0,
+             ("remounting " + src).c_str());
+    }
+    must(::symlink("/proc/self/fd", (dev + "/fd").c_str()) == 0, "creating /dev/fd");
+    must(::symlink("/proc/self/fd/0", (dev + "/stdin").c_str()) == 0, "creating /dev/stdin");
+    must(::symlink("/proc/self/fd/1", (dev + "/stdout").c_str()) == 0, "creating /dev/stdout");
+    must(::symlink("/proc/self/fd/2", (dev + "/stderr").c_str()) == 0, "creating /dev/stderr");
+    must(::mount(nullptr, dev.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, nullptr) == 0,
+         "remounting /dev read-only");
+    must(::mount(nullptr, stage.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) == 0,
+         "remounting / read-only");
+
+    // pivot_root(2): ". ." stacks the old root on the new one; detaching it
+    // leaves no path to the host's file systems.
+    must(::chdir(stage.c_str()) == 0, "entering the new root");
+    must(::syscall(SYS_pivot_root, ".", ".") == 0, "pivot_root");
+    must(::umount2(".", MNT_DETACH) == 0, "detaching the host root");
+    must(::chdir("/") == 0, "chdir /");
+}
+
+void loopback_up() {
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    must(s >= 0, "socket for loopback setup");
+    ifreq ifr{};
+    std::strcpy(ifr.ifr_name, "lo");
+    must(::ioctl(s, SIOCGIFFLAGS, &ifr) == 0, "reading lo flags");
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    must(::ioctl(s, SIOCSIFFLAGS, &ifr) == 0, "bringing lo up");
+    ::close(s);
+}
+
+void drop_privileges(const ChildPlan& p) {
+    // Securebits first (needs CAP_SETPCAP, which the namespace root still
+    // has): a uid-0 program never regains capabilities on execve.
+    must(::prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED |
+                                        SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                                        SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) == 0,
+         "setting securebits");
+    for (int cap = 0; cap < 64; ++cap)
+        if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno == EINVAL)
+            break;
+    must(::setresgid(p.gid, p.gid, p.gid) == 0, "setresgid");
+    if (::setgroups(0, nullptr) != 0 && errno != EPERM) // EPERM: setgroups denied (unprivileged)
+        child_fail("setgroups");
+    must(::setresuid(p.uid, p.uid, p.uid) == 0, "setresuid");
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2] = {};
+    must(::syscall(SYS_capset, &hdr, data) == 0, "dropping capabilities");
+    must(::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0, "clearing ambient capabilities");
+}
+
+void set_rlimits(const Limits& l) {
+    auto set = [](int res, uint64_t v, const char* what) {
+        rlimit r{v, v};
+        must(::setrlimit(res, &r) == 0, what);
+    };
+    set(RLIMIT_CORE, 0, "RLIMIT_CORE");
+    set(RLIMIT_NOFILE, l.nofile, "RLIMIT_NOFILE");
+    if (l.cpu_seconds)
+        set(RLIMIT_CPU, l.cpu_seconds, "RLIMIT_CPU");
+    if (l.file_size_bytes)
+        set(RLIMIT_FSIZE, l.file_size_bytes, "RLIMIT_FSIZE");
+}
+
+[[noreturn]] void child_main(const ChildPlan& p) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    expect(kGo);
+    build_root(p);
+    must(::sethostname(p.hostname.data(), p.hostname.size()) == 0, "sethostname");
+    loopback_up();
+    // A user namespace of its own for the program: the mount, UTS, IPC and
+    // network namespaces stay owned by the parent user namespace, so
+    // nothing inside can change them.
+    must(::unshare(CLONE_NEWUSER) == 0, "unshare(CLONE_NEWUSER)");
+    if (p.privileged) {
+        // Host root maps the program's ids to an unprivileged host id.
+        char m = kUnshared;
+        must(::send(g_sock, &m, 1, MSG_NOSIGNAL) == 1, "setup socket");
+        expect(kMapped);
+    } else {
+        // Only a process inside may map its own ids (to namespace root,
+        // which is the caller's own id on the host).
+        auto put = [](const char* file, const std::string& v) {
+            int fd = ::open(file, O_WRONLY | O_CLOEXEC);
+            must(fd >= 0 && ::write(fd, v.data(), v.size()) == static_cast<ssize_t>(v.size()), file);
+            ::close(fd);
+        };
+        put("/proc/self/setgroups", "deny");
+        put("/proc/self/uid_map", std::to_string(p.uid) + " 0 1");
+        put("/proc/self/gid_map", std::to_string(p.gid) + " 0 1");
+    }
+    set_rlimits(p.limits);
+    drop_privileges(p);
+    must(::setsid() >= 0, "setsid"); // no controlling terminal (TIOCSTI)
+    if (::chdir(p.workdir.c_str()) != 0)
+        child_fail(("[app] workdir " + p.workdir).c_str());
+    must(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "no_new_privs");
+    if (p.landlock_abi > 0) {
+        auto rs = landlock_build(p.landlock, p.landlock_abi);
+        if (!rs)
+            child_fail_msg(rs.error().message);
+        if (auto ok = landlock_restrict_self(*rs); !ok)
+            child_fail_msg(ok.error().message);
+    }
+    // Descriptors the caller leaked to kos never reach the program.
+    must(::syscall(SYS_close_range, 3u, ~0u, 4u /*CLOSE_RANGE_CLOEXEC*/) == 0, "close_range");
+    int nfd = p.filter->load();
+    if (nfd < -1) {
+        errno = -nfd;
+        child_fail("installing the seccomp filter");
+    }
+    {
+        // Always sent (without a descriptor when notification is off): the
+        // parent starts supervising on this message.
+        char tag = kNotifyFd;
+        iovec iov{&tag, 1};
+        alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+        msghdr mh{};
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        if (nfd >= 0) {
+            mh.msg_control = ctl;
+            mh.msg_controllen = sizeof ctl;
+            cmsghdr* c = CMSG_FIRSTHDR(&mh);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            std::memcpy(CMSG_DATA(c), &nfd, sizeof nfd);
+        }
+        must(::sendmsg(g_sock, &mh, MSG_NOSIGNAL) == 1, "sending the seccomp listener");
+        if (nfd >= 0)
+            ::close(nfd);
+    }
+    ::execve(p.argv_p[0], p.argv_p.data(), p.env_p.data());
+    int err = errno;
+    char buf[8] = {kExecError};
+    std::memcpy(buf + 1, &err, sizeof err);
+    [[maybe_unused]] ssize_t w = ::send(g_sock, buf, 1 + sizeof err, MSG_NOSIGNAL);
+    ::_exit(err == ENOENT ? 127 : 126);
+}
+
+// ---- parent side ---------------------------------------------------------
+
+Result<void> write_proc(int pid, const char* file, const std::string& value) {
+    std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd || ::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size()))
+        return make_error(errno, "writing " + path + " (\"" + value + "\"): " + errno_string(errno));
+    return {};
+}
+
+Result<void> send_msg(int sock, char m) {
+    if (::send(sock, &m, 1, MSG_NOSIGNAL) != 1)
+        return make_error(EPIPE, "the sandbox setup process exited early");
+    return {};
+}
+
+// Receives one setup message; returns its bytes and a passed fd if any.
+Result<std::string> recv_msg(int sock, int* fd_out, int timeout_ms) {
+    pollfd pfd{sock, POLLIN, 0};
+    int rc = ::poll(&pfd, 1, timeout_ms);
+    if (rc == 0)
+        return make_error(ETIMEDOUT, "sandbox setup did not answer within " + std::to_string(timeout_ms) + " ms");
+    char buf[1024];
+    iovec iov{buf, sizeof buf};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl;
+    mh.msg_controllen = sizeof ctl;
+    ssize_t n = ::recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return make_error(errno, "setup socket: " + errno_string(errno));
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && fd_out)
+            std::memcpy(fd_out, CMSG_DATA(c), sizeof(int));
+    return std::string(buf, static_cast<size_t>(n));
+}
+
+uint64_t ns_since(Clock::time_point t) {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
+}
+
+LandlockRules landlock_rules(const SandboxSpec& s) {
+    LandlockRules r;
+    r.read_paths = s.read_paths;
+    r.write_paths = s.write_paths;
+    r.exec_files = s.execs;
+    for (const char* d : kDevices)
+        r.rw_files.push_back(std::string("/dev/") + d);
+    for (const auto& rule : s.bind)
+        if (rule.proto == Proto::Tcp) {
+            if (rule.any_port)
+                r.tcp_any_bind = true;
+            else
+                r.tcp_bind_ports.push_back(rule.port);
+        }
+    for (const auto& rule : s.connect)
+        if (rule.proto == Proto::Tcp) {
+            if (rule.any_port)
+                r.tcp_any_connect = true;
+            else
+                r.tcp_connect_ports.push_back(rule.port);
+        }
+    return r;
+}
+
+} // namespace
+
+Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& options) {
+    RunOutcome out;
+    auto t0 = Clock::now();
+
+    // Landlock: refuse to run without it unless asked to.
+    out.landlock_abi = landlock_abi();
+    int need = (spec.connect.empty() && spec.bind.empty()) ? 1 : 4;
+    if (out.landlock_abi < need && !options.best_effort)
+        return make_error(EOPNOTSUPP,
+                          "this kernel's Landlock ABI is " + std::to_string(out.landlock_abi) +
+                              " but the bundle needs ABI " + std::to_string(need) +
+                              (need == 1 ? " (file system rules)" : " (TCP port rules)") +
+                              "; enable Landlock (lsm= boot parameter) or pass --best-effort");
+
+    auto filter = KOS_TRY(SeccompFilter::build({.notify = options.notify}));
+
+    ChildPlan p;
+    p.rootfs = spec.rootfs;
+    p.hostname = spec.hostname;
+    p.workdir = spec.workdir;
+    p.argv = spec.argv;
+    p.env = spec.env;
+    for (auto& a : p.argv)
+        p.argv_p.push_back(a.data());
+    p.argv_p.push_back(nullptr);
+    for (auto& e : p.env)
+        p.env_p.push_back(e.data());
+    p.env_p.push_back(nullptr);
+    p.uid = spec.uid;
+    p.gid = spec.gid;
+    p.limits = spec.limits;
+    p.tmp_opts = "mode=1777,size=" + std::to_string(spec.limits.tmp_bytes);
+    p.landlock_abi = out.landlock_abi >= need ? out.landlock_abi : (out.landlock_abi > 0 ? out.landlock_abi : 0);
+    p.landlock = landlock_rules(spec);
+    p.filter = &filter;
+
+    bool privileged = ::geteuid() == 0;
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return make_error(errno, "socketpair: " + errno_string(errno));
+    UniqueFd sock(sv[0]);
+    // Unprivileged: the user namespace comes first (it grants the rights to
+    // create the others); privileged: last, after the mounts are set up by
+    // real root, so the namespaces are owned by the initial user namespace.
+    unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | SIGCHLD;
+    if (!privileged)
+        flags |= CLONE_NEWUSER;
+    p.privileged = privileged;
+    ::fflush(nullptr);
+    long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0);
+    if (pid == 0) {
+        g_sock = sv[1];
+        child_main(p);
+    }
+    ::close(sv[1]);
+    if (pid < 0) {
+        int err = errno;
+        return make_error(err, "clone with new namespaces: " + errno_string(err) +
+                                   (privileged ? "" : " (unprivileged user namespaces may be disabled: "
+                                                      "see `kos doctor`)"));
+    }
+    int child = static_cast<int>(pid);
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
+    auto kill_child = [&] {
+        ::kill(child, SIGKILL);
+        int st;
+        ::waitpid(child, &st, 0);
+    };
+    auto fail = [&](Error e) -> Result<RunOutcome> {
+        kill_child();
+        return std::unexpected(std::move(e));
+    };
+
+    if (!privileged) {
+        if (auto r = write_proc(child, "setgroups", "deny"); !r)
+            return fail(r.error());
+        if (auto r = write_proc(child, "uid_map", "0 " + std::to_string(::geteuid()) + " 1"); !r)
+            return fail(r.error());
+        if (auto r = write_proc(child, "gid_map", "0 " + std::to_string(::getegid()) + " 1"); !r)
+            return fail(r.error());
+    }
+
+    // The cgroup, joined before the program exists.
+    std::optional<Cgroup> cgroup;
+    bool want_cgroup = spec.limits.memory_bytes || spec.limits.pids || spec.limits.cpu_percent;
+    {
+        auto cg = Cgroup::create(std::to_string(child), spec.limits);
+        if (cg) {
+            if (auto r = cg->add(child); !r)
+                return fail(r.error());
+            cgroup.emplace(std::move(*cg));
+        } else if (want_cgroup && !options.best_effort) {
+            return fail(Error{cg.error().code, "cannot enforce [limits] with a cgroup: " + cg.error().message +
+                                                   " (pass --best-effort to run without)"});
+        }
+    }
+    if (auto r = send_msg(sock.get(), kGo); !r)
+        return fail(r.error());
+
+    int notify_fd = -1;
+    for (;;) {
+        auto m = recv_msg(sock.get(), &notify_fd, 10000);
+        if (!m)
+            return fail(m.error());
+        if (m->empty())
+            return fail(Error{EPIPE, "the sandbox setup process exited before starting the program"});
+        char tag = (*m)[0];
+        if (tag == kError)
+            return fail(Error{EPERM, "sandbox setup: " + m->substr(1)});
+        if (tag == kUnshared) {
+            std::string host_id = std::to_string(kHostNobody);
+            if (auto r = write_proc(child, "uid_map", std::to_string(spec.uid) + " " + host_id + " 1"); !r)
+                return fail(r.error());
+            if (auto r = write_proc(child, "gid_map", std::to_string(spec.gid) + " " + host_id + " 1"); !r)
+                return fail(r.error());
+            if (auto r = send_msg(sock.get(), kMapped); !r)
+                return fail(r.error());
+            continue;
+        }
+        if (tag == kNotifyFd)
+            break;
+    }
+    UniqueFd notify(notify_fd);
+    Supervisor sup(spec, child);
+    if (options.stats)
+        std::fprintf(stderr,
+                     "kos: process backend: namespaces user,mnt,pid,ipc,uts,net; landlock ABI %d; seccomp "
+                     "filter %zu BPF instructions%s; cgroup %s; sandbox uid %u -> host %s\n",
+                     out.landlock_abi, filter.bpf_instructions(), options.notify ? " + user notification" : "",
+                     !cgroup ? "none"
+                             : cgroup->version() == CgroupVersion::V2 ? "v2"
+                                                                      : "v1",
+                     spec.uid, privileged ? "65534" : "caller");
+
+    // Supervise: notifications, the setup socket (EOF when execve
+    // succeeded), the child's exit, the wall-time limit.
+    bool started = false;
+    bool sock_open = true;
+    // --timeout, else [limits] wall_time.
+    int64_t wall_ms = options.timeout_s > 0 ? static_cast<int64_t>(options.timeout_s * 1000)
+                                            : static_cast<int64_t>(spec.limits.wall_ms);
+    auto deadline = wall_ms > 0 ? Clock::now() + std::chrono::milliseconds(wall_ms) : Clock::time_point::max();
+    Clock::time_point run_start{};
+    int status = 0;
+    for (;;) {
+        pollfd fds[3] = {{pidfd.get(), POLLIN, 0},
+                         {notify ? notify.get() : -1, POLLIN, 0},
+                         {sock_open ? sock.get() : -1, POLLIN, 0}};
+        int timeout = -1;
+        if (deadline != Clock::time_point::max()) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+            timeout = left < 0 ? 0 : static_cast<int>(left) + 1;
+        }
+        int rc = ::poll(fds, 3, timeout);
+        if (rc < 0 && errno != EINTR)
+            return fail(Error{errno, "poll: " + errno_string(errno)});
+        if (rc == 0 && Clock::now() >= deadline) {
+            ::kill(child, SIGKILL);
+            out.limit_hit = options.timeout_s > 0 ? "wall-time limit (--timeout)" : "wall-time limit ([limits] wall_time)";
+            deadline = Clock::time_point::max();
+            continue;
+        }
+        if (fds[1].revents & POLLIN)
+            sup.handle(notify.get(), out);
+        if (fds[1].revents & (POLLHUP | POLLERR))
+            notify = UniqueFd();
+        if (fds[2].revents & (POLLIN | POLLHUP)) {
+            int unused = -1;
+            auto m = recv_msg(sock.get(), &unused, 0);
+            if (!m || m->empty()) {
+                sock_open = false;
+                if (!started) {
+                    started = true;
+                    out.setup_ns = ns_since(t0);
+                    run_start = Clock::now();
+                }
+            } else if ((*m)[0] == kExecError && m->size() >= 1 + sizeof(int)) {
+                out.kind = RunOutcome::Kind::ExecFailed;
+                std::memcpy(&out.value, m->data() + 1, sizeof(int));
+            }
+        }
+        if (fds[0].revents & POLLIN) {
+            if (::waitpid(child, &status, 0) == child)
+                break;
+        }
+    }
+    if (!started)
+        out.setup_ns = ns_since(t0);
+    else
+        out.run_ns = ns_since(run_start);
+    if (out.kind != RunOutcome::Kind::ExecFailed) {
+        if (WIFSIGNALED(status)) {
+            out.kind = RunOutcome::Kind::Signaled;
+            out.value = WTERMSIG(status);
+        } else {
+            out.kind = RunOutcome::Kind::Exited;
+            out.value = WEXITSTATUS(status);
+        }
+    }
+    if (cgroup && out.limit_hit.empty())
+        out.limit_hit = cgroup->limit_hit(spec.limits);
+    if (out.limit_hit.empty() && out.kind == RunOutcome::Kind::Signaled && out.value == SIGXCPU)
+        out.limit_hit = "CPU-time limit ([limits] cpu_time)";
+    return out;
+}
+
+} // namespace kos::proc

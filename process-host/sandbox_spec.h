@@ -1,0 +1,109 @@
+// The sandbox spec: everything the host-process backend enforces for one
+// run, in one plain struct. Landlock rules, the seccomp filter, the
+// supervisor's connect/bind/execve verdicts, rlimits and the cgroup are all
+// generated from it, so wiring the compiled bundle policy in later means
+// writing one function that fills a SandboxSpec (see from_bundle_dir).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kos/support/result.h"
+
+namespace kos::proc {
+
+enum class Proto : uint8_t { Tcp, Udp };
+
+// One allowed endpoint, from a [network] entry of bundle.toml: listen
+// entries allow bind(2) on their port (any address); connect entries allow
+// connect(2) to their host (an address or CIDR) and port.
+struct NetRule {
+    Proto proto = Proto::Tcp;
+    bool any_addr = false;
+    int family = 0;        // AF_INET or AF_INET6 when !any_addr
+    uint8_t addr[16] = {}; // network byte order
+    int prefix = 0;        // CIDR prefix length (32 or 128 for one address)
+    bool any_port = false;
+    uint16_t port = 0;
+    std::string text; // "tcp 127.0.0.1:8000 (label http_t)", for messages
+};
+
+// Parses a connect host: "127.0.0.1", "10.0.0.0/8", "::1", "fd00::/8", "*";
+// "localhost" is 127.0.0.0/8 (IPv6 ::1 gets a second rule). Other host names
+// are not resolved (ENOENT).
+Result<std::vector<NetRule>> parse_host_rule(const std::string& host, const std::string& where);
+bool net_rule_matches(const NetRule& r, Proto proto, int family, const uint8_t* addr, uint16_t port);
+
+// A published port (`kos run -p HOST:GUEST`): the supervisor listens on
+// host_addr:host_port in the host network namespace and forwards each
+// connection to 127.0.0.1:guest_port inside the sandbox's network namespace.
+struct Publish {
+    std::string host_addr = "127.0.0.1";
+    uint16_t host_port = 0;
+    uint16_t guest_port = 0;
+};
+// "[HOST_ADDR:]HOST_PORT:GUEST_PORT"
+Result<Publish> parse_publish(const std::string& text, const std::string& where);
+
+// Resource limits; 0 means "not limited by the bundle".
+struct Limits {
+    uint64_t memory_bytes = 0;   // cgroup memory.max (v1: memory.limit_in_bytes)
+    uint64_t pids = 0;           // cgroup pids.max
+    uint32_t cpu_percent = 0;    // cgroup cpu.max (v1: cfs quota), 100 = one CPU
+    uint64_t nofile = 1024;      // RLIMIT_NOFILE
+    uint64_t cpu_seconds = 0;    // RLIMIT_CPU
+    uint64_t file_size_bytes = 0;// RLIMIT_FSIZE
+    uint64_t wall_ms = 0;        // wall-time limit (the supervisor kills the sandbox)
+    uint64_t tmp_bytes = 64ull << 20; // size of the private /tmp
+};
+
+struct SandboxSpec {
+    // What runs. Paths are inside the sandbox's root.
+    std::vector<std::string> argv;
+    std::vector<std::string> env;
+    std::string workdir = "/";
+    std::string hostname = "kos";
+    uint32_t uid = 0; // inside the sandbox's user namespace
+    uint32_t gid = 0;
+
+    std::string rootfs; // host directory that becomes "/" (read-only)
+
+    // Landlock: paths inside the sandbox. Readable trees get READ_FILE and
+    // READ_DIR; writable trees get every right except EXECUTE and device
+    // creation; programs in `execs` get EXECUTE (and are the only files
+    // execve may start).
+    std::vector<std::string> read_paths;
+    std::vector<std::string> write_paths;
+    std::vector<std::string> execs;
+
+    // Supervisor verdicts for connect(2) and bind(2) on IP sockets.
+    std::vector<NetRule> connect;
+    std::vector<NetRule> bind;
+    std::vector<Publish> publish;
+
+    Limits limits;
+
+    // Where each part came from, for messages ("examples/x/bundle.toml").
+    std::string origin;
+    // Parts of the config this backend could not enforce or map, one line
+    // each, printed as notes by `kos run`.
+    std::vector<std::string> notes;
+};
+
+// Builds the spec of a bundle directory (DIR/bundle.toml + DIR/rootfs/).
+// Everything comes from pkg::parse_bundle_config: [app], [limits] and
+// [network] (how each key maps: docs/process-backend.md). `argv_override`
+// (from `kos run DIR -- ARGS`) replaces the entrypoint when not empty.
+Result<SandboxSpec> spec_from_bundle_dir(const std::string& dir,
+                                         const std::vector<std::string>& argv_override);
+
+// Resolves `path` (absolute, inside `rootfs`) following symlinks without
+// leaving `rootfs`; returns the resolved path inside rootfs.
+Result<std::string> resolve_in_rootfs(const std::string& rootfs, const std::string& path);
+
+// The ELF interpreter (PT_INTERP) of a program inside rootfs, if any.
+Result<std::optional<std::string>> elf_interpreter(const std::string& rootfs, const std::string& path);
+
+} // namespace kos::proc

@@ -1,0 +1,230 @@
+#include "supervisor.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "kos/support/file.h"
+
+namespace kos::proc {
+namespace {
+
+std::string comm_of(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+    std::string s;
+    std::getline(f, s);
+    return s.empty() ? "?" : s;
+}
+
+// Copies up to `len` bytes of the program's memory.
+bool read_mem(int pid, uint64_t addr, void* buf, size_t len, size_t* got) {
+    iovec local{buf, len};
+    iovec remote{reinterpret_cast<void*>(addr), len};
+    ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    if (n < 0)
+        return false;
+    *got = static_cast<size_t>(n);
+    return true;
+}
+
+bool read_path(int pid, uint64_t addr, std::string& out) {
+    // Page by page, since the string may end right before an unmapped page.
+    out.clear();
+    char buf[256];
+    while (out.size() < 4096) {
+        size_t chunk = 256 - (addr % 256);
+        size_t got = 0;
+        if (!read_mem(pid, addr, buf, chunk, &got) || got == 0)
+            return false;
+        size_t n = ::strnlen(buf, got);
+        out.append(buf, n);
+        if (n < got)
+            return true;
+        addr += got;
+    }
+    return false;
+}
+
+std::string addr_text(int family, const uint8_t* a, uint16_t port) {
+    char s[INET6_ADDRSTRLEN] = "?";
+    ::inet_ntop(family, a, s, sizeof s);
+    return family == AF_INET6 ? "[" + std::string(s) + "]:" + std::to_string(port)
+                              : std::string(s) + ":" + std::to_string(port);
+}
+
+} // namespace
+
+Verdict decide_net(const SandboxSpec& spec, NetOp op, Proto proto, int family, const uint8_t* addr,
+                   uint16_t port) {
+    const auto& rules = op == NetOp::Connect ? spec.connect : spec.bind;
+    for (const NetRule& r : rules)
+        if (net_rule_matches(r, proto, family, addr, port))
+            return {true, "allowed by [network] " + std::string(op == NetOp::Connect ? "connect" : "bind") +
+                              " \"" + r.text + "\""};
+    return {false, "not allowed by [network] " + std::string(op == NetOp::Connect ? "connect" : "bind") +
+                       " in " + spec.origin};
+}
+
+Supervisor::Supervisor(const SandboxSpec& spec, int child_pid) : m_spec(spec), m_child(child_pid) {
+    for (const auto& e : spec.execs) {
+        struct stat st{};
+        if (::stat((spec.rootfs + e).c_str(), &st) == 0)
+            m_execs.insert({st.st_dev, st.st_ino});
+    }
+}
+
+bool Supervisor::exec_allowed(dev_t dev, ino_t ino) const { return m_execs.count({dev, ino}) != 0; }
+
+void Supervisor::handle(int fd, RunOutcome& stats) {
+    seccomp_notif req{};
+    if (::ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0)
+        return; // the target died, or a signal interrupted it
+    ++stats.notifications;
+    seccomp_notif_resp resp{};
+    resp.id = req.id;
+    int pid = static_cast<int>(req.pid);
+    auto still_valid = [&] { return ::ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0; };
+    auto deny = [&](int err, const std::string& line) {
+        resp.error = -err;
+        ++stats.denials;
+        std::fprintf(stderr, "kos: denied %s\n", line.c_str());
+    };
+    const char* name = "?";
+    long nr = req.data.nr;
+    if (nr == SYS_execve || nr == SYS_execveat) {
+        name = nr == SYS_execve ? "execve" : "execveat";
+        // Decide on what the path names now; the kernel re-checks on the
+        // real execve (Landlock EXECUTE), so a racing rewrite gains nothing.
+        uint64_t path_arg = nr == SYS_execve ? req.data.args[0] : req.data.args[1];
+        std::string path;
+        bool ok = read_path(pid, path_arg, path);
+        std::string proc = "/proc/" + std::to_string(pid);
+        int how_base = -1;
+        std::string rel = path;
+        UniqueFd base;
+        if (nr == SYS_execveat && (req.data.args[4] & AT_EMPTY_PATH) && path.empty()) {
+            base = UniqueFd(::open((proc + "/fd/" + std::to_string(static_cast<int>(req.data.args[0]))).c_str(),
+                                   O_PATH | O_CLOEXEC));
+            rel = "";
+        } else if (!path.empty() && path[0] == '/') {
+            base = UniqueFd(::open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        } else if (nr == SYS_execveat && static_cast<int>(req.data.args[0]) != AT_FDCWD) {
+            base = UniqueFd(::open((proc + "/fd/" + std::to_string(static_cast<int>(req.data.args[0]))).c_str(),
+                                   O_PATH | O_DIRECTORY | O_CLOEXEC));
+        } else {
+            base = UniqueFd(::open((proc + "/cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        }
+        (void)how_base;
+        bool allowed = false;
+        if (ok && base) {
+            struct stat st{};
+            if (rel.empty()) {
+                allowed = ::fstat(base.get(), &st) == 0 && exec_allowed(st.st_dev, st.st_ino);
+            } else {
+                open_how how{};
+                how.flags = O_PATH | O_CLOEXEC;
+                how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+                UniqueFd target(static_cast<int>(::syscall(SYS_openat2, base.get(), rel.c_str(), &how, sizeof how)));
+                if (target && ::fstat(target.get(), &st) == 0 && S_ISREG(st.st_mode))
+                    allowed = exec_allowed(st.st_dev, st.st_ino);
+                else if (!target && errno == ENOENT) {
+                    // A missing program: let the kernel report ENOENT as usual.
+                    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+                    ::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+                    return;
+                }
+            }
+        }
+        if (!still_valid())
+            return;
+        if (allowed)
+            resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        else
+            deny(EACCES, std::string(name) + " \"" + path + "\" by " + comm_of(pid) +
+                             ": not an allowed program of the bundle (allowed: the entrypoint and its "
+                             "interpreter)");
+    } else if (nr == SYS_connect || nr == SYS_bind) {
+        NetOp op = nr == SYS_connect ? NetOp::Connect : NetOp::Bind;
+        name = op == NetOp::Connect ? "connect" : "bind";
+        int sockfd = static_cast<int>(req.data.args[0]);
+        sockaddr_storage ss{};
+        size_t len = static_cast<size_t>(req.data.args[2]);
+        size_t got = 0;
+        if (len > sizeof ss || len < sizeof(sa_family_t)) {
+            // Let the kernel reject the bad length itself.
+            resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        } else if (!read_mem(pid, req.data.args[1], &ss, len, &got) || got != len) {
+            resp.error = -EFAULT;
+        } else if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) {
+            // Local sockets resolve in the program's own mount and network
+            // namespaces: nothing outside the sandbox is reachable.
+            resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        } else {
+            int family = ss.ss_family;
+            uint8_t a[16] = {};
+            uint16_t port = 0;
+            bool size_ok = true;
+            if (family == AF_INET) {
+                size_ok = len >= sizeof(sockaddr_in);
+                auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+                std::memcpy(a, &in->sin_addr, 4);
+                port = ntohs(in->sin_port);
+            } else {
+                size_ok = len >= sizeof(sockaddr_in6);
+                auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+                std::memcpy(a, &in6->sin6_addr, 16);
+                port = ntohs(in6->sin6_port);
+                static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+                if (std::memcmp(a, kMapped, 12) == 0) { // v4-mapped: judge as IPv4
+                    family = AF_INET;
+                    std::memmove(a, a + 12, 4);
+                }
+            }
+            UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+            UniqueFd dup(pidfd ? static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), sockfd, 0)) : -1);
+            int type = 0;
+            socklen_t tl = sizeof type;
+            if (!size_ok) {
+                resp.error = -EINVAL;
+            } else if (!dup) {
+                resp.error = -EBADF;
+            } else if (::getsockopt(dup.get(), SOL_SOCKET, SO_TYPE, &type, &tl) != 0) {
+                resp.error = -ENOTSOCK;
+            } else if (!still_valid()) {
+                return;
+            } else {
+                Proto proto = type == SOCK_STREAM ? Proto::Tcp : Proto::Udp;
+                Verdict v = (type == SOCK_STREAM || type == SOCK_DGRAM)
+                                ? decide_net(m_spec, op, proto, family, a, port)
+                                : Verdict{false, "only TCP and UDP sockets are supported"};
+                if (!v.allow) {
+                    deny(EACCES, std::string(name) + " " + (proto == Proto::Tcp ? "tcp " : "udp ") +
+                                     addr_text(family, a, port) + " by " + comm_of(pid) + ": " + v.reason);
+                } else {
+                    // The call runs on our copy of the address.
+                    int rc = op == NetOp::Connect
+                                 ? ::connect(dup.get(), reinterpret_cast<sockaddr*>(&ss), static_cast<socklen_t>(len))
+                                 : ::bind(dup.get(), reinterpret_cast<sockaddr*>(&ss), static_cast<socklen_t>(len));
+                    resp.error = rc == 0 ? 0 : -errno;
+                }
+            }
+        }
+    } else {
+        resp.error = -ENOSYS; // the filter notifies nothing else
+    }
+    ::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+} // namespace kos::proc

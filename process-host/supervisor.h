@@ -1,0 +1,47 @@
+// The supervisor answers the sandbox's seccomp user notifications
+// (connect, bind, execve, execveat), deciding from the sandbox spec.
+//
+// No decision trusts memory the program can change after the check:
+// - connect/bind on IP sockets: the supervisor copies the address once,
+//   decides on the copy, and if allowed performs the call itself on a
+//   duplicate of the program's socket (pidfd_getfd) with that copy;
+// - execve: the supervisor denies what the spec does not list and lets an
+//   allowed path continue, and the kernel re-checks: Landlock grants
+//   EXECUTE only on the listed files, so a path rewritten after the check
+//   still cannot start anything else (ATTACKS.md 27).
+// Every denial prints one line on stderr ("kos: denied ...").
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "sandbox.h"
+#include "sandbox_spec.h"
+
+namespace kos::proc {
+
+enum class NetOp { Connect, Bind };
+
+// The verdict for an IP connect/bind, from the spec alone (the security
+// engine's answer once security-server/ offers one).
+Verdict decide_net(const SandboxSpec& spec, NetOp op, Proto proto, int family, const uint8_t* addr,
+                   uint16_t port);
+
+class Supervisor {
+public:
+    Supervisor(const SandboxSpec& spec, int child_pid);
+    // Receives and answers one notification.
+    void handle(int notify_fd, RunOutcome& stats);
+
+private:
+    bool exec_allowed(dev_t dev, ino_t ino) const;
+    const SandboxSpec& m_spec;
+    int m_child;
+    std::set<std::pair<dev_t, ino_t>> m_execs;
+};
+
+} // namespace kos::proc
