@@ -226,6 +226,8 @@ Result<void> record_version(const TrustOptions& trust, const Manifest& m) {
         if (valid_version(v) && compare_versions(m.version, v) <= 0)
             return {};
     }
+    for (size_t slash = 1; (slash = trust.state_dir.find('/', slash)) != std::string::npos; ++slash)
+        ::mkdir(trust.state_dir.substr(0, slash).c_str(), 0700);
     ::mkdir(trust.state_dir.c_str(), 0700);
     std::string line = m.version + "\n";
     return write_file_atomic(f, line.data(), line.size(), 0600);
@@ -501,6 +503,30 @@ Result<RunnableBundle> open_bundle_for_run(const std::string& path, const TrustO
     if (b.signature.verified)
         KOS_TRY(record_version(trust, b.manifest));
     return b;
+}
+
+TrustOptions default_trust_options() {
+    TrustOptions t;
+    auto env = [](const char* name) -> std::string {
+        const char* v = ::getenv(name);
+        return v ? v : "";
+    };
+    std::string home = env("HOME");
+    std::string config = env("XDG_CONFIG_HOME");
+    if (config.empty() && !home.empty())
+        config = home + "/.config";
+    std::string state = env("XDG_STATE_HOME");
+    if (state.empty() && !home.empty())
+        state = home + "/.local/state";
+    struct stat st{};
+    if (!env("KOS_TRUST_DIR").empty())
+        t.trust_dir = env("KOS_TRUST_DIR");
+    else if (!config.empty() && ::stat((config + "/kos/trusted-keys").c_str(), &st) == 0 &&
+             S_ISDIR(st.st_mode))
+        t.trust_dir = config + "/kos/trusted-keys";
+    if (!state.empty())
+        t.state_dir = state + "/kos/versions";
+    return t;
 }
 
 Result<std::vector<uint8_t>> assemble_bundle(const BundleParts& parts, const PackOptions& options,

@@ -51,6 +51,12 @@ struct TrustOptions {
     }
 };
 
+// The host's configured trust: the directory $KOS_TRUST_DIR, else
+// $XDG_CONFIG_HOME/kos/trusted-keys (~/.config/kos/trusted-keys) if it
+// exists; rollback state in $XDG_STATE_HOME/kos/versions
+// (~/.local/state/kos/versions). With neither, no signature is required.
+TrustOptions default_trust_options();
+
 // Bytes copied into a sealed memfd (no writes, no resizing, ever), mapped
 // read-only. The fd can be mapped into a VM directly.
 class SealedMemory {
