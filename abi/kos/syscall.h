@@ -62,6 +62,7 @@ struct NativeStartInfo {
     u32 argc;
     u32 handle_count;
     u64 argv; // const char* const*
+    u64 tsc_khz; // TSC rate, for clocks read in user mode with rdtsc
     NativeHandle handles[kMaxNativeHandles];
 };
 inline constexpr u64 kNativeStartMagic = 0x5654414e534f4bull; // "KOSNATV"

@@ -215,6 +215,9 @@ const char* start_native_task(Task* task, const char* const* argv, u32 argc,
     page->info.argc = argc;
     page->info.handle_count = handle_count;
     page->info.argv = sys::kAppStackTop + offsetof(Page, argv);
+    page->info.tsc_khz = g_boot_image.header->tsc_khz;
+    if (!platform::is_kos_vmm() || page->info.tsc_khz == 0)
+        page->info.tsc_khz = platform::read_platform_clock().tsc_khz;
     for (u32 i = 0; i < handle_count; ++i)
         page->info.handles[i] = handles[i];
     u64 used = 0;
