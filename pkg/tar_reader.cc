@@ -4,6 +4,8 @@
 #include <archive_entry.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 namespace kos::pkg {
 
 const char* tar_type_name(TarEntry::Type type) {
@@ -129,7 +131,8 @@ Result<bool> TarReader::next(TarEntry& out) {
     const void* xval = nullptr;
     size_t xsize = 0;
     while (archive_entry_xattr_next(e, &xname, &xval, &xsize) == ARCHIVE_OK)
-        if (xname && out.xattrs.size() < 64)
+        if (xname && out.xattrs.size() < 64 &&
+            std::find(out.xattrs.begin(), out.xattrs.end(), xname) == out.xattrs.end())
             out.xattrs.emplace_back(xname);
     if (out.type == TarEntry::Type::File) {
         int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
