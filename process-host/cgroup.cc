@@ -135,7 +135,12 @@ Result<Cgroup> Cgroup::create(const std::string& name, const Limits& limits) {
         return cg;
     }
     if (sup.version == CgroupVersion::V1) {
+        // Only the hierarchies that carry a limit: joining a v1 memory
+        // cgroup alone can cost milliseconds.
         for (const auto& c : sup.controllers) {
+            if ((c == "memory" && !limits.memory_bytes) || (c == "pids" && !limits.pids) ||
+                (c == "cpu" && !limits.cpu_percent))
+                continue;
             std::string dir = "/sys/fs/cgroup/" + c + "/kos-" + name;
             if (::mkdir(dir.c_str(), 0755) != 0)
                 return make_error(errno, dir + ": " + errno_string(errno));

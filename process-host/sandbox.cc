@@ -462,13 +462,13 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     // The cgroup, joined before the program exists.
     std::optional<Cgroup> cgroup;
     bool want_cgroup = spec.limits.memory_bytes || spec.limits.pids || spec.limits.cpu_percent;
-    {
+    if (want_cgroup) {
         auto cg = Cgroup::create(std::to_string(child), spec.limits);
         if (cg) {
             if (auto r = cg->add(child); !r)
                 return fail(r.error());
             cgroup.emplace(std::move(*cg));
-        } else if (want_cgroup && !options.best_effort) {
+        } else if (!options.best_effort) {
             return fail(Error{cg.error().code, "cannot enforce [limits] with a cgroup: " + cg.error().message +
                                                    " (pass --best-effort to run without)"});
         }

@@ -444,7 +444,8 @@ Result<SeccompFilter> SeccompFilter::build(const SeccompOptions& options) {
     SeccompFilter f;
     f.m_notify = options.notify;
     f.m_bpf = KOS_TRY(export_fd(c.ctx, false, nullptr));
-    KOS_TRY(export_fd(c.ctx, true, &f.m_pfc));
+    if (options.with_pfc)
+        KOS_TRY(export_fd(c.ctx, true, &f.m_pfc));
     return f;
 }
 

@@ -21,6 +21,7 @@ inline constexpr int kUnknownErrno = ENOSYS; // calls the table does not mention
 
 struct SeccompOptions {
     bool notify = true; // connect/bind/execve(at) to the supervisor
+    bool with_pfc = false; // also keep the pseudo-code (for tests and reviews)
 };
 
 // An opaque libseccomp filter; load() installs it on the calling thread

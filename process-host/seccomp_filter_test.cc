@@ -109,7 +109,7 @@ TEST(SeccompFilter, X32AndI386AbisKillTheProcess) {
 }
 
 TEST(SeccompFilter, EveryNotifiedCallIsInThePseudoCode) {
-    auto f = SeccompFilter::build({.notify = true});
+    auto f = SeccompFilter::build({.notify = true, .with_pfc = true});
     ASSERT_TRUE(f) << f.error().message;
     const std::string& pfc = f->pfc();
     // libseccomp 2.5 prints SCMP_ACT_NOTIFY as its value.

@@ -1,0 +1,328 @@
+/* Probes run inside the host-process backend's sandbox by
+ * tests/integration/process_backend_test.cc: each subcommand tries one thing
+ * and prints what happened, one line per result. Static (musl). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char* err(int e) {
+    switch (e) {
+    case 0: return "ok";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case ENOENT: return "ENOENT";
+    case ENOSYS: return "ENOSYS";
+    case EROFS: return "EROFS";
+    case ETXTBSY: return "ETXTBSY";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case EAGAIN: return "EAGAIN";
+    case ENOTTY: return "ENOTTY";
+    case EXDEV: return "EXDEV";
+    default: return strerror(e);
+    }
+}
+
+static void* sleeper(void* arg) {
+    (void)arg;
+    pause();
+    return NULL;
+}
+
+/* Every thread's Seccomp and NoNewPrivs lines. */
+static int threads(void) {
+    pthread_t t[3];
+    for (int i = 0; i < 3; ++i)
+        pthread_create(&t[i], NULL, sleeper, NULL);
+    DIR* d = opendir("/proc/self/task");
+    if (!d) {
+        printf("opendir: %s\n", err(errno));
+        return 1;
+    }
+    struct dirent* e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE* f = fopen(path, "r");
+        if (!f)
+            continue;
+        int seccomp = -1, nnp = -1;
+        while (fgets(line, sizeof line, f)) {
+            sscanf(line, "Seccomp: %d", &seccomp);
+            sscanf(line, "NoNewPrivs: %d", &nnp);
+        }
+        fclose(f);
+        printf("thread Seccomp=%d NoNewPrivs=%d\n", seccomp, nnp);
+        ++n;
+    }
+    printf("threads %d\n", n);
+    return 0;
+}
+
+static int fds(void) {
+    DIR* d = opendir("/proc/self/fd");
+    struct dirent* e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d))
+            continue;
+        printf("fd %s\n", e->d_name);
+    }
+    return 0;
+}
+
+static int exe(void) {
+    int fd = open("/proc/self/exe", O_WRONLY);
+    printf("self-exe-write %s\n", fd >= 0 ? "ok" : err(errno));
+    fd = open("/proc/1/exe", O_RDWR);
+    printf("pid1-exe-write %s\n", fd >= 0 ? "ok" : err(errno));
+    DIR* d = opendir("/proc");
+    struct dirent* e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char path[300], target[512];
+        snprintf(path, sizeof path, "/proc/%s/exe", e->d_name);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n < 0)
+            continue;
+        target[n] = 0;
+        printf("process %s %s\n", e->d_name, target);
+    }
+    return 0;
+}
+
+static int say(void) {
+    char target[512];
+    ssize_t n = readlink("/proc/self/exe", target, sizeof target - 1);
+    target[n < 0 ? 0 : n] = 0;
+    printf("RAN %s\n", target);
+    return 0;
+}
+
+/* ATTACKS.md 27: a thread rewrites the path while execve waits for the
+ * supervisor's verdict. */
+static char g_path[64];
+static volatile int g_stop;
+static const char* g_a;
+static const char* g_b;
+static void* flipper(void* arg) {
+    (void)arg;
+    while (!g_stop) {
+        strcpy(g_path, g_a);
+        strcpy(g_path, g_b);
+    }
+    return NULL;
+}
+
+static int race(const char* allowed, const char* forbidden, int rounds) {
+    int ran_allowed = 0, denied = 0, other = 0;
+    for (int i = 0; i < rounds; ++i) {
+        int pipefd[2];
+        pipe(pipefd);
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(pipefd[1], 1);
+            g_a = allowed;
+            g_b = forbidden;
+            strcpy(g_path, allowed);
+            pthread_t t;
+            pthread_create(&t, NULL, flipper, NULL);
+            char* argv[] = {g_path, "say", NULL};
+            char* envp[] = {NULL};
+            for (int k = 0; k < 20; ++k)
+                execve(g_path, argv, envp);
+            _exit(100 + (errno & 0x3f));
+        }
+        close(pipefd[1]);
+        char buf[600] = {0};
+        ssize_t n = read(pipefd[0], buf, sizeof buf - 1);
+        close(pipefd[0]);
+        int st;
+        waitpid(pid, &st, 0);
+        if (n > 0 && strstr(buf, "RAN ")) {
+            if (strstr(buf, forbidden))
+                printf("FORBIDDEN-RAN\n");
+            else
+                ++ran_allowed;
+        } else if (WIFEXITED(st) && WEXITSTATUS(st) >= 100) {
+            ++denied;
+        } else {
+            ++other;
+        }
+    }
+    printf("race allowed=%d denied=%d other=%d\n", ran_allowed, denied, other);
+    return 0;
+}
+
+static int tcp(const char* op, const char* ip, int port) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    int rc = strcmp(op, "connect") == 0 ? connect(s, (struct sockaddr*)&a, sizeof a)
+                                        : bind(s, (struct sockaddr*)&a, sizeof a);
+    printf("%s %s:%d %s\n", op, ip, port, rc == 0 ? "ok" : err(errno));
+    return 0;
+}
+
+/* A server and a client inside the sandbox: bind and connect both go
+ * through the supervisor. */
+static int loopback(int port) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(s, (struct sockaddr*)&a, sizeof a) != 0 || listen(s, 1) != 0) {
+        printf("bind %s\n", err(errno));
+        return 1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(c, (struct sockaddr*)&a, sizeof a) != 0) {
+            printf("connect %s\n", err(errno));
+            _exit(1);
+        }
+        write(c, "ping", 4);
+        _exit(0);
+    }
+    int c = accept(s, NULL, NULL);
+    char buf[8] = {0};
+    read(c, buf, 4);
+    int st;
+    waitpid(pid, &st, 0);
+    printf("loopback %s\n", buf);
+    return 0;
+}
+
+static int forkbomb(int n) {
+    int ok = 0, failed = 0, last = 0;
+    for (int i = 0; i < n; ++i) {
+        pid_t p = fork();
+        if (p == 0) {
+            pause();
+            _exit(0);
+        }
+        if (p > 0)
+            ++ok;
+        else {
+            ++failed;
+            last = errno;
+        }
+    }
+    printf("forks ok=%d failed=%d last=%s\n", ok, failed, err(last));
+    kill(0, SIGKILL);
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: sbx_probe COMMAND ...\n");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IONBF, 0);
+    const char* c = argv[1];
+    if (!strcmp(c, "threads"))
+        return threads();
+    if (!strcmp(c, "fds"))
+        return fds();
+    if (!strcmp(c, "exe"))
+        return exe();
+    if (!strcmp(c, "say"))
+        return say();
+    if (!strcmp(c, "race") && argc == 5)
+        return race(argv[2], argv[3], atoi(argv[4]));
+    if (!strcmp(c, "syscall") && argc >= 3) {
+        long nr = strtol(argv[2], NULL, 0);
+        long rc = syscall(nr, 0, 0, 0, 0, 0, 0);
+        printf("syscall %ld %s\n", nr, rc >= 0 ? "ok" : err(errno));
+        return 0;
+    }
+    if (!strcmp(c, "read") && argc == 3) {
+        int fd = open(argv[2], O_RDONLY);
+        char b[16];
+        printf("read %s %s\n", argv[2], fd >= 0 && read(fd, b, sizeof b) >= 0 ? "ok" : err(errno));
+        return 0;
+    }
+    if (!strcmp(c, "write") && argc == 3) {
+        int fd = open(argv[2], O_WRONLY | O_CREAT, 0644);
+        printf("write %s %s\n", argv[2], fd >= 0 && write(fd, "x", 1) == 1 ? "ok" : err(errno));
+        return 0;
+    }
+    if (!strcmp(c, "exec") && argc >= 3) {
+        char* args[] = {argv[2], "say", NULL};
+        execv(argv[2], args);
+        printf("exec %s %s\n", argv[2], err(errno));
+        return 0;
+    }
+    if (!strcmp(c, "tmpexec")) {
+        int in = open("/proc/self/exe", O_RDONLY), out = open("/tmp/copy", O_WRONLY | O_CREAT, 0755);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof buf)) > 0)
+            write(out, buf, (size_t)n);
+        close(out);
+        char* args[] = {"/tmp/copy", "say", NULL};
+        execv("/tmp/copy", args);
+        printf("tmpexec %s\n", err(errno));
+        return 0;
+    }
+    if (!strcmp(c, "tiocsti")) {
+        char ch = 'x';
+        int rc = ioctl(0, TIOCSTI, &ch);
+        printf("tiocsti %s isatty=%d\n", rc == 0 ? "ok" : err(errno), isatty(0));
+        return 0;
+    }
+    if (!strcmp(c, "iouring")) {
+        char params[120] = {0};
+        long rc = syscall(425 /* io_uring_setup */, 4, params);
+        printf("io_uring_setup %s\n", rc >= 0 ? "ok" : err(errno));
+        return 0;
+    }
+    if (!strcmp(c, "x32")) {
+        long rc = syscall(0x40000000 | 39);
+        printf("x32 getpid returned %ld\n", rc);
+        return 0;
+    }
+    if ((!strcmp(c, "connect") || !strcmp(c, "bind")) && argc == 4)
+        return tcp(c, argv[2], atoi(argv[3]));
+    if (!strcmp(c, "loopback") && argc == 3)
+        return loopback(atoi(argv[2]));
+    if (!strcmp(c, "forkbomb") && argc == 3)
+        return forkbomb(atoi(argv[2]));
+    if (!strcmp(c, "alloc") && argc == 3) {
+        size_t mib = (size_t)atol(argv[2]);
+        for (size_t i = 0; i < mib; ++i) {
+            char* p = malloc(1 << 20);
+            if (!p) {
+                printf("alloc failed at %zu MiB\n", i);
+                return 1;
+            }
+            memset(p, 1, 1 << 20);
+        }
+        printf("alloc %zu MiB ok\n", mib);
+        return 0;
+    }
+    if (!strcmp(c, "id")) {
+        printf("uid=%d euid=%d gid=%d\n", getuid(), geteuid(), getgid());
+        return 0;
+    }
+    fprintf(stderr, "sbx_probe: unknown command %s\n", c);
+    return 2;
+}

@@ -1,0 +1,324 @@
+// `kos run --backend process` end to end: real static programs (the probe in
+// tests/guest/sbx_probe.c, busybox, hello) in the host-process sandbox.
+// Covers ATTACKS.md 24 (the sandboxed app's threads), 25 and 27, the
+// policy's errno, host paths, network verdicts and limits.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "process-host/process_backend.h"
+#include "process.h"
+
+extern char** environ;
+
+using kos::test::ProcessResult;
+using kos::test::run_process;
+
+namespace {
+
+const std::string kKos = KOS_BINARY;
+const std::string kSrc = KOS_SOURCE_DIR;
+const std::string kSbx = KOS_SBX_BUNDLE;
+
+class ProcessBackend : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string why;
+        if (!kos::proc::process_backend_usable(&why)) {
+            if (std::getenv("CI"))
+                FAIL() << "the process backend must run in CI: " << why;
+            GTEST_SKIP() << "process backend test skipped: " << why
+                         << " (needs user namespaces and Landlock; see `kos doctor`)";
+        }
+    }
+};
+
+ProcessResult kos_run(const std::string& bundle, const std::vector<std::string>& args,
+                      const std::vector<std::string>& options = {}, int timeout = 30) {
+    std::vector<std::string> argv = {kKos, "run", "--backend", "process"};
+    argv.insert(argv.end(), options.begin(), options.end());
+    argv.push_back(bundle);
+    if (!args.empty()) {
+        argv.push_back("--");
+        argv.insert(argv.end(), args.begin(), args.end());
+    }
+    return run_process(argv, timeout);
+}
+
+ProcessResult probe(const std::vector<std::string>& args) {
+    std::vector<std::string> a = {"/bin/sbx_probe"};
+    a.insert(a.end(), args.begin(), args.end());
+    return kos_run(kSbx, a);
+}
+
+int count_lines(const std::string& text, const std::string& needle) {
+    std::istringstream in(text);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line))
+        n += line.find(needle) != std::string::npos;
+    return n;
+}
+
+// A scratch bundle with the probe, removed at the end.
+class ProbeBundle {
+public:
+    explicit ProbeBundle(const std::string& extra_toml) {
+        char tmpl[] = "/tmp/kos-sbx-XXXXXX";
+        m_dir = ::mkdtemp(tmpl);
+        ::chmod(m_dir.c_str(), 0755);
+        [[maybe_unused]] int rc = std::system(("cp -a " + kSbx + "/rootfs " + m_dir + "/").c_str());
+        std::ofstream(m_dir + "/bundle.toml")
+            << "[app]\nname = \"t\"\nentrypoint = [\"/bin/sbx_probe\"]\n" << extra_toml;
+    }
+    ~ProbeBundle() { [[maybe_unused]] int rc = std::system(("rm -rf " + m_dir).c_str()); }
+    const std::string& dir() const { return m_dir; }
+
+private:
+    std::string m_dir;
+};
+
+TEST_F(ProcessBackend, HelloExample) {
+    auto r = kos_run(kSrc + "/examples/hello", {});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "Hello from kos: an unmodified Linux program in a kos microkernel VM.\n");
+}
+
+TEST_F(ProcessBackend, BusyboxShellPipesAndExitStatus) {
+    auto r = kos_run(kSrc + "/examples/busybox",
+                     {"/bin/busybox", "sh", "-c", "echo kos | /bin/busybox tr a-z A-Z; cat /etc/hostname; exit 7"});
+    EXPECT_EQ(r.status, 7) << r.err;
+    EXPECT_EQ(r.out, "KOS\nkos-busybox\n");
+}
+
+TEST_F(ProcessBackend, HostnameUidAndReadOnlyRoot) {
+    auto r = kos_run(kSrc + "/examples/busybox",
+                     {"/bin/busybox", "sh", "-c", "/bin/busybox hostname; /bin/busybox id -u; "
+                                                  "/bin/busybox touch /bin/x 2>&1; echo ok > /tmp/t && cat /tmp/t"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("kos-busybox\n0\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Read-only file system"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\nok\n"), std::string::npos) << r.out;
+}
+
+TEST_F(ProcessBackend, MissingProgramExits127) {
+    auto m = kos_run(kSbx, {"/bin/nope"});
+    EXPECT_EQ(m.status, 127);
+    EXPECT_EQ(m.err, "kos: cannot run /bin/nope: no such file in the bundle's rootfs\n");
+}
+
+// ATTACKS.md 24 for the sandboxed app, and the first check.
+TEST_F(ProcessBackend, EveryThreadHasSeccompAndNoNewPrivs) {
+    auto r = probe({"threads"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(count_lines(r.out, "thread Seccomp=2 NoNewPrivs=1"), 4) << r.out;
+    EXPECT_NE(r.out.find("threads 4\n"), std::string::npos) << r.out;
+}
+
+TEST_F(ProcessBackend, CapabilitiesAreAllDropped) {
+    auto r = kos_run(kSrc + "/examples/busybox", {"/bin/busybox", "grep", "^Cap", "/proc/self/status"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(count_lines(r.out, "0000000000000000"), 5) << r.out;
+}
+
+TEST_F(ProcessBackend, ForbiddenSyscallsGetThePolicyErrno) {
+    // ptrace (101), bpf (321), mount (165), keyctl (250), unshare (272): EPERM.
+    for (const char* nr : {"101", "321", "165", "250", "272"}) {
+        auto r = probe({"syscall", nr});
+        EXPECT_EQ(r.status, 0) << r.err;
+        EXPECT_EQ(r.out, "syscall " + std::string(nr) + " EPERM\n");
+    }
+    // A call the policy does not mention: ENOSYS.
+    auto r = probe({"syscall", "236" /* vserver */});
+    EXPECT_EQ(r.out, "syscall 236 ENOSYS\n");
+}
+
+// ATTACKS.md 27: io_uring cannot be used to bypass the filter.
+TEST_F(ProcessBackend, IoUringIsDenied) {
+    auto r = probe({"iouring"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "io_uring_setup EPERM\n");
+}
+
+TEST_F(ProcessBackend, X32SyscallKillsTheProgram) {
+    auto r = probe({"x32"});
+    EXPECT_EQ(r.status, 128 + SIGSYS) << r.out << r.err;
+    EXPECT_EQ(r.out, "");
+}
+
+TEST_F(ProcessBackend, HostPathsAreUnreachable) {
+    for (const std::string& p : {std::string("/etc/shadow"), kSrc + "/README.md", kKos, std::string("/root"),
+                                 std::string("/proc/1/root/etc/shadow")}) {
+        auto r = probe({"read", p});
+        EXPECT_EQ(r.out, "read " + p + " ENOENT\n");
+    }
+}
+
+TEST_F(ProcessBackend, LandlockDeniesWritesOutsideTmpAndExecFromTmp) {
+    auto r = probe({"write", "/proc/sys/kernel/hostname"});
+    EXPECT_EQ(r.out, "write /proc/sys/kernel/hostname EACCES\n");
+    r = probe({"write", "/tmp/x"});
+    EXPECT_EQ(r.out, "write /tmp/x ok\n");
+    r = probe({"tmpexec"});
+    EXPECT_EQ(r.out, "tmpexec EACCES\n");
+}
+
+// ATTACKS.md 25: no descriptor beyond 0-2 reaches the program, even one
+// the caller of kos leaked; the kos binary is not visible to write.
+TEST_F(ProcessBackend, NoDescriptorLeaks) {
+    int leaked = ::open("/etc/hostname", O_RDONLY); // deliberately inheritable
+    ASSERT_GE(leaked, 3);
+    auto r = probe({"fds"});
+    ::close(leaked);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "fd 0\nfd 1\nfd 2\n");
+}
+
+TEST_F(ProcessBackend, KosBinaryCannotBeWrittenThroughProc) {
+    auto r = probe({"exe"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("self-exe-write EACCES\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("pid1-exe-write EACCES\n"), std::string::npos) << r.out;
+    // The only process is the program itself, pid 1 of its namespace.
+    EXPECT_EQ(count_lines(r.out, "process "), 1) << r.out;
+    EXPECT_NE(r.out.find("process 1 /bin/sbx_probe\n"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("kos"), std::string::npos) << r.out;
+}
+
+TEST_F(ProcessBackend, ExecOfAnUndeclaredProgramIsDeniedAndReported) {
+    auto r = probe({"exec", "/bin/forbidden"});
+    EXPECT_EQ(r.out, "exec /bin/forbidden EACCES\n");
+    EXPECT_EQ(count_lines(r.err, "kos: denied execve \"/bin/forbidden\""), 1) << r.err;
+    r = probe({"exec", "/bin/sbx_probe"});
+    EXPECT_EQ(r.out, "RAN /bin/sbx_probe\n");
+}
+
+// ATTACKS.md 27: a thread rewrites the execve path while the supervisor
+// decides. Landlock (EXECUTE only on declared programs) re-checks in the
+// kernel, so the forbidden program never runs.
+TEST_F(ProcessBackend, RacingPathRewriteAfterNotificationStaysDenied) {
+    auto r = kos_run(kSbx, {"/bin/sbx_probe", "race", "/bin/sbx_probe", "/bin/forbidden", "300"}, {}, 60);
+    EXPECT_EQ(r.status, 0) << r.err.substr(0, 500);
+    EXPECT_EQ(r.out.find("FORBIDDEN-RAN"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("race allowed="), std::string::npos) << r.out;
+}
+
+// ATTACKS.md 27: TIOCSTI on the terminal kos was started from.
+TEST_F(ProcessBackend, TiocstiIsDeniedOnARealTerminal) {
+    int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+    ASSERT_GE(master, 0);
+    ASSERT_EQ(::grantpt(master), 0);
+    ASSERT_EQ(::unlockpt(master), 0);
+    int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
+    ASSERT_GE(slave, 0);
+    termios raw{};
+    ASSERT_EQ(::tcgetattr(slave, &raw), 0);
+    ::cfmakeraw(&raw); // an injected byte would be readable at once
+    ASSERT_EQ(::tcsetattr(slave, TCSANOW, &raw), 0);
+    int out[2];
+    ASSERT_EQ(::pipe(out), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, slave, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addclose(&fa, master);
+    std::vector<std::string> argv = {kKos, "run", "--backend", "process", kSbx, "--", "/bin/sbx_probe", "tiocsti"};
+    std::vector<char*> args;
+    for (auto& a : argv)
+        args.push_back(a.data());
+    args.push_back(nullptr);
+    pid_t pid = 0;
+    ASSERT_EQ(::posix_spawn(&pid, kKos.c_str(), &fa, nullptr, args.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(out[1]);
+    std::string text;
+    char buf[256];
+    ssize_t n;
+    while ((n = ::read(out[0], buf, sizeof buf)) > 0)
+        text.append(buf, static_cast<size_t>(n));
+    ::close(out[0]);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    // Nothing was injected into the terminal's input queue.
+    pollfd p{slave, POLLIN, 0};
+    int pending = ::poll(&p, 1, 100);
+    ::close(slave);
+    ::close(master);
+    EXPECT_EQ(text, "tiocsti EPERM isatty=1\n");
+    EXPECT_EQ(pending, 0);
+}
+
+TEST_F(ProcessBackend, ConnectToADisallowedAddressFailsWithOneLine) {
+    auto r = probe({"connect", "127.0.0.1", "9"});
+    EXPECT_EQ(r.out, "connect 127.0.0.1:9 EACCES\n");
+    EXPECT_EQ(r.err, "kos: denied connect tcp 127.0.0.1:9 by sbx_probe: not allowed by [network] connect in " +
+                         kSbx + "/bundle.toml\n");
+    r = probe({"bind", "127.0.0.1", "9999"});
+    EXPECT_EQ(r.out, "bind 127.0.0.1:9999 EACCES\n");
+    EXPECT_EQ(count_lines(r.err, "kos: denied bind tcp 127.0.0.1:9999"), 1) << r.err;
+}
+
+TEST_F(ProcessBackend, AllowedListenAndConnectWorkOnLoopback) {
+    auto r = probe({"loopback", "8000"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "loopback ping\n");
+    EXPECT_EQ(r.err, "");
+}
+
+TEST_F(ProcessBackend, PidsLimitStopsAForkBomb) {
+    ProbeBundle b("[limits]\npids = 10\n");
+    auto r = kos_run(b.dir(), {"/bin/sbx_probe", "forkbomb", "50"});
+    EXPECT_NE(r.out.find("failed="), std::string::npos) << r.out << r.err;
+    EXPECT_EQ(r.out.find("failed=0 "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("last=EAGAIN"), std::string::npos) << r.out;
+}
+
+TEST_F(ProcessBackend, MemoryLimitIsReported) {
+    ProbeBundle b("[limits]\nmemory = \"32M\"\n");
+    auto r = kos_run(b.dir(), {"/bin/sbx_probe", "alloc", "256"});
+    EXPECT_EQ(r.status, 128 + SIGKILL) << r.out << r.err;
+    EXPECT_NE(r.err.find("kos: the program was stopped by its memory limit ([limits] memory = 32 MiB)"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST_F(ProcessBackend, WallTimeLimitIsReported) {
+    auto r = kos_run(kSrc + "/examples/busybox", {"/bin/busybox", "sleep", "10"}, {"--timeout", "0.5"});
+    EXPECT_EQ(r.status, 128 + SIGKILL);
+    EXPECT_NE(r.err.find("wall-time limit (--timeout)"), std::string::npos) << r.err;
+}
+
+TEST_F(ProcessBackend, UnprivilegedCallerGetsTheSameSandbox) {
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "runs kos as nobody from root";
+    struct stat st{};
+    if (::stat("/usr/bin/setpriv", &st) != 0)
+        GTEST_SKIP() << "setpriv (util-linux) is not installed";
+    auto r = run_process({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", kKos, "run",
+                          "--backend", "process", kSbx, "--", "/bin/sbx_probe", "threads"});
+    if (r.status == 125 && r.err.find("clone with new namespaces") != std::string::npos)
+        GTEST_SKIP() << "unprivileged user namespaces are disabled here: " << r.err;
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(count_lines(r.out, "thread Seccomp=2 NoNewPrivs=1"), 4) << r.out;
+}
+
+TEST_F(ProcessBackend, DoctorReportsLandlockAndTheBackend) {
+    auto r = run_process({kKos, "doctor"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("landlock:"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ABI "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("user_notif"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("kos run --backend auto picks:"), std::string::npos) << r.out;
+}
+
+} // namespace
