@@ -157,7 +157,10 @@ public:
                 continue;
             uint64_t off = p.offset, end = p.offset + p.filesz;
             while (end - off >= sizeof(Nhdr)) {
-                const Nhdr* n = reinterpret_cast<const Nhdr*>(m_data + off);
+                // Notes in an untrusted file need not be aligned: copy.
+                Nhdr note;
+                __builtin_memcpy(&note, m_data + off, sizeof note);
+                const Nhdr* n = &note;
                 uint64_t name_sz = (uint64_t(n->namesz) + 3) & ~3ull;
                 uint64_t desc_sz = (uint64_t(n->descsz) + 3) & ~3ull;
                 uint64_t body = off + sizeof(Nhdr);
