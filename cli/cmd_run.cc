@@ -152,9 +152,15 @@ std::expected<std::vector<uint8_t>, Failure> prepare_boot_image(const RunArgs& a
 
 int run_command(const RunArgs& a) {
     // auto: the VM when /dev/kvm is usable, else the host-process backend.
-    if (a.backend == "process" || (a.backend == "auto" && !vmm::kvm_usable()))
-        return proc::run_bundle({.bundle = a.bundle, .args = a.args, .stats = a.stats,
-                                 .best_effort = a.best_effort, .timeout_s = a.timeout_s});
+    if (a.backend == "process" || (a.backend == "auto" && !vmm::kvm_usable())) {
+        proc::BackendRequest req;
+        req.bundle = a.bundle;
+        req.args = a.args;
+        req.stats = a.stats;
+        req.best_effort = a.best_effort;
+        req.timeout_s = a.timeout_s;
+        return proc::run_bundle(req);
+    }
     auto start = std::chrono::steady_clock::now();
     auto image = prepare_boot_image(a);
     if (!image) {

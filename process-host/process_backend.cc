@@ -102,6 +102,14 @@ int run_bundle(const BackendRequest& r) {
     o.best_effort = r.best_effort;
     o.stats = r.stats;
     o.timeout_s = r.timeout_s;
+    for (const std::string& p : r.publish) {
+        auto pub = parse_publish(p, "-p");
+        if (!pub) {
+            std::fprintf(stderr, "kos: %s\n", pub.error().message.c_str());
+            return kExitKosError;
+        }
+        o.publish.push_back(*pub);
+    }
     auto outcome = run_sandbox(*spec, o);
     if (!outcome) {
         std::fprintf(stderr, "kos: %s\n", outcome.error().message.c_str());

@@ -13,6 +13,7 @@ struct BackendRequest {
     bool stats = false;
     bool best_effort = false;
     double timeout_s = 0;
+    std::vector<std::string> publish; // "[HOST_ADDR:]HOST_PORT:GUEST_PORT" (kos run -p)
 };
 
 // Exit statuses as in `kos run`: the program's own, 128 + signal, 125 when

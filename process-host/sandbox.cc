@@ -28,6 +28,7 @@
 #include "cgroup.h"
 #include "kos/support/file.h"
 #include "landlock.h"
+#include "port_forward.h"
 #include "seccomp_filter.h"
 #include "supervisor.h"
 
@@ -420,6 +421,15 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     p.filter = &filter;
 
     bool privileged = ::geteuid() == 0;
+    PortForwarder forward;
+    {
+        std::vector<Publish> publish = spec.publish;
+        publish.insert(publish.end(), options.publish.begin(), options.publish.end());
+        if (!publish.empty() && !privileged)
+            return make_error(EPERM, "publishing ports with the process backend needs kos to run as root "
+                                     "(it joins the sandbox's network namespace to relay connections)");
+        KOS_TRY(forward.listen(publish));
+    }
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return make_error(errno, "socketpair: " + errno_string(errno));
@@ -507,6 +517,8 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     }
     UniqueFd notify(notify_fd);
     Supervisor sup(spec, child);
+    if (auto r = forward.attach(child); !r)
+        return fail(r.error());
     if (options.stats)
         std::fprintf(stderr,
                      "kos: process backend: namespaces user,mnt,pid,ipc,uts,net; landlock ABI %d; seccomp "
@@ -528,15 +540,16 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     Clock::time_point run_start{};
     int status = 0;
     for (;;) {
-        pollfd fds[3] = {{pidfd.get(), POLLIN, 0},
-                         {notify ? notify.get() : -1, POLLIN, 0},
-                         {sock_open ? sock.get() : -1, POLLIN, 0}};
+        std::vector<pollfd> fds = {{pidfd.get(), POLLIN, 0},
+                                   {notify ? notify.get() : -1, POLLIN, 0},
+                                   {sock_open ? sock.get() : -1, POLLIN, 0}};
+        forward.add_pollfds(fds);
         int timeout = -1;
         if (deadline != Clock::time_point::max()) {
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
             timeout = left < 0 ? 0 : static_cast<int>(left) + 1;
         }
-        int rc = ::poll(fds, 3, timeout);
+        int rc = ::poll(fds.data(), fds.size(), timeout);
         if (rc < 0 && errno != EINTR)
             return fail(Error{errno, "poll: " + errno_string(errno)});
         if (rc == 0 && Clock::now() >= deadline) {
@@ -564,6 +577,8 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
                 std::memcpy(&out.value, m->data() + 1, sizeof(int));
             }
         }
+        if (fds.size() > 3)
+            forward.handle(fds.data() + 3, fds.size() - 3);
         if (fds[0].revents & POLLIN) {
             if (::waitpid(child, &status, 0) == child)
                 break;

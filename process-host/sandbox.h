@@ -21,6 +21,7 @@ struct RunOptions {
     bool stats = false;       // print the setup report and timings to stderr
     double timeout_s = 0;     // wall-time limit, 0 = none
     bool notify = true;       // seccomp user notification for connect/bind/execve
+    std::vector<Publish> publish; // `-p HOST:GUEST`, besides the spec's own
 };
 
 // One supervisor decision, for audit lines and tests.

@@ -3,10 +3,13 @@
 // Covers ATTACKS.md 24 (the sandboxed app's threads), 25 and 27, the
 // policy's errno, host paths, network verdicts and limits.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -17,6 +20,8 @@
 #include <sstream>
 
 #include "process-host/process_backend.h"
+#include "process-host/sandbox.h"
+#include "process-host/sandbox_spec.h"
 #include "process.h"
 
 extern char** environ;
@@ -310,6 +315,107 @@ TEST_F(ProcessBackend, UnprivilegedCallerGetsTheSameSandbox) {
         GTEST_SKIP() << "unprivileged user namespaces are disabled here: " << r.err;
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(count_lines(r.out, "thread Seccomp=2 NoNewPrivs=1"), 4) << r.out;
+}
+
+uint16_t free_port() {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(s);
+    return ntohs(a.sin_port);
+}
+
+// One HTTP/1.0 request to 127.0.0.1:port; retries the connection for up to
+// `wait_ms` while the server starts.
+std::string http_get(uint16_t port, const std::string& path, int wait_ms) {
+    for (int waited = 0;; waited += 50) {
+        int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+            std::string req = "GET " + path + " HTTP/1.0\r\nHost: kos\r\n\r\n";
+            [[maybe_unused]] ssize_t w = ::write(s, req.data(), req.size());
+            std::string resp;
+            char buf[4096];
+            ssize_t n;
+            while ((n = ::read(s, buf, sizeof buf)) > 0)
+                resp.append(buf, static_cast<size_t>(n));
+            ::close(s);
+            if (!resp.empty() || waited >= wait_ms)
+                return resp;
+        } else {
+            ::close(s);
+            if (waited >= wait_ms)
+                return "";
+        }
+        ::usleep(50'000);
+    }
+}
+
+// The dynamic example: Debian's python3 serving HTTP on a published
+// port, denied a host file and an undeclared outbound connection. Runs the
+// library in this (single-threaded) test process; the client is a child.
+TEST_F(ProcessBackend, PythonHttpExampleServesAPublishedPort) {
+    std::string dir = kSrc + "/examples/python-http";
+    struct stat st{};
+    if (::stat((dir + "/rootfs/usr/bin/python3.11").c_str(), &st) != 0)
+        GTEST_SKIP() << "the python-http rootfs is not built (needs Debian's python3; run "
+                        "examples/python-http/make-rootfs.sh)";
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "publishing ports with the process backend needs root";
+    auto spec = kos::proc::spec_from_bundle_dir(dir, {"/usr/bin/python3", "/app/server.py", "8000", "3"});
+    ASSERT_TRUE(spec) << spec.error().message;
+    uint16_t port = free_port();
+    kos::proc::RunOptions o;
+    o.publish.push_back({"127.0.0.1", port, 8000});
+    o.timeout_s = 60;
+
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    pid_t client = ::fork();
+    if (client == 0) {
+        ::close(p[0]);
+        std::string out = http_get(port, "/", 20000) + "\n----\n" + http_get(port, "/secret", 0) + "\n----\n" +
+                          http_get(port, "/egress", 0);
+        [[maybe_unused]] ssize_t w = ::write(p[1], out.data(), out.size());
+        ::_exit(0);
+    }
+    ::close(p[1]);
+    char errfile[] = "/tmp/kos-py-err-XXXXXX";
+    int errfd = ::mkstemp(errfile);
+    int saved = ::dup(2);
+    ::dup2(errfd, 2);
+    auto r = kos::proc::run_sandbox(*spec, o);
+    ::dup2(saved, 2);
+    ::close(saved);
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(p[0], buf, sizeof buf)) > 0)
+        text.append(buf, static_cast<size_t>(n));
+    ::close(p[0]);
+    int cst = 0;
+    ::waitpid(client, &cst, 0);
+    std::ifstream ef(errfile);
+    std::string err((std::istreambuf_iterator<char>(ef)), std::istreambuf_iterator<char>());
+    ::close(errfd);
+    ::unlink(errfile);
+
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->kind, kos::proc::RunOutcome::Kind::Exited) << err;
+    EXPECT_EQ(r->value, 0) << err;
+    EXPECT_NE(text.find("HTTP/1.0 200 OK"), std::string::npos) << text << err;
+    EXPECT_NE(text.find("Hello from kos: Debian's python3 in the host-process sandbox."), std::string::npos) << text;
+    EXPECT_NE(text.find("denied: open /etc/shadow: No such file or directory"), std::string::npos) << text;
+    EXPECT_NE(text.find("denied: connect 10.1.2.3:80: Permission denied"), std::string::npos) << text;
+    EXPECT_EQ(count_lines(err, "kos: denied connect tcp 10.1.2.3:80 by python3: not allowed by [network] connect"), 1)
+        << err;
 }
 
 TEST_F(ProcessBackend, DoctorReportsLandlockAndTheBackend) {

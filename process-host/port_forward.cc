@@ -1,0 +1,131 @@
+#include "port_forward.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace kos::proc {
+
+Result<void> PortForwarder::listen(const std::vector<Publish>& publish) {
+    for (const Publish& p : publish) {
+        std::string what = "publishing " + p.host_addr + ":" + std::to_string(p.host_port) + " -> " +
+                           std::to_string(p.guest_port);
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        if (!fd)
+            return make_error(errno, what + ": socket: " + errno_string(errno));
+        int one = 1;
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(p.host_port);
+        if (::inet_pton(AF_INET, p.host_addr.c_str(), &a.sin_addr) != 1)
+            return make_error(EINVAL, what + ": bad host address");
+        if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+            return make_error(errno, what + ": bind: " + errno_string(errno));
+        if (::listen(fd.get(), 64) != 0)
+            return make_error(errno, what + ": listen: " + errno_string(errno));
+        m_listeners.push_back({std::move(fd), p});
+    }
+    return {};
+}
+
+Result<void> PortForwarder::attach(int child_pid) {
+    if (m_listeners.empty())
+        return {};
+    m_host_ns = UniqueFd(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+    m_guest_ns = UniqueFd(::open(("/proc/" + std::to_string(child_pid) + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!m_host_ns || !m_guest_ns)
+        return make_error(errno, "publishing ports: opening network namespaces: " + errno_string(errno));
+    // Check once that switching works (it needs CAP_SYS_ADMIN here).
+    if (::setns(m_guest_ns.get(), CLONE_NEWNET) != 0)
+        return make_error(errno, "publishing ports needs kos to run as root (setns into the sandbox's network "
+                                 "namespace: " + errno_string(errno) + ")");
+    if (::setns(m_host_ns.get(), CLONE_NEWNET) != 0)
+        return make_error(errno, "publishing ports: returning to the host network namespace: " + errno_string(errno));
+    return {};
+}
+
+void PortForwarder::add_pollfds(std::vector<pollfd>& fds) const {
+    for (const auto& l : m_listeners)
+        fds.push_back({m_stopped ? -1 : l.fd.get(), POLLIN, 0});
+    for (const auto& c : m_conns) {
+        fds.push_back({c.up.done ? -1 : c.up.from, POLLIN, 0});
+        fds.push_back({c.down.done ? -1 : c.down.from, POLLIN, 0});
+    }
+}
+
+void PortForwarder::accept_one(Listener& l) {
+    UniqueFd host(::accept4(l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!host)
+        return;
+    // A socket created while in the sandbox's namespace stays in it.
+    if (::setns(m_guest_ns.get(), CLONE_NEWNET) != 0)
+        return;
+    UniqueFd guest(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (::setns(m_host_ns.get(), CLONE_NEWNET) != 0) {
+        std::fprintf(stderr, "kos: cannot return to the host network namespace; stopping port forwarding\n");
+        m_stopped = true;
+        return;
+    }
+    if (!guest)
+        return;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(l.publish.guest_port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    // Loopback: refused or accepted at once, never a long block.
+    if (::connect(guest.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+        return; // nothing listens there yet: the client sees its connection closed
+    Conn c;
+    c.up = {host.get(), guest.get(), false};
+    c.down = {guest.get(), host.get(), false};
+    c.host = std::move(host);
+    c.guest = std::move(guest);
+    m_conns.push_back(std::move(c));
+}
+
+void PortForwarder::pump(Pipe& p) {
+    char buf[65536];
+    ssize_t n = ::read(p.from, buf, sizeof buf);
+    if (n <= 0) {
+        // EOF or error: pass the half-close on.
+        ::shutdown(p.to, SHUT_WR);
+        p.done = true;
+        return;
+    }
+    for (ssize_t off = 0; off < n;) {
+        ssize_t w = ::send(p.to, buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
+        if (w <= 0) {
+            p.done = true;
+            ::shutdown(p.from, SHUT_RD);
+            return;
+        }
+        off += w;
+    }
+}
+
+void PortForwarder::handle(const pollfd* fds, size_t count) {
+    size_t i = 0;
+    for (auto& l : m_listeners) {
+        if (i < count && (fds[i].revents & POLLIN))
+            accept_one(l);
+        ++i;
+    }
+    size_t nconns = (count - i) / 2;
+    for (size_t k = 0; k < nconns && k < m_conns.size(); ++k) {
+        Conn& c = m_conns[k];
+        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR))
+            pump(c.up);
+        if (fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))
+            pump(c.down);
+        i += 2;
+    }
+    std::erase_if(m_conns, [](const Conn& c) { return c.up.done && c.down.done; });
+}
+
+} // namespace kos::proc
