@@ -27,7 +27,8 @@ struct RunOptions {
 // One supervisor decision, for audit lines and tests.
 struct Verdict {
     bool allow = false;
-    std::string reason; // "not allowed by [network] connect in bundle.toml"
+    std::string reason; // "no [network] connect entry in x/bundle.toml allows it"
+    std::string rule;   // "network.connect", "network.listen", "exec.undeclared"
 };
 
 struct RunOutcome {

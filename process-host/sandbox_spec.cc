@@ -229,6 +229,8 @@ Result<SandboxSpec> spec_from_bundle_dir(const std::string& dir, const std::vect
     s.env = app.env;
     s.workdir = app.workdir;
     s.hostname = app.hostname;
+    if (!config.policy.domain.empty())
+        s.domain = config.policy.domain;
     s.uid = app.uid;
     s.gid = app.gid;
 

@@ -65,6 +65,7 @@ struct SandboxSpec {
     std::vector<std::string> env;
     std::string workdir = "/";
     std::string hostname = "kos";
+    std::string domain = "app"; // the program's label ([policy] domain), for audit lines
     uint32_t uid = 0; // inside the sandbox's user namespace
     uint32_t gid = 0;
 

@@ -21,6 +21,8 @@
 namespace kos::proc {
 namespace {
 
+constexpr uint64_t kMaxDenialLines = 100;
+
 std::string comm_of(int pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
     std::string s;
@@ -71,10 +73,10 @@ Verdict decide_net(const SandboxSpec& spec, NetOp op, Proto proto, int family, c
     const auto& rules = op == NetOp::Connect ? spec.connect : spec.bind;
     for (const NetRule& r : rules)
         if (net_rule_matches(r, proto, family, addr, port))
-            return {true, "allowed by [network] " + std::string(op == NetOp::Connect ? "connect" : "bind") +
-                              " \"" + r.text + "\""};
-    return {false, "not allowed by [network] " + std::string(op == NetOp::Connect ? "connect" : "bind") +
-                       " in " + spec.origin};
+            return {true, "allowed by " + r.text, op == NetOp::Connect ? "network.connect" : "network.listen"};
+    if (op == NetOp::Connect)
+        return {false, "no [network] connect entry in " + spec.origin + " allows it", "network.connect"};
+    return {false, "no [network] listen entry in " + spec.origin + " allows it", "network.listen"};
 }
 
 Supervisor::Supervisor(const SandboxSpec& spec, int child_pid) : m_spec(spec), m_child(child_pid) {
@@ -86,6 +88,9 @@ Supervisor::Supervisor(const SandboxSpec& spec, int child_pid) : m_spec(spec), m
 }
 
 bool Supervisor::exec_allowed(dev_t dev, ino_t ino) const { return m_execs.count({dev, ino}) != 0; }
+
+// "prog (domain)", as the VM backend's audit lines name a subject.
+std::string Supervisor::who(int pid) const { return comm_of(pid) + " (" + m_spec.domain + ")"; }
 
 void Supervisor::handle(int fd, RunOutcome& stats) {
     seccomp_notif req{};
@@ -99,7 +104,12 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
     auto deny = [&](int err, const std::string& line) {
         resp.error = -err;
         ++stats.denials;
-        std::fprintf(stderr, "kos: denied %s\n", line.c_str());
+        // One line per denial, up to a cap so a looping program cannot
+        // flood the terminal; the count is in the --stats summary.
+        if (stats.denials <= kMaxDenialLines)
+            std::fprintf(stderr, "kos: denied %s\n", line.c_str());
+        if (stats.denials == kMaxDenialLines)
+            std::fprintf(stderr, "kos: further denials are counted, not printed\n");
     };
     const char* name = "?";
     long nr = req.data.nr;
@@ -152,9 +162,8 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
         if (allowed)
             resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
         else
-            deny(EACCES, std::string(name) + " \"" + path + "\" by " + comm_of(pid) +
-                             ": not an allowed program of the bundle (allowed: the entrypoint and its "
-                             "interpreter)");
+            deny(EACCES, std::string(name) + " \"" + path + "\" by " + who(pid) +
+                             " [rule exec.undeclared]: only the entrypoint and its interpreter may be executed");
     } else if (nr == SYS_connect || nr == SYS_bind) {
         NetOp op = nr == SYS_connect ? NetOp::Connect : NetOp::Bind;
         name = op == NetOp::Connect ? "connect" : "bind";
@@ -208,10 +217,11 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
                 Proto proto = type == SOCK_STREAM ? Proto::Tcp : Proto::Udp;
                 Verdict v = (type == SOCK_STREAM || type == SOCK_DGRAM)
                                 ? decide_net(m_spec, op, proto, family, a, port)
-                                : Verdict{false, "only TCP and UDP sockets are supported"};
+                                : Verdict{false, "only TCP and UDP sockets are supported", "network.socket-type"};
                 if (!v.allow) {
                     deny(EACCES, std::string(name) + " " + (proto == Proto::Tcp ? "tcp " : "udp ") +
-                                     addr_text(family, a, port) + " by " + comm_of(pid) + ": " + v.reason);
+                                     addr_text(family, a, port) + " by " + who(pid) + " [rule " + v.rule + "]: " +
+                                     v.reason);
                 } else {
                     // The call runs on our copy of the address.
                     int rc = op == NetOp::Connect

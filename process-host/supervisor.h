@@ -9,7 +9,9 @@
 //   allowed path continue, and the kernel re-checks: Landlock grants
 //   EXECUTE only on the listed files, so a path rewritten after the check
 //   still cannot start anything else (ATTACKS.md 27).
-// Every denial prints one line on stderr ("kos: denied ...").
+// Every denial prints one line on stderr, shaped like the VM backend's audit
+// lines: "kos: denied connect tcp 10.0.0.1:80 by prog (app_t) [rule
+// network.connect]: why".
 #pragma once
 
 #include <sys/types.h>
@@ -39,6 +41,7 @@ public:
 
 private:
     bool exec_allowed(dev_t dev, ino_t ino) const;
+    std::string who(int pid) const;
     const SandboxSpec& m_spec;
     int m_child;
     std::set<std::pair<dev_t, ino_t>> m_execs;

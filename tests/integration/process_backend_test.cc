@@ -203,7 +203,8 @@ TEST_F(ProcessBackend, KosBinaryCannotBeWrittenThroughProc) {
 TEST_F(ProcessBackend, ExecOfAnUndeclaredProgramIsDeniedAndReported) {
     auto r = probe({"exec", "/bin/forbidden"});
     EXPECT_EQ(r.out, "exec /bin/forbidden EACCES\n");
-    EXPECT_EQ(count_lines(r.err, "kos: denied execve \"/bin/forbidden\""), 1) << r.err;
+    EXPECT_EQ(count_lines(r.err, "kos: denied execve \"/bin/forbidden\" by sbx_probe (sbx_t) [rule exec.undeclared]"), 1)
+        << r.err;
     r = probe({"exec", "/bin/sbx_probe"});
     EXPECT_EQ(r.out, "RAN /bin/sbx_probe\n");
 }
@@ -266,8 +267,8 @@ TEST_F(ProcessBackend, TiocstiIsDeniedOnARealTerminal) {
 TEST_F(ProcessBackend, ConnectToADisallowedAddressFailsWithOneLine) {
     auto r = probe({"connect", "127.0.0.1", "9"});
     EXPECT_EQ(r.out, "connect 127.0.0.1:9 EACCES\n");
-    EXPECT_EQ(r.err, "kos: denied connect tcp 127.0.0.1:9 by sbx_probe: not allowed by [network] connect in " +
-                         kSbx + "/bundle.toml\n");
+    EXPECT_EQ(r.err, "kos: denied connect tcp 127.0.0.1:9 by sbx_probe (sbx_t) [rule network.connect]: no "
+                     "[network] connect entry in " + kSbx + "/bundle.toml allows it\n");
     r = probe({"bind", "127.0.0.1", "9999"});
     EXPECT_EQ(r.out, "bind 127.0.0.1:9999 EACCES\n");
     EXPECT_EQ(count_lines(r.err, "kos: denied bind tcp 127.0.0.1:9999"), 1) << r.err;
@@ -414,7 +415,7 @@ TEST_F(ProcessBackend, PythonHttpExampleServesAPublishedPort) {
     EXPECT_NE(text.find("Hello from kos: Debian's python3 in the host-process sandbox."), std::string::npos) << text;
     EXPECT_NE(text.find("denied: open /etc/shadow: No such file or directory"), std::string::npos) << text;
     EXPECT_NE(text.find("denied: connect 10.1.2.3:80: Permission denied"), std::string::npos) << text;
-    EXPECT_EQ(count_lines(err, "kos: denied connect tcp 10.1.2.3:80 by python3: not allowed by [network] connect"), 1)
+    EXPECT_EQ(count_lines(err, "kos: denied connect tcp 10.1.2.3:80 by python3 (python_t) [rule network.connect]"), 1)
         << err;
 }
 
