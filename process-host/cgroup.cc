@@ -96,8 +96,10 @@ CgroupSupport probe_cgroups() {
 Cgroup::~Cgroup() {
     // Processes are gone by now (the PID namespace died with its init); a
     // cgroup with no processes can be removed.
+    // A few tries: the namespace's last processes may still be exiting.
     for (const auto& d : m_dirs)
-        ::rmdir(d.c_str());
+        for (int i = 0; i < 50 && ::rmdir(d.c_str()) != 0 && errno == EBUSY; ++i)
+            ::usleep(2000);
 }
 
 Result<Cgroup> Cgroup::create(const std::string& name, const Limits& limits) {

@@ -121,30 +121,38 @@ void build_root(const ChildPlan& p) {
     must(list >= 0, "listing the rootfs");
     DIR* d = ::fdopendir(list);
     must(d != nullptr, "listing the rootfs");
-    std::string self = "/proc/self/fd/" + std::to_string(rootfs) + "/";
     while (dirent* e = ::readdir(d)) {
         std::string name = e->d_name;
         if (name == "." || name == ".." || name == "proc" || name == "dev" || name == "tmp")
             continue;
+        // Each entry is opened once without following symlinks and mounted
+        // through its descriptor, so swapping it for a symlink after the
+        // check cannot bring a host path into the sandbox.
+        int efd = ::openat(rootfs, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
         struct stat st{};
-        if (::fstatat(rootfs, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        if (efd < 0 || ::fstat(efd, &st) != 0) {
+            if (efd >= 0)
+                ::close(efd);
             continue;
+        }
+        std::string src = "/proc/self/fd/" + std::to_string(efd);
         std::string dst = stage + "/" + name;
         if (S_ISLNK(st.st_mode)) {
             char target[4096];
-            ssize_t n = ::readlinkat(rootfs, name.c_str(), target, sizeof target - 1);
+            ssize_t n = ::readlinkat(efd, "", target, sizeof target - 1);
             must(n >= 0, ("reading symlink " + name).c_str());
             target[n] = 0;
             must(::symlink(target, dst.c_str()) == 0, ("creating symlink /" + name).c_str());
         } else if (S_ISDIR(st.st_mode)) {
             must(::mkdir(dst.c_str(), 0755) == 0, ("creating /" + name).c_str());
-            bind_ro(self + name, dst, MS_NODEV);
+            bind_ro(src, dst, MS_NODEV);
         } else if (S_ISREG(st.st_mode)) {
             int fd = ::open(dst.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
             must(fd >= 0, ("creating /" + name).c_str());
             ::close(fd);
-            bind_ro(self + name, dst, MS_NODEV);
+            bind_ro(src, dst, MS_NODEV);
         }
+        ::close(efd);
         // Device nodes, FIFOs and sockets in a rootfs are not exposed.
     }
     ::closedir(d);

@@ -169,6 +169,17 @@ TEST_F(ProcessBackend, HostPathsAreUnreachable) {
     }
 }
 
+// Symlinks in the bundle's rootfs resolve inside the sandbox, never on the host.
+TEST_F(ProcessBackend, RootfsSymlinksCannotReachHostPaths) {
+    ProbeBundle b("");
+    ASSERT_EQ(::symlink("/etc", (b.dir() + "/rootfs/escape").c_str()), 0);
+    ASSERT_EQ(::symlink("../../../../../../etc", (b.dir() + "/rootfs/bin/up").c_str()), 0);
+    for (const char* p : {"/escape/hostname", "/bin/up/hostname"}) {
+        auto r = kos_run(b.dir(), {"/bin/sbx_probe", "read", p});
+        EXPECT_EQ(r.out, "read " + std::string(p) + " ENOENT\n") << r.err;
+    }
+}
+
 TEST_F(ProcessBackend, LandlockDeniesWritesOutsideTmpAndExecFromTmp) {
     auto r = probe({"write", "/proc/sys/kernel/hostname"});
     EXPECT_EQ(r.out, "write /proc/sys/kernel/hostname EACCES\n");
