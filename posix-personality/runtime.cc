@@ -225,9 +225,107 @@ i64 sys_rt_sigprocmask(u64 how, u64 set, u64 oldset, u64 size) {
     return 0;
 }
 
+// --- threads and futexes ------------------------------------------------------
+
+constexpr u64 kCloneVm = 0x100, kCloneFs = 0x200, kCloneFiles = 0x400, kCloneSighand = 0x800,
+              kCloneThread = 0x10000, kCloneSysvsem = 0x40000, kCloneSettls = 0x80000,
+              kCloneParentSettid = 0x100000, kCloneChildCleartid = 0x200000,
+              kCloneChildSettid = 0x1000000, kCloneDetached = 0x400000;
+
+// clone for threads (what pthread_create asks for). A new process (fork)
+// comes with the process server.
+i64 sys_clone(sys::ThreadBlock* tb, u64 flags, u64 newsp, u64 parent_tid, u64 child_tid, u64 tls) {
+    constexpr u64 kThreadFlags = kCloneVm | kCloneFs | kCloneFiles | kCloneSighand | kCloneThread;
+    constexpr u64 kSupported = kThreadFlags | kCloneSysvsem | kCloneSettls | kCloneParentSettid |
+                               kCloneChildCleartid | kCloneChildSettid | kCloneDetached | 0xff;
+    if ((flags & kThreadFlags) != kThreadFlags || (flags & ~kSupported))
+        return -kENOSYS;
+    if (newsp == 0 || newsp >= sys::kUserTop)
+        return -kEINVAL;
+    // The child resumes where the parent called clone, with rax = 0 on its
+    // own stack.
+    sys::LinuxSyscallFrame child = tb->frame;
+    child.rax = 0;
+    child.rsp = newsp;
+    u64 fs = (flags & kCloneSettls) ? tls : tb->scratch[1];
+    i64 tid = native(Sys::thread_create, reinterpret_cast<u64>(&child), fs,
+                     (flags & kCloneChildCleartid) ? child_tid : 0);
+    // The kernel put the clear-tid address in the new block's scratch[0];
+    // its FS base is in scratch[1] for ARCH_GET_FS.
+    if (tid > 0) {
+        auto* child_tb = reinterpret_cast<sys::ThreadBlock*>(sys::kRuntimeThreadArea +
+                                                             static_cast<u64>(tid) * sys::kRuntimeThreadSlot +
+                                                             sys::kRuntimeThreadSlot - 4096);
+        child_tb->scratch[1] = fs;
+    }
+    if (tid < 0)
+        return tid;
+    if ((flags & kCloneParentSettid) && parent_tid && parent_tid < sys::kUserTop)
+        *reinterpret_cast<volatile abi::i32*>(parent_tid) = static_cast<abi::i32>(tid);
+    if ((flags & kCloneChildSettid) && child_tid && child_tid < sys::kUserTop)
+        *reinterpret_cast<volatile abi::i32*>(child_tid) = static_cast<abi::i32>(tid);
+    return tid;
+}
+
+constexpr u64 kFutexWait = 0, kFutexWake = 1, kFutexWaitBitset = 9, kFutexWakeBitset = 10,
+              kFutexPrivate = 128, kFutexClockRealtime = 256;
+
+// Waits until `deadline_ns` on `clock` (0 monotonic, 1 realtime) by
+// yielding: the kernel has no timed waits yet, so a timed wait returns
+// EINTR (a spurious wakeup, which callers handle) until the deadline.
+i64 timed_yield(u64 deadline_ns, bool realtime) {
+    native(Sys::thread_yield);
+    u64 now = realtime ? realtime_ns() : monotonic_ns();
+    return now >= deadline_ns ? -110 /* ETIMEDOUT */ : -4 /* EINTR */;
+}
+
+i64 sys_futex(u64 uaddr, u64 op, u64 val, u64 timeout, u64 uaddr2, u64 val3) {
+    u64 cmd = op & ~(kFutexPrivate | kFutexClockRealtime);
+    if (uaddr >= sys::kUserTop || uaddr % 4)
+        return -kEINVAL;
+    switch (cmd) {
+    case kFutexWait:
+    case kFutexWaitBitset: {
+        if (!timeout)
+            return native(Sys::futex_wait, uaddr, val & 0xffffffffu);
+        if (timeout >= sys::kUserTop)
+            return -kEFAULT;
+        if (*reinterpret_cast<volatile u32*>(uaddr) != static_cast<u32>(val))
+            return -11; // EAGAIN
+        const auto* ts = reinterpret_cast<const abi::i64*>(timeout);
+        if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000)
+            return -kEINVAL;
+        u64 t = static_cast<u64>(ts[0]) * 1000000000ull + static_cast<u64>(ts[1]);
+        bool realtime = cmd == kFutexWaitBitset && (op & kFutexClockRealtime);
+        // FUTEX_WAIT takes a relative timeout, FUTEX_WAIT_BITSET an absolute one.
+        u64 deadline = cmd == kFutexWait ? monotonic_ns() + t : t;
+        return timed_yield(deadline, realtime);
+    }
+    case kFutexWake:
+    case kFutexWakeBitset:
+        return native(Sys::futex_wake, uaddr, val);
+    default:
+        return -kENOSYS;
+    }
+}
+
+i64 sys_nanosleep(u64 req, bool absolute, bool realtime) {
+    if (req >= sys::kUserTop)
+        return -kEFAULT;
+    const auto* ts = reinterpret_cast<const abi::i64*>(req);
+    if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000)
+        return -kEINVAL;
+    u64 t = static_cast<u64>(ts[0]) * 1000000000ull + static_cast<u64>(ts[1]);
+    u64 deadline = absolute ? t : (realtime ? realtime_ns() : monotonic_ns()) + t;
+    // Sleeping yields the CPU to other threads until the deadline.
+    while (timed_yield(deadline, realtime) != -110) {
+    }
+    return 0;
+}
+
 // --- dispatch ---------------------------------------------------------------
 
-i64 dispatch(const sys::LinuxSyscallFrame& f) {
+i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     u64 a0 = f.rdi, a1 = f.rsi, a2 = f.rdx, a3 = f.r10, a4 = f.r8, a5 = f.r9;
     auto str = [](u64 p) { return p < sys::kUserTop ? reinterpret_cast<const char*>(p) : nullptr; };
     int i0 = static_cast<int>(a0);
@@ -267,21 +365,36 @@ i64 dispatch(const sys::LinuxSyscallFrame& f) {
         if (a0 == 0x1002) { // ARCH_SET_FS
             i64 r = native(Sys::set_fs_base, a1);
             if (r == 0)
-                g_rt.fs_base = a1;
+                tb->scratch[1] = a1;
             return r;
         }
         if (a0 == 0x1003) { // ARCH_GET_FS
             if (a1 >= sys::kUserTop)
                 return -kEFAULT;
-            *reinterpret_cast<u64*>(a1) = g_rt.fs_base;
+            *reinterpret_cast<u64*>(a1) = tb->scratch[1];
             return 0;
         }
         return -kEINVAL;
-    case nr::set_tid_address: return 1;
+    case nr::set_tid_address:
+        tb->scratch[0] = a0 < sys::kUserTop ? a0 : 0;
+        return static_cast<i64>(tb->tid);
     case nr::exit:
+        native(Sys::thread_exit, tb->scratch[0], a0 & 0xff);
+        __builtin_unreachable();
     case nr::exit_group: native_exit(0, a0 & 0xff);
+    case nr::clone: return sys_clone(tb, a0, a1, a2, a3, a4);
+    case nr::clone3: return -kENOSYS; // callers fall back to clone
+    case nr::futex: return sys_futex(a0, a1, a2, a3, a4, a5);
+    case nr::sched_yield: return native(Sys::thread_yield);
+    case nr::nanosleep: return sys_nanosleep(a0, false, false);
+    case nr::clock_nanosleep:
+        if (a0 != 0 && a0 != 1)
+            return -kEINVAL;
+        return sys_nanosleep(a2, a1 & 1, a0 == 0);
+    case nr::set_robust_list: return a1 == 24 ? 0 : -kEINVAL; // no robust futex cleanup yet
     case nr::uname: return sys_uname(a0);
-    case nr::getpid: case nr::gettid: return 1;
+    case nr::getpid: return 1;
+    case nr::gettid: return static_cast<i64>(tb->tid);
     case nr::getppid: return 0;
     case nr::getuid: case nr::geteuid: return g_rt.launch.uid;
     case nr::getgid: case nr::getegid: return g_rt.launch.gid;
@@ -304,12 +417,28 @@ i64 dispatch(const sys::LinuxSyscallFrame& f) {
 
 } // namespace
 
+// The runtime's state (descriptors, break, random state) is shared by the
+// process's threads, which the kernel preempts: one lock serializes system
+// calls, except those that wait or end the thread.
+volatile u32 g_lock = 0;
+
+bool waits_or_exits(u64 n) {
+    return n == nr::futex || n == nr::sched_yield || n == nr::nanosleep ||
+           n == nr::clock_nanosleep || n == nr::exit || n == nr::exit_group;
+}
+
 extern "C" void linux_syscall(sys::ThreadBlock* tb) {
     sys::LinuxSyscallFrame& f = tb->frame;
     u64 n = f.rax;
     if (g_rt.trace && (n == nr::exit || n == nr::exit_group)) [[unlikely]]
         printf(2, "[kos] %s(%#lx) = ?\n", syscall_name(n), f.rdi);
-    i64 r = dispatch(f);
+    bool locked = !waits_or_exits(n);
+    if (locked)
+        while (__atomic_exchange_n(&g_lock, 1u, __ATOMIC_ACQUIRE))
+            native(Sys::thread_yield);
+    i64 r = dispatch(tb, f);
+    if (locked)
+        __atomic_store_n(&g_lock, 0u, __ATOMIC_RELEASE);
     if (g_rt.trace) [[unlikely]] {
         const char* name = syscall_name(n);
         if (name)

@@ -32,7 +32,6 @@ struct Runtime {
     abi::rootfs::RootfsView rootfs;
     Launch launch;
     bool trace = false;
-    u64 fs_base = 0;
     u64 brk_start = 0, brk_cur = 0, brk_mapped = 0;
     char cwd[abi::rootfs::kMaxPath + 1] = {}; // set from the launch description
     u64 tsc_mult = 0; // ns = (tsc * tsc_mult) >> 32

@@ -29,7 +29,14 @@ namespace kos::abi::sys {
     X(10, ipc_reply, "a0 = reply (ipc::MessageHeader + payload), a1 = size -> 0")         \
     X(11, handle_close, "a0 = handle")                                                   \
     X(12, handle_duplicate, "a0 = handle, a1 = rights (a subset) -> new handle")          \
-    X(13, thread_yield, "let other runnable threads run")
+    X(13, thread_yield, "let other runnable threads run")                               \
+    X(14, thread_create, "a0 = initial user registers (LinuxSyscallFrame*), a1 = FS base, " \
+                         "a2 = u32 address to clear and futex-wake at exit (0: none) -> tid") \
+    X(15, thread_exit, "a0 = u32 address to clear and futex-wake (0: none), a1 = status; " \
+                       "the last thread's exit ends the task with that status")          \
+    X(16, futex_wait, "a0 = u32 address, a1 = expected value -> 0 when woken, EAGAIN if " \
+                      "the value differs")                                               \
+    X(17, futex_wake, "a0 = u32 address, a1 = most threads to wake -> threads woken")
 
 enum class Sys : u64 {
 #define KOS_SYS_ENUM(n, name, doc) name = n,
@@ -86,6 +93,10 @@ inline constexpr u64 kRuntimeBase = 0x00007ff000000000ull;   // runtime ELF is l
 inline constexpr u64 kRootfsMapBase = 0x00007fe000000000ull; // rootfs image, read-only
 inline constexpr u64 kRuntimeStackTop = 0x00007ff800000000ull;
 inline constexpr u64 kRuntimeStackSize = 64 * 1024;
+// Threads after the first: thread n's runtime stack and block live in the
+// n-th slot of this area (stack, then the block page), pinned.
+inline constexpr u64 kRuntimeThreadArea = 0x00007ff900000000ull;
+inline constexpr u64 kRuntimeThreadSlot = 128 * 1024;
 inline constexpr u64 kMmapTop = 0x00007f0000000000ull;       // anonymous mappings grow down
 inline constexpr u64 kAppStackTop = 0x00007ffff0000000ull;
 inline constexpr u64 kAppStackSize = 8 * 1024 * 1024;

@@ -27,8 +27,8 @@ struct Channel : KernelObject {
 Channel* alloc_channel();
 
 // Native calls. Each returns the value for the caller's rax, or kBlocked
-// when the caller now waits (the scheduler then runs another thread).
-inline constexpr abi::i64 kBlocked = 1ll << 62;
+// (task.h) when the caller now waits (the scheduler then runs another
+// thread).
 abi::i64 ipc_call(Thread* self, abi::u64 handle, abi::u64 req, abi::u64 req_size, abi::u64 reply,
                   abi::u64 reply_cap);
 abi::i64 ipc_receive(Thread* self, abi::u64 handle, abi::u64 buf, abi::u64 cap, abi::u64 info);

@@ -13,7 +13,10 @@ Thread* g_current = nullptr;
 
 namespace {
 
+using abi::i64;
 using abi::u64;
+namespace sys = abi::sys;
+constexpr u64 kPageSize = pmm::kPageSize;
 
 Task g_tasks[kMaxTasks];
 Thread g_threads[kMaxTasks];
@@ -115,7 +118,10 @@ Thread* alloc_thread(Task* task) {
         t.msg_pa = msg;
         t.task = task;
         t.state = ThreadState::Dead; // runnable once started
-        task->thread = &t;
+        t.tid = task->next_tid++;
+        ++task->live_threads;
+        if (!task->thread)
+            task->thread = &t;
         return &t;
     }
     return nullptr;
@@ -168,11 +174,133 @@ void task_exit(Task* task) {
     if (task->dead)
         return;
     task->dead = true;
-    if (task->thread)
-        task->thread->state = ThreadState::Dead;
+    for (Thread& t : g_threads)
+        if (t.task == task && t.state != ThreadState::Free)
+            t.state = ThreadState::Dead;
     ipc_task_died(task);
     // Address space teardown waits for a later change (frames of a dead
     // task stay allocated until the run ends).
+}
+
+namespace {
+
+// Reads or writes a u32 of a task's memory (4-byte aligned, so it never
+// straddles a page).
+bool user_u32(Task* task, u64 va, u32* value, bool write) {
+    if (va % 4 != 0)
+        return false;
+    i64 pa = task->as.translate(va, write);
+    if (pa < 0)
+        return false;
+    auto* p = static_cast<volatile u32*>(pmm::phys_to_virt(static_cast<u64>(pa)));
+    if (write)
+        *p = *value;
+    else
+        *value = *p;
+    return true;
+}
+
+constexpr i64 kEagain = 11, kEfault = 14, kEinval = 22, kEnomem = 12;
+
+} // namespace
+
+i64 thread_create(Thread* self, u64 regs_va, u64 fs_base, u64 clear_tid) {
+    Task* task = self->task;
+    sys::LinuxSyscallFrame regs;
+    // Copy the initial registers in (they may straddle a page).
+    for (u64 off = 0; off < sizeof regs; off += 8) {
+        i64 pa = task->as.translate(regs_va + off, false);
+        if (pa < 0 || (regs_va + off) % 8)
+            return -kEfault;
+        reinterpret_cast<u64*>(&regs)[off / 8] = *static_cast<u64*>(pmm::phys_to_virt(static_cast<u64>(pa)));
+    }
+    if (regs.rip >= sys::kUserTop || regs.rsp >= sys::kUserTop || fs_base >= sys::kUserTop ||
+        clear_tid >= sys::kUserTop)
+        return -kEinval;
+    Thread* t = alloc_thread(task);
+    if (!t)
+        return -kEnomem;
+    if (task->linux_personality) {
+        // The new thread's runtime stack and block, in its slot.
+        u64 slot = sys::kRuntimeThreadArea + u64(t->tid) * sys::kRuntimeThreadSlot;
+        if (task->as.map_anon(slot, sys::kRuntimeThreadSlot - kPageSize, vm::kRead | vm::kWrite,
+                              sys::kMapFixed, vm::kPinned) < 0 ||
+            task->as.map_anon(slot + sys::kRuntimeThreadSlot - kPageSize, kPageSize,
+                              vm::kRead | vm::kWrite, sys::kMapFixed | sys::kMapPopulate, vm::kPinned) < 0) {
+            t->state = ThreadState::Free;
+            --task->live_threads;
+            return -kEnomem;
+        }
+        t->runtime_stack_top = slot + sys::kRuntimeThreadSlot - kPageSize;
+        t->thread_block_va = t->runtime_stack_top;
+        t->thread_block_pa = static_cast<u64>(task->as.translate(t->thread_block_va, true));
+        auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t->thread_block_pa));
+        tb->self = t->thread_block_va;
+        tb->runtime_stack = t->runtime_stack_top;
+        tb->tid = t->tid;
+        tb->scratch[0] = clear_tid; // the runtime passes it back at exit
+        t->gs_base = t->thread_block_va;
+    }
+    t->frame = arch::TrapFrame{};
+    t->frame.rax = regs.rax;
+    t->frame.rbx = regs.rbx;
+    t->frame.rcx = regs.rcx;
+    t->frame.rdx = regs.rdx;
+    t->frame.rsi = regs.rsi;
+    t->frame.rdi = regs.rdi;
+    t->frame.rbp = regs.rbp;
+    t->frame.r8 = regs.r8;
+    t->frame.r9 = regs.r9;
+    t->frame.r10 = regs.r10;
+    t->frame.r11 = regs.r11;
+    t->frame.r12 = regs.r12;
+    t->frame.r13 = regs.r13;
+    t->frame.r14 = regs.r14;
+    t->frame.r15 = regs.r15;
+    t->frame.rip = regs.rip;
+    t->frame.rsp = regs.rsp;
+    t->frame.rflags = (regs.rflags & 0xcd5) | 0x202;
+    t->frame.cs = arch::kUserCs;
+    t->frame.ss = arch::kUserDs;
+    t->fs_base = fs_base;
+    make_runnable(t);
+    return t->tid;
+}
+
+bool thread_exit(Thread* self, u64 clear_tid) {
+    Task* task = self->task;
+    if (clear_tid && clear_tid < sys::kUserTop) {
+        u32 zero = 0;
+        if (user_u32(task, clear_tid, &zero, true))
+            futex_wake(task, clear_tid, ~0ull);
+    }
+    self->state = ThreadState::Dead;
+    return --task->live_threads == 0;
+}
+
+i64 futex_wait(Thread* self, u64 addr, u64 expected) {
+    u32 value = 0;
+    if (addr >= sys::kUserTop || !user_u32(self->task, addr, &value, false))
+        return -kEfault;
+    if (value != static_cast<u32>(expected))
+        return -kEagain;
+    self->state = ThreadState::BlockedFutex;
+    self->futex_addr = addr;
+    return kBlocked;
+}
+
+i64 futex_wake(Task* task, u64 addr, u64 count) {
+    i64 woken = 0;
+    for (Thread& t : g_threads) {
+        if (static_cast<u64>(woken) >= count)
+            break;
+        if (t.task == task && t.state == ThreadState::BlockedFutex && t.futex_addr == addr) {
+            t.frame.rax = 0;
+            make_runnable(&t);
+            ++woken;
+        }
+    }
+    return woken;
 }
 
 } // namespace kos

@@ -17,7 +17,15 @@ namespace kos {
 struct Task;
 struct Channel;
 
-enum class ThreadState : abi::u8 { Free, Runnable, BlockedReceive, BlockedSend, BlockedReply, Dead };
+enum class ThreadState : abi::u8 {
+    Free,
+    Runnable,
+    BlockedReceive,
+    BlockedSend,
+    BlockedReply,
+    BlockedFutex,
+    Dead
+};
 
 struct Thread {
     arch::TrapFrame frame{};   // user state while not running
@@ -26,6 +34,8 @@ struct Thread {
     abi::u64 gs_base = 0;
     Task* task = nullptr;
     ThreadState state = ThreadState::Free;
+    abi::u32 tid = 0;
+    abi::u64 futex_addr = 0;   // BlockedFutex: the user address waited on
     Thread* next = nullptr;    // run queue or channel send queue
 
     // Linux personality: the runtime's per-thread block and stack.
@@ -49,7 +59,9 @@ struct Thread {
 struct Task {
     vm::AddressSpace as;
     HandleTable handles;
-    Thread* thread = nullptr;  // one thread per task for now
+    Thread* thread = nullptr;  // the first thread
+    abi::u32 live_threads = 0;
+    abi::u32 next_tid = 1;
     abi::u32 index = 0;        // in the init description
     abi::u32 label = 0;        // label index from the init description
     const char* name = "";
@@ -62,6 +74,10 @@ struct Task {
 };
 
 inline constexpr abi::u32 kMaxTasks = 64;
+
+// Returned by native calls whose caller now waits: the scheduler runs
+// another thread, and the waker sets the caller's result.
+inline constexpr abi::i64 kBlocked = 1ll << 62;
 
 extern Thread* g_current;
 
@@ -81,6 +97,14 @@ void load_thread(Thread* t, arch::TrapFrame* f);
 
 // Ends a task: its channels fail their peers (EPIPE), its memory goes.
 void task_exit(Task* task);
+
+// Threads after the first (native calls thread_create, thread_exit) and
+// futexes.
+abi::i64 thread_create(Thread* self, abi::u64 regs_va, abi::u64 fs_base, abi::u64 clear_tid);
+// Returns true when this was the task's last thread.
+bool thread_exit(Thread* self, abi::u64 clear_tid);
+abi::i64 futex_wait(Thread* self, abi::u64 addr, abi::u64 expected);
+abi::i64 futex_wake(Task* task, abi::u64 addr, abi::u64 count);
 
 // FPU state: save/restore areas (fxsave, or xsave where the CPU has it).
 void fpu_init(bool xsave, abi::u64 xcr0);

@@ -190,6 +190,20 @@ i64 native_call(Thread* self, TrapFrame* f) {
     }
     case sys::Sys::thread_yield:
         return kYield;
+    case sys::Sys::thread_create:
+        return thread_create(self, a0, a1, a2);
+    case sys::Sys::thread_exit:
+        if (thread_exit(self, a0)) {
+            // The last thread: the task ends with this status.
+            if (p.index == 0)
+                platform::exit(hc::ExitKind::Exited, a1 & 0xff);
+            task_exit(&p);
+        }
+        return kBlocked;
+    case sys::Sys::futex_wait:
+        return futex_wait(self, a0, a1);
+    case sys::Sys::futex_wake:
+        return futex_wake(&p, a0, a1);
     default:
         return -err::kNoSys;
     }

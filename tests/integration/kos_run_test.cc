@@ -138,6 +138,18 @@ TEST_F(KosRun, PosixBasicsGlibc) {
     EXPECT_EQ(r.out, "posix_basics: 0 failures\n");
 }
 
+TEST_F(KosRun, ThreadsMusl) {
+    auto r = run_process({kKos, "run", kApps, "--", "/bin/threads"}, 120);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "threads: 0 failures\n");
+}
+
+TEST_F(KosRun, ThreadsGlibc) {
+    auto r = run_process({kKos, "run", kApps, "--", "/bin/threads_glibc"}, 120);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "threads: 0 failures\n");
+}
+
 TEST_F(KosRun, SegfaultKillsTheProgramWithSigsegv) {
     auto r = run_process({kKos, "run", kApps, "--", "/bin/segv"});
     EXPECT_EQ(r.status, 128 + 11);
