@@ -299,6 +299,118 @@ Result<void> parse_volumes(const toml::table& t, const std::string& origin, Bund
     return {};
 }
 
+// toml++ 3.3 crashes on some invalid input (assertions, and in release
+// builds undefined behavior), found by tests/fuzz/pkg_config_fuzz.cc: a table
+// header whose key starts with another character than a bare-key character
+// or a quote ("[`x]"), control characters, and non-ASCII characters in some
+// values. A small lexer refuses those before toml++ sees the text; the
+// price is that bundle.toml must be ASCII (\uXXXX escapes work in strings).
+Result<void> precheck_toml(const std::string& text, const std::string& origin) {
+    enum class S { Normal, Comment, Basic, Literal, MlBasic, MlLiteral } st = S::Normal;
+    size_t line = 1, col = 0;
+    std::string nesting;
+    bool line_start = true;
+    auto at = [&](size_t i) { return i < text.size() ? text[i] : '\0'; };
+    auto bad = [&](const std::string& what) {
+        return make_error(EINVAL, origin + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + what);
+    };
+    for (char c : text) {
+        ++col;
+        if (c == '\n') {
+            ++line;
+            col = 0;
+        }
+        // TOML allows no control characters but tab and line ends anywhere
+        // (toml++ 3.3 trips an assertion on some, e.g. NUL in an array).
+        if ((static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+            return bad("control character (byte " + std::to_string(static_cast<unsigned char>(c)) + ")");
+        // bundle.toml is ASCII: toml++ 3.3 reaches undefined behavior on some
+        // non-ASCII characters in values. Strings can use \uXXXX escapes.
+        if (static_cast<unsigned char>(c) >= 0x80)
+            return bad("non-ASCII byte; bundle.toml is ASCII (use \\uXXXX escapes in strings)");
+    }
+    line = 1;
+    col = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        ++col;
+        if (c == '\n') {
+            ++line;
+            col = 0;
+        }
+        switch (st) {
+        case S::Normal:
+            if (c == '\n') {
+                line_start = true;
+            } else if (c == ' ' || c == '\t' || c == '\r') {
+            } else if (c == '#') {
+                st = S::Comment;
+            } else if (c == '"' || c == '\'') {
+                bool ml = at(i + 1) == c && at(i + 2) == c;
+                st = c == '"' ? (ml ? S::MlBasic : S::Basic) : (ml ? S::MlLiteral : S::Literal);
+                if (ml)
+                    i += 2, col += 2;
+                line_start = false;
+            } else {
+                if (c == '[' && line_start) {
+                    size_t k = i + 1;
+                    if (at(k) == '[')
+                        ++k;
+                    while (at(k) == ' ' || at(k) == '\t')
+                        ++k;
+                    auto kc = static_cast<unsigned char>(at(k));
+                    if (!(std::isalnum(kc) || kc == '_' || kc == '-' || kc == '"' || kc == '\''))
+                        return bad("invalid table header (a key starts with a letter, digit, '_', '-' or a quote)");
+                } else if (c == '[' || c == '{') {
+                    // toml++ 3.3 asserts on arrays nested past its limit and
+                    // on a '}' closing an array.
+                    if (nesting.size() >= 32)
+                        return bad("arrays or inline tables nested deeper than 32");
+                    nesting.push_back(c);
+                } else if ((c == ']' || c == '}') && !nesting.empty()) {
+                    if (nesting.back() != (c == ']' ? '[' : '{'))
+                        return bad(std::string("mismatched '") + c + "'");
+                    nesting.pop_back();
+                }
+                line_start = false;
+            }
+            break;
+        case S::Comment:
+            if (c == '\n') {
+                st = S::Normal;
+                line_start = true;
+            }
+            break;
+        case S::Basic:
+        case S::Literal:
+            if (st == S::Basic && c == '\\') {
+                ++i, ++col;
+            } else if (c == (st == S::Basic ? '"' : '\'')) {
+                st = S::Normal;
+            } else if (c == '\n') {
+                st = S::Normal;
+                line_start = true;
+            }
+            break;
+        case S::MlBasic:
+        case S::MlLiteral: {
+            char q = st == S::MlBasic ? '"' : '\'';
+            if (st == S::MlBasic && c == '\\') {
+                ++i, ++col;
+            } else if (c == q && at(i + 1) == q && at(i + 2) == q) {
+                i += 2, col += 2;
+                // Up to two more quotes belong to the string.
+                while (at(i + 1) == q)
+                    ++i, ++col;
+                st = S::Normal;
+            }
+            break;
+        }
+        }
+    }
+    return {};
+}
+
 } // namespace
 
 bool valid_label(const std::string& label) {
@@ -355,6 +467,7 @@ Result<void> require_behavior_config(const BundleConfig& config, const std::stri
 }
 
 Result<BundleConfig> parse_bundle_config(const std::string& text, const std::string& origin) {
+    KOS_TRY(precheck_toml(text, origin));
     toml::parse_result parsed = toml::parse(text, origin);
     if (!parsed) {
         const toml::parse_error& err = parsed.error();

@@ -136,3 +136,25 @@ TEST(BundleConfig, RequireBehaviorConfigNamesTheMissingSection) {
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message.find("missing [policy] section"), std::string::npos);
 }
+
+// Inputs that crash toml++ 3.3 (found by tests/fuzz/pkg_config_fuzz.cc) are
+// refused with a position before toml++ sees them.
+TEST(BundleConfig, RefusesInputsThatBreakTheTomlLibrary) {
+    struct Case {
+        std::string text, message;
+    } cases[] = {
+        {"[`app]\n", "b.toml:1:2: invalid table header"},
+        {"[app]\nname = \"x" + std::string(1, '\0') + "y\"\n", "b.toml:2:10: control character (byte 0)"},
+        {"[app]\nname = 5\xc5\xbb\n", "b.toml:2:9: non-ASCII byte"},
+        {"x = " + std::string(40, '[') + "\n", "b.toml:1:37: arrays or inline tables nested deeper than 32"},
+        {"x = [{ a = [ }]\n", "b.toml:1:14: mismatched '}'"},
+    };
+    for (const Case& c : cases) {
+        auto cfg = parse_bundle_config(c.text, "b.toml");
+        ASSERT_FALSE(cfg) << c.text;
+        EXPECT_EQ(cfg.error().message.substr(0, c.message.size()), c.message) << cfg.error().message;
+    }
+    // Brackets and non-header lines inside strings are fine.
+    auto ok = parse_bundle_config("[app]\nname = \"x\"\nargs = [\"[`]\", '''\n[`not a header]\n''']\n", "b.toml");
+    EXPECT_TRUE(ok) << ok.error().message;
+}
