@@ -102,6 +102,7 @@ int run_bundle(const BackendRequest& r) {
     o.best_effort = r.best_effort;
     o.stats = r.stats;
     o.timeout_s = r.timeout_s;
+    o.jail_supervisor = true;
     for (const std::string& p : r.publish) {
         auto pub = parse_publish(p, "-p");
         if (!pub) {

@@ -31,6 +31,7 @@
 #include "port_forward.h"
 #include "seccomp_filter.h"
 #include "supervisor.h"
+#include "supervisor_jail.h"
 
 namespace kos::proc {
 namespace {
@@ -527,6 +528,9 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     Supervisor sup(spec, child);
     if (auto r = forward.attach(child); !r)
         return fail(r.error());
+    if (options.jail_supervisor)
+        if (auto r = jail_supervisor(); !r)
+            return fail(r.error());
     if (options.stats)
         std::fprintf(stderr,
                      "kos: process backend: namespaces user,mnt,pid,ipc,uts,net; landlock ABI %d; seccomp "

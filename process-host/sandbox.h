@@ -22,6 +22,9 @@ struct RunOptions {
     double timeout_s = 0;     // wall-time limit, 0 = none
     bool notify = true;       // seccomp user notification for connect/bind/execve
     std::vector<Publish> publish; // `-p HOST:GUEST`, besides the spec's own
+    // Jail the calling process once the program runs (supervisor_jail.h).
+    // Irreversible: only for a process that starts one sandbox and exits.
+    bool jail_supervisor = false;
 };
 
 // One supervisor decision, for audit lines and tests.

@@ -4,6 +4,7 @@
 // policy's errno, host paths, network verdicts and limits.
 #include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -428,6 +429,39 @@ TEST_F(ProcessBackend, PythonHttpExampleServesAPublishedPort) {
     EXPECT_NE(text.find("denied: connect 10.1.2.3:80: Permission denied"), std::string::npos) << text;
     EXPECT_EQ(count_lines(err, "kos: denied connect tcp 10.1.2.3:80 by python3 (python_t) [rule network.connect]"), 1)
         << err;
+}
+
+// The supervisor (`kos` itself) parses bytes the program controls, so it
+// jails itself once the program runs: every thread of it shows a filter and
+// no_new_privs too.
+TEST_F(ProcessBackend, SupervisorIsJailedWhileTheProgramRuns) {
+    std::vector<std::string> argv = {kKos, "run", "--backend", "process", kSrc + "/examples/busybox", "--",
+                                     "/bin/busybox", "sleep", "1"};
+    std::vector<char*> args;
+    for (auto& a : argv)
+        args.push_back(a.data());
+    args.push_back(nullptr);
+    pid_t pid = 0;
+    ASSERT_EQ(::posix_spawn(&pid, kKos.c_str(), nullptr, nullptr, args.data(), environ), 0);
+    ::usleep(400'000);
+    std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+    int threads = 0;
+    if (DIR* d = ::opendir(task_dir.c_str())) {
+        while (dirent* e = ::readdir(d)) {
+            if (e->d_name[0] == '.')
+                continue;
+            std::ifstream f(task_dir + "/" + e->d_name + "/status");
+            std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            EXPECT_NE(text.find("Seccomp:\t2\n"), std::string::npos) << text;
+            EXPECT_NE(text.find("NoNewPrivs:\t1\n"), std::string::npos) << text;
+            ++threads;
+        }
+        ::closedir(d);
+    }
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    EXPECT_GE(threads, 1);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
 }
 
 TEST_F(ProcessBackend, DoctorReportsLandlockAndTheBackend) {
