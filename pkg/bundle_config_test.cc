@@ -143,7 +143,7 @@ TEST(BundleConfig, RefusesInputsThatBreakTheTomlLibrary) {
     struct Case {
         std::string text, message;
     } cases[] = {
-        {"[`app]\n", "b.toml:1:2: invalid table header"},
+        {"[`app]\n", "b.toml:1:1: invalid table header"},
         {"[app]\nname = \"x" + std::string(1, '\0') + "y\"\n", "b.toml:2:10: control character (byte 0)"},
         {"[app]\nname = 5\xc5\xbb\n", "b.toml:2:9: non-ASCII byte"},
         {"x = " + std::string(40, '[') + "\n", "b.toml:1:37: arrays or inline tables nested deeper than 32"},
