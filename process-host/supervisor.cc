@@ -68,6 +68,39 @@ std::string addr_text(int family, const uint8_t* a, uint16_t port) {
 
 } // namespace
 
+bool decode_ip_sockaddr(const void* bytes, size_t len, IpEndpoint* out) {
+    sockaddr_storage ss{};
+    if (len < sizeof(sa_family_t) || len > sizeof ss)
+        return false;
+    std::memcpy(&ss, bytes, len);
+    *out = IpEndpoint{};
+    if (ss.ss_family == AF_INET) {
+        if (len < sizeof(sockaddr_in))
+            return false;
+        auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+        out->family = AF_INET;
+        std::memcpy(out->addr, &in->sin_addr, 4);
+        out->port = ntohs(in->sin_port);
+        return true;
+    }
+    if (ss.ss_family == AF_INET6) {
+        if (len < sizeof(sockaddr_in6))
+            return false;
+        auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        out->family = AF_INET6;
+        std::memcpy(out->addr, &in6->sin6_addr, 16);
+        out->port = ntohs(in6->sin6_port);
+        static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (std::memcmp(out->addr, kMapped, 12) == 0) { // v4-mapped: judged as IPv4
+            out->family = AF_INET;
+            std::memmove(out->addr, out->addr + 12, 4);
+            std::memset(out->addr + 4, 0, 12);
+        }
+        return true;
+    }
+    return false;
+}
+
 Verdict decide_net(const SandboxSpec& spec, NetOp op, Proto proto, int family, const uint8_t* addr,
                    uint16_t port) {
     const auto& rules = op == NetOp::Connect ? spec.connect : spec.bind;
@@ -181,26 +214,11 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
             // namespaces: nothing outside the sandbox is reachable.
             resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
         } else {
-            int family = ss.ss_family;
-            uint8_t a[16] = {};
-            uint16_t port = 0;
-            bool size_ok = true;
-            if (family == AF_INET) {
-                size_ok = len >= sizeof(sockaddr_in);
-                auto* in = reinterpret_cast<sockaddr_in*>(&ss);
-                std::memcpy(a, &in->sin_addr, 4);
-                port = ntohs(in->sin_port);
-            } else {
-                size_ok = len >= sizeof(sockaddr_in6);
-                auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-                std::memcpy(a, &in6->sin6_addr, 16);
-                port = ntohs(in6->sin6_port);
-                static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-                if (std::memcmp(a, kMapped, 12) == 0) { // v4-mapped: judge as IPv4
-                    family = AF_INET;
-                    std::memmove(a, a + 12, 4);
-                }
-            }
+            IpEndpoint ep{};
+            bool size_ok = decode_ip_sockaddr(&ss, len, &ep);
+            int family = ep.family;
+            const uint8_t* a = ep.addr;
+            uint16_t port = ep.port;
             UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
             UniqueFd dup(pidfd ? static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), sockfd, 0)) : -1);
             int type = 0;

@@ -16,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -27,6 +28,16 @@
 namespace kos::proc {
 
 enum class NetOp { Connect, Bind };
+
+struct IpEndpoint {
+    int family = 0; // AF_INET (also for v4-mapped IPv6) or AF_INET6
+    uint8_t addr[16] = {};
+    uint16_t port = 0;
+};
+
+// Decodes an IPv4/IPv6 sockaddr copied from the program (`len` as the
+// program passed it). False when it is not one or is too short.
+bool decode_ip_sockaddr(const void* bytes, size_t len, IpEndpoint* out);
 
 // The verdict for an IP connect/bind, from the spec alone (the security
 // engine's answer once security-server/ offers one).
