@@ -116,9 +116,13 @@ int run_bundle(const BackendRequest& r) {
         std::fprintf(stderr, "kos: %s\n", outcome.error().message.c_str());
         return kExitKosError;
     }
+    auto ms = [](uint64_t ns) { return static_cast<double>(ns) / 1e6; };
     if (r.stats)
-        std::fprintf(stderr, "kos: sandbox set up in %.2f ms, ran %.2f ms, %llu notifications, %llu denied\n",
-                     static_cast<double>(outcome->setup_ns) / 1e6, static_cast<double>(outcome->run_ns) / 1e6,
+        std::fprintf(stderr,
+                     "kos: sandbox set up in %.2f ms (filter built at %.2f, namespaces at %.2f, mounts at %.2f, confined at %.2f, "
+                     "program started at %.2f), ran %.2f ms, %llu notifications, %llu denied\n",
+                     ms(outcome->setup_ns), ms(outcome->prepared_ns), ms(outcome->cloned_ns), ms(outcome->mounted_ns),
+                     ms(outcome->confined_ns), ms(outcome->setup_ns), ms(outcome->run_ns),
                      static_cast<unsigned long long>(outcome->notifications),
                      static_cast<unsigned long long>(outcome->denials));
     if (!outcome->limit_hit.empty())

@@ -407,7 +407,8 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
                               (need == 1 ? " (file system rules)" : " (TCP port rules)") +
                               "; enable Landlock (lsm= boot parameter) or pass --best-effort");
 
-    auto filter = KOS_TRY(SeccompFilter::build({.notify = options.notify}));
+    SeccompFilter filter = options.notify ? SeccompFilter::embedded()
+                                          : KOS_TRY(SeccompFilter::build({.notify = false}));
 
     ChildPlan p;
     p.rootfs = spec.rootfs;
@@ -451,6 +452,7 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
         flags |= CLONE_NEWUSER;
     p.privileged = privileged;
     ::fflush(nullptr);
+    out.prepared_ns = ns_since(t0);
     long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0);
     if (pid == 0) {
         g_sock = sv[1];
@@ -464,6 +466,7 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
                                                       "see `kos doctor`)"));
     }
     int child = static_cast<int>(pid);
+    out.cloned_ns = ns_since(t0);
     UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
     auto kill_child = [&] {
         ::kill(child, SIGKILL);
@@ -512,6 +515,7 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
         if (tag == kError)
             return fail(Error{EPERM, "sandbox setup: " + m->substr(1)});
         if (tag == kUnshared) {
+            out.mounted_ns = ns_since(t0);
             std::string host_id = std::to_string(kHostNobody);
             if (auto r = write_proc(child, "uid_map", std::to_string(spec.uid) + " " + host_id + " 1"); !r)
                 return fail(r.error());
@@ -521,8 +525,10 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
                 return fail(r.error());
             continue;
         }
-        if (tag == kNotifyFd)
+        if (tag == kNotifyFd) {
+            out.confined_ns = ns_since(t0);
             break;
+        }
     }
     UniqueFd notify(notify_fd);
     Supervisor sup(spec, child);

@@ -38,7 +38,11 @@ struct RunOutcome {
     enum class Kind { Exited, Signaled, ExecFailed } kind = Kind::Exited;
     int value = 0;          // exit status, signal number, or errno of the failed execve
     std::string limit_hit;  // which limit ended the run, if one did
-    uint64_t setup_ns = 0;  // clone to the program's first instruction
+    uint64_t setup_ns = 0;  // start to the program's first instruction
+    // Where setup time went, cumulative from the start: filter and plan
+    // built, namespaces created (and cgroup joined), mounts done (user namespace entered),
+    // child confined (seccomp listener received).
+    uint64_t prepared_ns = 0, cloned_ns = 0, mounted_ns = 0, confined_ns = 0;
     uint64_t run_ns = 0;
     uint64_t notifications = 0;
     uint64_t denials = 0;

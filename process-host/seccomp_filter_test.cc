@@ -123,5 +123,12 @@ TEST(SeccompFilter, EveryNotifiedCallIsInThePseudoCode) {
     EXPECT_LT(f->bpf_instructions(), 4096u); // BPF_MAXINSNS
 }
 
+// The filter embedded in kos at build time is the one the table produces.
+TEST(SeccompFilter, EmbeddedFilterMatchesTheTable) {
+    auto f = SeccompFilter::build({.notify = true});
+    ASSERT_TRUE(f) << f.error().message;
+    EXPECT_EQ(SeccompFilter::embedded().bpf(), f->bpf());
+}
+
 } // namespace
 } // namespace kos::proc
