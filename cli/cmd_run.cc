@@ -1,7 +1,11 @@
 // `kos run`: start a bundle in a KVM virtual machine.
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <chrono>
+#include <optional>
+#include <span>
 #include <cstdio>
 
 #include "commands.h"
@@ -12,6 +16,7 @@
 #include "kvm-host/boot_image.h"
 #include "kvm-host/kvm.h"
 #include "kvm-host/vmm.h"
+#include "pkg/bundle.h"
 #include "pkg/bundle_config.h"
 #include "pkg/rootfs_builder.h"
 #include "process-host/process_backend.h"
@@ -32,9 +37,10 @@ struct RunArgs {
     std::vector<std::string> args;
     bool trace = false;
     bool stats = false;
-    uint64_t memory_mib = 256;
-    uint64_t output_limit_mib = 1024;
-    double timeout_s = 0;
+    uint64_t memory_mib = 0;       // 0: the bundle's [limits] memory, else 256 MiB
+    uint64_t output_limit_mib = 0; // 0: the bundle's [limits] output, else 1 GiB
+    double timeout_s = -1;         // < 0: the bundle's [limits] wall_time, else none
+    std::vector<std::string> env;  // -e KEY=VALUE, after the bundle's [app] env
     std::string backend = "vm"; // vm | process | auto
     bool best_effort = false;   // process backend: run without full Landlock/cgroups
 };
@@ -100,27 +106,51 @@ std::expected<void, Failure> check_program(const rfs::RootfsView& view, const st
 
 void report(const Failure& f) { std::fprintf(stderr, "kos: %s\n", f.message.c_str()); }
 
+struct Prepared {
+    std::vector<uint8_t> boot_image;
+    pkg::LimitsConfig limits;
+};
+
 // Everything before the VM: the bundle's config and rootfs, the program
-// check, and the boot image.
-std::expected<std::vector<uint8_t>, Failure> prepare_boot_image(const RunArgs& a) {
+// check, and the boot image. A packed bundle (a file) is opened and
+// verified by pkg (digests always, the signature when a trust key is
+// configured) and only its verified bytes are used; a bundle directory is
+// read as it is.
+std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
     auto fail = [](int status, std::string msg) { return std::unexpected(Failure{status, std::move(msg)}); };
     std::string config_path = a.bundle + "/" + pkg::kConfigFileName;
-    auto text = read_text_file(config_path);
-    if (!text) {
-        if (text.error().code == ENOENT || text.error().code == ENOTDIR)
-            return fail(kExitKosError, a.bundle + ": not a bundle directory (no " +
-                                           pkg::kConfigFileName + "; see docs/bundle-format.md)");
-        return fail(kExitKosError, text.error().message);
+    std::optional<pkg::BundleConfig> config;
+    std::vector<uint8_t> rootfs_bytes;
+    std::span<const uint8_t> rootfs;
+    std::optional<pkg::RunnableBundle> packed;
+    struct stat st{};
+    if (::stat(a.bundle.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        auto rb = pkg::open_bundle_for_run(a.bundle, pkg::default_trust_options());
+        if (!rb)
+            return fail(kExitKosError, rb.error().message);
+        packed = std::move(*rb);
+        config = packed->config;
+        config_path = a.bundle + ":" + pkg::kConfigFileName;
+        rootfs = packed->rootfs;
+    } else {
+        auto text = read_text_file(config_path);
+        if (!text) {
+            if (text.error().code == ENOENT || text.error().code == ENOTDIR)
+                return fail(kExitKosError, a.bundle + ": not a bundle directory (no " +
+                                               pkg::kConfigFileName + "; see docs/bundle-format.md)");
+            return fail(kExitKosError, text.error().message);
+        }
+        auto parsed = pkg::parse_bundle_config(*text, config_path);
+        if (!parsed)
+            return fail(kExitKosError, parsed.error().message);
+        config = std::move(*parsed);
+        pkg::RootfsBuildOptions opts;
+        auto built = pkg::build_rootfs_image(a.bundle + "/rootfs", opts);
+        if (!built)
+            return fail(kExitKosError, "bundle " + a.bundle + ": " + built.error().message);
+        rootfs_bytes = std::move(*built);
+        rootfs = rootfs_bytes;
     }
-    auto config = pkg::parse_bundle_config(*text, config_path);
-    if (!config)
-        return fail(kExitKosError, config.error().message);
-
-    std::string rootfs_dir = a.bundle + "/rootfs";
-    pkg::RootfsBuildOptions opts;
-    auto rootfs = pkg::build_rootfs_image(rootfs_dir, opts);
-    if (!rootfs)
-        return fail(kExitKosError, "bundle " + a.bundle + ": " + rootfs.error().message);
 
     vmm::LaunchSpec launch;
     const pkg::AppConfig& app = config->app;
@@ -134,20 +164,26 @@ std::expected<std::vector<uint8_t>, Failure> prepare_boot_image(const RunArgs& a
         return fail(kExitKosError, "nothing to run: " + config_path +
                                        " has no [app] entrypoint and no program was given after --");
     launch.env = app.env;
+    for (const std::string& e : a.env) {
+        // -e KEY=VALUE replaces the bundle's KEY.
+        std::string key = e.substr(0, e.find('='));
+        std::erase_if(launch.env, [&](const std::string& x) { return x.substr(0, x.find('=')) == key; });
+        launch.env.push_back(e);
+    }
     launch.cwd = app.workdir;
     launch.hostname = app.hostname;
     launch.uid = app.uid;
     launch.gid = app.gid;
     launch.flags = (a.trace ? abi::boot::kBootTrace : 0) | (a.stats ? abi::boot::kBootStats : 0);
 
-    rfs::RootfsView view(rootfs->data(), rootfs->size());
+    rfs::RootfsView view(rootfs.data(), rootfs.size());
     if (auto ok = check_program(view, launch.argv[0]); !ok)
         return fail(ok.error().status, "cannot run " + ok.error().message);
 
-    auto image = vmm::build_boot_image(launch, *rootfs);
+    auto image = vmm::build_boot_image(launch, rootfs);
     if (!image)
         return fail(kExitKosError, image.error().message);
-    return std::move(*image);
+    return Prepared{std::move(*image), config->limits};
 }
 
 int run_command(const RunArgs& a) {
@@ -158,23 +194,34 @@ int run_command(const RunArgs& a) {
         req.args = a.args;
         req.stats = a.stats;
         req.best_effort = a.best_effort;
-        req.timeout_s = a.timeout_s;
+        req.timeout_s = a.timeout_s < 0 ? 0 : a.timeout_s;
+        if (!a.env.empty() || a.memory_mib || a.output_limit_mib) {
+            std::fprintf(stderr, "kos: -e, --memory and --output-limit apply to the VM backend only; "
+                                 "the process backend takes them from the bundle's config\n");
+            return kExitKosError;
+        }
         return proc::run_bundle(req);
     }
     auto start = std::chrono::steady_clock::now();
-    auto image = prepare_boot_image(a);
-    if (!image) {
-        report(image.error());
-        return image.error().status;
+    auto prepared = prepare_boot_image(a);
+    if (!prepared) {
+        report(prepared.error());
+        return prepared.error().status;
     }
     uint64_t prepare_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+    // Limits: the command line, else the bundle's [limits], else defaults.
+    const pkg::LimitsConfig& limits = prepared->limits;
     vmm::VmOptions vm;
     vm.kernel_elf = vmm::embedded_guest_image();
-    vm.boot_image = std::move(*image);
-    vm.ram_bytes = a.memory_mib << 20;
-    vm.output_limit = a.output_limit_mib << 20;
-    vm.wall_timeout_ms = static_cast<uint64_t>(a.timeout_s * 1000);
+    vm.boot_image = std::move(prepared->boot_image);
+    vm.ram_bytes = a.memory_mib ? a.memory_mib << 20
+                   : limits.memory_bytes ? (limits.memory_bytes + 0xfffff) & ~uint64_t{0xfffff}
+                                         : 256ull << 20;
+    vm.output_limit = a.output_limit_mib ? a.output_limit_mib << 20
+                      : limits.output_bytes ? limits.output_bytes
+                                            : 1ull << 30;
+    vm.wall_timeout_ms = a.timeout_s >= 0 ? static_cast<uint64_t>(a.timeout_s * 1000) : limits.wall_time_ms;
     vm.jail = true;
     auto outcome = vmm::run_vm(std::move(vm));
     if (!outcome) {
@@ -195,11 +242,12 @@ int run_command(const RunArgs& a) {
 // standard VMMs: qemu-system-x86_64 -kernel DIR/kos-guest.elf -initrd
 // DIR/boot.img (PVH boot).
 int image_command(const RunArgs& a, const std::string& out_dir) {
-    auto image = prepare_boot_image(a);
-    if (!image) {
-        report(image.error());
-        return image.error().status;
+    auto prepared = prepare_boot_image(a);
+    if (!prepared) {
+        report(prepared.error());
+        return prepared.error().status;
     }
+    const std::vector<uint8_t>* image = &prepared->boot_image;
     auto kernel = vmm::embedded_guest_image();
     if (auto r = write_file_atomic(out_dir + "/kos-guest.elf", kernel.data(), kernel.size(), 0644); !r) {
         report({kExitKosError, r.error().message});
@@ -218,22 +266,32 @@ int image_command(const RunArgs& a, const std::string& out_dir) {
 void add_run_commands(CLI::App& app, Context& ctx) {
     auto args = std::make_shared<RunArgs>();
     CLI::App* run = app.add_subcommand("run", "Run a bundle in a KVM virtual machine");
-    run->add_option("bundle", args->bundle, "Bundle directory (bundle.toml + rootfs/)")->required();
+    run->add_option("bundle", args->bundle,
+                    "Bundle: a directory (bundle.toml + rootfs/) or a packed bundle file (kos pack)")
+        ->required();
     run->add_option("args", args->args,
                     "Program path inside the rootfs and its arguments (after --); "
                     "default: the bundle's [app] entrypoint and args");
     run->add_flag("--trace", args->trace, "Print each Linux system call of the program to stderr");
     run->add_flag("--stats", args->stats, "Print timing and VM exit counts to stderr");
-    run->add_option("--memory", args->memory_mib, "Guest memory in MiB")
-        ->check(CLI::Range(16, 65536))
-        ->capture_default_str();
+    run->add_option("--memory", args->memory_mib,
+                    "Guest memory in MiB (default: the bundle's [limits] memory, else 256)")
+        ->check(CLI::Range(16, 65536));
+    run->add_option("-e,--env", args->env, "Set KEY=VALUE in the program's environment (repeatable)")
+        ->allow_extra_args(false)
+        ->check([](const std::string& v) {
+            return v.find('=') == std::string::npos || v.front() == '='
+                       ? std::string("must be KEY=VALUE")
+                       : std::string();
+        });
     run->add_option("--timeout", args->timeout_s,
-                    "Stop the run after this many seconds of wall time (0: no limit)")
+                    "Stop the run after this many seconds of wall time (0: no limit; default: the "
+                    "bundle's [limits] wall_time)")
         ->check(CLI::Range(0.0, 1e7));
     run->add_option("--output-limit", args->output_limit_mib,
-                    "Stop the run when the program has written this many MiB")
-        ->check(CLI::Range(1, 1 << 20))
-        ->capture_default_str();
+                    "Stop the run when the program has written this many MiB (default: the "
+                    "bundle's [limits] output, else 1024)")
+        ->check(CLI::Range(1, 1 << 20));
     run->add_option("--backend", args->backend,
                     "vm: a KVM virtual machine; process: a sandboxed host process "
                     "(docs/process-backend.md); auto: vm when /dev/kvm is usable")

@@ -78,6 +78,16 @@ void kill_current(TrapFrame* f, u64 fault_addr) {
     int sig = signal_for(f->vector);
     Task* task = g_current->task;
     const char* who = task->index == 0 ? "program" : task->name;
+    if (f->vector == arch::kVecPageFault && task->as.last_fault_out_of_memory()) {
+        // What Linux's OOM killer does: SIGKILL, with the limit named.
+        kprintf("kos: %s killed by SIGKILL: out of memory (the VM's memory limit is reached; "
+                "raise it with --memory or [limits] memory)\n", who);
+        if (task->index == 0)
+            platform::exit(hc::ExitKind::Signaled, 9);
+        task_exit(task);
+        schedule(f, false);
+        return;
+    }
     if (f->vector == arch::kVecPageFault)
         kprintf("kos: %s killed by %s: %s %s address %#lx (rip %#lx)\n", who, signal_name(sig),
                 (f->error & 2) ? "write to" : ((f->error & 16) ? "execute at" : "read of"),

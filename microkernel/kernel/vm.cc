@@ -309,6 +309,7 @@ i64 AddressSpace::protect(u64 addr, u64 len, u32 prot) {
 }
 
 bool AddressSpace::handle_fault(u64 addr, bool write, bool exec) {
+    m_fault_oom = false;
     Vma* v = find(addr);
     if (!v)
         return false;
@@ -326,8 +327,12 @@ bool AddressSpace::handle_fault(u64 addr, bool write, bool exec) {
         }
         return false;
     }
-    if (!(v->flags & kImage))
-        return populate(*v, page);
+    if (!(v->flags & kImage)) {
+        if (populate(*v, page))
+            return true;
+        m_fault_oom = true;
+        return false;
+    }
     // Image pages cost no memory: map the aligned block around the fault.
     u64 block = kFaultAround * kPage;
     u64 start = page & ~(block - 1);

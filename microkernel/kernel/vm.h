@@ -40,8 +40,10 @@ public:
     i64 unmap(u64 addr, u64 len);
     i64 protect(u64 addr, u64 len, u32 prot);
 
-    // Handles a user page fault; false if the access is not allowed.
+    // Handles a user page fault; false if the access is not allowed or
+    // memory ran out (then last_fault_out_of_memory() is true).
     bool handle_fault(u64 addr, bool write, bool exec);
+    bool last_fault_out_of_memory() const { return m_fault_oom; }
     // Physical address of user byte `va` for a kernel access, faulting the
     // page in if its mapping allows the access; -EFAULT otherwise.
     i64 translate(u64 va, bool write);
@@ -62,6 +64,7 @@ private:
     u64 m_pml4 = 0;
     Vma* m_head = nullptr;
     u64 m_pages = 0;
+    bool m_fault_oom = false;
 };
 
 

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 
 #include "kvm-host/kvm.h"
 #include "process.h"
@@ -215,6 +216,64 @@ TEST_F(KosRun, EveryVmmThreadIsJailedWhileTheGuestRuns) {
     ::waitpid(pid, &status, 0);
     EXPECT_TRUE(jailed) << "not every thread of the VMM showed Seccomp: 2, NoNewPrivs: 1, CapEff: 0";
     EXPECT_GE(threads, 1);
+}
+
+TEST_F(KosRun, MemoryHogIsStoppedByTheMemoryLimit) {
+    auto r = run_process({kKos, "run", "--memory", "48", kApps, "--", "/bin/memhog"}, 60);
+    EXPECT_EQ(r.status, 128 + 9) << r.out << r.err;
+    EXPECT_NE(r.err.find("kos: program killed by SIGKILL: out of memory (the VM's memory limit is reached"),
+              std::string::npos) << r.err;
+}
+
+TEST_F(KosRun, LimitsComeFromTheBundleConfig) {
+    TempBundle b;
+    b.write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/bin/memhog\"]\n"
+                           "[limits]\nmemory = \"40M\"\nwall_time = \"20s\"\n");
+    b.copy(kApps + "/rootfs/bin/memhog", "rootfs/bin/memhog");
+    auto r = run_process({kKos, "run", b.dir()}, 60);
+    EXPECT_EQ(r.status, 128 + 9) << r.err;
+    EXPECT_NE(r.err.find("out of memory"), std::string::npos) << r.err;
+}
+
+TEST_F(KosRun, EnvOptionsReplaceAndAdd) {
+    auto r = run_process({kKos, "run", "-e", "PATH=/x", "-e", "EXTRA=1", kSrc + "/examples/busybox", "--",
+                          "/bin/busybox", "env"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("PATH=/x\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("EXTRA=1\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("HOME=/\n"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("PATH=/bin"), std::string::npos) << r.out;
+}
+
+TEST_F(KosRun, PackedSignedBundleRunsAndATamperedOneIsRefused) {
+    TempBundle b;
+    b.write("bundle.toml", "[app]\nname = \"hello\"\nentrypoint = [\"/hello\"]\n"
+                           "[labels]\n\"/**\" = \"app_file_t\"\n"
+                           "[policy]\ndomain = \"app_t\"\nsources = [\"policy/app.kpol\"]\n");
+    b.write("policy/app.kpol", "# the app's policy\n");
+    b.copy(kSrc + "/examples/hello/rootfs/hello", "rootfs/hello");
+    auto key = run_process({kKos, "keygen", "-o", b.dir() + "/key"}, 20);
+    ASSERT_EQ(key.status, 0) << key.out << key.err;
+    auto pack = run_process({kKos, "pack", b.dir(), "-o", b.dir() + "/app.kos", "--sign", b.dir() + "/key.key"}, 60);
+    ASSERT_EQ(pack.status, 0) << pack.out << pack.err;
+    auto r = run_process({kKos, "run", b.dir() + "/app.kos"}, 60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "Hello from kos: an unmodified Linux program in a kos microkernel VM.\n");
+    // One byte of the program flipped (its greeting): refused before boot.
+    std::string file = b.dir() + "/app.kos";
+    std::string bytes;
+    {
+        std::ifstream in(file, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    size_t at = bytes.find("Hello from kos");
+    ASSERT_NE(at, std::string::npos);
+    bytes[at] = 'J';
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+    auto bad = run_process({kKos, "run", file}, 60);
+    EXPECT_EQ(bad.status, 125);
+    EXPECT_EQ(bad.out, "");
+    EXPECT_NE(bad.err.find("kos: "), std::string::npos) << bad.err;
 }
 
 TEST_F(KosRun, TracePrintsSyscalls) {
