@@ -487,22 +487,34 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
             return fail(r.error());
     }
 
-    // The cgroup, joined before the program exists.
+    // The cgroup, joined before the program exists. Joining a v1 memory
+    // cgroup can take milliseconds, so as root it overlaps the child's
+    // mounts (the child runs only kos code until it reports back).
     std::optional<Cgroup> cgroup;
-    bool want_cgroup = spec.limits.memory_bytes || spec.limits.pids || spec.limits.cpu_percent;
-    if (want_cgroup) {
+    auto join_cgroup = [&]() -> Result<void> {
+        if (!(spec.limits.memory_bytes || spec.limits.pids || spec.limits.cpu_percent))
+            return {};
         auto cg = Cgroup::create(std::to_string(child), spec.limits);
         if (cg) {
-            if (auto r = cg->add(child); !r)
-                return fail(r.error());
+            KOS_TRY(cg->add(child));
             cgroup.emplace(std::move(*cg));
         } else if (!options.best_effort) {
-            return fail(Error{cg.error().code, "cannot enforce [limits] with a cgroup: " + cg.error().message +
-                                                   " (pass --best-effort to run without)"});
+            return make_error(cg.error().code, "cannot enforce [limits] with a cgroup: " + cg.error().message +
+                                                   " (pass --best-effort to run without)");
+        } else {
+            std::fprintf(stderr, "kos: note: running without a cgroup (--best-effort): %s\n",
+                         cg.error().message.c_str());
         }
-    }
+        return {};
+    };
+    if (!privileged)
+        if (auto r = join_cgroup(); !r)
+            return fail(r.error());
     if (auto r = send_msg(sock.get(), kGo); !r)
         return fail(r.error());
+    if (privileged)
+        if (auto r = join_cgroup(); !r)
+            return fail(r.error());
 
     int notify_fd = -1;
     for (;;) {

@@ -1,6 +1,7 @@
 #include "sandbox_spec.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 
 #include "kos/support/file.h"
 #include "pkg/bundle_config.h"
+#include "pkg/label_matcher.h"
 
 namespace kos::proc {
 namespace {
@@ -25,6 +27,50 @@ bool parse_port(const std::string& s, uint16_t& out) {
         return false;
     out = static_cast<uint16_t>(v);
     return true;
+}
+
+// ATTACKS.md 12 / DESIGN.md principle 9: with [labels], every entry of the
+// rootfs must have a label, or the bundle does not run. Walks without
+// following symlinks; caps the walk like the packer does.
+Result<size_t> check_labels(const std::string& rootfs, const std::vector<pkg::LabelRule>& rules,
+                            const std::string& origin) {
+    pkg::LabelMatcher matcher(rules);
+    constexpr size_t kMaxEntries = 1'000'000;
+    size_t count = 0;
+    std::vector<std::string> todo = {""};
+    while (!todo.empty()) {
+        std::string rel = todo.back();
+        todo.pop_back();
+        DIR* d = ::opendir((rootfs + rel).c_str());
+        if (!d)
+            return make_error(errno, rootfs + rel + ": " + errno_string(errno));
+        std::vector<std::string> subdirs;
+        while (dirent* e = ::readdir(d)) {
+            std::string name = e->d_name;
+            if (name == "." || name == "..")
+                continue;
+            std::string path = rel + "/" + name;
+            if (++count > kMaxEntries) {
+                ::closedir(d);
+                return make_error(EFBIG, "the bundle's rootfs has more than " + std::to_string(kMaxEntries) +
+                                             " entries");
+            }
+            auto label = matcher.label_for(path);
+            if (!label) {
+                ::closedir(d);
+                if (label.error().code == ENOENT)
+                    return make_error(EACCES, "cannot run: " + path + " in the bundle's rootfs has no label "
+                                              "(no rule of [labels] in " + origin + " matches it)");
+                return make_error(label.error().code, origin + ": " + label.error().message);
+            }
+            struct stat st{};
+            if (::lstat((rootfs + path).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+                subdirs.push_back(path);
+        }
+        ::closedir(d);
+        todo.insert(todo.end(), subdirs.rbegin(), subdirs.rend());
+    }
+    return count;
 }
 
 } // namespace
@@ -247,6 +293,9 @@ Result<SandboxSpec> spec_from_bundle_dir(const std::string& dir, const std::vect
     // its ELF interpreter) is the only executable.
     s.read_paths = {"/"};
     s.write_paths = {"/tmp"};
+
+    if (config.has_labels)
+        KOS_TRY(check_labels(s.rootfs, config.labels, config_path));
 
     // [limits] (pkg/bundle_config.h: 0 is the runtime's default).
     const pkg::LimitsConfig& l = config.limits;

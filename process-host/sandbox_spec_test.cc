@@ -125,6 +125,21 @@ TEST(SpecFromBundle, ReadsLimitsAndNetwork) {
     EXPECT_EQ(s->execs, (std::vector<std::string>{"/bin/prog"}));
 }
 
+TEST(SpecFromBundle, WithLabelsEveryRootfsEntryNeedsOne) {
+    TempDir t;
+    t.write("rootfs/bin/prog", "x");
+    t.write("rootfs/bin/other", "x");
+    t.write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/bin/prog\"]\n[labels]\n"
+                           "\"/bin\" = \"bin_t\"\n\"/bin/prog\" = \"prog_t\"\n");
+    auto s = spec_from_bundle_dir(t.dir(), {});
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().message, "cannot run: /bin/other in the bundle's rootfs has no label (no rule of "
+                                 "[labels] in " + t.dir() + "/bundle.toml matches it)");
+    t.write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/bin/prog\"]\n[labels]\n\"/**\" = \"app_t\"\n");
+    auto ok = spec_from_bundle_dir(t.dir(), {});
+    EXPECT_TRUE(ok) << ok.error().message;
+}
+
 TEST(SpecFromBundle, MissingProgramIsReported) {
     TempDir t;
     t.write("rootfs/x", "x");
