@@ -237,6 +237,20 @@ i64 sys_read(int fd, u64 buf, u64 len) {
             return -kEFAULT;
         return native(Sys::console_read, buf, len);
     }
+    if (f->kind == FdKind::Device) {
+        if (!user_range_ok(buf, len))
+            return -kEFAULT;
+        switch (f->device) {
+        case Device::Null: return 0;
+        case Device::Zero:
+        case Device::Full: memset(reinterpret_cast<void*>(buf), 0, len); return static_cast<i64>(len);
+        case Device::Random:
+            if (len > (32u << 20))
+                len = 32u << 20;
+            random_fill(reinterpret_cast<void*>(buf), len);
+            return static_cast<i64>(len);
+        }
+    }
     i64 r = sys_pread(fd, buf, len, static_cast<i64>(f->offset));
     if (r > 0)
         f->offset += static_cast<u64>(r);
@@ -247,6 +261,13 @@ i64 sys_write(int fd, u64 buf, u64 len) {
     Fd* f = get_fd(fd);
     if (!f)
         return -kEBADF;
+    if (f->kind == FdKind::Device) {
+        if ((f->flags & kOAccmode) == kORdonly)
+            return -kEBADF;
+        if (!user_range_ok(buf, len))
+            return -kEFAULT;
+        return f->device == Device::Full ? -28 /* ENOSPC */ : static_cast<i64>(len);
+    }
     if (f->kind != FdKind::Console)
         return -kEBADF; // rootfs files are opened read-only
     if (!user_range_ok(buf, len))
@@ -303,7 +324,50 @@ i64 sys_writev(int fd, u64 iov, int cnt) {
     return total;
 }
 
+struct DeviceNode {
+    const char* path;
+    Device device;
+    u32 rdev; // Linux major << 8 | minor
+};
+constexpr DeviceNode kDevices[] = {
+    {"/dev/null", Device::Null, (1u << 8) | 3},   {"/dev/zero", Device::Zero, (1u << 8) | 5},
+    {"/dev/full", Device::Full, (1u << 8) | 7},   {"/dev/random", Device::Random, (1u << 8) | 8},
+    {"/dev/urandom", Device::Random, (1u << 8) | 9},
+};
+
+const DeviceNode* device_node(const char* path) {
+    if (!path || strncmp(path, "/dev/", 5) != 0)
+        return nullptr;
+    for (const DeviceNode& d : kDevices)
+        if (strcmp(path, d.path) == 0)
+            return &d;
+    return nullptr;
+}
+
 i64 sys_openat(int dirfd, const char* path, int flags, int mode) {
+    if (const DeviceNode* d = device_node(path)) {
+        int fd = alloc_fd();
+        if (fd < 0)
+            return fd;
+        Fd& f = g_fds[fd];
+        f.kind = FdKind::Device;
+        f.device = d->device;
+        f.entry = d->rdev;
+        f.flags = static_cast<u32>(flags);
+        f.cloexec = flags & kOCloexec;
+        return fd;
+    }
+    if (path && strcmp(path, "/dev/tty") == 0) {
+        int fd = alloc_fd();
+        if (fd < 0)
+            return fd;
+        g_fds[fd] = Fd{};
+        g_fds[fd].kind = FdKind::Console;
+        g_fds[fd].stream = 1;
+        g_fds[fd].flags = static_cast<u32>(flags);
+        g_fds[fd].cloexec = flags & kOCloexec;
+        return fd;
+    }
     i64 idx = resolve_at(dirfd, path, !(flags & kONofollow));
     if (idx < 0) {
         if (idx == -kENOENT && (flags & kOCreat))
@@ -344,6 +408,8 @@ i64 sys_lseek(int fd, i64 off, int whence) {
         return -kEBADF;
     if (f->kind == FdKind::Console)
         return -kESPIPE;
+    if (f->kind == FdKind::Device)
+        return 0; // character devices ignore the offset
     if (f->kind == FdKind::Dir) {
         // Only positions getdents64 hands out: 0, 1, a child of this
         // directory, or the end.
@@ -385,16 +451,32 @@ i64 sys_fstat(int fd, u64 statbuf) {
     if (!user_range_ok(statbuf, sizeof(LinuxStat)))
         return -kEFAULT;
     auto* st = reinterpret_cast<LinuxStat*>(statbuf);
-    if (f->kind == FdKind::Console)
+    if (f->kind == FdKind::Console) {
         fill_console_stat(st);
-    else
+    } else if (f->kind == FdKind::Device) {
+        fill_console_stat(st);
+        st->st_mode = 0020666; // crw-rw-rw-
+        st->st_rdev = f->entry;
+        st->st_ino = 100 + static_cast<u64>(f->device);
+    } else {
         fill_stat(st, f->entry);
+    }
     return 0;
 }
 
 i64 sys_fstatat(int dirfd, const char* path, u64 statbuf, int flags) {
     if (path && path[0] == 0 && (flags & kAtEmptyPath))
         return sys_fstat(dirfd, statbuf);
+    if (const DeviceNode* d = device_node(path)) {
+        if (!user_range_ok(statbuf, sizeof(LinuxStat)))
+            return -kEFAULT;
+        auto* st = reinterpret_cast<LinuxStat*>(statbuf);
+        fill_console_stat(st);
+        st->st_mode = 0020666;
+        st->st_rdev = d->rdev;
+        st->st_ino = 100 + static_cast<u64>(d->device);
+        return 0;
+    }
     i64 idx = resolve_at(dirfd, path, !(flags & kAtSymlinkNofollow));
     if (idx < 0)
         return idx;

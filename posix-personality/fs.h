@@ -7,7 +7,11 @@
 
 namespace kos::rt {
 
-enum class FdKind : u8 { Free, Console, File, Dir };
+// Device: the standard character devices every program expects
+// (/dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty),
+// answered here: they carry no authority.
+enum class FdKind : u8 { Free, Console, File, Dir, Device };
+enum class Device : u8 { Null, Zero, Full, Random };
 
 struct Fd {
     FdKind kind = FdKind::Free;
@@ -15,6 +19,7 @@ struct Fd {
     u32 flags = 0;   // open flags (O_ACCMODE etc.)
     u32 entry = 0;   // rootfs entry index (File, Dir)
     int stream = 0;  // Console: 1 stdout, 2 stderr (reads come from stdin)
+    Device device = Device::Null;
     u64 offset = 0;  // File: byte offset; Dir: next child index
 };
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -121,6 +122,22 @@ int main(int argc, char** argv, char** envp) {
     CHECK(access("greeting.txt", R_OK) == 0);
     char cwd[64];
     CHECK(getcwd(cwd, sizeof cwd) && strcmp(cwd, "/data") == 0);
+
+    /* Character devices. */
+    int dn = open("/dev/null", O_RDWR);
+    CHECK(dn >= 0 && write(dn, "abc", 3) == 3 && read(dn, buf, 4) == 0);
+    int dz = open("/dev/zero", O_RDONLY);
+    memset(buf, 7, 8);
+    CHECK(dz >= 0 && read(dz, buf, 8) == 8 && buf[0] == 0 && buf[7] == 0);
+    int df = open("/dev/full", O_WRONLY);
+    errno = 0;
+    CHECK(df >= 0 && write(df, "x", 1) == -1 && errno == ENOSPC);
+    int du = open("/dev/urandom", O_RDONLY);
+    unsigned char r1[16] = {0}, r2[16] = {0};
+    CHECK(du >= 0 && read(du, r1, 16) == 16 && read(du, r2, 16) == 16 && memcmp(r1, r2, 16) != 0);
+    CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == ((1 << 8) | 3));
+    CHECK(getrandom(r1, 16, 0) == 16);
+    close(dn), close(dz), close(df), close(du);
 
     /* The terminal question: the console is not a tty (ENOTTY). */
     CHECK(!isatty(1) && errno == ENOTTY);
