@@ -296,7 +296,8 @@ constexpr long kWatchdogPeriodNs = 500'000'000;
 
 class Watchdog {
 public:
-    explicit Watchdog(kvm_run* run) {
+    // Ticks every 500 ms, or at the wall-time limit if that is sooner.
+    Watchdog(kvm_run* run, uint64_t timeout_ms) {
         g_watchdog_fired = false;
         g_watchdog_run = run;
         struct sigaction sa{};
@@ -314,9 +315,12 @@ public:
         if (::timer_create(CLOCK_MONOTONIC, &sev, &m_timer) != 0)
             return;
         m_armed = true;
+        long period = kWatchdogPeriodNs;
+        if (timeout_ms && timeout_ms * 1000000 < static_cast<uint64_t>(period))
+            period = static_cast<long>(timeout_ms * 1000000);
         itimerspec its{};
-        its.it_value.tv_nsec = kWatchdogPeriodNs;
-        its.it_interval.tv_nsec = kWatchdogPeriodNs;
+        its.it_value.tv_nsec = period;
+        its.it_interval.tv_nsec = period;
         ::timer_settime(m_timer, 0, &its, nullptr);
     }
     ~Watchdog() {
@@ -397,7 +401,7 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     GuestMemory mem{ram, image_map.data(), image_gpa, image_map.size()};
     HypercallState st{ram, mem, vcpu.fd(), opts, 0, false, {}};
     kvm_run* run = vcpu.run();
-    Watchdog watchdog(run);
+    Watchdog watchdog(run, opts.wall_timeout_ms);
     if (opts.jail) {
         JailOptions jo{vcpu.fd(), opts.stdin_fd, opts.stdout_fd, opts.stderr_fd};
         st.outcome.jail = KOS_TRY(enter_jail(jo)).summary();
