@@ -132,9 +132,9 @@ Result<void> check_file_digests(std::span<const uint8_t> image, const std::strin
         uint32_t type = e.mode & rfs::kTypeMask;
         Sha256 d{};
         if (type == rfs::kTypeFile)
-            crypto_hash_sha256(d.data(), view.file_data(e), e.size);
+            d = sha256({view.file_data(e), e.size});
         else if (type == rfs::kTypeSymlink)
-            crypto_hash_sha256(d.data(), reinterpret_cast<const uint8_t*>(view.symlink_target(e)), e.size);
+            d = sha256({reinterpret_cast<const uint8_t*>(view.symlink_target(e)), e.size});
         else
             continue;
         if (std::memcmp(d.data(), e.digest, 32) != 0)
@@ -529,8 +529,19 @@ TrustOptions default_trust_options() {
     return t;
 }
 
-Result<std::vector<uint8_t>> assemble_bundle(const BundleParts& parts, const PackOptions& options,
-                                             Manifest* manifest_out) {
+namespace {
+
+// Where every piece of a packed bundle goes, and the signed manifest.
+struct BundlePlan {
+    PackedHeader header{};
+    Manifest manifest;
+    std::string manifest_text;
+    std::string signature;
+    // (offset, bytes) of every section, in file order.
+    std::vector<std::pair<uint64_t, std::span<const uint8_t>>> pieces;
+};
+
+Result<BundlePlan> plan_bundle(const BundleParts& parts, const PackOptions& options) {
     KOS_TRY(init_crypto());
     BundleConfig cfg = KOS_TRY(parse_bundle_config(parts.config_text, kConfigFileName));
     KOS_TRY(require_behavior_config(cfg, kConfigFileName));
@@ -540,7 +551,8 @@ Result<std::vector<uint8_t>> assemble_bundle(const BundleParts& parts, const Pac
     if (!valid_version(cfg.app.version))
         return make_error(EINVAL, std::string(kConfigFileName) + ": [app] version \"" + cfg.app.version +
                                       "\" must be numeric (\"3\", \"1.2.0\") so rollback can be detected");
-    Manifest m;
+    BundlePlan p;
+    Manifest& m = p.manifest;
     m.name = cfg.app.name;
     m.version = cfg.app.version;
     m.created = now_or(options.created);
@@ -551,6 +563,7 @@ Result<std::vector<uint8_t>> assemble_bundle(const BundleParts& parts, const Pac
         if (kind == SectionKind::Rootfs)
             cursor = align_up(cursor, kPackedAlign);
         m.sections.push_back({kind, name, cursor, bytes.size(), sha256(bytes)});
+        p.pieces.emplace_back(cursor, bytes);
         cursor += bytes.size();
     };
     add(SectionKind::Config, kConfigFileName,
@@ -560,43 +573,46 @@ Result<std::vector<uint8_t>> assemble_bundle(const BundleParts& parts, const Pac
     if (!parts.compiled_policy.empty())
         add(SectionKind::CompiledPolicy, "policy.bin", parts.compiled_policy);
     add(SectionKind::Rootfs, "rootfs.img", parts.rootfs);
-    std::string mtext = serialize_manifest(m);
-    std::string sig;
+    p.manifest_text = serialize_manifest(m);
     if (options.key) {
         std::string comment = "kos bundle " + m.name + " version " + m.version + " expires " +
                               (m.expires ? format_time(m.expires) : std::string("never"));
-        sig = sign_message(*options.key,
-                           {reinterpret_cast<const uint8_t*>(mtext.data()), mtext.size()}, comment);
+        p.signature = sign_message(
+            *options.key, {reinterpret_cast<const uint8_t*>(p.manifest_text.data()), p.manifest_text.size()},
+            comment);
     }
-    PackedHeader h{};
+    PackedHeader& h = p.header;
     std::memcpy(h.magic, kPackedMagic, 8);
     h.format_version = kPackedVersion;
     h.header_size = kPackedHeaderSize;
     h.manifest_offset = cursor;
-    h.manifest_size = mtext.size();
-    h.signature_offset = cursor + mtext.size();
-    h.signature_size = sig.size();
-    h.file_size = h.signature_offset + sig.size();
-    Sha256 md = sha256({reinterpret_cast<const uint8_t*>(mtext.data()), mtext.size()});
+    h.manifest_size = p.manifest_text.size();
+    h.signature_offset = cursor + p.manifest_text.size();
+    h.signature_size = p.signature.size();
+    h.file_size = h.signature_offset + p.signature.size();
+    Sha256 md = sha256({reinterpret_cast<const uint8_t*>(p.manifest_text.data()), p.manifest_text.size()});
     std::memcpy(h.manifest_sha256, md.data(), 32);
+    p.pieces.emplace_back(h.manifest_offset,
+                          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(p.manifest_text.data()),
+                                                   p.manifest_text.size()));
+    p.pieces.emplace_back(h.signature_offset,
+                          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(p.signature.data()),
+                                                   p.signature.size()));
+    return p;
+}
 
-    std::vector<uint8_t> out(h.file_size, 0);
-    std::memcpy(out.data(), &h, sizeof h);
-    auto put = [&](uint64_t off, const void* p, size_t n) {
-        if (n)
-            std::memcpy(out.data() + off, p, n);
-    };
-    size_t si = 0;
-    put(m.sections[si++].offset, parts.config_text.data(), parts.config_text.size());
-    for (const PolicySource& s : parts.policy_sources)
-        put(m.sections[si++].offset, s.bytes.data(), s.bytes.size());
-    if (!parts.compiled_policy.empty())
-        put(m.sections[si++].offset, parts.compiled_policy.data(), parts.compiled_policy.size());
-    put(m.sections[si++].offset, parts.rootfs.data(), parts.rootfs.size());
-    put(h.manifest_offset, mtext.data(), mtext.size());
-    put(h.signature_offset, sig.data(), sig.size());
+} // namespace
+
+Result<std::vector<uint8_t>> assemble_bundle(const BundleParts& parts, const PackOptions& options,
+                                             Manifest* manifest_out) {
+    BundlePlan p = KOS_TRY(plan_bundle(parts, options));
+    std::vector<uint8_t> out(p.header.file_size, 0);
+    std::memcpy(out.data(), &p.header, sizeof p.header);
+    for (auto& [off, bytes] : p.pieces)
+        if (!bytes.empty())
+            std::memcpy(out.data() + off, bytes.data(), bytes.size());
     if (manifest_out)
-        *manifest_out = std::move(m);
+        *manifest_out = std::move(p.manifest);
     return out;
 }
 
@@ -610,9 +626,44 @@ Result<PackResult> pack_bundle(const std::string& dir, const std::string& out, c
     }
     BundleParts parts{std::move(d.config_text), std::move(d.sources), std::move(d.compiled),
                       std::move(d.rootfs)};
-    std::vector<uint8_t> bytes = KOS_TRY(assemble_bundle(parts, options, &r.manifest));
-    KOS_TRY(write_file_atomic(out, bytes.data(), bytes.size(), 0644));
-    r.file_size = bytes.size();
+    BundlePlan p = KOS_TRY(plan_bundle(parts, options));
+    // Written piece by piece into a temporary file (the gaps stay zero: the
+    // file is created empty and sized first), synced, then renamed: readers
+    // never see a partial bundle, and nothing appears on failure.
+    std::string tmp = out + ".tmp." + std::to_string(::getpid());
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd)
+        return make_error(errno, tmp + ": " + errno_string(errno));
+    auto body = [&]() -> Result<void> {
+        if (::ftruncate(fd.get(), static_cast<off_t>(p.header.file_size)) != 0)
+            return make_error(errno, tmp + ": " + errno_string(errno));
+        auto put = [&](uint64_t off, const void* data, size_t n) -> Result<void> {
+            const auto* c = static_cast<const uint8_t*>(data);
+            while (n > 0) {
+                ssize_t w = ::pwrite(fd.get(), c, std::min<size_t>(n, 64 << 20), static_cast<off_t>(off));
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0)
+                    return make_error(errno, tmp + ": write failed: " + errno_string(errno));
+                c += w;
+                off += static_cast<uint64_t>(w);
+                n -= static_cast<size_t>(w);
+            }
+            return {};
+        };
+        KOS_TRY(put(0, &p.header, sizeof p.header));
+        for (auto& [off, bytes] : p.pieces)
+            KOS_TRY(put(off, bytes.data(), bytes.size()));
+        if (::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), out.c_str()) != 0)
+            return make_error(errno, out + ": " + errno_string(errno));
+        return {};
+    };
+    if (auto res = body(); !res) {
+        ::unlink(tmp.c_str());
+        return std::unexpected(res.error());
+    }
+    r.file_size = p.header.file_size;
+    r.manifest = std::move(p.manifest);
     r.report = std::move(d.report);
     return r;
 }

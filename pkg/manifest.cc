@@ -1,6 +1,6 @@
 #include "manifest.h"
 
-#include <sodium.h>
+#include <openssl/evp.h>
 
 #include <cctype>
 #include <charconv>
@@ -73,9 +73,12 @@ std::string to_hex(std::span<const uint8_t> bytes) {
     return out;
 }
 
+// OpenSSL's SHA-256 uses the CPU's SHA extensions where present (about
+// twice libsodium's portable code on the benchmark machine).
 Sha256 sha256(std::span<const uint8_t> bytes) {
-    Sha256 d;
-    crypto_hash_sha256(d.data(), bytes.data(), bytes.size());
+    Sha256 d{};
+    unsigned int len = 0;
+    EVP_Digest(bytes.data(), bytes.size(), d.data(), &len, EVP_sha256(), nullptr);
     return d;
 }
 

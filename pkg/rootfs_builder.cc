@@ -11,6 +11,7 @@
 
 #include "kos/rootfs_image.h"
 #include "kos/support/file.h"
+#include "manifest.h"
 
 namespace kos::pkg {
 namespace rfs = kos::abi::rootfs;
@@ -170,8 +171,10 @@ Result<std::vector<uint8_t>> build_rootfs_image(const std::string& dir,
         } else if (S_ISREG(n.st.st_mode)) {
             e.size = n.content.size();
         }
-        if (!S_ISDIR(n.st.st_mode))
-            crypto_hash_sha256(e.digest, n.content.data(), n.content.size());
+        if (!S_ISDIR(n.st.st_mode)) {
+            Sha256 d = sha256(n.content);
+            std::memcpy(e.digest, d.data(), d.size());
+        }
     }
     if (strings.size() > UINT32_MAX)
         return make_error(E2BIG, dir + ": rootfs string table exceeds 4 GiB");
