@@ -14,6 +14,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -70,6 +71,7 @@ struct ChildPlan {
     int landlock_abi = 0;
     LandlockRules landlock;
     const SeccompFilter* filter = nullptr;
+    sigset_t sigmask{}; // the caller's mask, restored in the child
 };
 
 // ---- child side ----------------------------------------------------------
@@ -242,6 +244,7 @@ void set_rlimits(const Limits& l) {
 }
 
 [[noreturn]] void child_main(const ChildPlan& p) {
+    ::sigprocmask(SIG_SETMASK, &p.sigmask, nullptr);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     expect(kGo);
     build_root(p);
@@ -451,6 +454,18 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     if (!privileged)
         flags |= CLONE_NEWUSER;
     p.privileged = privileged;
+    // Termination signals to kos are forwarded to the program (through a
+    // signalfd in the supervision loop) instead of killing kos mid-run.
+    sigset_t forwarded;
+    sigemptyset(&forwarded);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT})
+        sigaddset(&forwarded, sig);
+    ::sigprocmask(SIG_BLOCK, &forwarded, &p.sigmask);
+    struct MaskRestore {
+        sigset_t mask;
+        ~MaskRestore() { ::sigprocmask(SIG_SETMASK, &mask, nullptr); }
+    } restore{p.sigmask};
+    UniqueFd sigfd(::signalfd(-1, &forwarded, SFD_CLOEXEC | SFD_NONBLOCK));
     ::fflush(nullptr);
     out.prepared_ns = ns_since(t0);
     long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0);
@@ -568,15 +583,21 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
                                             : static_cast<int64_t>(spec.limits.wall_ms);
     auto deadline = wall_ms > 0 ? Clock::now() + std::chrono::milliseconds(wall_ms) : Clock::time_point::max();
     Clock::time_point run_start{};
+    // After a forwarded signal the program has kGrace to exit (PID 1 ignores
+    // signals it has no handler for), then it is killed.
+    constexpr auto kGrace = std::chrono::seconds(2);
+    auto kill_at = Clock::time_point::max();
     int status = 0;
     for (;;) {
         std::vector<pollfd> fds = {{pidfd.get(), POLLIN, 0},
                                    {notify ? notify.get() : -1, POLLIN, 0},
-                                   {sock_open ? sock.get() : -1, POLLIN, 0}};
+                                   {sock_open ? sock.get() : -1, POLLIN, 0},
+                                   {sigfd.get(), POLLIN, 0}};
         forward.add_pollfds(fds);
+        auto next = std::min(deadline, kill_at);
         int timeout = -1;
-        if (deadline != Clock::time_point::max()) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (next != Clock::time_point::max()) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now()).count();
             timeout = left < 0 ? 0 : static_cast<int>(left) + 1;
         }
         int rc = ::poll(fds.data(), fds.size(), timeout);
@@ -587,6 +608,20 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
             out.limit_hit = options.timeout_s > 0 ? "wall-time limit (--timeout)" : "wall-time limit ([limits] wall_time)";
             deadline = Clock::time_point::max();
             continue;
+        }
+        if (rc == 0 && Clock::now() >= kill_at) {
+            ::kill(child, SIGKILL);
+            kill_at = Clock::time_point::max();
+            continue;
+        }
+        if (fds[3].revents & POLLIN) {
+            signalfd_siginfo si{};
+            while (::read(sigfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+                // A second signal, or SIGQUIT, does not wait.
+                bool now = kill_at != Clock::time_point::max() || si.ssi_signo == SIGQUIT;
+                ::kill(child, now ? SIGKILL : static_cast<int>(si.ssi_signo));
+                kill_at = now ? Clock::time_point::max() : Clock::now() + kGrace;
+            }
         }
         if (fds[1].revents & POLLIN)
             sup.handle(notify.get(), out);
@@ -607,8 +642,8 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
                 std::memcpy(&out.value, m->data() + 1, sizeof(int));
             }
         }
-        if (fds.size() > 3)
-            forward.handle(fds.data() + 3, fds.size() - 3);
+        if (fds.size() > 4)
+            forward.handle(fds.data() + 4, fds.size() - 4);
         if (fds[0].revents & POLLIN) {
             if (::waitpid(child, &status, 0) == child)
                 break;

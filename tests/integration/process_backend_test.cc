@@ -16,6 +16,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -462,6 +463,47 @@ TEST_F(ProcessBackend, SupervisorIsJailedWhileTheProgramRuns) {
     ::waitpid(pid, &st, 0);
     EXPECT_GE(threads, 1);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+}
+
+// SIGTERM to kos reaches the program; PID 1 without a handler ignores it,
+// so kos kills it after a grace period and still exits cleanly (no stale
+// cgroup, status 128 + SIGKILL).
+TEST_F(ProcessBackend, TerminationSignalIsForwardedThenEscalated) {
+    std::vector<std::string> argv = {kKos, "run", "--backend", "process", kSrc + "/examples/busybox", "--",
+                                     "/bin/busybox", "sleep", "30"};
+    std::vector<char*> args;
+    for (auto& a : argv)
+        args.push_back(a.data());
+    args.push_back(nullptr);
+    pid_t pid = 0;
+    ASSERT_EQ(::posix_spawn(&pid, kKos.c_str(), nullptr, nullptr, args.data(), environ), 0);
+    ::usleep(300'000);
+    auto t = std::chrono::steady_clock::now();
+    ::kill(pid, SIGTERM);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    EXPECT_TRUE(WIFEXITED(st)) << "kos itself was killed: " << st;
+    EXPECT_EQ(WEXITSTATUS(st), 128 + SIGKILL);
+    EXPECT_GT(s, 1.5);
+    EXPECT_LT(s, 5.0);
+}
+
+// --backend auto: with /dev/kvm unusable (hidden in a private mount
+// namespace), kos runs the bundle with this backend.
+TEST_F(ProcessBackend, AutoPicksTheProcessBackendWithoutKvm) {
+    struct stat st{};
+    if (::geteuid() != 0 || ::stat("/usr/bin/unshare", &st) != 0 || ::stat("/dev/kvm", &st) != 0)
+        GTEST_SKIP() << "needs root, unshare(1) and a /dev/kvm to hide";
+    auto r = run_process({"/usr/bin/unshare", "-m", "sh", "-c",
+                          "mount --bind /dev/null /dev/kvm && exec " + kKos +
+                              " run --backend auto --stats " + kSrc + "/examples/hello"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "Hello from kos: an unmodified Linux program in a kos microkernel VM.\n");
+    EXPECT_NE(r.err.find("kos: process backend:"), std::string::npos) << r.err;
+    auto d = run_process({"/usr/bin/unshare", "-m", "sh", "-c",
+                          "mount --bind /dev/null /dev/kvm && exec " + kKos + " doctor"});
+    EXPECT_NE(d.out.find("kos run --backend auto picks:      process"), std::string::npos) << d.out;
 }
 
 TEST_F(ProcessBackend, DoctorReportsLandlockAndTheBackend) {
