@@ -429,7 +429,7 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     p.gid = spec.gid;
     p.limits = spec.limits;
     p.tmp_opts = "mode=1777,size=" + std::to_string(spec.limits.tmp_bytes);
-    p.landlock_abi = out.landlock_abi >= need ? out.landlock_abi : (out.landlock_abi > 0 ? out.landlock_abi : 0);
+    p.landlock_abi = out.landlock_abi; // below `need` only with --best-effort: what the kernel has
     p.landlock = landlock_rules(spec);
     p.filter = &filter;
 

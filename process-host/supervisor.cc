@@ -154,7 +154,6 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
         std::string path;
         bool ok = read_path(pid, path_arg, path);
         std::string proc = "/proc/" + std::to_string(pid);
-        int how_base = -1;
         std::string rel = path;
         UniqueFd base;
         if (nr == SYS_execveat && (req.data.args[4] & AT_EMPTY_PATH) && path.empty()) {
@@ -169,7 +168,6 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
         } else {
             base = UniqueFd(::open((proc + "/cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
         }
-        (void)how_base;
         bool allowed = false;
         if (ok && base) {
             struct stat st{};
