@@ -1,4 +1,5 @@
 #include "landlock.h"
+#include "sandbox.h"
 
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -36,6 +37,22 @@ TEST(Landlock, RefusesAbiZero) {
     auto r = landlock_build({}, 0);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, EOPNOTSUPP);
+}
+
+TEST(Landlock, RunRefusesWhatTheKernelCannotEnforceUnlessBestEffort) {
+    SandboxSpec fs_only;
+    auto none = check_landlock(fs_only, 0, false);
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error().message, "this kernel's Landlock ABI is 0 but the bundle needs ABI 1 (file system rules); "
+                                    "enable Landlock (lsm= boot parameter) or pass --best-effort");
+    EXPECT_TRUE(check_landlock(fs_only, 0, true));
+    EXPECT_TRUE(check_landlock(fs_only, 1, false));
+    SandboxSpec net = fs_only;
+    net.bind.push_back(NetRule{});
+    auto old = check_landlock(net, 3, false);
+    ASSERT_FALSE(old);
+    EXPECT_NE(old.error().message.find("needs ABI 4 (TCP port rules for [network])"), std::string::npos);
+    EXPECT_TRUE(check_landlock(net, 4, false));
 }
 
 } // namespace

@@ -396,19 +396,23 @@ LandlockRules landlock_rules(const SandboxSpec& s) {
 
 } // namespace
 
+Result<void> check_landlock(const SandboxSpec& spec, int abi, bool best_effort) {
+    int need = (spec.connect.empty() && spec.bind.empty()) ? 1 : 4;
+    if (abi >= need || best_effort)
+        return {};
+    return make_error(EOPNOTSUPP, "this kernel's Landlock ABI is " + std::to_string(abi) + " but the bundle needs ABI " +
+                                      std::to_string(need) +
+                                      (need == 1 ? " (file system rules)" : " (TCP port rules for [network])") +
+                                      "; enable Landlock (lsm= boot parameter) or pass --best-effort");
+}
+
 Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& options) {
     RunOutcome out;
     auto t0 = Clock::now();
 
     // Landlock: refuse to run without it unless asked to.
     out.landlock_abi = landlock_abi();
-    int need = (spec.connect.empty() && spec.bind.empty()) ? 1 : 4;
-    if (out.landlock_abi < need && !options.best_effort)
-        return make_error(EOPNOTSUPP,
-                          "this kernel's Landlock ABI is " + std::to_string(out.landlock_abi) +
-                              " but the bundle needs ABI " + std::to_string(need) +
-                              (need == 1 ? " (file system rules)" : " (TCP port rules)") +
-                              "; enable Landlock (lsm= boot parameter) or pass --best-effort");
+    KOS_TRY(check_landlock(spec, out.landlock_abi, options.best_effort));
 
     SeccompFilter filter = options.notify ? SeccompFilter::embedded()
                                           : KOS_TRY(SeccompFilter::build({.notify = false}));

@@ -49,6 +49,10 @@ struct RunOutcome {
     int landlock_abi = 0;
 };
 
+// Whether Landlock ABI `abi` can enforce `spec` (ABI 1 for the file system
+// rules, 4 when [network] declares endpoints); with `best_effort`, always.
+Result<void> check_landlock(const SandboxSpec& spec, int abi, bool best_effort);
+
 // Runs the spec and waits for the program (and its PID namespace) to end.
 // Precondition: the calling process is single-threaded (the sandbox is
 // started with a raw clone). Errors are setup failures, reported before
