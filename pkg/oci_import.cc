@@ -354,6 +354,10 @@ Result<void> write_tree(const Tree& tree, int rootfd) {
             if (::fchmod(fd.get(), n.mode & 07777) != 0)
                 return make_error(errno, p + ": " + errno_string(errno));
         }
+        // Ownership from the image (already clamped) survives only when
+        // importing as root; otherwise the files belong to the importer.
+        if (::geteuid() == 0 && ::fchownat(dir.get(), base.c_str(), n.uid, n.gid, AT_SYMLINK_NOFOLLOW) != 0)
+            return make_error(errno, p + ": chown: " + errno_string(errno));
         struct timespec ts[2] = {{n.mtime, 0}, {n.mtime, 0}};
         if (n.type != T::Dir)
             ::utimensat(dir.get(), base.c_str(), ts, AT_SYMLINK_NOFOLLOW);
