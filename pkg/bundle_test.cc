@@ -450,3 +450,85 @@ TEST(Bundle, PolicyCompilerHookOutputIsSignedAndReturned) {
     EXPECT_EQ(std::string(b->compiled_policy.begin(), b->compiled_policy.end()), "compiled:app_t:1");
     ASSERT_NE(b->manifest.find(SectionKind::CompiledPolicy), nullptr);
 }
+
+namespace {
+
+// Lays out a packed bundle by hand (bundle_format.h), with whatever config
+// and rootfs bytes a test wants, and consistent digests: what an attacker
+// without the signing key can produce.
+std::string craft_packed(const std::string& config, const std::string& policy, const std::vector<uint8_t>& rootfs,
+                         const std::string& name, const std::string& version, const std::string& domain) {
+    Manifest m;
+    m.name = name;
+    m.version = version;
+    m.domain = domain;
+    auto b = [](const std::string& s) { return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()); };
+    uint64_t cursor = kPackedHeaderSize;
+    m.sections.push_back({SectionKind::Config, "bundle.toml", cursor, config.size(), sha256(b(config))});
+    cursor += config.size();
+    m.sections.push_back({SectionKind::Policy, "policy/app.kpol", cursor, policy.size(), sha256(b(policy))});
+    cursor += policy.size();
+    cursor = (cursor + 4095) / 4096 * 4096;
+    m.sections.push_back({SectionKind::Rootfs, "rootfs.img", cursor, rootfs.size(), sha256(rootfs)});
+    cursor += rootfs.size();
+    std::string text = serialize_manifest(m);
+    PackedHeader h{};
+    std::memcpy(h.magic, kPackedMagic, 8);
+    h.format_version = kPackedVersion;
+    h.header_size = kPackedHeaderSize;
+    h.manifest_offset = cursor;
+    h.manifest_size = text.size();
+    h.signature_offset = cursor + text.size();
+    h.file_size = h.signature_offset;
+    Sha256 md = sha256(b(text));
+    std::memcpy(h.manifest_sha256, md.data(), 32);
+    std::string out(h.file_size, '\0');
+    std::memcpy(out.data(), &h, sizeof h);
+    out.replace(m.sections[0].offset, config.size(), config);
+    out.replace(m.sections[1].offset, policy.size(), policy);
+    out.replace(m.sections[2].offset, rootfs.size(), std::string(rootfs.begin(), rootfs.end()));
+    out.replace(h.manifest_offset, text.size(), text);
+    return out;
+}
+
+} // namespace
+
+// Attack 12 for packed files made without kos pack: no behavior config, or
+// a rootfs index that is invalid, is refused at run.
+TEST(Bundle, Attack12CraftedPackedBundlesWithoutBehaviorConfigAreRefused) {
+    TempDir t;
+    make_bundle_dir(t, "ok");
+    auto image = build_rootfs_image(t / "ok/rootfs", {.labeler = [](const std::string&, uint32_t) -> kos::Result<std::string> {
+        return std::string("app_file_t");
+    }});
+    ASSERT_TRUE(image);
+    std::string good = read_all(t / "ok/bundle.toml");
+    write_all(t / "good.kos", craft_packed(good, "p", *image, "demo", "1", "app_t"));
+    ASSERT_TRUE(open_bundle_for_run(t / "good.kos", {})) << "the crafting helper itself must be right";
+
+    std::string no_labels = kos::pkg::testing::bundle_toml("demo", "1", "");
+    write_all(t / "x.kos", craft_packed(no_labels, "p", *image, "demo", "1", "app_t"));
+    auto r1 = open_bundle_for_run(t / "x.kos", {});
+    ASSERT_FALSE(r1);
+    EXPECT_EQ(r1.error().message.substr(0, 80),
+              (t / "x.kos" + ":bundle.toml: no behavior config: missing [labels] section").substr(0, 80));
+
+    std::string no_policy = kos::pkg::testing::bundle_toml("demo", "1", "\"/**\" = \"a_t\"\n", false);
+    write_all(t / "x.kos", craft_packed(no_policy, "p", *image, "demo", "1", "app_t"));
+    auto r2 = open_bundle_for_run(t / "x.kos", {});
+    ASSERT_FALSE(r2);
+    EXPECT_NE(r2.error().message.find("no behavior config: missing [policy] section"), std::string::npos);
+
+    std::vector<uint8_t> broken = *image;
+    broken[0] ^= 0xff; // bad magic, but the digests match
+    write_all(t / "x.kos", craft_packed(good, "p", broken, "demo", "1", "app_t"));
+    auto r3 = open_bundle_for_run(t / "x.kos", {});
+    ASSERT_FALSE(r3);
+    EXPECT_EQ(r3.error().message, t / "x.kos" + ": invalid rootfs image: bad magic (not a kos rootfs image)");
+
+    // Manifest fields that disagree with bundle.toml.
+    write_all(t / "x.kos", craft_packed(good, "p", *image, "other", "1", "app_t"));
+    auto r4 = open_bundle_for_run(t / "x.kos", {});
+    ASSERT_FALSE(r4);
+    EXPECT_EQ(r4.error().message, t / "x.kos" + ": manifest name/version/domain do not match bundle.toml");
+}
