@@ -114,7 +114,7 @@ Result<std::string> LabelMatcher::label_for(const std::string& path) const {
     const Compiled* best = nullptr;
     const Compiled* tie = nullptr;
     auto key = [](const Compiled& c) {
-        return std::make_tuple(c.exact, c.prefix, c.literals, size_t(0) - c.wildcards);
+        return std::make_tuple(c.exact, c.prefix, c.literals, -static_cast<int64_t>(c.wildcards));
     };
     std::vector<std::string_view> parts = split(path);
     for (const Compiled& c : m_rules) {

@@ -66,3 +66,10 @@ TEST(LabelMatcher, ValidatesPatterns) {
     EXPECT_NE(kos::pkg::validate_label_pattern("/a/[ab]"), "");
     EXPECT_NE(kos::pkg::validate_label_pattern("/a/"), "");
 }
+
+TEST(LabelMatcher, FewerWildcardsWinATieOnLiterals) {
+    LabelMatcher m({{"/a/**", "deep_t", "b:1"}, {"/a/*", "one_t", "b:2"}});
+    EXPECT_EQ(*m.label_for("/a/b"), "one_t");
+    EXPECT_EQ(*m.label_for("/a/b/c"), "deep_t");
+    EXPECT_EQ(*m.label_for("/a"), "deep_t");
+}
