@@ -96,11 +96,15 @@ public:
         m_entries += entries.size();
         // OCI image spec, "Whiteouts": a whiteout hides entries of the
         // layers below only, so all of this layer's whiteouts go first.
+        auto is_whiteout = [&](const TarEntry& t) {
+            auto p = normalize(t.path, what);
+            return p && base_of(*p).starts_with(".wh.");
+        };
         for (const TarEntry& t : entries)
-            if (base_of("/" + t.path).starts_with(".wh."))
+            if (is_whiteout(t))
                 KOS_TRY(whiteout(t, what));
         for (TarEntry& t : entries)
-            if (!base_of("/" + t.path).starts_with(".wh."))
+            if (!is_whiteout(t))
                 KOS_TRY(add(std::move(t), what));
         return {};
     }

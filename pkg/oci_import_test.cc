@@ -198,11 +198,12 @@ TEST(OciImport, Attack4WhiteoutsFollowOciSemantics) {
                      {.path = "b/new", .data = "5"},
                      {.path = "d", .data = "same layer"},
                      {.path = ".wh.d"},
-                     {.path = ".wh.missing"}}},
+                     {.path = ".wh.missing"},
+                     {.path = "a/.wh.y/", .type = 'd'}}},
                    &notes);
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_FALSE(has(*r, "/a/x"));
-    EXPECT_TRUE(has(*r, "/a/y"));
+    EXPECT_FALSE(has(*r, "/a/y")); // "a/.wh.y/" (a directory entry) is a whiteout too
     EXPECT_TRUE(has(*r, "/a"));
     EXPECT_FALSE(has(*r, "/b/z"));
     EXPECT_TRUE(has(*r, "/b/new"));
