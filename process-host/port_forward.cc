@@ -53,9 +53,19 @@ Result<void> PortForwarder::attach(int child_pid) {
 void PortForwarder::add_pollfds(std::vector<pollfd>& fds) const {
     for (const auto& l : m_listeners)
         fds.push_back({m_stopped ? -1 : l.fd.get(), POLLIN, 0});
+    // A source is read only when its direction has nothing pending; a
+    // destination is watched for room only when it has.
+    auto want = [](const Pipe& out_of, const Pipe& into) {
+        short ev = 0;
+        if (!out_of.done && !out_of.eof && out_of.pending.empty())
+            ev |= POLLIN;
+        if (!into.done && !into.pending.empty())
+            ev |= POLLOUT;
+        return ev;
+    };
     for (const auto& c : m_conns) {
-        fds.push_back({c.up.done ? -1 : c.up.from, POLLIN, 0});
-        fds.push_back({c.down.done ? -1 : c.down.from, POLLIN, 0});
+        fds.push_back({c.host.get(), want(c.up, c.down), 0});
+        fds.push_back({c.guest.get(), want(c.down, c.up), 0});
     }
 }
 
@@ -81,32 +91,54 @@ void PortForwarder::accept_one(Listener& l) {
     // Loopback: refused or accepted at once, never a long block.
     if (::connect(guest.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
         return; // nothing listens there yet: the client sees its connection closed
+    for (int fd : {host.get(), guest.get()})
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     Conn c;
-    c.up = {host.get(), guest.get(), false};
-    c.down = {guest.get(), host.get(), false};
+    c.up.from = c.down.to = host.get();
+    c.down.from = c.up.to = guest.get();
     c.host = std::move(host);
     c.guest = std::move(guest);
     m_conns.push_back(std::move(c));
 }
 
-void PortForwarder::pump(Pipe& p) {
-    char buf[65536];
-    ssize_t n = ::read(p.from, buf, sizeof buf);
-    if (n <= 0) {
-        // EOF or error: pass the half-close on.
-        ::shutdown(p.to, SHUT_WR);
-        p.done = true;
-        return;
-    }
-    for (ssize_t off = 0; off < n;) {
-        ssize_t w = ::send(p.to, buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
+void PortForwarder::flush(Pipe& p) {
+    while (!p.pending.empty()) {
+        ssize_t w = ::send(p.to, p.pending.data(), p.pending.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return; // later, on POLLOUT
         if (w <= 0) {
             p.done = true;
+            p.pending.clear();
             ::shutdown(p.from, SHUT_RD);
             return;
         }
-        off += w;
+        p.pending.erase(0, static_cast<size_t>(w));
     }
+    if (p.eof && !p.done) {
+        ::shutdown(p.to, SHUT_WR); // pass the half-close on
+        p.done = true;
+    }
+}
+
+void PortForwarder::pump(Pipe& p, short from_events, short to_events) {
+    if (p.done)
+        return;
+    if (!p.pending.empty()) {
+        if (to_events & (POLLOUT | POLLERR | POLLHUP))
+            flush(p);
+        return;
+    }
+    if (!(from_events & (POLLIN | POLLHUP | POLLERR)))
+        return;
+    char buf[65536];
+    ssize_t n = ::recv(p.from, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (n <= 0)
+        p.eof = true;
+    else
+        p.pending.assign(buf, static_cast<size_t>(n));
+    flush(p);
 }
 
 void PortForwarder::handle(const pollfd* fds, size_t count) {
@@ -119,10 +151,9 @@ void PortForwarder::handle(const pollfd* fds, size_t count) {
     size_t nconns = (count - i) / 2;
     for (size_t k = 0; k < nconns && k < m_conns.size(); ++k) {
         Conn& c = m_conns[k];
-        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR))
-            pump(c.up);
-        if (fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))
-            pump(c.down);
+        short host_ev = fds[i].revents, guest_ev = fds[i + 1].revents;
+        pump(c.up, host_ev, guest_ev);
+        pump(c.down, guest_ev, host_ev);
         i += 2;
     }
     std::erase_if(m_conns, [](const Conn& c) { return c.up.done && c.down.done; });

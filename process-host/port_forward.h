@@ -25,8 +25,9 @@ public:
     Result<void> attach(int child_pid);
     bool active() const { return !m_listeners.empty(); }
 
-    // Appends this forwarder's descriptors to `fds`; handle() takes the same
-    // range back after poll().
+    // Appends this forwarder's descriptors to `fds` (per connection: host
+    // then guest, each polled for what its two directions need); handle()
+    // takes the same range back after poll().
     void add_pollfds(std::vector<pollfd>& fds) const;
     void handle(const pollfd* fds, size_t count);
 
@@ -35,16 +36,22 @@ private:
         UniqueFd fd;
         Publish publish;
     };
+    // One direction. Sockets are non-blocking: bytes the destination cannot
+    // take yet wait in `pending`, and the source is not read until they
+    // are gone, so a slow or stalled peer never blocks the supervisor.
     struct Pipe {
         int from = -1, to = -1;
         bool done = false;
+        bool eof = false; // source ended; half-close once pending is flushed
+        std::string pending;
     };
     struct Conn {
         UniqueFd host, guest;
         Pipe up, down; // host -> guest, guest -> host
     };
     void accept_one(Listener& l);
-    static void pump(Pipe& p);
+    static void pump(Pipe& p, short from_events, short to_events);
+    static void flush(Pipe& p);
 
     std::vector<Listener> m_listeners;
     std::vector<Conn> m_conns;

@@ -7,6 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+
 namespace kos::proc {
 namespace {
 
@@ -82,6 +85,69 @@ TEST(PortForwarder, RelaysBothWaysWithHalfClose) {
     EXPECT_TRUE(replied);
     ASSERT_GE(status, 0) << "client did not finish";
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    ::close(server);
+}
+
+// A client that stops reading must not block the supervisor's loop (which
+// also answers the sandbox's notifications): 8 MiB flow through while the
+// client sleeps, and no handle() call blocks.
+TEST(PortForwarder, StalledClientDoesNotBlockTheLoop) {
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "setns needs root";
+    constexpr size_t kTotal = 8u << 20;
+    uint16_t guest_port = 0, host_port = 0;
+    int server = listen_loopback(&guest_port);
+    ::close(listen_loopback(&host_port));
+    PortForwarder f;
+    ASSERT_TRUE(f.listen({Publish{"127.0.0.1", host_port, guest_port}}));
+    ASSERT_TRUE(f.attach(::getpid()));
+    pid_t client = ::fork();
+    if (client == 0) {
+        int c = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(host_port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+            ::_exit(1);
+        ::usleep(500'000); // stalled
+        size_t got = 0;
+        char buf[65536];
+        ssize_t n;
+        while ((n = ::read(c, buf, sizeof buf)) > 0)
+            got += static_cast<size_t>(n);
+        ::_exit(got == kTotal ? 0 : 2);
+    }
+    int conn = -1;
+    size_t sent = 0;
+    double worst_ms = 0;
+    int status = -1;
+    std::string chunk(65536, 'x');
+    for (int round = 0; round < 5000 && status < 0; ++round) {
+        std::vector<pollfd> fds = {{server, POLLIN, 0}, {conn, static_cast<short>(sent < kTotal ? POLLOUT : 0), 0}};
+        f.add_pollfds(fds);
+        ::poll(fds.data(), fds.size(), 10);
+        auto t = std::chrono::steady_clock::now();
+        f.handle(fds.data() + 2, fds.size() - 2);
+        worst_ms = std::max(worst_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+        if (fds[0].revents & POLLIN) {
+            conn = ::accept4(server, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        }
+        if (conn >= 0 && sent < kTotal && (fds[1].revents & POLLOUT)) {
+            ssize_t w = ::send(conn, chunk.data(), std::min(chunk.size(), kTotal - sent), MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w > 0)
+                sent += static_cast<size_t>(w);
+            if (sent == kTotal)
+                ::shutdown(conn, SHUT_WR);
+        }
+        int st = 0;
+        if (::waitpid(client, &st, WNOHANG) == client)
+            status = st;
+    }
+    ASSERT_GE(status, 0) << "client did not finish; sent " << sent;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    EXPECT_LT(worst_ms, 50.0);
+    ::close(conn);
     ::close(server);
 }
 
