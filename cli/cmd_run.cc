@@ -299,7 +299,11 @@ void add_run_commands(CLI::App& app, Context& ctx) {
         ->capture_default_str();
     run->add_flag("--best-effort", args->best_effort,
                   "Process backend: run even when Landlock or cgroups cannot enforce everything");
-    run->callback([args, &ctx] { ctx.exit_status = run_command(*args); });
+    run->callback([args, &ctx] {
+        if (ctx.has_passthrough)
+            args->args.insert(args->args.end(), ctx.passthrough.begin(), ctx.passthrough.end());
+        ctx.exit_status = run_command(*args);
+    });
 
     auto img_args = std::make_shared<RunArgs>();
     auto out_dir = std::make_shared<std::string>();
@@ -310,7 +314,11 @@ void add_run_commands(CLI::App& app, Context& ctx) {
     image->add_option("-o,--output", *out_dir, "Directory for kos-guest.elf and boot.img")
         ->required()
         ->check(CLI::ExistingDirectory);
-    image->callback([img_args, out_dir, &ctx] { ctx.exit_status = image_command(*img_args, *out_dir); });
+    image->callback([img_args, out_dir, &ctx] {
+        if (ctx.has_passthrough)
+            img_args->args.insert(img_args->args.end(), ctx.passthrough.begin(), ctx.passthrough.end());
+        ctx.exit_status = image_command(*img_args, *out_dir);
+    });
 }
 
 } // namespace kos::cli

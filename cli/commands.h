@@ -8,6 +8,10 @@ namespace kos::cli {
 
 struct Context {
     int exit_status = 0;
+    // Everything after the first "--": the program and its arguments, passed
+    // through untouched (never parsed as kos options).
+    bool has_passthrough = false;
+    std::vector<std::string> passthrough;
 };
 
 void add_run_commands(CLI::App& app, Context& ctx);    // run (cmd_run.cc)

@@ -1,5 +1,6 @@
 // kos: the one command users type. Thin: parses, calls the libraries, prints.
 #include <cstdio>
+#include <string>
 
 #include "commands.h"
 
@@ -17,8 +18,19 @@ int main(int argc, char** argv) {
     kos::cli::add_policy_commands(app, ctx);
     kos::cli::add_bundle_commands(app, ctx);
     kos::cli::add_doctor_commands(app, ctx);
+    // Split at the first "--" ourselves: a program's arguments (say "-e" or
+    // "[") must reach it verbatim.
+    int kos_argc = argc;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--") {
+            kos_argc = i;
+            ctx.has_passthrough = true;
+            ctx.passthrough.assign(argv + i + 1, argv + argc);
+            break;
+        }
+    }
     try {
-        app.parse(argc, argv);
+        app.parse(kos_argc, argv);
     } catch (const CLI::ParseError& e) {
         int rc = app.exit(e);
         // Usage errors are distinct from a program's own exit status.

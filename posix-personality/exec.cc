@@ -53,7 +53,7 @@ i64 load_segment(const rfs::RootfsEntry& file, const elf::Phdr& ph, u64 bias) {
 } // namespace
 
 i64 exec_program(const char* path, const char* const* argv, const char* const* envp,
-                 sys::LinuxSyscallFrame* frame) {
+                 sys::LinuxSyscallFrame* frame, bool replace) {
     i64 idx = fs_resolve(-100, path, true);
     if (idx < 0)
         return idx;
@@ -64,8 +64,17 @@ i64 exec_program(const char* path, const char* const* argv, const char* const* e
         return -kEACCES;
     elf::Image img(g_rt.rootfs.file_data(file), file.size);
     if (elf::Error err = img.validate(); err != elf::Error::None) {
-        printf(2, "kos: cannot execute %s: %s\n", path, elf::error_string(err));
+        // execve of a script or a foreign binary fails with ENOEXEC (shells
+        // then run scripts themselves); the first program gets a message.
+        if (!replace)
+            printf(2, "kos: cannot execute %s: %s\n", path, elf::error_string(err));
         return -8; // ENOEXEC
+    }
+    // Everything is checked: from here the old image goes away.
+    if (replace) {
+        i64 r = native(Sys::vm_reset);
+        if (r < 0)
+            return r;
     }
     u64 bias = img.ehdr().type == elf::kTypeDyn ? kStaticPieBase : 0;
     u64 brk = 0;

@@ -196,6 +196,12 @@ i64 fs_resolve(int dirfd, const char* path, bool follow_last) {
     return resolve_at(dirfd, path, follow_last);
 }
 
+void fs_close_on_exec() {
+    for (Fd& f : g_fds)
+        if (f.kind != FdKind::Free && f.cloexec)
+            f = Fd{};
+}
+
 i64 fd_file_entry(int fd) {
     Fd* f = get_fd(fd);
     if (!f)

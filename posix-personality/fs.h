@@ -45,6 +45,8 @@ i64 sys_dup(int oldfd);
 i64 sys_fcntl(int fd, int cmd, u64 arg);
 i64 sys_chdir(const char* path);
 i64 sys_getcwd(u64 buf, u64 len);
+// execve: closes the descriptors marked close-on-exec.
+void fs_close_on_exec();
 // For mmap of files: the rootfs entry behind fd, or -errno.
 i64 fd_file_entry(int fd);
 

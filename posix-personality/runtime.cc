@@ -196,6 +196,13 @@ struct KSigaction {
 KSigaction g_sigactions[65];
 u64 g_sigmask = 0;
 
+// execve keeps ignored signals ignored and resets handlers to the default.
+void signals_reset_on_exec_impl() {
+    for (auto& a : g_sigactions)
+        if (a.handler != 1) // SIG_IGN
+            a = KSigaction{};
+}
+
 i64 sys_rt_sigaction(u64 sig, u64 act, u64 oldact, u64 size) {
     if (sig < 1 || sig > 64 || sig == 9 || sig == 19 || size != 8)
         return -kEINVAL;
@@ -323,6 +330,72 @@ i64 sys_nanosleep(u64 req, bool absolute, bool realtime) {
     return 0;
 }
 
+void signals_reset_on_exec() { signals_reset_on_exec_impl(); }
+
+// --- execve -----------------------------------------------------------------
+
+// The arguments are copied out of the program's memory first: it is gone
+// once the new image is mapped.
+char g_exec_strings[256 * 1024];
+const char* g_exec_argv[4097];
+const char* g_exec_envp[4097];
+
+i64 copy_string_vector(u64 vec, const char** out, u64 max, u64* used) {
+    if (vec == 0) {
+        out[0] = nullptr;
+        return 0;
+    }
+    u64 n = 0;
+    for (;; ++n) {
+        if (vec + n * 8 + 8 > sys::kUserTop)
+            return -kEFAULT;
+        u64 p = reinterpret_cast<const u64*>(vec)[n];
+        if (p == 0)
+            break;
+        if (n == max)
+            return -7; // E2BIG
+        if (p >= sys::kUserTop)
+            return -kEFAULT;
+        u64 len = cstr_len(reinterpret_cast<const char*>(p), sizeof g_exec_strings);
+        if (*used + len + 1 > sizeof g_exec_strings)
+            return -7;
+        memcpy(g_exec_strings + *used, reinterpret_cast<const char*>(p), len);
+        g_exec_strings[*used + len] = 0;
+        out[n] = g_exec_strings + *used;
+        *used += len + 1;
+    }
+    out[n] = nullptr;
+    return 0;
+}
+
+i64 sys_execve(sys::ThreadBlock* tb, const char* path, u64 argv, u64 envp) {
+    if (!path)
+        return -kEFAULT;
+    u64 used = 0;
+    u64 plen = cstr_len(path, abi::rootfs::kMaxPath + 1);
+    if (plen > abi::rootfs::kMaxPath)
+        return -kENAMETOOLONG;
+    memcpy(g_exec_strings, path, plen);
+    g_exec_strings[plen] = 0;
+    used = plen + 1;
+    if (i64 r = copy_string_vector(argv, g_exec_argv, 4096, &used); r < 0)
+        return r;
+    if (i64 r = copy_string_vector(envp, g_exec_envp, 4096, &used); r < 0)
+        return r;
+    if (!g_exec_argv[0]) { // Linux accepts an empty argv; programs expect argv[0]
+        g_exec_argv[0] = g_exec_strings;
+        g_exec_argv[1] = nullptr;
+    }
+    i64 r = exec_program(g_exec_strings, g_exec_argv, g_exec_envp, &tb->frame, true);
+    if (r < 0)
+        return r;
+    fs_close_on_exec();
+    signals_reset_on_exec();
+    tb->scratch[1] = 0; // FS base: the new program sets its own
+    native(Sys::set_fs_base, 0);
+    return 0;
+}
+
 // --- dispatch ---------------------------------------------------------------
 
 i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
@@ -384,6 +457,11 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::exit_group: native_exit(0, a0 & 0xff);
     case nr::clone: return sys_clone(tb, a0, a1, a2, a3, a4);
     case nr::clone3: return -kENOSYS; // callers fall back to clone
+    case nr::execve: return sys_execve(tb, str(a0), a1, a2);
+    case nr::execveat:
+        if (static_cast<int>(a0) != -100 || a4 != 0)
+            return -kENOSYS; // relative to a descriptor, or with flags: not yet
+        return sys_execve(tb, str(a1), a2, a3);
     case nr::futex: return sys_futex(a0, a1, a2, a3, a4, a5);
     case nr::sched_yield: return native(Sys::thread_yield);
     case nr::nanosleep: return sys_nanosleep(a0, false, false);
@@ -391,6 +469,12 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
         if (a0 != 0 && a0 != 1)
             return -kEINVAL;
         return sys_nanosleep(a2, a1 & 1, a0 == 0);
+    case nr::kill:
+        // One process for now: only itself (pid 1), and only the existence
+        // check (signal 0) until signal delivery lands.
+        if (static_cast<abi::i64>(a0) != 1 && static_cast<abi::i64>(a0) != 0)
+            return -3; // ESRCH
+        return a1 == 0 ? 0 : -kENOSYS;
     case nr::set_robust_list: return a1 == 24 ? 0 : -kEINVAL; // no robust futex cleanup yet
     case nr::uname: return sys_uname(a0);
     case nr::getpid: return 1;

@@ -54,8 +54,10 @@ i64 fs_resolve(int dirfd, const char* path, bool follow_last);
 
 // Program loading (exec.cc): maps `path` and builds the initial stack; fills
 // `frame` so that resuming it starts the program. Returns 0 or -errno.
+// With `replace` (execve), the current program's mappings are removed once
+// the new program has been checked; a failure before that changes nothing.
 i64 exec_program(const char* path, const char* const* argv, const char* const* envp,
-                 abi::sys::LinuxSyscallFrame* frame);
+                 abi::sys::LinuxSyscallFrame* frame, bool replace = false);
 
 // Time and randomness (misc.cc).
 void time_init();

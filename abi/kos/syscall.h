@@ -36,7 +36,9 @@ namespace kos::abi::sys {
                        "the last thread's exit ends the task with that status")          \
     X(16, futex_wait, "a0 = u32 address, a1 = expected value -> 0 when woken, EAGAIN if " \
                       "the value differs")                                               \
-    X(17, futex_wake, "a0 = u32 address, a1 = most threads to wake -> threads woken")
+    X(17, futex_wake, "a0 = u32 address, a1 = most threads to wake -> threads woken")     \
+    X(18, vm_reset, "unmap every mapping except the pinned ones (for execve); only in a " \
+                    "task with one thread")
 
 enum class Sys : u64 {
 #define KOS_SYS_ENUM(n, name, doc) name = n,

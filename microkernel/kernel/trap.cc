@@ -210,6 +210,11 @@ i64 native_call(Thread* self, TrapFrame* f) {
             task_exit(&p);
         }
         return kBlocked;
+    case sys::Sys::vm_reset:
+        if (p.live_threads != 1)
+            return -16; // EBUSY: other threads still use this address space
+        p.as.unmap_unpinned();
+        return 0;
     case sys::Sys::futex_wait:
         return futex_wait(self, a0, a1);
     case sys::Sys::futex_wake:

@@ -255,6 +255,20 @@ i64 AddressSpace::unmap(u64 addr, u64 len) {
     return 0;
 }
 
+void AddressSpace::unmap_unpinned() {
+    Vma** link = &m_head;
+    while (*link) {
+        Vma* v = *link;
+        if (v->flags & kPinned) {
+            link = &v->next;
+            continue;
+        }
+        clear_ptes(v->start, v->end, !(v->flags & kImage));
+        *link = v->next;
+        g_vmas.free(v);
+    }
+}
+
 void AddressSpace::apply_prot(u64 start, u64 end, u32 prot) {
     for (u64 p = start; p < end; p += kPage) {
         u64* pte = nullptr;

@@ -39,6 +39,8 @@ public:
     i64 map_image(u64 addr, u64 len, u64 pa, u32 prot, u32 vma_flags);
     i64 unmap(u64 addr, u64 len);
     i64 protect(u64 addr, u64 len, u32 prot);
+    // Removes every mapping that is not pinned (a new program image).
+    void unmap_unpinned();
 
     // Handles a user page fault; false if the access is not allowed or
     // memory ran out (then last_fault_out_of_memory() is true).

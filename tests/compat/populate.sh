@@ -1,0 +1,15 @@
+#!/bin/sh
+# Assembles the compatibility bundle: $1 = bundle directory, $2 = source dir.
+set -eu
+bundle=$1
+src=$2
+rm -rf "$bundle"
+mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/etc"
+cp /bin/busybox "$bundle/rootfs/bin/busybox"
+for applet in $(/bin/busybox --list); do
+  [ "$applet" = busybox ] || ln -sf busybox "$bundle/rootfs/bin/$applet"
+done
+cp /bin/bash-static "$bundle/rootfs/bin/bash"
+cp -r "$src/data" "$bundle/rootfs/data"
+echo kos-compat > "$bundle/rootfs/etc/hostname"
+cp "$src/bundle.toml" "$bundle/bundle.toml"
