@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <map>
 #include <memory>
@@ -151,6 +152,13 @@ int pack_command(const PackArgs& a) {
     if (!exp)
         return fail(exp.error().message);
     opts.expires = *exp;
+    // Reproducible builds: SOURCE_DATE_EPOCH fixes the manifest's creation time.
+    if (const char* sde = ::getenv("SOURCE_DATE_EPOCH"); sde && *sde) {
+        std::string v = sde;
+        if (v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos)
+            return fail("SOURCE_DATE_EPOCH must be a number of seconds");
+        opts.created = std::stoll(v);
+    }
     Progress progress("packing");
     opts.progress = progress.callback();
     auto r = pkg::pack_bundle(a.dir, a.out, opts);

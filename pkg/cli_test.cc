@@ -76,3 +76,13 @@ TEST(Cli, PackRefusesMissingBehaviorConfig) {
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.out.find("no behavior config: missing [labels] section"), std::string::npos) << r.out;
 }
+
+TEST(Cli, PackIsReproducibleWithSourceDateEpoch) {
+    TempDir t;
+    make_bundle_dir(t, "src");
+    std::string env = "SOURCE_DATE_EPOCH=1700000000 ";
+    std::string kos = KOS_BINARY;
+    ASSERT_EQ(std::system((env + kos + " pack " + (t / "src") + " -o " + (t / "a.kos") + " >/dev/null").c_str()), 0);
+    ASSERT_EQ(std::system((env + kos + " pack " + (t / "src") + " -o " + (t / "b.kos") + " >/dev/null").c_str()), 0);
+    EXPECT_EQ(read_all(t / "a.kos"), read_all(t / "b.kos"));
+}
