@@ -597,6 +597,9 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
                                    {notify ? notify.get() : -1, POLLIN, 0},
                                    {sock_open ? sock.get() : -1, POLLIN, 0},
                                    {sigfd.get(), POLLIN, 0}};
+        size_t pending_at = fds.size();
+        sup.add_pollfds(fds);
+        size_t forward_at = fds.size();
         forward.add_pollfds(fds);
         auto next = std::min(deadline, kill_at);
         int timeout = -1;
@@ -646,8 +649,10 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
                 std::memcpy(&out.value, m->data() + 1, sizeof(int));
             }
         }
-        if (fds.size() > 4)
-            forward.handle(fds.data() + 4, fds.size() - 4);
+        if (notify && forward_at > pending_at)
+            sup.handle_pending(notify.get(), fds.data() + pending_at, forward_at - pending_at);
+        if (fds.size() > forward_at)
+            forward.handle(fds.data() + forward_at, fds.size() - forward_at);
         if (fds[0].revents & POLLIN) {
             if (::waitpid(child, &status, 0) == child)
                 break;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
@@ -125,6 +126,27 @@ bool Supervisor::exec_allowed(dev_t dev, ino_t ino) const { return m_execs.count
 // "prog (domain)", as the VM backend's audit lines name a subject.
 std::string Supervisor::who(int pid) const { return comm_of(pid) + " (" + m_spec.domain + ")"; }
 
+void Supervisor::add_pollfds(std::vector<pollfd>& fds) const {
+    for (const auto& p : m_pending)
+        fds.push_back({p.sock.get(), POLLOUT, 0});
+}
+
+void Supervisor::handle_pending(int notify_fd, const pollfd* fds, size_t count) {
+    for (size_t i = 0; i < count && i < m_pending.size(); ++i) {
+        if (!(fds[i].revents & (POLLOUT | POLLERR | POLLHUP)))
+            continue;
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(m_pending[i].sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+        seccomp_notif_resp resp{};
+        resp.id = m_pending[i].id;
+        resp.error = -err;
+        ::ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp); // ENOENT if the caller gave up
+        m_pending[i].sock = UniqueFd();
+    }
+    std::erase_if(m_pending, [](const PendingConnect& p) { return !p.sock; });
+}
+
 void Supervisor::handle(int fd, RunOutcome& stats) {
     seccomp_notif req{};
     if (::ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0)
@@ -238,12 +260,28 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
                     deny(EACCES, std::string(name) + " " + (proto == Proto::Tcp ? "tcp " : "udp ") +
                                      addr_text(family, a, port) + " by " + who(pid) + " [rule " + v.rule + "]: " +
                                      v.reason);
-                } else {
+                } else if (op == NetOp::Bind) {
                     // The call runs on our copy of the address.
-                    int rc = op == NetOp::Connect
-                                 ? ::connect(dup.get(), reinterpret_cast<sockaddr*>(&ss), static_cast<socklen_t>(len))
-                                 : ::bind(dup.get(), reinterpret_cast<sockaddr*>(&ss), static_cast<socklen_t>(len));
+                    int rc = ::bind(dup.get(), reinterpret_cast<sockaddr*>(&ss), static_cast<socklen_t>(len));
                     resp.error = rc == 0 ? 0 : -errno;
+                } else {
+                    // Connect on our copy of the address, never blocking this
+                    // loop (it also enforces the wall-time limit): a blocking
+                    // socket is switched to non-blocking for the call only,
+                    // and an unfinished connect is answered when it completes.
+                    int fl = ::fcntl(dup.get(), F_GETFL);
+                    bool blocking = fl >= 0 && !(fl & O_NONBLOCK);
+                    if (blocking)
+                        ::fcntl(dup.get(), F_SETFL, fl | O_NONBLOCK);
+                    int rc = ::connect(dup.get(), reinterpret_cast<sockaddr*>(&ss), static_cast<socklen_t>(len));
+                    int err = rc == 0 ? 0 : errno;
+                    if (blocking)
+                        ::fcntl(dup.get(), F_SETFL, fl);
+                    if (blocking && err == EINPROGRESS) {
+                        m_pending.push_back({req.id, std::move(dup)});
+                        return; // answered by handle_pending()
+                    }
+                    resp.error = -err;
                 }
             }
         }

@@ -4,7 +4,9 @@
 // No decision trusts memory the program can change after the check:
 // - connect/bind on IP sockets: the supervisor copies the address once,
 //   decides on the copy, and if allowed performs the call itself on a
-//   duplicate of the program's socket (pidfd_getfd) with that copy;
+//   duplicate of the program's socket (pidfd_getfd) with that copy (a
+//   connect that does not finish at once is answered when it does, so the
+//   supervisor never blocks);
 // - execve: the supervisor denies what the spec does not list and lets an
 //   allowed path continue, and the kernel re-checks: Landlock grants
 //   EXECUTE only on the listed files, so a path rewritten after the check
@@ -14,6 +16,7 @@
 // network.connect]: why".
 #pragma once
 
+#include <poll.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -21,6 +24,9 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include "kos/support/file.h"
 
 #include "sandbox.h"
 #include "sandbox_spec.h"
@@ -47,10 +53,20 @@ Verdict decide_net(const SandboxSpec& spec, NetOp op, Proto proto, int family, c
 class Supervisor {
 public:
     Supervisor(const SandboxSpec& spec, int child_pid);
-    // Receives and answers one notification.
+    // Receives and answers one notification (a connect that cannot finish
+    // at once is answered later by handle_pending).
     void handle(int notify_fd, RunOutcome& stats);
+    // Connects in progress: their sockets, polled for completion.
+    void add_pollfds(std::vector<pollfd>& fds) const;
+    void handle_pending(int notify_fd, const pollfd* fds, size_t count);
+    size_t pending() const { return m_pending.size(); }
 
 private:
+    struct PendingConnect {
+        uint64_t id;
+        UniqueFd sock;
+    };
+    std::vector<PendingConnect> m_pending;
     bool exec_allowed(dev_t dev, ino_t ino) const;
     std::string who(int pid) const;
     const SandboxSpec& m_spec;

@@ -30,6 +30,7 @@ constexpr Entry kAllow[] = {
     {"newfstatat", "identifying an execve target"},
     {"statx", "identifying an execve target"},
     {"lseek", "stdio"},
+    {"fcntl", "a blocking socket made non-blocking for the supervisor's connect, then restored"},
     {"pidfd_open", "duplicating the program's socket"},
     {"pidfd_getfd", "duplicating the program's socket to connect/bind with the checked address"},
     {"getsockopt", "the socket's type"},

@@ -211,6 +211,24 @@ static int loopback(int port) {
     return 0;
 }
 
+/* Fills a listener's accept queue, then connects again: on loopback the
+ * last connect blocks (its SYNs are dropped) until the queue drains. */
+static int slowconnect(int port) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(s, (struct sockaddr*)&a, sizeof a) != 0 || listen(s, 0) != 0) {
+        printf("bind %s\n", err(errno));
+        return 1;
+    }
+    for (int i = 0; i < 8; ++i) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        int rc = connect(c, (struct sockaddr*)&a, sizeof a);
+        printf("connect %d %s\n", i, rc == 0 ? "ok" : err(errno));
+    }
+    return 0;
+}
+
 static int forkbomb(int n) {
     int ok = 0, failed = 0, last = 0;
     for (int i = 0; i < n; ++i) {
@@ -304,6 +322,8 @@ int main(int argc, char** argv) {
         return tcp(c, argv[2], atoi(argv[3]));
     if (!strcmp(c, "loopback") && argc == 3)
         return loopback(atoi(argv[2]));
+    if (!strcmp(c, "slowconnect") && argc == 3)
+        return slowconnect(atoi(argv[2]));
     if (!strcmp(c, "forkbomb") && argc == 3)
         return forkbomb(atoi(argv[2]));
     if (!strcmp(c, "alloc") && argc == 3) {

@@ -294,6 +294,18 @@ TEST_F(ProcessBackend, AllowedListenAndConnectWorkOnLoopback) {
     EXPECT_EQ(r.err, "");
 }
 
+// The supervisor performs allowed connects itself; one that cannot finish
+// (a full accept queue drops its SYNs) must not stall the supervisor, which
+// also enforces the wall-time limit.
+TEST_F(ProcessBackend, BlockedConnectDoesNotStallTheSupervisor) {
+    auto t = std::chrono::steady_clock::now();
+    auto r = kos_run(kSbx, {"/bin/sbx_probe", "slowconnect", "8000"}, {"--timeout", "1.5"}, 30);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    EXPECT_EQ(r.status, 128 + SIGKILL) << r.out << r.err;
+    EXPECT_NE(r.err.find("wall-time limit (--timeout)"), std::string::npos) << r.err;
+    EXPECT_LT(s, 5.0);
+}
+
 TEST_F(ProcessBackend, PidsLimitStopsAForkBomb) {
     ProbeBundle b("[limits]\npids = 10\n");
     auto r = kos_run(b.dir(), {"/bin/sbx_probe", "forkbomb", "50"});
