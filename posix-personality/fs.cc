@@ -196,6 +196,86 @@ i64 fs_resolve(int dirfd, const char* path, bool follow_last) {
     return resolve_at(dirfd, path, follow_last);
 }
 
+namespace {
+constexpr short kPollIn = 0x1, kPollOut = 0x4, kPollNval = 0x20;
+
+short ready_events(int fd) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return kPollNval;
+    switch (f->kind) {
+    case FdKind::Console:
+        return (f->flags & kOAccmode) == kORdonly ? kPollIn : static_cast<short>(kPollIn | kPollOut);
+    case FdKind::File:
+    case FdKind::Dir:
+        return kPollIn | kPollOut;
+    case FdKind::Device:
+        return kPollIn | kPollOut;
+    default:
+        return kPollNval;
+    }
+}
+} // namespace
+
+i64 sys_poll(u64 fds, u64 nfds) {
+    struct PollFd {
+        int fd;
+        short events, revents;
+    };
+    if (nfds > kMaxFds)
+        return -kEINVAL;
+    if (!user_range_ok(fds, nfds * sizeof(PollFd)))
+        return -kEFAULT;
+    auto* p = reinterpret_cast<PollFd*>(fds);
+    i64 n = 0;
+    for (u64 i = 0; i < nfds; ++i) {
+        if (p[i].fd < 0) {
+            p[i].revents = 0;
+            continue;
+        }
+        short ready = ready_events(p[i].fd);
+        p[i].revents = ready == kPollNval ? kPollNval : static_cast<short>(ready & p[i].events);
+        if (p[i].revents)
+            ++n;
+    }
+    return n;
+}
+
+i64 sys_select(int nfds, u64 readfds, u64 writefds, u64 exceptfds) {
+    if (nfds < 0 || nfds > kMaxFds)
+        return -kEINVAL;
+    u64 words = (static_cast<u64>(nfds) + 63) / 64;
+    u64* sets[2] = {reinterpret_cast<u64*>(readfds), reinterpret_cast<u64*>(writefds)};
+    for (u64* set : sets)
+        if (set && !user_range_ok(reinterpret_cast<u64>(set), words * 8))
+            return -kEFAULT;
+    if (exceptfds && !user_range_ok(exceptfds, words * 8))
+        return -kEFAULT;
+    i64 n = 0;
+    for (int fd = 0; fd < nfds; ++fd) {
+        u64 bit = 1ull << (fd % 64);
+        bool want_r = sets[0] && (sets[0][fd / 64] & bit);
+        bool want_w = sets[1] && (sets[1][fd / 64] & bit);
+        if (!want_r && !want_w)
+            continue;
+        short ready = ready_events(fd);
+        if (ready == kPollNval)
+            return -kEBADF;
+        if (want_r && !(ready & kPollIn))
+            sets[0][fd / 64] &= ~bit;
+        else if (want_r)
+            ++n;
+        if (want_w && !(ready & kPollOut))
+            sets[1][fd / 64] &= ~bit;
+        else if (want_w)
+            ++n;
+    }
+    if (exceptfds)
+        for (u64 w = 0; w < words; ++w)
+            reinterpret_cast<u64*>(exceptfds)[w] = 0;
+    return n;
+}
+
 void fs_close_on_exec() {
     for (Fd& f : g_fds)
         if (f.kind != FdKind::Free && f.cloexec)

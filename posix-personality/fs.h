@@ -45,6 +45,12 @@ i64 sys_dup(int oldfd);
 i64 sys_fcntl(int fd, int cmd, u64 arg);
 i64 sys_chdir(const char* path);
 i64 sys_getcwd(u64 buf, u64 len);
+// poll/select over this process's descriptors. Files, devices and the
+// console never block here: the console counts as readable (a read waits
+// for the host's input or its end), which is what sequential programs
+// need; pipes and sockets bring real readiness with their servers.
+i64 sys_poll(u64 fds, u64 nfds);
+i64 sys_select(int nfds, u64 readfds, u64 writefds, u64 exceptfds);
 // execve: closes the descriptors marked close-on-exec.
 void fs_close_on_exec();
 // For mmap of files: the rootfs entry behind fd, or -errno.

@@ -469,6 +469,10 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
         if (a0 != 0 && a0 != 1)
             return -kEINVAL;
         return sys_nanosleep(a2, a1 & 1, a0 == 0);
+    case nr::poll: return sys_poll(a0, a1);
+    case nr::ppoll: return sys_poll(a0, a1);
+    case nr::select: return sys_select(i0, a1, a2, a3);
+    case nr::pselect6: return sys_select(i0, a1, a2, a3);
     case nr::kill:
         // One process for now: only itself (pid 1), and only the existence
         // check (signal 0) until signal delivery lands.

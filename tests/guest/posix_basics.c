@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/select.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -138,6 +140,16 @@ int main(int argc, char** argv, char** envp) {
     CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == ((1 << 8) | 3));
     CHECK(getrandom(r1, 16, 0) == 16);
     close(dn), close(dz), close(df), close(du);
+
+    /* poll and select over the console, files and a bad descriptor. */
+    struct pollfd pf[3] = {{1, POLLOUT, 0}, {0, POLLIN, 0}, {999, POLLIN, 0}};
+    CHECK(poll(pf, 3, 0) == 3 && pf[0].revents == POLLOUT && pf[1].revents == POLLIN &&
+          pf[2].revents == POLLNVAL);
+    fd_set wr;
+    FD_ZERO(&wr);
+    FD_SET(1, &wr);
+    struct timeval tv = {0, 0};
+    CHECK(select(2, NULL, &wr, NULL, &tv) == 1 && FD_ISSET(1, &wr));
 
     /* The terminal question: the console is not a tty (ENOTTY). */
     CHECK(!isatty(1) && errno == ENOTTY);
