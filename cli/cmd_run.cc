@@ -18,6 +18,7 @@
 #include "kvm-host/vmm.h"
 #include "pkg/bundle.h"
 #include "pkg/bundle_config.h"
+#include "pkg/label_matcher.h"
 #include "pkg/rootfs_builder.h"
 #include "process-host/process_backend.h"
 
@@ -145,6 +146,13 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
             return fail(kExitKosError, parsed.error().message);
         config = std::move(*parsed);
         pkg::RootfsBuildOptions opts;
+        // With [labels], every file gets its label in the image, and a file
+        // no rule matches refuses the run (ATTACKS.md 12).
+        std::optional<pkg::LabelMatcher> matcher;
+        if (config->has_labels) {
+            matcher.emplace(config->labels);
+            opts.labeler = [&](const std::string& path, uint32_t) { return matcher->label_for(path); };
+        }
         auto built = pkg::build_rootfs_image(a.bundle + "/rootfs", opts);
         if (!built)
             return fail(kExitKosError, "bundle " + a.bundle + ": " + built.error().message);

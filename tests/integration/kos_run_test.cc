@@ -235,6 +235,18 @@ TEST_F(KosRun, LimitsComeFromTheBundleConfig) {
     EXPECT_NE(r.err.find("out of memory"), std::string::npos) << r.err;
 }
 
+TEST_F(KosRun, AnUnlabeledFileRefusesTheRun) {
+    TempBundle b;
+    b.write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/hello\"]\n"
+                           "[labels]\n\"/hello\" = \"app_exec_t\"\n\"/\" = \"app_dir_t\"\n");
+    b.copy(kSrc + "/examples/hello/rootfs/hello", "rootfs/hello");
+    b.write("rootfs/secret.txt", "no rule for me");
+    auto r = run_process({kKos, "run", b.dir()}, 30);
+    EXPECT_EQ(r.status, 125);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("/secret.txt"), std::string::npos) << r.err;
+}
+
 TEST_F(KosRun, EnvOptionsReplaceAndAdd) {
     auto r = run_process({kKos, "run", "-e", "PATH=/x", "-e", "EXTRA=1", kSrc + "/examples/busybox", "--",
                           "/bin/busybox", "env"});
