@@ -64,6 +64,11 @@ void PortForwarder::add_pollfds(std::vector<pollfd>& fds) const {
         return ev;
     };
     for (const auto& c : m_conns) {
+        if (c.connecting) {
+            fds.push_back({-1, 0, 0});
+            fds.push_back({c.guest.get(), POLLOUT, 0});
+            continue;
+        }
         fds.push_back({c.host.get(), want(c.up, c.down), 0});
         fds.push_back({c.guest.get(), want(c.down, c.up), 0});
     }
@@ -76,7 +81,7 @@ void PortForwarder::accept_one(Listener& l) {
     // A socket created while in the sandbox's namespace stays in it.
     if (::setns(m_guest_ns.get(), CLONE_NEWNET) != 0)
         return;
-    UniqueFd guest(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    UniqueFd guest(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (::setns(m_host_ns.get(), CLONE_NEWNET) != 0) {
         std::fprintf(stderr, "kos: cannot return to the host network namespace; stopping port forwarding\n");
         m_stopped = true;
@@ -88,12 +93,13 @@ void PortForwarder::accept_one(Listener& l) {
     a.sin_family = AF_INET;
     a.sin_port = htons(l.publish.guest_port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    // Loopback: refused or accepted at once, never a long block.
-    if (::connect(guest.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    // Non-blocking: a program that never accepts cannot stall the loop.
+    bool connected = ::connect(guest.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (!connected && errno != EINPROGRESS)
         return; // nothing listens there yet: the client sees its connection closed
-    for (int fd : {host.get(), guest.get()})
-        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    ::fcntl(host.get(), F_SETFL, ::fcntl(host.get(), F_GETFL) | O_NONBLOCK);
     Conn c;
+    c.connecting = !connected;
     c.up.from = c.down.to = host.get();
     c.down.from = c.up.to = guest.get();
     c.host = std::move(host);
@@ -152,6 +158,18 @@ void PortForwarder::handle(const pollfd* fds, size_t count) {
     for (size_t k = 0; k < nconns && k < m_conns.size(); ++k) {
         Conn& c = m_conns[k];
         short host_ev = fds[i].revents, guest_ev = fds[i + 1].revents;
+        if (c.connecting) {
+            if (guest_ev & (POLLOUT | POLLERR | POLLHUP)) {
+                int err = 0;
+                socklen_t len = sizeof err;
+                ::getsockopt(c.guest.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+                if (err != 0)
+                    c.up.done = c.down.done = true; // closes both ends below
+                c.connecting = false;
+            }
+            i += 2;
+            continue;
+        }
         pump(c.up, host_ev, guest_ev);
         pump(c.down, guest_ev, host_ev);
         i += 2;

@@ -47,7 +47,8 @@ private:
     };
     struct Conn {
         UniqueFd host, guest;
-        Pipe up, down; // host -> guest, guest -> host
+        Pipe up, down;          // host -> guest, guest -> host
+        bool connecting = true; // the guest side's non-blocking connect is in progress
     };
     void accept_one(Listener& l);
     static void pump(Pipe& p, short from_events, short to_events);

@@ -151,6 +151,58 @@ TEST(PortForwarder, StalledClientDoesNotBlockTheLoop) {
     ::close(server);
 }
 
+// A guest that never accepts (its accept queue full) cannot stall the loop
+// through the relay's own connect.
+TEST(PortForwarder, GuestThatNeverAcceptsDoesNotBlockTheLoop) {
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "setns needs root";
+    uint16_t guest_port = 0, host_port = 0;
+    int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(server, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(server, 0);
+    socklen_t len = sizeof a;
+    ::getsockname(server, reinterpret_cast<sockaddr*>(&a), &len);
+    guest_port = ntohs(a.sin_port);
+    std::vector<int> fillers;
+    for (int i = 0; i < 3; ++i) { // fill the accept queue
+        int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        ::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        fillers.push_back(c);
+    }
+    ::close(listen_loopback(&host_port));
+    PortForwarder f;
+    ASSERT_TRUE(f.listen({Publish{"127.0.0.1", host_port, guest_port}}));
+    ASSERT_TRUE(f.attach(::getpid()));
+    std::vector<int> clients;
+    double worst_ms = 0;
+    for (int round = 0; round < 40; ++round) {
+        if (round < 3) {
+            int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            sockaddr_in h{};
+            h.sin_family = AF_INET;
+            h.sin_port = htons(host_port);
+            h.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            ::connect(c, reinterpret_cast<sockaddr*>(&h), sizeof h);
+            clients.push_back(c);
+        }
+        std::vector<pollfd> fds;
+        f.add_pollfds(fds);
+        ::poll(fds.data(), fds.size(), 10);
+        auto t = std::chrono::steady_clock::now();
+        f.handle(fds.data(), fds.size());
+        worst_ms = std::max(worst_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    }
+    EXPECT_LT(worst_ms, 50.0);
+    for (int c : clients)
+        ::close(c);
+    for (int c : fillers)
+        ::close(c);
+    ::close(server);
+}
+
 TEST(PortForwarder, BusyHostPortFailsBeforeAnythingRuns) {
     uint16_t port = 0;
     int taken = listen_loopback(&port);
