@@ -304,7 +304,19 @@ int main(int argc, char** argv) {
     if (!strcmp(c, "tiocsti")) {
         char ch = 'x';
         int rc = ioctl(0, TIOCSTI, &ch);
-        printf("tiocsti %s isatty=%d\n", rc == 0 ? "ok" : err(errno), isatty(0));
+        /* tty_nr, the 7th field of /proc/self/stat: 0 without a controlling terminal. */
+        int tty_nr = -1;
+        FILE* f = fopen("/proc/self/stat", "r");
+        if (f) {
+            char line[1024];
+            if (fgets(line, sizeof line, f)) {
+                char* p = strrchr(line, ')');
+                if (p)
+                    sscanf(p + 2, "%*c %*d %*d %*d %d", &tty_nr);
+            }
+            fclose(f);
+        }
+        printf("tiocsti %s isatty=%d ctty=%d\n", rc == 0 ? "ok" : err(errno), isatty(0), tty_nr);
         return 0;
     }
     if (!strcmp(c, "iouring")) {

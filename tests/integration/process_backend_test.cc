@@ -251,13 +251,19 @@ TEST_F(ProcessBackend, TiocstiIsDeniedOnARealTerminal) {
     posix_spawn_file_actions_adddup2(&fa, slave, 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_addclose(&fa, master);
+    // kos runs in a new session with the pty as its controlling terminal
+    // (setsid -c), the situation of an interactive shell.
+    struct stat sst{};
+    bool ctty = ::stat("/usr/bin/setsid", &sst) == 0;
     std::vector<std::string> argv = {kKos, "run", "--backend", "process", kSbx, "--", "/bin/sbx_probe", "tiocsti"};
+    if (ctty)
+        argv.insert(argv.begin(), {"/usr/bin/setsid", "-c"});
     std::vector<char*> args;
     for (auto& a : argv)
         args.push_back(a.data());
     args.push_back(nullptr);
     pid_t pid = 0;
-    ASSERT_EQ(::posix_spawn(&pid, kKos.c_str(), &fa, nullptr, args.data(), environ), 0);
+    ASSERT_EQ(::posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ), 0);
     posix_spawn_file_actions_destroy(&fa);
     ::close(out[1]);
     std::string text;
@@ -273,7 +279,8 @@ TEST_F(ProcessBackend, TiocstiIsDeniedOnARealTerminal) {
     int pending = ::poll(&p, 1, 100);
     ::close(slave);
     ::close(master);
-    EXPECT_EQ(text, "tiocsti EPERM isatty=1\n");
+    // Denied, and the program has no controlling terminal at all.
+    EXPECT_EQ(text, "tiocsti EPERM isatty=1 ctty=0\n");
     EXPECT_EQ(pending, 0);
 }
 
