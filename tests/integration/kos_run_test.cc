@@ -288,6 +288,34 @@ TEST_F(KosRun, PackedSignedBundleRunsAndATamperedOneIsRefused) {
     EXPECT_NE(bad.err.find("kos: "), std::string::npos) << bad.err;
 }
 
+// A real image built here with tar from this machine's busybox (what
+// `docker save` writes: manifest.json, the config, uncompressed layers),
+// imported with kos import and run in the VM.
+TEST_F(KosRun, ImportedDockerArchiveRuns) {
+    TempBundle t;
+    std::string d = t.dir();
+    t.write("make-image.sh", R"(set -e
+cd "$1"
+mkdir -p layer/bin layer/srv l1
+cp /bin/busybox layer/bin/busybox
+ln -s busybox layer/bin/sh
+echo 'hello from an image' > layer/srv/hello.txt
+tar -cf l1/layer.tar -C layer .
+diff=$(sha256sum l1/layer.tar | cut -d' ' -f1)
+printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/bin/busybox","cat"],"Cmd":["/srv/hello.txt"],"Env":["PATH=/bin"],"WorkingDir":"/srv"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$diff" > config.json
+cfg=$(sha256sum config.json | cut -d' ' -f1)
+mv config.json "$cfg.json"
+printf '[{"Config":"%s.json","RepoTags":["demo/hello:1"],"Layers":["l1/layer.tar"]}]' "$cfg" > manifest.json
+tar -cf image.tar manifest.json "$cfg.json" l1/layer.tar
+)");
+    ASSERT_EQ(std::system(("bash " + d + "/make-image.sh " + d).c_str()), 0);
+    auto imp = run_process({kKos, "import", "docker-archive", d + "/image.tar", "-o", d + "/bundle"}, 60);
+    ASSERT_EQ(imp.status, 0) << imp.out << imp.err;
+    auto r = run_process({kKos, "run", d + "/bundle"}, 60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "hello from an image\n");
+}
+
 TEST_F(KosRun, TracePrintsSyscalls) {
     auto r = run_process({kKos, "run", "--trace", kApps, "--", "/bin/exit3"});
     EXPECT_EQ(r.status, 3);
