@@ -12,6 +12,7 @@
 #include "kos/base/elf.h"
 #include "kos/boot.h"
 #include "kos/rootfs_image.h"
+#include "kos/syscall.h"
 #include "kos/support/file.h"
 #include "kvm-host/boot_image.h"
 #include "kvm-host/kvm.h"
@@ -187,6 +188,35 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
     rfs::RootfsView view(rootfs.data(), rootfs.size());
     if (auto ok = check_program(view, launch.argv[0]); !ok)
         return fail(ok.error().status, "cannot run " + ok.error().message);
+
+    // The init description: the app, then every [[process]], and the
+    // [[channel]]s between them; nothing else will exist in the VM.
+    if (app.native || !config->processes.empty() || !config->channels.empty()) {
+        std::string app_label = config->has_policy && !config->policy.domain.empty()
+                                    ? config->policy.domain
+                                    : std::string("app_t");
+        launch.init.processes.push_back({"app", app_label, app.native, launch.argv});
+        for (const pkg::ProcessConfig& p : config->processes) {
+            if (auto ok = check_program(view, p.program[0]); !ok)
+                return fail(ok.error().status, "cannot run process " + p.name + ": " + ok.error().message);
+            launch.init.processes.push_back({p.name, p.label, true, p.program});
+        }
+        auto index_of = [&](const std::string& name) {
+            for (uint32_t i = 0; i < launch.init.processes.size(); ++i)
+                if (launch.init.processes[i].name == name)
+                    return i;
+            return 0u;
+        };
+        for (const pkg::ChannelConfig& c : config->channels) {
+            uint32_t rights = 0;
+            for (const std::string& r : c.rights)
+                rights |= r == "call" ? abi::sys::kRightCall
+                          : r == "transfer" ? abi::sys::kRightTransfer
+                                            : abi::sys::kRightDuplicate;
+            launch.init.channels.push_back(
+                {c.name, index_of(c.client), index_of(c.server), c.interface_id, rights});
+        }
+    }
 
     auto image = vmm::build_boot_image(launch, rootfs);
     if (!image)

@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <cctype>
+#include <optional>
 #include <sstream>
 
 #include "kos/rootfs_image.h"
@@ -466,6 +467,98 @@ Result<void> require_behavior_config(const BundleConfig& config, const std::stri
     return {};
 }
 
+// [[process]] and [[channel]]: the bundle's init description.
+Result<void> parse_processes_and_channels(const toml::table& root, const std::string& origin,
+                                          BundleConfig& cfg) {
+    auto tables = [&](const char* key) -> Result<std::vector<const toml::table*>> {
+        std::vector<const toml::table*> out;
+        const toml::node* n = root.get(key);
+        if (!n)
+            return out;
+        const toml::array* arr = n->as_array();
+        if (!arr)
+            return make_error(EINVAL, where(origin, n->source()) + ": [[" + key +
+                                          "]] must be an array of tables (write [[" + key + "]])");
+        for (const toml::node& item : *arr) {
+            if (!item.as_table())
+                return make_error(EINVAL, where(origin, item.source()) + ": [[" + key + "]] entries must be tables");
+            out.push_back(item.as_table());
+        }
+        return out;
+    };
+    auto check_keys = [&](const toml::table& t, const char* section,
+                          std::initializer_list<const char*> known) -> Result<void> {
+        for (auto&& [k, v] : t) {
+            bool ok = false;
+            for (const char* kk : known)
+                ok = ok || k.str() == kk;
+            if (!ok)
+                return make_error(EINVAL, where(origin, k.source()) + ": unknown key [[" + section +
+                                              "]] " + std::string(k.str()));
+        }
+        return {};
+    };
+    std::vector<std::string> names = {"app"};
+    for (const toml::table* t : KOS_TRY(tables("process"))) {
+        KOS_TRY(check_keys(*t, "process", {"name", "label", "program"}));
+        ProcessConfig p;
+        p.where = where(origin, t->source());
+        p.name = KOS_TRY(string_field(*t, "name", "", origin, "[process]"));
+        p.label = KOS_TRY(string_field(*t, "label", "", origin, "[process]"));
+        p.program = KOS_TRY(string_array(*t, "program", origin, "[process]"));
+        if (p.name.empty() || p.name.size() > 39)
+            return make_error(EINVAL, p.where + ": [[process]] name must have 1 to 39 characters");
+        for (const std::string& n : names)
+            if (n == p.name)
+                return make_error(EINVAL, p.where + ": [[process]] name \"" + p.name + "\" is used twice (\"app\" is the [app] program)");
+        if (!valid_label(p.label))
+            return make_error(EINVAL, p.where + ": [[process]] " + p.name + " needs a label like \"server_t\"");
+        if (p.program.empty() || p.program[0].empty() || p.program[0].front() != '/')
+            return make_error(EINVAL, p.where + ": [[process]] " + p.name +
+                                          ": program must start with an absolute path inside rootfs");
+        names.push_back(p.name);
+        cfg.processes.push_back(std::move(p));
+    }
+    for (const toml::table* t : KOS_TRY(tables("channel"))) {
+        KOS_TRY(check_keys(*t, "channel", {"name", "client", "server", "interface", "rights"}));
+        ChannelConfig c;
+        c.where = where(origin, t->source());
+        c.name = KOS_TRY(string_field(*t, "name", "", origin, "[channel]"));
+        c.client = KOS_TRY(string_field(*t, "client", "", origin, "[channel]"));
+        c.server = KOS_TRY(string_field(*t, "server", "", origin, "[channel]"));
+        c.rights = KOS_TRY(string_array(*t, "rights", origin, "[channel]"));
+        if (c.rights.empty())
+            c.rights = {"call"};
+        const toml::node* iface = t->get("interface");
+        auto id = iface ? iface->value<int64_t>() : std::nullopt;
+        if (!id || *id <= 0 || *id > 0xffffffffll)
+            return make_error(EINVAL, c.where + ": [[channel]] " + c.name +
+                                          ": interface must be a positive interface id");
+        c.interface_id = static_cast<uint32_t>(*id);
+        if (c.name.empty() || c.name.size() > 39)
+            return make_error(EINVAL, c.where + ": [[channel]] name must have 1 to 39 characters");
+        for (const ChannelConfig& other : cfg.channels)
+            if (other.name == c.name)
+                return make_error(EINVAL, c.where + ": [[channel]] name \"" + c.name + "\" is used twice");
+        auto declared = [&](const std::string& n) {
+            for (const std::string& d : names)
+                if (d == n)
+                    return true;
+            return false;
+        };
+        if (!declared(c.client) || !declared(c.server) || c.client == c.server)
+            return make_error(EINVAL, c.where + ": [[channel]] " + c.name +
+                                          ": client and server must be two different declared processes "
+                                          "(\"app\" or a [[process]] name)");
+        for (const std::string& r : c.rights)
+            if (r != "call" && r != "transfer" && r != "duplicate")
+                return make_error(EINVAL, c.where + ": [[channel]] " + c.name + ": unknown right \"" + r +
+                                              "\" (call, transfer, duplicate)");
+        cfg.channels.push_back(std::move(c));
+    }
+    return {};
+}
+
 Result<BundleConfig> parse_bundle_config(const std::string& text, const std::string& origin) {
     KOS_TRY(precheck_toml(text, origin));
     toml::parse_result parsed = toml::parse(text, origin);
@@ -479,10 +572,10 @@ Result<BundleConfig> parse_bundle_config(const std::string& text, const std::str
     for (auto&& [key, node] : root) {
         std::string k(key.str());
         if (k != "app" && k != "labels" && k != "policy" && k != "limits" && k != "network" &&
-            k != "volumes")
+            k != "volumes" && k != "process" && k != "channel")
             return make_error(EINVAL, where(origin, key.source()) + ": unknown section [" + k +
                                           "]; known sections: app, labels, policy, limits, "
-                                          "network, volumes");
+                                          "network, volumes, [[process]], [[channel]]");
     }
 
     const toml::table* app = root["app"].as_table();
@@ -491,7 +584,7 @@ Result<BundleConfig> parse_bundle_config(const std::string& text, const std::str
                                            "[app] entrypoint = [\"/bin/program\"])");
     for (auto&& [key, node] : *app) {
         static const char* known[] = {"name", "version", "entrypoint", "args", "env",
-                                      "workdir", "user", "hostname"};
+                                      "workdir", "user", "hostname", "native"};
         bool ok = false;
         for (const char* kk : known)
             ok = ok || key.str() == kk;
@@ -508,6 +601,12 @@ Result<BundleConfig> parse_bundle_config(const std::string& text, const std::str
     a.workdir = KOS_TRY(string_field(*app, "workdir", "/", origin, "app"));
     a.hostname = KOS_TRY(string_field(*app, "hostname", "kos", origin, "app"));
     std::string user = KOS_TRY(string_field(*app, "user", "0:0", origin, "app"));
+    if (const toml::node* n = app->get("native")) {
+        auto v = n->value<bool>();
+        if (!v)
+            return make_error(EINVAL, where(origin, n->source()) + ": [app] native must be true or false");
+        a.native = *v;
+    }
     std::string at = where(origin, app->source());
     KOS_TRY(parse_user(user, at, a));
     if (a.name.empty())
@@ -546,6 +645,7 @@ Result<BundleConfig> parse_bundle_config(const std::string& text, const std::str
             return make_error(EINVAL, where(origin, n->source()) + ": [volumes] must be a table");
         KOS_TRY(parse_volumes(*n->as_table(), origin, cfg));
     }
+    KOS_TRY(parse_processes_and_channels(root, origin, cfg));
     return cfg;
 }
 

@@ -21,6 +21,28 @@ struct AppConfig {
     uint32_t uid = 0;
     uint32_t gid = 0;
     std::string hostname = "kos";
+    bool native = false; // a native kos program (the kos IPC API) instead of a Linux one
+};
+
+// [[process]]: a further process of the bundle, started with the app. Native
+// kos programs for now (servers the app calls over declared channels).
+struct ProcessConfig {
+    std::string name;
+    std::string label;
+    std::vector<std::string> program; // path inside rootfs, then arguments
+    std::string where;
+};
+
+// [[channel]]: the only way two processes talk. `client` and `server` name
+// processes ("app" is the [app] program); `interface` is the IDL interface id
+// the channel carries; `rights` those of the client's handle.
+struct ChannelConfig {
+    std::string name;
+    std::string client;
+    std::string server;
+    uint32_t interface_id = 0;
+    std::vector<std::string> rights; // "call", "transfer", "duplicate"
+    std::string where;
 };
 
 // [labels]: "PATTERN" = "LABEL". Patterns are absolute rootfs paths whose
@@ -85,6 +107,8 @@ struct BundleConfig {
     LimitsConfig limits;
     NetworkConfig network;
     std::vector<VolumeConfig> volumes;
+    std::vector<ProcessConfig> processes;
+    std::vector<ChannelConfig> channels;
 };
 
 inline constexpr const char* kConfigFileName = "bundle.toml";

@@ -316,6 +316,48 @@ tar -cf image.tar manifest.json "$cfg.json" l1/layer.tar
     EXPECT_EQ(r.out, "hello from an image\n");
 }
 
+// [[process]] and [[channel]] in bundle.toml become the VM's init
+// description: the native client talks to the native server over the one
+// declared channel, every request mediated by the kernel.
+TEST_F(KosRun, BundleDeclaresProcessesAndChannels) {
+    TempBundle b;
+    b.write("bundle.toml", R"([app]
+name = "ipc-demo"
+entrypoint = ["/bin/ipc_client"]
+native = true
+
+[policy]
+domain = "client_t"
+sources = ["policy/app.kpol"]
+
+[[process]]
+name = "echo"
+label = "echo_t"
+program = ["/bin/echo_server"]
+
+[[channel]]
+name = "echo"
+client = "app"
+server = "echo"
+interface = 7
+rights = ["call", "duplicate", "transfer"]
+)");
+    b.copy(std::string(KOS_IPC_ROOTFS) + "/bin/ipc_client", "rootfs/bin/ipc_client");
+    b.copy(std::string(KOS_IPC_ROOTFS) + "/bin/echo_server", "rootfs/bin/echo_server");
+    auto r = run_process({kKos, "run", b.dir()}, 60);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("ipc_client: 0 failures"), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("kos: denied request app (client_t) -> echo (echo_t): interface 99"),
+              std::string::npos) << r.err;
+    // A channel to an undeclared process is refused before anything starts.
+    b.write("bundle.toml", "[app]\nname = \"x\"\nentrypoint = [\"/bin/ipc_client\"]\nnative = true\n"
+                           "[[channel]]\nname = \"c\"\nclient = \"app\"\nserver = \"nobody\"\ninterface = 7\n");
+    auto bad = run_process({kKos, "run", b.dir()}, 30);
+    EXPECT_EQ(bad.status, 125);
+    EXPECT_NE(bad.err.find("client and server must be two different declared processes"), std::string::npos)
+        << bad.err;
+}
+
 TEST_F(KosRun, TracePrintsSyscalls) {
     auto r = run_process({kKos, "run", "--trace", kApps, "--", "/bin/exit3"});
     EXPECT_EQ(r.status, 3);
