@@ -43,6 +43,7 @@ struct RunArgs {
     uint64_t output_limit_mib = 0; // 0: the bundle's [limits] output, else 1 GiB
     double timeout_s = -1;         // < 0: the bundle's [limits] wall_time, else none
     std::vector<std::string> env;  // -e KEY=VALUE, after the bundle's [app] env
+    std::vector<std::string> publish; // -p [HOST_ADDR:]HOST_PORT:GUEST_PORT
     std::string backend = "vm"; // vm | process | auto
     bool best_effort = false;   // process backend: run without full Landlock/cgroups
 };
@@ -233,12 +234,18 @@ int run_command(const RunArgs& a) {
         req.stats = a.stats;
         req.best_effort = a.best_effort;
         req.timeout_s = a.timeout_s < 0 ? 0 : a.timeout_s;
+        req.publish = a.publish;
         if (!a.env.empty() || a.memory_mib || a.output_limit_mib) {
             std::fprintf(stderr, "kos: -e, --memory and --output-limit apply to the VM backend only; "
                                  "the process backend takes them from the bundle's config\n");
             return kExitKosError;
         }
         return proc::run_bundle(req);
+    }
+    if (!a.publish.empty()) {
+        std::fprintf(stderr, "kos: -p needs networking, which the VM backend does not have yet; "
+                             "use --backend process\n");
+        return kExitKosError;
     }
     auto start = std::chrono::steady_clock::now();
     auto prepared = prepare_boot_image(a);
@@ -315,6 +322,9 @@ void add_run_commands(CLI::App& app, Context& ctx) {
     run->add_option("--memory", args->memory_mib,
                     "Guest memory in MiB (default: the bundle's [limits] memory, else 256)")
         ->check(CLI::Range(16, 65536));
+    run->add_option("-p,--publish", args->publish,
+                    "Publish a port: [HOST_ADDR:]HOST_PORT:GUEST_PORT (process backend; repeatable)")
+        ->allow_extra_args(false);
     run->add_option("-e,--env", args->env, "Set KEY=VALUE in the program's environment (repeatable)")
         ->allow_extra_args(false)
         ->check([](const std::string& v) {

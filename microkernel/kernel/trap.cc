@@ -320,6 +320,22 @@ extern "C" void trap_dispatch(TrapFrame* f) {
         kill_current(f, cr2);
         return;
     }
+    // `int 0x80`, the 32-bit system call gate: x86-64 Linux programs get
+    // no i386 ABI from kos, so the call fails with ENOSYS like an unknown
+    // system call (ATTACKS.md 20). It faults as #UD on nested KVM and as
+    // #GP (the gate is not user-callable) on hardware.
+    bool idt_0x80 = (f->vector == 13 || f->vector == 11) && (f->error & 2) && (f->error >> 3) == 0x80;
+    if (f->vector == 6 || idt_0x80 || f->vector == 13) {
+        i64 pa = p.as.translate(f->rip, false);
+        if (pa >= 0 && (f->rip & (kPage - 1)) != kPage - 1) {
+            const auto* insn = static_cast<const abi::u8*>(pmm::phys_to_virt(static_cast<u64>(pa)));
+            if (insn[0] == 0xcd && insn[1] == 0x80) {
+                f->rax = static_cast<u64>(-err::kNoSys);
+                f->rip += 2;
+                return;
+            }
+        }
+    }
     kill_current(f, 0);
 }
 

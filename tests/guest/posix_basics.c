@@ -47,6 +47,11 @@ int main(int argc, char** argv, char** envp) {
     errno = 0;
     CHECK(syscall(SYS_write, 1, (void*)0x7ffffffffff0ul, 0xfffffffffffffff0ul) == -1 && errno == EFAULT);
 
+    /* The 32-bit gate: ENOSYS in eax, execution continues (attack 20). */
+    long r80 = 20; /* getpid in the i386 table */
+    __asm__ volatile("int $0x80" : "+a"(r80) : : "memory");
+    CHECK(r80 == -ENOSYS);
+
     CHECK(getpid() > 0);
     struct utsname u;
     CHECK(uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0 && strcmp(u.machine, "x86_64") == 0);
