@@ -10,6 +10,8 @@
 namespace kos {
 
 Thread* g_current = nullptr;
+abi::u64 g_loaded_fs = ~0ull; // FS/GS bases in the MSRs now (~0: unknown)
+abi::u64 g_loaded_gs = ~0ull;
 
 namespace {
 
@@ -142,8 +144,18 @@ void load_thread(Thread* t, arch::TrapFrame* f) {
     if (!g_current || g_current->task != task)
         arch::write_cr3(task->as.pml4());
     *f = t->frame;
-    arch::wrmsr(arch::kMsrFsBase, t->fs_base);
-    arch::wrmsr(arch::kMsrGsBase, t->gs_base);
+    // FS and GS bases change only through the kernel (user-mode
+    // wrfsbase/wrgsbase are off), so the loaded values are known and an
+    // MSR is written only when it differs: MSR accesses trap to the
+    // hypervisor.
+    if (t->fs_base != g_loaded_fs) {
+        arch::wrmsr(arch::kMsrFsBase, t->fs_base);
+        g_loaded_fs = t->fs_base;
+    }
+    if (t->gs_base != g_loaded_gs) {
+        arch::wrmsr(arch::kMsrGsBase, t->gs_base);
+        g_loaded_gs = t->gs_base;
+    }
     g_current = t;
 }
 

@@ -80,6 +80,7 @@ inline constexpr abi::u32 kMaxTasks = 64;
 inline constexpr abi::i64 kBlocked = 1ll << 62;
 
 extern Thread* g_current;
+extern abi::u64 g_loaded_fs; // what the FS base MSR holds (set_fs_base keeps it current)
 
 Task* task_at(abi::u32 index);
 Task* alloc_task();

@@ -172,6 +172,8 @@ i64 native_call(Thread* self, TrapFrame* f) {
         if (a0 >= sys::kUserTop)
             return -err::kPerm;
         arch::wrmsr(arch::kMsrFsBase, a0);
+        self->fs_base = a0;
+        g_loaded_fs = a0;
         return 0;
     case sys::Sys::vm_map_image: {
         // a2: offset inside the rootfs image; only whole pages of it.
