@@ -10,6 +10,7 @@
 #include "kos/hypercall.h"
 #include "kvm-host/boot_image.h"
 #include "kvm-host/kvm.h"
+#include "kvm-host/testing/require_kvm.h"
 #include "kvm-host/testing/tiny_guest.h"
 
 namespace hc = kos::abi::hc;
@@ -21,14 +22,7 @@ namespace {
 
 class Vmm : public ::testing::Test {
 protected:
-    void SetUp() override {
-        std::string why;
-        if (!kos::vmm::kvm_usable(&why)) {
-            if (std::getenv("CI"))
-                FAIL() << "/dev/kvm is not usable in CI, where VM tests must run: " << why;
-            GTEST_SKIP() << "VM test skipped: /dev/kvm is not usable here: " << why;
-        }
-    }
+    void SetUp() override { KOS_REQUIRE_KVM(); }
 
     kos::Result<kos::vmm::RunOutcome> run(const std::vector<uint8_t>& elf, uint64_t timeout_ms = 10000) {
         kos::vmm::LaunchSpec launch;

@@ -370,7 +370,8 @@ i64 sys_write(int fd, u64 buf, u64 len) {
     return static_cast<i64>(done);
 }
 
-i64 sys_readv(int fd, u64 iov, int cnt) {
+// readv/writev: one transfer per buffer, stopping at the first short one.
+i64 vector_io(int fd, u64 iov, int cnt, i64 (*op)(int, u64, u64)) {
     if (cnt < 0 || cnt > 1024)
         return -kEINVAL;
     if (!user_range_ok(iov, u64(cnt) * sizeof(Iovec)))
@@ -380,7 +381,7 @@ i64 sys_readv(int fd, u64 iov, int cnt) {
     for (int i = 0; i < cnt; ++i) {
         if (!v[i].len)
             continue;
-        i64 r = sys_read(fd, v[i].base, v[i].len);
+        i64 r = op(fd, v[i].base, v[i].len);
         if (r < 0)
             return total ? total : r;
         total += r;
@@ -390,25 +391,9 @@ i64 sys_readv(int fd, u64 iov, int cnt) {
     return total;
 }
 
-i64 sys_writev(int fd, u64 iov, int cnt) {
-    if (cnt < 0 || cnt > 1024)
-        return -kEINVAL;
-    if (!user_range_ok(iov, u64(cnt) * sizeof(Iovec)))
-        return -kEFAULT;
-    const auto* v = reinterpret_cast<const Iovec*>(iov);
-    i64 total = 0;
-    for (int i = 0; i < cnt; ++i) {
-        if (!v[i].len)
-            continue;
-        i64 r = sys_write(fd, v[i].base, v[i].len);
-        if (r < 0)
-            return total ? total : r;
-        total += r;
-        if (static_cast<u64>(r) < v[i].len)
-            break;
-    }
-    return total;
-}
+i64 sys_readv(int fd, u64 iov, int cnt) { return vector_io(fd, iov, cnt, sys_read); }
+
+i64 sys_writev(int fd, u64 iov, int cnt) { return vector_io(fd, iov, cnt, sys_write); }
 
 struct DeviceNode {
     const char* path;

@@ -172,24 +172,7 @@ bool AddressSpace::populate_range(const Vma& v, u64 start, u64 end) {
     return true;
 }
 
-bool AddressSpace::populate(const Vma& v, u64 page) {
-    u64* pte = nullptr;
-    if (pg::walk(m_pml4, page, true, &pte) != pg::WalkResult::Ok)
-        return false;
-    if (*pte & pg::kPresent)
-        return true;
-    u64 frame;
-    if (v.flags & kImage) {
-        frame = v.image_pa + (page - v.start);
-    } else {
-        frame = pmm::alloc_frame(true);
-        if (frame == pmm::kNoFrame)
-            return false;
-    }
-    *pte = frame | pte_bits(v.prot);
-    ++m_pages;
-    return true;
-}
+bool AddressSpace::populate(const Vma& v, u64 page) { return populate_range(v, page, page + kPage); }
 
 void AddressSpace::clear_ptes(u64 start, u64 end, bool free_frames) {
     for (u64 p = start; p < end; p += kPage) {

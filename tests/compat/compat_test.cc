@@ -13,6 +13,7 @@
 
 #include "../integration/process.h"
 #include "kvm-host/kvm.h"
+#include "kvm-host/testing/require_kvm.h"
 
 namespace {
 
@@ -76,12 +77,7 @@ std::string shorten(const std::string& s) {
 } // namespace
 
 TEST(Compat, BusyboxAndBashCommandLines) {
-    std::string why;
-    if (!kos::vmm::kvm_usable(&why)) {
-        if (std::getenv("CI"))
-            FAIL() << "/dev/kvm is not usable in CI, where VM tests must run: " << why;
-        GTEST_SKIP() << "compat suite skipped: /dev/kvm is not usable here: " << why;
-    }
+    KOS_REQUIRE_KVM();
     std::vector<std::string> native_prefix = {"/usr/sbin/chroot", COMPAT_ROOTFS};
     if (::geteuid() != 0)
         native_prefix = {"/usr/bin/unshare", "--map-root-user", "--root=" COMPAT_ROOTFS};

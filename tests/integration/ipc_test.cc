@@ -11,6 +11,7 @@
 #include "kos/syscall.h"
 #include "kvm-host/boot_image.h"
 #include "kvm-host/kvm.h"
+#include "kvm-host/testing/require_kvm.h"
 #include "kvm-host/vmm.h"
 #include "pkg/rootfs_builder.h"
 
@@ -65,14 +66,7 @@ kos::vmm::InitSpec echo_bundle(uint32_t client_rights) {
 
 class Ipc : public ::testing::Test {
 protected:
-    void SetUp() override {
-        std::string why;
-        if (!kos::vmm::kvm_usable(&why)) {
-            if (std::getenv("CI"))
-                FAIL() << "/dev/kvm is not usable in CI, where VM tests must run: " << why;
-            GTEST_SKIP() << "VM test skipped: /dev/kvm is not usable here: " << why;
-        }
-    }
+    void SetUp() override { KOS_REQUIRE_KVM(); }
 };
 
 } // namespace

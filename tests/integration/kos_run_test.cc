@@ -16,6 +16,7 @@
 #include <iterator>
 
 #include "kvm-host/kvm.h"
+#include "kvm-host/testing/require_kvm.h"
 #include "process.h"
 
 using kos::test::run_process;
@@ -30,14 +31,7 @@ const std::string kApps = KOS_TEST_BUNDLE;
 
 class KosRun : public ::testing::Test {
 protected:
-    void SetUp() override {
-        std::string why;
-        if (!kos::vmm::kvm_usable(&why)) {
-            if (std::getenv("CI"))
-                FAIL() << "/dev/kvm is not usable in CI, where VM tests must run: " << why;
-            GTEST_SKIP() << "VM test skipped: /dev/kvm is not usable here: " << why;
-        }
-    }
+    void SetUp() override { KOS_REQUIRE_KVM(); }
 };
 
 // A scratch bundle directory, removed at the end.
