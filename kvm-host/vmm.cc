@@ -266,6 +266,16 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
             result = -errno;
         break;
     }
+    case hc::Op::CopyPage: {
+        uint64_t dst = b.args[0], src = b.args[1];
+        if (dst % 4096 || src % 4096 || !st.ram.in_ram(dst, 4096) || !st.ram.in_ram(src, 4096)) {
+            result = -EFAULT;
+            break;
+        }
+        std::memmove(st.ram.at(dst), st.ram.at(src), 4096);
+        result = 0;
+        break;
+    }
     case hc::Op::Panic: {
         uint64_t gpa = b.args[0], len = std::min<uint64_t>(b.args[1], hc::kMaxPanicMessage);
         std::string msg = st.ram.in_ram(gpa, len)

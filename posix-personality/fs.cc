@@ -40,6 +40,22 @@ Fd* get_fd(int fd) {
     return &g_fds[fd];
 }
 
+// Descriptors sharing a pipe handle (dup, dup2, fork copies the table):
+// the handle is closed with its last descriptor.
+constexpr int kHandleSlots = 64;
+u32 g_handle_refs[kHandleSlots];
+
+void ref_handle(const Fd& f) {
+    if (f.kind == FdKind::Pipe)
+        ++g_handle_refs[f.handle % kHandleSlots];
+}
+
+void release_fd(Fd& f) {
+    if (f.kind == FdKind::Pipe && --g_handle_refs[f.handle % kHandleSlots] == 0)
+        native(Sys::handle_close, f.handle);
+    f = Fd{};
+}
+
 int alloc_fd(int min = 0) {
     for (int i = min; i < kMaxFds; ++i)
         if (g_fds[i].kind == FdKind::Free)
@@ -211,6 +227,10 @@ short ready_events(int fd) {
         return kPollIn | kPollOut;
     case FdKind::Device:
         return kPollIn | kPollOut;
+    case FdKind::Pipe:
+        // Without a readiness query to the kernel yet, the end's direction
+        // is reported ready; a read then waits for data as usual.
+        return (f->flags & kOAccmode) == kORdonly ? kPollIn : kPollOut;
     default:
         return kPollNval;
     }
@@ -279,7 +299,7 @@ i64 sys_select(int nfds, u64 readfds, u64 writefds, u64 exceptfds) {
 void fs_close_on_exec() {
     for (Fd& f : g_fds)
         if (f.kind != FdKind::Free && f.cloexec)
-            f = Fd{};
+            release_fd(f);
 }
 
 i64 fd_file_entry(int fd) {
@@ -323,6 +343,13 @@ i64 sys_read(int fd, u64 buf, u64 len) {
             return -kEFAULT;
         return native(Sys::console_read, buf, len);
     }
+    if (f->kind == FdKind::Pipe) {
+        u32 h = f->handle;
+        runtime_unlock();
+        i64 r = native(Sys::pipe_read, h, buf, len);
+        runtime_lock();
+        return r;
+    }
     if (f->kind == FdKind::Device) {
         if (!user_range_ok(buf, len))
             return -kEFAULT;
@@ -347,6 +374,24 @@ i64 sys_write(int fd, u64 buf, u64 len) {
     Fd* f = get_fd(fd);
     if (!f)
         return -kEBADF;
+    if (f->kind == FdKind::Pipe) {
+        if ((f->flags & kOAccmode) == kORdonly)
+            return -kEBADF;
+        // A blocking write returns once every byte is in the pipe.
+        u32 h = f->handle;
+        runtime_unlock();
+        u64 done = 0;
+        i64 r = 0;
+        while (done < len) {
+            r = native(Sys::pipe_write, h, buf + done, len - done);
+            if (r <= 0)
+                break;
+            done += static_cast<u64>(r);
+        }
+        runtime_lock();
+        // EPIPE without readers (SIGPIPE comes with signal delivery).
+        return done ? static_cast<i64>(done) : r;
+    }
     if (f->kind == FdKind::Device) {
         if ((f->flags & kOAccmode) == kORdonly)
             return -kEBADF;
@@ -469,7 +514,38 @@ i64 sys_close(int fd) {
     Fd* f = get_fd(fd);
     if (!f)
         return -kEBADF;
-    *f = Fd{};
+    release_fd(*f);
+    return 0;
+}
+
+i64 sys_pipe2(u64 fds, int flags) {
+    if (flags & ~(kOCloexec | 04000 /* O_NONBLOCK */))
+        return -kEINVAL;
+    if (!user_range_ok(fds, 8))
+        return -kEFAULT;
+    int rfd = alloc_fd();
+    if (rfd < 0)
+        return rfd;
+    g_fds[rfd].kind = FdKind::Pipe; // reserve while the second is found
+    int wfd = alloc_fd();
+    g_fds[rfd] = Fd{};
+    if (wfd < 0)
+        return wfd;
+    u32 handles[2];
+    i64 r = native(Sys::pipe_create, reinterpret_cast<u64>(handles));
+    if (r < 0)
+        return r;
+    for (int end = 0; end < 2; ++end) {
+        Fd& f = g_fds[end == 0 ? rfd : wfd];
+        f = Fd{};
+        f.kind = FdKind::Pipe;
+        f.handle = handles[end];
+        f.flags = end == 0 ? kORdonly : 1;
+        f.cloexec = flags & kOCloexec;
+        ref_handle(f);
+    }
+    reinterpret_cast<int*>(fds)[0] = rfd;
+    reinterpret_cast<int*>(fds)[1] = wfd;
     return 0;
 }
 
@@ -481,6 +557,8 @@ i64 sys_lseek(int fd, i64 off, int whence) {
         return -kESPIPE;
     if (f->kind == FdKind::Device)
         return 0; // character devices ignore the offset
+    if (f->kind == FdKind::Pipe)
+        return -kESPIPE;
     if (f->kind == FdKind::Dir) {
         // Only positions getdents64 hands out: 0, 1, a child of this
         // directory, or the end.
@@ -524,6 +602,11 @@ i64 sys_fstat(int fd, u64 statbuf) {
     auto* st = reinterpret_cast<LinuxStat*>(statbuf);
     if (f->kind == FdKind::Console) {
         fill_console_stat(st);
+    } else if (f->kind == FdKind::Pipe) {
+        fill_console_stat(st);
+        st->st_mode = 0010600; // a FIFO
+        st->st_rdev = 0;
+        st->st_ino = 1000 + f->handle;
     } else if (f->kind == FdKind::Device) {
         fill_console_stat(st);
         st->st_mode = 0020666; // crw-rw-rw-
@@ -656,6 +739,7 @@ i64 sys_dup(int oldfd) {
         return fd;
     g_fds[fd] = *f;
     g_fds[fd].cloexec = false;
+    ref_handle(g_fds[fd]);
     return fd;
 }
 
@@ -669,8 +753,12 @@ i64 sys_dup3(int oldfd, int newfd, int flags, bool dup2) {
         return dup2 ? newfd : -kEINVAL;
     if (flags & ~kOCloexec)
         return -kEINVAL;
-    g_fds[newfd] = *f;
+    Fd copy = *f;
+    if (g_fds[newfd].kind != FdKind::Free)
+        release_fd(g_fds[newfd]);
+    g_fds[newfd] = copy;
     g_fds[newfd].cloexec = flags & kOCloexec;
+    ref_handle(g_fds[newfd]);
     return newfd;
 }
 
@@ -688,6 +776,7 @@ i64 sys_fcntl(int fd, int cmd, u64 arg) {
             return nfd;
         g_fds[nfd] = *f;
         g_fds[nfd].cloexec = cmd == 1030;
+        ref_handle(g_fds[nfd]);
         return nfd;
     }
     case 1: return f->cloexec ? 1 : 0; // F_GETFD

@@ -10,7 +10,7 @@ namespace kos::rt {
 // Device: the standard character devices every program expects
 // (/dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty),
 // answered here: they carry no authority.
-enum class FdKind : u8 { Free, Console, File, Dir, Device };
+enum class FdKind : u8 { Free, Console, File, Dir, Device, Pipe };
 enum class Device : u8 { Null, Zero, Full, Random };
 
 struct Fd {
@@ -20,6 +20,7 @@ struct Fd {
     u32 entry = 0;   // rootfs entry index (File, Dir)
     int stream = 0;  // Console: 1 stdout, 2 stderr (reads come from stdin)
     Device device = Device::Null;
+    u32 handle = 0;  // Pipe: the kernel handle of this end
     u64 offset = 0;  // File: byte offset; Dir: next child index
 };
 
@@ -51,6 +52,8 @@ i64 sys_getcwd(u64 buf, u64 len);
 // need; pipes and sockets bring real readiness with their servers.
 i64 sys_poll(u64 fds, u64 nfds);
 i64 sys_select(int nfds, u64 readfds, u64 writefds, u64 exceptfds);
+// pipe/pipe2: both ends as descriptors (flags: O_CLOEXEC).
+i64 sys_pipe2(u64 fds, int flags);
 // execve: closes the descriptors marked close-on-exec.
 void fs_close_on_exec();
 // For mmap of files: the rootfs entry behind fd, or -errno.

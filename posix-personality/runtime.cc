@@ -239,9 +239,36 @@ constexpr u64 kCloneVm = 0x100, kCloneFs = 0x200, kCloneFiles = 0x400, kCloneSig
               kCloneParentSettid = 0x100000, kCloneChildCleartid = 0x200000,
               kCloneChildSettid = 0x1000000, kCloneDetached = 0x400000;
 
-// clone for threads (what pthread_create asks for). A new process (fork)
-// comes with the process server.
+// fork, vfork and clone without CLONE_VM: a new process, a copy of this one
+// (memory, descriptors), resuming where this one called with rax = 0.
+i64 sys_fork(sys::ThreadBlock* tb, u64 child_sp, u64 child_tid, bool settid) {
+    sys::LinuxSyscallFrame child = tb->frame;
+    child.rax = 0;
+    if (child_sp)
+        child.rsp = child_sp;
+    // The child starts from a copy of this memory, runtime lock included:
+    // fork with the lock free (the kernel forks single-threaded tasks only,
+    // so nobody else can take it meanwhile).
+    runtime_unlock();
+    i64 pid = native(Sys::process_fork, reinterpret_cast<u64>(&child));
+    runtime_lock();
+    (void)child_tid;
+    (void)settid; // CLONE_CHILD_SETTID: not supported for processes yet
+    return pid;
+}
+
+// clone for threads (what pthread_create asks for), and for processes.
 i64 sys_clone(sys::ThreadBlock* tb, u64 flags, u64 newsp, u64 parent_tid, u64 child_tid, u64 tls) {
+    if (!(flags & kCloneVm) || (flags & 0x4000 /* CLONE_VFORK */)) {
+        // A process (fork, or vfork run as fork). Signals other than the
+        // exit signal and namespace flags are not supported.
+        if (flags & ~(0xffull | kCloneChildCleartid | kCloneChildSettid | kCloneParentSettid | 0x4000 | kCloneVm))
+            return -kENOSYS;
+        i64 pid = sys_fork(tb, (flags & kCloneVm) ? 0 : newsp, child_tid, flags & kCloneChildSettid);
+        if (pid > 0 && (flags & kCloneParentSettid) && parent_tid && parent_tid < sys::kUserTop)
+            *reinterpret_cast<volatile abi::i32*>(parent_tid) = static_cast<abi::i32>(pid);
+        return pid;
+    }
     constexpr u64 kThreadFlags = kCloneVm | kCloneFs | kCloneFiles | kCloneSighand | kCloneThread;
     constexpr u64 kSupported = kThreadFlags | kCloneSysvsem | kCloneSettls | kCloneParentSettid |
                                kCloneChildCleartid | kCloneChildSettid | kCloneDetached | 0xff;
@@ -476,14 +503,36 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::kill:
         // One process for now: only itself (pid 1), and only the existence
         // check (signal 0) until signal delivery lands.
-        if (static_cast<abi::i64>(a0) != 1 && static_cast<abi::i64>(a0) != 0)
+        if (static_cast<abi::i64>(a0) != (native(Sys::process_self) & 0xffffffff) &&
+            static_cast<abi::i64>(a0) != 0)
             return -3; // ESRCH
         return a1 == 0 ? 0 : -kENOSYS;
     case nr::set_robust_list: return a1 == 24 ? 0 : -kEINVAL; // no robust futex cleanup yet
     case nr::uname: return sys_uname(a0);
-    case nr::getpid: return 1;
+    case nr::getpid: return native(Sys::process_self) & 0xffffffff;
+    case nr::fork:
+    case nr::vfork: return sys_fork(tb, 0, 0, false);
+    case nr::wait4: {
+        if (a3 && a3 < sys::kUserTop)
+            memset(reinterpret_cast<void*>(a3), 0, 144); // struct rusage: not measured yet
+        if (a2 & ~3ull)
+            return -kEINVAL;
+        {
+            abi::i64 pid = static_cast<abi::i32>(a0); // pid_t: -1 any child, 0 the group
+            return native(Sys::process_wait, static_cast<u64>(pid <= 0 ? -1 : pid), a1, a2 & 1 /* WNOHANG */);
+        }
+    }
+    case nr::rt_sigsuspend: {
+        // Until signals are delivered, the signal a shell waits for here is
+        // SIGCHLD: wait until a child has ended (without collecting it) and
+        // report the interruption, as after the handler ran.
+        i64 r = native(Sys::process_wait, static_cast<u64>(-1), 0, 2);
+        return r == -10 /* ECHILD */ ? -kENOSYS : -4 /* EINTR */;
+    }
+    case nr::pipe: return sys_pipe2(a0, 0);
+    case nr::pipe2: return sys_pipe2(a0, static_cast<int>(a1));
     case nr::gettid: return static_cast<i64>(tb->tid);
-    case nr::getppid: return 0;
+    case nr::getppid: return static_cast<i64>(static_cast<u64>(native(Sys::process_self)) >> 32);
     case nr::getuid: case nr::geteuid: return g_rt.launch.uid;
     case nr::getgid: case nr::getegid: return g_rt.launch.gid;
     case nr::clock_gettime: return sys_clock_gettime(a0, a1);
@@ -503,8 +552,6 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     }
 }
 
-} // namespace
-
 // The runtime's state (descriptors, break, random state) is shared by the
 // process's threads, which the kernel preempts: one lock serializes system
 // calls, except those that wait or end the thread.
@@ -512,8 +559,17 @@ volatile u32 g_lock = 0;
 
 bool waits_or_exits(u64 n) {
     return n == nr::futex || n == nr::sched_yield || n == nr::nanosleep ||
-           n == nr::clock_nanosleep || n == nr::exit || n == nr::exit_group;
+           n == nr::clock_nanosleep || n == nr::exit || n == nr::exit_group || n == nr::wait4 ||
+           n == nr::rt_sigsuspend;
 }
+
+} // namespace
+
+void runtime_lock() {
+    while (__atomic_exchange_n(&g_lock, 1u, __ATOMIC_ACQUIRE))
+        native(Sys::thread_yield);
+}
+void runtime_unlock() { __atomic_store_n(&g_lock, 0u, __ATOMIC_RELEASE); }
 
 extern "C" void linux_syscall(sys::ThreadBlock* tb) {
     sys::LinuxSyscallFrame& f = tb->frame;
@@ -522,11 +578,10 @@ extern "C" void linux_syscall(sys::ThreadBlock* tb) {
         printf(2, "[kos] %s(%#lx) = ?\n", syscall_name(n), f.rdi);
     bool locked = !waits_or_exits(n);
     if (locked)
-        while (__atomic_exchange_n(&g_lock, 1u, __ATOMIC_ACQUIRE))
-            native(Sys::thread_yield);
+        runtime_lock();
     i64 r = dispatch(tb, f);
     if (locked)
-        __atomic_store_n(&g_lock, 0u, __ATOMIC_RELEASE);
+        runtime_unlock();
     if (g_rt.trace) [[unlikely]] {
         const char* name = syscall_name(n);
         if (name)

@@ -41,6 +41,11 @@ struct Runtime {
 
 extern Runtime g_rt;
 
+// The lock serializing system calls over the runtime's shared state; a
+// call that waits in the kernel (a pipe) drops it while it waits.
+void runtime_lock();
+void runtime_unlock();
+
 // Output helpers (to the console, stream 2 = stderr).
 void print(int stream, const char* s, u64 len);
 void printf(int stream, const char* fmt, ...) __attribute__((format(printf, 2, 3)));

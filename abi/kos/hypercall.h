@@ -22,6 +22,8 @@ enum class Op : u32 {
     Panic = 4,        // a0 = gpa of message, a1 = len; the VMM reports it and stops
     FpuSwitch = 5,    // a0 = gpa to save the FPU state to (0: none), a1 = gpa to load it
                       // from (0: none); 4 KiB areas in KVM_GET_XSAVE format
+    CopyPage = 6,     // a0 = destination gpa, a1 = source gpa (4 KiB, in RAM): copies
+                      // that ring-0 code would make slowly where it is emulated
 };
 
 enum class ExitKind : u64 {

@@ -38,7 +38,17 @@ namespace kos::abi::sys {
                       "the value differs")                                               \
     X(17, futex_wake, "a0 = u32 address, a1 = most threads to wake -> threads woken")     \
     X(18, vm_reset, "unmap every mapping except the pinned ones (for execve); only in a " \
-                    "task with one thread")
+                    "task with one thread")                                              \
+    X(19, process_fork, "a0 = the child's initial user registers (LinuxSyscallFrame*) " \
+                        "-> child pid (a copy of this task: memory, handles, one thread)") \
+    X(20, process_wait, "a0 = pid (-1: any child), a1 = u32* Linux wait status, a2 = " \
+                        "1: do not wait | 2: leave the child collectable -> pid, 0, or ECHILD") \
+    X(21, process_self, "-> pid | parent pid << 32")                                    \
+    X(22, pipe_create, "a0 = u32[2]: the read handle, then the write handle")           \
+    X(23, pipe_read, "a0 = read handle, a1 = buffer, a2 = length -> bytes, 0 at the "   \
+                     "end; waits while the pipe is empty")                              \
+    X(24, pipe_write, "a0 = write handle, a1 = buffer, a2 = length -> bytes; waits "    \
+                      "while full, EPIPE without readers")
 
 enum class Sys : u64 {
 #define KOS_SYS_ENUM(n, name, doc) name = n,

@@ -15,7 +15,7 @@ namespace kos {
 
 using abi::u32;
 
-enum class ObjectType : u32 { None = 0, ChannelClient, ChannelServer };
+enum class ObjectType : u32 { None = 0, ChannelClient, ChannelServer, PipeRead, PipeWrite };
 
 using abi::sys::kRightCall;
 using abi::sys::kRightDuplicate;
@@ -55,6 +55,29 @@ public:
     // Removes a handle (for close, and for transfer to another task).
     ErrorOr<HandleEntry> remove(Handle h);
     u32 count() const { return m_count; }
+    // Calls fn(entry) for every handle, then empties the table (a task's end).
+    template <class Fn> void clear(Fn fn) {
+        for (u32 i = 1; i < kCapacity; ++i) {
+            if (!m_slots[i].object)
+                continue;
+            HandleEntry e = m_slots[i];
+            --e.object->refcount;
+            m_slots[i].object = nullptr;
+            m_slots[i].rights = 0;
+            m_slots[i].type = ObjectType::None;
+            --m_count;
+            fn(e);
+        }
+    }
+    // Makes this (empty) table a copy of `src` with the same values (fork).
+    void copy_from(const HandleTable& src) {
+        for (u32 i = 0; i < kCapacity; ++i) {
+            m_slots[i] = src.m_slots[i];
+            if (m_slots[i].object)
+                ++m_slots[i].object->refcount;
+        }
+        m_count = src.m_count;
+    }
 
 private:
     static u32 index_of(Handle h) { return h & (kCapacity - 1); }

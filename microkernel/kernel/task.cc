@@ -2,6 +2,7 @@
 
 #include "../arch/x86_64/platform.h"
 #include "ipc.h"
+#include "pipe.h"
 #include "kos/base/string.h"
 #include "kos/hypercall.h"
 #include "panic.h"
@@ -99,11 +100,32 @@ void fpu_init_area(u64 pa) {
 Task* task_at(abi::u32 index) { return index < g_task_count ? &g_tasks[index] : nullptr; }
 
 Task* alloc_task() {
+    // A slot whose task ended and was reaped (and released) is reused.
+    for (u32 i = 0; i < g_task_count; ++i) {
+        if (g_tasks[i].released) {
+            g_tasks[i] = Task{};
+            g_tasks[i].index = i;
+            return &g_tasks[i];
+        }
+    }
     if (g_task_count == kMaxTasks)
         return nullptr;
     Task* t = &g_tasks[g_task_count];
     t->index = g_task_count++;
     return t;
+}
+
+// Frees what a reaped task still holds: its address space and threads.
+void task_release(Task* t) {
+    t->as.release();
+    for (Thread& th : g_threads) {
+        if (th.task != t || th.state == ThreadState::Free)
+            continue;
+        pmm::free_frame(th.fpu_pa);
+        pmm::free_frame(th.msg_pa);
+        th = Thread{};
+    }
+    t->released = true;
 }
 
 Thread* alloc_thread(Task* task) {
@@ -182,14 +204,20 @@ void schedule(arch::TrapFrame* f, bool save) {
     load_thread(next, f);
 }
 
-void task_exit(Task* task) {
+void task_exit(Task* task, u32 wait_status) {
     if (task->dead)
         return;
     task->dead = true;
+    task->wait_status = wait_status;
     for (Thread& t : g_threads)
         if (t.task == task && t.state != ThreadState::Free)
             t.state = ThreadState::Dead;
     ipc_task_died(task);
+    task->handles.clear([](const HandleEntry& e) { pipe_end_released(e.object); });
+    // A parent waiting for its children runs its wait again.
+    for (Thread& t : g_threads)
+        if (t.state == ThreadState::BlockedWait && task->parent && t.task == task->parent)
+            make_runnable(&t);
     // Address space teardown waits for a later change (frames of a dead
     // task stay allocated until the run ends).
 }
@@ -313,6 +341,110 @@ i64 futex_wake(Task* task, u64 addr, u64 count) {
         }
     }
     return woken;
+}
+
+void wake_pipe_waiters(void* pipe) {
+    for (Thread& t : g_threads)
+        if (t.state == ThreadState::BlockedPipe && t.pipe == pipe)
+            make_runnable(&t);
+}
+
+i64 process_fork(Thread* self, u64 regs_va) {
+    Task* parent = self->task;
+    if (parent->live_threads != 1)
+        return -kEinval; // forking a multi-threaded task: not yet
+    // The child's first thread starts from these registers (rax = 0 there).
+    sys::LinuxSyscallFrame regs;
+    for (u64 off = 0; off < sizeof regs; off += 8) {
+        i64 pa = parent->as.translate(regs_va + off, false);
+        if (pa < 0 || (regs_va + off) % 8)
+            return -kEfault;
+        reinterpret_cast<u64*>(&regs)[off / 8] = *static_cast<u64*>(pmm::phys_to_virt(static_cast<u64>(pa)));
+    }
+    Task* child = alloc_task();
+    if (!child)
+        return -11; // EAGAIN: no task slot left
+    if (!child->as.init(arch::read_cr3() & ~0xfffull) || !child->as.clone_from(parent->as)) {
+        task_exit(child, 0);
+        child->reaped = true;
+        task_release(child);
+        return -kEnomem;
+    }
+    child->handles.copy_from(parent->handles);
+    child->parent = parent;
+    child->label = parent->label;
+    child->name = parent->name;
+    child->label_name = parent->label_name;
+    child->linux_personality = parent->linux_personality;
+    child->runtime_text_start = parent->runtime_text_start;
+    child->runtime_text_end = parent->runtime_text_end;
+    child->runtime_linux_entry = parent->runtime_linux_entry;
+    Thread* t = alloc_thread(child);
+    if (!t) {
+        task_exit(child, 0);
+        child->reaped = true;
+        task_release(child);
+        return -kEnomem;
+    }
+    t->runtime_stack_top = self->runtime_stack_top;
+    t->thread_block_va = self->thread_block_va;
+    if (t->thread_block_va)
+        t->thread_block_pa = static_cast<u64>(child->as.translate(t->thread_block_va, true));
+    t->gs_base = self->gs_base;
+    t->fs_base = self->fs_base;
+    t->frame = self->frame;
+    t->frame.rax = regs.rax;
+    t->frame.rbx = regs.rbx;
+    t->frame.rcx = regs.rcx;
+    t->frame.rdx = regs.rdx;
+    t->frame.rsi = regs.rsi;
+    t->frame.rdi = regs.rdi;
+    t->frame.rbp = regs.rbp;
+    t->frame.r8 = regs.r8;
+    t->frame.r9 = regs.r9;
+    t->frame.r10 = regs.r10;
+    t->frame.r11 = regs.r11;
+    t->frame.r12 = regs.r12;
+    t->frame.r13 = regs.r13;
+    t->frame.r14 = regs.r14;
+    t->frame.r15 = regs.r15;
+    t->frame.rip = regs.rip;
+    t->frame.rsp = regs.rsp;
+    t->frame.rflags = (regs.rflags & 0xcd5) | 0x202;
+    t->frame.cs = arch::kUserCs;
+    t->frame.ss = arch::kUserDs;
+    make_runnable(t);
+    return static_cast<i64>(pid_of(child));
+}
+
+i64 process_wait(Thread* self, i64 pid, u64 status_va, bool nohang, bool reap) {
+    Task* me = self->task;
+    bool any_child = false;
+    for (u32 i = 0; i < g_task_count; ++i) {
+        Task& c = g_tasks[i];
+        if (c.parent != me || c.reaped || (pid > 0 && static_cast<u64>(pid) != pid_of(&c)))
+            continue;
+        any_child = true;
+        if (!c.dead)
+            continue;
+        if (status_va) {
+            u32 st = c.wait_status;
+            if (!user_u32(me, status_va, &st, true))
+                return -kEfault;
+        }
+        if (!reap)
+            return static_cast<i64>(pid_of(&c));
+        c.reaped = true;
+        i64 reaped_pid = static_cast<i64>(pid_of(&c));
+        task_release(&c);
+        return reaped_pid;
+    }
+    if (!any_child)
+        return -10; // ECHILD
+    if (nohang)
+        return 0;
+    self->state = ThreadState::BlockedWait;
+    return kRestart;
 }
 
 } // namespace kos

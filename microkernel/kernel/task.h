@@ -24,6 +24,8 @@ enum class ThreadState : abi::u8 {
     BlockedSend,
     BlockedReply,
     BlockedFutex,
+    BlockedPipe, // waits on `pipe`, then executes its call again
+    BlockedWait, // waits for a child task to end, then executes its call again
     Dead
 };
 
@@ -36,6 +38,7 @@ struct Thread {
     ThreadState state = ThreadState::Free;
     abi::u32 tid = 0;
     abi::u64 futex_addr = 0;   // BlockedFutex: the user address waited on
+    void* pipe = nullptr;      // BlockedPipe: the pipe waited on
     Thread* next = nullptr;    // run queue or channel send queue
 
     // Linux personality: the runtime's per-thread block and stack.
@@ -68,6 +71,10 @@ struct Task {
     const char* label_name = "";
     bool linux_personality = false;
     bool dead = false;
+    Task* parent = nullptr;     // the task that forked this one
+    abi::u32 wait_status = 0;   // Linux wait status once dead
+    bool reaped = false;        // its status was collected by the parent
+    bool released = false;      // and its memory freed: the slot is free
     abi::u64 runtime_text_start = 0; // `syscall` from here is a native call (Linux tasks)
     abi::u64 runtime_text_end = 0;
     abi::u64 runtime_linux_entry = 0;
@@ -96,8 +103,17 @@ void schedule(arch::TrapFrame* f, bool save);
 // Loads `t` as the running thread (first entry to user mode).
 void load_thread(Thread* t, arch::TrapFrame* f);
 
-// Ends a task: its channels fail their peers (EPIPE), its memory goes.
-void task_exit(Task* task);
+// Ends a task with a Linux wait status (exit code << 8, or the signal):
+// its channels fail their peers (EPIPE), its handles are released, its
+// parent's waits complete.
+void task_exit(Task* task, abi::u32 wait_status = 0);
+
+// fork and wait (native calls process_fork, process_wait), and wake-ups.
+abi::i64 process_fork(Thread* self, abi::u64 regs_va);
+// Without `reap`, the child stays collectable (WNOWAIT).
+abi::i64 process_wait(Thread* self, abi::i64 pid, abi::u64 status_va, bool nohang, bool reap);
+void wake_pipe_waiters(void* pipe);
+inline abi::u64 pid_of(const Task* t) { return t ? t->index + 1 : 0; }
 
 // Threads after the first (native calls thread_create, thread_exit) and
 // futexes.

@@ -11,6 +11,7 @@
 #include "loader.h"
 #include "pmm.h"
 #include "ipc.h"
+#include "pipe.h"
 #include "task.h"
 
 namespace kos {
@@ -97,7 +98,7 @@ void kill_current(TrapFrame* f, u64 fault_addr) {
                 exception_name(f->vector), f->rip);
     if (task->index == 0)
         platform::exit(hc::ExitKind::Signaled, static_cast<u64>(sig));
-    task_exit(task);
+    task_exit(task, static_cast<abi::u32>(sig));
     schedule(f, false);
 }
 
@@ -141,7 +142,7 @@ i64 native_call(Thread* self, TrapFrame* f) {
     switch (static_cast<sys::Sys>(f->rax)) {
     case sys::Sys::exit:
         if (p.index != 0) {
-            task_exit(&p);
+            task_exit(&p, a0 == 1 ? static_cast<abi::u32>(a1 & 0x7f) : static_cast<abi::u32>((a1 & 0xff) << 8));
             return kBlocked;
         }
         if (g_stats)
@@ -191,8 +192,13 @@ i64 native_call(Thread* self, TrapFrame* f) {
     case sys::Sys::ipc_reply:
         return ipc_reply(self, a0, a1);
     case sys::Sys::handle_close: {
+        if (a0 > 0xffffffffu)
+            return -9;
         auto r = p.handles.remove(static_cast<Handle>(a0));
-        return r.is_error() || a0 > 0xffffffffu ? -9 : 0;
+        if (r.is_error())
+            return -9;
+        pipe_end_released((*r).object);
+        return 0;
     }
     case sys::Sys::handle_duplicate: {
         if (a0 > 0xffffffffu)
@@ -209,7 +215,7 @@ i64 native_call(Thread* self, TrapFrame* f) {
             // The last thread: the task ends with this status.
             if (p.index == 0)
                 platform::exit(hc::ExitKind::Exited, a1 & 0xff);
-            task_exit(&p);
+            task_exit(&p, static_cast<abi::u32>((a1 & 0xff) << 8));
         }
         return kBlocked;
     case sys::Sys::vm_reset:
@@ -217,6 +223,18 @@ i64 native_call(Thread* self, TrapFrame* f) {
             return -16; // EBUSY: other threads still use this address space
         p.as.unmap_unpinned();
         return 0;
+    case sys::Sys::process_fork:
+        return process_fork(self, a0);
+    case sys::Sys::process_wait:
+        return process_wait(self, static_cast<i64>(a0), a1, a2 & 1, !(a2 & 2));
+    case sys::Sys::process_self:
+        return static_cast<i64>(pid_of(&p) | (pid_of(p.parent) << 32));
+    case sys::Sys::pipe_create:
+        return pipe_create(self, a0);
+    case sys::Sys::pipe_read:
+        return pipe_read(self, a0, a1, a2);
+    case sys::Sys::pipe_write:
+        return pipe_write(self, a0, a1, a2);
     case sys::Sys::futex_wait:
         return futex_wait(self, a0, a1);
     case sys::Sys::futex_wake:
@@ -240,6 +258,13 @@ void syscall_entry(Thread* self, TrapFrame* f) {
         i64 r = native_call(self, f);
         if (r == kYield)
             f->rax = 0;
+        if (r == kRestart) {
+            // The caller waits, then executes the same `syscall` again (its
+            // registers still hold the call): back up over the instruction.
+            f->rip = user_rip - 2;
+            schedule(f, true);
+            return;
+        }
         if (r == kBlocked || r == kYield) [[unlikely]] {
             // The caller waits (its result arrives with its wake-up) or
             // yields: run someone else.
@@ -293,6 +318,8 @@ extern "C" void trap_dispatch(TrapFrame* f) {
         kernel_fault(f);
     }
     Thread* self = g_current;
+    if (!self || !self->task) [[unlikely]]
+        panic("kos kernel: trap %lu from user mode with no current thread (rip %#lx)\n", f->vector, f->rip);
     Task& p = *self->task;
     if (f->vector == arch::kVecTimer) {
         // Preemption: the running thread goes to the back of the queue.

@@ -7,6 +7,7 @@
 #include "object_pool.h"
 #include "pmm.h"
 #include "tlb.h"
+#include "../arch/x86_64/platform.h"
 
 namespace kos::vm {
 namespace {
@@ -236,6 +237,44 @@ i64 AddressSpace::unmap(u64 addr, u64 len) {
         }
     }
     return 0;
+}
+
+bool AddressSpace::clone_from(const AddressSpace& src) {
+    for (Vma* v = src.m_head; v; v = v->next) {
+        if (insert(v->start, v->end, v->prot, v->flags, v->image_pa) < 0)
+            return false;
+        if (v->flags & kImage)
+            continue; // shown again on demand from the same frames
+        for (u64 page = v->start; page < v->end; page += kPage) {
+            u64* spte = nullptr;
+            if (pg::walk(src.m_pml4, page, false, &spte) != pg::WalkResult::Ok) {
+                page = ((page | (512 * kPage - 1)) + 1) - kPage; // skip the missing table
+                continue;
+            }
+            if (!(*spte & pg::kPresent))
+                continue;
+            u64 frame = pmm::alloc_frame(false);
+            u64* dpte = nullptr;
+            if (frame == pmm::kNoFrame || pg::walk(m_pml4, page, true, &dpte) != pg::WalkResult::Ok)
+                return false;
+            platform::copy_frame(frame, *spte & pg::kAddrMask);
+            *dpte = frame | (*spte & ~pg::kAddrMask);
+            ++m_pages;
+        }
+    }
+    return true;
+}
+
+void AddressSpace::release() {
+    while (Vma* v = m_head) {
+        clear_ptes(v->start, v->end, !(v->flags & kImage));
+        m_head = v->next;
+        g_vmas.free(v);
+    }
+    pg::free_user_tables(m_pml4);
+    pmm::free_frame(m_pml4);
+    m_pml4 = 0;
+    m_pages = 0;
 }
 
 void AddressSpace::unmap_unpinned() {

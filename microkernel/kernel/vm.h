@@ -41,6 +41,12 @@ public:
     i64 protect(u64 addr, u64 len, u32 prot);
     // Removes every mapping that is not pinned (a new program image).
     void unmap_unpinned();
+    // Makes this (new, empty) address space a copy of `src` (fork): the
+    // same mappings, anonymous pages copied, image pages shared.
+    bool clone_from(const AddressSpace& src);
+    // Frees every mapping, page table and the top table (the task is gone
+    // and its address space is not loaded).
+    void release();
 
     // Handles a user page fault; false if the access is not allowed or
     // memory ran out (then last_fault_out_of_memory() is true).

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
+#include <cstring>
 #include <set>
 
 #include "../arch/x86_64/paging.h"
@@ -16,6 +17,12 @@ namespace kos::arch {
 std::set<abi::u64> g_flushed;
 void flush_tlb_page(abi::u64 va) { g_flushed.insert(va); }
 } // namespace kos::arch
+
+namespace kos::platform {
+void copy_frame(abi::u64 dst, abi::u64 src) {
+    std::memcpy(kos::pmm::phys_to_virt(dst), kos::pmm::phys_to_virt(src), 4096);
+}
+} // namespace kos::platform
 
 namespace {
 
@@ -180,6 +187,29 @@ TEST_F(Vm, TranslateChecksAccessAndBounds) {
     EXPECT_EQ(as.translate(addr, true), -14);
     EXPECT_EQ(as.translate(addr + kPage, false), -14);
     EXPECT_EQ(as.translate(0xffff800000000000ull, false), -14);
+}
+
+TEST_F(Vm, CloneCopiesAnonymousPagesAndSharesImagePages) {
+    uint64_t anon = 0x60000000, image = 0x61000000;
+    ASSERT_GT(as.map_anon(anon, 2 * kPage, kos::vm::kRead | kos::vm::kWrite,
+                          sys::kMapFixed | sys::kMapPopulate, 0), 0);
+    ASSERT_GT(as.map_image(image, 4 * kPage, 0x300000, kos::vm::kRead, 0), 0);
+    ASSERT_TRUE(as.handle_fault(image, false, false));
+    auto* p = static_cast<uint8_t*>(kos::pmm::phys_to_virt(*pte_of(as, anon) & pg::kAddrMask));
+    p[7] = 42;
+    AddressSpace child;
+    ASSERT_TRUE(child.init(phys().kernel_pml4));
+    ASSERT_TRUE(child.clone_from(as));
+    uint64_t parent_pa = *pte_of(as, anon) & pg::kAddrMask;
+    uint64_t child_pa = *pte_of(child, anon) & pg::kAddrMask;
+    EXPECT_NE(parent_pa, child_pa); // a copy, not the same frame
+    EXPECT_EQ(static_cast<uint8_t*>(kos::pmm::phys_to_virt(child_pa))[7], 42);
+    p[7] = 7; // the parent's later writes stay its own
+    EXPECT_EQ(static_cast<uint8_t*>(kos::pmm::phys_to_virt(child_pa))[7], 42);
+    EXPECT_FALSE(present(child, anon + kPage) && !present(as, anon + kPage));
+    EXPECT_TRUE(child.handle_fault(image + 1, false, false));
+    EXPECT_EQ(*pte_of(child, image) & pg::kAddrMask, 0x300000u); // image frames shared
+    EXPECT_FALSE(child.handle_fault(image, true, false));
 }
 
 TEST_F(Vm, AutomaticPlacementFillsGapsBelowTheMmapTop) {

@@ -95,7 +95,7 @@ TEST(Compat, BusyboxAndBashCommandLines) {
         for (const char* w : {"/bin/busybox", "env", "-i", "PATH=/bin", "HOME=/", "LC_ALL=C"})
             native.push_back(w);
         native.insert(native.end(), prog.begin(), prog.end());
-        std::vector<std::string> kos = {KOS_BINARY, "run", "--timeout", "30", COMPAT_BUNDLE, "--"};
+        std::vector<std::string> kos = {KOS_BINARY, "run", "--timeout", "15", COMPAT_BUNDLE, "--"};
         kos.insert(kos.end(), prog.begin(), prog.end());
         auto want = run_process(native, 60, kStdin);
         auto got = run_process(kos, 60, kStdin);

@@ -12,4 +12,8 @@ done
 cp /bin/bash-static "$bundle/rootfs/bin/bash"
 cp -r "$src/data" "$bundle/rootfs/data"
 echo kos-compat > "$bundle/rootfs/etc/hostname"
+# The native run (a chroot) needs /dev/null; kos provides its own devices
+# and leaves device nodes of a rootfs out.
+mkdir -p "$bundle/rootfs/dev"
+mknod -m 666 "$bundle/rootfs/dev/null" c 1 3 2>/dev/null || true
 cp "$src/bundle.toml" "$bundle/bundle.toml"

@@ -145,6 +145,12 @@ TEST_F(KosRun, ThreadsGlibc) {
     EXPECT_EQ(r.out, "threads: 0 failures\n");
 }
 
+TEST_F(KosRun, ProcessesForkPipesAndWait) {
+    auto r = run_process({kKos, "run", "--timeout", "60", kApps, "--", "/bin/procs"}, 90);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "procs: 0 failures\n");
+}
+
 TEST_F(KosRun, SegfaultKillsTheProgramWithSigsegv) {
     auto r = run_process({kKos, "run", kApps, "--", "/bin/segv"});
     EXPECT_EQ(r.status, 128 + 11);

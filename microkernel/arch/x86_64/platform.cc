@@ -58,6 +58,15 @@ i64 console_write_phys(int stream, u64 paddr, u64 len) {
     return static_cast<i64>(len);
 }
 
+void copy_frame(u64 dst_pa, u64 src_pa) {
+    if (g_kos_vmm && hypercall(hc::Op::CopyPage, dst_pa, src_pa) == 0)
+        return;
+    auto* d = reinterpret_cast<u64*>(abi::boot::kDirectMapBase + dst_pa);
+    const auto* s = reinterpret_cast<const u64*>(abi::boot::kDirectMapBase + src_pa);
+    for (int i = 0; i < 512; ++i)
+        d[i] = s[i];
+}
+
 void fpu_switch_via_vmm(u64 save_pa, u64 load_pa) { hypercall(hc::Op::FpuSwitch, save_pa, load_pa); }
 
 i64 console_read_phys(u64 paddr, u64 len) {
