@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <cctype>
+#include <cstring>
 #include <optional>
 #include <sstream>
 
@@ -311,6 +312,7 @@ Result<void> precheck_toml(const std::string& text, const std::string& origin) {
     size_t line = 1, col = 0;
     std::string nesting;
     bool line_start = true;
+    char prev_sig = '\n'; // the last character that is not a blank
     auto at = [&](size_t i) { return i < text.size() ? text[i] : '\0'; };
     auto bad = [&](const std::string& what) {
         return make_error(EINVAL, origin + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + what);
@@ -353,6 +355,21 @@ Result<void> precheck_toml(const std::string& text, const std::string& origin) {
                     i += 2, col += 2;
                 line_start = false;
             } else {
+                // Bare values that look like dates or times: bundle.toml has
+                // none, and toml++ 3.3 asserts on some malformed ones
+                // ("3318--I"), so they are refused here.
+                if ((std::isdigit(static_cast<unsigned char>(c)) || c == '+' || c == '-') &&
+                    (prev_sig == '=' || prev_sig == '[' || prev_sig == ',')) {
+                    size_t k = i + 1;
+                    bool datey = false;
+                    while (k < text.size() && !std::strchr(" \t\r\n,]}#", text[k])) {
+                        if (text[k] == ':' || (text[k] == '-' && k > i + 1 && std::isdigit(static_cast<unsigned char>(text[k - 1]))))
+                            datey = true;
+                        ++k;
+                    }
+                    if (datey)
+                        return bad("dates and times are not used in bundle.toml (write a number or a quoted string)");
+                }
                 if (c == '[' && line_start) {
                     size_t k = i + 1;
                     if (at(k) == '[')
@@ -375,6 +392,8 @@ Result<void> precheck_toml(const std::string& text, const std::string& origin) {
                 }
                 line_start = false;
             }
+            if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+                prev_sig = c;
             break;
         case S::Comment:
             if (c == '\n') {
