@@ -239,6 +239,16 @@ constexpr u64 kCloneVm = 0x100, kCloneFs = 0x200, kCloneFiles = 0x400, kCloneSig
               kCloneParentSettid = 0x100000, kCloneChildCleartid = 0x200000,
               kCloneChildSettid = 0x1000000, kCloneDetached = 0x400000;
 
+// getpid/getppid without a kernel call: the answer only changes in a forked
+// child, whose copy of the cache is emptied by the fork (0: ask the kernel).
+u64 g_self = 0;
+
+u64 process_self() {
+    if (!g_self)
+        g_self = static_cast<u64>(native(Sys::process_self));
+    return g_self;
+}
+
 // fork, vfork and clone without CLONE_VM: a new process, a copy of this one
 // (memory, descriptors), resuming where this one called with rax = 0.
 i64 sys_fork(sys::ThreadBlock* tb, u64 child_sp, u64 child_tid, bool settid) {
@@ -249,9 +259,12 @@ i64 sys_fork(sys::ThreadBlock* tb, u64 child_sp, u64 child_tid, bool settid) {
     // The child starts from a copy of this memory, runtime lock included:
     // fork with the lock free (the kernel forks single-threaded tasks only,
     // so nobody else can take it meanwhile).
+    u64 self = g_self;
+    g_self = 0; // the child's copy: unknown until it asks
     runtime_unlock();
     i64 pid = native(Sys::process_fork, reinterpret_cast<u64>(&child));
     runtime_lock();
+    g_self = self;
     (void)child_tid;
     (void)settid; // CLONE_CHILD_SETTID: not supported for processes yet
     return pid;
@@ -503,13 +516,13 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::kill:
         // One process for now: only itself (pid 1), and only the existence
         // check (signal 0) until signal delivery lands.
-        if (static_cast<abi::i64>(a0) != (native(Sys::process_self) & 0xffffffff) &&
+        if (static_cast<abi::i64>(a0) != static_cast<abi::i64>(process_self() & 0xffffffff) &&
             static_cast<abi::i64>(a0) != 0)
             return -3; // ESRCH
         return a1 == 0 ? 0 : -kENOSYS;
     case nr::set_robust_list: return a1 == 24 ? 0 : -kEINVAL; // no robust futex cleanup yet
     case nr::uname: return sys_uname(a0);
-    case nr::getpid: return native(Sys::process_self) & 0xffffffff;
+    case nr::getpid: return static_cast<i64>(process_self() & 0xffffffff);
     case nr::fork:
     case nr::vfork: return sys_fork(tb, 0, 0, false);
     case nr::wait4: {
@@ -532,7 +545,7 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::pipe: return sys_pipe2(a0, 0);
     case nr::pipe2: return sys_pipe2(a0, static_cast<int>(a1));
     case nr::gettid: return static_cast<i64>(tb->tid);
-    case nr::getppid: return static_cast<i64>(static_cast<u64>(native(Sys::process_self)) >> 32);
+    case nr::getppid: return static_cast<i64>(process_self() >> 32);
     case nr::getuid: case nr::geteuid: return g_rt.launch.uid;
     case nr::getgid: case nr::getegid: return g_rt.launch.gid;
     case nr::clock_gettime: return sys_clock_gettime(a0, a1);
