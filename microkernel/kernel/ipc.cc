@@ -15,34 +15,14 @@ using abi::u32;
 using abi::u64;
 namespace ipc = abi::ipc;
 
-constexpr u64 kPage = pmm::kPageSize;
 constexpr i64 kEpipe = 32, kEmsgsize = 90, kEbusy = 16;
 constexpr u32 kMaxChannels = 256;
 
 Channel g_channels[kMaxChannels];
 u32 g_channel_count = 0;
 
-// Copies between a task's user memory and kernel memory, page by page
-// through the direct map; false if any byte is not accessible as asked.
 bool copy_user(Task* task, u64 va, void* kernel, u64 len, bool to_user) {
-    auto* k = static_cast<abi::u8*>(kernel);
-    while (len) {
-        i64 pa = task->as.translate(va, to_user);
-        if (pa < 0)
-            return false;
-        u64 chunk = kPage - (va & (kPage - 1));
-        if (chunk > len)
-            chunk = len;
-        void* user = pmm::phys_to_virt(static_cast<u64>(pa));
-        if (to_user)
-            memcpy(user, k, chunk);
-        else
-            memcpy(k, user, chunk);
-        va += chunk;
-        k += chunk;
-        len -= chunk;
-    }
-    return true;
+    return to_user ? task->as.copy_out(va, kernel, len) : task->as.copy_in(va, kernel, len);
 }
 
 void* msg_of(Thread* t) { return pmm::phys_to_virt(t->msg_pa); }

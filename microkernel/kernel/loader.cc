@@ -28,20 +28,7 @@ u64 page_down(u64 v) { return v & ~(kPage - 1); }
 u64 page_up(u64 v) { return (v + kPage - 1) & ~(kPage - 1); }
 
 bool copy_to_user(vm::AddressSpace& as, u64 va, const void* src, u64 len) {
-    const auto* s = static_cast<const unsigned char*>(src);
-    while (len) {
-        i64 pa = as.translate(va, true);
-        if (pa < 0)
-            return false;
-        u64 chunk = kPage - (va & (kPage - 1));
-        if (chunk > len)
-            chunk = len;
-        memcpy(pmm::phys_to_virt(static_cast<u64>(pa)), s, chunk);
-        va += chunk;
-        s += chunk;
-        len -= chunk;
-    }
-    return true;
+    return as.copy_out(va, src, len);
 }
 
 u32 prot_of(u32 flags) {

@@ -21,26 +21,8 @@ Pipe* pipe_of(KernelObject* end, bool write) {
     return reinterpret_cast<Pipe*>(base);
 }
 
-// Copies between a task's memory and the pipe's frame; false on a bad
-// user address (the caller sees EFAULT).
 bool copy(Task* task, u64 va, abi::u8* k, u64 len, bool to_user) {
-    while (len) {
-        i64 pa = task->as.translate(va, to_user);
-        if (pa < 0)
-            return false;
-        u64 chunk = pmm::kPageSize - (va & (pmm::kPageSize - 1));
-        if (chunk > len)
-            chunk = len;
-        void* user = pmm::phys_to_virt(static_cast<u64>(pa));
-        if (to_user)
-            memcpy(user, k, chunk);
-        else
-            memcpy(k, user, chunk);
-        va += chunk;
-        k += chunk;
-        len -= chunk;
-    }
-    return true;
+    return to_user ? task->as.copy_out(va, k, len) : task->as.copy_in(va, k, len);
 }
 
 void wake_waiters(Pipe* p);

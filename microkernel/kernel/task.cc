@@ -244,16 +244,37 @@ constexpr i64 kEagain = 11, kEfault = 14, kEinval = 22, kEnomem = 12;
 
 } // namespace
 
+// A new thread's user state from registers a caller passed (thread_create,
+// process_fork): everything but the privilege-related bits of RFLAGS.
+void frame_from_regs(arch::TrapFrame& f, const sys::LinuxSyscallFrame& r) {
+    f = arch::TrapFrame{};
+    f.rax = r.rax;
+    f.rbx = r.rbx;
+    f.rcx = r.rcx;
+    f.rdx = r.rdx;
+    f.rsi = r.rsi;
+    f.rdi = r.rdi;
+    f.rbp = r.rbp;
+    f.r8 = r.r8;
+    f.r9 = r.r9;
+    f.r10 = r.r10;
+    f.r11 = r.r11;
+    f.r12 = r.r12;
+    f.r13 = r.r13;
+    f.r14 = r.r14;
+    f.r15 = r.r15;
+    f.rip = r.rip;
+    f.rsp = r.rsp;
+    f.rflags = (r.rflags & 0xcd5) | 0x202;
+    f.cs = arch::kUserCs;
+    f.ss = arch::kUserDs;
+}
+
 i64 thread_create(Thread* self, u64 regs_va, u64 fs_base, u64 clear_tid) {
     Task* task = self->task;
     sys::LinuxSyscallFrame regs;
-    // Copy the initial registers in (they may straddle a page).
-    for (u64 off = 0; off < sizeof regs; off += 8) {
-        i64 pa = task->as.translate(regs_va + off, false);
-        if (pa < 0 || (regs_va + off) % 8)
-            return -kEfault;
-        reinterpret_cast<u64*>(&regs)[off / 8] = *static_cast<u64*>(pmm::phys_to_virt(static_cast<u64>(pa)));
-    }
+    if (!task->as.copy_in(regs_va, &regs, sizeof regs))
+        return -kEfault;
     if (regs.rip >= sys::kUserTop || regs.rsp >= sys::kUserTop || fs_base >= sys::kUserTop ||
         clear_tid >= sys::kUserTop)
         return -kEinval;
@@ -281,27 +302,7 @@ i64 thread_create(Thread* self, u64 regs_va, u64 fs_base, u64 clear_tid) {
         tb->scratch[0] = clear_tid; // the runtime passes it back at exit
         t->gs_base = t->thread_block_va;
     }
-    t->frame = arch::TrapFrame{};
-    t->frame.rax = regs.rax;
-    t->frame.rbx = regs.rbx;
-    t->frame.rcx = regs.rcx;
-    t->frame.rdx = regs.rdx;
-    t->frame.rsi = regs.rsi;
-    t->frame.rdi = regs.rdi;
-    t->frame.rbp = regs.rbp;
-    t->frame.r8 = regs.r8;
-    t->frame.r9 = regs.r9;
-    t->frame.r10 = regs.r10;
-    t->frame.r11 = regs.r11;
-    t->frame.r12 = regs.r12;
-    t->frame.r13 = regs.r13;
-    t->frame.r14 = regs.r14;
-    t->frame.r15 = regs.r15;
-    t->frame.rip = regs.rip;
-    t->frame.rsp = regs.rsp;
-    t->frame.rflags = (regs.rflags & 0xcd5) | 0x202;
-    t->frame.cs = arch::kUserCs;
-    t->frame.ss = arch::kUserDs;
+    frame_from_regs(t->frame, regs);
     t->fs_base = fs_base;
     make_runnable(t);
     return t->tid;
@@ -355,12 +356,8 @@ i64 process_fork(Thread* self, u64 regs_va) {
         return -kEinval; // forking a multi-threaded task: not yet
     // The child's first thread starts from these registers (rax = 0 there).
     sys::LinuxSyscallFrame regs;
-    for (u64 off = 0; off < sizeof regs; off += 8) {
-        i64 pa = parent->as.translate(regs_va + off, false);
-        if (pa < 0 || (regs_va + off) % 8)
-            return -kEfault;
-        reinterpret_cast<u64*>(&regs)[off / 8] = *static_cast<u64*>(pmm::phys_to_virt(static_cast<u64>(pa)));
-    }
+    if (!parent->as.copy_in(regs_va, &regs, sizeof regs))
+        return -kEfault;
     Task* child = alloc_task();
     if (!child)
         return -11; // EAGAIN: no task slot left
@@ -392,27 +389,7 @@ i64 process_fork(Thread* self, u64 regs_va) {
         t->thread_block_pa = static_cast<u64>(child->as.translate(t->thread_block_va, true));
     t->gs_base = self->gs_base;
     t->fs_base = self->fs_base;
-    t->frame = self->frame;
-    t->frame.rax = regs.rax;
-    t->frame.rbx = regs.rbx;
-    t->frame.rcx = regs.rcx;
-    t->frame.rdx = regs.rdx;
-    t->frame.rsi = regs.rsi;
-    t->frame.rdi = regs.rdi;
-    t->frame.rbp = regs.rbp;
-    t->frame.r8 = regs.r8;
-    t->frame.r9 = regs.r9;
-    t->frame.r10 = regs.r10;
-    t->frame.r11 = regs.r11;
-    t->frame.r12 = regs.r12;
-    t->frame.r13 = regs.r13;
-    t->frame.r14 = regs.r14;
-    t->frame.r15 = regs.r15;
-    t->frame.rip = regs.rip;
-    t->frame.rsp = regs.rsp;
-    t->frame.rflags = (regs.rflags & 0xcd5) | 0x202;
-    t->frame.cs = arch::kUserCs;
-    t->frame.ss = arch::kUserDs;
+    frame_from_regs(t->frame, regs);
     make_runnable(t);
     return static_cast<i64>(pid_of(child));
 }

@@ -239,6 +239,36 @@ i64 AddressSpace::unmap(u64 addr, u64 len) {
     return 0;
 }
 
+namespace {
+bool copy_user(AddressSpace& as, u64 va, abi::u8* k, u64 len, bool to_user) {
+    while (len) {
+        i64 pa = as.translate(va, to_user);
+        if (pa < 0)
+            return false;
+        u64 chunk = kPage - (va & (kPage - 1));
+        if (chunk > len)
+            chunk = len;
+        void* user = pmm::phys_to_virt(static_cast<u64>(pa));
+        if (to_user)
+            memcpy(user, k, chunk);
+        else
+            memcpy(k, user, chunk);
+        va += chunk;
+        k += chunk;
+        len -= chunk;
+    }
+    return true;
+}
+} // namespace
+
+bool AddressSpace::copy_in(u64 va, void* dst, u64 len) {
+    return copy_user(*this, va, static_cast<abi::u8*>(dst), len, false);
+}
+
+bool AddressSpace::copy_out(u64 va, const void* src, u64 len) {
+    return copy_user(*this, va, static_cast<abi::u8*>(const_cast<void*>(src)), len, true);
+}
+
 bool AddressSpace::clone_from(const AddressSpace& src) {
     for (Vma* v = src.m_head; v; v = v->next) {
         if (insert(v->start, v->end, v->prot, v->flags, v->image_pa) < 0)

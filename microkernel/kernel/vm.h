@@ -55,6 +55,11 @@ public:
     // Physical address of user byte `va` for a kernel access, faulting the
     // page in if its mapping allows the access; -EFAULT otherwise.
     i64 translate(u64 va, bool write);
+    // Copies between user memory of this address space and kernel memory,
+    // page by page through the direct map (faulting pages in as their
+    // mappings allow); false if any byte is not accessible.
+    bool copy_in(u64 va, void* dst, u64 len);
+    bool copy_out(u64 va, const void* src, u64 len);
 
     u64 mapped_pages() const { return m_pages; }
 
