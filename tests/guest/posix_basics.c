@@ -18,14 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            printf("FAIL %s:%d: %s (errno %d)\n", __FILE__, __LINE__, #cond, errno); \
-            ++failures;                                                               \
-        }                                                                             \
-    } while (0)
+#include "check.h"
 
 int main(int argc, char** argv, char** envp) {
     /* Unknown and x32 syscall numbers: ENOSYS, not a crash (attack 20). */

@@ -9,14 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            printf("FAIL %s:%d: %s (errno %d)\n", __FILE__, __LINE__, #cond, errno); \
-            ++failures;                                                               \
-        }                                                                             \
-    } while (0)
+#include "check.h"
 
 int main(void) {
     int p[2];

@@ -10,14 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            printf("FAIL %s:%d: %s (errno %d)\n", __FILE__, __LINE__, #cond, errno); \
-            ++failures;                                                               \
-        }                                                                             \
-    } while (0)
+#include "check.h"
 
 enum { kThreads = 4, kIncrements = 20000 };
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
