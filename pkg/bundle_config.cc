@@ -639,30 +639,19 @@ Result<BundleConfig> parse_bundle_config(const std::string& text, const std::str
     if (a.workdir.empty() || a.workdir.front() != '/')
         return make_error(EINVAL, at + ": [app] workdir must be an absolute path");
 
-    if (const toml::node* n = root.get("labels")) {
+    // The table sections, each with its parser.
+    using SectionParser = Result<void> (*)(const toml::table&, const std::string&, BundleConfig&);
+    static const std::pair<const char*, SectionParser> kSections[] = {
+        {"labels", parse_labels},   {"policy", parse_policy},   {"limits", parse_limits},
+        {"network", parse_network}, {"volumes", parse_volumes},
+    };
+    for (const auto& [name, parse] : kSections) {
+        const toml::node* n = root.get(name);
+        if (!n)
+            continue;
         if (!n->as_table())
-            return make_error(EINVAL, where(origin, n->source()) + ": [labels] must be a table");
-        KOS_TRY(parse_labels(*n->as_table(), origin, cfg));
-    }
-    if (const toml::node* n = root.get("policy")) {
-        if (!n->as_table())
-            return make_error(EINVAL, where(origin, n->source()) + ": [policy] must be a table");
-        KOS_TRY(parse_policy(*n->as_table(), origin, cfg));
-    }
-    if (const toml::node* n = root.get("limits")) {
-        if (!n->as_table())
-            return make_error(EINVAL, where(origin, n->source()) + ": [limits] must be a table");
-        KOS_TRY(parse_limits(*n->as_table(), origin, cfg));
-    }
-    if (const toml::node* n = root.get("network")) {
-        if (!n->as_table())
-            return make_error(EINVAL, where(origin, n->source()) + ": [network] must be a table");
-        KOS_TRY(parse_network(*n->as_table(), origin, cfg));
-    }
-    if (const toml::node* n = root.get("volumes")) {
-        if (!n->as_table())
-            return make_error(EINVAL, where(origin, n->source()) + ": [volumes] must be a table");
-        KOS_TRY(parse_volumes(*n->as_table(), origin, cfg));
+            return make_error(EINVAL, where(origin, n->source()) + ": [" + name + "] must be a table");
+        KOS_TRY(parse(*n->as_table(), origin, cfg));
     }
     KOS_TRY(parse_processes_and_channels(root, origin, cfg));
     return cfg;
