@@ -178,20 +178,6 @@ Result<void> setup_long_mode(Vcpu& vcpu, uint64_t entry) {
     return {};
 }
 
-Result<void> write_all(int fd, const uint8_t* p, uint64_t len) {
-    while (len) {
-        ssize_t n = ::write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return make_error(errno, "writing guest output: " + errno_string(errno));
-        }
-        p += n;
-        len -= static_cast<uint64_t>(n);
-    }
-    return {};
-}
-
 struct HypercallState {
     const GuestRam& ram;
     const GuestMemory& mem;
@@ -225,7 +211,7 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
                                          " bytes; the run was stopped");
         }
         st.output_bytes += len;
-        KOS_TRY(write_all(stream == 1 ? st.opts.stdout_fd : st.opts.stderr_fd, src, len));
+        KOS_TRY(write_all(stream == 1 ? st.opts.stdout_fd : st.opts.stderr_fd, src, len, "guest output"));
         result = static_cast<int64_t>(len);
         break;
     }

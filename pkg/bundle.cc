@@ -714,19 +714,6 @@ Result<void> remove_tree(const std::string& path) {
 
 namespace {
 
-Result<void> write_all(int fd, const uint8_t* p, size_t n, const std::string& what) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return make_error(errno, what + ": " + errno_string(errno));
-        p += w;
-        n -= static_cast<size_t>(w);
-    }
-    return {};
-}
-
 Result<void> write_beneath(int dirfd, const std::string& rel, std::span<const uint8_t> bytes, int mode) {
     // Parents of a policy source ("policy/app.kpol").
     size_t slash = 0;

@@ -311,22 +311,9 @@ Result<UniqueFd> open_in(int dirfd, const std::string& rel, uint64_t flags) {
     return UniqueFd(fd);
 }
 
-Result<void> write_bytes(int fd, const uint8_t* p, size_t n, const std::string& what) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return make_error(errno, what + ": " + errno_string(errno));
-        p += w;
-        n -= static_cast<size_t>(w);
-    }
-    return {};
-}
-
 Result<void> write_text(int dirfd, const std::string& rel, const std::string& text) {
     UniqueFd fd = KOS_TRY(open_in(dirfd, rel, O_WRONLY | O_CREAT | O_EXCL));
-    KOS_TRY(write_bytes(fd.get(), reinterpret_cast<const uint8_t*>(text.data()), text.size(), rel));
+    KOS_TRY(write_all(fd.get(), reinterpret_cast<const uint8_t*>(text.data()), text.size(), rel));
     ::fchmod(fd.get(), 0644);
     return {};
 }
@@ -354,7 +341,7 @@ Result<void> write_tree(const Tree& tree, int rootfd) {
             if (!fd)
                 return make_error(errno, p + ": " + errno_string(errno));
             if (n.data)
-                KOS_TRY(write_bytes(fd.get(), n.data->data(), n.data->size(), p));
+                KOS_TRY(write_all(fd.get(), n.data->data(), n.data->size(), p));
             if (::fchmod(fd.get(), n.mode & 07777) != 0)
                 return make_error(errno, p + ": " + errno_string(errno));
         }

@@ -61,6 +61,20 @@ Result<std::string> read_text_file(const std::string& path, uint64_t max_size) {
     return std::string(data.begin(), data.end());
 }
 
+Result<void> write_all(int fd, const void* data, size_t size, const std::string& what) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    while (size) {
+        ssize_t n = ::write(fd, p, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return make_error(n < 0 ? errno : EIO, what + ": write failed: " + errno_string(n < 0 ? errno : EIO));
+        p += n;
+        size -= static_cast<size_t>(n);
+    }
+    return {};
+}
+
 Result<void> write_file_atomic(const std::string& path, const void* data, size_t size, int mode) {
     std::string tmp = path + ".tmp." + std::to_string(::getpid());
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));

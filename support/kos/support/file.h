@@ -32,6 +32,9 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_siz
 Result<std::string> read_text_file(const std::string& path, uint64_t max_size = 16u << 20);
 // Reads from an already-open descriptor.
 Result<std::vector<uint8_t>> read_fd(int fd, const std::string& what, uint64_t max_size);
+// Writes all `size` bytes to `fd` (retrying short writes and EINTR); `what`
+// names the destination in the error.
+Result<void> write_all(int fd, const void* data, size_t size, const std::string& what);
 // Writes via a temporary file and rename, so readers never see a partial file.
 Result<void> write_file_atomic(const std::string& path, const void* data, size_t size, int mode = 0644);
 
