@@ -1,0 +1,56 @@
+// Regular expressions and globs compiled to minimal DFAs.
+//
+// The policy compiler turns every `regex` and `glob` condition into a DFA
+// and stores its tables in the compiled policy; the freestanding engine only
+// walks tables (linear time, no backtracking, no allocation). Matching is
+// always of the whole value (implicitly anchored at both ends).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kos/support/result.h"
+
+namespace kos::policy {
+
+// State 0 is the dead state (absorbing, never accepting); state 1 is the
+// start state. next[state * class_count + byte_class[byte]] is the
+// successor. Minimal: no two states are equivalent.
+struct Dfa {
+    std::array<uint8_t, 256> byte_class{}; // byte -> equivalence class
+    uint16_t class_count = 0;              // 1..256
+    uint32_t state_count = 0;              // including the dead state
+    std::vector<uint16_t> next;            // state_count * class_count
+    std::vector<uint8_t> accepting;        // state_count entries, 0 or 1
+
+    bool matches(std::string_view input) const;
+};
+
+struct DfaLimits {
+    uint32_t max_pattern_bytes = 1024;
+    uint32_t max_states = 4096; // after minimization; more is an error
+    uint32_t max_repeat = 255;  // {m,n} bounds
+};
+
+// POSIX-ERE-like syntax: literals; `.`; bracket expressions `[a-z]`,
+// `[^...]`, with classes [:alpha:] [:digit:] [:alnum:] [:space:] [:upper:]
+// [:lower:] [:xdigit:] [:punct:]; groups `( )`; alternation `|`;
+// quantifiers `* + ? {m} {m,} {m,n}`; escapes `\. \\ \d \D \w \W \s \S \n
+// \t \r \xHH` and `\` before any punctuation. `^` and `$` are accepted only
+// as the first/last character (matching is anchored anyway). Bytes, not
+// code points: UTF-8 literals match their byte sequences.
+// Errors say what is wrong and at which byte offset of the pattern
+// ("regex: unbalanced ')' at offset 7").
+Result<Dfa> compile_regex(std::string_view pattern, const DfaLimits& limits = {});
+
+// Path globs, the same dialect as bundle labels (pkg/label_matcher.h):
+// `*` any run of bytes except '/', `?` one byte except '/', `[...]` a
+// bracket expression (never matching '/'), `**` as a whole component zero
+// or more whole components ("/data/**" matches "/data", "/data/" and
+// everything below), `\x` a literal x. Anything else is literal.
+Result<Dfa> compile_glob(std::string_view pattern, const DfaLimits& limits = {});
+
+} // namespace kos::policy
