@@ -11,6 +11,7 @@
 // pointing into the tail). The fixed part's size is rounded up to 8.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -70,6 +71,9 @@ struct Interface {
 
 struct Module {
     std::vector<Interface> interfaces;
+    // parse_idl: the file's package. load_idl_files: the package all files
+    // share, or empty when they name different ones.
+    std::string package;
 
     const Interface* find(std::string_view full_name) const;
     const Interface* find(uint32_t id) const;
@@ -86,5 +90,30 @@ Result<Module> load_idl_files(const std::vector<std::string>& paths);
 uint32_t type_size(Type t);
 uint32_t type_align(Type t);
 std::string_view type_name(Type t); // as written in .kidl ("u32", "string", ...)
+
+// True for String and Bytes (a descriptor in the fixed part, data in the tail).
+bool is_variable(Type t);
+
+// Caps of the parser (docs/idl.md): inputs beyond them are errors.
+inline constexpr size_t kMaxSourceBytes = 256 * 1024;
+inline constexpr size_t kMaxNameLength = 64;
+inline constexpr size_t kMaxInterfaces = 256;  // per file
+inline constexpr size_t kMaxMethods = 256;     // per interface
+inline constexpr size_t kMaxFields = 64;       // per argument or result list
+
+// Lays out `fields` (docs/security-server.md, "Message layout"): sets each
+// Field::offset and returns the fixed size (a multiple of 8).
+uint32_t compute_layout(std::vector<Field>& fields);
+
+// The largest payload of a field list laid out with `fixed_size`: the fixed
+// part plus every String and Bytes field at its bound.
+uint64_t max_payload_size(const std::vector<Field>& fields, uint32_t fixed_size);
+
+// Checks a payload against a laid-out field list exactly as the decoders
+// kos-idlc generates do: size >= fixed size, each descriptor's offset >=
+// fixed size, offset + size <= payload size, size <= bound, bools 0 or 1.
+// Errors (EPROTO) name the field and what is wrong.
+Result<void> check_payload(const std::vector<Field>& fields, uint32_t fixed_size,
+                           const uint8_t* payload, size_t size);
 
 } // namespace kos::idl
