@@ -111,6 +111,10 @@ public:
 
     Verdict decide(const Request& r);
 
+    // The same verdict without reading or filling the cache (benchmarks and
+    // `kos policy explain`); limits and machines still advance.
+    Verdict decide_uncached(const Request& r);
+
     // An IPC message as the kernel holds it (its own copy): decodes the
     // fields from the payload by the method's layout, then decides. A
     // payload that does not fit the layout is denied (kRuleMalformed).

@@ -186,7 +186,7 @@ struct Rule {
     StringRef where;  // "file:line:column"
     StringRef text;   // the rule as written
 };
-static_assert(sizeof(Rule) == 64);
+static_assert(sizeof(Rule) == 56);
 
 // A rule specialised to one (interface, method) or (class, perm): its
 // conditions name the fields of that method.
