@@ -53,4 +53,11 @@ Result<Dfa> compile_regex(std::string_view pattern, const DfaLimits& limits = {}
 // everything below), `\x` a literal x. Anything else is literal.
 Result<Dfa> compile_glob(std::string_view pattern, const DfaLimits& limits = {});
 
+// The DFA that matches exactly the strings in `values` (the compiled form of
+// `== "x"` and `in {"a", "b"}` on strings); an empty set matches nothing
+// (then states 0 and 1 are both dead, the one exception to minimality).
+// Errors ("literals: ...") when the set needs more states than `limits`
+// allow during construction or after minimization.
+Result<Dfa> compile_literals(const std::vector<std::string>& values, const DfaLimits& limits = {});
+
 } // namespace kos::policy
