@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kos/idl/alltypes.h"
+#include "kos/idl/edge.h"
 #include "kos/idl/generator.h"
 #include "kos/idl/model.h"
 #include "kos/idl/test.h"
@@ -471,6 +472,55 @@ TEST(IdlGenerated, DispatchErrors) {
     store<int32_t>(payload, 2);
     EXPECT_EQ(all::dispatch(server, h, payload, reply, sizeof reply, rh), -2);
     EXPECT_EQ(rh.status, -2);
+}
+
+// edge.kidl: names that shadow the generated code's parameters and locals.
+struct EdgeServer {
+    int32_t edge(const kos::idl::edge::edge::edge::Request& r, kos::idl::edge::edge::edge::Response& out) {
+        out.payload = r.in;
+        out.size = r.buf;
+        out.handler = true;
+        out.status = -1;
+        out.request = r.total;
+        out.response.bytes[15] = 9;
+        return 0;
+    }
+    int32_t h(const kos::idl::edge::edge::h::Request&, kos::idl::edge::edge::h::Response& out) {
+        out.kId = 3;
+        return 0;
+    }
+    int32_t call(const kos::idl::edge::edge::call::Request&, kos::idl::edge::edge::call::Response&) { return 0; }
+};
+
+TEST(IdlGenerated, CollidingNamesStillWork) {
+    namespace e = kos::idl::edge::edge;
+    EdgeServer server;
+    auto d = [&server](const MessageHeader& h, const uint8_t* p, uint8_t* r, uint32_t cap, MessageHeader& rh) {
+        return e::dispatch(server, h, p, r, cap, rh);
+    };
+    LoopbackTransport<decltype(d)> transport{d, {}, {}};
+    e::Client<decltype(transport)> client(transport);
+    e::edge::Request req;
+    req.in = 4;
+    req.buf = 5;
+    req.total = span("tt");
+    e::edge::Response resp;
+    ASSERT_EQ(client.edge(req, resp), 0);
+    EXPECT_EQ(resp.payload, 4);
+    EXPECT_EQ(resp.size, 5u);
+    EXPECT_TRUE(resp.handler);
+    EXPECT_EQ(resp.status, -1);
+    EXPECT_EQ(str(resp.request), "tt");
+    EXPECT_EQ(resp.response.bytes[15], 9);
+    e::h::Request hr;
+    e::h::Response ho;
+    ASSERT_EQ(client.h(hr, ho), 0);
+    EXPECT_EQ(ho.kId, 3);
+    // An interface without methods: everything is unknown.
+    struct NoHandler {};
+    NoHandler nh;
+    MessageHeader h{kos::idl::edge::Empty::kInterfaceId, 1, 0, 0}, rh{};
+    EXPECT_EQ(kos::idl::edge::Empty::dispatch(nh, h, nullptr, nullptr, 0, rh), -38);
 }
 
 std::string read_file(const std::string& path) {

@@ -224,6 +224,8 @@ TEST(IdlParse, SyntaxErrors) {
         {"package p interface A 1 { f 1 (__x: u8) -> () }",
          "t.kidl:1:32: found '__x', expected a field name or ')' that is not a C++ keyword or reserved name "
          "(names become C++ identifiers)"},
+        {"package detail", "t.kidl:1:9: found 'detail', expected a package name other than what kos-idlc "
+                           "generates in namespace kos::idl (Span, Ip, detail, ...)"},
         {"package p interface A 1 { encode 1 () -> () }",
          "t.kidl:1:27: found 'encode', expected a method name other than what kos-idlc generates next to "
          "methods (Client, dispatch, encode, decode, Request, Response, k..., m_...)"},

@@ -165,7 +165,15 @@ public:
     Result<Module> parse() {
         Module m;
         KOS_TRY(expect_word("package", "'package'"));
+        SourceLoc package_at = loc(peek());
         m.package = KOS_TRY(name("a package name"));
+        // kos::idl::<package> sits next to the shared kos::idl::Span, Ip
+        // and detail of the generated headers.
+        if (is_generated_name(m.package))
+            return error_at(package_at, std::format("found '{}', expected a package name other than what "
+                                                    "kos-idlc generates in namespace kos::idl (Span, Ip, "
+                                                    "detail, ...)",
+                                                    m.package));
         std::map<std::string, SourceLoc, std::less<>> names;
         std::map<uint32_t, std::pair<std::string, SourceLoc>> ids;
         while (peek().kind != Tok::End) {
