@@ -40,6 +40,7 @@ struct TrustArgs {
         }
         if (no_state)
             t.state_dir.clear();
+        t.policy_compiler = bundle_policy_compiler();
         return t;
     }
     void add_to(CLI::App* cmd) {
@@ -137,6 +138,7 @@ struct PackArgs {
 
 int pack_command(const PackArgs& a) {
     pkg::PackOptions opts;
+    opts.policy_compiler = bundle_policy_compiler();
     pkg::SecretKey sec;
     if (!a.key.empty()) {
         auto text = read_text_file(a.key, 4096);
@@ -311,6 +313,7 @@ int inspect_command(const std::string& bundle, const TrustArgs& ta, bool as_json
     if (ta.keys.empty() && ta.trust_dir.empty())
         t = pkg::TrustOptions{};
     t.state_dir.clear();
+    t.policy_compiler = bundle_policy_compiler();
     auto b = pkg::open_bundle_for_run(bundle, t);
     if (!b)
         return fail("inspect: " + b.error().message);

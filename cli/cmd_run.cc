@@ -128,7 +128,9 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
     std::optional<pkg::RunnableBundle> packed;
     struct stat st{};
     if (::stat(a.bundle.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-        auto rb = pkg::open_bundle_for_run(a.bundle, pkg::default_trust_options());
+        pkg::TrustOptions trust = pkg::default_trust_options();
+        trust.policy_compiler = bundle_policy_compiler();
+        auto rb = pkg::open_bundle_for_run(a.bundle, trust);
         if (!rb)
             return fail(kExitKosError, rb.error().message);
         packed = std::move(*rb);

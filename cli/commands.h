@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "pkg/bundle.h"
+
 namespace kos::cli {
 
 struct Context {
@@ -18,5 +20,9 @@ void add_run_commands(CLI::App& app, Context& ctx);    // run (cmd_run.cc)
 void add_policy_commands(CLI::App& app, Context& ctx); // policy ... (cmd_policy.cc)
 void add_bundle_commands(CLI::App& app, Context& ctx); // pack, keygen, verify, inspect, import (cmd_bundle.cc)
 void add_doctor_commands(CLI::App& app, Context& ctx); // doctor (cmd_doctor.cc)
+
+// The .kpol compiler for bundles (cmd_policy.cc): compiles a bundle's
+// policy sources when it is packed or opened without a compiled policy.
+pkg::PolicyCompiler bundle_policy_compiler();
 
 } // namespace kos::cli

@@ -253,7 +253,10 @@ public:
         if (m_d.full())
             return;
         second_pass();
-        if (!m_options.domain.empty()) {
+        // A policy that declares labels must declare the bundle's domain
+        // among them. One that declares none (a placeholder) compiles to a
+        // policy that denies everything, which is safe as it is.
+        if (!m_options.domain.empty() && !m_m.labels.empty()) {
             auto it = m_labels.find(m_options.domain);
             if (it == m_labels.end() || m_m.labels[it->second].kind != sec::LabelKind::Domain)
                 m_d.error_at("", "the bundle's domain \"" + m_options.domain +

@@ -28,7 +28,9 @@ inline constexpr uint32_t kMaxLabels = 65536;
 struct CompileOptions {
     // Where `idl "x.kidl"` looks after the including file's directory.
     std::vector<std::string> idl_path = {KOS_IDL_DIR};
-    // Non-empty: this label must be declared as a domain (a bundle's [policy] domain).
+    // Non-empty: this label must be declared as a domain (a bundle's [policy]
+    // domain), unless the policy declares no labels at all (it then denies
+    // everything).
     std::string domain;
     bool build = true;     // false: parse and resolve only (no blob, no tests)
     bool run_tests = true; // run the `test` blocks on the compiled blob
@@ -67,8 +69,10 @@ Result<CompiledPolicy> compile_policy_files(const std::vector<std::string>& path
 Result<CompiledPolicy> compile_policy_sources(const std::vector<MemorySource>& sources,
                                               const CompileOptions& options = {});
 
-// A bundle's policy: every source is a top-level file; tests must pass and
-// `domain` must be a declared domain. Returns the blob.
+// A bundle's policy: every source is a top-level file (includes resolve
+// among them only; `idl` also looks in options.idl_path); tests must pass
+// and `domain` must be a declared domain (see CompileOptions::domain).
+// Returns the blob.
 Result<std::vector<uint8_t>> compile_bundle_policy(const std::string& domain, const std::vector<MemorySource>& sources,
                                                    const CompileOptions& options = {});
 
