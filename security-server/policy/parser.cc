@@ -721,6 +721,17 @@ private:
             t.loc = loc;
             if (!set_expr(&t.labels))
                 return false;
+            // `trusted a, b, c`: a list is the union of its items.
+            while (is_sym(",")) {
+                advance();
+                ast::SetExpr more;
+                if (!set_expr(&more))
+                    return false;
+                for (ast::SetTerm& term : more.terms)
+                    t.labels.terms.push_back(std::move(term));
+                if (t.labels.terms.size() > kMaxListItems)
+                    return found("a shorter list");
+            }
             f.statements.push_back(std::move(t));
             return end_of_statement();
         }
