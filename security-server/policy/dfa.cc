@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <bitset>
 #include <cerrno>
-#include <cstring>
+#include <map>
 #include <unordered_map>
 
 namespace kos::policy {
@@ -669,7 +669,7 @@ struct Budget {
 Budget budget_for(const DfaLimits& limits) {
     uint64_t max_states = std::min<uint64_t>(limits.max_states, 65535);
     return {static_cast<uint32_t>(std::max<uint64_t>(8 * max_states, 64)),
-            std::max<uint64_t>(uint64_t{1} << 20, max_states * 16384)};
+            std::max<uint64_t>(uint64_t{1} << 20, max_states * 4096)};
 }
 
 uint32_t nfa_cap(const DfaLimits& limits) {
@@ -749,6 +749,7 @@ Result<RawDfa> determinize(const Nfa& nfa, const DfaLimits& limits, const char* 
     intern(std::move(start));
 
     std::vector<std::vector<uint32_t>> buckets(count);
+    std::unordered_map<std::string, uint32_t> seen_buckets;
     for (uint32_t q = 1; q < sets.size(); ++q) {
         for (auto& b : buckets)
             b.clear();
@@ -760,13 +761,19 @@ Result<RawDfa> determinize(const Nfa& nfa, const DfaLimits& limits, const char* 
                 buckets[c].push_back(st.target);
             work += label_classes[st.label].size();
         }
+        // Classes that reach the same NFA states (all the bytes under a
+        // '.', say) share one closure.
+        seen_buckets.clear();
         for (uint32_t c = 0; c < count; ++c) {
             if (buckets[c].empty())
                 continue;
-            std::vector<uint32_t> t = buckets[c];
-            closure(t);
-            uint32_t id = intern(std::move(t));
-            d.next[q * count + c] = id;
+            auto [it, fresh] = seen_buckets.try_emplace(key_of(buckets[c]), 0);
+            if (fresh) {
+                std::vector<uint32_t> t = buckets[c];
+                closure(t);
+                it->second = intern(std::move(t));
+            }
+            d.next[q * count + c] = it->second;
         }
         if (sets.size() > budget.max_raw_states)
             return make_error(E2BIG, std::string(who) + ": more than " +
@@ -929,22 +936,19 @@ Result<Dfa> finish(const RawDfa& d, const DfaLimits& limits, const char* who) {
                 x == 0 && start != dead ? 0 : id[blk[d.next[rep[order[x]] * k + c]]]);
     std::vector<int32_t> merged(k, -1);
     std::vector<uint32_t> firsts; // raw class standing for each final class
+    std::map<std::vector<uint16_t>, uint32_t> columns;
     Dfa out;
     for (size_t b = 0; b < 256; ++b) {
         uint32_t c = d.byte_class[b];
         if (merged[c] < 0) {
-            for (size_t f = 0; f < firsts.size() && merged[c] < 0; ++f) {
-                bool same = true;
-                for (uint32_t x = 0; x < states && same; ++x)
-                    same = table[static_cast<size_t>(x) * k + c] ==
-                           table[static_cast<size_t>(x) * k + firsts[f]];
-                if (same)
-                    merged[c] = static_cast<int32_t>(f);
-            }
-            if (merged[c] < 0) {
-                merged[c] = static_cast<int32_t>(firsts.size());
+            std::vector<uint16_t> column(states);
+            for (uint32_t x = 0; x < states; ++x)
+                column[x] = table[static_cast<size_t>(x) * k + c];
+            auto [it, fresh] = columns.try_emplace(std::move(column),
+                                                   static_cast<uint32_t>(firsts.size()));
+            if (fresh)
                 firsts.push_back(c);
-            }
+            merged[c] = static_cast<int32_t>(it->second);
         }
         out.byte_class[b] = static_cast<uint8_t>(merged[c]);
     }

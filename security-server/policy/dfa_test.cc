@@ -475,6 +475,42 @@ TEST(Dfa, LimitsAreErrorsNotHangs) {
     EXPECT_LT(ms, 20000);
 }
 
+// Patterns built to make each stage expensive: each one compiles or fails
+// with an error, in bounded time.
+TEST(Dfa, AdversarialPatternsFinishQuickly) {
+    using Clock = std::chrono::steady_clock;
+    std::string many_classes;
+    for (int c = 1; c < 128; c += 2)
+        many_classes += "\\x" + std::string(1, "0123456789abcdef"[c >> 4]) +
+                        "0123456789abcdef"[c & 15] + "?";
+    const std::vector<std::string> patterns = {
+        "(.*.*.*.*.*.*.*.*){30}",
+        ".{0,255}.{0,255}.{0,255}.{0,255}x",
+        "(a|aa){0,255}",
+        "((a*)*){255}",
+        "(.{0,255}x){4}",
+        "((a|b)*a(a|b)*){1,255}b",
+        "(a{0,255}){0,255}",
+        "([ab]{0,200}c){5}",
+        ".*a.{12}",
+        "(((.{1,9}){1,9}){1,9})",
+        "((.*[0-9a-fA-F]){3}.*[g-z]){20}",
+        many_classes,
+        "(" + many_classes + "){8}",
+    };
+    for (const std::string& p : patterns) {
+        auto t0 = Clock::now();
+        auto r = compile_regex(p);
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+        std::printf("[ info ] %-40.40s %-10s %6lld ms %s\n", p.c_str(),
+                    r ? (std::to_string(r->state_count) + " states").c_str() : "error",
+                    static_cast<long long>(ms), r ? "" : r.error().message.substr(0, 60).c_str());
+        EXPECT_LT(ms, 5000) << p;
+        if (r)
+            expect_well_formed_and_minimal(*r, p);
+    }
+}
+
 // The largest DFA the default limits allow for a classic blow-up pattern:
 // (a|b)*a(a|b){10} needs 2^11 + 1 = 2049 states.
 TEST(Dfa, LargestDfaCompileTime) {
