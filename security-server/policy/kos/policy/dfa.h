@@ -53,6 +53,26 @@ Result<Dfa> compile_regex(std::string_view pattern, const DfaLimits& limits = {}
 // everything below), `\x` a literal x. Anything else is literal.
 Result<Dfa> compile_glob(std::string_view pattern, const DfaLimits& limits = {});
 
+// Details both dialects pin down (dfa_test.cc tests each):
+// - regex: `.` and negated brackets match every byte, '\n' included.
+//   Inside brackets `\` escapes as outside (`[\]\-\\]`, `[\d.]`). A
+//   quantifier may not follow another (`a**`: use a group, `(a*)*`); `{`
+//   must start a valid bound; `]` and `}` alone are literals; empty
+//   alternatives and groups match the empty string.
+// - glob: values are split into components like LabelMatcher::matches:
+//   runs of '/' separate components and a trailing '/' is ignored, so
+//   the glob "/data/a" matches "/data//a/"; a component is never empty, so
+//   "/a/*" does not match "/a/". An absolute pattern matches only values that
+//   start with '/' (LabelMatcher only ever sees those); a relative pattern
+//   ("*.txt", "a/**") only values that do not. The empty value matches no
+//   glob. "." and ".." in a value are ordinary components (normalize paths
+//   first). `[!...]` and `[^...]` negate; `\` inside brackets quotes the
+//   next byte. Errors: an empty pattern, a trailing '/', "//", "." or ".."
+//   components, "**" that is not a whole component, an escaped '/'.
+// - Work is bounded: the NFA by max(4096, 16 * max_states) states, subset
+//   construction by 8 * max_states states and a step budget; past either
+//   the error says which limit was hit.
+
 // The DFA that matches exactly the strings in `values` (the compiled form of
 // `== "x"` and `in {"a", "b"}` on strings); an empty set matches nothing
 // (then states 0 and 1 are both dead, the one exception to minimality).
