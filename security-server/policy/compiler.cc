@@ -138,7 +138,9 @@ private:
 
     // Finds a policy file: sets its identity key and text. `from` is the
     // error position's text ("" for a top-level file).
-    bool locate(const std::string& path, std::string* key, std::string* text, const std::string& from) {
+    bool locate(const std::string& path, std::string* key, std::string* text, const std::string& from,
+                const std::string& written = {}) {
+        const std::string& shown = written.empty() ? path : written;
         auto fail = [&](const std::string& msg) {
             m_d.error_at(from, msg);
             return false;
@@ -147,10 +149,10 @@ private:
             fs::path p(path);
             std::string norm = p.lexically_normal().string();
             if (p.is_absolute() || norm == ".." || norm.starts_with("../"))
-                return fail("include \"" + path + "\": outside the bundle (includes name the bundle's own policy files)");
+                return fail("include \"" + shown + "\": outside the bundle (includes name the bundle's own policy files)");
             auto it = m_by_name.find(norm);
             if (it == m_by_name.end())
-                return fail("include \"" + path + "\": no policy file " + norm +
+                return fail("include \"" + shown + "\": no policy file " + norm +
                             " in the bundle (list it in [policy] sources)");
             *key = norm;
             *text = it->second->text;
@@ -218,7 +220,7 @@ private:
         std::string target = p.is_absolute() ? inc.path
                                              : (fs::path(m_names[file]).parent_path() / p).lexically_normal().string();
         std::string key, text;
-        if (!locate(target, &key, &text, m_d.where(inc.loc)))
+        if (!locate(target, &key, &text, m_d.where(inc.loc), inc.path))
             return;
         if (std::find(m_stack.begin(), m_stack.end(), key) != m_stack.end()) {
             m_d.error(inc.loc, "found an include cycle: \"" + inc.path + "\" includes itself (through " +
@@ -344,7 +346,7 @@ private:
                 }
             } else if (const auto* s = std::get_if<ast::SetDef>(fs.statement)) {
                 if (declare_name(s->name, "set"))
-                    m_sets.emplace(s->name.text, SetState{s, false, false, {}});
+                    m_sets.emplace(s->name.text, SetState{s, false, false, {}, false});
             } else if (const auto* c = std::get_if<ast::ClassDecl>(fs.statement)) {
                 declare_class(*c);
             } else if (const auto* f = std::get_if<ast::Family>(fs.statement)) {
@@ -431,6 +433,7 @@ private:
         bool resolving;
         bool resolved;
         std::vector<bool> members;
+        bool broken = false; // its definition has an error (reported once)
     };
 
     // Members of a set expression as a bitmap over labels; nullopt on error.
@@ -473,6 +476,8 @@ private:
             return std::nullopt;
         }
         SetState& st = s->second;
+        if (st.broken)
+            return std::nullopt; // already reported
         if (st.resolved)
             return st.members;
         if (st.resolving || depth > 256) {
@@ -483,8 +488,10 @@ private:
         st.resolving = true;
         auto v = eval(st.def->expr, depth + 1);
         st.resolving = false;
-        if (!v)
+        if (!v) {
+            st.broken = true;
             return std::nullopt;
+        }
         st.resolved = true;
         st.members = *v;
         return v;
@@ -1156,8 +1163,10 @@ Result<CompiledPolicy> compile(const std::vector<std::string>& paths, const std:
     }
     if (names.empty() && d.empty())
         return make_error(EINVAL, "no policy files given");
+    // Resolution runs on a complete parse only: a statement dropped by a
+    // syntax error would otherwise cause a cascade of unknown names.
     Resolver res(sources, options, d, out.model);
-    if (!d.full())
+    if (d.empty())
         res.run();
     out.files = names;
     if (!d.empty())

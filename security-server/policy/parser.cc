@@ -111,10 +111,13 @@ public:
                     m_d.error(cur().loc, cur().text);
                 break;
             }
-            size_t before = m_d.count();
+            size_t before = m_d.count(), start = m_i;
             if (!statement(f) || m_d.count() != before)
-                recover();
+                recover(start);
         }
+        skip_newlines();
+        if (m_d.full() && !at_end())
+            m_d.truncated();
         return f;
     }
 
@@ -182,10 +185,24 @@ private:
             return found("the end of the line");
         return true;
     }
-    void recover() {
-        // Skip the rest of the line (a lexical error ends the token stream).
-        while (!at_line_end() && cur().kind != Tok::Error)
+    // Skips what is left of a statement (or test step) that began at token
+    // `from`: to the end of its line, or past the braces it left open (so
+    // an unclosed list reports one error, not one per line).
+    void recover(size_t from) {
+        long depth = 0;
+        for (size_t i = from; i < m_i && i < m_t.size(); ++i) {
+            if (m_t[i].kind == Tok::Sym && m_t[i].text == "{")
+                ++depth;
+            else if (m_t[i].kind == Tok::Sym && m_t[i].text == "}")
+                --depth;
+        }
+        while (!at_end() && cur().kind != Tok::Error && !(depth <= 0 && cur().kind == Tok::Newline)) {
+            if (is_sym("{"))
+                ++depth;
+            else if (is_sym("}"))
+                --depth;
             advance();
+        }
         if (cur().kind == Tok::Error) {
             if (m_reported_error != m_i)
                 m_d.error(cur().loc, cur().text);
@@ -659,7 +676,7 @@ private:
                 f.statements.push_back(std::move(t));
                 return false;
             }
-            size_t before = m_d.count();
+            size_t before = m_d.count(), start = m_i;
             ast::Step s;
             bool ok = true;
             if (is_ident("at"))
@@ -682,7 +699,7 @@ private:
             if (ok && m_d.count() == before)
                 t.steps.push_back(std::move(s));
             else
-                recover();
+                recover(start);
         }
         f.statements.push_back(std::move(t));
         return end_of_statement();

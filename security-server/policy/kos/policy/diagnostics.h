@@ -22,6 +22,9 @@ public:
     // An error with no position (an I/O failure before any source is read).
     void error_at(const std::string& where, const std::string& message);
 
+    // Notes that errors were left out (the run stopped at the cap).
+    void truncated() { m_dropped = true; }
+
     bool full() const { return m_messages.size() >= kMaxErrors; }
     bool empty() const { return m_messages.empty(); }
     size_t count() const { return m_messages.size(); }
