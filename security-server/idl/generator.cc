@@ -14,19 +14,31 @@ namespace {
 
 std::string cxx_type(Type t) {
     switch (t) {
-    case Type::Bool: return "bool";
-    case Type::U8: return "uint8_t";
-    case Type::U16: return "uint16_t";
-    case Type::U32: return "uint32_t";
-    case Type::U64: return "uint64_t";
-    case Type::I8: return "int8_t";
-    case Type::I16: return "int16_t";
-    case Type::I32: return "int32_t";
-    case Type::I64: return "int64_t";
-    case Type::Handle: return "uint32_t";
-    case Type::Ip: return "::kos::idl::Ip";
+    case Type::Bool:
+        return "bool";
+    case Type::U8:
+        return "uint8_t";
+    case Type::U16:
+        return "uint16_t";
+    case Type::U32:
+        return "uint32_t";
+    case Type::U64:
+        return "uint64_t";
+    case Type::I8:
+        return "int8_t";
+    case Type::I16:
+        return "int16_t";
+    case Type::I32:
+        return "int32_t";
+    case Type::I64:
+        return "int64_t";
+    case Type::Handle:
+        return "uint32_t";
+    case Type::Ip:
+        return "::kos::idl::Ip";
     case Type::String:
-    case Type::Bytes: return "::kos::idl::Span";
+    case Type::Bytes:
+        return "::kos::idl::Span";
     }
     return "?";
 }
@@ -44,9 +56,12 @@ std::string short_name(const Interface& itf) {
 
 const char* flow_name(Flow f) {
     switch (f) {
-    case Flow::Read: return "read";
-    case Flow::Write: return "write";
-    default: return "readwrite";
+    case Flow::Read:
+        return "read";
+    case Flow::Write:
+        return "write";
+    default:
+        return "readwrite";
     }
 }
 
@@ -125,7 +140,7 @@ inline bool get_bool(const uint8_t* payload, uint32_t at, bool& out) {
 )";
 
 class Writer {
-public:
+  public:
     explicit Writer(const Module& file) : m_file(file) {}
 
     std::string header(std::string_view source_name) {
@@ -178,7 +193,7 @@ public:
         return std::move(m_out);
     }
 
-private:
+  private:
     void interface(const Interface& itf) {
         std::string ns = std::format("::kos::idl::{}::{}", m_file.package, short_name(itf));
         uint64_t max_req = 0, max_resp = 0;
@@ -186,12 +201,13 @@ private:
             max_req = std::max(max_req, max_payload_size(m.request, m.request_fixed_size));
             max_resp = std::max(max_resp, max_payload_size(m.response, m.response_fixed_size));
         }
-        m_out += std::format("\n// interface {} {:#x}\nnamespace {} {{\n\n", itf.name, itf.id, ns.substr(2));
+        m_out += std::format("\n// interface {} {:#x}\nnamespace {} {{\n\n", itf.name, itf.id,
+                             ns.substr(2));
         m_out += std::format("inline constexpr uint32_t kInterfaceId = {:#x};\n", itf.id);
         m_out += std::format("// The largest request and response payloads of all methods.\n"
-                           "inline constexpr uint32_t kMaxRequestPayload = {};\n"
-                           "inline constexpr uint32_t kMaxResponsePayload = {};\n",
-                           max_req, max_resp);
+                             "inline constexpr uint32_t kMaxRequestPayload = {};\n"
+                             "inline constexpr uint32_t kMaxResponsePayload = {};\n",
+                             max_req, max_resp);
         for (const Method& m : itf.methods)
             method_types(m);
         for (const Method& m : itf.methods) {
@@ -216,16 +232,19 @@ private:
     void members(const std::vector<Field>& fields) {
         for (const Field& f : fields)
             m_out += std::format("        {} {}{};\n", cxx_type(f.type), f.name,
-                               f.type == Type::Ip || is_variable(f.type) ? "{}" : " = 0");
+                                 f.type == Type::Ip || is_variable(f.type) ? "{}" : " = 0");
     }
 
     void method_types(const Method& m) {
-        m_out += std::format("\n// {} {} [flow {}]\nstruct {} {{\n", m.name, m.id, flow_name(m.flow), m.name);
+        m_out += std::format("\n// {} {} [flow {}]\nstruct {} {{\n", m.name, m.id,
+                             flow_name(m.flow), m.name);
         layout_comment("request", m.request, m.request_fixed_size);
         layout_comment("response", m.response, m.response_fixed_size);
         m_out += std::format("    static constexpr uint32_t kId = {};\n", m.id);
-        m_out += std::format("    static constexpr uint32_t kRequestFixedSize = {};\n", m.request_fixed_size);
-        m_out += std::format("    static constexpr uint32_t kResponseFixedSize = {};\n", m.response_fixed_size);
+        m_out += std::format("    static constexpr uint32_t kRequestFixedSize = {};\n",
+                             m.request_fixed_size);
+        m_out += std::format("    static constexpr uint32_t kResponseFixedSize = {};\n",
+                             m.response_fixed_size);
         m_out += "    struct Request {\n";
         members(m.request);
         m_out += "    };\n    struct Response {\n";
@@ -235,22 +254,24 @@ private:
 
     void codec(const std::string& type, const std::vector<Field>& fields, uint32_t fixed) {
         // encode
-        m_out += std::format("\ninline int32_t encode(const {}& in, uint8_t* buf, uint32_t cap) {{\n", type);
+        m_out += std::format(
+            "\ninline int32_t encode(const {}& in, uint8_t* buf, uint32_t cap) {{\n", type);
         m_out += std::format("    uint32_t total = {};\n", fixed);
         for (const Field& f : fields) {
             if (!is_variable(f.type))
                 continue;
             m_out += std::format("    if (!::kos::idl::detail::span_ok(in.{0}, {1}))\n"
-                               "        return -::kos::idl::detail::kEinval;\n"
-                               "    total += in.{0}.size;\n",
-                               f.name, f.max_size);
+                                 "        return -::kos::idl::detail::kEinval;\n"
+                                 "    total += in.{0}.size;\n",
+                                 f.name, f.max_size);
         }
         m_out += "    if (total > cap)\n        return -::kos::idl::detail::kEmsgsize;\n";
         if (fields.empty()) {
             m_out += "    (void)in;\n    (void)buf;\n";
         } else {
             m_out += std::format("    ::kos::idl::detail::zero(buf, {});\n", fixed);
-            bool has_tail = std::ranges::any_of(fields, [](const Field& f) { return is_variable(f.type); });
+            bool has_tail =
+                std::ranges::any_of(fields, [](const Field& f) { return is_variable(f.type); });
             if (has_tail)
                 m_out += std::format("    uint32_t tail = {};\n", fixed);
             for (const Field& f : fields) {
@@ -259,17 +280,19 @@ private:
                     m_out += std::format("    buf[{}] = in.{} ? 1 : 0;\n", f.offset, f.name);
                     break;
                 case Type::Ip:
-                    m_out += std::format("    ::kos::idl::detail::copy(buf + {}, in.{}.bytes, 16);\n", f.offset,
-                                       f.name);
+                    m_out +=
+                        std::format("    ::kos::idl::detail::copy(buf + {}, in.{}.bytes, 16);\n",
+                                    f.offset, f.name);
                     break;
                 case Type::String:
                 case Type::Bytes:
-                    m_out += std::format("    ::kos::idl::detail::put_span(buf, {}, in.{}, tail);\n", f.offset,
-                                       f.name);
+                    m_out +=
+                        std::format("    ::kos::idl::detail::put_span(buf, {}, in.{}, tail);\n",
+                                    f.offset, f.name);
                     break;
                 default:
-                    m_out += std::format("    ::kos::idl::detail::store<{}>(buf + {}, in.{});\n", cxx_type(f.type),
-                                       f.offset, f.name);
+                    m_out += std::format("    ::kos::idl::detail::store<{}>(buf + {}, in.{});\n",
+                                         cxx_type(f.type), f.offset, f.name);
                     break;
                 }
             }
@@ -277,7 +300,8 @@ private:
         m_out += "    return static_cast<int32_t>(total);\n}\n";
 
         // decode
-        m_out += std::format("\ninline bool decode(const uint8_t* payload, uint32_t size, {}& out) {{\n", type);
+        m_out += std::format(
+            "\ninline bool decode(const uint8_t* payload, uint32_t size, {}& out) {{\n", type);
         if (fixed > 0)
             m_out += std::format("    if (size < {})\n        return false;\n", fixed);
         if (fields.empty())
@@ -286,22 +310,24 @@ private:
             switch (f.type) {
             case Type::Bool:
                 m_out += std::format("    if (!::kos::idl::detail::get_bool(payload, {}, out.{}))\n"
-                                   "        return false;\n",
-                                   f.offset, f.name);
+                                     "        return false;\n",
+                                     f.offset, f.name);
                 break;
             case Type::Ip:
-                m_out += std::format("    ::kos::idl::detail::copy(out.{}.bytes, payload + {}, 16);\n", f.name,
-                                   f.offset);
+                m_out +=
+                    std::format("    ::kos::idl::detail::copy(out.{}.bytes, payload + {}, 16);\n",
+                                f.name, f.offset);
                 break;
             case Type::String:
             case Type::Bytes:
-                m_out += std::format("    if (!::kos::idl::detail::get_span(payload, size, {}, {}, {}, out.{}))\n"
-                                   "        return false;\n",
-                                   f.offset, fixed, f.max_size, f.name);
+                m_out += std::format(
+                    "    if (!::kos::idl::detail::get_span(payload, size, {}, {}, {}, out.{}))\n"
+                    "        return false;\n",
+                    f.offset, fixed, f.max_size, f.name);
                 break;
             default:
-                m_out += std::format("    out.{} = ::kos::idl::detail::load<{}>(payload + {});\n", f.name,
-                                   cxx_type(f.type), f.offset);
+                m_out += std::format("    out.{} = ::kos::idl::detail::load<{}>(payload + {});\n",
+                                     f.name, cxx_type(f.type), f.offset);
                 break;
             }
         }
@@ -315,7 +341,7 @@ template <class Transport> class Client {{
 public:
     explicit Client(Transport& transport) : m_transport(transport) {{}}
 )",
-                           itf.name);
+                             itf.name);
         for (const Method& m : itf.methods) {
             std::string mt = ns + "::" + m.name;
             m_out += std::format(R"(
@@ -337,7 +363,7 @@ public:
         return 0;
     }}
 )",
-                               m.name, mt, ns);
+                                 m.name, mt, ns);
         }
         m_out += R"(
 private:
@@ -369,7 +395,7 @@ int32_t dispatch(Handler& handler, const ::kos::abi::ipc::MessageHeader& h, cons
     }} else {{
         switch (h.method_id) {{
 )",
-                           itf.name, ns);
+                             itf.name, ns);
         for (const Method& m : itf.methods) {
             std::string mt = ns + "::" + m.name;
             m_out += std::format(R"(        case {1}::kId: {{
@@ -392,7 +418,7 @@ int32_t dispatch(Handler& handler, const ::kos::abi::ipc::MessageHeader& h, cons
             break;
         }}
 )",
-                               m.name, mt, ns);
+                                 m.name, mt, ns);
         }
         m_out += R"(        default:
             status = -::kos::idl::detail::kEnosys;
@@ -418,8 +444,8 @@ void json_fields(std::string& out, const std::vector<Field>& fields) {
     out += "[";
     for (size_t i = 0; i < fields.size(); ++i) {
         const Field& f = fields[i];
-        out += std::format("{}{{\"name\": {}, \"type\": {}, \"offset\": {}", i ? ", " : "", json_string(f.name),
-                           json_string(type_name(f.type)), f.offset);
+        out += std::format("{}{{\"name\": {}, \"type\": {}, \"offset\": {}", i ? ", " : "",
+                           json_string(f.name), json_string(type_name(f.type)), f.offset);
         if (is_variable(f.type))
             out += std::format(", \"max_size\": {}", f.max_size);
         out += "}";
@@ -435,17 +461,19 @@ std::string generate_header(const Module& file, std::string_view source_name) {
 }
 
 std::string generate_summary(const Module& file) {
-    std::string out = std::format("{{\n  \"package\": {},\n  \"interfaces\": [", json_string(file.package));
+    std::string out =
+        std::format("{{\n  \"package\": {},\n  \"interfaces\": [", json_string(file.package));
     for (size_t i = 0; i < file.interfaces.size(); ++i) {
         const Interface& itf = file.interfaces[i];
         out += std::format("{}\n    {{\"name\": {}, \"id\": {}, \"methods\": [", i ? "," : "",
                            json_string(itf.name), itf.id);
         for (size_t j = 0; j < itf.methods.size(); ++j) {
             const Method& m = itf.methods[j];
-            out += std::format("{}\n      {{\"name\": {}, \"id\": {}, \"flow\": {}, \"request_fixed_size\": {}, "
-                               "\"response_fixed_size\": {},\n       \"request\": ",
-                               j ? "," : "", json_string(m.name), m.id, json_string(flow_name(m.flow)),
-                               m.request_fixed_size, m.response_fixed_size);
+            out += std::format(
+                "{}\n      {{\"name\": {}, \"id\": {}, \"flow\": {}, \"request_fixed_size\": {}, "
+                "\"response_fixed_size\": {},\n       \"request\": ",
+                j ? "," : "", json_string(m.name), m.id, json_string(flow_name(m.flow)),
+                m.request_fixed_size, m.response_fixed_size);
             json_fields(out, m.request);
             out += ",\n       \"response\": ";
             json_fields(out, m.response);

@@ -5,6 +5,7 @@
 // DIR/kos/idl/<package>.json. Files are rewritten only when their contents
 // change, so dependent code is not rebuilt for nothing.
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -51,9 +52,7 @@ bool write_if_changed(const std::filesystem::path& path, const std::string& text
     return true;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     std::string out_dir;
     bool summary = false;
     std::vector<std::string> inputs;
@@ -97,7 +96,8 @@ int main(int argc, char** argv) {
             if (std::filesystem::equivalent(it->second, path, ec))
                 continue; // the same file named twice
             std::fprintf(stderr,
-                         "%s: package '%s' is also the package of %s; each input becomes kos/idl/<package>.h, so "
+                         "%s: package '%s' is also the package of %s; each input becomes "
+                         "kos/idl/<package>.h, so "
                          "give them different packages\n",
                          path.c_str(), one->package.c_str(), it->second.c_str());
             return 1;
@@ -105,8 +105,22 @@ int main(int argc, char** argv) {
         std::string name = std::filesystem::path(path).filename().string();
         if (!write_if_changed(dir / (one->package + ".h"), kos::idl::generate_header(*one, name)))
             return 1;
-        if (summary && !write_if_changed(dir / (one->package + ".json"), kos::idl::generate_summary(*one)))
+        if (summary &&
+            !write_if_changed(dir / (one->package + ".json"), kos::idl::generate_summary(*one)))
             return 1;
     }
     return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // Out of memory (or a filesystem error thrown by std::filesystem) ends
+    // the tool with a message instead of an unhandled exception.
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kos-idlc: %s\n", e.what());
+        return 1;
+    }
 }

@@ -78,24 +78,39 @@ uint32_t type_align(Type t) {
 
 std::string_view type_name(Type t) {
     switch (t) {
-    case Type::Bool: return "bool";
-    case Type::U8: return "u8";
-    case Type::U16: return "u16";
-    case Type::U32: return "u32";
-    case Type::U64: return "u64";
-    case Type::I8: return "i8";
-    case Type::I16: return "i16";
-    case Type::I32: return "i32";
-    case Type::I64: return "i64";
-    case Type::Handle: return "handle";
-    case Type::Ip: return "ip";
-    case Type::String: return "string";
-    case Type::Bytes: return "bytes";
+    case Type::Bool:
+        return "bool";
+    case Type::U8:
+        return "u8";
+    case Type::U16:
+        return "u16";
+    case Type::U32:
+        return "u32";
+    case Type::U64:
+        return "u64";
+    case Type::I8:
+        return "i8";
+    case Type::I16:
+        return "i16";
+    case Type::I32:
+        return "i32";
+    case Type::I64:
+        return "i64";
+    case Type::Handle:
+        return "handle";
+    case Type::Ip:
+        return "ip";
+    case Type::String:
+        return "string";
+    case Type::Bytes:
+        return "bytes";
     }
     return "?";
 }
 
-bool is_variable(Type t) { return t == Type::String || t == Type::Bytes; }
+bool is_variable(Type t) {
+    return t == Type::String || t == Type::Bytes;
+}
 
 uint32_t compute_layout(std::vector<Field>& fields) {
     // At most kMaxFields fields of at most 16 bytes: no overflow.
@@ -117,29 +132,33 @@ uint64_t max_payload_size(const std::vector<Field>& fields, uint32_t fixed_size)
     return total;
 }
 
-Result<void> check_payload(const std::vector<Field>& fields, uint32_t fixed_size, const uint8_t* payload,
-                           size_t size) {
+Result<void> check_payload(const std::vector<Field>& fields, uint32_t fixed_size,
+                           const uint8_t* payload, size_t size) {
     if (size < fixed_size)
-        return make_error(EPROTO, std::format("payload of {} bytes is shorter than its fixed part ({})", size,
-                                              fixed_size));
+        return make_error(EPROTO,
+                          std::format("payload of {} bytes is shorter than its fixed part ({})",
+                                      size, fixed_size));
     for (const Field& f : fields) {
         if (f.type == Type::Bool) {
             uint8_t b = payload[f.offset];
             if (b > 1)
-                return make_error(EPROTO, std::format("field {}: bool is {}, expected 0 or 1", f.name, b));
+                return make_error(EPROTO,
+                                  std::format("field {}: bool is {}, expected 0 or 1", f.name, b));
         } else if (is_variable(f.type)) {
             uint32_t d[2];
             std::memcpy(d, payload + f.offset, sizeof d);
             if (d[0] < fixed_size)
-                return make_error(EPROTO, std::format("field {}: offset {} is inside the fixed part ({} bytes)",
-                                                      f.name, d[0], fixed_size));
+                return make_error(
+                    EPROTO, std::format("field {}: offset {} is inside the fixed part ({} bytes)",
+                                        f.name, d[0], fixed_size));
             if (d[1] > f.max_size)
-                return make_error(EPROTO, std::format("field {}: size {} is over its bound {}", f.name, d[1],
-                                                      f.max_size));
+                return make_error(EPROTO, std::format("field {}: size {} is over its bound {}",
+                                                      f.name, d[1], f.max_size));
             if (d[0] > size || d[1] > size - d[0])
-                return make_error(EPROTO, std::format("field {}: offset {} + size {} is past the payload's end "
-                                                      "({} bytes)",
-                                                      f.name, d[0], d[1], size));
+                return make_error(
+                    EPROTO, std::format("field {}: offset {} + size {} is past the payload's end "
+                                        "({} bytes)",
+                                        f.name, d[0], d[1], size));
         }
     }
     return {};
@@ -169,14 +188,18 @@ Result<Module> load_idl_files(const std::vector<std::string>& paths) {
         Module m = KOS_TRY(parse_idl(text, path));
         for (Interface& itf : m.interfaces) {
             for (const Interface& other : out.interfaces) {
-                auto at = [](const SourceLoc& l) { return std::format("{}:{}:{}", l.file, l.line, l.column); };
+                auto at = [](const SourceLoc& l) {
+                    return std::format("{}:{}:{}", l.file, l.line, l.column);
+                };
                 if (other.name == itf.name)
-                    return make_error(EINVAL, std::format("{}: duplicate interface name '{}' (first at {})",
-                                                          at(itf.where), itf.name, at(other.where)));
+                    return make_error(EINVAL,
+                                      std::format("{}: duplicate interface name '{}' (first at {})",
+                                                  at(itf.where), itf.name, at(other.where)));
                 if (other.id == itf.id)
-                    return make_error(EINVAL, std::format("{}: duplicate interface id {:#x} (already used by {} "
-                                                          "at {})",
-                                                          at(itf.where), itf.id, other.name, at(other.where)));
+                    return make_error(
+                        EINVAL, std::format("{}: duplicate interface id {:#x} (already used by {} "
+                                            "at {})",
+                                            at(itf.where), itf.id, other.name, at(other.where)));
             }
             out.interfaces.push_back(std::move(itf));
         }

@@ -16,7 +16,9 @@
 namespace kos::idl {
 namespace {
 
-std::string abi(const char* name) { return std::string(KOS_IDL_ABI_DIR) + "/" + name; }
+std::string abi(const char* name) {
+    return std::string(KOS_IDL_ABI_DIR) + "/" + name;
+}
 
 // The error parse_idl gives for `src` (origin "t.kidl"), or "" if it parses.
 std::string error_of(std::string_view src) {
@@ -31,8 +33,8 @@ Module parse_ok(std::string_view src) {
 }
 
 TEST(IdlParse, EverySystemInterface) {
-    auto m = load_idl_files({abi("vfs.kidl"), abi("net.kidl"), abi("proc.kidl"), abi("door.kidl"),
-                             abi("echo.kidl")});
+    auto m = load_idl_files(
+        {abi("vfs.kidl"), abi("net.kidl"), abi("proc.kidl"), abi("door.kidl"), abi("echo.kidl")});
     ASSERT_TRUE(m) << m.error().message;
     EXPECT_EQ(m->interfaces.size(), 5u);
     EXPECT_EQ(m->package, ""); // several packages
@@ -41,7 +43,8 @@ TEST(IdlParse, EverySystemInterface) {
     ASSERT_NE(vfs, nullptr);
     EXPECT_EQ(vfs->id, 0x100u);
     EXPECT_EQ(m->find(0x100u), vfs);
-    for (const char* n : {"open", "read", "write", "close", "stat", "unlink", "mkdir", "rename", "readdir"})
+    for (const char* n :
+         {"open", "read", "write", "close", "stat", "unlink", "mkdir", "rename", "readdir"})
         EXPECT_NE(vfs->find_method(n), nullptr) << n;
     const Method* open = vfs->find_method("open");
     EXPECT_EQ(vfs->find_method(1u), open);
@@ -92,8 +95,10 @@ TEST(IdlParse, EverySystemInterface) {
     // Every message of every system interface fits, at its bounds.
     for (const Interface& itf : m->interfaces)
         for (const Method& me : itf.methods) {
-            EXPECT_LE(16 + max_payload_size(me.request, me.request_fixed_size), abi::ipc::kMaxMessage);
-            EXPECT_LE(16 + max_payload_size(me.response, me.response_fixed_size), abi::ipc::kMaxMessage);
+            EXPECT_LE(16 + max_payload_size(me.request, me.request_fixed_size),
+                      abi::ipc::kMaxMessage);
+            EXPECT_LE(16 + max_payload_size(me.response, me.response_fixed_size),
+                      abi::ipc::kMaxMessage);
         }
 }
 
@@ -104,11 +109,12 @@ TEST(IdlParse, OneFileKeepsItsPackage) {
 }
 
 TEST(IdlLayout, MixedTypesByHand) {
-    Module m = parse_ok("package p\n"
-                        "interface A 1 {\n"
-                        "  f 1 (a: u8, b: u64, c: string<10>, d: ip, e: u16, g: bool, h: i32, i: bytes<3>, j: i8,"
-                        " k: i16, l: handle, m: u32, n: i64) -> ()\n"
-                        "}\n");
+    Module m = parse_ok(
+        "package p\n"
+        "interface A 1 {\n"
+        "  f 1 (a: u8, b: u64, c: string<10>, d: ip, e: u16, g: bool, h: i32, i: bytes<3>, j: i8,"
+        " k: i16, l: handle, m: u32, n: i64) -> ()\n"
+        "}\n");
     ASSERT_EQ(m.interfaces.size(), 1u);
     const Method& f = m.interfaces[0].methods[0];
     // a u8 @0; b u64 aligned to 8 @8; c descriptor aligned to 4 @16 (8
@@ -147,7 +153,8 @@ TEST(IdlParse, GrammarDetails) {
     Module m = parse_ok("# a comment\n"
                         "package p # trailing comment\n"
                         "interface A 0x10 {\n"
-                        "  read 0XfF (read: u32, flow: u8, string: string<1>) -> (write: bytes<0x10>) [ flow write ]\n"
+                        "  read 0XfF (read: u32, flow: u8, string: string<1>) -> (write: "
+                        "bytes<0x10>) [ flow write ]\n"
                         "  write 2 () -> ()\n"
                         "}\n"
                         "interface B 4294967295 {}\n");
@@ -183,54 +190,73 @@ TEST(IdlParse, SyntaxErrors) {
         {"interface A 1 {}", "t.kidl:1:1: found 'interface', expected 'package'"},
         {"package 1", "t.kidl:1:9: found '1', expected a package name"},
         {"package p\nfoo", "t.kidl:2:1: found 'foo', expected 'interface' or end of file"},
-        {"package p\npackage q", "t.kidl:2:1: found 'package', expected 'interface' or end of file"},
+        {"package p\npackage q",
+         "t.kidl:2:1: found 'package', expected 'interface' or end of file"},
         {"package p\ninterface 3", "t.kidl:2:11: found '3', expected an interface name"},
         {"package p\ninterface A {", "t.kidl:2:13: found '{', expected an interface id"},
         {"package p\ninterface A 0x100000000 {}",
-         "t.kidl:2:13: found '0x100000000', expected an interface id that fits 32 bits (at most 0xffffffff)"},
-        {"package p\ninterface A 12ab {}", "t.kidl:2:13: found '12ab', expected an interface id (decimal or 0x hex)"},
-        {"package p\ninterface A 0x {}", "t.kidl:2:13: found '0x', expected an interface id (decimal or 0x hex)"},
+         "t.kidl:2:13: found '0x100000000', expected an interface id that fits 32 bits (at most "
+         "0xffffffff)"},
+        {"package p\ninterface A 12ab {}",
+         "t.kidl:2:13: found '12ab', expected an interface id (decimal or 0x hex)"},
+        {"package p\ninterface A 0x {}",
+         "t.kidl:2:13: found '0x', expected an interface id (decimal or 0x hex)"},
         {"package p\ninterface A 1 (", "t.kidl:2:15: found '(', expected '{'"},
-        {"package p\ninterface A 1 {\n", "t.kidl:3:1: found end of file, expected a method name or '}'"},
+        {"package p\ninterface A 1 {\n",
+         "t.kidl:3:1: found end of file, expected a method name or '}'"},
         {"package p\ninterface A 1 {\n  7", "t.kidl:3:3: found '7', expected a method name or '}'"},
         {"package p\ninterface A 1 {\n  f (", "t.kidl:3:5: found '(', expected a method id"},
         {"package p\ninterface A 1 {\n  f 1 -> ()", "t.kidl:3:7: found '->', expected '('"},
         {"package p\ninterface A 1 {\n  f 1 (a u32)", "t.kidl:3:10: found 'u32', expected ':'"},
-        {"package p\ninterface A 1 {\n  f 1 (1: u32)", "t.kidl:3:8: found '1', expected a field name or ')'"},
-        {"package p\ninterface A 1 {\n  f 1 (a: u32,)", "t.kidl:3:15: found ')', expected a field name"},
-        {"package p\ninterface A 1 {\n  f 1 (a: u32 b: u8)", "t.kidl:3:15: found 'b', expected ',' or ')'"},
+        {"package p\ninterface A 1 {\n  f 1 (1: u32)",
+         "t.kidl:3:8: found '1', expected a field name or ')'"},
+        {"package p\ninterface A 1 {\n  f 1 (a: u32,)",
+         "t.kidl:3:15: found ')', expected a field name"},
+        {"package p\ninterface A 1 {\n  f 1 (a: u32 b: u8)",
+         "t.kidl:3:15: found 'b', expected ',' or ')'"},
         {"package p\ninterface A 1 {\n  f 1 (a: u33)",
-         "t.kidl:3:11: found 'u33', expected a type (bool, u8, u16, u32, u64, i8, i16, i32, i64, handle, ip, "
+         "t.kidl:3:11: found 'u33', expected a type (bool, u8, u16, u32, u64, i8, i16, i32, i64, "
+         "handle, ip, "
          "string<N>, bytes<N>)"},
         {"package p\ninterface A 1 {\n  f 1 (a: <)",
-         "t.kidl:3:11: found '<', expected a type (bool, u8, u16, u32, u64, i8, i16, i32, i64, handle, ip, "
+         "t.kidl:3:11: found '<', expected a type (bool, u8, u16, u32, u64, i8, i16, i32, i64, "
+         "handle, ip, "
          "string<N>, bytes<N>)"},
         {"package p\ninterface A 1 {\n  f 1 (a: string 5)", "t.kidl:3:18: found '5', expected '<'"},
-        {"package p\ninterface A 1 {\n  f 1 (a: string<x>)", "t.kidl:3:18: found 'x', expected a bound N"},
+        {"package p\ninterface A 1 {\n  f 1 (a: string<x>)",
+         "t.kidl:3:18: found 'x', expected a bound N"},
         {"package p\ninterface A 1 {\n  f 1 (a: bytes<5)", "t.kidl:3:18: found ')', expected '>'"},
         {"package p\ninterface A 1 {\n  f 1 () ()", "t.kidl:3:10: found '(', expected '->'"},
         {"package p\ninterface A 1 {\n  f 1 () - ()", "t.kidl:3:10: found '-', expected '->'"},
         {"package p\ninterface A 1 {\n  f 1 () -> ) }", "t.kidl:3:13: found ')', expected '('"},
-        {"package p\ninterface A 1 {\n  f 1 () -> () [read] }", "t.kidl:3:17: found 'read', expected 'flow'"},
+        {"package p\ninterface A 1 {\n  f 1 () -> () [read] }",
+         "t.kidl:3:17: found 'read', expected 'flow'"},
         {"package p\ninterface A 1 {\n  f 1 () -> () [flow both] }",
          "t.kidl:3:22: found 'both', expected 'read' or 'write'"},
-        {"package p\ninterface A 1 {\n  f 1 () -> () [flow read }", "t.kidl:3:27: found '}', expected ']'"},
-        {"package p\ninterface A 1 {\n  f 1 () -> () 5 }", "t.kidl:3:16: found '5', expected a method name or '}'"},
+        {"package p\ninterface A 1 {\n  f 1 () -> () [flow read }",
+         "t.kidl:3:27: found '}', expected ']'"},
+        {"package p\ninterface A 1 {\n  f 1 () -> () 5 }",
+         "t.kidl:3:16: found '5', expected a method name or '}'"},
         {"package p$", "t.kidl:1:10: found '$', expected 'interface' or end of file"},
         {"package p\n\xc3\xa9", "t.kidl:2:1: found byte 0xc3, expected 'interface' or end of file"},
         {"package p\n\x01", "t.kidl:2:1: found byte 0x01, expected 'interface' or end of file"},
-        {"package \tclass", "t.kidl:1:10: found 'class', expected a package name that is not a C++ keyword or "
-                            "reserved name (names become C++ identifiers)"},
+        {"package \tclass",
+         "t.kidl:1:10: found 'class', expected a package name that is not a C++ keyword or "
+         "reserved name (names become C++ identifiers)"},
         {"package p interface A 1 { f 1 (__x: u8) -> () }",
-         "t.kidl:1:32: found '__x', expected a field name or ')' that is not a C++ keyword or reserved name "
+         "t.kidl:1:32: found '__x', expected a field name or ')' that is not a C++ keyword or "
+         "reserved name "
          "(names become C++ identifiers)"},
-        {"package detail", "t.kidl:1:9: found 'detail', expected a package name other than what kos-idlc "
-                           "generates in namespace kos::idl (Span, Ip, detail, ...)"},
+        {"package detail",
+         "t.kidl:1:9: found 'detail', expected a package name other than what kos-idlc "
+         "generates in namespace kos::idl (Span, Ip, detail, ...)"},
         {"package p interface A 1 { encode 1 () -> () }",
-         "t.kidl:1:27: found 'encode', expected a method name other than what kos-idlc generates next to "
+         "t.kidl:1:27: found 'encode', expected a method name other than what kos-idlc generates "
+         "next to "
          "methods (Client, dispatch, encode, decode, Request, Response, k..., m_...)"},
         {"package p interface A 1 { f 1 () -> (Request: u8) }",
-         "t.kidl:1:38: found 'Request', expected a field name other than what kos-idlc generates (Request, "
+         "t.kidl:1:38: found 'Request', expected a field name other than what kos-idlc generates "
+         "(Request, "
          "Response, Span, Ip, ...)"},
     };
     for (const ErrorCase& c : cases)
@@ -266,13 +292,18 @@ TEST(IdlParse, BoundsAndMessageSize) {
     // 16 (header) + 8 (descriptor) + 4072 = 4096: fits exactly.
     parse_ok("package p interface A 1 { f 1 (d: bytes<4072>) -> () }");
     EXPECT_EQ(error_of("package p\ninterface A 1 {\n  big 1 (d: bytes<4073>) -> ()\n}"),
-              "t.kidl:3:3: method p.A.big: its largest request (16-byte header, 8-byte fixed part, every string "
-              "and bytes field at its bound) is 4097 bytes, more than kMaxMessage (4096); lower the bounds or "
+              "t.kidl:3:3: method p.A.big: its largest request (16-byte header, 8-byte fixed part, "
+              "every string "
+              "and bytes field at its bound) is 4097 bytes, more than kMaxMessage (4096); lower "
+              "the bounds or "
               "move the data by memory transfer");
     // Bounds that overflow 32 bits when summed are still caught.
-    EXPECT_EQ(error_of("package p\ninterface A 1 {\n  big 1 () -> (a: bytes<0xffffffff>, b: string<0xffffffff>)\n}"),
-              "t.kidl:3:3: method p.A.big: its largest response (16-byte header, 16-byte fixed part, every "
-              "string and bytes field at its bound) is 8589934622 bytes, more than kMaxMessage (4096); lower the "
+    EXPECT_EQ(error_of("package p\ninterface A 1 {\n  big 1 () -> (a: bytes<0xffffffff>, b: "
+                       "string<0xffffffff>)\n}"),
+              "t.kidl:3:3: method p.A.big: its largest response (16-byte header, 16-byte fixed "
+              "part, every "
+              "string and bytes field at its bound) is 8589934622 bytes, more than kMaxMessage "
+              "(4096); lower the "
               "bounds or move the data by memory transfer");
     // The fixed part alone: 64 u64 fields is 512 bytes, fine.
 }
@@ -280,18 +311,22 @@ TEST(IdlParse, BoundsAndMessageSize) {
 TEST(IdlParse, CapsGiveErrorsNotCrashes) {
     // A 1 MiB source.
     std::string big = "package p\n" + std::string(1 << 20, ' ');
-    EXPECT_EQ(error_of(big), std::format("t.kidl: the source is {} bytes, more than the 262144 the IDL compiler "
-                                         "accepts; split it into several files",
-                                         big.size()));
+    EXPECT_EQ(error_of(big),
+              std::format("t.kidl: the source is {} bytes, more than the 262144 the IDL compiler "
+                          "accepts; split it into several files",
+                          big.size()));
     // A 4 KiB name.
     EXPECT_EQ(error_of("package " + std::string(4096, 'a')),
-              "t.kidl:1:9: found a name of 4096 characters, expected a package name of at most 64 characters");
+              "t.kidl:1:9: found a name of 4096 characters, expected a package name of at most 64 "
+              "characters");
     EXPECT_EQ(error_of("package p interface " + std::string(65, 'B') + " 1 {}"),
-              "t.kidl:1:21: found a name of 65 characters, expected an interface name of at most 64 characters");
+              "t.kidl:1:21: found a name of 65 characters, expected an interface name of at most "
+              "64 characters");
     parse_ok("package p interface " + std::string(64, 'B') + " 1 {}");
     // A 4 KiB number.
     EXPECT_EQ(error_of("package p interface A " + std::string(4096, '9') + " {}"),
-              "t.kidl:1:23: found a number of 4096 characters, expected an interface id that fits 32 bits (at "
+              "t.kidl:1:23: found a number of 4096 characters, expected an interface id that fits "
+              "32 bits (at "
               "most 0xffffffff)");
     EXPECT_EQ(error_of("package p interface A 0x00000000000000000001 {}"), "");
 
@@ -304,14 +339,16 @@ TEST(IdlParse, CapsGiveErrorsNotCrashes) {
     for (int i = 0; i < 257; ++i)
         many_methods += std::format("m{} {} () -> ()\n", i, i);
     many_methods += "}";
-    EXPECT_EQ(error_of(many_methods), "t.kidl:259:1: more than 256 methods in interface p.A; split it");
+    EXPECT_EQ(error_of(many_methods),
+              "t.kidl:259:1: more than 256 methods in interface p.A; split it");
 
     std::string many_fields = "package p interface A 1 { f 1 (";
     for (int i = 0; i < 65; ++i)
         many_fields += std::format("{}f{}: u8", i ? ", " : "", i);
     many_fields += ") -> () }";
     size_t col = many_fields.find("f64:") + 1;
-    EXPECT_EQ(error_of(many_fields), std::format("t.kidl:1:{}: more than 64 arguments in one method", col));
+    EXPECT_EQ(error_of(many_fields),
+              std::format("t.kidl:1:{}: more than 64 arguments in one method", col));
 
     // Deep or unbalanced bracket soup: errors, no recursion to exhaust.
     EXPECT_NE(error_of("package p interface A 1 { f 1 " + std::string(100000, '(')), "");
@@ -319,7 +356,7 @@ TEST(IdlParse, CapsGiveErrorsNotCrashes) {
 }
 
 class TempDir {
-public:
+  public:
     TempDir() {
         char tmpl[] = "/tmp/kos_idl_test_XXXXXX";
         m_path = mkdtemp(tmpl);
@@ -332,7 +369,7 @@ public:
     }
     const std::string& path() const { return m_path; }
 
-private:
+  private:
     std::string m_path;
 };
 
@@ -343,10 +380,12 @@ TEST(IdlLoad, DuplicatesAcrossFiles) {
     std::string c = dir.write("c.kidl", "package a\ninterface A 0x11 {}\n");
     auto m = load_idl_files({a, b});
     ASSERT_FALSE(m);
-    EXPECT_EQ(m.error().message, b + ":3:11: duplicate interface id 0x10 (already used by a.A at " + a + ":2:11)");
+    EXPECT_EQ(m.error().message,
+              b + ":3:11: duplicate interface id 0x10 (already used by a.A at " + a + ":2:11)");
     m = load_idl_files({a, c});
     ASSERT_FALSE(m);
-    EXPECT_EQ(m.error().message, c + ":2:11: duplicate interface name 'a.A' (first at " + a + ":2:11)");
+    EXPECT_EQ(m.error().message,
+              c + ":2:11: duplicate interface name 'a.A' (first at " + a + ":2:11)");
 
     // The same file twice (by another spelling of its path) is loaded once.
     m = load_idl_files({a, dir.path() + "/./a.kidl"});
@@ -357,7 +396,8 @@ TEST(IdlLoad, DuplicatesAcrossFiles) {
     m = load_idl_files({dir.path() + "/missing.kidl"});
     ASSERT_FALSE(m);
     EXPECT_EQ(m.error().code, ENOENT);
-    EXPECT_EQ(m.error().message, dir.path() + "/missing.kidl: cannot open the IDL file: No such file or directory");
+    EXPECT_EQ(m.error().message,
+              dir.path() + "/missing.kidl: cannot open the IDL file: No such file or directory");
 
     // Errors inside a file name the file.
     std::string bad = dir.write("bad.kidl", "package p\ninterface A x {}\n");
@@ -369,8 +409,9 @@ TEST(IdlLoad, DuplicatesAcrossFiles) {
     std::string huge = dir.write("huge.kidl", "package p\n" + std::string(2 << 20, '#'));
     m = load_idl_files({huge});
     ASSERT_FALSE(m);
-    EXPECT_EQ(m.error().message, huge + ": the source is 262145 bytes, more than the 262144 the IDL compiler "
-                                        "accepts; split it into several files");
+    EXPECT_EQ(m.error().message,
+              huge + ": the source is 262145 bytes, more than the 262144 the IDL compiler "
+                     "accepts; split it into several files");
 }
 
 } // namespace

@@ -29,9 +29,15 @@ struct Token {
     uint32_t column = 1;
 };
 
-bool is_name_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
-bool is_name_char(char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_name_start(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+bool is_name_char(char c) {
+    return is_name_start(c) || (c >= '0' && c <= '9');
+}
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 std::vector<Token> tokenize(std::string_view src) {
     std::vector<Token> out;
@@ -119,30 +125,129 @@ std::string describe(const Token& t) {
 // C++ keywords and alternative tokens: names become C++ identifiers in the
 // generated code, so these are refused.
 constexpr std::string_view kCxxKeywords[] = {
-    "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break",
-    "case", "catch", "char", "char8_t", "char16_t", "char32_t", "class", "compl", "concept",
-    "const", "consteval", "constexpr", "constinit", "const_cast", "continue", "co_await",
-    "co_return", "co_yield", "decltype", "default", "delete", "do", "double", "dynamic_cast",
-    "else", "enum", "explicit", "export", "extern", "false", "float", "for", "friend", "goto",
-    "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
-    "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register",
-    "reinterpret_cast", "requires", "return", "short", "signed", "sizeof", "static",
-    "static_assert", "static_cast", "struct", "switch", "template", "this", "thread_local",
-    "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using",
-    "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq",
+    "alignas",
+    "alignof",
+    "and",
+    "and_eq",
+    "asm",
+    "auto",
+    "bitand",
+    "bitor",
+    "bool",
+    "break",
+    "case",
+    "catch",
+    "char",
+    "char8_t",
+    "char16_t",
+    "char32_t",
+    "class",
+    "compl",
+    "concept",
+    "const",
+    "consteval",
+    "constexpr",
+    "constinit",
+    "const_cast",
+    "continue",
+    "co_await",
+    "co_return",
+    "co_yield",
+    "decltype",
+    "default",
+    "delete",
+    "do",
+    "double",
+    "dynamic_cast",
+    "else",
+    "enum",
+    "explicit",
+    "export",
+    "extern",
+    "false",
+    "float",
+    "for",
+    "friend",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "mutable",
+    "namespace",
+    "new",
+    "noexcept",
+    "not",
+    "not_eq",
+    "nullptr",
+    "operator",
+    "or",
+    "or_eq",
+    "private",
+    "protected",
+    "public",
+    "register",
+    "reinterpret_cast",
+    "requires",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "static_assert",
+    "static_cast",
+    "struct",
+    "switch",
+    "template",
+    "this",
+    "thread_local",
+    "throw",
+    "true",
+    "try",
+    "typedef",
+    "typeid",
+    "typename",
+    "union",
+    "unsigned",
+    "using",
+    "virtual",
+    "void",
+    "volatile",
+    "wchar_t",
+    "while",
+    "xor",
+    "xor_eq",
     // Predefined macros and names a freestanding compile may see.
-    "NULL", "linux", "unix", "errno", "assert", "offsetof",
+    "NULL",
+    "linux",
+    "unix",
+    "errno",
+    "assert",
+    "offsetof",
 };
 
 // Names kos-idlc emits next to the methods of an interface (docs/idl.md).
 constexpr std::string_view kGeneratedNames[] = {
-    "Client", "dispatch", "encode", "decode", "kInterfaceId", "kMaxRequestPayload",
-    "kMaxResponsePayload", "Request", "Response", "Span", "Ip", "detail", "Transport", "Handler",
+    "Client",
+    "dispatch",
+    "encode",
+    "decode",
+    "kInterfaceId",
+    "kMaxRequestPayload",
+    "kMaxResponsePayload",
+    "Request",
+    "Response",
+    "Span",
+    "Ip",
+    "detail",
+    "Transport",
+    "Handler",
 };
 
 bool is_generated_name(std::string_view s) {
     // Client's members are m_...; keep method names clear of them.
-    return std::ranges::find(kGeneratedNames, s) != std::end(kGeneratedNames) || s.starts_with("m_");
+    return std::ranges::find(kGeneratedNames, s) != std::end(kGeneratedNames) ||
+           s.starts_with("m_");
 }
 
 bool is_cxx_keyword(std::string_view s) {
@@ -158,7 +263,7 @@ struct Located {
 };
 
 class Parser {
-public:
+  public:
     Parser(std::string_view src, std::string_view origin)
         : m_tokens(tokenize(src)), m_origin(origin) {}
 
@@ -170,18 +275,20 @@ public:
         // kos::idl::<package> sits next to the shared kos::idl::Span, Ip
         // and detail of the generated headers.
         if (is_generated_name(m.package))
-            return error_at(package_at, std::format("found '{}', expected a package name other than what "
-                                                    "kos-idlc generates in namespace kos::idl (Span, Ip, "
-                                                    "detail, ...)",
-                                                    m.package));
+            return error_at(package_at,
+                            std::format("found '{}', expected a package name other than what "
+                                        "kos-idlc generates in namespace kos::idl (Span, Ip, "
+                                        "detail, ...)",
+                                        m.package));
         std::map<std::string, SourceLoc, std::less<>> names;
         std::map<uint32_t, std::pair<std::string, SourceLoc>> ids;
         while (peek().kind != Tok::End) {
             if (peek().kind != Tok::Name || peek().text != "interface")
                 return unexpected(peek(), "'interface' or end of file");
             if (m.interfaces.size() >= kMaxInterfaces)
-                return error_at(loc(peek()), std::format("more than {} interfaces in one file; split it",
-                                                         kMaxInterfaces));
+                return error_at(
+                    loc(peek()),
+                    std::format("more than {} interfaces in one file; split it", kMaxInterfaces));
             next();
             Interface itf;
             itf.where = loc(peek());
@@ -190,11 +297,14 @@ public:
             Located id = KOS_TRY(number("an interface id"));
             itf.id = id.value;
             if (auto it = names.find(short_name); it != names.end())
-                return error_at(itf.where, std::format("duplicate interface name '{}' (first at {})",
-                                                       itf.name, where_string(it->second)));
+                return error_at(itf.where,
+                                std::format("duplicate interface name '{}' (first at {})", itf.name,
+                                            where_string(it->second)));
             if (auto it = ids.find(itf.id); it != ids.end())
-                return error_at(id.where, std::format("duplicate interface id {:#x} (already used by {} at {})",
-                                                      itf.id, it->second.first, where_string(it->second.second)));
+                return error_at(
+                    id.where,
+                    std::format("duplicate interface id {:#x} (already used by {} at {})", itf.id,
+                                it->second.first, where_string(it->second.second)));
             names.emplace(short_name, itf.where);
             ids.emplace(itf.id, std::make_pair(itf.name, itf.where));
             KOS_TRY(expect_punct("{"));
@@ -204,7 +314,7 @@ public:
         return m;
     }
 
-private:
+  private:
     const Token& peek() const { return m_tokens[m_pos]; }
     const Token& next() {
         const Token& t = m_tokens[m_pos];
@@ -212,7 +322,9 @@ private:
             ++m_pos;
         return t;
     }
-    SourceLoc loc(const Token& t) const { return SourceLoc{std::string(m_origin), t.line, t.column}; }
+    SourceLoc loc(const Token& t) const {
+        return SourceLoc{std::string(m_origin), t.line, t.column};
+    }
 
     static std::string where_string(const SourceLoc& l) {
         return std::format("{}:{}:{}", l.file, l.line, l.column);
@@ -236,7 +348,9 @@ private:
         next();
         return {};
     }
-    bool at_punct(std::string_view p) const { return peek().kind == Tok::Punct && peek().text == p; }
+    bool at_punct(std::string_view p) const {
+        return peek().kind == Tok::Punct && peek().text == p;
+    }
 
     Result<std::string> name(std::string_view what) {
         const Token& t = peek();
@@ -246,7 +360,8 @@ private:
             return unexpected(t, std::format("{} of at most {} characters", what, kMaxNameLength));
         if (is_cxx_keyword(t.text))
             return unexpected(t, std::format("{} that is not a C++ keyword or reserved name "
-                                             "(names become C++ identifiers)", what));
+                                             "(names become C++ identifiers)",
+                                             what));
         next();
         return std::string(t.text);
     }
@@ -278,26 +393,30 @@ private:
             if (peek().kind != Tok::Name)
                 return unexpected(peek(), "a method name or '}'");
             if (itf.methods.size() >= kMaxMethods)
-                return error_at(loc(peek()), std::format("more than {} methods in interface {}; split it",
-                                                         kMaxMethods, itf.name));
+                return error_at(loc(peek()),
+                                std::format("more than {} methods in interface {}; split it",
+                                            kMaxMethods, itf.name));
             Method m;
             m.where = loc(peek());
             m.name = KOS_TRY(name("a method name"));
             if (is_generated_name(m.name))
-                return error_at(m.where, std::format("found '{}', expected a method name other than what "
-                                                     "kos-idlc generates next to methods (Client, dispatch, "
-                                                     "encode, decode, Request, Response, k..., m_...)",
-                                                     m.name));
+                return error_at(m.where,
+                                std::format("found '{}', expected a method name other than what "
+                                            "kos-idlc generates next to methods (Client, dispatch, "
+                                            "encode, decode, Request, Response, k..., m_...)",
+                                            m.name));
             Located id = KOS_TRY(number("a method id"));
             m.id = id.value;
             if (auto it = names.find(m.name); it != names.end())
-                return error_at(m.where, std::format("duplicate method name '{}' in interface {} (first at {})",
-                                                     m.name, itf.name, where_string(it->second)));
+                return error_at(
+                    m.where, std::format("duplicate method name '{}' in interface {} (first at {})",
+                                         m.name, itf.name, where_string(it->second)));
             if (auto it = ids.find(m.id); it != ids.end())
-                return error_at(id.where, std::format("duplicate method id {} in interface {} (already used by "
-                                                      "'{}' at {})",
-                                                      m.id, itf.name, it->second.first,
-                                                      where_string(it->second.second)));
+                return error_at(
+                    id.where,
+                    std::format("duplicate method id {} in interface {} (already used by "
+                                "'{}' at {})",
+                                m.id, itf.name, it->second.first, where_string(it->second.second)));
             names.emplace(m.name, m.where);
             ids.emplace(m.id, std::make_pair(m.name, m.where));
 
@@ -333,11 +452,13 @@ private:
         uint64_t total = sizeof(abi::ipc::MessageHeader) + max_payload_size(fields, fixed);
         if (total <= abi::ipc::kMaxMessage)
             return {};
-        return error_at(m.where, std::format("method {}.{}: its largest {} (16-byte header, {}-byte fixed part, "
-                                             "every string and bytes field at its bound) is {} bytes, more than "
-                                             "kMaxMessage ({}); lower the bounds or move the data by memory "
-                                             "transfer",
-                                             itf.name, m.name, which, fixed, total, abi::ipc::kMaxMessage));
+        return error_at(
+            m.where,
+            std::format("method {}.{}: its largest {} (16-byte header, {}-byte fixed part, "
+                        "every string and bytes field at its bound) is {} bytes, more than "
+                        "kMaxMessage ({}); lower the bounds or move the data by memory "
+                        "transfer",
+                        itf.name, m.name, which, fixed, total, abi::ipc::kMaxMessage));
     }
 
     // "(" [ field { "," field } ] ")"
@@ -350,18 +471,21 @@ private:
         }
         for (;;) {
             if (out.size() >= kMaxFields)
-                return error_at(loc(peek()), std::format("more than {} {} in one method", kMaxFields, which));
+                return error_at(loc(peek()),
+                                std::format("more than {} {} in one method", kMaxFields, which));
             Field f;
             f.where = loc(peek());
             f.name = KOS_TRY(name(out.empty() ? "a field name or ')'" : "a field name"));
             if (is_generated_name(f.name))
-                return error_at(f.where, std::format("found '{}', expected a field name other than what "
-                                                     "kos-idlc generates (Request, Response, Span, Ip, ...)",
-                                                     f.name));
+                return error_at(f.where,
+                                std::format("found '{}', expected a field name other than what "
+                                            "kos-idlc generates (Request, Response, Span, Ip, ...)",
+                                            f.name));
             for (const Field& g : out)
                 if (g.name == f.name)
-                    return error_at(f.where, std::format("duplicate field name '{}' in the {} (first at {})",
-                                                         f.name, which, where_string(g.where)));
+                    return error_at(f.where,
+                                    std::format("duplicate field name '{}' in the {} (first at {})",
+                                                f.name, which, where_string(g.where)));
             KOS_TRY(expect_punct(":"));
             KOS_TRY(type(f));
             out.push_back(std::move(f));
@@ -381,7 +505,8 @@ private:
         const Token& t = peek();
         if (t.kind != Tok::Name)
             return unexpected(t, kExpected);
-        for (uint8_t i = static_cast<uint8_t>(Type::Bool); i <= static_cast<uint8_t>(Type::Bytes); ++i) {
+        for (uint8_t i = static_cast<uint8_t>(Type::Bool); i <= static_cast<uint8_t>(Type::Bytes);
+             ++i) {
             Type ty = static_cast<Type>(i);
             if (type_name(ty) != t.text)
                 continue;
@@ -391,8 +516,9 @@ private:
                 KOS_TRY(expect_punct("<"));
                 Located n = KOS_TRY(number("a bound N"));
                 if (n.value < 1)
-                    return error_at(n.where, std::format("found bound 0, expected a bound N >= 1 for {}<N>",
-                                                         type_name(ty)));
+                    return error_at(n.where,
+                                    std::format("found bound 0, expected a bound N >= 1 for {}<N>",
+                                                type_name(ty)));
                 f.max_size = n.value;
                 KOS_TRY(expect_punct(">"));
             }
@@ -410,9 +536,10 @@ private:
 
 Result<Module> parse_idl(std::string_view text, std::string_view origin) {
     if (text.size() > kMaxSourceBytes)
-        return make_error(EFBIG, std::format("{}: the source is {} bytes, more than the {} the IDL compiler "
-                                             "accepts; split it into several files",
-                                             origin, text.size(), kMaxSourceBytes));
+        return make_error(
+            EFBIG, std::format("{}: the source is {} bytes, more than the {} the IDL compiler "
+                               "accepts; split it into several files",
+                               origin, text.size(), kMaxSourceBytes));
     Parser p(text, origin);
     return p.parse();
 }

@@ -37,8 +37,8 @@ void check_layout(const std::vector<kos::idl::Field>& fields, uint32_t fixed) {
         std::abort();
 }
 
-void check_payload_on(const std::vector<kos::idl::Field>& fields, uint32_t fixed, const uint8_t* data,
-                      size_t size) {
+void check_payload_on(const std::vector<kos::idl::Field>& fields, uint32_t fixed,
+                      const uint8_t* data, size_t size) {
     // An exact-size heap copy: any read past the payload is an ASan report.
     std::vector<uint8_t> payload(data, data + size);
     auto r = kos::idl::check_payload(fields, fixed, payload.data(), payload.size());
@@ -69,7 +69,8 @@ void differential(const std::vector<kos::idl::Field>& fields, uint32_t fixed, co
         return;
     // Re-encode what was decoded: it must fit a message and decode again.
     std::vector<uint8_t> again(kos::abi::ipc::kMaxMessage);
-    int32_t n = kos::idl::alltypes::All::encode(static_cast<const T&>(out), again.data(), uint32_t(again.size()));
+    int32_t n = kos::idl::alltypes::All::encode(static_cast<const T&>(out), again.data(),
+                                                uint32_t(again.size()));
     if (n < 0)
         std::abort();
     again.resize(size_t(n));
@@ -108,7 +109,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             check_payload_on(me.response, me.response_fixed_size, data, size);
             // The input's tail as a payload too (a different alignment).
             if (size > 8) {
-                check_payload_on(me.request, me.request_fixed_size, data + size / 2, size - size / 2);
+                check_payload_on(me.request, me.request_fixed_size, data + size / 2,
+                                 size - size / 2);
             }
         }
     }

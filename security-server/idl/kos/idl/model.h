@@ -32,7 +32,19 @@ struct SourceLoc {
 // String/Bytes 8 (descriptor). Alignment = size, except Ip (1) and
 // String/Bytes (4).
 enum class Type : uint8_t {
-    Bool = 1, U8, U16, U32, U64, I8, I16, I32, I64, Handle, Ip, String, Bytes,
+    Bool = 1,
+    U8,
+    U16,
+    U32,
+    U64,
+    I8,
+    I16,
+    I32,
+    I64,
+    Handle,
+    Ip,
+    String,
+    Bytes,
 };
 
 // Which way information flows in a call, for the multi-level families:
@@ -52,8 +64,8 @@ struct Method {
     std::string name;
     uint32_t id = 0; // unique within its interface, explicit in the source
     Flow flow = Flow::ReadWrite;
-    std::vector<Field> request;  // arguments
-    std::vector<Field> response; // results
+    std::vector<Field> request;       // arguments
+    std::vector<Field> response;      // results
     uint32_t request_fixed_size = 0;  // multiple of 8
     uint32_t response_fixed_size = 0; // multiple of 8
     SourceLoc where;
@@ -95,11 +107,11 @@ std::string_view type_name(Type t); // as written in .kidl ("u32", "string", ...
 bool is_variable(Type t);
 
 // Caps of the parser (docs/idl.md): inputs beyond them are errors.
-inline constexpr size_t kMaxSourceBytes = 256 * 1024;
+inline constexpr size_t kMaxSourceBytes = size_t{256} * 1024;
 inline constexpr size_t kMaxNameLength = 64;
-inline constexpr size_t kMaxInterfaces = 256;  // per file
-inline constexpr size_t kMaxMethods = 256;     // per interface
-inline constexpr size_t kMaxFields = 64;       // per argument or result list
+inline constexpr size_t kMaxInterfaces = 256; // per file
+inline constexpr size_t kMaxMethods = 256;    // per interface
+inline constexpr size_t kMaxFields = 64;      // per argument or result list
 
 // Lays out `fields` (docs/security-server.md, "Message layout"): sets each
 // Field::offset and returns the fixed size (a multiple of 8).
