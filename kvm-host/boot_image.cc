@@ -134,7 +134,13 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
         init = KOS_TRY(encode_init(launch.init));
     h.init_offset = init.empty() ? 0 : align_page(h.rootfs_offset + h.rootfs_size);
     h.init_size = init.size();
-    h.total_size = align_page((init.empty() ? h.rootfs_offset + h.rootfs_size : h.init_offset + h.init_size));
+    uint64_t end = init.empty() ? h.rootfs_offset + h.rootfs_size : h.init_offset + h.init_size;
+    if (!launch.policy.empty()) {
+        h.policy_offset = align_page(end);
+        h.policy_size = launch.policy.size();
+        end = h.policy_offset + h.policy_size;
+    }
+    h.total_size = align_page(end);
     h.flags = launch.flags;
 
     std::vector<uint8_t> img(h.total_size, 0);
@@ -145,6 +151,8 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
         std::memcpy(img.data() + h.rootfs_offset, rootfs_image.data(), rootfs_image.size());
     if (!init.empty())
         std::memcpy(img.data() + h.init_offset, init.data(), init.size());
+    if (!launch.policy.empty())
+        std::memcpy(img.data() + h.policy_offset, launch.policy.data(), launch.policy.size());
     return img;
 }
 

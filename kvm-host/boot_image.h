@@ -44,6 +44,7 @@ struct LaunchSpec {
     uint32_t gid = 0;
     uint32_t flags = 0; // abi::boot::BootFlags
     InitSpec init;      // empty: the program above is the only process
+    std::vector<uint8_t> policy; // the compiled policy; empty: none
 };
 
 // Returns the image, page-aligned sections, total size a multiple of 4 KiB.

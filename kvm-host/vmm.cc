@@ -262,6 +262,17 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
         result = 0;
         break;
     }
+    case hc::Op::Audit: {
+        uint64_t gpa = b.args[0];
+        if (!st.ram.in_ram(gpa, hc::kAuditRecordSize)) {
+            result = -EFAULT;
+            break;
+        }
+        if (st.opts.audit)
+            st.opts.audit(std::span<const uint8_t>(st.ram.at(gpa), hc::kAuditRecordSize));
+        result = 0;
+        break;
+    }
     case hc::Op::Panic: {
         uint64_t gpa = b.args[0], len = std::min<uint64_t>(b.args[1], hc::kMaxPanicMessage);
         std::string msg = st.ram.in_ram(gpa, len)

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +24,9 @@ struct VmOptions {
     int stdin_fd = 0;
     int stdout_fd = 1;
     int stderr_fd = 2;
+    // Receives each audit record the guest kernel reports (the raw bytes of
+    // a security::AuditRecord, kAuditRecordSize of them). Empty: dropped.
+    std::function<void(std::span<const uint8_t>)> audit;
 };
 
 struct RunOutcome {

@@ -52,7 +52,11 @@ struct BootImageHeader {
     u8 random_seed[32]; // host entropy for AT_RANDOM and getrandom
     u64 init_offset;    // init description (init.h); 0: process 0 only
     u64 init_size;
-    u64 reserved[6];
+    // The compiled policy (security-server/engine/kos/security/policy_format.h);
+    // 0: none (IPC is then denied). The kernel never maps it into a task.
+    u64 policy_offset;
+    u64 policy_size;
+    u64 reserved[4];
 };
 static_assert(sizeof(BootImageHeader) == 176);
 

@@ -24,6 +24,8 @@ enum class Op : u32 {
                       // from (0: none); 4 KiB areas in KVM_GET_XSAVE format
     CopyPage = 6,     // a0 = destination gpa, a1 = source gpa (4 KiB, in RAM): copies
                       // that ring-0 code would make slowly where it is emulated
+    Audit = 7,        // a0 = gpa of a security::AuditRecord (kAuditRecordSize bytes): a
+                      // verdict the policy marks for audit, for the host's audit log
 };
 
 enum class ExitKind : u64 {
@@ -42,5 +44,6 @@ static_assert(sizeof(HypercallBlock) == 64);
 // Bounds the VMM enforces on a single request.
 inline constexpr u64 kMaxConsoleChunk = 1u << 20;
 inline constexpr u64 kMaxPanicMessage = 4096;
+inline constexpr u64 kAuditRecordSize = 256;
 
 } // namespace kos::abi::hc

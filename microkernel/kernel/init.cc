@@ -6,6 +6,7 @@
 #include "kos/init.h"
 #include "loader.h"
 #include "pmm.h"
+#include "security_hook.h"
 
 namespace kos {
 namespace {
@@ -50,6 +51,8 @@ const char* start_tasks(u64 kernel_pml4) {
             return "out of memory creating the first task";
         app->name = "app";
         app->label_name = "app";
+        if (security_enforcing())
+            return "a compiled policy needs an init description naming the app's label";
         if (const char* err = start_linux_task(app))
             return err;
         make_runnable(app->thread);
@@ -93,6 +96,10 @@ const char* start_tasks(u64 kernel_pml4) {
         tasks[i]->name = strings + p.name;
         tasks[i]->label = p.label;
         tasks[i]->label_name = strings + labels[p.label];
+        if (const char* err = security_bind(*tasks[i])) {
+            format(g_error, sizeof g_error, "process %s: label %s: %s", tasks[i]->name, tasks[i]->label_name, err);
+            return g_error;
+        }
     }
 
     static sys::NativeHandle handles[init::kMaxProcesses][sys::kMaxNativeHandles];
@@ -135,6 +142,14 @@ const char* start_tasks(u64 kernel_pml4) {
     for (u32 i = 0; i < h->process_count; ++i) {
         const init::InitProcess& p = procs[i];
         const char* err = nullptr;
+        // execute L -> L: may a process of this label run this program?
+        const char* program = p.argc ? string_at(strings, h->strings_size, p.argv) : nullptr;
+        Verdict v = check_execute(*tasks[i], *tasks[i], program ? program : "");
+        if (!v.allow) {
+            format(g_error, sizeof g_error, "the policy does not allow %s (%s) to execute %s", tasks[i]->name,
+                   tasks[i]->label_name, program ? program : "?");
+            return g_error;
+        }
         if (p.kind == u32(init::ProcessKind::Linux)) {
             err = start_linux_task(tasks[i]);
         } else {

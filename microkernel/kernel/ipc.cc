@@ -86,7 +86,7 @@ i64 ipc_call(Thread* self, u64 handle, u64 req, u64 req_size, u64 reply, u64 rep
     auto e = t->handles.get(static_cast<Handle>(handle), ObjectType::ChannelClient, kRightCall);
     if (e.is_error() || handle > 0xffffffffu) {
         audit_denied("call on an undeclared, closed or insufficient handle", *t, nullptr, nullptr,
-                     nullptr, e.error() == 1 ? "handle-rights" : "handle-unknown");
+                     nullptr, Verdict{false, true, e.error() == 1 ? "handle-rights" : "handle-unknown", 0});
         return e.is_error() ? -e.error() : -9;
     }
     auto* ch = static_cast<Channel*>((*e).object);
@@ -100,7 +100,7 @@ i64 ipc_call(Thread* self, u64 handle, u64 req, u64 req_size, u64 reply, u64 rep
         return -err::kInval;
     Verdict v = check_request(*t, *ch, *h);
     if (!v.allow) {
-        audit_denied("request", *t, ch->server, ch, h, v.rule);
+        audit_denied("request", *t, ch->server, ch, h, v);
         return -err::kAccess;
     }
     if (ch->server_dead)
@@ -158,9 +158,9 @@ i64 ipc_reply(Thread* self, u64 reply, u64 size) {
         return -err::kInval;
     self->reply_to = nullptr;
     self->reply_channel = nullptr;
-    Verdict v = check_response(*self->task, *ch, *h);
+    Verdict v = check_response(*self->task, *client->task, *ch, *h);
     if (!v.allow) {
-        audit_denied("response", *self->task, client->task, ch, h, v.rule);
+        audit_denied("response", *self->task, client->task, ch, h, v);
         wake(client, -err::kAccess);
         return -err::kAccess;
     }

@@ -7,6 +7,7 @@
 #include "kos/pvh.h"
 #include "kos/base/string.h"
 #include "panic.h"
+#include "security_hook.h"
 #include "pmm.h"
 #include "init.h"
 #include "loader.h"
@@ -167,6 +168,8 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
     // until it blocks or exits.
     if (!arch::apic_timer_start(10000, boot::kDirectMapBase + arch::kXapicPhys))
         kprintf("kos kernel: no x2APIC timer: tasks are not preempted\n");
+    if (const char* error = security_init())
+        panic("kos kernel: the compiled policy cannot be loaded: %s\n", error);
     if (const char* error = start_tasks(kernel_pml4))
         panic("kos kernel: %s\n", error);
 

@@ -1,34 +1,147 @@
 #include "security_hook.h"
 
+#include "../arch/x86_64/cpu.h"
+#include "../arch/x86_64/platform.h"
+#include "kos/base/string.h"
+#include "kos/boot.h"
+#include "kos/security/engine.h"
+#include "loader.h"
 #include "panic.h"
+#include "pmm.h"
 
 namespace kos {
+namespace {
+
+namespace sec = security;
+using abi::u32;
+using abi::u64;
+using abi::u8;
+
+sec::Engine g_engine;
+// The engine's state (limit buckets, machines, then as much verdict cache
+// as the policy wants and fits). A policy whose limits and machines alone
+// do not fit is refused at boot.
+constexpr u64 kEngineStateBytes = 256 * 1024;
+alignas(64) u64 g_engine_state[kEngineStateBytes / 8];
+sec::AuditRecord g_audit_record;
+
+u64 now_ns() {
+    u64 khz = g_boot_image.header ? g_boot_image.header->tsc_khz : 0;
+    u64 tsc = arch::rdtsc();
+    if (khz == 0)
+        return tsc; // roughly ns at 1 GHz; only limits use the clock
+    return tsc / khz * 1'000'000 + (tsc % khz) * 1'000'000 / khz;
+}
+
+const char* label_text(const Task& t) { return t.label_name; }
+
+// Reports a policy verdict marked for audit: the full record to the host
+// (kos run renders it), or one line on the console under other VMMs.
+void report(const char* what, const Task& src, const Task* dst, const Verdict& v) {
+    if (platform::is_kos_vmm()) {
+        platform::audit_record(platform::kernel_virt_to_phys(&g_audit_record));
+        return;
+    }
+    const sec::Rule* r = g_engine.rule(v.policy_rule);
+    u32 n = 0;
+    const char* where = r ? g_engine.string(r->where, &n) : nullptr;
+    char rule[128] = "?";
+    if (where) {
+        if (n >= sizeof rule)
+            n = sizeof rule - 1;
+        memcpy(rule, where, n);
+        rule[n] = 0;
+    }
+    kprintf("kos: %s %s %s (%s) -> %s (%s) [rule %s]\n", v.allow ? "allowed" : "denied", what, src.name,
+            label_text(src), dst ? dst->name : "-", dst ? label_text(*dst) : "-", rule);
+}
+
+} // namespace
+
+const char* security_init() {
+    const auto* bh = g_boot_image.header;
+    if (bh->policy_size == 0)
+        return nullptr;
+    if (bh->policy_offset % abi::boot::kPageSize != 0 || bh->policy_offset > bh->total_size ||
+        bh->policy_size > bh->total_size - bh->policy_offset)
+        return "the compiled policy lies outside the boot image";
+    const auto* blob = static_cast<const u8*>(pmm::phys_to_virt(g_boot_image.pa + bh->policy_offset));
+    sec::LoadError e = g_engine.load(blob, bh->policy_size, g_engine_state, sizeof g_engine_state);
+    if (e != sec::LoadError::None)
+        return sec::describe(e);
+    return nullptr;
+}
+
+bool security_enforcing() { return g_engine.loaded(); }
+
+const char* security_bind(Task& t) {
+    if (!g_engine.loaded()) {
+        t.policy_label = sec::kNone;
+        return nullptr;
+    }
+    t.policy_label = g_engine.find_label(t.label_name, static_cast<u32>(strlen(t.label_name)));
+    if (t.policy_label == sec::kNone)
+        return "a process's label is not declared in the policy";
+    return nullptr;
+}
+
+Verdict check_execute(const Task& subject, const Task& target, const char* program) {
+    if (!g_engine.loaded())
+        return {true, false, "no-policy", 0}; // a bare rootfs run: nothing to mediate
+    sec::FieldValue fv{0, reinterpret_cast<const u8*>(program), static_cast<u32>(strlen(program))};
+    sec::Request r{sec::Kind::Execute, subject.policy_label, target.policy_label, 0, 0, &fv, 1, now_ns()};
+    sec::Verdict v = g_engine.decide(r);
+    Verdict out{v.allow, v.audit, nullptr, v.rule};
+    if (v.audit && g_engine.make_audit_record(r, v, g_audit_record))
+        report("execute", subject, &target, out);
+    return out;
+}
+
+namespace {
+
+Verdict check_message(sec::Kind kind, const Task& src, const Task& dst, const Channel& ch,
+                      const abi::ipc::MessageHeader& h) {
+    if (h.interface_id != ch.interface_id)
+        return {false, true, "channel-interface", 0};
+    if (!g_engine.loaded())
+        return {false, true, "no-policy", 0};
+    const u8* payload = reinterpret_cast<const u8*>(&h + 1);
+    u64 now = now_ns();
+    sec::Verdict v =
+        g_engine.decide_message(kind, src.policy_label, dst.policy_label, h, payload, h.payload_size, now);
+    Verdict out{v.allow, v.audit, nullptr, v.rule};
+    if (v.audit && g_engine.make_message_audit_record(kind, src.policy_label, dst.policy_label, h, payload,
+                                                      h.payload_size, now, v, g_audit_record))
+        report(kind == sec::Kind::Request ? "request" : "response", src, &dst, out);
+    return out;
+}
+
+} // namespace
 
 Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::MessageHeader& h) {
     if (&src != ch.client)
-        return {false, "channel-endpoints"};
-    if (h.interface_id != ch.interface_id)
-        return {false, "channel-interface"};
-    return {true, "channel-declared"};
+        return {false, true, "channel-endpoints", 0};
+    return check_message(sec::Kind::Request, src, *ch.server, ch, h);
 }
 
-Verdict check_response(const Task& server, const Channel& ch, const abi::ipc::MessageHeader& h) {
+Verdict check_response(const Task& server, const Task& client, const Channel& ch,
+                       const abi::ipc::MessageHeader& h) {
     if (&server != ch.server)
-        return {false, "channel-endpoints"};
-    if (h.interface_id != ch.interface_id)
-        return {false, "channel-interface"};
-    return {true, "channel-declared"};
+        return {false, true, "channel-endpoints", 0};
+    return check_message(sec::Kind::Response, server, client, ch, h);
 }
 
 void audit_denied(const char* what, const Task& src, const Task* dst, const Channel* ch,
-                  const abi::ipc::MessageHeader* h, const char* rule) {
+                  const abi::ipc::MessageHeader* h, const Verdict& v) {
+    if (!v.rule)
+        return; // the policy decided: reported by check_* when it asked for an audit
     if (h && ch && dst)
         kprintf("kos: denied %s %s (%s) -> %s (%s): interface %u method %u on channel '%s' "
                 "(declared for interface %u) [rule %s]\n",
                 what, src.name, src.label_name, dst->name, dst->label_name, h->interface_id,
-                h->method_id, ch->name, ch->interface_id, rule);
+                h->method_id, ch->name, ch->interface_id, v.rule);
     else
-        kprintf("kos: denied %s by %s (%s) [rule %s]\n", what, src.name, src.label_name, rule);
+        kprintf("kos: denied %s by %s (%s) [rule %s]\n", what, src.name, src.label_name, v.rule);
 }
 
 } // namespace kos

@@ -1,28 +1,51 @@
-// The kernel's IPC security hook: every request and every reply is judged
-// before delivery (complete mediation, DESIGN.md principle 2).
+// The kernel's security hook: every execute, every request and every reply
+// is judged before it happens (complete mediation, DESIGN.md principle 2).
 //
-// Today's rules come from the init description itself: a channel carries
-// only the interface it was declared with (typed communications), between
-// the two tasks it was declared for (no anonymous messaging); anything else
-// is denied. The compiled policy of the security server plugs in here for
-// per-method and per-field decisions.
+// Two layers, both always applied:
+//  - the init description's structure: a channel carries only the interface
+//    it was declared with, between the two tasks it was declared for (no
+//    anonymous messaging);
+//  - the compiled policy from the boot image, asked through the security
+//    engine (security-server/engine) with the tasks' labels and the typed
+//    fields of the kernel's own copy of the message. Without a policy every
+//    request and reply is denied (fail closed).
+//
+// The policy lives in the boot image outside the rootfs section, which is
+// the only part of it a task can map.
 #pragma once
 
 #include "ipc.h"
 #include "kos/ipc.h"
+#include "task.h"
 
 namespace kos {
 
 struct Verdict {
     bool allow;
-    const char* rule; // which rule decided, for the audit line
+    bool audit;
+    const char* rule; // structural rule, or nullptr when the policy decided
+    abi::u32 policy_rule;
 };
 
-Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::MessageHeader& h);
-Verdict check_response(const Task& server, const Channel& ch, const abi::ipc::MessageHeader& h);
+// Loads the boot image's compiled policy, if any. nullptr, or what is wrong
+// (the kernel then stops: it never runs with a partial policy).
+const char* security_init();
+bool security_enforcing();
 
-// One readable line on the console's stderr per denial (kos run shows it).
+// Resolves a task's label in the policy; what is wrong if it is not declared.
+const char* security_bind(Task& t);
+
+// May `subject` start `program` as `target`? (Processes of the init
+// description are checked as execute L -> L.)
+Verdict check_execute(const Task& subject, const Task& target, const char* program);
+Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::MessageHeader& h);
+Verdict check_response(const Task& server, const Task& client, const Channel& ch,
+                       const abi::ipc::MessageHeader& h);
+
+// One readable line on the console's stderr per structural denial. Policy
+// verdicts marked for audit are reported by check_* themselves: the record
+// goes to the host (kos run prints the line and logs the JSON).
 void audit_denied(const char* what, const Task& src, const Task* dst, const Channel* ch,
-                  const abi::ipc::MessageHeader* h, const char* rule);
+                  const abi::ipc::MessageHeader* h, const Verdict& v);
 
 } // namespace kos

@@ -67,6 +67,7 @@ struct Task {
     abi::u32 next_tid = 1;
     abi::u32 index = 0;        // in the init description
     abi::u32 label = 0;        // label index from the init description
+    abi::u32 policy_label = 0xffffffffu; // the label's index in the compiled policy
     const char* name = "";
     const char* label_name = "";
     bool linux_personality = false;

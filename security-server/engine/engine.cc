@@ -6,7 +6,8 @@ namespace kos::security {
 
 namespace {
 
-constexpr u32 kCacheEntries = 4096; // power of two
+constexpr u32 kMinCacheEntries = 256; // power of two; two-way sets
+constexpr u32 kMaxCacheEntries = 1u << 20;
 constexpr u32 kMaxFields = 64;      // per method, in decide_message
 constexpr u32 kMaxCommits = 16;     // limits/transitions applied per request
 constexpr u32 kExecuteProgramMax = 4096;
@@ -38,11 +39,13 @@ struct Bucket {
 
 } // namespace
 
+// Two-way sets of 32-byte entries: a set is one 64-byte cache line.
 struct Engine::CacheEntry {
     u64 k0; // source << 32 | target
     u64 k1; // a << 32 | b
     u32 tag; // generation << 3 | kind; 0: empty
     u32 verdict; // bit 31 allow, bit 30 audit, low 30 bits rule
+    u64 reserved;
 };
 
 u64 checksum64(const u8* data, u64 size, u64 checksum_offset) {
@@ -89,7 +92,15 @@ constexpr u32 kElementSize[kSectionCount] = {
     sizeof(Machine),   sizeof(StringRef),
 };
 
-u64 cache_bytes() { return u64{kCacheEntries} * 24; }
+u64 align64(u64 x) { return (x + 63) & ~u64{63}; }
+
+// The cache size a policy asks for (the builder's hint), within bounds.
+u32 wanted_cache_entries(const PolicyHeader* h) {
+    u32 n = h->cache_entries;
+    if (n < kMinCacheEntries || n > kMaxCacheEntries || (n & (n - 1)) != 0)
+        n = 4096;
+    return n;
+}
 
 const PolicyHeader* readable_header(const u8* blob, u64 size) {
     if (!blob || size < sizeof(PolicyHeader))
@@ -105,7 +116,7 @@ u64 Engine::required_state_size(const u8* blob, u64 size) {
     const PolicyHeader* h = readable_header(blob, size);
     if (!h)
         return 0;
-    return cache_bytes() + align8(h->state_size);
+    return align64(h->state_size) + 64 + u64{wanted_cache_entries(h)} * 32;
 }
 
 void Engine::unload() {
@@ -147,21 +158,30 @@ LoadError Engine::load(const u8* blob, u64 size, void* state, u64 state_size) {
         h->rule_count < kFirstUserRule ||
         h->rule_count != h->sections[static_cast<u32>(Section::Rules)].size / sizeof(Rule))
         return LoadError::BadHeader;
-    if (!state || reinterpret_cast<unsigned long>(state) % 8 != 0 ||
-        state_size < required_state_size(blob, size))
+    // The verdict cache takes what the buffer has after the fixed state, up
+    // to what the policy asks for.
+    // The cache starts at the first 64-byte boundary after the fixed state.
+    u64 base = reinterpret_cast<unsigned long>(state);
+    u64 fixed = align64(base + h->state_size) - base;
+    if (!state || base % 8 != 0 || state_size < fixed + u64{kMinCacheEntries} * 32)
         return LoadError::StateTooSmall;
+    u32 entries = wanted_cache_entries(h);
+    while (fixed + u64{entries} * 32 > state_size)
+        entries /= 2;
 
     blob_ = blob;
     size_ = total;
     header_ = h;
     state_ = static_cast<u8*>(state);
     state_size_ = state_size;
-    cache_ = reinterpret_cast<CacheEntry*>(state_);
-    cache_mask_ = kCacheEntries - 1;
-    if (generation_ == 0) {
-        // First use of this buffer by this engine: it may hold anything.
-        for (u32 i = 0; i < kCacheEntries; ++i)
-            cache_[i] = CacheEntry{0, 0, 0, 0};
+    bool fresh = generation_ == 0 || cache_ != reinterpret_cast<CacheEntry*>(state_ + fixed) ||
+                 cache_mask_ != entries / 2 - 1;
+    cache_ = reinterpret_cast<CacheEntry*>(state_ + fixed);
+    cache_mask_ = entries / 2 - 1; // sets
+    if (fresh) {
+        // A buffer this engine has not used with this geometry: it may hold anything.
+        for (u32 i = 0; i < entries; ++i)
+            cache_[i] = CacheEntry{0, 0, 0, 0, 0};
     }
     // A new generation: entries cached for an earlier policy never match.
     generation_ = (generation_ + 1) & 0x1fffffff;
@@ -176,7 +196,7 @@ u64 Engine::policy_id() const { return header_ ? header_->checksum : 0; }
 void Engine::reset_state() {
     if (!header_)
         return;
-    u8* p = state_ + cache_bytes();
+    u8* p = state_;
     for (u64 i = 0; i < header_->state_size; ++i)
         p[i] = 0;
     u32* machines = reinterpret_cast<u32*>(p + align8(header_->limit_count * u64{sizeof(Bucket)}));
@@ -299,7 +319,7 @@ u32 Engine::find_perm(u32 c, const char* n, u32 size) const {
 u32 Engine::machine_state(u32 m) const {
     if (!header_ || m >= header_->machine_count)
         return kNone;
-    const u8* p = state_ + cache_bytes() + align8(header_->limit_count * u64{sizeof(Bucket)});
+    const u8* p = state_ + align8(header_->limit_count * u64{sizeof(Bucket)});
     return reinterpret_cast<const u32*>(p)[m];
 }
 
@@ -545,7 +565,7 @@ Verdict Engine::evaluate(const Request& r, bool* cacheable) {
 
     u32 list_first = entry ? entry->list_first : 0;
     u32 list_count = entry ? entry->list_count : 0;
-    u8* limits_base = state_ + cache_bytes();
+    u8* limits_base = state_;
     Bucket* buckets = reinterpret_cast<Bucket*>(limits_base);
     u32* machines = reinterpret_cast<u32*>(limits_base + align8(header_->limit_count * u64{sizeof(Bucket)}));
 
@@ -695,21 +715,28 @@ Verdict Engine::decide(const Request& r) {
     if (!header_)
         return Verdict{false, true, false, kRuleDefaultDeny};
     u32 kind = static_cast<u32>(r.kind);
+    if (kind == 0 || kind >= kKindCount)
+        return Verdict{false, true, false, kRuleUnknown};
     u64 k0 = static_cast<u64>(r.source) << 32 | r.target;
     u64 k1 = static_cast<u64>(r.a) << 32 | r.b;
-    u32 tag = generation_ << 3 | (kind & 7);
-    CacheEntry& e = cache_[index_hash(kind, r.source, r.target, r.a, r.b) & cache_mask_];
-    if (e.tag == tag && e.k0 == k0 && e.k1 == k1 && kind < kKindCount) {
-        ++stats_.hits;
-        return Verdict{(e.verdict >> 31) != 0, ((e.verdict >> 30) & 1) != 0, true,
-                       e.verdict & 0x3fffffff};
+    u32 tag = generation_ << 3 | kind;
+    CacheEntry* set = cache_ + 2 * (index_hash(kind, r.source, r.target, r.a, r.b) & cache_mask_);
+    for (u32 way = 0; way < 2; ++way) {
+        const CacheEntry& e = set[way];
+        if (e.tag == tag && e.k0 == k0 && e.k1 == k1) {
+            ++stats_.hits;
+            return Verdict{(e.verdict >> 31) != 0, ((e.verdict >> 30) & 1) != 0, true, e.verdict & 0x3fffffff};
+        }
     }
     ++stats_.misses;
     bool cacheable = false;
     Verdict v = evaluate(r, &cacheable);
-    if (cacheable && v.rule < (1u << 30) && v.rule != kRuleMalformed && v.rule != kRuleUnknown)
-        e = CacheEntry{k0, k1, tag,
-                       (v.allow ? 1u << 31 : 0) | (v.audit ? 1u << 30 : 0) | v.rule};
+    if (cacheable && v.rule < (1u << 30) && v.rule != kRuleMalformed &&
+        v.rule != kRuleUnknown) {
+        // The newest entry goes first; the older one moves to the second way.
+        set[1] = set[0];
+        set[0] = CacheEntry{k0, k1, tag, (v.allow ? 1u << 31 : 0) | (v.audit ? 1u << 30 : 0) | v.rule, 0};
+    }
     return v;
 }
 
@@ -720,90 +747,119 @@ Verdict Engine::decide_uncached(const Request& r) {
     return evaluate(r, &cacheable);
 }
 
-Verdict Engine::decide_message(Kind kind, u32 source, u32 target, const abi::ipc::MessageHeader& h,
-                               const u8* payload, u32 payload_size, u64 now_ns) {
-    Verdict unknown{false, true, false, kRuleUnknown};
-    Verdict malformed{false, true, false, kRuleMalformed};
-    if (!header_)
-        return Verdict{false, true, false, kRuleDefaultDeny};
+u32 Engine::decode(Kind kind, const abi::ipc::MessageHeader& h, const u8* payload, u32 payload_size,
+                   FieldValue* values, u32* count) const {
+    *count = 0;
     if (kind != Kind::Request && kind != Kind::Response)
-        return unknown;
+        return kRuleUnknown;
     const Interface* in = interface_by_id(h.interface_id);
     const Method* m = in ? method(*in, h.method_id) : nullptr;
     if (!m)
-        return unknown;
+        return kRuleUnknown;
     bool req = kind == Kind::Request;
     u32 first = req ? m->request_field_first : m->response_field_first;
-    u32 count = req ? m->request_field_count : m->response_field_count;
+    u32 n = req ? m->request_field_count : m->response_field_count;
     u32 fixed = req ? m->request_fixed_size : m->response_fixed_size;
-    if (count > kMaxFields || payload_size < fixed || h.payload_size != payload_size ||
+    if (n > kMaxFields || payload_size < fixed || h.payload_size != payload_size ||
         (payload_size && !payload))
-        return malformed;
-    FieldValue values[kMaxFields];
-    for (u32 i = 0; i < count; ++i) {
+        return kRuleMalformed;
+    for (u32 i = 0; i < n; ++i) {
         const Field* f = field(first + i);
         if (!f)
-            return malformed;
+            return kRuleMalformed;
         FieldValue& v = values[i];
         v = FieldValue{};
         const u8* p = payload + f->offset;
-        auto need = [&](u32 n) { return u64{f->offset} + n <= fixed; };
+        auto fits = [&](u32 size) { return u64{f->offset} + size <= fixed; };
         switch (static_cast<FieldType>(f->type)) {
         case FieldType::Bool:
         case FieldType::U8:
-            if (!need(1)) return malformed;
+            if (!fits(1))
+                return kRuleMalformed;
             v.integer = p[0];
             if (f->type == static_cast<u8>(FieldType::Bool) && v.integer > 1)
-                return malformed;
+                return kRuleMalformed;
             break;
         case FieldType::I8:
-            if (!need(1)) return malformed;
+            if (!fits(1))
+                return kRuleMalformed;
             v.integer = static_cast<u64>(static_cast<i64>(static_cast<signed char>(p[0])));
             break;
         case FieldType::U16:
-            if (!need(2)) return malformed;
+            if (!fits(2))
+                return kRuleMalformed;
             v.integer = load_le<u16>(p);
             break;
         case FieldType::I16:
-            if (!need(2)) return malformed;
+            if (!fits(2))
+                return kRuleMalformed;
             v.integer = static_cast<u64>(static_cast<i64>(static_cast<short>(load_le<u16>(p))));
             break;
         case FieldType::U32:
         case FieldType::Handle:
-            if (!need(4)) return malformed;
+            if (!fits(4))
+                return kRuleMalformed;
             v.integer = load_le<u32>(p);
             break;
         case FieldType::I32:
-            if (!need(4)) return malformed;
+            if (!fits(4))
+                return kRuleMalformed;
             v.integer = static_cast<u64>(static_cast<i64>(static_cast<int>(load_le<u32>(p))));
             break;
         case FieldType::U64:
         case FieldType::I64:
-            if (!need(8)) return malformed;
+            if (!fits(8))
+                return kRuleMalformed;
             v.integer = load_le<u64>(p);
             break;
         case FieldType::Ip:
-            if (!need(16)) return malformed;
+            if (!fits(16))
+                return kRuleMalformed;
             v.data = p;
             v.size = 16;
             break;
         case FieldType::String:
         case FieldType::Bytes: {
-            if (!need(8)) return malformed;
+            if (!fits(8))
+                return kRuleMalformed;
             u32 off = load_le<u32>(p);
             u32 size = load_le<u32>(p + 4);
             if (off < fixed || u64{off} + size > payload_size || size > f->max_size)
-                return malformed;
+                return kRuleMalformed;
             v.data = payload + off;
             v.size = size;
             break;
         }
         default:
-            return malformed;
+            return kRuleMalformed;
         }
     }
+    *count = n;
+    return kNone;
+}
+
+Verdict Engine::decide_message(Kind kind, u32 source, u32 target, const abi::ipc::MessageHeader& h,
+                               const u8* payload, u32 payload_size, u64 now_ns) {
+    if (!header_)
+        return Verdict{false, true, false, kRuleDefaultDeny};
+    FieldValue values[kMaxFields];
+    u32 count = 0;
+    u32 bad = decode(kind, h, payload, payload_size, values, &count);
+    if (bad != kNone)
+        return Verdict{false, true, false, bad};
     Request r{kind, source, target, h.interface_id, h.method_id, values, count, now_ns};
     return decide(r);
+}
+
+bool Engine::make_message_audit_record(Kind kind, u32 source, u32 target, const abi::ipc::MessageHeader& h,
+                                       const u8* payload, u32 payload_size, u64 now_ns, const Verdict& v,
+                                       AuditRecord& out) {
+    FieldValue values[kMaxFields];
+    u32 count = 0;
+    if (decode(kind, h, payload, payload_size, values, &count) != kNone)
+        count = 0;
+    Request r{kind, source, target, h.interface_id, h.method_id, values, count, now_ns};
+    return make_audit_record(r, v, out);
 }
 
 bool Engine::make_audit_record(const Request& r, const Verdict& v, AuditRecord& out) {

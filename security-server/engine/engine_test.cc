@@ -351,7 +351,8 @@ TEST(Engine, ConfidentialityLatticeWithCategories) {
     m.labels[kApp].categories = 1;
     m.labels[kVfs].sensitivity = 1; // internal:{finance,hr}
     m.labels[kVfs].categories = 3;
-    m.labels[kData].sensitivity = 2; // secret
+    m.labels[kData].sensitivity = 2; // secret:{finance,hr}
+    m.labels[kData].categories = 3;
     m.labels[kInit].trusted = true;
     uint32_t c_file = 0, p_read = 0, p_write = 1, p_getattr = 2;
     for (uint32_t s : {kApp, kVfs, kInit})
@@ -364,6 +365,8 @@ TEST(Engine, ConfidentialityLatticeWithCategories) {
     EXPECT_FALSE(sec(kApp, kData, p_read).allow); // read up
     EXPECT_EQ(sec(kApp, kData, p_read).rule, kRuleConfidentiality);
     EXPECT_TRUE(sec(kApp, kData, p_write).allow);   // write up is fine
+    EXPECT_FALSE(sec(kVfs, kData, p_read).allow);   // read up
+    EXPECT_TRUE(sec(kVfs, kData, p_write).allow);
     EXPECT_TRUE(sec(kApp, kData, p_getattr).allow); // no flow
     EXPECT_FALSE(sec(kVfs, kApp, p_write).allow);   // {finance,hr} -> {finance}: write down
     EXPECT_TRUE(sec(kVfs, kApp, p_read).allow);     // read down
@@ -557,6 +560,27 @@ TEST(Engine, ExpansionBeyondTheKeyLimitIsRefused) {
     auto b = policy::build_policy(m, lim);
     ASSERT_FALSE(b);
     EXPECT_NE(b.error().message.find("narrow this rule"), std::string::npos) << b.error().message;
+}
+
+} // namespace
+} // namespace kos::security
+
+namespace kos::security {
+namespace {
+
+TEST(Engine, ASmallerStateBufferGetsASmallerCacheAndTheSameVerdicts) {
+    PolicyModel m = base_model();
+    m.rules.push_back(rule(Effect::Allow, Kind::Request, {kApp}, {kVfs}, {{kFiles, kRead}}, "allow read"));
+    auto blob = policy::build_policy(m);
+    ASSERT_TRUE(blob);
+    std::vector<uint64_t> state(2048); // 16 KiB: room for 256 entries
+    Engine e;
+    ASSERT_EQ(e.load(blob->data(), blob->size(), state.data(), state.size() * 8), LoadError::None);
+    EXPECT_TRUE(plain(e, Kind::Request, kApp, kVfs, kFiles, kRead).allow);
+    EXPECT_TRUE(plain(e, Kind::Request, kApp, kVfs, kFiles, kRead).cached);
+    EXPECT_EQ(e.load(blob->data(), blob->size(), state.data(), 1024), LoadError::StateTooSmall);
+    // An invalid kind never aliases a cached verdict of a valid one.
+    EXPECT_EQ(plain(e, static_cast<Kind>(2 + 8), kApp, kVfs, kFiles, kRead).rule, kRuleUnknown);
 }
 
 } // namespace

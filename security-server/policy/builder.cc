@@ -635,6 +635,14 @@ Result<std::vector<uint8_t>> Builder::build() {
     h.integrity_count = static_cast<uint32_t>(m_.integrity_levels.size());
     h.rule_count = static_cast<uint32_t>(rules_.size());
     h.state_size = align8(uint64_t{limit_count_} * 16) + align8(uint64_t{h.machine_count} * 4);
+    // A verdict cache with room for every cacheable key four times over
+    // (two-way sets), 4096 to 65536 entries.
+    uint64_t cacheable = 0;
+    for (const sec::IndexEntry& e : index_)
+        cacheable += e.kind != 0 && (e.flags & sec::kIndexStatic);
+    h.cache_entries = 4096;
+    while (h.cache_entries < cacheable * 4 && h.cache_entries < 65536)
+        h.cache_entries <<= 1;
     uint64_t offset = align8(sizeof h);
     for (uint32_t s = 0; s < sec::kSectionCount; ++s) {
         uint64_t size = b.sections_[s].size();

@@ -67,6 +67,11 @@ void copy_frame(u64 dst_pa, u64 src_pa) {
         d[i] = s[i];
 }
 
+void audit_record(u64 pa) {
+    if (g_kos_vmm)
+        hypercall(hc::Op::Audit, pa);
+}
+
 void fpu_switch_via_vmm(u64 save_pa, u64 load_pa) { hypercall(hc::Op::FpuSwitch, save_pa, load_pa); }
 
 i64 console_read_phys(u64 paddr, u64 len) {

@@ -41,6 +41,10 @@ Clock read_platform_clock();
 // Copies one 4 KiB frame (through the kos VMM where ring-0 copies are slow).
 void copy_frame(u64 dst_pa, u64 src_pa);
 
+// Hands one audit record (abi::hc::kAuditRecordSize bytes at `pa`) to the
+// kos VMM.
+void audit_record(u64 pa);
+
 // Physical address of kernel memory (kernel image or direct map).
 u64 kernel_virt_to_phys(const void* p);
 

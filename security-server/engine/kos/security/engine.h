@@ -96,8 +96,10 @@ struct CacheStats {
 
 class Engine {
 public:
-    // The state bytes a blob needs (verdict cache included); 0 if the blob
-    // is not even a readable header.
+    // The state bytes a blob asks for (limits, machines and the verdict
+    // cache it wants); 0 if the blob is not even a readable header. A smaller
+    // buffer (64-byte aligned) works with a smaller cache, down to 256
+    // entries.
     static u64 required_state_size(const u8* blob, u64 size);
 
     LoadError load(const u8* blob, u64 size, void* state, u64 state_size);
@@ -123,6 +125,11 @@ public:
 
     // Fills `out` for a verdict of `r`. Returns false when no policy is loaded.
     bool make_audit_record(const Request& r, const Verdict& v, AuditRecord& out);
+    // The same for a verdict of decide_message (the fields decoded again;
+    // a malformed message gets a record without fields).
+    bool make_message_audit_record(Kind kind, u32 source, u32 target, const abi::ipc::MessageHeader& h,
+                                   const u8* payload, u32 payload_size, u64 now_ns, const Verdict& v,
+                                   AuditRecord& out);
 
     CacheStats cache_stats() const { return stats_; }
 
@@ -153,6 +160,10 @@ private:
     Verdict evaluate(const Request& r, bool* cacheable);
     bool condition_holds(const Condition& c, const Request& r, u32 field_first, u32 field_count) const;
     bool flow_allowed(const Request& r, u32* rule) const;
+    // Decodes a message's fields by its method's layout into values[64];
+    // kRuleUnknown / kRuleMalformed on failure, kNone on success.
+    u32 decode(Kind kind, const abi::ipc::MessageHeader& h, const u8* payload, u32 payload_size,
+               FieldValue* values, u32* count) const;
 
     const u8* blob_ = nullptr;
     u64 size_ = 0;

@@ -73,7 +73,7 @@ struct PolicyHeader {
     u32 header_size; // sizeof(PolicyHeader)
     u64 total_size;  // the whole blob
     u64 checksum;    // checksum64 of the blob with this field read as 0
-    u32 flags;       // reserved, 0
+    u32 cache_entries; // verdict cache entries wanted (power of two; the engine may use fewer)
     u32 state_size;  // mutable engine state needed (limits, machines), bytes
     u32 limit_count; // rate-limit buckets
     u32 machine_count;
