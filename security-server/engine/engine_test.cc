@@ -579,6 +579,9 @@ TEST(Engine, ASmallerStateBufferGetsASmallerCacheAndTheSameVerdicts) {
     EXPECT_TRUE(plain(e, Kind::Request, kApp, kVfs, kFiles, kRead).allow);
     EXPECT_TRUE(plain(e, Kind::Request, kApp, kVfs, kFiles, kRead).cached);
     EXPECT_EQ(e.load(blob->data(), blob->size(), state.data(), 1024), LoadError::StateTooSmall);
+    EXPECT_EQ(plain(e, Kind::Request, kApp, kVfs, kFiles, kRead).rule, kRuleDefaultDeny); // unloaded
+    ASSERT_EQ(e.load(blob->data(), blob->size(), state.data(), state.size() * 8), LoadError::None);
+    EXPECT_TRUE(plain(e, Kind::Request, kApp, kVfs, kFiles, kRead).allow);
     // An invalid kind never aliases a cached verdict of a valid one.
     EXPECT_EQ(plain(e, static_cast<Kind>(2 + 8), kApp, kVfs, kFiles, kRead).rule, kRuleUnknown);
 }
