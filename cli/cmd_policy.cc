@@ -3,6 +3,8 @@
 // security-server/policy, print.
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -66,7 +68,20 @@ std::string summary(const policy::CompiledPolicy& p) {
     return s + std::to_string(p.tests_passed()) + " of " + std::to_string(p.tests.size()) + " tests passed";
 }
 
+// Files that cannot be read are bad input (2), not a failing policy (1).
+bool readable(const std::vector<std::string>& files) {
+    for (const std::string& f : files) {
+        if (::access(f.c_str(), R_OK) != 0) {
+            fail(kExitBadInput, f + ": " + errno_string(errno));
+            return false;
+        }
+    }
+    return true;
+}
+
 int check_command(const CompileArgs& a) {
+    if (!readable(a.files))
+        return kExitBadInput;
     auto p = policy::compile_policy_files(a.files, a.options());
     if (!p) {
         std::fprintf(stderr, "%s\n", p.error().message.c_str());
@@ -78,6 +93,8 @@ int check_command(const CompileArgs& a) {
 }
 
 int compile_command(const CompileArgs& a) {
+    if (!readable(a.files))
+        return kExitBadInput;
     auto p = policy::compile_policy_files(a.files, a.options());
     if (!p) {
         std::fprintf(stderr, "%s\n", p.error().message.c_str());
@@ -105,10 +122,20 @@ int explain_command(const std::string& blob_path, const std::string& request) {
 int audit2allow_command(const std::string& path) {
     std::string text;
     if (path.empty() || path == "-") {
-        auto r = read_fd(STDIN_FILENO, "standard input", 1ull << 30);
-        if (!r)
-            return fail(kExitBadInput, r.error().message);
-        text.assign(r->begin(), r->end());
+        // A pipe or terminal, read to its end (read_fd wants a regular file).
+        char buf[65536];
+        while (true) {
+            ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return fail(kExitBadInput, "standard input: " + errno_string(errno));
+            if (n == 0)
+                break;
+            text.append(buf, static_cast<size_t>(n));
+            if (text.size() > (1ull << 30))
+                return fail(kExitBadInput, "standard input: more than 1 GiB of audit records");
+        }
     } else {
         auto r = read_text_file(path, 1ull << 30);
         if (!r)

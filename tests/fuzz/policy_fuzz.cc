@@ -20,6 +20,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto r = kos::policy::compile_policy_sources({{"policy/fuzz.kpol", text}}, o);
     if (!r && r.error().message.empty())
         __builtin_trap(); // every failure says what and where
+    if (r) {
+        // A policy that resolves also builds (within small limits) and its
+        // tests run on the engine; a resolved model the builder refuses is
+        // a front-end bug unless a limit was hit.
+        o.build = true;
+        o.limits.max_index_keys = 20000;
+        o.limits.max_blob_bytes = 4u << 20;
+        auto b = kos::policy::compile_policy_sources({{"policy/fuzz.kpol", text}}, o);
+        if (b && b->blob.empty())
+            __builtin_trap();
+    }
     // The same text as an explain request line.
     std::vector<std::string> names = {"<request>"};
     kos::policy::Diagnostics d(&names);
