@@ -709,6 +709,12 @@ Result<RawDfa> determinize(const Nfa& nfa, const DfaLimits& limits, const char* 
     std::vector<uint32_t> stamp(nfa.states.size(), 0);
     uint32_t epoch = 0;
     std::vector<uint32_t> stack;
+    // A DFA state keeps only the NFA states that matter for its future:
+    // those with a byte edge, the accepting one, and the start (which
+    // nothing re-enters, so the start DFA state stays unique).
+    std::vector<char> important(nfa.states.size(), 0);
+    for (size_t s = 0; s < nfa.states.size(); ++s)
+        important[s] = nfa.states[s].target != kInf || s == nfa.accept || s == nfa.start;
     auto closure = [&](std::vector<uint32_t>& set) {
         ++epoch;
         stack.assign(set.begin(), set.end());
@@ -716,15 +722,16 @@ Result<RawDfa> determinize(const Nfa& nfa, const DfaLimits& limits, const char* 
         while (!stack.empty()) {
             uint32_t s = stack.back();
             stack.pop_back();
+            ++work;
             if (stamp[s] == epoch)
                 continue;
             stamp[s] = epoch;
-            set.push_back(s);
+            if (important[s])
+                set.push_back(s);
             for (uint32_t t : nfa.states[s].eps)
                 if (stamp[t] != epoch)
                     stack.push_back(t);
         }
-        work += set.size();
         std::sort(set.begin(), set.end());
     };
 
