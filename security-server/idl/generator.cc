@@ -232,7 +232,9 @@ class Writer {
     void members(const std::vector<Field>& fields) {
         for (const Field& f : fields)
             m_out += std::format("        {} {}{};\n", cxx_type(f.type), f.name,
-                                 f.type == Type::Ip || is_variable(f.type) ? "{}" : " = 0");
+                                 f.type == Type::Ip || is_variable(f.type) ? "{}"
+                                 : f.type == Type::Bool                    ? " = false"
+                                                                           : " = 0");
     }
 
     void method_types(const Method& m) {
