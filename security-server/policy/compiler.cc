@@ -428,22 +428,43 @@ private:
     }
 
     // -- sets --
+    // Members are sorted label indices. Every label an evaluation touches
+    // counts against a budget, so no input makes resolution quadratic.
+    using Members = std::vector<uint32_t>;
+    // Anything that builds stays far below it: the builder allows 4M index keys.
+    static constexpr uint64_t kSetWorkBudget = 16u << 20;
+
     struct SetState {
         const ast::SetDef* def;
         bool resolving;
         bool resolved;
-        std::vector<bool> members;
+        Members members;
         bool broken = false; // its definition has an error (reported once)
     };
 
-    // Members of a set expression as a bitmap over labels; nullopt on error.
-    std::optional<std::vector<bool>> eval(const ast::SetExpr& e, uint32_t depth = 0) {
-        std::vector<bool> acc(m_m.labels.size(), false);
+    bool spend(uint64_t n, ast::Loc loc) {
+        m_set_work += n;
+        if (m_set_work <= kSetWorkBudget)
+            return true;
+        if (!m_budget_reported)
+            m_d.error(loc, "found label sets that expand to more than " + std::to_string(kSetWorkBudget) +
+                               " labels in all, expected smaller sets or fewer uses of 'any'");
+        m_budget_reported = true;
+        return false;
+    }
+
+    // Members of a set expression; nullopt on error.
+    std::optional<Members> eval(const ast::SetExpr& e, uint32_t depth = 0) {
+        Members acc;
         bool ok = true;
         for (const ast::SetTerm& t : e.terms) {
-            std::vector<bool> v(m_m.labels.size(), false);
+            Members v;
             if (t.kind == ast::SetTerm::Kind::Any) {
-                v.assign(m_m.labels.size(), true);
+                if (!spend(m_m.labels.size(), t.loc))
+                    return std::nullopt;
+                v.resize(m_m.labels.size());
+                for (uint32_t i = 0; i < v.size(); ++i)
+                    v[i] = i;
             } else {
                 for (const ast::Name& n : t.names) {
                     auto term = name_members(n, depth);
@@ -451,25 +472,30 @@ private:
                         ok = false;
                         continue;
                     }
-                    for (size_t i = 0; i < v.size(); ++i)
-                        if ((*term)[i])
-                            v[i] = true;
+                    if (!spend(term->size(), n.loc))
+                        return std::nullopt;
+                    v.insert(v.end(), term->begin(), term->end());
                 }
+                std::sort(v.begin(), v.end());
+                v.erase(std::unique(v.begin(), v.end()), v.end());
             }
-            for (size_t i = 0; i < acc.size(); ++i)
-                acc[i] = t.op == '+' ? (acc[i] || v[i]) : (acc[i] && !v[i]);
+            if (!spend(acc.size() + v.size(), t.loc))
+                return std::nullopt;
+            Members out;
+            if (t.op == '+')
+                std::set_union(acc.begin(), acc.end(), v.begin(), v.end(), std::back_inserter(out));
+            else
+                std::set_difference(acc.begin(), acc.end(), v.begin(), v.end(), std::back_inserter(out));
+            acc = std::move(out);
         }
         if (!ok)
             return std::nullopt;
         return acc;
     }
 
-    std::optional<std::vector<bool>> name_members(const ast::Name& n, uint32_t depth) {
-        if (auto l = m_labels.find(n.text); l != m_labels.end()) {
-            std::vector<bool> v(m_m.labels.size(), false);
-            v[l->second] = true;
-            return v;
-        }
+    std::optional<Members> name_members(const ast::Name& n, uint32_t depth) {
+        if (auto l = m_labels.find(n.text); l != m_labels.end())
+            return Members{l->second};
         auto s = m_sets.find(n.text);
         if (s == m_sets.end()) {
             m_d.error(n.loc, "found '" + n.text + "', expected a declared label or set" + suggestion(n.text));
@@ -505,13 +531,7 @@ private:
         return "";
     }
 
-    std::vector<uint32_t> indices(const std::vector<bool>& v) {
-        std::vector<uint32_t> out;
-        for (size_t i = 0; i < v.size(); ++i)
-            if (v[i])
-                out.push_back(static_cast<uint32_t>(i));
-        return out;
-    }
+    static const std::vector<uint32_t>& indices(const Members& v) { return v; }
 
     std::optional<uint32_t> label(const ast::Name& n) {
         auto l = m_labels.find(n.text);
@@ -1047,6 +1067,8 @@ private:
     std::map<uint32_t, std::string> m_levels;
     std::map<uint32_t, uint32_t> m_machines; // label -> machine index
     std::vector<const ast::Machine*> m_machine_decl;
+    uint64_t m_set_work = 0;
+    bool m_budget_reported = false;
 };
 
 // --- Tests ---------------------------------------------------------------------
@@ -1135,8 +1157,16 @@ void run_tests(CompiledPolicy& out, const std::vector<std::pair<const ast::Test*
             BuiltRequest br;
             if (!build_step(s, out.model, engine, br, d))
                 continue;
-            if (s.at_ns)
+            if (s.at_ns) {
+                // The engine's clock is monotonic (rate buckets refill with it).
+                if (*s.at_ns < now) {
+                    d.error(s.loc, "found a time of " + std::to_string(*s.at_ns) +
+                                       " ns, expected one no earlier than the step before (" + std::to_string(now) +
+                                       " ns): time in a test only moves forward");
+                    continue;
+                }
                 now = *s.at_ns;
+            }
             br.request.now_ns = now;
             sec::Verdict v = engine.decide(br.request);
             ++o.steps;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -590,6 +591,28 @@ TEST(PolicyTests, StepsAreCheckedLikeRules) {
               "p.kpol:7:58: found a string, expected an integer (field 'flags' is u32)");
     EXPECT_EQ(error_of(kHeader + "test \"t\" {\n expect allow request nobody_t -> vfs_t vfs.File.close\n}\n"),
               "p.kpol:7:23: found 'nobody_t', expected a declared label");
+}
+
+TEST(PolicyTests, TimeOnlyMovesForward) {
+    EXPECT_EQ(error_of(kHeader + "test \"t\" {\n at 2s expect deny execute init_t -> app_t\n"
+                                 " at 1s expect deny execute init_t -> app_t\n}\n"),
+              "p.kpol:8:8: found a time of 1000000000 ns, expected one no earlier than the step before (2000000000 "
+              "ns): time in a test only moves forward");
+}
+
+TEST(PolicyResolver, SetExpansionHasABudget) {
+    std::string text;
+    for (int i = 0; i < 20000; ++i)
+        text += "domain l" + std::to_string(i) + "\n";
+    for (int i = 0; i < 1000; ++i)
+        text += "allow execute any -> any\n";
+    auto start = std::chrono::steady_clock::now();
+    std::string e = error_of(text);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+    EXPECT_NE(e.find(": found label sets that expand to more than 16777216 labels in all, expected smaller sets or "
+                     "fewer uses of 'any'"),
+              std::string::npos)
+        << e.substr(0, 300);
 }
 
 // --- explain ----------------------------------------------------------------------
