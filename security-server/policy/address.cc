@@ -40,8 +40,7 @@ Result<void> parse_ipv4(std::string_view s, std::string_view whole, uint8_t out[
             return bad(whole, "leading zero in \"" + std::string(s.substr(start, i - start)) +
                                   "\" (octal is not supported)");
         if (v > 255 || (i < s.size() && s[i] >= '0' && s[i] <= '9'))
-            return bad(whole, "part \"" +
-                                  std::string(s.substr(start, s.find('.', start) - start)) +
+            return bad(whole, "part \"" + std::string(s.substr(start, s.find('.', start) - start)) +
                                   "\" is not in 0..255");
         out[part] = static_cast<uint8_t>(v);
     }
@@ -188,7 +187,7 @@ std::string format_ip(const uint8_t a[16]) {
         return std::to_string(a[12]) + "." + std::to_string(a[13]) + "." + std::to_string(a[14]) +
                "." + std::to_string(a[15]);
     uint16_t g[8];
-    for (int i = 0; i < 8; ++i)
+    for (size_t i = 0; i < 8; ++i)
         g[i] = static_cast<uint16_t>(a[2 * i] << 8 | a[2 * i + 1]);
     // The longest run of at least two zero groups (the first on a tie).
     int best = -1, best_len = 1;

@@ -24,11 +24,11 @@ constexpr uint32_t kMaxDepth = 256; // nesting of groups
 
 struct Node {
     enum Kind : uint8_t { Empty, Set, Cat, Alt, Rep } kind = Empty;
-    ByteSet set;             // Set
-    std::vector<Node> kids;  // Cat, Alt; Rep has one
-    uint32_t min = 0;        // Rep
-    uint32_t max = 0;        // Rep; kInf = unbounded
-    uint32_t offset = 0;     // where in the pattern (for errors)
+    ByteSet set;            // Set
+    std::vector<Node> kids; // Cat, Alt; Rep has one
+    uint32_t min = 0;       // Rep
+    uint32_t max = 0;       // Rep; kInf = unbounded
+    uint32_t offset = 0;    // where in the pattern (for errors)
 };
 
 Node make_set(const ByteSet& s, uint32_t offset = 0) {
@@ -87,11 +87,21 @@ ByteSet range_set(int lo, int hi) {
     return s;
 }
 
-ByteSet digit_set() { return range_set('0', '9'); }
-ByteSet upper_set() { return range_set('A', 'Z'); }
-ByteSet lower_set() { return range_set('a', 'z'); }
-ByteSet alpha_set() { return upper_set() | lower_set(); }
-ByteSet alnum_set() { return alpha_set() | digit_set(); }
+ByteSet digit_set() {
+    return range_set('0', '9');
+}
+ByteSet upper_set() {
+    return range_set('A', 'Z');
+}
+ByteSet lower_set() {
+    return range_set('a', 'z');
+}
+ByteSet alpha_set() {
+    return upper_set() | lower_set();
+}
+ByteSet alnum_set() {
+    return alpha_set() | digit_set();
+}
 ByteSet word_set() {
     ByteSet s = alnum_set();
     s.set('_');
@@ -103,7 +113,9 @@ ByteSet space_set() {
         s.set(static_cast<unsigned char>(c));
     return s;
 }
-ByteSet xdigit_set() { return digit_set() | range_set('a', 'f') | range_set('A', 'F'); }
+ByteSet xdigit_set() {
+    return digit_set() | range_set('a', 'f') | range_set('A', 'F');
+}
 ByteSet punct_set() {
     ByteSet s;
     for (int b = 0x21; b < 0x7f; ++b)
@@ -165,9 +177,15 @@ Result<ByteSet> parse_escape(std::string_view p, size_t& i, bool glob, const cha
         return s;
     }
     switch (c) {
-    case 'n': s.set('\n'); return s;
-    case 't': s.set('\t'); return s;
-    case 'r': s.set('\r'); return s;
+    case 'n':
+        s.set('\n');
+        return s;
+    case 't':
+        s.set('\t');
+        return s;
+    case 'r':
+        s.set('\r');
+        return s;
     case 'x': {
         int hi = i < p.size() ? hex_value(p[i]) : -1;
         int lo = i + 1 < p.size() ? hex_value(p[i + 1]) : -1;
@@ -175,15 +193,27 @@ Result<ByteSet> parse_escape(std::string_view p, size_t& i, bool glob, const cha
             return make_error(EINVAL, std::string(who) + ": " +
                                           at("'\\x' needs two hex digits (\\x2f)", start));
         i += 2;
-        s.set(static_cast<size_t>(hi * 16 + lo));
+        s.set(static_cast<size_t>(hi) * 16 + static_cast<size_t>(lo));
         return s;
     }
-    case 'd': single = false; return digit_set();
-    case 'D': single = false; return ~digit_set();
-    case 'w': single = false; return word_set();
-    case 'W': single = false; return ~word_set();
-    case 's': single = false; return space_set();
-    case 'S': single = false; return ~space_set();
+    case 'd':
+        single = false;
+        return digit_set();
+    case 'D':
+        single = false;
+        return ~digit_set();
+    case 'w':
+        single = false;
+        return word_set();
+    case 'W':
+        single = false;
+        return ~word_set();
+    case 's':
+        single = false;
+        return space_set();
+    case 'S':
+        single = false;
+        return ~space_set();
     default:
         if (is_punct(c)) {
             s.set(static_cast<unsigned char>(c));
@@ -285,7 +315,7 @@ Result<ByteSet> parse_bracket(std::string_view p, size_t& i, bool glob, const ch
 // quantifier?)*.
 
 class RegexParser {
-public:
+  public:
     RegexParser(std::string_view p, const DfaLimits& limits) : m_p(p), m_limits(limits) {}
 
     Result<Node> parse() {
@@ -297,7 +327,7 @@ public:
         return n;
     }
 
-private:
+  private:
     std::unexpected<Error> fail(const std::string& what, size_t off) const {
         return make_error(EINVAL, "regex: " + at(what, off));
     }
@@ -478,8 +508,8 @@ Result<Node> glob_tree(std::string_view p) {
                     size_t end = i;
                     while (end < p.size() && p[end] == '*')
                         ++end;
-                    bool whole = here == begin && end - here == 2 &&
-                                 (end == p.size() || p[end] == '/');
+                    bool whole =
+                        here == begin && end - here == 2 && (end == p.size() || p[end] == '/');
                     if (!whole)
                         return fail("\"**\" must be a whole component (\"/a/**\", not \"/a**\")",
                                     here);
@@ -564,7 +594,7 @@ struct Frag {
 };
 
 class NfaBuilder {
-public:
+  public:
     NfaBuilder(Nfa& nfa) : m_nfa(nfa) {}
 
     Frag emit(const Node& n) {
@@ -637,7 +667,7 @@ public:
         return {0, 0};
     }
 
-private:
+  private:
     uint32_t label(const ByteSet& s) {
         for (size_t k = 0; k < m_nfa.labels.size(); ++k)
             if (m_nfa.labels[k] == s)
@@ -682,7 +712,7 @@ Result<RawDfa> determinize(const Nfa& nfa, const DfaLimits& limits, const char* 
     std::array<uint16_t, 256> cls{};
     uint32_t count = 1;
     for (const ByteSet& l : nfa.labels) {
-        std::vector<int32_t> split(2 * count, -1);
+        std::vector<int32_t> split(size_t{2} * count, -1);
         uint32_t next_count = 0;
         for (size_t b = 0; b < 256; ++b) {
             size_t key = 2 * cls[b] + (l.test(b) ? 1 : 0);
@@ -714,7 +744,8 @@ Result<RawDfa> determinize(const Nfa& nfa, const DfaLimits& limits, const char* 
     // nothing re-enters, so the start DFA state stays unique).
     std::vector<char> important(nfa.states.size(), 0);
     for (size_t s = 0; s < nfa.states.size(); ++s)
-        important[s] = nfa.states[s].target != kInf || s == nfa.accept || s == nfa.start;
+        important[s] =
+            static_cast<char>(nfa.states[s].target != kInf || s == nfa.accept || s == nfa.start);
     auto closure = [&](std::vector<uint32_t>& set) {
         ++epoch;
         stack.assign(set.begin(), set.end());
@@ -791,8 +822,9 @@ Result<RawDfa> determinize(const Nfa& nfa, const DfaLimits& limits, const char* 
                                          "repeats of alternatives such as (a|b){20} multiply "
                                          "states)");
         if (work > budget.max_work)
-            return make_error(E2BIG, std::string(who) + ": pattern too complex to compile (more "
-                                                        "than " +
+            return make_error(E2BIG, std::string(who) +
+                                         ": pattern too complex to compile (more "
+                                         "than " +
                                          std::to_string(budget.max_work) +
                                          " construction steps); simplify it");
     }
@@ -806,7 +838,8 @@ Result<RawDfa> determinize(const Nfa& nfa, const DfaLimits& limits, const char* 
 std::vector<uint32_t> minimize(const RawDfa& d, uint32_t& block_count) {
     const uint32_t n = d.states, k = d.classes;
     // Inverse transitions, CSR by (target, class).
-    std::vector<uint32_t> inv_start(static_cast<size_t>(n) * k + 1, 0), inv(static_cast<size_t>(n) * k);
+    std::vector<uint32_t> inv_start(static_cast<size_t>(n) * k + 1, 0),
+        inv(static_cast<size_t>(n) * k);
     for (uint32_t s = 0; s < n; ++s)
         for (uint32_t c = 0; c < k; ++c)
             ++inv_start[static_cast<size_t>(d.next[s * k + c]) * k + c + 1];
@@ -842,7 +875,8 @@ std::vector<uint32_t> minimize(const RawDfa& d, uint32_t& block_count) {
     std::vector<char> in_work(blocks.size(), 0);
     std::vector<uint32_t> work;
     if (blocks.size() == 2) {
-        uint32_t smaller = blocks[0].end - blocks[0].begin <= blocks[1].end - blocks[1].begin ? 0 : 1;
+        uint32_t smaller =
+            blocks[0].end - blocks[0].begin <= blocks[1].end - blocks[1].begin ? 0 : 1;
         work.push_back(smaller);
         in_work[smaller] = 1;
     }
@@ -951,8 +985,8 @@ Result<Dfa> finish(const RawDfa& d, const DfaLimits& limits, const char* who) {
             std::vector<uint16_t> column(states);
             for (uint32_t x = 0; x < states; ++x)
                 column[x] = table[static_cast<size_t>(x) * k + c];
-            auto [it, fresh] = columns.try_emplace(std::move(column),
-                                                   static_cast<uint32_t>(firsts.size()));
+            auto [it, fresh] =
+                columns.try_emplace(std::move(column), static_cast<uint32_t>(firsts.size()));
             if (fresh)
                 firsts.push_back(c);
             merged[c] = static_cast<int32_t>(it->second);
@@ -965,7 +999,8 @@ Result<Dfa> finish(const RawDfa& d, const DfaLimits& limits, const char* who) {
     out.accepting.resize(states);
     for (uint32_t x = 0; x < states; ++x) {
         for (size_t f = 0; f < firsts.size(); ++f)
-            out.next[x * out.class_count + f] = table[static_cast<size_t>(x) * k + firsts[f]];
+            out.next[static_cast<size_t>(x) * out.class_count + f] =
+                table[static_cast<size_t>(x) * k + firsts[f]];
         out.accepting[x] = x == 0 ? 0 : d.accepting[rep[order[x]]];
     }
     return out;
@@ -979,11 +1014,11 @@ Result<RawDfa> raw_from_tree(const Node& tree, const DfaLimits& limits, const ch
     nfa.start = nfa.add();
     Frag f = NfaBuilder(nfa).emit(tree);
     if (nfa.overflow)
-        return make_error(E2BIG, std::string(who) + ": " +
-                                     at("the pattern expands to more than " +
-                                            std::to_string(nfa.cap) +
-                                            " NFA states (nested or large repeats)",
-                                        nfa.overflow_offset));
+        return make_error(E2BIG,
+                          std::string(who) + ": " +
+                              at("the pattern expands to more than " + std::to_string(nfa.cap) +
+                                     " NFA states (nested or large repeats)",
+                                 nfa.overflow_offset));
     nfa.states[nfa.start].eps.push_back(f.start);
     nfa.accept = f.end;
     return determinize(nfa, limits, who);

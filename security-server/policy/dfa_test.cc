@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <functional>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <random>
 #include <regex>
@@ -148,7 +148,11 @@ TEST(Regex, AcceptsAndRejectsWholeValues) {
             {"x{0}", {""}, {"x"}},
             {"(ab){2}|c+", {"abab", "c", "ccc"}, {"ab", "ababab", "abc"}},
             {".", {"a", "\n", "/", nul_a.substr(0, 1)}, {"", "ab"}},
-            {"a.c", {"abc", "a.c", "a\xff" "c"}, {"ac", "abbc"}},
+            {"a.c",
+             {"abc", "a.c",
+              "a\xff"
+              "c"},
+             {"ac", "abbc"}},
             {"[^a-c]", {"d", "\n", "\xff"}, {"a", "b", "c", ""}},
             {"[]a]", {"]", "a"}, {"b", "[]a]"}},
             {"[^]a]", {"b"}, {"]", "a"}},
@@ -180,9 +184,12 @@ TEST(Regex, AcceptsAndRejectsWholeValues) {
 TEST(Glob, AcceptsAndRejectsPaths) {
     run_cases(
         {
-            {"/data/**", {"/data", "/data/", "/data/a", "/data/a/b/c", "//data//a//"},
+            {"/data/**",
+             {"/data", "/data/", "/data/a", "/data/a/b/c", "//data//a//"},
              {"/dat", "/datax", "/datax/y", "", "data/a", "/x/data"}},
-            {"/usr/bin/*", {"/usr/bin/sh", "/usr/bin/a.b"}, {"/usr/bin", "/usr/bin/", "/usr/bin/a/b"}},
+            {"/usr/bin/*",
+             {"/usr/bin/sh", "/usr/bin/a.b"},
+             {"/usr/bin", "/usr/bin/", "/usr/bin/a/b"}},
             {"/", {"/", "//"}, {"", "/a"}},
             {"/**", {"/", "/a", "/a/b/", "//"}, {"", "a"}},
             {"/etc/*.conf", {"/etc/a.conf", "/etc/.conf"}, {"/etc/a.confx", "/etc/a/b.conf"}},
@@ -212,13 +219,12 @@ TEST(Glob, AcceptsAndRejectsPaths) {
 // regex_match): the two must agree on every string.
 TEST(Regex, AgreesWithStdRegexExtended) {
     const std::vector<std::string> patterns = {
-        "a",          "ab|ba",         "(a|b)*abb",       "a*b*c*",       "(ab|a)*",
-        "(a|b|c)+",   "a?b?c?",        "(a*b)*",          "[ab]{2,3}",    "a{3}|b{2,}",
-        "(ab){1,2}c", ".*a.*b.*",      "[^a]*",           "(a|b){0,3}c?", "c(a|b)*c",
-        "((a|b)c)*",  "a(b|c)*d?",     "(aa|bb|cc)*",     "[a-c]+b",      "(a+|b+)c",
-        "a*(b|cc)*a", "(abc|ab|a)*c",  "([ab]c?)*",       "(a?b?)*",      ".?.?c",
-        "(a|(b(c)*))*", "b{1,4}a*",    "(a{2})*b",        "(c|ab*)+",     "[[:alpha:]]+d",
-        "a(b|c)c",    "(a.c)|(b.*)",
+        "a",       "ab|ba",        "(a|b)*abb",  "a*b*c*",       "(ab|a)*",    "(a|b|c)+",
+        "a?b?c?",  "(a*b)*",       "[ab]{2,3}",  "a{3}|b{2,}",   "(ab){1,2}c", ".*a.*b.*",
+        "[^a]*",   "(a|b){0,3}c?", "c(a|b)*c",   "((a|b)c)*",    "a(b|c)*d?",  "(aa|bb|cc)*",
+        "[a-c]+b", "(a+|b+)c",     "a*(b|cc)*a", "(abc|ab|a)*c", "([ab]c?)*",  "(a?b?)*",
+        ".?.?c",   "(a|(b(c)*))*", "b{1,4}a*",   "(a{2})*b",     "(c|ab*)+",   "[[:alpha:]]+d",
+        "a(b|c)c", "(a.c)|(b.*)",
     };
     const std::string alphabet = "abcd";
     std::mt19937 rng(1);
@@ -295,9 +301,9 @@ TEST(Glob, AgreesWithLabelMatcher) {
     }
     // The fixed examples from pkg's own tests.
     for (const char* p : {"/usr/**", "/**", "/bin/*", "/etc/*.conf", "/a/**/z", "/a/?", "/"})
-        for (const char* s : {"/usr", "/usr/lib/x.so", "/usrx", "/", "/bin/sh", "/bin/a/b",
-                              "/etc/a.conf", "/etc/a.confx", "/a/z", "/a/b/c/z", "/a/b", "/a/bc",
-                              "/a"}) {
+        for (const char* s :
+             {"/usr", "/usr/lib/x.so", "/usrx", "/", "/bin/sh", "/bin/a/b", "/etc/a.conf",
+              "/etc/a.confx", "/a/z", "/a/b/c/z", "/a/b", "/a/bc", "/a"}) {
             Dfa d = glob_or_die(p);
             EXPECT_EQ(d.matches(s), kos::pkg::LabelMatcher::matches(p, s)) << p << " on " << s;
         }
@@ -485,8 +491,8 @@ TEST(Dfa, AdversarialPatternsFinishQuickly) {
     using Clock = std::chrono::steady_clock;
     std::string many_classes;
     for (int c = 1; c < 128; c += 2)
-        many_classes += "\\x" + std::string(1, "0123456789abcdef"[c >> 4]) +
-                        "0123456789abcdef"[c & 15] + "?";
+        many_classes +=
+            "\\x" + std::string(1, "0123456789abcdef"[c >> 4]) + "0123456789abcdef"[c & 15] + "?";
     const std::vector<std::string> patterns = {
         "(.*.*.*.*.*.*.*.*){30}",
         ".{0,255}.{0,255}.{0,255}.{0,255}x",
@@ -527,16 +533,18 @@ TEST(Dfa, LargestDfaCompileTime) {
                           "([a-z]+/){0,20}[a-z]+\\.(txt|md|conf)"}) {
         auto t0 = Clock::now();
         Dfa d = regex_or_die(p);
-        auto us =
-            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
         std::printf("[ info ] %-40s %5u states %3u classes %8lld us\n", p, d.state_count,
                     d.class_count, static_cast<long long>(us));
         expect_well_formed_and_minimal(d, p);
     }
     Dfa big = regex_or_die("(a|b)*a(a|b){10}");
     EXPECT_EQ(big.state_count, 2049u);
-    EXPECT_TRUE(big.matches("bbbbabbbbbbbbbb" "a" "bbbbbbbbbb"));
-    EXPECT_FALSE(big.matches("aaaaaaaaaaab" "bbbbbbbbbb"));
+    EXPECT_TRUE(big.matches("bbbbabbbbbbbbbb"
+                            "a"
+                            "bbbbbbbbbb"));
+    EXPECT_FALSE(big.matches("aaaaaaaaaaab"
+                             "bbbbbbbbbb"));
     Dfa ip = regex_or_die("(\\d{1,3}\\.){3}\\d{1,3}");
     EXPECT_TRUE(ip.matches("192.168.0.1"));
     EXPECT_FALSE(ip.matches("192.168.0"));
@@ -557,7 +565,8 @@ TEST(Dfa, MatchesRejectsMalformedTables) {
 TEST(Regex, RandomPatternsAgreeWithStdRegex) {
     std::mt19937 rng(11);
     const std::vector<std::string> atoms = {"a", "b", "c", ".", "[ab]", "[^a]", "[[:lower:]]"};
-    const std::vector<std::string> quantifiers = {"", "", "", "*", "+", "?", "{2}", "{0,2}", "{1,}"};
+    const std::vector<std::string> quantifiers = {"",  "",    "",      "*",   "+",
+                                                  "?", "{2}", "{0,2}", "{1,}"};
     std::function<std::string(int)> gen = [&](int depth) -> std::string {
         std::string out;
         int items = 1 + static_cast<int>(rng() % 3);
