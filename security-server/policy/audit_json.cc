@@ -12,6 +12,7 @@ namespace kos::policy {
 
 namespace sec = kos::security;
 using nlohmann::json;
+using ordered = nlohmann::ordered_json; // keeps keys in the order written
 
 namespace {
 
@@ -39,7 +40,7 @@ const char* kind_name(uint8_t k) {
 // Everything the record names, resolved through the policy.
 struct Named {
     std::string what_a, what_b; // interface + method, or class + perm
-    std::vector<std::pair<std::string, json>> fields;
+    std::vector<std::pair<std::string, ordered>> fields;
     std::vector<std::pair<std::string, std::string>> field_text; // policy syntax
 };
 
@@ -135,7 +136,7 @@ Named resolve(const sec::Engine& e, const sec::AuditRecord& r) {
                 std::snprintf(b, sizeof b, "%02x", v[i]);
                 hex += b;
             }
-            n.fields.emplace_back(name, json{{"hex", hex}});
+            n.fields.emplace_back(name, ordered{{"hex", hex}});
             n.field_text.emplace_back(name, quote(std::string(reinterpret_cast<const char*>(v), len)));
         } else if (type == sec::FieldType::Ip) {
             std::string a = len == 16 ? format_address(v) : "?";
@@ -180,7 +181,7 @@ std::string render_audit_json(const sec::Engine& e, const sec::AuditRecord& r) {
     Named n = resolve(e, r);
     char policy[17];
     std::snprintf(policy, sizeof policy, "%016llx", static_cast<unsigned long long>(r.policy_id));
-    json j = json::object();
+    ordered j = ordered::object();
     j["seq"] = r.sequence;
     j["time_ns"] = r.time_ns;
     j["policy"] = policy;
@@ -203,8 +204,8 @@ std::string render_audit_json(const sec::Engine& e, const sec::AuditRecord& r) {
         for (auto& [k, v] : n.fields)
             if (k == "program")
                 j["program"] = v;
-    } else {
-        json f = json::object();
+    } else if (kind != sec::Kind::Security) {
+        ordered f = ordered::object();
         for (auto& [k, v] : n.fields)
             f[k] = v;
         j["fields"] = f;
@@ -212,20 +213,7 @@ std::string render_audit_json(const sec::Engine& e, const sec::AuditRecord& r) {
     j["cached"] = r.cached != 0;
     if (r.truncated)
         j["truncated"] = true;
-    // ordered_json would keep insertion order; rebuild in the documented order.
-    static const char* order[] = {"seq",  "time_ns", "policy",    "verdict",   "rule",   "rule_id",
-                                  "rule_text", "kind", "source", "target", "interface", "method",
-                                  "class", "perm", "program", "fields", "cached", "truncated"};
-    std::string out = "{";
-    for (const char* k : order) {
-        auto it = j.find(k);
-        if (it == j.end())
-            continue;
-        if (out.size() > 1)
-            out += ',';
-        out += json(k).dump() + ":" + it->dump(-1, ' ', false, json::error_handler_t::replace);
-    }
-    return out + "}";
+    return j.dump(-1, ' ', false, ordered::error_handler_t::replace);
 }
 
 std::string render_audit_human(const sec::Engine& e, const sec::AuditRecord& r) {
@@ -243,7 +231,7 @@ std::string render_audit_human(const sec::Engine& e, const sec::AuditRecord& r) 
 }
 
 Result<AuditEntry> parse_audit_json(std::string_view line) {
-    json j = json::parse(line.begin(), line.end(), nullptr, false);
+    ordered j = ordered::parse(line.begin(), line.end(), nullptr, false);
     if (j.is_discarded() || !j.is_object())
         return make_error(EINVAL, "not a JSON object");
     AuditEntry a;

@@ -684,7 +684,7 @@ TEST_F(Audit, RequestRecordAsJsonAndHumanLine) {
               "{\"seq\":1,\"time_ns\":42,\"policy\":\"" + m_id +
                   "\",\"verdict\":\"deny\",\"rule\":\"default-deny\",\"rule_id\":0,\"rule_text\":\"default deny: no rule "
                   "allows this\",\"kind\":\"request\",\"source\":\"app_t\",\"target\":\"vfs_t\",\"interface\":\"vfs.File\","
-                  "\"method\":\"open\",\"fields\":{\"flags\":0,\"mode\":420,\"path\":\"/etc/x\"},\"cached\":false}");
+                  "\"method\":\"open\",\"fields\":{\"path\":\"/etc/x\",\"flags\":0,\"mode\":420},\"cached\":false}");
     EXPECT_EQ(render_audit_human(m_e, rec),
               "kos: denied request app_t -> vfs_t vfs.File.open path=\"/etc/x\" flags=0 mode=420 [rule default-deny]");
     // And back: the parser reads what the renderer writes.
@@ -696,7 +696,7 @@ TEST_F(Audit, RequestRecordAsJsonAndHumanLine) {
     EXPECT_EQ(a->method, "open");
     EXPECT_EQ(a->rule, "default-deny");
     ASSERT_EQ(a->fields.size(), 3u);
-    EXPECT_EQ(a->fields[2], std::make_pair(std::string("path"), std::string("\"/etc/x\"")));
+    EXPECT_EQ(a->fields[0], std::make_pair(std::string("path"), std::string("\"/etc/x\"")));
 }
 
 TEST_F(Audit, DenyRuleSecurityAndExecuteRecords) {
@@ -763,7 +763,7 @@ TEST(AuditJson, Audit2AllowGroupsDenialsByKey) {
               "# audit2allow: 6 denials in 7 records; review every rule before adding it to a policy\n"
               "# 2 denials\n"
               "allow execute init_t -> app_t where program in {\"/bin/a\", \"/bin/b\"}\n"
-              "# 2 denials, e.g. flags=0 path=\"/etc/x\"\n"
+              "# 2 denials, e.g. path=\"/etc/x\" flags=0\n"
               "allow request app_t -> vfs_t vfs.File.open\n"
               "# 1 denial\n"
               "allow security app_t -> etc_t file.read\n"
