@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <string>
 
+#include "kos/policy/compiler.h"
 #include "kos/syscall.h"
 #include "kvm-host/boot_image.h"
 #include "kvm-host/kvm.h"
@@ -39,16 +40,26 @@ double pipe_ping_pong_ns(int rounds) {
     return ns / rounds;
 }
 
-double guest_round_trip_ns(const std::string& rootfs_dir) {
+struct GuestTimes {
+    double cached = 0, uncached = 0;
+};
+
+GuestTimes guest_round_trip_ns(const std::string& rootfs_dir) {
     auto rootfs = kos::pkg::build_rootfs_image(rootfs_dir, {});
     if (!rootfs) {
         std::fprintf(stderr, "%s\n", rootfs.error().message.c_str());
-        return 0;
+        return {};
+    }
+    auto policy = kos::policy::compile_policy_files({KOS_IPC_POLICY});
+    if (!policy) {
+        std::fprintf(stderr, "%s\n", policy.error().message.c_str());
+        return {};
     }
     kos::vmm::LaunchSpec launch;
-    launch.init.processes = {{"client", "bench_client_t", true, {"/bin/bench_client"}},
-                             {"server", "bench_server_t", true, {"/bin/bench_server"}}};
-    launch.init.channels = {{"bench", 0, 1, 9, kos::abi::sys::kRightCall}};
+    launch.init.processes = {{"client", "app_t", true, {"/bin/bench_client"}},
+                             {"server", "echo_t", true, {"/bin/echo_server"}}};
+    launch.init.channels = {{"bench", 0, 1, 0x7101, kos::abi::sys::kRightCall}};
+    launch.policy = policy->blob;
     auto image = kos::vmm::build_boot_image(launch, *rootfs);
     int out = ::memfd_create("out", 0);
     kos::vmm::VmOptions o;
@@ -59,14 +70,14 @@ double guest_round_trip_ns(const std::string& rootfs_dir) {
     auto r = kos::vmm::run_vm(std::move(o));
     if (!r) {
         std::fprintf(stderr, "%s\n", r.error().message.c_str());
-        return 0;
+        return {};
     }
     char buf[256] = {};
     ::pread(out, buf, sizeof buf - 1, 0);
     ::close(out);
-    unsigned long ns = 0;
-    std::sscanf(buf, "ipc_round_trip_ns %lu", &ns);
-    return static_cast<double>(ns);
+    unsigned long cached = 0, uncached = 0;
+    std::sscanf(buf, "ipc_round_trip_ns %lu\nipc_round_trip_uncached_ns %lu", &cached, &uncached);
+    return {static_cast<double>(cached), static_cast<double>(uncached)};
 }
 
 } // namespace
@@ -79,14 +90,16 @@ int main(int argc, char** argv) {
         std::printf("SKIPPED: /dev/kvm is not usable: %s\n", why.c_str());
         return 0;
     }
-    double guest = guest_round_trip_ns(rootfs);
+    GuestTimes guest = guest_round_trip_ns(rootfs);
     double host = pipe_ping_pong_ns(20000);
-    std::printf("%-58s %12s\n", "measure", "ns");
-    std::printf("%-58s %12.0f\n", "guest IPC call+reply (native tasks, mediated, 2000x)", guest);
-    std::printf("%-58s %12.0f\n", "host pipe ping-pong between two processes (20000x)", host);
-    std::printf("%-58s %11.1fx\n", "ratio (guest / host)", host > 0 ? guest / host : 0);
-    std::printf("\nThe verdict for these requests comes from the kernel's channel rule; the "
-                "security server's compiled policy (cached and uncached verdicts) plugs in at the "
-                "same hook.\n");
-    return 0;
+    std::printf("%-64s %12s\n", "measure", "ns");
+    std::printf("%-64s %12.0f\n", "guest IPC call+reply, cached verdicts (ipctest.Bench.ping, 2000x)", guest.cached);
+    std::printf("%-64s %12.0f\n", "guest IPC call+reply, uncached verdicts (ping_checked, 2000x)", guest.uncached);
+    std::printf("%-64s %12.0f\n", "host pipe ping-pong between two processes (20000x)", host);
+    std::printf("%-64s %11.1fx\n", "ratio cached / host", host > 0 ? guest.cached / host : 0);
+    std::printf("%-64s %11.1fx\n", "ratio uncached / host", host > 0 ? guest.uncached / host : 0);
+    std::printf("\nEvery request and reply is judged by the security engine in the guest kernel "
+                "(tests/guest/native/ipc.kpol); ping's verdicts come from the cache, ping_checked's "
+                "are computed each time (a field condition).\n");
+    return (guest.cached > 0 && guest.uncached > 0) ? 0 : 1;
 }

@@ -661,8 +661,13 @@ Verdict Engine::evaluate(const Request& r, bool* cacheable) {
         if (rl->effect != static_cast<u8>(Effect::Allow))
             continue;
         if (applies(*in, *rl)) {
-            v = Verdict{true, rl->audit == static_cast<u8>(Audit::Always), false, in->rule};
-            break;
+            if (!v.allow)
+                v = Verdict{true, rl->audit == static_cast<u8>(Audit::Always), false, in->rule};
+            else
+                v.audit = true; // a later `audit allow` that also matches
+            // Keep looking only for an `audit allow` that also matches.
+            if (v.audit || !(entry->flags & kIndexAuditAllow))
+                break;
         }
         if (broken)
             return malformed;

@@ -588,3 +588,26 @@ TEST(Engine, ASmallerStateBufferGetsASmallerCacheAndTheSameVerdicts) {
 
 } // namespace
 } // namespace kos::security
+
+namespace kos::security {
+namespace {
+
+TEST(Engine, AnAuditAllowAuditsEvenWhenAnEarlierAllowDecides) {
+    PolicyModel m = base_model();
+    m.rules.push_back(rule(Effect::Allow, Kind::Request, {kApp}, {kVfs}, {{kFiles, kOpen}}, "allow open"));
+    RuleDef loud = rule(Effect::Allow, Kind::Request, {kApp}, {kVfs}, {{kFiles, kOpen}}, "audit allow open of /secret");
+    loud.audit = Audit::Always;
+    loud.conditions.push_back(cond("path", ConditionDef::Op::BytesEq, {}, {"/secret"}));
+    m.rules.push_back(loud);
+    Loaded l(m);
+    Verdict quiet = open_verdict(l.engine, {.path = "/data/a"});
+    EXPECT_TRUE(quiet.allow);
+    EXPECT_FALSE(quiet.audit);
+    Verdict v = open_verdict(l.engine, {.path = "/secret"});
+    EXPECT_TRUE(v.allow);
+    EXPECT_TRUE(v.audit);
+    EXPECT_EQ(v.rule, kFirstUserRule); // the first allow still decides
+}
+
+} // namespace
+} // namespace kos::security

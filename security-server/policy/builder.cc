@@ -573,16 +573,19 @@ Result<void> Builder::index() {
             return instances_[x].rule < instances_[y].rule;
         });
         bool is_static = true;
+        bool audit_allow = false;
         for (uint32_t i : list) {
             const sec::Rule& rl = rules_[instances_[i].rule];
             Effect e = static_cast<Effect>(rl.effect);
+            audit_allow |= e == Effect::Allow && rl.audit == static_cast<uint8_t>(sec::Audit::Always);
             if (instances_[i].cond_count || rl.state_label != sec::kNone || e == Effect::Limit ||
                 e == Effect::Transition)
                 is_static = false;
         }
         const auto& k = kv->first;
         sec::IndexEntry e{k[0], k[1], k[2], k[3], k[4], static_cast<uint32_t>(index_lists_.size()),
-                          static_cast<uint32_t>(list.size()), is_static ? sec::kIndexStatic : 0u};
+                          static_cast<uint32_t>(list.size()),
+                          (is_static ? sec::kIndexStatic : 0u) | (audit_allow ? sec::kIndexAuditAllow : 0u)};
         index_lists_.insert(index_lists_.end(), list.begin(), list.end());
         uint64_t h = sec::index_hash(k[0], k[1], k[2], k[3], k[4]);
         for (uint64_t p = 0;; ++p) {

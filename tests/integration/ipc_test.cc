@@ -6,8 +6,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
 #include <string>
 
+#include "kos/policy/audit_json.h"
+#include "kos/policy/compiler.h"
+#include "kos/security/engine.h"
 #include "kos/syscall.h"
 #include "kvm-host/boot_image.h"
 #include "kvm-host/kvm.h"
@@ -32,13 +38,32 @@ std::string read_all(int fd) {
 struct VmRun {
     kos::Result<kos::vmm::RunOutcome> outcome;
     std::string out, err;
+    std::vector<std::string> audit;      // one line per record, as kos run prints them
+    std::vector<std::string> audit_json; // the same records as JSON lines
 };
 
-VmRun run_ipc(const kos::vmm::InitSpec& init) {
+// The tests' policy (tests/guest/native/ipc.kpol), compiled like a bundle's.
+const std::vector<uint8_t>& ipc_policy() {
+    static std::vector<uint8_t> blob = [] {
+        auto p = kos::policy::compile_policy_files({KOS_IPC_POLICY});
+        EXPECT_TRUE(p) << p.error().message;
+        EXPECT_TRUE(p && p->all_tests_passed());
+        return p ? p->blob : std::vector<uint8_t>{};
+    }();
+    return blob;
+}
+
+VmRun run_ipc(const kos::vmm::InitSpec& init, std::vector<uint8_t> policy = ipc_policy()) {
     auto rootfs = kos::pkg::build_rootfs_image(KOS_IPC_ROOTFS, {});
     EXPECT_TRUE(rootfs) << rootfs.error().message;
     kos::vmm::LaunchSpec launch;
     launch.init = init;
+    launch.policy = policy;
+    // The host side of the audit channel: the same policy renders the records.
+    auto host = std::make_shared<kos::security::Engine>();
+    auto state = std::make_shared<std::vector<uint64_t>>(1 << 16);
+    if (!policy.empty())
+        host->load(launch.policy.data(), launch.policy.size(), state->data(), state->size() * 8);
     auto image = kos::vmm::build_boot_image(launch, *rootfs);
     EXPECT_TRUE(image) << image.error().message;
     int out = ::memfd_create("out", 0), err = ::memfd_create("err", 0);
@@ -48,7 +73,17 @@ VmRun run_ipc(const kos::vmm::InitSpec& init) {
     o.stdout_fd = out;
     o.stderr_fd = err;
     o.wall_timeout_ms = 20000;
-    VmRun r{kos::vmm::run_vm(std::move(o)), "", ""};
+    auto audit = std::make_shared<std::vector<std::string>>();
+    auto audit_json = std::make_shared<std::vector<std::string>>();
+    o.audit = [host, state, audit, audit_json](std::span<const uint8_t> bytes) {
+        kos::security::AuditRecord rec;
+        std::memcpy(&rec, bytes.data(), sizeof rec);
+        audit->push_back(kos::policy::render_audit_human(*host, rec));
+        audit_json->push_back(kos::policy::render_audit_json(*host, rec));
+    };
+    VmRun r{kos::vmm::run_vm(std::move(o)), "", "", {}, {}};
+    r.audit = *audit;
+    r.audit_json = *audit_json;
     r.out = read_all(out);
     r.err = read_all(err);
     ::close(out);
@@ -60,7 +95,7 @@ kos::vmm::InitSpec echo_bundle(uint32_t client_rights) {
     kos::vmm::InitSpec s;
     s.processes = {{"client", "app_t", true, {"/bin/ipc_client"}},
                    {"echo", "echo_t", true, {"/bin/echo_server"}}};
-    s.channels = {{"echo", 0, 1, 7, client_rights}};
+    s.channels = {{"echo", 0, 1, 0x7100, client_rights}};
     return s;
 }
 
@@ -75,7 +110,13 @@ TEST_F(Ipc, CallsRightsForgeriesDenialsAndServerCrash) {
     VmRun r = run_ipc(echo_bundle(sys::kRightCall | sys::kRightDuplicate | sys::kRightTransfer));
     ASSERT_TRUE(r.outcome) << r.outcome.error().message << "\n" << r.out << r.err;
     EXPECT_EQ(r.outcome->value, 0) << r.out << r.err;
-    for (const char* line : {"ok an allowed call gets the server's reply (25)",
+    for (const char* line : {"ok an allowed call gets the server's reply (0)",
+                             "ok a store the policy allows succeeds (0)",
+                             "ok a store of a key the policy does not allow is denied (-13)",
+                             "ok a store above the allowed level is denied (-13)",
+                             "ok an audited store succeeds (0)",
+                             "ok a reply the policy denies does not reach the client (-13)",
+                             "ok a malformed message is denied (-13)",
                              "ok a call for another interface is denied (-13)",
                              "ok a forged handle fails (-9)", "ok an undeclared handle fails (-9)",
                              "ok a handle with fewer rights cannot call (-1)",
@@ -86,9 +127,30 @@ TEST_F(Ipc, CallsRightsForgeriesDenialsAndServerCrash) {
         EXPECT_NE(r.out.find(line), std::string::npos) << "missing: " << line << "\n" << r.out;
     // Denials and the crash are reported on stderr, one line each, with the rule.
     EXPECT_NE(r.err.find("kos: denied request client (app_t) -> echo (echo_t): interface 99 method 1 "
-                         "on channel 'echo' (declared for interface 7) [rule channel-interface]"),
+                         "on channel 'echo' (declared for interface 28928) [rule channel-interface]"),
               std::string::npos)
         << r.err;
+    // The policy's verdicts marked for audit reach the host as records: each
+    // denial, and the allow the policy asks to audit, naming the rule.
+    auto has = [&](const std::string& needle) {
+        for (const std::string& l : r.audit)
+            if (l.find(needle) != std::string::npos)
+                return true;
+        return false;
+    };
+    std::string all;
+    for (const std::string& l : r.audit)
+        all += l + "\n";
+    EXPECT_TRUE(has("denied request app_t -> echo_t ipctest.Echo.store key=\"secret/a\" level=2 [rule default-deny]")) << all;
+    EXPECT_TRUE(has("denied request app_t -> echo_t ipctest.Echo.store key=\"public/a\" level=4 [rule default-deny]")) << all;
+    EXPECT_TRUE(has("allowed request app_t -> echo_t ipctest.Echo.store key=\"public/audited\" level=1 [rule ")) << all;
+    EXPECT_TRUE(has("ipc.kpol:19:1]")) << all; // the deny of the LEAK reply
+    EXPECT_TRUE(has("denied response echo_t -> app_t ipctest.Echo.echo")) << all;
+    EXPECT_TRUE(has("[rule malformed]")) << all;
+    bool json_ok = false;
+    for (const std::string& j : r.audit_json)
+        json_ok |= j.find("\"key\":\"secret/a\"") != std::string::npos && j.find("\"verdict\":\"deny\"") != std::string::npos;
+    EXPECT_TRUE(json_ok) << all;
     EXPECT_NE(r.err.find("kos: denied call on an undeclared, closed or insufficient handle by client "
                          "(app_t) [rule handle-rights]"),
               std::string::npos)
@@ -103,10 +165,10 @@ TEST_F(Ipc, ABusyLoopInOneTaskDoesNotStopTheOthers) {
     s.processes = {{"client", "app_t", true, {"/bin/ipc_client"}},
                    {"spinner", "spin_t", true, {"/bin/spinner"}},
                    {"echo", "echo_t", true, {"/bin/echo_server"}}};
-    s.channels = {{"echo", 0, 2, 7, sys::kRightCall | sys::kRightDuplicate}};
+    s.channels = {{"echo", 0, 2, 0x7100, sys::kRightCall | sys::kRightDuplicate}};
     VmRun r = run_ipc(s);
     ASSERT_TRUE(r.outcome) << r.outcome.error().message << "\n" << r.out << r.err;
-    EXPECT_NE(r.out.find("ok an allowed call gets the server's reply (25)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ok an allowed call gets the server's reply (0)"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("ok a server crash is reported to its client (-32)"), std::string::npos) << r.out;
 }
 
@@ -117,6 +179,43 @@ TEST_F(Ipc, WithoutTheDuplicateRightNothingCanBeDerived) {
     ASSERT_TRUE(r.outcome) << r.outcome.error().message;
     EXPECT_NE(r.out.find("FAIL a handle can be duplicated with fewer rights (-1)"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("ok an allowed call gets the server's reply"), std::string::npos) << r.out;
+}
+
+TEST_F(Ipc, WithoutAPolicyEveryRequestIsDenied) {
+    VmRun r = run_ipc(echo_bundle(sys::kRightCall), {});
+    ASSERT_TRUE(r.outcome) << r.outcome.error().message;
+    EXPECT_NE(r.out.find("FAIL an allowed call gets the server's reply (-13)"), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("[rule no-policy]"), std::string::npos) << r.err;
+}
+
+TEST_F(Ipc, AProcessWhoseProgramThePolicyDoesNotAllowNeverStarts) {
+    kos::vmm::InitSpec s = echo_bundle(sys::kRightCall);
+    s.processes[1].argv = {"/bin/spinner"}; // echo_t may execute only /bin/echo_server
+    VmRun r = run_ipc(s);
+    ASSERT_FALSE(r.outcome);
+    EXPECT_NE(r.outcome.error().message.find("the policy does not allow echo (echo_t) to execute /bin/spinner"),
+              std::string::npos)
+        << r.outcome.error().message;
+}
+
+TEST_F(Ipc, ALabelThePolicyDoesNotDeclareStopsTheBoot) {
+    kos::vmm::InitSpec s = echo_bundle(sys::kRightCall);
+    s.processes[1].label = "stranger_t";
+    VmRun r = run_ipc(s);
+    ASSERT_FALSE(r.outcome);
+    EXPECT_NE(r.outcome.error().message.find("process echo: label stranger_t: a process's label is not declared in the policy"),
+              std::string::npos)
+        << r.outcome.error().message;
+}
+
+TEST_F(Ipc, ACorruptedPolicyStopsTheBoot) {
+    std::vector<uint8_t> bad = ipc_policy();
+    bad[bad.size() / 2] ^= 1;
+    VmRun r = run_ipc(echo_bundle(sys::kRightCall), bad);
+    ASSERT_FALSE(r.outcome);
+    EXPECT_NE(r.outcome.error().message.find("the compiled policy cannot be loaded: the compiled policy is corrupted"),
+              std::string::npos)
+        << r.outcome.error().message;
 }
 
 TEST_F(Ipc, MalformedInitDescriptionsAreRefusedBeforeBoot) {
@@ -133,7 +232,7 @@ TEST_F(Ipc, MalformedInitDescriptionsAreRefusedBeforeBoot) {
 TEST_F(Ipc, AProgramMissingFromTheRootfsStopsTheBoot) {
     kos::vmm::InitSpec s = echo_bundle(sys::kRightCall);
     s.processes[1].argv = {"/bin/nothere"};
-    VmRun r = run_ipc(s);
+    VmRun r = run_ipc(s, {}); // no policy: the execute check would refuse it first
     ASSERT_FALSE(r.outcome);
     EXPECT_NE(r.outcome.error().message.find(
                   "cannot start process 1 (echo): the program is not a regular file in the rootfs"),

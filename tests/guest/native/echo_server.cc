@@ -1,33 +1,57 @@
-// A native server on channel "echo" (interface 7): method 1 replies with the
-// payload in upper case; method 2 crashes the server (a fault kills it, and
-// its clients must get EPIPE).
+// The native server of the IPC tests, on channel "echo" (ipctest.kidl,
+// dispatched by the generated code): echo replies with the data in upper
+// case, crash faults (the kernel kills this task and its clients get
+// EPIPE), store answers level * 10. Also answers ipctest.Bench.
+#include "kos/idl/ipctest.h"
 #include "kos_native.h"
+
+namespace {
+
+namespace E = kos::idl::ipctest::Echo;
+namespace B = kos::idl::ipctest::Bench;
+
+struct Echo {
+    kos::abi::u8 upper[1024];
+
+    int32_t echo(const E::echo::Request& req, E::echo::Response& resp) {
+        for (kn::u32 i = 0; i < req.data.size; ++i) {
+            kos::abi::u8 c = req.data.data[i];
+            upper[i] = (c >= 'a' && c <= 'z') ? static_cast<kos::abi::u8>(c - 32) : c;
+        }
+        resp.data = {upper, req.data.size};
+        return 0;
+    }
+    int32_t crash(const E::crash::Request&, E::crash::Response&) { __builtin_trap(); }
+    int32_t store(const E::store::Request& req, E::store::Response& resp) {
+        resp.stored = req.level * 10;
+        return 0;
+    }
+};
+
+struct Bench {
+    int32_t ping(const B::ping::Request&, B::ping::Response&) { return 0; }
+    int32_t ping_checked(const B::ping_checked::Request&, B::ping_checked::Response&) { return 0; }
+};
+
+} // namespace
 
 int main(const kn::NativeStartInfo* info) {
     kn::u32 h = kn::handle(info, "echo");
+    if (!h)
+        h = kn::handle(info, "bench");
     if (!h) {
-        kn::print("echo_server: no 'echo' channel\n");
+        kn::print("echo_server: no 'echo' or 'bench' channel\n");
         return 1;
     }
-    for (;;) {
-        kn::Message m{};
-        kos::abi::ipc::ReceiveInfo who{};
-        kn::i64 n = kn::sys(kn::Sys::ipc_receive, h, reinterpret_cast<kn::u64>(&m), sizeof m,
-                            reinterpret_cast<kn::u64>(&who));
-        if (n < 0) {
-            kn::printf("echo_server: receive failed: %ld\n", n);
-            return 2;
-        }
-        if (m.header.method_id == 2)
-            __builtin_trap(); // ud2: the kernel kills this task
-        kn::Message r{};
-        r.header = m.header;
-        r.header.status = 0;
-        for (kn::u32 i = 0; i < m.header.payload_size; ++i) {
-            char c = m.payload[i];
-            r.payload[i] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
-        }
-        kn::sys(kn::Sys::ipc_reply, reinterpret_cast<kn::u64>(&r),
-                sizeof(kos::abi::ipc::MessageHeader) + r.header.payload_size);
-    }
+    static Echo echo;
+    static Bench bench;
+    kn::i64 r = kn::serve(h, [](const kn::ipc::MessageHeader& req, const kos::abi::u8* payload, kos::abi::u8* reply,
+                                kn::u32 cap, kn::ipc::MessageHeader& reply_h) {
+        if (req.interface_id == B::kInterfaceId)
+            B::dispatch(bench, req, payload, reply, cap, reply_h);
+        else
+            E::dispatch(echo, req, payload, reply, cap, reply_h);
+    });
+    kn::printf("echo_server: receive failed: %ld\n", r);
+    return 2;
 }

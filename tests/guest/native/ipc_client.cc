@@ -1,58 +1,99 @@
-// The app of the IPC test bundle: exercises the native IPC API against the
-// echo server and prints one line per check (ATTACKS.md 18).
+// The app of the IPC test bundle: exercises the native IPC API and the
+// policy (ipc.kpol) against the echo server and prints one line per check
+// (ATTACKS.md 18).
+#include "kos/idl/ipctest.h"
 #include "kos_native.h"
 
 namespace {
+
+namespace E = kos::idl::ipctest::Echo;
+
 int failures = 0;
 void check(bool ok, const char* what, kn::i64 got) {
     kn::printf("%s %s (%ld)\n", ok ? "ok" : "FAIL", what, got);
     failures += !ok;
 }
 constexpr kn::i64 kEperm = -1, kEbadf = -9, kEacces = -13, kEpipe = -32;
-constexpr kn::u32 kEcho = 7;
+
+kos::idl::Span text(const char* s) { return {reinterpret_cast<const kos::abi::u8*>(s), static_cast<kn::u32>(strlen(s))}; }
+
+// A raw call, outside the generated code: any header and payload.
+kn::i64 raw_call(kn::u32 h, kn::u32 interface_id, kn::u32 method, const void* payload, kn::u32 size) {
+    alignas(8) kos::abi::u8 msg[256];
+    alignas(8) kos::abi::u8 reply[kos::abi::ipc::kMaxMessage];
+    kn::ipc::MessageHeader hdr{interface_id, method, size, 0};
+    memcpy(msg, &hdr, sizeof hdr);
+    memcpy(msg + sizeof hdr, payload, size);
+    return kn::sys(kn::Sys::ipc_call, h, reinterpret_cast<kn::u64>(msg), sizeof hdr + size,
+                   reinterpret_cast<kn::u64>(reply), sizeof reply);
+}
+
 } // namespace
 
 int main(const kn::NativeStartInfo* info) {
     kn::u32 echo = kn::handle(info, "echo");
     check(echo != 0, "the init description gave a handle for channel 'echo'", echo);
+    kn::Channel channel{echo};
+    static E::Client<kn::Channel> client(channel);
 
-    kn::Message reply{};
-    kn::i64 r = kn::call(echo, kEcho, 1, "hello kos", &reply);
-    bool upper = r == 16 + 9 && memcmp(reply.payload, "HELLO KOS", 9) == 0;
+    E::echo::Response er{};
+    kn::i64 r = client.echo({text("hello kos")}, er);
+    bool upper = r == 0 && er.data.size == 9 && memcmp(er.data.data, "HELLO KOS", 9) == 0;
     check(upper, "an allowed call gets the server's reply", r);
 
+    // The policy judges typed fields: key and level of store.
+    E::store::Response sr{};
+    r = client.store({text("public/a"), 2}, sr);
+    check(r == 0 && sr.stored == 20, "a store the policy allows succeeds", r);
+    r = client.store({text("secret/a"), 2}, sr);
+    check(r == kEacces, "a store of a key the policy does not allow is denied", r);
+    r = client.store({text("public/a"), 4}, sr);
+    check(r == kEacces, "a store above the allowed level is denied", r);
+    r = client.store({text("public/audited"), 1}, sr);
+    check(r == 0 && sr.stored == 10, "an audited store succeeds", r);
+    // The reply is judged too: the server may not answer LEAK.
+    r = client.echo({text("leak")}, er);
+    check(r == kEacces, "a reply the policy denies does not reach the client", r);
+
+    // A message that does not fit its layout: store's key descriptor points
+    // past the payload.
+    kn::u32 bad[4] = {16, 200, 1, 0};
+    r = raw_call(echo, E::kInterfaceId, E::store::kId, bad, sizeof bad);
+    check(r == kEacces, "a malformed message is denied", r);
+
     // A request for an interface the channel was not declared for.
-    r = kn::call(echo, 99, 1, "x", &reply);
+    r = raw_call(echo, 99, 1, "x", 1);
     check(r == kEacces, "a call for another interface is denied", r);
 
     // Forged, undeclared and stale handles.
-    r = kn::call(echo + 64, kEcho, 1, "x", &reply);
+    r = raw_call(echo + 64, E::kInterfaceId, E::echo::kId, "x", 1);
     check(r == kEbadf, "a forged handle fails", r);
-    r = kn::call(0, kEcho, 1, "x", &reply);
+    r = raw_call(0, E::kInterfaceId, E::echo::kId, "x", 1);
     check(r == kEbadf, "an undeclared handle fails", r);
 
     // Rights only shrink: a duplicate without the call right cannot call,
     // and cannot be turned back into one that can.
     kn::i64 weak = kn::sys(kn::Sys::handle_duplicate, echo, kos::abi::sys::kRightTransfer);
     check(weak > 0, "a handle can be duplicated with fewer rights", weak);
-    r = kn::call(static_cast<kn::u32>(weak), kEcho, 1, "x", &reply);
+    r = raw_call(static_cast<kn::u32>(weak), E::kInterfaceId, E::echo::kId, "x", 1);
     check(r == kEperm, "a handle with fewer rights cannot call", r);
     kn::i64 regain = kn::sys(kn::Sys::handle_duplicate, static_cast<kn::u64>(weak), kos::abi::sys::kRightCall);
     check(regain == kEperm, "rights cannot grow back", regain);
     check(kn::sys(kn::Sys::handle_close, static_cast<kn::u64>(weak)) == 0, "close", 0);
-    r = kn::call(static_cast<kn::u32>(weak), kEcho, 1, "x", &reply);
+    r = raw_call(static_cast<kn::u32>(weak), E::kInterfaceId, E::echo::kId, "x", 1);
     check(r == kEbadf, "a closed handle is stale", r);
 
     // A client handle cannot receive.
-    kn::Message m{};
-    kn::i64 rr = kn::sys(kn::Sys::ipc_receive, echo, reinterpret_cast<kn::u64>(&m), sizeof m, 0);
+    alignas(8) kos::abi::u8 m[64];
+    kn::i64 rr = kn::sys(kn::Sys::ipc_receive, echo, reinterpret_cast<kn::u64>(m), sizeof m, 0);
     check(rr == kEbadf, "a client handle cannot receive", rr);
 
     // The server crashes while handling a call: the caller gets EPIPE, and
     // so does every later call.
-    r = kn::call(echo, kEcho, 2, "crash", &reply);
+    E::crash::Response cr{};
+    r = client.crash({}, cr);
     check(r == kEpipe, "a server crash is reported to its client", r);
-    r = kn::call(echo, kEcho, 1, "again", &reply);
+    r = client.echo({text("again")}, er);
     check(r == kEpipe, "calls to a dead server fail", r);
 
     kn::printf("ipc_client: %d failures\n", failures);

@@ -70,6 +70,51 @@ inline i64 call(u32 h, u32 interface_id, u32 method, const char* text, Message* 
                reinterpret_cast<u64>(reply), sizeof *reply);
 }
 
+// A channel as the transport of an IDL-generated Client (docs/idl.md):
+// one ipc_call per message.
+struct Channel {
+    u32 handle;
+
+    kos::abi::i32 call(const ipc::MessageHeader& h, const kos::abi::u8* payload, kos::abi::u8* reply,
+                       u32 reply_cap, ipc::MessageHeader& reply_h) {
+        alignas(8) kos::abi::u8 out[ipc::kMaxMessage];
+        alignas(8) kos::abi::u8 in[ipc::kMaxMessage];
+        if (h.payload_size > sizeof out - sizeof h)
+            return -90; // EMSGSIZE
+        memcpy(out, &h, sizeof h);
+        memcpy(out + sizeof h, payload, h.payload_size);
+        i64 n = sys(Sys::ipc_call, handle, reinterpret_cast<u64>(out), sizeof h + h.payload_size,
+                    reinterpret_cast<u64>(in), sizeof in);
+        if (n < 0)
+            return static_cast<kos::abi::i32>(n);
+        if (static_cast<u64>(n) < sizeof reply_h)
+            return -71; // EPROTO
+        memcpy(&reply_h, in, sizeof reply_h);
+        if (reply_h.payload_size != static_cast<u64>(n) - sizeof reply_h || reply_h.payload_size > reply_cap)
+            return -71;
+        memcpy(reply, in + sizeof reply_h, reply_h.payload_size);
+        return 0;
+    }
+};
+
+// Serves one channel with an IDL-generated dispatch: receive, dispatch to
+// `handler`, reply; forever (returns only when receiving fails).
+template <class Dispatch> i64 serve(u32 h, Dispatch dispatch) {
+    for (;;) {
+        alignas(8) kos::abi::u8 in[ipc::kMaxMessage];
+        alignas(8) kos::abi::u8 out[ipc::kMaxMessage];
+        i64 n = sys(Sys::ipc_receive, h, reinterpret_cast<u64>(in), sizeof in, 0);
+        if (n < 0)
+            return n;
+        ipc::MessageHeader req;
+        memcpy(&req, in, sizeof req);
+        ipc::MessageHeader reply{};
+        dispatch(req, in + sizeof req, out + sizeof reply, static_cast<u32>(sizeof out - sizeof reply), reply);
+        memcpy(out, &reply, sizeof reply);
+        sys(Sys::ipc_reply, reinterpret_cast<u64>(out), sizeof reply + reply.payload_size);
+    }
+}
+
 } // namespace kn
 
 int main(const kn::NativeStartInfo* info);

@@ -230,7 +230,9 @@ struct DfaHeader {
 };
 
 enum IndexFlags : u32 {
-    kIndexStatic = 1, // no instance depends on fields, states or limits: cacheable
+    kIndexStatic = 1,     // no instance depends on fields, states or limits: cacheable
+    kIndexAuditAllow = 2, // an `audit allow` applies: an allowed verdict is audited if any
+                          // matching allow asks for it, not only the deciding one
 };
 
 // Key: (kind, source, target, a, b); a/b = interface id/method id
