@@ -491,7 +491,7 @@ Result<Node> glob_tree(std::string_view p) {
         units.push_back(slashes);
         i = 1;
     }
-    if (p.size() > 1 && p.back() == '/' && (p.size() < 2 || p[p.size() - 2] != '\\'))
+    if (p.size() > 1 && p.back() == '/')
         return fail("must not end with '/' (write \"/data\" or \"/data/**\")", p.size() - 1);
     while (i < p.size()) {
         size_t begin = i;
@@ -699,7 +699,7 @@ struct Budget {
 Budget budget_for(const DfaLimits& limits) {
     uint64_t max_states = std::min<uint64_t>(limits.max_states, 65535);
     return {static_cast<uint32_t>(std::max<uint64_t>(8 * max_states, 64)),
-            std::max<uint64_t>(uint64_t{1} << 20, max_states * 4096)};
+            std::max<uint64_t>(uint64_t{1} << 18, max_states * 4096)};
 }
 
 uint32_t nfa_cap(const DfaLimits& limits) {

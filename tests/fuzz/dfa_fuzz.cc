@@ -47,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view pattern(reinterpret_cast<const char*>(data) + 1, size - 1);
     kos::policy::DfaLimits limits;
     limits.max_pattern_bytes = 256;
-    limits.max_states = 256;
+    limits.max_states = 64;
     limits.max_repeat = 16;
     switch (data[0] % 4) {
     case 0:
