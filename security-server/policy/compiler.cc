@@ -268,6 +268,7 @@ public:
     }
 
     std::vector<std::pair<const ast::Test*, uint32_t>> tests;
+    std::vector<std::string> warnings;
 
 private:
     std::string where(ast::Loc l) const { return m_d.where(l); }
@@ -563,13 +564,20 @@ private:
                 machine(*m);
             }
         }
+        for (const auto& [label, at] : m_levels)
+            if (m_m.labels[label].trusted)
+                warnings.push_back(at + ": " + m_m.labels[label].name +
+                                   " is trusted: the lattices do not apply to it, so its level has no effect");
         for (const FlatStatement& fs : m_src.flat()) {
             if (m_d.full())
                 return;
             if (const auto* r = std::get_if<ast::Rule>(fs.statement))
                 rule(*r);
-            else if (const auto* t = std::get_if<ast::Test>(fs.statement))
+            else if (const auto* t = std::get_if<ast::Test>(fs.statement))            {
                 tests.emplace_back(t, fs.file);
+                if (t->steps.empty())
+                    warnings.push_back(where(t->loc) + ": test \"" + t->name + "\" has no steps");
+            }
         }
     }
 
@@ -1199,6 +1207,7 @@ Result<CompiledPolicy> compile(const std::vector<std::string>& paths, const std:
     if (d.empty())
         res.run();
     out.files = names;
+    out.warnings = res.warnings;
     if (!d.empty())
         return std::unexpected(d.to_error());
     if (!options.build)

@@ -593,6 +593,14 @@ TEST(PolicyTests, StepsAreCheckedLikeRules) {
               "p.kpol:7:23: found 'nobody_t', expected a declared label");
 }
 
+TEST(PolicyTests, Warnings) {
+    auto r = compile_text(kHeader + "sensitivity lo < hi\nlevel vfs_t hi\ntrusted vfs_t\ntest \"empty\" {\n}\n");
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_EQ(r->warnings.size(), 2u);
+    EXPECT_EQ(r->warnings[0], "p.kpol:7:1: vfs_t is trusted: the lattices do not apply to it, so its level has no effect");
+    EXPECT_EQ(r->warnings[1], "p.kpol:9:1: test \"empty\" has no steps");
+}
+
 TEST(PolicyTests, TimeOnlyMovesForward) {
     EXPECT_EQ(error_of(kHeader + "test \"t\" {\n at 2s expect deny execute init_t -> app_t\n"
                                  " at 1s expect deny execute init_t -> app_t\n}\n"),
