@@ -19,7 +19,7 @@
 namespace kos::cli {
 namespace {
 
-constexpr int kExitFailed = 1;  // the policy has errors or failing tests
+constexpr int kExitFailed = 1;   // the policy has errors or failing tests
 constexpr int kExitBadInput = 2; // unreadable or malformed input
 
 int fail(int status, const std::string& message) {
@@ -41,9 +41,10 @@ struct CompileArgs {
     }
     void add_to(CLI::App* cmd) {
         cmd->add_option("files", files, "Policy source files (.kpol)")->required();
-        cmd->add_option("--idl-path", idl_path,
-                        "Directory searched for `idl` files after the policy file's own (repeatable; the "
-                        "system interfaces come last)");
+        cmd->add_option(
+            "--idl-path", idl_path,
+            "Directory searched for `idl` files after the policy file's own (repeatable; the "
+            "system interfaces come last)");
     }
 };
 
@@ -64,8 +65,10 @@ bool report_tests(const policy::CompiledPolicy& p) {
 std::string summary(const policy::CompiledPolicy& p) {
     std::string s = std::to_string(p.rule_count()) + (p.rule_count() == 1 ? " rule, " : " rules, ");
     if (p.all_tests_passed())
-        return s + std::to_string(p.tests.size()) + (p.tests.size() == 1 ? " test passed" : " tests passed");
-    return s + std::to_string(p.tests_passed()) + " of " + std::to_string(p.tests.size()) + " tests passed";
+        return s + std::to_string(p.tests.size()) +
+               (p.tests.size() == 1 ? " test passed" : " tests passed");
+    return s + std::to_string(p.tests_passed()) + " of " + std::to_string(p.tests.size()) +
+           " tests passed";
 }
 
 // Files that cannot be read are bad input (2), not a failing policy (1).
@@ -101,7 +104,8 @@ int compile_command(const CompileArgs& a) {
         return kExitFailed;
     }
     if (!report_tests(*p))
-        return fail(kExitFailed, summary(*p) + "; " + a.out + " not written (the policy's tests must pass)");
+        return fail(kExitFailed,
+                    summary(*p) + "; " + a.out + " not written (the policy's tests must pass)");
     if (auto w = write_file_atomic(a.out, p->blob.data(), p->blob.size()); !w)
         return fail(kExitFailed, w.error().message);
     std::printf("%s: %zu bytes, %s\n", a.out.c_str(), p->blob.size(), summary(*p).c_str());
@@ -147,14 +151,16 @@ int audit2allow_command(const std::string& path) {
     size_t line = 0, start = 0;
     while (start < text.size()) {
         size_t nl = text.find('\n', start);
-        std::string_view l(text.data() + start, (nl == std::string::npos ? text.size() : nl) - start);
+        std::string_view l(text.data() + start,
+                           (nl == std::string::npos ? text.size() : nl) - start);
         start = nl == std::string::npos ? text.size() : nl + 1;
         ++line;
         if (l.find_first_not_of(" \t\r") == std::string_view::npos)
             continue;
         auto e = policy::parse_audit_json(l);
         if (!e)
-            return fail(kExitBadInput, name + ":" + std::to_string(line) + ": not an audit record: " + e.error().message);
+            return fail(kExitBadInput, name + ":" + std::to_string(line) +
+                                           ": not an audit record: " + e.error().message);
         entries.push_back(std::move(*e));
     }
     std::printf("%s", policy::audit2allow(entries).c_str());
@@ -177,33 +183,39 @@ pkg::PolicyCompiler bundle_policy_compiler() {
 }
 
 void add_policy_commands(CLI::App& app, Context& ctx) {
-    CLI::App* pol = app.add_subcommand("policy", "Check, compile and explain security policies (.kpol)");
+    CLI::App* pol =
+        app.add_subcommand("policy", "Check, compile and explain security policies (.kpol)");
     pol->require_subcommand(1);
 
     auto check = std::make_shared<CompileArgs>();
-    CLI::App* c = pol->add_subcommand("check", "Parse and type-check policy files and run their tests");
+    CLI::App* c =
+        pol->add_subcommand("check", "Parse and type-check policy files and run their tests");
     check->add_to(c);
     c->callback([check, &ctx] { ctx.exit_status = check_command(*check); });
 
     auto comp = std::make_shared<CompileArgs>();
-    CLI::App* co = pol->add_subcommand("compile", "Compile policy files into a policy blob (only if every test passes)");
+    CLI::App* co = pol->add_subcommand(
+        "compile", "Compile policy files into a policy blob (only if every test passes)");
     comp->add_to(co);
-    co->add_option("-o,--output", comp->out, "The compiled policy file (written atomically)")->required();
+    co->add_option("-o,--output", comp->out, "The compiled policy file (written atomically)")
+        ->required();
     co->callback([comp, &ctx] { ctx.exit_status = compile_command(*comp); });
 
     auto blob = std::make_shared<std::string>();
     auto request = std::make_shared<std::string>();
-    CLI::App* ex = pol->add_subcommand("explain", "Show the verdict of a compiled policy for one request, and why");
+    CLI::App* ex = pol->add_subcommand(
+        "explain", "Show the verdict of a compiled policy for one request, and why");
     ex->add_option("policy", *blob, "Compiled policy file (from kos policy compile)")->required();
     ex->add_option("request", *request,
-                   "The request, as in a test step: 'request app_t -> vfs_t vfs.File.open path=\"/x\" flags=0'")
+                   "The request, as in a test step: 'request app_t -> vfs_t vfs.File.open "
+                   "path=\"/x\" flags=0'")
         ->required();
     ex->callback([blob, request, &ctx] { ctx.exit_status = explain_command(*blob, *request); });
 
     auto input = std::make_shared<std::string>();
-    CLI::App* aa = pol->add_subcommand("audit2allow",
-                                       "Suggest allow rules for the denials in audit JSON lines (prints; never "
-                                       "writes a policy)");
+    CLI::App* aa = pol->add_subcommand(
+        "audit2allow", "Suggest allow rules for the denials in audit JSON lines (prints; never "
+                       "writes a policy)");
     aa->add_option("input", *input, "Audit log (JSON lines); - or nothing for standard input");
     aa->callback([input, &ctx] { ctx.exit_status = audit2allow_command(*input); });
 }

@@ -29,10 +29,14 @@ std::string label_name(const sec::Engine& e, uint32_t i) {
 
 const char* kind_name(uint8_t k) {
     switch (static_cast<sec::Kind>(k)) {
-    case sec::Kind::Execute: return "execute";
-    case sec::Kind::Request: return "request";
-    case sec::Kind::Response: return "response";
-    case sec::Kind::Security: return "security";
+    case sec::Kind::Execute:
+        return "execute";
+    case sec::Kind::Request:
+        return "request";
+    case sec::Kind::Response:
+        return "response";
+    case sec::Kind::Security:
+        return "security";
     }
     return "unknown";
 }
@@ -97,8 +101,10 @@ Named resolve(const sec::Engine& e, const sec::AuditRecord& r) {
         n.what_a = in ? blob_string(e, in->name) : "interface#" + std::to_string(r.a);
         n.what_b = m ? blob_string(e, m->name) : "method#" + std::to_string(r.b);
         if (m) {
-            field_first = kind == sec::Kind::Request ? m->request_field_first : m->response_field_first;
-            field_count = kind == sec::Kind::Request ? m->request_field_count : m->response_field_count;
+            field_first =
+                kind == sec::Kind::Request ? m->request_field_first : m->response_field_first;
+            field_count =
+                kind == sec::Kind::Request ? m->request_field_count : m->response_field_count;
         }
     } else if (kind == sec::Kind::Security) {
         const sec::Class* c = e.cls(r.a);
@@ -128,7 +134,8 @@ Named resolve(const sec::Engine& e, const sec::AuditRecord& r) {
             name = "field" + std::to_string(index);
         if (type == sec::FieldType::String) {
             n.fields.emplace_back(name, to_json_text(v, len));
-            n.field_text.emplace_back(name, quote(std::string(reinterpret_cast<const char*>(v), len)));
+            n.field_text.emplace_back(name,
+                                      quote(std::string(reinterpret_cast<const char*>(v), len)));
         } else if (type == sec::FieldType::Bytes) {
             std::string hex;
             char b[4];
@@ -137,7 +144,8 @@ Named resolve(const sec::Engine& e, const sec::AuditRecord& r) {
                 hex += b;
             }
             n.fields.emplace_back(name, ordered{{"hex", hex}});
-            n.field_text.emplace_back(name, quote(std::string(reinterpret_cast<const char*>(v), len)));
+            n.field_text.emplace_back(name,
+                                      quote(std::string(reinterpret_cast<const char*>(v), len)));
         } else if (type == sec::FieldType::Ip) {
             std::string a = len == 16 ? format_address(v) : "?";
             n.fields.emplace_back(name, a);
@@ -218,8 +226,8 @@ std::string render_audit_json(const sec::Engine& e, const sec::AuditRecord& r) {
 
 std::string render_audit_human(const sec::Engine& e, const sec::AuditRecord& r) {
     Named n = resolve(e, r);
-    std::string s = std::string("kos: ") + (r.allow ? "allowed " : "denied ") + kind_name(r.kind) + " " +
-                    label_name(e, r.source) + " -> " + label_name(e, r.target);
+    std::string s = std::string("kos: ") + (r.allow ? "allowed " : "denied ") + kind_name(r.kind) +
+                    " " + label_name(e, r.source) + " -> " + label_name(e, r.target);
     if (!n.what_a.empty())
         s += " " + n.what_a + "." + n.what_b;
     for (auto& [k, v] : n.field_text)
@@ -263,7 +271,8 @@ Result<AuditEntry> parse_audit_json(std::string_view line) {
     a.allow = verdict == "allow";
     KOS_TRY(str("kind", &a.kind, true));
     if (a.kind != "execute" && a.kind != "request" && a.kind != "response" && a.kind != "security")
-        return make_error(EINVAL, "\"kind\" is \"" + a.kind + "\", expected execute, request, response or security");
+        return make_error(EINVAL, "\"kind\" is \"" + a.kind +
+                                      "\", expected execute, request, response or security");
     KOS_TRY(str("source", &a.source, true));
     KOS_TRY(str("target", &a.target, true));
     KOS_TRY(str("rule", &a.rule, false));
@@ -304,7 +313,9 @@ Result<AuditEntry> parse_audit_json(std::string_view line) {
             } else if (v.is_object() && v.contains("hex")) {
                 text = "hex:" + v["hex"].dump();
             } else {
-                return make_error(EINVAL, "field \"" + k + "\" has a value that is not a string, integer or bytes");
+                return make_error(EINVAL,
+                                  "field \"" + k +
+                                      "\" has a value that is not a string, integer or bytes");
             }
             a.fields.emplace_back(k, text);
         }
@@ -322,7 +333,7 @@ std::string audit2allow(const std::vector<AuditEntry>& entries) {
         std::set<std::string> programs;
         std::string example;
     };
-    std::map<std::string, Group> groups; // rule text -> group (ordered: stable output)
+    std::map<std::string, Group> groups;   // rule text -> group (ordered: stable output)
     std::map<std::string, size_t> skipped; // reason -> count
     size_t denials = 0;
     for (const AuditEntry& a : entries) {
@@ -331,12 +342,15 @@ std::string audit2allow(const std::vector<AuditEntry>& entries) {
         ++denials;
         // Only a default deny is lifted by an allow rule; the others would
         // still deny (explicit denies win, lattices and limits come first).
-        bool default_deny = a.rule == "default-deny" || (a.rule.empty() && a.rule_id == sec::kRuleDefaultDeny);
+        bool default_deny =
+            a.rule == "default-deny" || (a.rule.empty() && a.rule_id == sec::kRuleDefaultDeny);
         if (!default_deny) {
-            std::string why = a.rule == "malformed"  ? "malformed messages (the client is broken, not the policy)"
-                              : a.rule == "unknown" ? "unknown labels, interfaces or methods (not in the policy's IDL)"
-                                                    : "rule " + a.rule + (a.rule_text.empty() ? "" : " (" + a.rule_text + ")") +
-                                                          ": an allow cannot override it";
+            std::string why =
+                a.rule == "malformed" ? "malformed messages (the client is broken, not the policy)"
+                : a.rule == "unknown"
+                    ? "unknown labels, interfaces or methods (not in the policy's IDL)"
+                    : "rule " + a.rule + (a.rule_text.empty() ? "" : " (" + a.rule_text + ")") +
+                          ": an allow cannot override it";
             ++skipped[why];
             continue;
         }
@@ -359,7 +373,8 @@ std::string audit2allow(const std::vector<AuditEntry>& entries) {
         if (g.example.empty())
             g.example = ex;
     }
-    std::string out = "# audit2allow: " + std::to_string(denials) + " denials in " + std::to_string(entries.size()) +
+    std::string out = "# audit2allow: " + std::to_string(denials) + " denials in " +
+                      std::to_string(entries.size()) +
                       " records; review every rule before adding it to a policy\n";
     for (auto& [key, g] : groups) {
         out += "# " + std::to_string(g.count) + (g.count == 1 ? " denial" : " denials");
@@ -378,7 +393,8 @@ std::string audit2allow(const std::vector<AuditEntry>& entries) {
         out += "\n";
     }
     for (auto& [why, n] : skipped)
-        out += "# not suggested: " + std::to_string(n) + (n == 1 ? " denial" : " denials") + " by " + why + "\n";
+        out += "# not suggested: " + std::to_string(n) + (n == 1 ? " denial" : " denials") +
+               " by " + why + "\n";
     return out;
 }
 

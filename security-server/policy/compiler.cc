@@ -31,7 +31,9 @@ size_t CompiledPolicy::tests_passed() const {
 
 namespace {
 
-sec::FieldType to_field_type(idl::Type t) { return static_cast<sec::FieldType>(t); }
+sec::FieldType to_field_type(idl::Type t) {
+    return static_cast<sec::FieldType>(t);
+}
 
 std::vector<FieldSpec> specs_of(const std::vector<idl::Field>& fields) {
     std::vector<FieldSpec> out;
@@ -48,9 +50,9 @@ struct FlatStatement {
 };
 
 class Sources {
-public:
-    Sources(const std::vector<MemorySource>* memory, const CompileOptions& options, Diagnostics& diags,
-            std::vector<std::string>& names)
+  public:
+    Sources(const std::vector<MemorySource>* memory, const CompileOptions& options,
+            Diagnostics& diags, std::vector<std::string>& names)
         : m_memory(memory), m_options(options), m_d(diags), m_names(names) {
         if (memory)
             for (const MemorySource& s : *memory)
@@ -70,7 +72,8 @@ public:
 
     // Reads an idl file for `idl "path"` in file `file`: relative to that
     // file, then the search path. Sets the display name.
-    bool read_idl(const ast::Idl& i, uint32_t file, std::string* key, std::string* display, std::string* text) {
+    bool read_idl(const ast::Idl& i, uint32_t file, std::string* key, std::string* display,
+                  std::string* text) {
         std::vector<std::string> tried;
         fs::path p(i.path);
         if (i.path.empty()) {
@@ -79,7 +82,8 @@ public:
         }
         if (m_memory) {
             if (!p.is_absolute()) {
-                std::string joined = (fs::path(m_names[file]).parent_path() / p).lexically_normal().string();
+                std::string joined =
+                    (fs::path(m_names[file]).parent_path() / p).lexically_normal().string();
                 auto it = m_by_name.find(joined);
                 if (it != m_by_name.end()) {
                     *key = "bundle:" + joined;
@@ -116,9 +120,9 @@ public:
         return false;
     }
 
-private:
-    bool read_host(const ast::Idl& i, const std::string& path, std::string* key, std::string* display,
-                   std::string* text) {
+  private:
+    bool read_host(const ast::Idl& i, const std::string& path, std::string* key,
+                   std::string* display, std::string* text) {
         std::error_code ec;
         fs::path canon = fs::weakly_canonical(path, ec);
         *key = ec ? path : canon.string();
@@ -138,8 +142,8 @@ private:
 
     // Finds a policy file: sets its identity key and text. `from` is the
     // error position's text ("" for a top-level file).
-    bool locate(const std::string& path, std::string* key, std::string* text, const std::string& from,
-                const std::string& written = {}) {
+    bool locate(const std::string& path, std::string* key, std::string* text,
+                const std::string& from, const std::string& written = {}) {
         const std::string& shown = written.empty() ? path : written;
         auto fail = [&](const std::string& msg) {
             m_d.error_at(from, msg);
@@ -149,7 +153,8 @@ private:
             fs::path p(path);
             std::string norm = p.lexically_normal().string();
             if (p.is_absolute() || norm == ".." || norm.starts_with("../"))
-                return fail("include \"" + shown + "\": outside the bundle (includes name the bundle's own policy files)");
+                return fail("include \"" + shown +
+                            "\": outside the bundle (includes name the bundle's own policy files)");
             auto it = m_by_name.find(norm);
             if (it == m_by_name.end())
                 return fail("include \"" + shown + "\": no policy file " + norm +
@@ -160,7 +165,8 @@ private:
         }
         std::error_code ec;
         if (!fs::is_regular_file(path, ec))
-            return fail(path + ": " + (fs::exists(path, ec) ? "not a regular file" : "no such file"));
+            return fail(path + ": " +
+                        (fs::exists(path, ec) ? "not a regular file" : "no such file"));
         uint64_t size = fs::file_size(path, ec);
         if (ec)
             return fail(path + ": " + ec.message());
@@ -176,7 +182,8 @@ private:
         return true;
     }
 
-    void load(const std::string& key, const std::string& display, const std::string& text, uint32_t depth) {
+    void load(const std::string& key, const std::string& display, const std::string& text,
+              uint32_t depth) {
         if (m_loaded.count(key))
             return; // each file once: a second include of it adds nothing
         if (m_names.size() >= kMaxSourceFiles) {
@@ -185,8 +192,8 @@ private:
         }
         m_total += text.size();
         if (m_total > kMaxTotalSourceBytes) {
-            m_d.error_at(display, "the policy's files hold more than " + std::to_string(kMaxTotalSourceBytes) +
-                                      " bytes together");
+            m_d.error_at(display, "the policy's files hold more than " +
+                                      std::to_string(kMaxTotalSourceBytes) + " bytes together");
             return;
         }
         m_loaded.insert(key);
@@ -208,8 +215,8 @@ private:
 
     void include(const ast::Include& inc, uint32_t file, uint32_t depth) {
         if (depth + 1 > kMaxIncludeDepth) {
-            m_d.error(inc.loc, "found an include nested " + std::to_string(depth + 1) + " deep, expected at most " +
-                                   std::to_string(kMaxIncludeDepth));
+            m_d.error(inc.loc, "found an include nested " + std::to_string(depth + 1) +
+                                   " deep, expected at most " + std::to_string(kMaxIncludeDepth));
             return;
         }
         if (inc.path.empty()) {
@@ -217,14 +224,17 @@ private:
             return;
         }
         fs::path p(inc.path);
-        std::string target = p.is_absolute() ? inc.path
-                                             : (fs::path(m_names[file]).parent_path() / p).lexically_normal().string();
+        std::string target =
+            p.is_absolute()
+                ? inc.path
+                : (fs::path(m_names[file]).parent_path() / p).lexically_normal().string();
         std::string key, text;
         if (!locate(target, &key, &text, m_d.where(inc.loc), inc.path))
             return;
         if (std::find(m_stack.begin(), m_stack.end(), key) != m_stack.end()) {
-            m_d.error(inc.loc, "found an include cycle: \"" + inc.path + "\" includes itself (through " +
-                                   std::to_string(m_stack.size()) + " file(s))");
+            m_d.error(inc.loc, "found an include cycle: \"" + inc.path +
+                                   "\" includes itself (through " + std::to_string(m_stack.size()) +
+                                   " file(s))");
             return;
         }
         load(key, display_of(target), text, depth + 1);
@@ -245,7 +255,7 @@ private:
 // --- Resolution -----------------------------------------------------------------
 
 class Resolver {
-public:
+  public:
     Resolver(Sources& sources, const CompileOptions& options, Diagnostics& d, PolicyModel& model)
         : m_src(sources), m_options(options), m_d(d), m_m(model) {}
 
@@ -262,15 +272,15 @@ public:
             auto it = m_labels.find(m_options.domain);
             if (it == m_labels.end() || m_m.labels[it->second].kind != sec::LabelKind::Domain)
                 m_d.error_at("", "the bundle's domain \"" + m_options.domain +
-                                     "\" is not declared as a domain in its policy (add: domain " + m_options.domain +
-                                     ")");
+                                     "\" is not declared as a domain in its policy (add: domain " +
+                                     m_options.domain + ")");
         }
     }
 
     std::vector<std::pair<const ast::Test*, uint32_t>> tests;
     std::vector<std::string> warnings;
 
-private:
+  private:
     std::string where(ast::Loc l) const { return m_d.where(l); }
 
     // -- idl --
@@ -294,8 +304,9 @@ private:
                     continue;
                 }
                 if (const idl::Interface* other = m_m.idl.find(in.id)) {
-                    m_d.error(stmt->loc, "idl \"" + stmt->path + "\": interface " + in.name + " has id " +
-                                             std::to_string(in.id) + ", already used by " + other->name + " (" +
+                    m_d.error(stmt->loc, "idl \"" + stmt->path + "\": interface " + in.name +
+                                             " has id " + std::to_string(in.id) +
+                                             ", already used by " + other->name + " (" +
                                              other->where.file + ")");
                     continue;
                 }
@@ -307,18 +318,21 @@ private:
     // -- declarations --
     bool declare_name(const ast::Name& n, const char* what) {
         if (n.text == "any") {
-            m_d.error(n.loc, "found 'any', expected a " + std::string(what) + " name ('any' means every label)");
+            m_d.error(n.loc, "found 'any', expected a " + std::string(what) +
+                                 " name ('any' means every label)");
             return false;
         }
         auto l = m_labels.find(n.text);
         if (l != m_labels.end()) {
-            m_d.error(n.loc, std::string(what) + " " + n.text + " is already declared, as a label at " +
+            m_d.error(n.loc, std::string(what) + " " + n.text +
+                                 " is already declared, as a label at " +
                                  m_m.labels[l->second].where);
             return false;
         }
         auto s = m_sets.find(n.text);
         if (s != m_sets.end()) {
-            m_d.error(n.loc, std::string(what) + " " + n.text + " is already declared, as a set at " +
+            m_d.error(n.loc, std::string(what) + " " + n.text +
+                                 " is already declared, as a set at " +
                                  where(s->second.def->name.loc));
             return false;
         }
@@ -334,8 +348,8 @@ private:
                     if (!declare_name(n, "label"))
                         continue;
                     if (m_m.labels.size() >= kMaxLabels) {
-                        m_d.error(n.loc, "found label " + n.text + ", expected at most " + std::to_string(kMaxLabels) +
-                                             " labels");
+                        m_d.error(n.loc, "found label " + n.text + ", expected at most " +
+                                             std::to_string(kMaxLabels) + " labels");
                         return;
                     }
                     LabelDef l;
@@ -359,7 +373,8 @@ private:
     void declare_class(const ast::ClassDecl& c) {
         auto it = m_classes.find(c.name.text);
         if (it != m_classes.end()) {
-            m_d.error(c.name.loc, "class " + c.name.text + " is already declared at " + it->second.second);
+            m_d.error(c.name.loc,
+                      "class " + c.name.text + " is already declared at " + it->second.second);
             return;
         }
         ClassDef def;
@@ -367,7 +382,8 @@ private:
         std::map<std::string, ast::Loc> seen;
         for (const ast::Perm& p : c.perms) {
             if (auto s = seen.find(p.name.text); s != seen.end()) {
-                m_d.error(p.name.loc, "permission " + p.name.text + " is already declared at " + where(s->second));
+                m_d.error(p.name.loc, "permission " + p.name.text + " is already declared at " +
+                                          where(s->second));
                 continue;
             }
             seen.emplace(p.name.text, p.name.loc);
@@ -383,7 +399,8 @@ private:
             else if (f == "none")
                 pd.flow = sec::Flow::None;
             else {
-                m_d.error(p.flow.loc, "found '" + f + "', expected a flow (read, write, readwrite or none)");
+                m_d.error(p.flow.loc,
+                          "found '" + f + "', expected a flow (read, write, readwrite or none)");
                 continue;
             }
             def.perms.push_back(std::move(pd));
@@ -392,7 +409,8 @@ private:
             m_d.error(c.loc, "found an empty class, expected at least one permission");
             return;
         }
-        m_classes.emplace(c.name.text, std::make_pair(static_cast<uint32_t>(m_m.classes.size()), where(c.name.loc)));
+        m_classes.emplace(c.name.text, std::make_pair(static_cast<uint32_t>(m_m.classes.size()),
+                                                      where(c.name.loc)));
         m_m.classes.push_back(std::move(def));
     }
 
@@ -409,18 +427,20 @@ private:
         }
         *decl = where(f.loc);
         std::vector<std::string>& out = f.kind == ast::Family::Kind::Sensitivity ? m_m.sensitivities
-                                        : f.kind == ast::Family::Kind::Integrity ? m_m.integrity_levels
-                                                                                 : m_m.categories;
+                                        : f.kind == ast::Family::Kind::Integrity
+                                            ? m_m.integrity_levels
+                                            : m_m.categories;
         size_t cap = f.kind == ast::Family::Kind::Categories ? 64 : 256;
         std::map<std::string, ast::Loc> seen;
         for (const ast::Name& n : f.names) {
             if (auto s = seen.find(n.text); s != seen.end()) {
-                m_d.error(n.loc, "'" + n.text + "' is already in this list (at " + where(s->second) + ")");
+                m_d.error(n.loc,
+                          "'" + n.text + "' is already in this list (at " + where(s->second) + ")");
                 continue;
             }
             if (out.size() >= cap) {
-                m_d.error(n.loc, "found '" + n.text + "', expected at most " + std::to_string(cap) + " " +
-                                     (cap == 64 ? "categories" : "levels"));
+                m_d.error(n.loc, "found '" + n.text + "', expected at most " + std::to_string(cap) +
+                                     " " + (cap == 64 ? "categories" : "levels"));
                 return;
             }
             seen.emplace(n.text, n.loc);
@@ -448,7 +468,8 @@ private:
         if (m_set_work <= kSetWorkBudget)
             return true;
         if (!m_budget_reported)
-            m_d.error(loc, "found label sets that expand to more than " + std::to_string(kSetWorkBudget) +
+            m_d.error(loc, "found label sets that expand to more than " +
+                               std::to_string(kSetWorkBudget) +
                                " labels in all, expected smaller sets or fewer uses of 'any'");
         m_budget_reported = true;
         return false;
@@ -486,7 +507,8 @@ private:
             if (t.op == '+')
                 std::set_union(acc.begin(), acc.end(), v.begin(), v.end(), std::back_inserter(out));
             else
-                std::set_difference(acc.begin(), acc.end(), v.begin(), v.end(), std::back_inserter(out));
+                std::set_difference(acc.begin(), acc.end(), v.begin(), v.end(),
+                                    std::back_inserter(out));
             acc = std::move(out);
         }
         if (!ok)
@@ -499,7 +521,8 @@ private:
             return Members{l->second};
         auto s = m_sets.find(n.text);
         if (s == m_sets.end()) {
-            m_d.error(n.loc, "found '" + n.text + "', expected a declared label or set" + suggestion(n.text));
+            m_d.error(n.loc, "found '" + n.text + "', expected a declared label or set" +
+                                 suggestion(n.text));
             return std::nullopt;
         }
         SetState& st = s->second;
@@ -508,8 +531,8 @@ private:
         if (st.resolved)
             return st.members;
         if (st.resolving || depth > 256) {
-            m_d.error(n.loc, "set " + n.text + " is defined in terms of itself (set at " + where(st.def->name.loc) +
-                                 ")");
+            m_d.error(n.loc, "set " + n.text + " is defined in terms of itself (set at " +
+                                 where(st.def->name.loc) + ")");
             return std::nullopt;
         }
         st.resolving = true;
@@ -538,7 +561,8 @@ private:
         auto l = m_labels.find(n.text);
         if (l == m_labels.end()) {
             m_d.error(n.loc, "found '" + n.text + "', expected a declared label" +
-                                 (m_sets.count(n.text) ? " (" + n.text + " is a set)" : suggestion(n.text)));
+                                 (m_sets.count(n.text) ? " (" + n.text + " is a set)"
+                                                       : suggestion(n.text)));
             return std::nullopt;
         }
         return l->second;
@@ -566,14 +590,15 @@ private:
         }
         for (const auto& [label, at] : m_levels)
             if (m_m.labels[label].trusted)
-                warnings.push_back(at + ": " + m_m.labels[label].name +
-                                   " is trusted: the lattices do not apply to it, so its level has no effect");
+                warnings.push_back(
+                    at + ": " + m_m.labels[label].name +
+                    " is trusted: the lattices do not apply to it, so its level has no effect");
         for (const FlatStatement& fs : m_src.flat()) {
             if (m_d.full())
                 return;
             if (const auto* r = std::get_if<ast::Rule>(fs.statement))
                 rule(*r);
-            else if (const auto* t = std::get_if<ast::Test>(fs.statement))            {
+            else if (const auto* t = std::get_if<ast::Test>(fs.statement)) {
                 tests.emplace_back(t, fs.file);
                 if (t->steps.empty())
                     warnings.push_back(where(t->loc) + ": test \"" + t->name + "\" has no steps");
@@ -586,7 +611,8 @@ private:
         if (!li)
             return;
         if (auto prev = m_levels.find(*li); prev != m_levels.end()) {
-            m_d.error(l.loc, "label " + l.label.text + " already has a level (at " + prev->second + ")");
+            m_d.error(l.loc,
+                      "label " + l.label.text + " already has a level (at " + prev->second + ")");
             return;
         }
         m_levels.emplace(*li, where(l.loc));
@@ -605,9 +631,10 @@ private:
             } else if (i >= 0 && !l.has_categories && !l.second) {
                 d.integrity = static_cast<uint8_t>(i);
             } else {
-                m_d.error(l.first->loc, "found '" + l.first->text + "', expected a sensitivity level" +
-                                            (m_m.sensitivities.empty() ? " (no `sensitivity` is declared)" : "") +
-                                            (l.has_categories || l.second ? "" : " or an integrity level"));
+                m_d.error(l.first->loc,
+                          "found '" + l.first->text + "', expected a sensitivity level" +
+                              (m_m.sensitivities.empty() ? " (no `sensitivity` is declared)" : "") +
+                              (l.has_categories || l.second ? "" : " or an integrity level"));
                 return;
             }
         }
@@ -620,7 +647,8 @@ private:
                 int ci = find(m_m.categories, c.text);
                 if (ci < 0) {
                     m_d.error(c.loc, "found '" + c.text + "', expected a declared category" +
-                                         (m_m.categories.empty() ? " (no `categories` are declared)" : ""));
+                                         (m_m.categories.empty() ? " (no `categories` are declared)"
+                                                                 : ""));
                     return;
                 }
                 d.categories |= uint64_t{1} << ci;
@@ -629,8 +657,10 @@ private:
         if (l.second) {
             int i = find(m_m.integrity_levels, l.second->text);
             if (i < 0) {
-                m_d.error(l.second->loc, "found '" + l.second->text + "', expected an integrity level" +
-                                             (m_m.integrity_levels.empty() ? " (no `integrity` is declared)" : ""));
+                m_d.error(
+                    l.second->loc,
+                    "found '" + l.second->text + "', expected an integrity level" +
+                        (m_m.integrity_levels.empty() ? " (no `integrity` is declared)" : ""));
                 return;
             }
             d.integrity = static_cast<uint8_t>(i);
@@ -647,7 +677,8 @@ private:
             return;
         }
         if (m_m.labels[*li].kind != sec::LabelKind::Resource) {
-            m_d.error(m.label.loc, "found domain " + m.label.text + ", expected a resource label (machines are on resources)");
+            m_d.error(m.label.loc, "found domain " + m.label.text +
+                                       ", expected a resource label (machines are on resources)");
             return;
         }
         MachineDef def;
@@ -655,19 +686,22 @@ private:
         std::map<std::string, ast::Loc> seen;
         for (const ast::Name& s : m.states) {
             if (auto p = seen.find(s.text); p != seen.end()) {
-                m_d.error(s.loc, "state " + s.text + " is already listed (at " + where(p->second) + ")");
+                m_d.error(s.loc,
+                          "state " + s.text + " is already listed (at " + where(p->second) + ")");
                 return;
             }
             seen.emplace(s.text, s.loc);
             def.states.push_back(s.text);
         }
         if (def.states.empty() || def.states.size() > 32) {
-            m_d.error(m.loc, "found a machine of " + std::to_string(def.states.size()) + " states, expected 1 to 32");
+            m_d.error(m.loc, "found a machine of " + std::to_string(def.states.size()) +
+                                 " states, expected 1 to 32");
             return;
         }
         auto it = std::find(def.states.begin(), def.states.end(), m.initial.text);
         if (it == def.states.end()) {
-            m_d.error(m.initial.loc, "found '" + m.initial.text + "', expected one of the machine's states");
+            m_d.error(m.initial.loc,
+                      "found '" + m.initial.text + "', expected one of the machine's states");
             return;
         }
         def.initial = static_cast<uint32_t>(it - def.states.begin());
@@ -683,7 +717,8 @@ private:
             std::string all;
             for (const std::string& x : md.states)
                 all += (all.empty() ? "" : ", ") + x;
-            m_d.error(s.loc, "found '" + s.text + "', expected a state of " + m_m.labels[label].name + " (" + all + ")");
+            m_d.error(s.loc, "found '" + s.text + "', expected a state of " +
+                                 m_m.labels[label].name + " (" + all + ")");
             return std::nullopt;
         }
         return static_cast<uint32_t>(it - md.states.begin());
@@ -722,38 +757,48 @@ private:
             auto c = m_classes.find(owner);
             if (c == m_classes.end()) {
                 m_d.error(w.loc, "found '" + owner + "', expected a declared class" +
-                                     (m_classes.empty() ? " (declare it: class " + owner + " { perm: read, ... })" : ""));
+                                     (m_classes.empty()
+                                          ? " (declare it: class " + owner + " { perm: read, ... })"
+                                          : ""));
                 return false;
             }
             const ClassDef& cd = m_m.classes[c->second.first];
             if (w.kind == ast::What::Kind::All) {
                 for (uint32_t i = 0; i < cd.perms.size(); ++i)
-                    out->push_back(Target{{c->second.first, i}, owner + "." + cd.perms[i].name, &kNoFields});
+                    out->push_back(
+                        Target{{c->second.first, i}, owner + "." + cd.perms[i].name, &kNoFields});
                 return true;
             }
             bool ok = true;
             for (const ast::Name& m : members) {
-                auto it = std::find_if(cd.perms.begin(), cd.perms.end(), [&](const PermDef& p) { return p.name == m.text; });
+                auto it = std::find_if(cd.perms.begin(), cd.perms.end(),
+                                       [&](const PermDef& p) { return p.name == m.text; });
                 if (it == cd.perms.end()) {
                     std::string all;
                     for (const PermDef& p : cd.perms)
                         all += (all.empty() ? "" : ", ") + p.name;
-                    m_d.error(m.loc, "found '" + m.text + "', expected a permission of class " + owner + " (" + all + ")");
+                    m_d.error(m.loc, "found '" + m.text + "', expected a permission of class " +
+                                         owner + " (" + all + ")");
                     ok = false;
                     continue;
                 }
-                out->push_back(Target{{c->second.first, static_cast<uint32_t>(it - cd.perms.begin())},
-                                      owner + "." + m.text, &kNoFields});
+                out->push_back(
+                    Target{{c->second.first, static_cast<uint32_t>(it - cd.perms.begin())},
+                           owner + "." + m.text,
+                           &kNoFields});
             }
             return ok;
         }
         const idl::Interface* in = m_m.idl.find(owner);
         if (!in) {
-            m_d.error(w.loc, "found '" + owner + "', expected an interface declared by an idl file" +
-                                 (m_m.idl.interfaces.empty() ? " (no idl statement loaded any)" : ""));
+            m_d.error(w.loc,
+                      "found '" + owner + "', expected an interface declared by an idl file" +
+                          (m_m.idl.interfaces.empty() ? " (no idl statement loaded any)" : ""));
             return false;
         }
-        auto fields_of = [&](const idl::Method& m) { return kind == Kind::Request ? &m.request : &m.response; };
+        auto fields_of = [&](const idl::Method& m) {
+            return kind == Kind::Request ? &m.request : &m.response;
+        };
         if (w.kind == ast::What::Kind::All) {
             for (const idl::Method& m : in->methods)
                 out->push_back(Target{{in->id, m.id}, owner + "." + m.name, fields_of(m)});
@@ -766,7 +811,8 @@ private:
                 std::string all;
                 for (const idl::Method& x : in->methods)
                     all += (all.empty() ? "" : ", ") + x.name;
-                m_d.error(mn.loc, "found '" + mn.text + "', expected a method of " + owner + " (" + all + ")");
+                m_d.error(mn.loc, "found '" + mn.text + "', expected a method of " + owner + " (" +
+                                      all + ")");
                 ok = false;
                 continue;
             }
@@ -776,13 +822,15 @@ private:
     }
 
     // Checks one condition against every method and lowers it.
-    bool condition(const ast::Condition& c, Kind kind, const std::vector<Target>& targets, ConditionDef* out) {
+    bool condition(const ast::Condition& c, Kind kind, const std::vector<Target>& targets,
+                   ConditionDef* out) {
         using AOp = ast::Condition::Op;
         using Op = ConditionDef::Op;
         out->field = c.field.text;
         out->where = where(c.field.loc);
         if (kind == Kind::Security) {
-            m_d.error(c.field.loc, "found a condition, expected none: security queries carry no fields");
+            m_d.error(c.field.loc,
+                      "found a condition, expected none: security queries carry no fields");
             return false;
         }
         // Every method must have the field, with one kind of type.
@@ -794,8 +842,8 @@ private:
                 std::string all;
                 for (const idl::Field& f : *t.fields)
                     all += (all.empty() ? "" : ", ") + f.name;
-                m_d.error(c.field.loc, "found field '" + c.field.text + "', expected a field of " + t.name +
-                                           (kind == Kind::Response ? "'s response" : "") +
+                m_d.error(c.field.loc, "found field '" + c.field.text + "', expected a field of " +
+                                           t.name + (kind == Kind::Response ? "'s response" : "") +
                                            (all.empty() ? " (it has none)" : " (" + all + ")"));
                 return false;
             }
@@ -803,27 +851,31 @@ private:
         }
         enum class Cat { Integer, String, Ip };
         auto cat_of = [](sec::FieldType t) {
-            return is_integer_type(t) ? Cat::Integer : t == sec::FieldType::Ip ? Cat::Ip : Cat::String;
+            return is_integer_type(t)        ? Cat::Integer
+                   : t == sec::FieldType::Ip ? Cat::Ip
+                                             : Cat::String;
         };
         Cat cat = cat_of(types[0]);
         for (size_t i = 1; i < types.size(); ++i) {
             if (cat_of(types[i]) != cat) {
-                m_d.error(c.field.loc, "field '" + c.field.text + "' is " + field_type_name(types[0]) + " in " +
-                                           targets[0].name + " but " + field_type_name(types[i]) + " in " +
+                m_d.error(c.field.loc, "field '" + c.field.text + "' is " +
+                                           field_type_name(types[0]) + " in " + targets[0].name +
+                                           " but " + field_type_name(types[i]) + " in " +
                                            targets[i].name + ": one condition cannot test both");
                 return false;
             }
         }
         const char* tname = field_type_name(types[0]);
         auto op_error = [&](const std::string& allowed) {
-            m_d.error(c.op_loc, "found an operator that does not apply to field '" + c.field.text + "' (" + tname +
-                                    "), expected " + allowed);
+            m_d.error(c.op_loc, "found an operator that does not apply to field '" + c.field.text +
+                                    "' (" + tname + "), expected " + allowed);
             return false;
         };
         auto value_error = [&](const ast::Value& v, const std::string& expected) {
             static const char* names[] = {"an integer", "a string", "an address", "a range"};
-            m_d.error(v.loc, std::string("found ") + names[static_cast<int>(v.kind)] + ", expected " + expected +
-                                 " (field '" + c.field.text + "' is " + tname + ")");
+            m_d.error(v.loc, std::string("found ") + names[static_cast<int>(v.kind)] +
+                                 ", expected " + expected + " (field '" + c.field.text + "' is " +
+                                 tname + ")");
             return false;
         };
         auto int_bits = [&](const ast::Value& v, bool hi, uint64_t* bits) {
@@ -832,16 +884,19 @@ private:
             for (sec::FieldType t : types) {
                 std::string why;
                 if (!integer_fits(t, neg, mag, bits, &why)) {
-                    m_d.error(v.loc, "found " + std::string(neg ? "-" : "") + std::to_string(mag) + ", expected " + why);
+                    m_d.error(v.loc, "found " + std::string(neg ? "-" : "") + std::to_string(mag) +
+                                         ", expected " + why);
                     return false;
                 }
             }
             return true;
         };
-        bool negate = c.op == AOp::Ne || c.op == AOp::NotIn || c.op == AOp::NotGlob || c.op == AOp::NotRegex;
+        bool negate =
+            c.op == AOp::Ne || c.op == AOp::NotIn || c.op == AOp::NotGlob || c.op == AOp::NotRegex;
         switch (cat) {
         case Cat::Integer: {
-            if (c.op == AOp::Glob || c.op == AOp::NotGlob || c.op == AOp::Regex || c.op == AOp::NotRegex)
+            if (c.op == AOp::Glob || c.op == AOp::NotGlob || c.op == AOp::Regex ||
+                c.op == AOp::NotRegex)
                 return op_error("== != < <= > >= or in");
             bool any_range = false;
             for (const ast::Value& v : c.values) {
@@ -854,7 +909,8 @@ private:
                     m_d.error(c.op_loc, "found an empty set, expected at least one value");
                     return false;
                 }
-                out->op = any_range ? (negate ? Op::NotInRanges : Op::InRanges) : (negate ? Op::NotInSet : Op::InSet);
+                out->op = any_range ? (negate ? Op::NotInRanges : Op::InRanges)
+                                    : (negate ? Op::NotInSet : Op::InSet);
                 bool is_signed = is_signed_type(types[0]);
                 for (const ast::Value& v : c.values) {
                     uint64_t lo = 0, hi = 0;
@@ -894,29 +950,40 @@ private:
                     }
             (void)any_bytes;
             switch (c.op) {
-            case AOp::Lt: case AOp::Le: case AOp::Gt: case AOp::Ge:
+            case AOp::Lt:
+            case AOp::Le:
+            case AOp::Gt:
+            case AOp::Ge:
                 return op_error("==, !=, in, glob or regex");
-            case AOp::Glob: case AOp::NotGlob: case AOp::Regex: case AOp::NotRegex: {
+            case AOp::Glob:
+            case AOp::NotGlob:
+            case AOp::Regex:
+            case AOp::NotRegex: {
                 bool glob = c.op == AOp::Glob || c.op == AOp::NotGlob;
                 const ast::Value& v = c.values[0];
-                auto d = glob ? compile_glob(v.text, m_options.limits.dfa) : compile_regex(v.text, m_options.limits.dfa);
+                auto d = glob ? compile_glob(v.text, m_options.limits.dfa)
+                              : compile_regex(v.text, m_options.limits.dfa);
                 if (!d) {
-                    m_d.error(v.loc, "found an invalid " + std::string(glob ? "glob" : "regex") + " pattern: " +
-                                         d.error().message);
+                    m_d.error(v.loc, "found an invalid " + std::string(glob ? "glob" : "regex") +
+                                         " pattern: " + d.error().message);
                     return false;
                 }
-                out->op = glob ? (negate ? Op::NotGlob : Op::Glob) : (negate ? Op::NotRegex : Op::Regex);
+                out->op =
+                    glob ? (negate ? Op::NotGlob : Op::Glob) : (negate ? Op::NotRegex : Op::Regex);
                 out->strings.push_back(v.text);
                 return true;
             }
-            default: break;
+            default:
+                break;
             }
             for (const ast::Value& v : c.values) {
                 if (v.kind != ast::Value::Kind::String)
                     return value_error(v, "a quoted string");
                 if (v.text.size() > max) {
-                    m_d.error(v.loc, "found a string of " + std::to_string(v.text.size()) + " bytes, expected at most " +
-                                         std::to_string(max) + " (the bound of field '" + c.field.text + "'): it could never match");
+                    m_d.error(v.loc, "found a string of " + std::to_string(v.text.size()) +
+                                         " bytes, expected at most " + std::to_string(max) +
+                                         " (the bound of field '" + c.field.text +
+                                         "'): it could never match");
                     return false;
                 }
                 out->strings.push_back(v.text);
@@ -925,8 +992,10 @@ private:
                 m_d.error(c.op_loc, "found an empty set, expected at least one string");
                 return false;
             }
-            out->op = c.op == AOp::Eq ? Op::BytesEq : c.op == AOp::Ne ? Op::BytesNe
-                      : c.op == AOp::In ? Op::BytesInSet : Op::BytesNotInSet;
+            out->op = c.op == AOp::Eq   ? Op::BytesEq
+                      : c.op == AOp::Ne ? Op::BytesNe
+                      : c.op == AOp::In ? Op::BytesInSet
+                                        : Op::BytesNotInSet;
             return true;
         }
         case Cat::Ip: {
@@ -960,26 +1029,31 @@ private:
         RuleDef def;
         def.where = where(r.loc);
         def.text = r.text;
-        def.effect = r.effect == ast::Rule::Effect::Allow ? Effect::Allow
-                     : r.effect == ast::Rule::Effect::Deny ? Effect::Deny
+        def.effect = r.effect == ast::Rule::Effect::Allow   ? Effect::Allow
+                     : r.effect == ast::Rule::Effect::Deny  ? Effect::Deny
                      : r.effect == ast::Rule::Effect::Limit ? Effect::Limit
                                                             : Effect::Transition;
         def.audit = r.audit == ast::Rule::AuditMode::Always  ? sec::Audit::Always
                     : r.audit == ast::Rule::AuditMode::Never ? sec::Audit::Never
                                                              : sec::Audit::Default;
         const std::string& k = r.kind.text;
-        def.kind = k == "execute" ? Kind::Execute : k == "request" ? Kind::Request : k == "response" ? Kind::Response : Kind::Security;
+        def.kind = k == "execute"    ? Kind::Execute
+                   : k == "request"  ? Kind::Request
+                   : k == "response" ? Kind::Response
+                                     : Kind::Security;
         auto src = eval(r.sources);
         auto dst = eval(r.targets);
         if (src) {
             def.sources = indices(*src);
             if (def.sources.empty())
-                m_d.error(r.sources.loc, "found a source set with no labels, expected at least one label");
+                m_d.error(r.sources.loc,
+                          "found a source set with no labels, expected at least one label");
         }
         if (dst) {
             def.targets = indices(*dst);
             if (def.targets.empty())
-                m_d.error(r.targets.loc, "found a target set with no labels, expected at least one label");
+                m_d.error(r.targets.loc,
+                          "found a target set with no labels, expected at least one label");
         }
         std::vector<Target> targets;
         if (!resolve_what(r, def.kind, &targets) || m_d.count() != errors)
@@ -996,9 +1070,10 @@ private:
             auto l = label(r.when->label);
             if (l) {
                 if (!m_machines.count(*l)) {
-                    m_d.error(r.when->label.loc, "found " + r.when->label.text +
-                                                     ", expected a label with a machine (declare: machine " +
-                                                     r.when->label.text + " { ... } initial ...)");
+                    m_d.error(r.when->label.loc,
+                              "found " + r.when->label.text +
+                                  ", expected a label with a machine (declare: machine " +
+                                  r.when->label.text + " { ... } initial ...)");
                 } else {
                     std::vector<uint32_t> states;
                     for (const ast::Name& s : r.when->states)
@@ -1010,16 +1085,19 @@ private:
         }
         if (def.effect == Effect::Transition) {
             if (def.kind == Kind::Execute) {
-                m_d.error(r.kind.loc, "found execute, expected request, response or security (transitions move a "
-                                      "target resource's machine)");
+                m_d.error(
+                    r.kind.loc,
+                    "found execute, expected request, response or security (transitions move a "
+                    "target resource's machine)");
                 return;
             }
             std::optional<std::vector<uint32_t>> first_from;
             std::optional<uint32_t> first_to;
             for (uint32_t t : def.targets) {
                 if (!m_machines.count(t)) {
-                    m_d.error(r.targets.loc, "target " + m_m.labels[t].name + " has no machine, expected every target "
-                                             "of a transition to have one");
+                    m_d.error(r.targets.loc, "target " + m_m.labels[t].name +
+                                                 " has no machine, expected every target "
+                                                 "of a transition to have one");
                     return;
                 }
                 std::vector<uint32_t> from;
@@ -1033,8 +1111,9 @@ private:
                 if (!to)
                     return;
                 if ((first_from && *first_from != from) || (first_to && *first_to != *to)) {
-                    m_d.error(r.to_state.loc, "the targets' machines number these states differently; write one "
-                                              "transition per target");
+                    m_d.error(r.to_state.loc,
+                              "the targets' machines number these states differently; write one "
+                              "transition per target");
                     return;
                 }
                 first_from = from;
@@ -1046,7 +1125,8 @@ private:
         if (def.effect == Effect::Limit) {
             const ast::Value& n = r.limit_count;
             if (n.negative || n.magnitude < 1 || n.magnitude > 1'000'000) {
-                m_d.error(n.loc, "found " + std::string(n.negative ? "-" : "") + std::to_string(n.magnitude) +
+                m_d.error(n.loc, "found " + std::string(n.negative ? "-" : "") +
+                                     std::to_string(n.magnitude) +
                                      ", expected a count of 1 to 1000000");
                 return;
             }
@@ -1087,7 +1167,10 @@ bool build_step(const ast::Step& s, const PolicyModel& m, const sec::Engine& e, 
                 Diagnostics& d) {
     const std::string& k = s.kind.text;
     sec::Request& r = out.request;
-    r.kind = k == "execute" ? Kind::Execute : k == "request" ? Kind::Request : k == "response" ? Kind::Response : Kind::Security;
+    r.kind = k == "execute"    ? Kind::Execute
+             : k == "request"  ? Kind::Request
+             : k == "response" ? Kind::Response
+                               : Kind::Security;
     r.source = e.find_label(s.source.text.data(), static_cast<uint32_t>(s.source.text.size()));
     r.target = e.find_label(s.target.text.data(), static_cast<uint32_t>(s.target.text.size()));
     bool ok = true;
@@ -1119,13 +1202,15 @@ bool build_step(const ast::Step& s, const PolicyModel& m, const sec::Engine& e, 
             }
             r.b = e.find_perm(r.a, member.text.data(), static_cast<uint32_t>(member.text.size()));
             if (r.b == sec::kNone) {
-                d.error(member.loc, "found '" + member.text + "', expected a permission of class " + owner);
+                d.error(member.loc,
+                        "found '" + member.text + "', expected a permission of class " + owner);
                 return false;
             }
         } else {
             const idl::Interface* in = m.idl.find(owner);
             if (!in) {
-                d.error(s.what.loc, "found '" + owner + "', expected an interface declared by an idl file");
+                d.error(s.what.loc,
+                        "found '" + owner + "', expected an interface declared by an idl file");
                 return false;
             }
             const idl::Method* mt = in->find_method(member.text);
@@ -1150,7 +1235,8 @@ void run_tests(CompiledPolicy& out, const std::vector<std::pair<const ast::Test*
     sec::Engine engine;
     uint64_t state_size = sec::Engine::required_state_size(out.blob.data(), out.blob.size());
     std::vector<uint64_t> state((state_size + 7) / 8 + 1);
-    sec::LoadError le = engine.load(out.blob.data(), out.blob.size(), state.data(), state.size() * 8);
+    sec::LoadError le =
+        engine.load(out.blob.data(), out.blob.size(), state.data(), state.size() * 8);
     if (le != sec::LoadError::None) {
         d.error_at("", std::string("the compiled policy does not load: ") + sec::describe(le));
         return;
@@ -1169,7 +1255,8 @@ void run_tests(CompiledPolicy& out, const std::vector<std::pair<const ast::Test*
                 // The engine's clock is monotonic (rate buckets refill with it).
                 if (*s.at_ns < now) {
                     d.error(s.loc, "found a time of " + std::to_string(*s.at_ns) +
-                                       " ns, expected one no earlier than the step before (" + std::to_string(now) +
+                                       " ns, expected one no earlier than the step before (" +
+                                       std::to_string(now) +
                                        " ns): time in a test only moves forward");
                     continue;
                 }
@@ -1179,14 +1266,17 @@ void run_tests(CompiledPolicy& out, const std::vector<std::pair<const ast::Test*
             sec::Verdict v = engine.decide(br.request);
             ++o.steps;
             if (v.allow != s.expect_allow)
-                o.failures.push_back(d.where(s.loc) + ": expected " + (s.expect_allow ? "allow" : "deny") + ", got " +
-                                     (v.allow ? "allow" : "deny") + " by rule " + describe_rule(engine, v.rule));
+                o.failures.push_back(d.where(s.loc) + ": expected " +
+                                     (s.expect_allow ? "allow" : "deny") + ", got " +
+                                     (v.allow ? "allow" : "deny") + " by rule " +
+                                     describe_rule(engine, v.rule));
         }
         out.tests.push_back(std::move(o));
     }
 }
 
-Result<CompiledPolicy> compile(const std::vector<std::string>& paths, const std::vector<MemorySource>* memory,
+Result<CompiledPolicy> compile(const std::vector<std::string>& paths,
+                               const std::vector<MemorySource>* memory,
                                const CompileOptions& options) {
     CompiledPolicy out;
     std::vector<std::string> names;
@@ -1225,15 +1315,18 @@ Result<CompiledPolicy> compile(const std::vector<std::string>& paths, const std:
 
 } // namespace
 
-Result<CompiledPolicy> compile_policy_files(const std::vector<std::string>& paths, const CompileOptions& options) {
+Result<CompiledPolicy> compile_policy_files(const std::vector<std::string>& paths,
+                                            const CompileOptions& options) {
     return compile(paths, nullptr, options);
 }
 
-Result<CompiledPolicy> compile_policy_sources(const std::vector<MemorySource>& sources, const CompileOptions& options) {
+Result<CompiledPolicy> compile_policy_sources(const std::vector<MemorySource>& sources,
+                                              const CompileOptions& options) {
     return compile({}, &sources, options);
 }
 
-Result<std::vector<uint8_t>> compile_bundle_policy(const std::string& domain, const std::vector<MemorySource>& sources,
+Result<std::vector<uint8_t>> compile_bundle_policy(const std::string& domain,
+                                                   const std::vector<MemorySource>& sources,
                                                    const CompileOptions& options) {
     CompileOptions o = options;
     o.domain = domain;

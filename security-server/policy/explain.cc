@@ -17,8 +17,9 @@ namespace {
 // Bounds-checked reads of the loaded blob's sections (host side, for
 // reporting; the engine does its own checks).
 class View {
-public:
-    View(const uint8_t* blob, uint64_t size, const sec::PolicyHeader* h) : m_blob(blob), m_size(size), m_h(h) {}
+  public:
+    View(const uint8_t* blob, uint64_t size, const sec::PolicyHeader* h)
+        : m_blob(blob), m_size(size), m_h(h) {}
 
     template <class T> uint32_t count(sec::Section s) const {
         const sec::SectionRef& r = m_h->sections[static_cast<uint32_t>(s)];
@@ -39,7 +40,7 @@ public:
         return m_blob + r.offset + offset;
     }
 
-private:
+  private:
     const uint8_t* m_blob;
     uint64_t m_size;
     const sec::PolicyHeader* m_h;
@@ -56,7 +57,8 @@ bool dfa_accepts(const View& v, uint32_t index, const sec::FieldValue& f) {
     if (!h || h->class_count == 0 || h->class_count > 256 || h->state_count < 2)
         return false;
     const uint8_t* classes = v.bytes(sec::Section::DfaData, h->classes, 256);
-    const uint8_t* next = v.bytes(sec::Section::DfaData, h->next, uint64_t{h->state_count} * h->class_count * 2);
+    const uint8_t* next =
+        v.bytes(sec::Section::DfaData, h->next, uint64_t{h->state_count} * h->class_count * 2);
     const uint8_t* accepting = v.bytes(sec::Section::DfaData, h->accepting, h->state_count);
     if (!classes || !next || !accepting)
         return false;
@@ -84,7 +86,8 @@ bool cidr_contains(const sec::Cidr& c, const sec::FieldValue& f) {
     return true;
 }
 
-bool condition_holds(const View& v, const sec::Condition& c, const std::vector<sec::FieldValue>& values) {
+bool condition_holds(const View& v, const sec::Condition& c,
+                     const std::vector<sec::FieldValue>& values) {
     if (c.field >= values.size())
         return false;
     const sec::FieldValue& f = values[c.field];
@@ -94,15 +97,27 @@ bool condition_holds(const View& v, const sec::Condition& c, const std::vector<s
             *out = *p;
         return p != nullptr;
     };
-    auto less = [&](uint64_t a, uint64_t b) { return c.is_signed ? int64_t(a) < int64_t(b) : a < b; };
+    auto less = [&](uint64_t a, uint64_t b) {
+        return c.is_signed ? int64_t(a) < int64_t(b) : a < b;
+    };
     bool r = false;
     uint64_t x = f.integer, y = 0, z = 0;
     switch (static_cast<sec::CondOp>(c.op)) {
-    case sec::CondOp::Eq: r = arg(0, &y) && x == y; break;
-    case sec::CondOp::Lt: r = arg(0, &y) && less(x, y); break;
-    case sec::CondOp::Le: r = arg(0, &y) && !less(y, x); break;
-    case sec::CondOp::Gt: r = arg(0, &y) && less(y, x); break;
-    case sec::CondOp::Ge: r = arg(0, &y) && !less(x, y); break;
+    case sec::CondOp::Eq:
+        r = arg(0, &y) && x == y;
+        break;
+    case sec::CondOp::Lt:
+        r = arg(0, &y) && less(x, y);
+        break;
+    case sec::CondOp::Le:
+        r = arg(0, &y) && !less(y, x);
+        break;
+    case sec::CondOp::Gt:
+        r = arg(0, &y) && less(y, x);
+        break;
+    case sec::CondOp::Ge:
+        r = arg(0, &y) && !less(x, y);
+        break;
     case sec::CondOp::InSet:
         for (uint32_t i = 0; i < c.arg_count && !r; ++i)
             r = arg(i, &y) && x == y;
@@ -111,25 +126,33 @@ bool condition_holds(const View& v, const sec::Condition& c, const std::vector<s
         for (uint32_t i = 0; i < c.arg_count && !r; ++i)
             r = arg(2 * i, &y) && arg(2 * i + 1, &z) && !less(x, y) && !less(z, x);
         break;
-    case sec::CondOp::Match: r = dfa_accepts(v, c.arg_first, f); break;
+    case sec::CondOp::Match:
+        r = dfa_accepts(v, c.arg_first, f);
+        break;
     case sec::CondOp::InCidr:
         for (uint32_t i = 0; i < c.arg_count && !r; ++i) {
             const sec::Cidr* k = v.at<sec::Cidr>(sec::Section::Cidrs, uint64_t{c.arg_first} + i);
             r = k && cidr_contains(*k, f);
         }
         break;
-    default: return false;
+    default:
+        return false;
     }
     return c.negate ? !r : r;
 }
 
 const char* effect_name(uint8_t e) {
     switch (static_cast<sec::Effect>(e)) {
-    case sec::Effect::Allow: return "allow";
-    case sec::Effect::Deny: return "deny";
-    case sec::Effect::Limit: return "limit";
-    case sec::Effect::Transition: return "transition";
-    default: return "built-in";
+    case sec::Effect::Allow:
+        return "allow";
+    case sec::Effect::Deny:
+        return "deny";
+    case sec::Effect::Limit:
+        return "limit";
+    case sec::Effect::Transition:
+        return "transition";
+    default:
+        return "built-in";
     }
 }
 
@@ -149,8 +172,10 @@ Result<std::string> explain_request(std::span<const uint8_t> blob, std::string_v
     sec::Engine e;
     uint64_t state_size = sec::Engine::required_state_size(blob.data(), blob.size());
     std::vector<uint64_t> state((state_size + 7) / 8 + 1);
-    if (sec::LoadError le = e.load(blob.data(), blob.size(), state.data(), state.size() * 8); le != sec::LoadError::None)
-        return make_error(EINVAL, std::string("the compiled policy does not load: ") + sec::describe(le));
+    if (sec::LoadError le = e.load(blob.data(), blob.size(), state.data(), state.size() * 8);
+        le != sec::LoadError::None)
+        return make_error(EINVAL,
+                          std::string("the compiled policy does not load: ") + sec::describe(le));
     View v(blob.data(), blob.size(), e.header());
 
     std::vector<std::string> names = {"<request>"};
@@ -162,14 +187,20 @@ Result<std::string> explain_request(std::span<const uint8_t> blob, std::string_v
     BuiltRequest br;
     sec::Request& r = br.request;
     const std::string& k = step->kind.text;
-    r.kind = k == "execute" ? sec::Kind::Execute : k == "request" ? sec::Kind::Request
-             : k == "response" ? sec::Kind::Response : sec::Kind::Security;
-    r.source = e.find_label(step->source.text.data(), static_cast<uint32_t>(step->source.text.size()));
-    r.target = e.find_label(step->target.text.data(), static_cast<uint32_t>(step->target.text.size()));
+    r.kind = k == "execute"    ? sec::Kind::Execute
+             : k == "request"  ? sec::Kind::Request
+             : k == "response" ? sec::Kind::Response
+                               : sec::Kind::Security;
+    r.source =
+        e.find_label(step->source.text.data(), static_cast<uint32_t>(step->source.text.size()));
+    r.target =
+        e.find_label(step->target.text.data(), static_cast<uint32_t>(step->target.text.size()));
     if (r.source == sec::kNone)
-        d.error(step->source.loc, "found '" + step->source.text + "', expected a label of this policy");
+        d.error(step->source.loc,
+                "found '" + step->source.text + "', expected a label of this policy");
     if (r.target == sec::kNone)
-        d.error(step->target.loc, "found '" + step->target.text + "', expected a label of this policy");
+        d.error(step->target.loc,
+                "found '" + step->target.text + "', expected a label of this policy");
     std::vector<FieldSpec> specs;
     std::string what;
     if (r.kind == sec::Kind::Execute) {
@@ -183,27 +214,33 @@ Result<std::string> explain_request(std::span<const uint8_t> blob, std::string_v
         what = owner + "." + member.text;
         if (r.kind == sec::Kind::Security) {
             r.a = e.find_class(owner.data(), static_cast<uint32_t>(owner.size()));
-            r.b = r.a == sec::kNone ? sec::kNone : e.find_perm(r.a, member.text.data(), static_cast<uint32_t>(member.text.size()));
+            r.b = r.a == sec::kNone ? sec::kNone
+                                    : e.find_perm(r.a, member.text.data(),
+                                                  static_cast<uint32_t>(member.text.size()));
             if (r.a == sec::kNone)
                 d.error(step->what.loc, "found '" + owner + "', expected a class of this policy");
             else if (r.b == sec::kNone)
-                d.error(member.loc, "found '" + member.text + "', expected a permission of class " + owner);
+                d.error(member.loc,
+                        "found '" + member.text + "', expected a permission of class " + owner);
         } else {
             const sec::Interface* in = nullptr;
-            for (uint32_t i = 0; i < v.count<sec::Interface>(sec::Section::Interfaces) && !in; ++i) {
+            for (uint32_t i = 0; i < v.count<sec::Interface>(sec::Section::Interfaces) && !in;
+                 ++i) {
                 const sec::Interface* x = v.at<sec::Interface>(sec::Section::Interfaces, i);
                 if (x && str(e, x->name) == owner)
                     in = x;
             }
             const sec::Method* m = nullptr;
             for (uint32_t i = 0; in && i < in->method_count && !m; ++i) {
-                const sec::Method* x = v.at<sec::Method>(sec::Section::Methods, uint64_t{in->method_first} + i);
+                const sec::Method* x =
+                    v.at<sec::Method>(sec::Section::Methods, uint64_t{in->method_first} + i);
                 if (x && str(e, x->name) == member.text)
                     m = x;
             }
             if (!in) {
-                d.error(step->what.loc, "found '" + owner + "', expected an interface of this policy (one it does "
-                                        "not know is denied as unknown)");
+                d.error(step->what.loc, "found '" + owner +
+                                            "', expected an interface of this policy (one it does "
+                                            "not know is denied as unknown)");
             } else if (!m) {
                 d.error(member.loc, "found '" + member.text + "', expected a method of " + owner);
             } else {
@@ -215,7 +252,8 @@ Result<std::string> explain_request(std::span<const uint8_t> blob, std::string_v
                 for (uint32_t i = 0; i < n; ++i) {
                     const sec::Field* f = e.field(first + i);
                     if (f)
-                        specs.push_back(FieldSpec{str(e, f->name), static_cast<sec::FieldType>(f->type), f->max_size});
+                        specs.push_back(FieldSpec{
+                            str(e, f->name), static_cast<sec::FieldType>(f->type), f->max_size});
                 }
             }
         }
@@ -232,30 +270,36 @@ Result<std::string> explain_request(std::span<const uint8_t> blob, std::string_v
     bool cacheable = false;
     bool found = false;
     uint32_t slots = v.count<sec::IndexEntry>(sec::Section::Index);
-    uint32_t ka = r.kind == sec::Kind::Execute ? 0 : r.a, kb = r.kind == sec::Kind::Execute ? 0 : r.b;
+    uint32_t ka = r.kind == sec::Kind::Execute ? 0 : r.a,
+             kb = r.kind == sec::Kind::Execute ? 0 : r.b;
     if (slots && (slots & (slots - 1)) == 0) {
         uint64_t h = sec::index_hash(static_cast<uint32_t>(r.kind), r.source, r.target, ka, kb);
         for (uint32_t probe = 0; probe < slots; ++probe) {
-            const sec::IndexEntry* ie = v.at<sec::IndexEntry>(sec::Section::Index, (h + probe) & (slots - 1));
+            const sec::IndexEntry* ie =
+                v.at<sec::IndexEntry>(sec::Section::Index, (h + probe) & (slots - 1));
             if (!ie || ie->kind == 0)
                 break;
-            if (ie->kind != static_cast<uint32_t>(r.kind) || ie->source != r.source || ie->target != r.target ||
-                ie->a != ka || ie->b != kb)
+            if (ie->kind != static_cast<uint32_t>(r.kind) || ie->source != r.source ||
+                ie->target != r.target || ie->a != ka || ie->b != kb)
                 continue;
             found = true;
             cacheable = ie->flags & sec::kIndexStatic;
             for (uint32_t i = 0; i < ie->list_count; ++i) {
-                const uint32_t* ii = v.at<uint32_t>(sec::Section::IndexLists, uint64_t{ie->list_first} + i);
-                const sec::Instance* inst = ii ? v.at<sec::Instance>(sec::Section::Instances, *ii) : nullptr;
+                const uint32_t* ii =
+                    v.at<uint32_t>(sec::Section::IndexLists, uint64_t{ie->list_first} + i);
+                const sec::Instance* inst =
+                    ii ? v.at<sec::Instance>(sec::Section::Instances, *ii) : nullptr;
                 const sec::Rule* rule = inst ? e.rule(inst->rule) : nullptr;
                 if (!rule)
                     continue;
                 std::string status;
                 bool holds = true;
                 for (uint32_t c = 0; c < inst->cond_count; ++c) {
-                    const sec::Condition* cond = v.at<sec::Condition>(sec::Section::Conditions, uint64_t{inst->cond_first} + c);
+                    const sec::Condition* cond = v.at<sec::Condition>(
+                        sec::Section::Conditions, uint64_t{inst->cond_first} + c);
                     bool ok = cond && condition_holds(v, *cond, br.values);
-                    std::string field = cond && cond->field < specs.size() ? specs[cond->field].name : "?";
+                    std::string field =
+                        cond && cond->field < specs.size() ? specs[cond->field].name : "?";
                     status += " " + field + ":" + (ok ? "yes" : "no");
                     holds &= ok;
                 }
@@ -268,12 +312,14 @@ Result<std::string> explain_request(std::span<const uint8_t> blob, std::string_v
                 }
                 std::string extra;
                 if (rule->effect == static_cast<uint8_t>(sec::Effect::Limit))
-                    extra = " [" + std::to_string(rule->limit_count) + " per " + window_text(rule->limit_window_ns) + "]";
+                    extra = " [" + std::to_string(rule->limit_count) + " per " +
+                            window_text(rule->limit_window_ns) + "]";
                 char line[32];
                 std::snprintf(line, sizeof line, "  %-10s ", effect_name(rule->effect));
                 rules_report += line + str(e, rule->where) + "  " +
-                                (holds ? "applies" : "does not apply") + (status.empty() ? "" : " (" + status.substr(1) + ")") +
-                                extra + "\n      " + str(e, rule->text) + "\n";
+                                (holds ? "applies" : "does not apply") +
+                                (status.empty() ? "" : " (" + status.substr(1) + ")") + extra +
+                                "\n      " + str(e, rule->text) + "\n";
             }
             break;
         }
@@ -283,19 +329,21 @@ Result<std::string> explain_request(std::span<const uint8_t> blob, std::string_v
     sec::Verdict again = e.decide(r);
 
     std::string out;
-    out += "verdict: " + std::string(verdict.allow ? "allow" : "deny") + (verdict.audit ? " (audited)" : "") + "\n";
+    out += "verdict: " + std::string(verdict.allow ? "allow" : "deny") +
+           (verdict.audit ? " (audited)" : "") + "\n";
     out += "rule:    " + rule_where(e, verdict.rule) + "\n";
     std::string rt = rule_text(e, verdict.rule);
     if (!rt.empty())
         out += "         " + rt + "\n";
-    out += std::string("cache:   ") +
-           (cacheable ? "cacheable (no rule of this key tests fields, states, limits or transitions)"
-                      : "not cacheable (decided afresh each time)") +
-           "; this answer " + (verdict.cached ? "came" : "did not come") + " from the cache, a repeat " +
-           (again.cached ? "does" : "does not") + "\n";
+    out +=
+        std::string("cache:   ") +
+        (cacheable ? "cacheable (no rule of this key tests fields, states, limits or transitions)"
+                   : "not cacheable (decided afresh each time)") +
+        "; this answer " + (verdict.cached ? "came" : "did not come") +
+        " from the cache, a repeat " + (again.cached ? "does" : "does not") + "\n";
     if (!found) {
-        out += "rules:   none name " + std::string(k) + " " + step->source.text + " -> " + step->target.text +
-               (what == "execute" ? "" : " " + what) + "\n";
+        out += "rules:   none name " + std::string(k) + " " + step->source.text + " -> " +
+               step->target.text + (what == "execute" ? "" : " " + what) + "\n";
     } else {
         out += "rules for this key, in the order the engine checks them:\n" + rules_report;
     }

@@ -5,13 +5,21 @@
 namespace kos::policy {
 namespace {
 
-bool is_ident_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
-bool is_ident(char c) { return is_ident_start(c) || (c >= '0' && c <= '9'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool is_ident_start(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+bool is_ident(char c) {
+    return is_ident_start(c) || (c >= '0' && c <= '9');
+}
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool is_hex(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 class Lexer {
-public:
+  public:
     Lexer(std::string_view text, uint32_t file) : m_s(text), m_file(file) {}
 
     std::vector<Token> run() {
@@ -27,7 +35,7 @@ public:
         return finish();
     }
 
-private:
+  private:
     std::vector<Token> finish() {
         Token t;
         t.kind = Tok::End;
@@ -161,7 +169,8 @@ private:
             std::snprintf(buf, sizeof buf, "found byte 0x%02x", static_cast<unsigned char>(c));
         else
             std::snprintf(buf, sizeof buf, "found '%c'", c);
-        error(b, std::string(buf) + ", expected a name, number, string or one of { } , . * = + - -> : < > ==");
+        error(b, std::string(buf) +
+                     ", expected a name, number, string or one of { } , . * = + - -> : < > ==");
         return false;
     }
 
@@ -233,15 +242,34 @@ private:
                 }
                 char e = m_s[m_i + 1];
                 switch (e) {
-                case '"': out += '"'; m_i += 2; continue;
-                case '\\': out += '\\'; m_i += 2; continue;
-                case 'n': out += '\n'; m_i += 2; continue;
-                case 't': out += '\t'; m_i += 2; continue;
-                case 'r': out += '\r'; m_i += 2; continue;
-                case '0': out += '\0'; m_i += 2; continue;
+                case '"':
+                    out += '"';
+                    m_i += 2;
+                    continue;
+                case '\\':
+                    out += '\\';
+                    m_i += 2;
+                    continue;
+                case 'n':
+                    out += '\n';
+                    m_i += 2;
+                    continue;
+                case 't':
+                    out += '\t';
+                    m_i += 2;
+                    continue;
+                case 'r':
+                    out += '\r';
+                    m_i += 2;
+                    continue;
+                case '0':
+                    out += '\0';
+                    m_i += 2;
+                    continue;
                 case 'x':
                     if (m_i + 3 < m_s.size() && is_hex(m_s[m_i + 2]) && is_hex(m_s[m_i + 3])) {
-                        out += static_cast<char>(std::stoi(std::string(m_s.substr(m_i + 2, 2)), nullptr, 16));
+                        out += static_cast<char>(
+                            std::stoi(std::string(m_s.substr(m_i + 2, 2)), nullptr, 16));
                         m_i += 4;
                         continue;
                     }
@@ -273,19 +301,29 @@ private:
 
 } // namespace
 
-std::vector<Token> lex(std::string_view text, uint32_t file) { return Lexer(text, file).run(); }
+std::vector<Token> lex(std::string_view text, uint32_t file) {
+    return Lexer(text, file).run();
+}
 
 std::string describe(const Token& t) {
     auto cut = [](const std::string& s) { return s.size() > 40 ? s.substr(0, 40) + "..." : s; };
     switch (t.kind) {
-    case Tok::End: return "end of file";
-    case Tok::Newline: return "end of line";
-    case Tok::Ident: return "'" + t.text + "'";
-    case Tok::Number: return "'" + t.text + t.suffix + "'";
-    case Tok::String: return "string \"" + cut(t.text) + "\"";
-    case Tok::Address: return "address " + t.text;
-    case Tok::Sym: return "'" + t.text + "'";
-    case Tok::Error: return t.text;
+    case Tok::End:
+        return "end of file";
+    case Tok::Newline:
+        return "end of line";
+    case Tok::Ident:
+        return "'" + t.text + "'";
+    case Tok::Number:
+        return "'" + t.text + t.suffix + "'";
+    case Tok::String:
+        return "string \"" + cut(t.text) + "\"";
+    case Tok::Address:
+        return "address " + t.text;
+    case Tok::Sym:
+        return "'" + t.text + "'";
+    case Tok::Error:
+        return t.text;
     }
     return "?";
 }

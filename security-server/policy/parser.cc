@@ -6,7 +6,9 @@ namespace kos::policy {
 
 // --- Diagnostics -----------------------------------------------------------
 
-void Diagnostics::error(ast::Loc loc, const std::string& message) { error_at(where(loc), message); }
+void Diagnostics::error(ast::Loc loc, const std::string& message) {
+    error_at(where(loc), message);
+}
 
 void Diagnostics::error_at(const std::string& where, const std::string& message) {
     if (full()) {
@@ -82,7 +84,7 @@ bool number_value(const std::string& text, uint64_t* out) {
         return false;
     for (size_t i = hex ? 2 : 0; i < text.size(); ++i) {
         char c = text[i];
-        uint64_t d = c >= '0' && c <= '9' ? static_cast<uint64_t>(c - '0')
+        uint64_t d = c >= '0' && c <= '9'   ? static_cast<uint64_t>(c - '0')
                      : c >= 'a' && c <= 'f' ? static_cast<uint64_t>(c - 'a' + 10)
                                             : static_cast<uint64_t>(c - 'A' + 10);
         uint64_t base = hex ? 16 : 10;
@@ -95,7 +97,7 @@ bool number_value(const std::string& text, uint64_t* out) {
 }
 
 class Parser {
-public:
+  public:
     Parser(std::string_view text, uint32_t file, Diagnostics& d) : m_src(text), m_d(d) {
         m_t = lex(text, file);
     }
@@ -141,7 +143,7 @@ public:
         return s;
     }
 
-private:
+  private:
     // --- token access ---
     const Token& cur() const { return m_t[m_i]; }
     const Token& peek(size_t n = 1) const { return m_t[std::min(m_i + n, m_t.size() - 1)]; }
@@ -196,7 +198,8 @@ private:
             else if (m_t[i].kind == Tok::Sym && m_t[i].text == "}")
                 --depth;
         }
-        while (!at_end() && cur().kind != Tok::Error && !(depth <= 0 && cur().kind == Tok::Newline)) {
+        while (!at_end() && cur().kind != Tok::Error &&
+               !(depth <= 0 && cur().kind == Tok::Newline)) {
             if (is_sym("{"))
                 ++depth;
             else if (is_sym("}"))
@@ -322,7 +325,8 @@ private:
     // iface.method | iface.{a, b} | iface.* (and class.perm ...)
     bool what(ast::What* out, bool security) {
         out->loc = cur().loc;
-        std::string expected = security ? "a class name (class.perm)" : "an interface name (package.Interface.method)";
+        std::string expected =
+            security ? "a class name (class.perm)" : "an interface name (package.Interface.method)";
         ast::Name n;
         if (!name(&n, expected))
             return false;
@@ -345,9 +349,10 @@ private:
                 return found("a shorter name");
         }
         if (out->path.size() < 2) {
-            m_d.error(out->loc, "found '" + out->path[0].text + "', expected " +
-                                    (security ? "class.perm, class.{...} or class.*"
-                                              : "interface.method, interface.{...} or interface.*"));
+            m_d.error(out->loc,
+                      "found '" + out->path[0].text + "', expected " +
+                          (security ? "class.perm, class.{...} or class.*"
+                                    : "interface.method, interface.{...} or interface.*"));
             return false;
         }
         out->kind = ast::What::Kind::Single;
@@ -361,8 +366,10 @@ private:
             v->negative = true;
             advance();
         }
-        if (cur().kind != Tok::Number || !cur().suffix.empty() || !number_value(cur().text, &v->magnitude))
-            return found(cur().kind == Tok::Number ? "an integer of at most 64 bits" : "an integer");
+        if (cur().kind != Tok::Number || !cur().suffix.empty() ||
+            !number_value(cur().text, &v->magnitude))
+            return found(cur().kind == Tok::Number ? "an integer of at most 64 bits"
+                                                   : "an integer");
         if (v->negative && v->magnitude == 0)
             v->negative = false;
         advance();
@@ -412,8 +419,9 @@ private:
             return false;
         c->op_loc = cur().loc;
         using Op = ast::Condition::Op;
-        static constexpr std::pair<std::string_view, Op> cmp[] = {
-            {"==", Op::Eq}, {"!=", Op::Ne}, {"<", Op::Lt}, {"<=", Op::Le}, {">", Op::Gt}, {">=", Op::Ge}};
+        static constexpr std::pair<std::string_view, Op> cmp[] = {{"==", Op::Eq}, {"!=", Op::Ne},
+                                                                  {"<", Op::Lt},  {"<=", Op::Le},
+                                                                  {">", Op::Gt},  {">=", Op::Ge}};
         for (auto [s, op] : cmp) {
             if (is_sym(s)) {
                 advance();
@@ -497,8 +505,9 @@ private:
                 }
                 continue;
             }
-            if (c == '\\' && i + 1 < end && (m_src[i + 1] == '\n' || m_src[i + 1] == ' ' || m_src[i + 1] == '\t' ||
-                                             m_src[i + 1] == '\r')) {
+            if (c == '\\' && i + 1 < end &&
+                (m_src[i + 1] == '\n' || m_src[i + 1] == ' ' || m_src[i + 1] == '\t' ||
+                 m_src[i + 1] == '\r')) {
                 space = true;
                 continue;
             }
@@ -527,14 +536,16 @@ private:
         r.loc = cur().loc;
         uint32_t begin = cur().begin;
         if (is_ident("audit") || is_ident("noaudit")) {
-            r.audit = is_ident("audit") ? ast::Rule::AuditMode::Always : ast::Rule::AuditMode::Never;
+            r.audit =
+                is_ident("audit") ? ast::Rule::AuditMode::Always : ast::Rule::AuditMode::Never;
             advance();
-            if (!(is_ident("allow") || is_ident("deny") || is_ident("limit") || is_ident("transition")))
+            if (!(is_ident("allow") || is_ident("deny") || is_ident("limit") ||
+                  is_ident("transition")))
                 return found("allow, deny, limit or transition");
         }
         const std::string& e = cur().text;
-        r.effect = e == "allow" ? ast::Rule::Effect::Allow
-                   : e == "deny" ? ast::Rule::Effect::Deny
+        r.effect = e == "allow"   ? ast::Rule::Effect::Allow
+                   : e == "deny"  ? ast::Rule::Effect::Deny
                    : e == "limit" ? ast::Rule::Effect::Limit
                                   : ast::Rule::Effect::Transition;
         advance();
@@ -596,10 +607,13 @@ private:
             r.when = std::move(w);
         }
         if (!at_line_end()) {
-            if (r.kind.text == "execute" && cur().kind == Tok::Ident && r.conditions.empty() && !r.when)
-                return found("'where', 'when' or the end of the line (execute rules name no method)");
+            if (r.kind.text == "execute" && cur().kind == Tok::Ident && r.conditions.empty() &&
+                !r.when)
+                return found(
+                    "'where', 'when' or the end of the line (execute rules name no method)");
             return found(r.conditions.empty() && !r.when ? "'where', 'when' or the end of the line"
-                                                         : r.when ? "the end of the line" : "'and', 'when' or the end of the line");
+                         : r.when                        ? "the end of the line"
+                                                         : "'and', 'when' or the end of the line");
         }
         r.text = rule_text(begin, m_t[m_i - 1].end);
         f.statements.push_back(std::move(r));
@@ -607,7 +621,8 @@ private:
     }
 
     bool kind(ast::Name* k) {
-        if (!(is_ident("execute") || is_ident("request") || is_ident("response") || is_ident("security")))
+        if (!(is_ident("execute") || is_ident("request") || is_ident("response") ||
+              is_ident("security")))
             return found("a kind (execute, request, response or security)");
         return name(k, "");
     }
@@ -627,15 +642,18 @@ private:
     bool step_body(ast::Step& s) {
         if (!kind(&s.kind))
             return false;
-        if (!name(&s.source, "the source label") || !expect_sym("->") || !name(&s.target, "the target label"))
+        if (!name(&s.source, "the source label") || !expect_sym("->") ||
+            !name(&s.target, "the target label"))
             return false;
         if (s.kind.text != "execute") {
             if (!what(&s.what, s.kind.text == "security"))
                 return false;
             if (s.what.kind != ast::What::Kind::Single) {
-                m_d.error(s.what.loc, "found a list of members, expected one " +
-                                          std::string(s.kind.text == "security" ? "class.perm" : "interface.method") +
-                                          " in a test step");
+                m_d.error(
+                    s.what.loc,
+                    "found a list of members, expected one " +
+                        std::string(s.kind.text == "security" ? "class.perm" : "interface.method") +
+                        " in a test step");
                 return false;
             }
         }
@@ -707,8 +725,9 @@ private:
 
     bool statement(ast::File& f) {
         if (cur().kind != Tok::Ident)
-            return found("a statement (include, idl, domain, resource, trusted, set, class, sensitivity, "
-                         "categories, integrity, level, machine, allow, deny, limit, transition, test)");
+            return found(
+                "a statement (include, idl, domain, resource, trusted, set, class, sensitivity, "
+                "categories, integrity, level, machine, allow, deny, limit, transition, test)");
         const std::string kw = cur().text;
         ast::Loc loc = cur().loc;
         if (kw == "include" || kw == "idl") {
@@ -792,7 +811,8 @@ private:
             std::string sep = fam.kind == ast::Family::Kind::Categories ? "," : "<";
             while (true) {
                 ast::Name n;
-                if (!name(&n, fam.kind == ast::Family::Kind::Categories ? "a category name" : "a level name"))
+                if (!name(&n, fam.kind == ast::Family::Kind::Categories ? "a category name"
+                                                                        : "a level name"))
                     return false;
                 fam.names.push_back(std::move(n));
                 if (fam.names.size() > 256)
@@ -845,8 +865,9 @@ private:
             return rule(f);
         if (kw == "test")
             return test(f);
-        return found("a statement (include, idl, domain, resource, trusted, set, class, sensitivity, "
-                     "categories, integrity, level, machine, allow, deny, limit, transition, test)");
+        return found(
+            "a statement (include, idl, domain, resource, trusted, set, class, sensitivity, "
+            "categories, integrity, level, machine, allow, deny, limit, transition, test)");
     }
 
     std::string_view m_src;
@@ -863,7 +884,8 @@ ast::File parse_policy(std::string_view text, uint32_t file, Diagnostics& diags)
     return p.file();
 }
 
-std::optional<ast::Step> parse_request_line(std::string_view text, uint32_t file, Diagnostics& diags) {
+std::optional<ast::Step> parse_request_line(std::string_view text, uint32_t file,
+                                            Diagnostics& diags) {
     Parser p(text, file, diags);
     return p.request_line();
 }

@@ -71,21 +71,25 @@ TEST(PolicyParser, ErrorAtExactPosition) {
               "p.kpol:2:21: found '=', expected '->'");
     EXPECT_EQ(error_of("domain a_t\nallow request a_t ->\n"),
               "p.kpol:2:21: found end of line, expected a label, a set name, 'any' or '{'");
-    EXPECT_EQ(error_of("allow fetch a_t -> b_t x.y\n"),
-              "p.kpol:1:7: found 'fetch', expected a kind (execute, request, response or security)");
+    EXPECT_EQ(
+        error_of("allow fetch a_t -> b_t x.y\n"),
+        "p.kpol:1:7: found 'fetch', expected a kind (execute, request, response or security)");
     EXPECT_EQ(error_of("domain a_t\n  frobnicate a_t\n"),
-              "p.kpol:2:3: found 'frobnicate', expected a statement (include, idl, domain, resource, trusted, set, "
-              "class, sensitivity, categories, integrity, level, machine, allow, deny, limit, transition, test)");
+              "p.kpol:2:3: found 'frobnicate', expected a statement (include, idl, domain, "
+              "resource, trusted, set, "
+              "class, sensitivity, categories, integrity, level, machine, allow, deny, limit, "
+              "transition, test)");
     EXPECT_EQ(error_of("include \"x.kpol\nx\n"),
               "p.kpol:1:9: found an unterminated string, expected a closing '\"' on the same line");
-    EXPECT_EQ(error_of("domain a_t $\n"),
-              "p.kpol:1:12: found '$', expected a name, number, string or one of { } , . * = + - -> : < > ==");
-    EXPECT_EQ(error_of("domain a_t\x01\n"),
-              "p.kpol:1:11: found byte 0x01, expected a name, number, string or one of { } , . * = + - -> : < > ==");
+    EXPECT_EQ(error_of("domain a_t $\n"), "p.kpol:1:12: found '$', expected a name, number, string "
+                                          "or one of { } , . * = + - -> : < > ==");
+    EXPECT_EQ(error_of("domain a_t\x01\n"), "p.kpol:1:11: found byte 0x01, expected a name, "
+                                            "number, string or one of { } , . * = + - -> : < > ==");
     EXPECT_EQ(error_of("limit request a_t -> b_t x.y 10 per 10\n"),
               "p.kpol:1:37: found '10', expected a duration with a unit (ms, s, m or h)");
-    EXPECT_EQ(error_of("allow request a_t -> b_t vfs\n"),
-              "p.kpol:1:26: found 'vfs', expected interface.method, interface.{...} or interface.*");
+    EXPECT_EQ(
+        error_of("allow request a_t -> b_t vfs\n"),
+        "p.kpol:1:26: found 'vfs', expected interface.method, interface.{...} or interface.*");
     EXPECT_EQ(error_of("allow request a_t -> b_t x.y where n == 99999999999999999999\n"),
               "p.kpol:1:41: found '99999999999999999999', expected an integer of at most 64 bits");
     EXPECT_EQ(error_of("test \"t\" {\n  expect maybe request a -> b x.y\n}\n"),
@@ -95,11 +99,13 @@ TEST(PolicyParser, ErrorAtExactPosition) {
 }
 
 TEST(PolicyParser, ContinuationJoinsLinesAndCommentsAreIgnored) {
-    auto r = compile_text(kHeader + "# a comment\nallow request app_t -> vfs_t \\\n   vfs.File.open \\\n"
-                                    "   where path glob \"/data/**\"   # why\n");
+    auto r =
+        compile_text(kHeader + "# a comment\nallow request app_t -> vfs_t \\\n   vfs.File.open \\\n"
+                               "   where path glob \"/data/**\"   # why\n");
     ASSERT_TRUE(r) << r.error().message;
     ASSERT_EQ(r->model.rules.size(), 1u);
-    EXPECT_EQ(r->model.rules[0].text, "allow request app_t -> vfs_t vfs.File.open where path glob \"/data/**\"");
+    EXPECT_EQ(r->model.rules[0].text,
+              "allow request app_t -> vfs_t vfs.File.open where path glob \"/data/**\"");
     EXPECT_EQ(r->model.rules[0].where, "p.kpol:7:1");
     EXPECT_EQ(error_of("domain a_t \\ b_t\n"),
               "p.kpol:1:12: found '\\', expected a line continuation ('\\' at the end of a line)");
@@ -107,8 +113,10 @@ TEST(PolicyParser, ContinuationJoinsLinesAndCommentsAreIgnored) {
 
 TEST(PolicyParser, SeveralErrorsPerRunCappedAtTwenty) {
     std::string e = error_of("domain a_t\nbogus 1\ndomain\nset = x\n");
-    EXPECT_EQ(e, "p.kpol:2:1: found 'bogus', expected a statement (include, idl, domain, resource, trusted, set, "
-                 "class, sensitivity, categories, integrity, level, machine, allow, deny, limit, transition, test)\n"
+    EXPECT_EQ(e, "p.kpol:2:1: found 'bogus', expected a statement (include, idl, domain, resource, "
+                 "trusted, set, "
+                 "class, sensitivity, categories, integrity, level, machine, allow, deny, limit, "
+                 "transition, test)\n"
                  "p.kpol:3:7: found end of line, expected a label name\n"
                  "p.kpol:4:5: found '=', expected the set's name");
     std::string many;
@@ -116,7 +124,9 @@ TEST(PolicyParser, SeveralErrorsPerRunCappedAtTwenty) {
         many += "domain 1\n";
     e = error_of(many);
     EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 20); // 20 errors + the note
-    EXPECT_NE(e.find("p.kpol:20:8: found '1', expected a label name\n(more errors not shown"), std::string::npos) << e;
+    EXPECT_NE(e.find("p.kpol:20:8: found '1', expected a label name\n(more errors not shown"),
+              std::string::npos)
+        << e;
 }
 
 TEST(PolicyParser, HugeInputsAreRefusedWithPositions) {
@@ -148,30 +158,37 @@ TEST(PolicyParser, IncludesCyclesAndDepth) {
               "b.kpol:2:1: found an include cycle: \"p.kpol\" includes itself (through 2 file(s))");
     std::vector<MemorySource> chain;
     for (int i = 1; i <= 20; ++i)
-        chain.push_back({"f" + std::to_string(i) + ".kpol", "include \"f" + std::to_string(i + 1) + ".kpol\"\n"});
+        chain.push_back({"f" + std::to_string(i) + ".kpol",
+                         "include \"f" + std::to_string(i + 1) + ".kpol\"\n"});
     chain.push_back({"f21.kpol", "domain a_t\n"});
     EXPECT_EQ(error_of("include \"f1.kpol\"\n", chain),
               "f16.kpol:1:1: found an include nested 17 deep, expected at most 16");
     // Relative to the including file; a file included twice is read once.
-    auto r = compile_text("include \"sub/a.kpol\"\ninclude \"sub/b.kpol\"\n",
-                          {{"sub/a.kpol", "include \"b.kpol\"\ndomain a_t\n"}, {"sub/b.kpol", "domain b_t\n"}});
+    auto r = compile_text(
+        "include \"sub/a.kpol\"\ninclude \"sub/b.kpol\"\n",
+        {{"sub/a.kpol", "include \"b.kpol\"\ndomain a_t\n"}, {"sub/b.kpol", "domain b_t\n"}});
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->model.labels.size(), 2u);
     EXPECT_EQ(error_of("include \"../etc/passwd\"\n"),
-              "p.kpol:1:1: include \"../etc/passwd\": outside the bundle (includes name the bundle's own policy files)");
+              "p.kpol:1:1: include \"../etc/passwd\": outside the bundle (includes name the "
+              "bundle's own policy files)");
     EXPECT_EQ(error_of("include \"nope.kpol\"\n"),
-              "p.kpol:1:1: include \"nope.kpol\": no policy file nope.kpol in the bundle (list it in [policy] sources)");
+              "p.kpol:1:1: include \"nope.kpol\": no policy file nope.kpol in the bundle (list it "
+              "in [policy] sources)");
 }
 
 TEST(PolicyParser, IncludesOnTheHostAreRelativeToTheFile) {
-    std::filesystem::path dir = std::filesystem::temp_directory_path() / ("kos_policy_test_" + std::to_string(::getpid()));
+    std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("kos_policy_test_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir / "sub");
     std::ofstream(dir / "main.kpol") << "include \"sub/labels.kpol\"\nallow execute a_t -> a_t\n";
     std::ofstream(dir / "sub" / "labels.kpol") << "domain a_t\ninclude \"../main.kpol\"\n";
     auto r = compile_policy_files({(dir / "main.kpol").string()});
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().message, (dir / "sub/labels.kpol").string() +
-                                     ":2:1: found an include cycle: \"../main.kpol\" includes itself (through 2 file(s))");
+    EXPECT_EQ(
+        r.error().message,
+        (dir / "sub/labels.kpol").string() +
+            ":2:1: found an include cycle: \"../main.kpol\" includes itself (through 2 file(s))");
     std::ofstream(dir / "sub" / "labels.kpol", std::ios::trunc) << "domain a_t\n";
     r = compile_policy_files({(dir / "main.kpol").string()});
     ASSERT_TRUE(r) << r.error().message;
@@ -191,7 +208,8 @@ TEST(PolicyResolver, EveryLabelDeclaredOnceWithBothPlaces) {
               "p.kpol:2:5: set a_t is already declared, as a label at p.kpol:1:8");
     EXPECT_EQ(error_of("class f { r: read }\nclass f { w: write }\n"),
               "p.kpol:2:7: class f is already declared at p.kpol:1:7");
-    EXPECT_EQ(error_of("domain any\n"), "p.kpol:1:8: found 'any', expected a label name ('any' means every label)");
+    EXPECT_EQ(error_of("domain any\n"),
+              "p.kpol:1:8: found 'any', expected a label name ('any' means every label)");
 }
 
 TEST(PolicyResolver, NamesInRulesResolve) {
@@ -200,75 +218,101 @@ TEST(PolicyResolver, NamesInRulesResolve) {
     EXPECT_EQ(error_of(kHeader + "allow request app_t -> vfs_t vfs.Filez.open\n"),
               "p.kpol:6:30: found 'vfs.Filez', expected an interface declared by an idl file");
     EXPECT_EQ(error_of(kHeader + "allow request app_t -> vfs_t vfs.File.{open, opne}\n"),
-              "p.kpol:6:46: found 'opne', expected a method of vfs.File (open, read, write, close, stat, unlink, "
+              "p.kpol:6:46: found 'opne', expected a method of vfs.File (open, read, write, close, "
+              "stat, unlink, "
               "mkdir, rename, readdir)");
     EXPECT_EQ(error_of(kHeader + "allow security app_t -> data_t file.read\n"),
-              "p.kpol:6:32: found 'file', expected a declared class (declare it: class file { perm: read, ... })");
-    EXPECT_EQ(error_of(kHeader + "class file { read: read }\nallow security app_t -> data_t file.{read, write}\n"),
-              "p.kpol:7:44: found 'write', expected a permission of class file (read)");
+              "p.kpol:6:32: found 'file', expected a declared class (declare it: class file { "
+              "perm: read, ... })");
+    EXPECT_EQ(
+        error_of(kHeader +
+                 "class file { read: read }\nallow security app_t -> data_t file.{read, write}\n"),
+        "p.kpol:7:44: found 'write', expected a permission of class file (read)");
     EXPECT_EQ(error_of(kHeader + "allow request any - any -> vfs_t vfs.File.close\n"),
               "p.kpol:6:15: found a source set with no labels, expected at least one label");
     EXPECT_EQ(error_of("domain a_t\nset s = t + { a_t }\nset t = s\n"),
               "p.kpol:3:9: set s is defined in terms of itself (set at p.kpol:2:5)");
     EXPECT_EQ(error_of("idl \"nosuch.kidl\"\n"),
-              "p.kpol:1:1: idl \"nosuch.kidl\" not found (looked at nosuch.kidl (in the bundle), " KOS_IDL_DIR
-              "/nosuch.kidl)");
+              "p.kpol:1:1: idl \"nosuch.kidl\" not found (looked at nosuch.kidl (in the "
+              "bundle), " KOS_IDL_DIR "/nosuch.kidl)");
 }
 
 TEST(PolicyResolver, ConditionFieldsExistWithApplicableTypes) {
     // The field must exist in every method the rule names.
-    EXPECT_EQ(error_of(kHeader + "allow request app_t -> vfs_t vfs.File.{open, read} where path == \"/x\"\n"),
+    EXPECT_EQ(error_of(kHeader +
+                       "allow request app_t -> vfs_t vfs.File.{open, read} where path == \"/x\"\n"),
               "p.kpol:6:58: found field 'path', expected a field of vfs.File.read (file, size)");
-    EXPECT_EQ(error_of(kHeader + "allow response vfs_t -> app_t vfs.File.open where path == \"/x\"\n"),
-              "p.kpol:6:51: found field 'path', expected a field of vfs.File.open's response (file)");
-    EXPECT_EQ(error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where flags glob \"1*\"\n"),
-              "p.kpol:6:56: found an operator that does not apply to field 'flags' (u32), expected == != < <= > >= or in");
+    EXPECT_EQ(
+        error_of(kHeader + "allow response vfs_t -> app_t vfs.File.open where path == \"/x\"\n"),
+        "p.kpol:6:51: found field 'path', expected a field of vfs.File.open's response (file)");
+    EXPECT_EQ(
+        error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where flags glob \"1*\"\n"),
+        "p.kpol:6:56: found an operator that does not apply to field 'flags' (u32), expected == != "
+        "< <= > >= or in");
     EXPECT_EQ(error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where path < 3\n"),
-              "p.kpol:6:55: found an operator that does not apply to field 'path' (string), expected ==, !=, in, glob "
+              "p.kpol:6:55: found an operator that does not apply to field 'path' (string), "
+              "expected ==, !=, in, glob "
               "or regex");
-    EXPECT_EQ(error_of(kHeader + "allow request app_t -> net_t net.Socket.connect where port == 70000\n"),
-              "p.kpol:6:63: found 70000, expected a value in 0..65535 (the field is u16)");
+    EXPECT_EQ(
+        error_of(kHeader + "allow request app_t -> net_t net.Socket.connect where port == 70000\n"),
+        "p.kpol:6:63: found 70000, expected a value in 0..65535 (the field is u16)");
     EXPECT_EQ(error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where flags == -1\n"),
               "p.kpol:6:59: found -1, expected a value in 0..4294967295 (the field is u32)");
-    EXPECT_EQ(error_of(kHeader + "allow request app_t -> net_t net.Socket.connect where address == \"x\"\n"),
-              "p.kpol:6:66: found a string, expected an address or network (10.0.0.0/8, 2001:db8::/32) (field "
+    EXPECT_EQ(error_of(kHeader +
+                       "allow request app_t -> net_t net.Socket.connect where address == \"x\"\n"),
+              "p.kpol:6:66: found a string, expected an address or network (10.0.0.0/8, "
+              "2001:db8::/32) (field "
               "'address' is ip)");
-    EXPECT_EQ(error_of(kHeader + "allow request app_t -> net_t net.Socket.connect where address in 10.0.0.1/8\n"),
-              "p.kpol:6:66: found 10.0.0.1/8, expected a network address (bits after the /prefix must be 0)");
-    EXPECT_EQ(error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where path regex \"a(b\"\n").substr(0, 52),
-              "p.kpol:6:61: found an invalid regex pattern: regex: ");
-    EXPECT_EQ(error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where flags in 5..1\n"),
-              "p.kpol:6:59: found an empty range, expected lo..hi with lo <= hi");
+    EXPECT_EQ(
+        error_of(kHeader +
+                 "allow request app_t -> net_t net.Socket.connect where address in 10.0.0.1/8\n"),
+        "p.kpol:6:66: found 10.0.0.1/8, expected a network address (bits after the /prefix must be "
+        "0)");
+    EXPECT_EQ(
+        error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where path regex \"a(b\"\n")
+            .substr(0, 52),
+        "p.kpol:6:61: found an invalid regex pattern: regex: ");
+    EXPECT_EQ(
+        error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where flags in 5..1\n"),
+        "p.kpol:6:59: found an empty range, expected lo..hi with lo <= hi");
     EXPECT_EQ(error_of(kHeader + "allow execute init_t -> app_t where path glob \"/x\"\n"),
               "p.kpol:6:37: found field 'path', expected a field of execute (program)");
-    EXPECT_EQ(error_of(kHeader + "class f { r: read }\nallow security app_t -> data_t f.r where x == 1\n"),
+    EXPECT_EQ(error_of(kHeader +
+                       "class f { r: read }\nallow security app_t -> data_t f.r where x == 1\n"),
               "p.kpol:7:42: found a condition, expected none: security queries carry no fields");
     std::string long_path(1025, 'a');
-    EXPECT_NE(error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where path == \"" + long_path + "\"\n")
+    EXPECT_NE(error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where path == \"" +
+                       long_path + "\"\n")
                   .find("found a string of 1025 bytes, expected at most 1024"),
               std::string::npos);
 }
 
 TEST(PolicyResolver, MachinesLevelsAndLimits) {
-    EXPECT_EQ(error_of(kHeader + "allow request app_t -> door_t door.Door.pass when door_t is open\n"),
-              "p.kpol:6:51: found door_t, expected a label with a machine (declare: machine door_t { ... } initial ...)");
+    EXPECT_EQ(
+        error_of(kHeader + "allow request app_t -> door_t door.Door.pass when door_t is open\n"),
+        "p.kpol:6:51: found door_t, expected a label with a machine (declare: machine door_t { ... "
+        "} initial ...)");
     EXPECT_EQ(error_of(kHeader + "machine door_t { closed, open } initial ajar\n"),
               "p.kpol:6:41: found 'ajar', expected one of the machine's states");
-    EXPECT_EQ(error_of(kHeader + "machine door_t { closed, open } initial closed\n"
-                                 "transition request app_t -> door_t door.Door.open : closed -> wide\n"),
+    EXPECT_EQ(error_of(kHeader +
+                       "machine door_t { closed, open } initial closed\n"
+                       "transition request app_t -> door_t door.Door.open : closed -> wide\n"),
               "p.kpol:7:63: found 'wide', expected a state of door_t (closed, open)");
-    EXPECT_EQ(error_of(kHeader + "machine app_t { a } initial a\n"),
-              "p.kpol:6:9: found domain app_t, expected a resource label (machines are on resources)");
+    EXPECT_EQ(
+        error_of(kHeader + "machine app_t { a } initial a\n"),
+        "p.kpol:6:9: found domain app_t, expected a resource label (machines are on resources)");
     EXPECT_EQ(error_of(kHeader + "limit request app_t -> net_t net.Socket.connect 0 per 1s\n"),
               "p.kpol:6:49: found 0, expected a count of 1 to 1000000");
-    EXPECT_EQ(error_of(kHeader + "limit request app_t -> net_t net.Socket.connect 2000000 per 1s\n"),
-              "p.kpol:6:49: found 2000000, expected a count of 1 to 1000000");
+    EXPECT_EQ(
+        error_of(kHeader + "limit request app_t -> net_t net.Socket.connect 2000000 per 1s\n"),
+        "p.kpol:6:49: found 2000000, expected a count of 1 to 1000000");
     EXPECT_EQ(error_of(kHeader + "limit request app_t -> net_t net.Socket.connect 5 per 2h\n"),
               "p.kpol:6:55: found a window of 7200000000000 ns, expected 1ms to 1h");
     EXPECT_EQ(error_of(kHeader + "sensitivity low < high\nlevel app_t middle\n"),
               "p.kpol:7:13: found 'middle', expected a sensitivity level or an integrity level");
-    EXPECT_EQ(error_of(kHeader + "sensitivity low < high\nlevel app_t high:{x}\n"),
-              "p.kpol:7:19: found 'x', expected a declared category (no `categories` are declared)");
+    EXPECT_EQ(
+        error_of(kHeader + "sensitivity low < high\nlevel app_t high:{x}\n"),
+        "p.kpol:7:19: found 'x', expected a declared category (no `categories` are declared)");
     EXPECT_EQ(error_of(kHeader + "sensitivity low < high\nlevel app_t high\nlevel app_t low\n"),
               "p.kpol:8:1: label app_t already has a level (at p.kpol:7:1)");
 }
@@ -304,9 +348,10 @@ test "t" {
         auto r = compile_text(text);
         ASSERT_TRUE(r) << r.error().message;
         // The second expectation is wrong on purpose: the failure names the deny rule.
-        EXPECT_EQ(failures(*r), std::string("p.kpol:") + "11:5: expected allow, got deny by rule p.kpol:" +
-                                    (deny_first ? "6" : "7") +
-                                    ":1 (deny request any -> vfs_t vfs.File.open where path glob \"/etc/**\")\n");
+        EXPECT_EQ(failures(*r),
+                  std::string("p.kpol:") +
+                      "11:5: expected allow, got deny by rule p.kpol:" + (deny_first ? "6" : "7") +
+                      ":1 (deny request any -> vfs_t vfs.File.open where path glob \"/etc/**\")\n");
     }
 }
 
@@ -314,8 +359,10 @@ TEST(PolicyFamilies, UnknownInterfaceMethodOrFieldIsDenied) { // attack 16
     auto r = compile_text(kHeader + "allow request app_t -> vfs_t vfs.File.*\n");
     ASSERT_TRUE(r) << r.error().message;
     sec::Engine e;
-    std::vector<uint64_t> state(sec::Engine::required_state_size(r->blob.data(), r->blob.size()) / 8 + 1);
-    ASSERT_EQ(e.load(r->blob.data(), r->blob.size(), state.data(), state.size() * 8), sec::LoadError::None);
+    std::vector<uint64_t> state(
+        sec::Engine::required_state_size(r->blob.data(), r->blob.size()) / 8 + 1);
+    ASSERT_EQ(e.load(r->blob.data(), r->blob.size(), state.data(), state.size() * 8),
+              sec::LoadError::None);
     uint32_t app = e.find_label("app_t", 5), vfs = e.find_label("vfs_t", 5);
     sec::FieldValue f[3] = {};
     static const uint8_t path[] = "/x";
@@ -336,8 +383,9 @@ TEST(PolicyFamilies, UnknownInterfaceMethodOrFieldIsDenied) { // attack 16
     sec::Verdict v = e.decide(q);
     EXPECT_FALSE(v.allow);
     // A field the policy never mentions cannot be named in a rule at all.
-    EXPECT_EQ(error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where owner == 0\n"),
-              "p.kpol:6:50: found field 'owner', expected a field of vfs.File.open (path, flags, mode)");
+    EXPECT_EQ(
+        error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where owner == 0\n"),
+        "p.kpol:6:50: found field 'owner', expected a field of vfs.File.open (path, flags, mode)");
 }
 
 TEST(PolicyFamilies, TypeEnforcementOverSets) {
@@ -387,12 +435,14 @@ test "no read up, no write down" {
 }
 )K");
     // The deciding rule is the lattice's built-in one, named where declared.
-    auto r = compile_text(kHeader + "class file { read: read }\nsensitivity lo < hi\nlevel data_t hi\n"
-                                    "allow security app_t -> data_t file.read\n"
-                                    "test \"t\" {\n expect allow security app_t -> data_t file.read\n}\n");
+    auto r = compile_text(kHeader +
+                          "class file { read: read }\nsensitivity lo < hi\nlevel data_t hi\n"
+                          "allow security app_t -> data_t file.read\n"
+                          "test \"t\" {\n expect allow security app_t -> data_t file.read\n}\n");
     ASSERT_TRUE(r) << r.error().message;
-    EXPECT_EQ(failures(*r), "p.kpol:11:2: expected allow, got deny by rule p.kpol:7:1 (no read up, no write down "
-                            "(sensitivity lo < ... < hi))\n");
+    EXPECT_EQ(failures(*r),
+              "p.kpol:11:2: expected allow, got deny by rule p.kpol:7:1 (no read up, no write down "
+              "(sensitivity lo < ... < hi))\n");
 }
 
 TEST(PolicyFamilies, Integrity) {
@@ -579,32 +629,43 @@ test "fails" {
     EXPECT_EQ(r->tests[1].name, "fails");
     EXPECT_EQ(r->tests[1].where, "p.kpol:10:1");
     EXPECT_EQ(r->tests_passed(), 1u);
-    EXPECT_EQ(failures(*r),
-              "p.kpol:11:5: expected deny, got allow by rule p.kpol:6:1 (allow request app_t -> vfs_t vfs.File.close)\n"
-              "p.kpol:12:5: expected allow, got deny by rule default-deny (default deny: no rule allows this)\n");
+    EXPECT_EQ(failures(*r), "p.kpol:11:5: expected deny, got allow by rule p.kpol:6:1 (allow "
+                            "request app_t -> vfs_t vfs.File.close)\n"
+                            "p.kpol:12:5: expected allow, got deny by rule default-deny (default "
+                            "deny: no rule allows this)\n");
 }
 
 TEST(PolicyTests, StepsAreCheckedLikeRules) {
-    EXPECT_EQ(error_of(kHeader + "test \"t\" {\n expect allow request app_t -> vfs_t vfs.File.open pth=\"/x\"\n}\n"),
-              "p.kpol:7:52: found field 'pth', expected a field of vfs.File.open (path, flags, mode)");
-    EXPECT_EQ(error_of(kHeader + "test \"t\" {\n expect allow request app_t -> vfs_t vfs.File.open flags=\"/x\"\n}\n"),
-              "p.kpol:7:58: found a string, expected an integer (field 'flags' is u32)");
-    EXPECT_EQ(error_of(kHeader + "test \"t\" {\n expect allow request nobody_t -> vfs_t vfs.File.close\n}\n"),
+    EXPECT_EQ(
+        error_of(
+            kHeader +
+            "test \"t\" {\n expect allow request app_t -> vfs_t vfs.File.open pth=\"/x\"\n}\n"),
+        "p.kpol:7:52: found field 'pth', expected a field of vfs.File.open (path, flags, mode)");
+    EXPECT_EQ(
+        error_of(
+            kHeader +
+            "test \"t\" {\n expect allow request app_t -> vfs_t vfs.File.open flags=\"/x\"\n}\n"),
+        "p.kpol:7:58: found a string, expected an integer (field 'flags' is u32)");
+    EXPECT_EQ(error_of(kHeader +
+                       "test \"t\" {\n expect allow request nobody_t -> vfs_t vfs.File.close\n}\n"),
               "p.kpol:7:23: found 'nobody_t', expected a declared label");
 }
 
 TEST(PolicyTests, Warnings) {
-    auto r = compile_text(kHeader + "sensitivity lo < hi\nlevel vfs_t hi\ntrusted vfs_t\ntest \"empty\" {\n}\n");
+    auto r = compile_text(
+        kHeader + "sensitivity lo < hi\nlevel vfs_t hi\ntrusted vfs_t\ntest \"empty\" {\n}\n");
     ASSERT_TRUE(r) << r.error().message;
     ASSERT_EQ(r->warnings.size(), 2u);
-    EXPECT_EQ(r->warnings[0], "p.kpol:7:1: vfs_t is trusted: the lattices do not apply to it, so its level has no effect");
+    EXPECT_EQ(r->warnings[0], "p.kpol:7:1: vfs_t is trusted: the lattices do not apply to it, so "
+                              "its level has no effect");
     EXPECT_EQ(r->warnings[1], "p.kpol:9:1: test \"empty\" has no steps");
 }
 
 TEST(PolicyTests, TimeOnlyMovesForward) {
     EXPECT_EQ(error_of(kHeader + "test \"t\" {\n at 2s expect deny execute init_t -> app_t\n"
                                  " at 1s expect deny execute init_t -> app_t\n}\n"),
-              "p.kpol:8:8: found a time of 1000000000 ns, expected one no earlier than the step before (2000000000 "
+              "p.kpol:8:8: found a time of 1000000000 ns, expected one no earlier than the step "
+              "before (2000000000 "
               "ns): time in a test only moves forward");
 }
 
@@ -617,7 +678,8 @@ TEST(PolicyResolver, SetExpansionHasABudget) {
     auto start = std::chrono::steady_clock::now();
     std::string e = error_of(text);
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
-    EXPECT_NE(e.find(": found label sets that expand to more than 16777216 labels in all, expected smaller sets or "
+    EXPECT_NE(e.find(": found label sets that expand to more than 16777216 labels in all, expected "
+                     "smaller sets or "
                      "fewer uses of 'any'"),
               std::string::npos)
         << e.substr(0, 300);
@@ -626,12 +688,14 @@ TEST(PolicyResolver, SetExpansionHasABudget) {
 // --- explain ----------------------------------------------------------------------
 
 TEST(PolicyExplain, ShowsTheEnginesVerdictAndEveryRuleOfTheKey) {
-    auto r = compile_text(kHeader + R"K(deny request any -> net_t net.Socket.connect where address in 10.0.0.0/8
+    auto r = compile_text(
+        kHeader + R"K(deny request any -> net_t net.Socket.connect where address in 10.0.0.0/8
 allow request app_t -> net_t net.Socket.connect where port == 443
 allow request app_t -> vfs_t vfs.File.close
 )K");
     ASSERT_TRUE(r) << r.error().message;
-    auto e = explain_request(r->blob, "request app_t -> net_t net.Socket.connect address=10.0.0.1 port=443");
+    auto e = explain_request(r->blob,
+                             "request app_t -> net_t net.Socket.connect address=10.0.0.1 port=443");
     ASSERT_TRUE(e) << e.error().message;
     EXPECT_NE(e->find("verdict: deny"), std::string::npos) << *e;
     EXPECT_NE(e->find("rule:    p.kpol:6:1\n"), std::string::npos) << *e;
@@ -644,13 +708,14 @@ allow request app_t -> vfs_t vfs.File.close
     EXPECT_NE(e->find("a repeat does\n"), std::string::npos) << *e;
     e = explain_request(r->blob, "request app_t -> vfs_t vfs.File.open path=1");
     ASSERT_FALSE(e);
-    EXPECT_EQ(e.error().message, "<request>:1:43: found a value that is not a string, expected a quoted string (field 'path' is string)");
+    EXPECT_EQ(e.error().message, "<request>:1:43: found a value that is not a string, expected a "
+                                 "quoted string (field 'path' is string)");
 }
 
 // --- audit records -------------------------------------------------------------------
 
 class Audit : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto r = compile_text(kHeader + R"K(class file { read: read, write: write }
 allow request app_t -> vfs_t vfs.File.open where path glob "/data/**"
@@ -660,7 +725,8 @@ allow security app_t -> data_t file.read
         ASSERT_TRUE(r) << r.error().message;
         m_blob = std::move(r->blob);
         m_state.resize(sec::Engine::required_state_size(m_blob.data(), m_blob.size()) / 8 + 1);
-        ASSERT_EQ(m_e.load(m_blob.data(), m_blob.size(), m_state.data(), m_state.size() * 8), sec::LoadError::None);
+        ASSERT_EQ(m_e.load(m_blob.data(), m_blob.size(), m_state.data(), m_state.size() * 8),
+                  sec::LoadError::None);
         char id[17];
         std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(m_e.policy_id()));
         m_id = id;
@@ -671,7 +737,9 @@ allow security app_t -> data_t file.read
         EXPECT_TRUE(m_e.make_audit_record(q, v, rec));
         return rec;
     }
-    uint32_t label(const char* n) { return m_e.find_label(n, static_cast<uint32_t>(std::strlen(n))); }
+    uint32_t label(const char* n) {
+        return m_e.find_label(n, static_cast<uint32_t>(std::strlen(n)));
+    }
 
     std::vector<uint8_t> m_blob;
     std::vector<uint64_t> m_state;
@@ -690,11 +758,15 @@ TEST_F(Audit, RequestRecordAsJsonAndHumanLine) {
     sec::AuditRecord rec = record(q);
     EXPECT_EQ(render_audit_json(m_e, rec),
               "{\"seq\":1,\"time_ns\":42,\"policy\":\"" + m_id +
-                  "\",\"verdict\":\"deny\",\"rule\":\"default-deny\",\"rule_id\":0,\"rule_text\":\"default deny: no rule "
-                  "allows this\",\"kind\":\"request\",\"source\":\"app_t\",\"target\":\"vfs_t\",\"interface\":\"vfs.File\","
-                  "\"method\":\"open\",\"fields\":{\"path\":\"/etc/x\",\"flags\":0,\"mode\":420},\"cached\":false}");
-    EXPECT_EQ(render_audit_human(m_e, rec),
-              "kos: denied request app_t -> vfs_t vfs.File.open path=\"/etc/x\" flags=0 mode=420 [rule default-deny]");
+                  "\",\"verdict\":\"deny\",\"rule\":\"default-deny\",\"rule_id\":0,\"rule_text\":"
+                  "\"default deny: no rule "
+                  "allows "
+                  "this\",\"kind\":\"request\",\"source\":\"app_t\",\"target\":\"vfs_t\","
+                  "\"interface\":\"vfs.File\","
+                  "\"method\":\"open\",\"fields\":{\"path\":\"/etc/"
+                  "x\",\"flags\":0,\"mode\":420},\"cached\":false}");
+    EXPECT_EQ(render_audit_human(m_e, rec), "kos: denied request app_t -> vfs_t vfs.File.open "
+                                            "path=\"/etc/x\" flags=0 mode=420 [rule default-deny]");
     // And back: the parser reads what the renderer writes.
     auto a = parse_audit_json(render_audit_json(m_e, rec));
     ASSERT_TRUE(a) << a.error().message;
@@ -716,26 +788,35 @@ TEST_F(Audit, DenyRuleSecurityAndExecuteRecords) {
     f[2].integer = 6;
     sec::Request q{sec::Kind::Request, label("app_t"), label("net_t"), 0x200, 2, f, 3, 0};
     sec::AuditRecord rec = record(q);
-    EXPECT_EQ(render_audit_human(m_e, rec), "kos: denied request app_t -> net_t net.Socket.connect address=10.1.2.3 "
-                                            "port=443 proto=6 [rule p.kpol:8:1]");
+    EXPECT_EQ(render_audit_human(m_e, rec),
+              "kos: denied request app_t -> net_t net.Socket.connect address=10.1.2.3 "
+              "port=443 proto=6 [rule p.kpol:8:1]");
     std::string j = render_audit_json(m_e, rec);
-    EXPECT_NE(j.find("\"rule\":\"p.kpol:8:1\",\"rule_id\":6,\"rule_text\":\"deny request app_t -> net_t "
-                     "net.Socket.connect where address in 10.0.0.0/8\""),
-              std::string::npos) << j;
-    EXPECT_NE(j.find("\"fields\":{\"address\":\"10.1.2.3\",\"port\":443,\"proto\":6}"), std::string::npos) << j;
+    EXPECT_NE(
+        j.find("\"rule\":\"p.kpol:8:1\",\"rule_id\":6,\"rule_text\":\"deny request app_t -> net_t "
+               "net.Socket.connect where address in 10.0.0.0/8\""),
+        std::string::npos)
+        << j;
+    EXPECT_NE(j.find("\"fields\":{\"address\":\"10.1.2.3\",\"port\":443,\"proto\":6}"),
+              std::string::npos)
+        << j;
 
     sec::Request s{sec::Kind::Security, label("app_t"), label("data_t"), 0, 0, nullptr, 0, 7};
     j = render_audit_json(m_e, record(s));
     EXPECT_NE(j.find("\"verdict\":\"allow\",\"rule\":\"p.kpol:9:1\""), std::string::npos) << j;
-    EXPECT_NE(j.find("\"kind\":\"security\",\"source\":\"app_t\",\"target\":\"data_t\",\"class\":\"file\",\"perm\":\"read\""),
-              std::string::npos) << j;
+    EXPECT_NE(j.find("\"kind\":\"security\",\"source\":\"app_t\",\"target\":\"data_t\",\"class\":"
+                     "\"file\",\"perm\":\"read\""),
+              std::string::npos)
+        << j;
 
     static const char prog[] = "/bin/sh";
     sec::FieldValue p{0, reinterpret_cast<const uint8_t*>(prog), 7};
     sec::Request x{sec::Kind::Execute, label("init_t"), label("app_t"), 0, 0, &p, 1, 0};
     j = render_audit_json(m_e, record(x));
-    EXPECT_NE(j.find("\"kind\":\"execute\",\"source\":\"init_t\",\"target\":\"app_t\",\"program\":\"/bin/sh\""),
-              std::string::npos) << j;
+    EXPECT_NE(j.find("\"kind\":\"execute\",\"source\":\"init_t\",\"target\":\"app_t\",\"program\":"
+                     "\"/bin/sh\""),
+              std::string::npos)
+        << j;
     EXPECT_EQ(j.find("\"fields\""), std::string::npos) << j;
 }
 
@@ -745,9 +826,13 @@ TEST(AuditJson, ParserRefusesBadLines) {
     EXPECT_EQ(parse_audit_json(R"K({"kind":"request"})K").error().message, "no \"verdict\" key");
     EXPECT_EQ(parse_audit_json(R"K({"verdict":"maybe","kind":"request"})K").error().message,
               "\"verdict\" is \"maybe\", expected allow or deny");
-    EXPECT_EQ(parse_audit_json(R"K({"verdict":"deny","kind":"request","source":"a","target":"b"})K").error().message,
+    EXPECT_EQ(parse_audit_json(R"K({"verdict":"deny","kind":"request","source":"a","target":"b"})K")
+                  .error()
+                  .message,
               "no \"interface\" key");
-    EXPECT_EQ(parse_audit_json(R"K({"verdict":"deny","kind":"execute","source":1,"target":"b"})K").error().message,
+    EXPECT_EQ(parse_audit_json(R"K({"verdict":"deny","kind":"execute","source":1,"target":"b"})K")
+                  .error()
+                  .message,
               "\"source\" is not a string");
 }
 
@@ -767,24 +852,27 @@ TEST(AuditJson, Audit2AllowGroupsDenialsByKey) {
         ASSERT_TRUE(e) << e.error().message;
         entries.push_back(*e);
     }
-    EXPECT_EQ(audit2allow(entries),
-              "# audit2allow: 6 denials in 7 records; review every rule before adding it to a policy\n"
-              "# 2 denials\n"
-              "allow execute init_t -> app_t where program in {\"/bin/a\", \"/bin/b\"}\n"
-              "# 2 denials, e.g. path=\"/etc/x\" flags=0\n"
-              "allow request app_t -> vfs_t vfs.File.open\n"
-              "# 1 denial\n"
-              "allow security app_t -> etc_t file.read\n"
-              "# not suggested: 1 denial by rule p.kpol:9:1 (deny request any -> net_t net.Socket.*): an allow "
-              "cannot override it\n");
+    EXPECT_EQ(
+        audit2allow(entries),
+        "# audit2allow: 6 denials in 7 records; review every rule before adding it to a policy\n"
+        "# 2 denials\n"
+        "allow execute init_t -> app_t where program in {\"/bin/a\", \"/bin/b\"}\n"
+        "# 2 denials, e.g. path=\"/etc/x\" flags=0\n"
+        "allow request app_t -> vfs_t vfs.File.open\n"
+        "# 1 denial\n"
+        "allow security app_t -> etc_t file.read\n"
+        "# not suggested: 1 denial by rule p.kpol:9:1 (deny request any -> net_t net.Socket.*): an "
+        "allow "
+        "cannot override it\n");
 }
 
 // --- the bundle hook ------------------------------------------------------------
 
 TEST(BundlePolicy, CompilesAmongTheBundlesOwnFiles) {
     std::vector<MemorySource> src = {
-        {"policy/app.kpol", "include \"common/labels.kpol\"\nallow execute init_t -> app_t\n"
-                            "test \"t\" {\n expect allow execute init_t -> app_t program=\"/x\"\n}\n"},
+        {"policy/app.kpol",
+         "include \"common/labels.kpol\"\nallow execute init_t -> app_t\n"
+         "test \"t\" {\n expect allow execute init_t -> app_t program=\"/x\"\n}\n"},
         {"policy/common/labels.kpol", "domain init_t, app_t\n"},
     };
     auto blob = compile_bundle_policy("app_t", src);
@@ -793,19 +881,22 @@ TEST(BundlePolicy, CompilesAmongTheBundlesOwnFiles) {
     // The domain must be declared (as a domain).
     auto bad = compile_bundle_policy("web_t", src);
     ASSERT_FALSE(bad);
-    EXPECT_EQ(bad.error().message, "the bundle's domain \"web_t\" is not declared as a domain in its policy (add: "
-                                   "domain web_t)");
+    EXPECT_EQ(bad.error().message,
+              "the bundle's domain \"web_t\" is not declared as a domain in its policy (add: "
+              "domain web_t)");
     // A failing test refuses the bundle.
     src[0].text += "test \"u\" {\n expect deny execute init_t -> app_t\n}\n";
     bad = compile_bundle_policy("app_t", src);
     ASSERT_FALSE(bad);
-    EXPECT_EQ(bad.error().message, "the policy's tests fail:\npolicy/app.kpol:7:2: expected deny, got allow by rule "
-                                   "policy/app.kpol:2:1 (allow execute init_t -> app_t)");
+    EXPECT_EQ(bad.error().message,
+              "the policy's tests fail:\npolicy/app.kpol:7:2: expected deny, got allow by rule "
+              "policy/app.kpol:2:1 (allow execute init_t -> app_t)");
     // Includes never leave the bundle.
     bad = compile_bundle_policy("app_t", {{"policy/app.kpol", "include \"../../etc/x.kpol\"\n"}});
     ASSERT_FALSE(bad);
-    EXPECT_EQ(bad.error().message, "policy/app.kpol:1:1: include \"../../etc/x.kpol\": outside the bundle (includes "
-                                   "name the bundle's own policy files)");
+    EXPECT_EQ(bad.error().message,
+              "policy/app.kpol:1:1: include \"../../etc/x.kpol\": outside the bundle (includes "
+              "name the bundle's own policy files)");
     bad = compile_bundle_policy("app_t", {{"policy/app.kpol", "include \"/etc/passwd\"\n"}});
     ASSERT_FALSE(bad);
     EXPECT_NE(bad.error().message.find("outside the bundle"), std::string::npos);
@@ -827,7 +918,9 @@ TEST(ExamplePolicy, CompilesAndItsTestsPass) {
     EXPECT_GE(r->tests.size(), 6u);
     EXPECT_TRUE(r->all_tests_passed()) << failures(*r);
     EXPECT_GE(r->rule_count(), 25u);
-    auto e = explain_request(r->blob, "request app_t -> net_t net.Socket.connect address=169.254.169.254 port=80 proto=6");
+    auto e = explain_request(
+        r->blob,
+        "request app_t -> net_t net.Socket.connect address=169.254.169.254 port=80 proto=6");
     ASSERT_TRUE(e) << e.error().message;
     EXPECT_NE(e->find("verdict: deny (audited)"), std::string::npos) << *e;
     EXPECT_NE(e->find("app.kpol:14:1"), std::string::npos) << *e;

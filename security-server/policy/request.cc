@@ -8,46 +8,91 @@ namespace kos::policy {
 
 using security::FieldType;
 
-bool is_integer_type(FieldType t) { return t != FieldType::Ip && t != FieldType::String && t != FieldType::Bytes; }
+bool is_integer_type(FieldType t) {
+    return t != FieldType::Ip && t != FieldType::String && t != FieldType::Bytes;
+}
 bool is_signed_type(FieldType t) {
     return t == FieldType::I8 || t == FieldType::I16 || t == FieldType::I32 || t == FieldType::I64;
 }
 
 const char* field_type_name(FieldType t) {
     switch (t) {
-    case FieldType::Bool: return "bool";
-    case FieldType::U8: return "u8";
-    case FieldType::U16: return "u16";
-    case FieldType::U32: return "u32";
-    case FieldType::U64: return "u64";
-    case FieldType::I8: return "i8";
-    case FieldType::I16: return "i16";
-    case FieldType::I32: return "i32";
-    case FieldType::I64: return "i64";
-    case FieldType::Handle: return "handle";
-    case FieldType::Ip: return "ip";
-    case FieldType::String: return "string";
-    case FieldType::Bytes: return "bytes";
+    case FieldType::Bool:
+        return "bool";
+    case FieldType::U8:
+        return "u8";
+    case FieldType::U16:
+        return "u16";
+    case FieldType::U32:
+        return "u32";
+    case FieldType::U64:
+        return "u64";
+    case FieldType::I8:
+        return "i8";
+    case FieldType::I16:
+        return "i16";
+    case FieldType::I32:
+        return "i32";
+    case FieldType::I64:
+        return "i64";
+    case FieldType::Handle:
+        return "handle";
+    case FieldType::Ip:
+        return "ip";
+    case FieldType::String:
+        return "string";
+    case FieldType::Bytes:
+        return "bytes";
     }
     return "?";
 }
 
-bool integer_fits(FieldType t, bool negative, uint64_t magnitude, uint64_t* bits, std::string* why) {
+bool integer_fits(FieldType t, bool negative, uint64_t magnitude, uint64_t* bits,
+                  std::string* why) {
     uint64_t umax = 0;
     uint64_t smax = 0; // signed: largest positive; the most negative is smax + 1
     const char* range = "";
     switch (t) {
-    case FieldType::Bool: umax = 1; range = "0 or 1"; break;
-    case FieldType::U8: umax = 0xff; range = "0..255"; break;
-    case FieldType::U16: umax = 0xffff; range = "0..65535"; break;
+    case FieldType::Bool:
+        umax = 1;
+        range = "0 or 1";
+        break;
+    case FieldType::U8:
+        umax = 0xff;
+        range = "0..255";
+        break;
+    case FieldType::U16:
+        umax = 0xffff;
+        range = "0..65535";
+        break;
     case FieldType::U32:
-    case FieldType::Handle: umax = 0xffffffffull; range = "0..4294967295"; break;
-    case FieldType::U64: umax = UINT64_MAX; range = "0..18446744073709551615"; break;
-    case FieldType::I8: smax = 127; range = "-128..127"; break;
-    case FieldType::I16: smax = 32767; range = "-32768..32767"; break;
-    case FieldType::I32: smax = 0x7fffffffull; range = "-2147483648..2147483647"; break;
-    case FieldType::I64: smax = INT64_MAX; range = "-9223372036854775808..9223372036854775807"; break;
-    default: *why = "an integer field"; return false;
+    case FieldType::Handle:
+        umax = 0xffffffffull;
+        range = "0..4294967295";
+        break;
+    case FieldType::U64:
+        umax = UINT64_MAX;
+        range = "0..18446744073709551615";
+        break;
+    case FieldType::I8:
+        smax = 127;
+        range = "-128..127";
+        break;
+    case FieldType::I16:
+        smax = 32767;
+        range = "-32768..32767";
+        break;
+    case FieldType::I32:
+        smax = 0x7fffffffull;
+        range = "-2147483648..2147483647";
+        break;
+    case FieldType::I64:
+        smax = INT64_MAX;
+        range = "-9223372036854775808..9223372036854775807";
+        break;
+    default:
+        *why = "an integer field";
+        return false;
     }
     bool ok = is_signed_type(t) ? (negative ? magnitude <= smax + 1 : magnitude <= smax)
                                 : (!negative && magnitude <= umax);
@@ -59,7 +104,8 @@ bool integer_fits(FieldType t, bool negative, uint64_t magnitude, uint64_t* bits
     return true;
 }
 
-bool parse_address(const std::string& text, bool allow_prefix, security::Cidr* out, std::string* why) {
+bool parse_address(const std::string& text, bool allow_prefix, security::Cidr* out,
+                   std::string* why) {
     std::string addr = text;
     int prefix = -1;
     size_t slash = text.find('/');
@@ -119,8 +165,8 @@ std::string format_address(const uint8_t bytes[16]) {
     return buf;
 }
 
-bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs, const std::string& method,
-                 BuiltRequest& out, Diagnostics& diags) {
+bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs,
+                 const std::string& method, BuiltRequest& out, Diagnostics& diags) {
     out.values.assign(specs.size(), security::FieldValue{});
     std::vector<bool> seen(specs.size(), false);
     for (size_t i = 0; i < specs.size(); ++i) {
@@ -143,13 +189,15 @@ bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs, con
             std::string names;
             for (const FieldSpec& s : specs)
                 names += (names.empty() ? "" : ", ") + s.name;
-            diags.error(a.field.loc, "found field '" + a.field.text + "', expected a field of " + method +
+            diags.error(a.field.loc, "found field '" + a.field.text + "', expected a field of " +
+                                         method +
                                          (names.empty() ? " (it has none)" : " (" + names + ")"));
             ok = false;
             continue;
         }
         if (seen[i]) {
-            diags.error(a.field.loc, "found field '" + a.field.text + "' a second time, expected each field once");
+            diags.error(a.field.loc, "found field '" + a.field.text +
+                                         "' a second time, expected each field once");
             ok = false;
             continue;
         }
@@ -160,13 +208,15 @@ bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs, con
         if (is_integer_type(s.type)) {
             uint64_t bits = 0;
             if (v.kind != ast::Value::Kind::Int) {
-                diags.error(v.loc, "found a " + std::string(v.kind == ast::Value::Kind::String ? "string" : "address") +
+                diags.error(v.loc, "found a " +
+                                       std::string(v.kind == ast::Value::Kind::String ? "string"
+                                                                                      : "address") +
                                        ", expected an integer (field '" + s.name + "' is " +
                                        field_type_name(s.type) + ")");
                 ok = false;
             } else if (!integer_fits(s.type, v.negative, v.magnitude, &bits, &why)) {
-                diags.error(v.loc, "found " + std::string(v.negative ? "-" : "") + std::to_string(v.magnitude) +
-                                       ", expected " + why);
+                diags.error(v.loc, "found " + std::string(v.negative ? "-" : "") +
+                                       std::to_string(v.magnitude) + ", expected " + why);
                 ok = false;
             } else {
                 out.values[i].integer = bits;
@@ -174,8 +224,9 @@ bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs, con
         } else if (s.type == FieldType::Ip) {
             security::Cidr c;
             if (v.kind != ast::Value::Kind::Address) {
-                diags.error(v.loc, "found a value that is not an address, expected an IP address (field '" + s.name +
-                                       "' is ip)");
+                diags.error(
+                    v.loc, "found a value that is not an address, expected an IP address (field '" +
+                               s.name + "' is ip)");
                 ok = false;
             } else if (!parse_address(v.text, false, &c, &why)) {
                 diags.error(v.loc, "found " + v.text + ", expected " + why);
@@ -187,12 +238,14 @@ bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs, con
             }
         } else {
             if (v.kind != ast::Value::Kind::String) {
-                diags.error(v.loc, "found a value that is not a string, expected a quoted string (field '" + s.name +
-                                       "' is " + field_type_name(s.type) + ")");
+                diags.error(
+                    v.loc, "found a value that is not a string, expected a quoted string (field '" +
+                               s.name + "' is " + field_type_name(s.type) + ")");
                 ok = false;
             } else if (v.text.size() > s.max_size) {
-                diags.error(v.loc, "found a string of " + std::to_string(v.text.size()) + " bytes, expected at most " +
-                                       std::to_string(s.max_size) + " (field '" + s.name + "')");
+                diags.error(v.loc, "found a string of " + std::to_string(v.text.size()) +
+                                       " bytes, expected at most " + std::to_string(s.max_size) +
+                                       " (field '" + s.name + "')");
                 ok = false;
             } else {
                 const std::string& stored = out.strings.emplace_back(v.text);

@@ -32,7 +32,7 @@ struct Name {
 struct SetTerm {
     enum class Kind : uint8_t { Name, Any, List };
     Kind kind = Kind::Name;
-    char op = '+'; // how it combines with what is left of it ('+' for the first)
+    char op = '+';           // how it combines with what is left of it ('+' for the first)
     std::vector<Name> names; // Name: one; List: the members
     Loc loc;
 };
@@ -68,8 +68,9 @@ struct Condition {
     enum class Op : uint8_t { Eq, Ne, Lt, Le, Gt, Ge, In, NotIn, Glob, NotGlob, Regex, NotRegex };
     Name field;
     Op op = Op::Eq;
-    std::vector<Value> values; // Eq..Ge: one; In/NotIn: the members (or one range/address); Glob/Regex: one String
-    bool braced = false;       // In/NotIn: written as {...}
+    std::vector<Value>
+        values; // Eq..Ge: one; In/NotIn: the members (or one range/address); Glob/Regex: one String
+    bool braced = false; // In/NotIn: written as {...}
     Loc op_loc;
 };
 
@@ -168,7 +169,7 @@ struct Step {
     Name source, target;
     What what; // Single or None
     std::vector<FieldAssign> fields;
-    Loc loc;        // of `expect` (or of the kind when there is none)
+    Loc loc;         // of `expect` (or of the kind when there is none)
     Loc verdict_loc; // of allow/deny
 };
 struct Test {
@@ -177,8 +178,8 @@ struct Test {
     Loc loc;
 };
 
-using Statement =
-    std::variant<Include, Idl, LabelDecl, Trusted, SetDef, ClassDecl, Family, Level, Machine, Rule, Test>;
+using Statement = std::variant<Include, Idl, LabelDecl, Trusted, SetDef, ClassDecl, Family, Level,
+                               Machine, Rule, Test>;
 
 struct File {
     std::vector<Statement> statements;

@@ -39,7 +39,7 @@ struct CompileOptions {
 
 struct TestOutcome {
     std::string name;
-    std::string where;                 // of `test`
+    std::string where; // of `test`
     uint32_t steps = 0;
     std::vector<std::string> failures; // "file:line:column: expected allow, got deny by rule ..."
     bool passed() const { return failures.empty(); }
@@ -47,7 +47,7 @@ struct TestOutcome {
 
 struct CompiledPolicy {
     PolicyModel model;
-    std::vector<uint8_t> blob;     // empty when options.build is false
+    std::vector<uint8_t> blob;      // empty when options.build is false
     std::vector<std::string> files; // every source read, in order
     std::vector<TestOutcome> tests;
     std::vector<std::string> warnings;
@@ -65,7 +65,8 @@ struct MemorySource {
 
 // Errors (EINVAL) list every problem found, one "file:line:column: ..." per
 // line (at most 20). Failing tests are not an error: see CompiledPolicy::tests.
-Result<CompiledPolicy> compile_policy_files(const std::vector<std::string>& paths, const CompileOptions& options = {});
+Result<CompiledPolicy> compile_policy_files(const std::vector<std::string>& paths,
+                                            const CompileOptions& options = {});
 Result<CompiledPolicy> compile_policy_sources(const std::vector<MemorySource>& sources,
                                               const CompileOptions& options = {});
 
@@ -73,7 +74,8 @@ Result<CompiledPolicy> compile_policy_sources(const std::vector<MemorySource>& s
 // among them only; `idl` also looks in options.idl_path); tests must pass
 // and `domain` must be a declared domain (see CompileOptions::domain).
 // Returns the blob.
-Result<std::vector<uint8_t>> compile_bundle_policy(const std::string& domain, const std::vector<MemorySource>& sources,
+Result<std::vector<uint8_t>> compile_bundle_policy(const std::string& domain,
+                                                   const std::vector<MemorySource>& sources,
                                                    const CompileOptions& options = {});
 
 } // namespace kos::policy

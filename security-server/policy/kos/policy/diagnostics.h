@@ -12,7 +12,7 @@
 namespace kos::policy {
 
 class Diagnostics {
-public:
+  public:
     static constexpr size_t kMaxErrors = 20;
 
     // `files` names the file indices of locations; it must outlive this object.
@@ -34,7 +34,7 @@ public:
     // All messages, one per line (with a note when some were left out).
     Error to_error() const;
 
-private:
+  private:
     const std::vector<std::string>* m_files;
     std::vector<std::string> m_messages;
     bool m_dropped = false;

@@ -20,6 +20,7 @@ ast::File parse_policy(std::string_view text, uint32_t file, Diagnostics& diags)
 // Parses one request written like a test step without `expect`:
 //   request app_t -> vfs_t vfs.File.open path="/x" flags=0
 // (`kos policy explain`). An optional leading `at DURATION` is accepted.
-std::optional<ast::Step> parse_request_line(std::string_view text, uint32_t file, Diagnostics& diags);
+std::optional<ast::Step> parse_request_line(std::string_view text, uint32_t file,
+                                            Diagnostics& diags);
 
 } // namespace kos::policy

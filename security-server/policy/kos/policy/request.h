@@ -41,19 +41,21 @@ const char* field_type_name(security::FieldType t);
 
 // The value as the engine sees it (two's complement for negatives), if it
 // fits type `t`; otherwise false and `why` says the type's range.
-bool integer_fits(security::FieldType t, bool negative, uint64_t magnitude, uint64_t* bits, std::string* why);
+bool integer_fits(security::FieldType t, bool negative, uint64_t magnitude, uint64_t* bits,
+                  std::string* why);
 
 // "192.0.2.1", "10.0.0.0/8", "2001:db8::/32" -> Cidr (IPv4 as ::ffff:a.b.c.d,
 // prefix 96 + n). Without a prefix the whole address (128). `allow_prefix`
 // false refuses a /n.
-bool parse_address(const std::string& text, bool allow_prefix, security::Cidr* out, std::string* why);
+bool parse_address(const std::string& text, bool allow_prefix, security::Cidr* out,
+                   std::string* why);
 std::string format_address(const uint8_t bytes[16]);
 
 // Fills `out.values` (one per spec, in order) from a step's `field=value`
 // list: unknown or repeated fields and values of the wrong type or range are
 // errors at their position; a field left out is 0 (or empty). `method`
 // names the method in messages.
-bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs, const std::string& method,
-                 BuiltRequest& out, Diagnostics& diags);
+bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs,
+                 const std::string& method, BuiltRequest& out, Diagnostics& diags);
 
 } // namespace kos::policy
