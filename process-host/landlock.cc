@@ -134,6 +134,8 @@ Result<int> landlock_build(const LandlockRules& rules, int abi) {
     static_assert((kWrite & (kFsExecute | kFsMakeChar | kFsMakeBlock)) == 0, "no exec or devices in writable trees");
     for (const auto& p : rules.read_paths)
         KOS_TRY(add_path(ruleset.get(), p, kRead, abi));
+    for (const auto& p : rules.list_paths)
+        KOS_TRY(add_path(ruleset.get(), p, kFsReadDir, abi));
     for (const auto& p : rules.write_paths)
         KOS_TRY(add_path(ruleset.get(), p, kWrite, abi));
     for (const auto& p : rules.exec_files)

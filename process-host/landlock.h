@@ -21,7 +21,8 @@ struct LandlockNeeds {
 };
 
 struct LandlockRules {
-    std::vector<std::string> read_paths;  // READ_FILE | READ_DIR beneath
+    std::vector<std::string> read_paths;  // READ_FILE | READ_DIR beneath (a file: READ_FILE)
+    std::vector<std::string> list_paths;  // READ_DIR beneath (names, not contents)
     std::vector<std::string> write_paths; // everything but EXECUTE and device nodes beneath
     std::vector<std::string> exec_files;  // EXECUTE | READ_FILE on these files
     std::vector<std::string> rw_files;    // READ_FILE | WRITE_FILE (device nodes such as /dev/null)

@@ -66,6 +66,10 @@ std::vector<HostFeature> probe_host() {
     out.push_back({"mount/pid/ipc/uts/net namespaces", others ? "available" : "unavailable", others});
     CgroupSupport cg = probe_cgroups();
     bool cg_write = ::access(cg.version == CgroupVersion::V2 ? cg.root.c_str() : "/sys/fs/cgroup/memory", W_OK) == 0;
+    out.push_back({"process backend verdicts",
+                   "the bundle's compiled policy through the security engine; a bundle without [policy] sources "
+                   "gets the sandbox spec's ([network], entrypoint only)",
+                   true});
     out.push_back({"cgroups", cg.detail + (cg.version != CgroupVersion::None && !cg_write ? " (not writable: [limits] "
                                                                                              "memory/pids/cpu need --best-effort)"
                                                                                            : ""),
@@ -92,8 +96,10 @@ int run_bundle(const BackendRequest& r) {
     if (!spec) {
         std::fprintf(stderr, "kos: %s\n", spec.error().message.c_str());
         int code = spec.error().code;
+        // As the VM backend: a program the policy may not start is 126.
+        bool policy_refused = code == EACCES && spec.error().message.rfind("the bundle's policy does not allow", 0) == 0;
         return code == ENOENT && spec.error().message.rfind("cannot run", 0) == 0 ? kExitNotFound
-               : code == ENOEXEC                                                   ? kExitCannotExecute
+               : code == ENOEXEC || policy_refused                                 ? kExitCannotExecute
                                                                                    : kExitKosError;
     }
     for (const std::string& n : spec->notes)
@@ -102,6 +108,7 @@ int run_bundle(const BackendRequest& r) {
     o.best_effort = r.best_effort;
     o.stats = r.stats;
     o.timeout_s = r.timeout_s;
+    o.audit_log = r.audit_log;
     o.jail_supervisor = true;
     for (const std::string& p : r.publish) {
         auto pub = parse_publish(p, "-p");

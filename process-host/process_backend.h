@@ -14,6 +14,7 @@ struct BackendRequest {
     bool best_effort = false;
     double timeout_s = 0;
     std::vector<std::string> publish; // "[HOST_ADDR:]HOST_PORT:GUEST_PORT" (kos run -p)
+    std::string audit_log;            // kos run --audit-log FILE: policy audit records as JSON lines ("": none)
 };
 
 // Exit statuses as in `kos run`: the program's own, 128 + signal, 125 when

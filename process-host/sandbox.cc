@@ -30,6 +30,7 @@
 #include "kos/support/file.h"
 #include "landlock.h"
 #include "port_forward.h"
+#include "sandbox_policy.h"
 #include "seccomp_filter.h"
 #include "supervisor.h"
 #include "supervisor_jail.h"
@@ -373,6 +374,7 @@ uint64_t ns_since(Clock::time_point t) {
 LandlockRules landlock_rules(const SandboxSpec& s) {
     LandlockRules r;
     r.read_paths = s.read_paths;
+    r.list_paths = s.list_paths;
     r.write_paths = s.write_paths;
     r.exec_files = s.execs;
     for (const char* d : kDevices)
@@ -413,6 +415,18 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     // Landlock: refuse to run without it unless asked to.
     out.landlock_abi = landlock_abi();
     KOS_TRY(check_landlock(spec, out.landlock_abi, options.best_effort));
+
+    // The security engine the supervisor asks, loaded before anything runs.
+    std::unique_ptr<SandboxPolicy> policy;
+    if (!spec.policy.empty())
+        policy = KOS_TRY(SandboxPolicy::load(spec.policy, spec.domain));
+    UniqueFd audit_log;
+    if (!options.audit_log.empty()) {
+        audit_log = UniqueFd(::open(options.audit_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+        if (!audit_log) // as the VM backend: the run goes on, records reach stderr only
+            std::fprintf(stderr, "kos: warning: cannot open the audit log %s: %s; records go to stderr only\n",
+                         options.audit_log.c_str(), errno_string(errno).c_str());
+    }
 
     SeccompFilter filter = options.notify ? SeccompFilter::embedded()
                                           : KOS_TRY(SeccompFilter::build({.notify = false}));
@@ -562,7 +576,7 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
         }
     }
     UniqueFd notify(notify_fd);
-    Supervisor sup(spec, child);
+    Supervisor sup(spec, child, policy.get(), audit_log.get());
     if (auto r = forward.attach(child); !r)
         return fail(r.error());
     if (options.jail_supervisor)
@@ -577,6 +591,9 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
                              : cgroup->version() == CgroupVersion::V2 ? "v2"
                                                                       : "v1",
                      spec.uid, privileged ? "65534" : "caller");
+    if (options.stats)
+        for (const std::string& line : spec.report)
+            std::fprintf(stderr, "kos: process backend: %s\n", line.c_str());
 
     // Supervise: notifications, the setup socket (EOF when execve
     // succeeded), the child's exit, the wall-time limit.

@@ -22,6 +22,9 @@ struct RunOptions {
     double timeout_s = 0;     // wall-time limit, 0 = none
     bool notify = true;       // seccomp user notification for connect/bind/execve
     std::vector<Publish> publish; // `-p HOST:GUEST`, besides the spec's own
+    // With a compiled policy: append every audit record as a JSON line
+    // (render_audit_json) to this file, created 0600 if missing; empty: none.
+    std::string audit_log;
     // Jail the calling process once the program runs (supervisor_jail.h).
     // Irreversible: only for a process that starts one sandbox and exits.
     bool jail_supervisor = false;

@@ -11,10 +11,15 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <optional>
 
+#include "kos/policy/audit_json.h"
+#include "kos/policy/compiler.h"
 #include "kos/support/file.h"
 #include "pkg/bundle_config.h"
 #include "pkg/label_matcher.h"
+#include "sandbox_policy.h"
 
 namespace kos::proc {
 namespace {
@@ -71,6 +76,253 @@ Result<size_t> check_labels(const std::string& rootfs, const std::vector<pkg::La
         todo.insert(todo.end(), subdirs.rbegin(), subdirs.rend());
     }
     return count;
+}
+
+// The bundle directory's policy sources ([policy] sources, bundle-relative
+// names checked by the config parser), read without following a symlink out
+// of the bundle, as `kos run --backend vm` reads them.
+Result<std::vector<policy::MemorySource>> read_policy_sources(const std::string& dir,
+                                                              const pkg::PolicyConfig& pc) {
+    std::vector<policy::MemorySource> out;
+    for (const std::string& name : pc.sources) {
+        UniqueFd fd(::open((dir + "/" + name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (!fd)
+            return make_error(errno, dir + "/" + name + ": cannot open the policy source named in [policy] "
+                                                        "sources: " + errno_string(errno));
+        std::string text;
+        char buf[65536];
+        ssize_t n;
+        while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) {
+            text.append(buf, static_cast<size_t>(n));
+            if (text.size() > policy::kMaxTotalSourceBytes)
+                return make_error(EFBIG, dir + "/" + name + ": larger than the policy compiler accepts");
+        }
+        if (n < 0)
+            return make_error(errno, dir + "/" + name + ": " + errno_string(errno));
+        out.push_back({name, std::move(text)});
+    }
+    return out;
+}
+
+// One entry of the rootfs as the sandbox shows it (the top-level proc, dev
+// and tmp are the sandbox's own mounts, so the rootfs's are not walked).
+struct Node {
+    std::string path; // inside the sandbox: "/bin/sh"
+    enum class Type { Dir, File, Other } type = Type::Other;
+    std::vector<size_t> children; // Dir: indices into the walk
+    std::string label;            // with [labels]
+};
+
+Result<std::vector<Node>> walk_rootfs(const std::string& rootfs, const pkg::LabelMatcher* labels) {
+    constexpr size_t kMaxEntries = 1'000'000;
+    std::vector<Node> nodes;
+    nodes.push_back({"/", Node::Type::Dir, {}, {}});
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        if (labels)
+            nodes[i].label = KOS_TRY(labels->label_for(nodes[i].path));
+        if (nodes[i].type != Node::Type::Dir)
+            continue;
+        std::string dir = nodes[i].path == "/" ? "" : nodes[i].path;
+        DIR* d = ::opendir((rootfs + dir).c_str());
+        if (!d)
+            return make_error(errno, rootfs + dir + ": " + errno_string(errno));
+        std::vector<std::string> names;
+        while (dirent* e = ::readdir(d)) {
+            std::string name = e->d_name;
+            if (name == "." || name == ".." || (dir.empty() && (name == "proc" || name == "dev" || name == "tmp")))
+                continue;
+            names.push_back(name);
+        }
+        ::closedir(d);
+        std::sort(names.begin(), names.end());
+        for (const std::string& name : names) {
+            if (nodes.size() >= kMaxEntries)
+                return make_error(EFBIG, "the bundle's rootfs has more than " + std::to_string(kMaxEntries) +
+                                             " entries");
+            Node n{dir + "/" + name, Node::Type::Other, {}, {}};
+            struct stat st{};
+            if (::lstat((rootfs + n.path).c_str(), &st) == 0)
+                n.type = S_ISDIR(st.st_mode) ? Node::Type::Dir : S_ISREG(st.st_mode) ? Node::Type::File : Node::Type::Other;
+            nodes[i].children.push_back(nodes.size());
+            nodes.push_back(std::move(n));
+        }
+    }
+    return nodes;
+}
+
+// Landlock rules for a per-entry property `has` (files, and directories
+// themselves when `dir_counts`; other entries are neutral): one rule for a
+// directory whose whole tree has it (and holds at least one entry that
+// does), else one per file that has it. Fills `whole` for directories.
+struct Summary {
+    bool all = true;
+    bool any = false;
+};
+
+Summary summarize(const std::vector<Node>& nodes, size_t i, const std::vector<char>& has, bool dir_counts,
+                  std::vector<char>& whole) {
+    const Node& n = nodes[i];
+    if (n.type == Node::Type::Other)
+        return {};
+    if (n.type == Node::Type::File)
+        return {has[i] != 0, has[i] != 0};
+    Summary sum{!dir_counts || has[i] != 0, dir_counts && has[i] != 0};
+    for (size_t c : n.children) {
+        Summary t = summarize(nodes, c, has, dir_counts, whole);
+        sum.all = sum.all && t.all;
+        sum.any = sum.any || t.any;
+    }
+    whole[i] = sum.all && sum.any;
+    return sum;
+}
+
+void emit_rules(const std::vector<Node>& nodes, size_t i, const std::vector<char>& has,
+                const std::vector<char>& whole, std::vector<std::string>& out) {
+    const Node& n = nodes[i];
+    if (n.type == Node::Type::File && has[i])
+        out.push_back(n.path);
+    if (n.type != Node::Type::Dir)
+        return;
+    if (whole[i]) {
+        out.push_back(n.path);
+        return;
+    }
+    for (size_t c : n.children)
+        emit_rules(nodes, c, has, whole, out);
+}
+
+// READ_DIR only, on the highest directories whose own label and every
+// directory beneath are readable (listing names, not reading contents).
+void emit_list_rules(const std::vector<Node>& nodes, size_t i, const std::vector<char>& dirs_ok,
+                     const std::vector<char>& whole_read, std::vector<std::string>& out) {
+    if (nodes[i].type != Node::Type::Dir || whole_read[i])
+        return; // read rules cover it
+    if (dirs_ok[i]) {
+        out.push_back(nodes[i].path);
+        return;
+    }
+    for (size_t c : nodes[i].children)
+        emit_list_rules(nodes, c, dirs_ok, whole_read, out);
+}
+
+bool dirs_readable(const std::vector<Node>& nodes, size_t i, const std::vector<char>& readable,
+                   std::vector<char>& dirs_ok) {
+    bool all = readable[i] != 0;
+    for (size_t c : nodes[i].children)
+        if (nodes[c].type == Node::Type::Dir)
+            all = dirs_readable(nodes, c, readable, dirs_ok) && all;
+    dirs_ok[i] = all;
+    return all;
+}
+
+// With a compiled policy: the entrypoint check, the executable set and the
+// label-narrowed readable set (docs/process-backend.md).
+Result<void> apply_policy(SandboxSpec& s, const std::string& dir, const pkg::BundleConfig& config,
+                          const std::string& program) {
+    auto sources = KOS_TRY(read_policy_sources(dir, config.policy));
+    auto blob = policy::compile_bundle_policy(config.policy.domain, sources);
+    if (!blob)
+        return make_error(EINVAL, "bundle " + dir + ": compiling the bundle's policy: " + blob.error().message);
+    auto loaded = SandboxPolicy::load(*blob, config.policy.domain);
+    if (!loaded)
+        return make_error(EINVAL, s.origin + ": " + loaded.error().message);
+    SandboxPolicy& pol = **loaded;
+
+    // The program itself, before anything runs (the VM backend checks it
+    // before boot and names the rule the same way).
+    PolicyDecision start = pol.decide_execute(program, 0);
+    if (!start.verdict.allow)
+        return make_error(EACCES, "the bundle's policy does not allow app (" + config.policy.domain +
+                                      ") to execute " + program + " [rule " +
+                                      policy::describe_rule(pol.engine(), start.verdict.rule) + "]");
+
+    std::optional<pkg::LabelMatcher> matcher;
+    if (config.has_labels)
+        matcher.emplace(config.labels);
+    auto nodes = KOS_TRY(walk_rootfs(s.rootfs, matcher ? &*matcher : nullptr));
+
+    // Executable: every regular file the policy allows to execute, and the
+    // ELF interpreters of those (the kernel opens them for execute too).
+    std::vector<char> exec(nodes.size(), 0), whole(nodes.size(), 0);
+    size_t allowed = 0;
+    std::vector<std::string> interps;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        if (nodes[i].type != Node::Type::File || !pol.decide_execute(nodes[i].path, 0).verdict.allow)
+            continue;
+        exec[i] = 1;
+        ++allowed;
+        auto interp = elf_interpreter(s.rootfs, nodes[i].path);
+        if (interp && *interp)
+            if (auto ri = resolve_in_rootfs(s.rootfs, **interp); ri)
+                interps.push_back(*ri);
+    }
+    summarize(nodes, 0, exec, false, whole); // a directory is executable through its files only
+    s.execs.clear();
+    emit_rules(nodes, 0, exec, whole, s.execs);
+    for (const std::string& i : interps)
+        if (std::find(s.execs.begin(), s.execs.end(), i) == s.execs.end())
+            s.execs.push_back(i);
+    s.report.push_back("execute: " + std::to_string(allowed) + " file(s) of the rootfs allowed by the policy, " +
+                       std::to_string(s.execs.size()) + " Landlock EXECUTE rule(s) with their ELF interpreters");
+
+    // Readable: with class file and [labels], only entries whose label the
+    // policy lets the domain read (security DOMAIN -> L file.read).
+    if (pol.has_file_class() && matcher) {
+        std::map<std::string, bool> read_of, write_of;
+        std::vector<char> readable(nodes.size(), 0), whole_read(nodes.size(), 0), dirs_ok(nodes.size(), 0);
+        for (size_t i = 0; i < nodes.size(); ++i) {
+            auto [it, fresh] = read_of.try_emplace(nodes[i].label, false);
+            if (fresh) {
+                it->second = pol.allows_file(nodes[i].label, "read");
+                write_of[nodes[i].label] = pol.allows_file(nodes[i].label, "write");
+            }
+            readable[i] = it->second ? 1 : 0;
+        }
+        summarize(nodes, 0, readable, true, whole_read);
+        dirs_readable(nodes, 0, readable, dirs_ok);
+        s.read_paths.clear();
+        emit_rules(nodes, 0, readable, whole_read, s.read_paths);
+        emit_list_rules(nodes, 0, dirs_ok, whole_read, s.list_paths);
+        if (!whole_read[0])
+            s.read_paths.push_back("/proc"); // the sandbox's own /proc
+        std::string can, cannot, writable;
+        for (const auto& [label, ok] : read_of)
+            (ok ? can : cannot) += (ok ? can : cannot).empty() ? label : ", " + label;
+        for (const auto& [label, ok] : write_of)
+            if (ok)
+                writable += writable.empty() ? label : ", " + label;
+        s.report.push_back("read: labels " + (can.empty() ? std::string("(none)") : can) + "; not readable: " +
+                           (cannot.empty() ? std::string("(none)") : cannot) + "; " +
+                           std::to_string(s.read_paths.size() + s.list_paths.size()) + " Landlock read rule(s)");
+        if (!writable.empty())
+            s.report.push_back("write: the policy allows file.write on " + writable +
+                               ", but the rootfs is read-only in this backend");
+    } else if (pol.has_file_class()) {
+        s.report.push_back("read: the policy declares class file, but the bundle has no [labels]: the whole rootfs "
+                           "stays readable");
+    } else {
+        s.report.push_back("read: the policy declares no class file with a read permission: the whole rootfs "
+                           "stays readable");
+    }
+    size_t rules = s.execs.size() + s.read_paths.size() + s.list_paths.size();
+    if (rules > kMaxLandlockPathRules)
+        return make_error(EFBIG, s.origin + ": the bundle's policy and labels need " + std::to_string(rules) +
+                                     " Landlock path rules (at most " + std::to_string(kMaxLandlockPathRules) +
+                                     "); give whole directories one label, or allow whole directories to execute");
+
+    if (!pol.declares_net_label())
+        s.report.push_back(std::string("network: the policy does not declare ") + kNetLabel +
+                           ": every IP connect and bind is denied (rule unknown)");
+    if (!config.network.listen.empty() || !config.network.connect.empty())
+        s.notes.push_back("[network] in " + s.origin + " is not used for verdicts: the bundle's policy decides "
+                          "(request " + config.policy.domain + " -> " + kNetLabel + " net.Socket.connect/bind)");
+    s.policy = std::move(*blob);
+    std::string files;
+    for (const auto& src : sources)
+        files += (files.empty() ? "" : ", ") + src.name;
+    s.report.insert(s.report.begin(), "verdicts: the compiled bundle policy (" + files + ") through the security engine, "
+                                      "domain " + config.policy.domain);
+    return {};
 }
 
 } // namespace
@@ -288,9 +540,10 @@ Result<SandboxSpec> spec_from_bundle_dir(const std::string& dir, const std::vect
     if (::stat(s.rootfs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
         return make_error(ENOTDIR, s.rootfs + ": the bundle's rootfs must be a directory");
 
-    // Until the compiled bundle policy labels files, the whole rootfs is
-    // readable, /tmp is the only writable tree, and the program itself (and
-    // its ELF interpreter) is the only executable.
+    // Without a compiled policy the whole rootfs is readable, /tmp is the
+    // only writable tree, and the program itself (and its ELF interpreter)
+    // is the only executable; apply_policy() narrows reads by label and
+    // derives the executables from the policy.
     s.read_paths = {"/"};
     s.write_paths = {"/tmp"};
 
@@ -310,8 +563,10 @@ Result<SandboxSpec> spec_from_bundle_dir(const std::string& dir, const std::vect
         s.notes.push_back("[limits] output is not enforced by the process backend (the program "
                           "writes to kos's own stdout and stderr)");
 
-    // [network]: listen -> bind on the port, connect -> connect to host:port.
-    for (const pkg::NetworkEndpoint& e : config.network.listen) {
+    // [network]: listen -> bind on the port, connect -> connect to host:port
+    // (without a compiled policy; with one, the policy decides).
+    bool with_policy = config.has_policy && !config.policy.sources.empty();
+    for (const pkg::NetworkEndpoint& e : with_policy ? std::vector<pkg::NetworkEndpoint>{} : config.network.listen) {
         NetRule r;
         r.proto = e.proto == "udp" ? Proto::Udp : Proto::Tcp;
         r.any_addr = true;
@@ -319,7 +574,7 @@ Result<SandboxSpec> spec_from_bundle_dir(const std::string& dir, const std::vect
         r.text = e.proto + " *:" + std::to_string(e.port) + " (listen, label " + e.label + ")";
         s.bind.push_back(r);
     }
-    for (const pkg::NetworkEndpoint& e : config.network.connect) {
+    for (const pkg::NetworkEndpoint& e : with_policy ? std::vector<pkg::NetworkEndpoint>{} : config.network.connect) {
         auto rules = parse_host_rule(e.host, config_path + ": [network] connect");
         if (!rules) {
             if (rules.error().code != ENOENT)
@@ -352,6 +607,13 @@ Result<SandboxSpec> spec_from_bundle_dir(const std::string& dir, const std::vect
             return make_error(ENOENT, "cannot run " + prog + ": its ELF interpreter " + **interp +
                                           " is missing from the bundle's rootfs");
         s.execs.push_back(*ri);
+    }
+    if (with_policy) {
+        KOS_TRY(apply_policy(s, dir, config, *resolved));
+    } else {
+        s.report.push_back(std::string("verdicts: the sandbox spec, not the security engine (") +
+                           (config.has_policy ? "[policy] names no sources" : "the bundle has no [policy]") +
+                           "): connect/bind from [network], execve only the entrypoint and its interpreter");
     }
     return s;
 }

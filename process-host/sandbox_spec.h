@@ -1,8 +1,10 @@
 // The sandbox spec: everything the host-process backend enforces for one
 // run, in one plain struct. Landlock rules, the seccomp filter, the
 // supervisor's connect/bind/execve verdicts, rlimits and the cgroup are all
-// generated from it, so wiring the compiled bundle policy in later means
-// writing one function that fills a SandboxSpec (see from_bundle_dir).
+// generated from it. With a compiled bundle policy ([policy] sources) the
+// verdicts come from the security engine instead (sandbox_policy.h), and
+// the policy also decides which files Landlock lets the program execute
+// and, with [labels], read (spec_from_bundle_dir).
 #pragma once
 
 #include <cstdint>
@@ -72,10 +74,14 @@ struct SandboxSpec {
     std::string rootfs; // host directory that becomes "/" (read-only)
 
     // Landlock: paths inside the sandbox. Readable trees get READ_FILE and
-    // READ_DIR; writable trees get every right except EXECUTE and device
-    // creation; programs in `execs` get EXECUTE (and are the only files
-    // execve may start).
+    // READ_DIR (a readable file: READ_FILE); listable trees READ_DIR only;
+    // writable trees get every right except EXECUTE and device creation;
+    // programs in `execs` get EXECUTE (without a policy they are the only
+    // files execve may start; with one, `execs` holds every rootfs file the
+    // policy allows to execute, whole directories where all their files
+    // are, and the ELF interpreters of those programs).
     std::vector<std::string> read_paths;
+    std::vector<std::string> list_paths;
     std::vector<std::string> write_paths;
     std::vector<std::string> execs;
 
@@ -86,8 +92,18 @@ struct SandboxSpec {
 
     Limits limits;
 
+    // The compiled bundle policy (kos::policy::compile_bundle_policy of the
+    // [policy] sources): when not empty, the supervisor's connect, bind and
+    // execve verdicts come from a security engine loaded with it, and
+    // `connect` and `bind` above are empty. Empty: a bundle without policy
+    // sources, judged by the spec's own rules.
+    std::vector<uint8_t> policy;
+
     // Where each part came from, for messages ("examples/x/bundle.toml").
     std::string origin;
+    // How the verdicts and the Landlock rules were derived, one line each,
+    // printed by `kos run --stats`.
+    std::vector<std::string> report;
     // Parts of the config this backend could not enforce or map, one line
     // each, printed as notes by `kos run`.
     std::vector<std::string> notes;
@@ -95,8 +111,15 @@ struct SandboxSpec {
 
 // Builds the spec of a bundle directory (DIR/bundle.toml + DIR/rootfs/).
 // Everything comes from pkg::parse_bundle_config: [app], [limits] and
-// [network] (how each key maps: docs/process-backend.md). `argv_override`
-// (from `kos run DIR -- ARGS`) replaces the entrypoint when not empty.
+// [network] (how each key maps: docs/process-backend.md), and with [policy]
+// sources the compiled policy (which then replaces [network] as the source
+// of verdicts). `argv_override` (from `kos run DIR -- ARGS`) replaces the
+// entrypoint when not empty. Errors: ENOENT for a missing program (message
+// "cannot run ..."), EACCES "the bundle's policy does not allow ..." when
+// the policy does not let the program start, EINVAL for a policy that does
+// not compile or whose tests fail, EFBIG when the policy's Landlock rules
+// would exceed kMaxLandlockPathRules.
+inline constexpr size_t kMaxLandlockPathRules = 4096;
 Result<SandboxSpec> spec_from_bundle_dir(const std::string& dir,
                                          const std::vector<std::string>& argv_override);
 

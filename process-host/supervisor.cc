@@ -13,10 +13,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
+#include "kos/policy/audit_json.h"
 #include "kos/support/file.h"
 
 namespace kos::proc {
@@ -58,6 +61,24 @@ bool read_path(int pid, uint64_t addr, std::string& out) {
         addr += got;
     }
     return false;
+}
+
+uint64_t monotonic_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// The path the kernel resolved for `fd` (an O_PATH descriptor opened
+// through the program's root): /proc/self/fd names it relative to the
+// sandbox's root, whose top-level entries are the rootfs's, so it is the
+// path inside the rootfs. The caller checks that the inode matches.
+std::string fd_path(int fd) {
+    char buf[4096];
+    ssize_t n = ::readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf, sizeof buf);
+    if (n <= 0 || static_cast<size_t>(n) >= sizeof buf)
+        return "";
+    return std::string(buf, static_cast<size_t>(n));
 }
 
 std::string addr_text(int family, const uint8_t* a, uint16_t port) {
@@ -113,7 +134,8 @@ Verdict decide_net(const SandboxSpec& spec, NetOp op, Proto proto, int family, c
     return {false, "no [network] listen entry in " + spec.origin + " allows it", "network.listen"};
 }
 
-Supervisor::Supervisor(const SandboxSpec& spec, int child_pid) : m_spec(spec), m_child(child_pid) {
+Supervisor::Supervisor(const SandboxSpec& spec, int child_pid, SandboxPolicy* policy, int audit_fd)
+    : m_spec(spec), m_child(child_pid), m_policy(policy), m_audit_fd(audit_fd) {
     for (const auto& e : spec.execs) {
         struct stat st{};
         if (::stat((spec.rootfs + e).c_str(), &st) == 0)
@@ -125,6 +147,27 @@ bool Supervisor::exec_allowed(dev_t dev, ino_t ino) const { return m_execs.count
 
 // "prog (domain)", as the VM backend's audit lines name a subject.
 std::string Supervisor::who(int pid) const { return comm_of(pid) + " (" + m_spec.domain + ")"; }
+
+void Supervisor::print_line(const std::string& line) {
+    // Up to a cap, so a looping program cannot flood the terminal; the
+    // count is in the --stats summary and every record in the audit log.
+    ++m_lines;
+    if (m_lines <= kMaxDenialLines)
+        std::fprintf(stderr, "%s\n", line.c_str());
+    if (m_lines == kMaxDenialLines)
+        std::fprintf(stderr, "%s\n", m_audit_fd >= 0 ? "kos: more audit records than shown; all are in the audit log"
+                                                     : "kos: further denials are counted, not printed");
+}
+
+void Supervisor::audit(const PolicyDecision& d) {
+    if (!d.audited)
+        return;
+    print_line(policy::render_audit_human(m_policy->engine(), d.record));
+    if (m_audit_fd >= 0) {
+        std::string line = policy::render_audit_json(m_policy->engine(), d.record) + "\n";
+        (void)write_all(m_audit_fd, line.data(), line.size(), "audit log");
+    }
+}
 
 void Supervisor::add_pollfds(std::vector<pollfd>& fds) const {
     for (const auto& p : m_pending)
@@ -156,15 +199,21 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
     resp.id = req.id;
     int pid = static_cast<int>(req.pid);
     auto still_valid = [&] { return ::ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0; };
+    // A denial the supervisor makes itself: one line (spec verdicts, and
+    // what the policy cannot be asked about).
     auto deny = [&](int err, const std::string& line) {
         resp.error = -err;
         ++stats.denials;
-        // One line per denial, up to a cap so a looping program cannot
-        // flood the terminal; the count is in the --stats summary.
-        if (stats.denials <= kMaxDenialLines)
-            std::fprintf(stderr, "kos: denied %s\n", line.c_str());
-        if (stats.denials == kMaxDenialLines)
-            std::fprintf(stderr, "kos: further denials are counted, not printed\n");
+        print_line("kos: denied " + line);
+    };
+    // A verdict of the policy: its audit record if it asks for one.
+    auto policy_verdict = [&](const PolicyDecision& d) {
+        audit(d);
+        if (!d.verdict.allow) {
+            resp.error = -EACCES;
+            ++stats.denials;
+        }
+        return d.verdict.allow;
     };
     const char* name = "?";
     long nr = req.data.nr;
@@ -190,18 +239,20 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
         } else {
             base = UniqueFd(::open((proc + "/cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
         }
-        bool allowed = false;
+        struct stat st{};
+        UniqueFd target;
+        int resolved = -1; // the file the path names now, if any
         if (ok && base) {
-            struct stat st{};
             if (rel.empty()) {
-                allowed = ::fstat(base.get(), &st) == 0 && exec_allowed(st.st_dev, st.st_ino);
+                if (::fstat(base.get(), &st) == 0)
+                    resolved = base.get();
             } else {
                 open_how how{};
                 how.flags = O_PATH | O_CLOEXEC;
                 how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-                UniqueFd target(static_cast<int>(::syscall(SYS_openat2, base.get(), rel.c_str(), &how, sizeof how)));
+                target = UniqueFd(static_cast<int>(::syscall(SYS_openat2, base.get(), rel.c_str(), &how, sizeof how)));
                 if (target && ::fstat(target.get(), &st) == 0 && S_ISREG(st.st_mode))
-                    allowed = exec_allowed(st.st_dev, st.st_ino);
+                    resolved = target.get();
                 else if (!target && errno == ENOENT) {
                     // A missing program: let the kernel report ENOENT as usual.
                     resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
@@ -210,11 +261,33 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
                 }
             }
         }
+        bool allowed = false;
+        std::optional<PolicyDecision> decision;
+        std::string program;
+        if (resolved >= 0 && m_policy) {
+            // The policy judges the path inside the rootfs, as resolved; only
+            // a file that is that rootfs file may run (a memfd, a /tmp or
+            // /proc file never: Landlock does not cover every such file).
+            program = fd_path(resolved);
+            struct stat rs{};
+            if (S_ISREG(st.st_mode) && !program.empty() && program[0] == '/' &&
+                ::lstat((m_spec.rootfs + program).c_str(), &rs) == 0 && rs.st_dev == st.st_dev &&
+                rs.st_ino == st.st_ino)
+                decision = m_policy->decide_execute(program, monotonic_ns());
+        } else if (resolved >= 0) {
+            allowed = exec_allowed(st.st_dev, st.st_ino);
+        }
         if (!still_valid())
             return;
+        if (decision)
+            allowed = policy_verdict(*decision);
         if (allowed)
             resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-        else
+        else if (m_policy && !decision)
+            deny(EACCES, std::string(name) + " \"" + path + "\" by " + who(pid) +
+                             " [rule exec.outside-rootfs]: only files of the bundle's rootfs may be executed" +
+                             (program.empty() ? std::string() : " (it resolves to " + program + ")"));
+        else if (!m_policy)
             deny(EACCES, std::string(name) + " \"" + path + "\" by " + who(pid) +
                              " [rule exec.undeclared]: only the entrypoint and its interpreter may be executed");
     } else if (nr == SYS_connect || nr == SYS_bind) {
@@ -253,13 +326,36 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
                 return;
             } else {
                 Proto proto = type == SOCK_STREAM ? Proto::Tcp : Proto::Udp;
-                Verdict v = (type == SOCK_STREAM || type == SOCK_DGRAM)
-                                ? decide_net(m_spec, op, proto, family, a, port)
-                                : Verdict{false, "only TCP and UDP sockets are supported", "network.socket-type"};
-                if (!v.allow) {
-                    deny(EACCES, std::string(name) + " " + (proto == Proto::Tcp ? "tcp " : "udp ") +
-                                     addr_text(family, a, port) + " by " + who(pid) + " [rule " + v.rule + "]: " +
-                                     v.reason);
+                bool allowed = false;
+                if (m_policy) {
+                    // The IP protocol itself (net.kidl's proto): a stream
+                    // socket of another protocol (MPTCP, SCTP) is not TCP.
+                    int ip_proto = 0;
+                    socklen_t pl = sizeof ip_proto;
+                    bool tcp_or_udp = ::getsockopt(dup.get(), SOL_SOCKET, SO_PROTOCOL, &ip_proto, &pl) == 0 &&
+                                      ((type == SOCK_STREAM && ip_proto == IPPROTO_TCP) ||
+                                       (type == SOCK_DGRAM && ip_proto == IPPROTO_UDP));
+                    if (tcp_or_udp) {
+                        uint64_t now = monotonic_ns();
+                        allowed = policy_verdict(op == NetOp::Connect
+                                                     ? m_policy->decide_connect(ep, static_cast<uint8_t>(ip_proto), now)
+                                                     : m_policy->decide_bind(ep, now));
+                    } else {
+                        deny(EACCES, std::string(name) + " " + addr_text(family, a, port) + " by " + who(pid) +
+                                         " [rule network.socket-type]: only TCP and UDP sockets are supported");
+                    }
+                } else {
+                    Verdict v = (type == SOCK_STREAM || type == SOCK_DGRAM)
+                                    ? decide_net(m_spec, op, proto, family, a, port)
+                                    : Verdict{false, "only TCP and UDP sockets are supported", "network.socket-type"};
+                    allowed = v.allow;
+                    if (!v.allow)
+                        deny(EACCES, std::string(name) + " " + (proto == Proto::Tcp ? "tcp " : "udp ") +
+                                         addr_text(family, a, port) + " by " + who(pid) + " [rule " + v.rule +
+                                         "]: " + v.reason);
+                }
+                if (!allowed) {
+                    // answered below with the error set by the verdict
                 } else if (op == NetOp::Bind) {
                     // The call runs on our copy of the address.
                     int rc = ::bind(dup.get(), reinterpret_cast<sockaddr*>(&ss), static_cast<socklen_t>(len));

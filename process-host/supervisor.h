@@ -1,5 +1,7 @@
 // The supervisor answers the sandbox's seccomp user notifications
-// (connect, bind, execve, execveat), deciding from the sandbox spec.
+// (connect, bind, execve, execveat), deciding with the security engine
+// loaded with the bundle's compiled policy (sandbox_policy.h), or from the
+// sandbox spec for a bundle without policy sources.
 //
 // No decision trusts memory the program can change after the check:
 // - connect/bind on IP sockets: the supervisor copies the address once,
@@ -7,13 +9,17 @@
 //   duplicate of the program's socket (pidfd_getfd) with that copy (a
 //   connect that does not finish at once is answered when it does, so the
 //   supervisor never blocks);
-// - execve: the supervisor denies what the spec does not list and lets an
-//   allowed path continue, and the kernel re-checks: Landlock grants
-//   EXECUTE only on the listed files, so a path rewritten after the check
-//   still cannot start anything else (ATTACKS.md 27).
-// Every denial prints one line on stderr, shaped like the VM backend's audit
-// lines: "kos: denied connect tcp 10.0.0.1:80 by prog (app_t) [rule
-// network.connect]: why".
+// - execve: the supervisor resolves the path inside the sandbox root and
+//   denies what the policy (or the spec) does not allow, and lets an
+//   allowed path continue; the kernel re-checks: Landlock grants EXECUTE
+//   only on the files the policy allows (the spec lists), so a path
+//   rewritten after the check still cannot start anything else
+//   (ATTACKS.md 27).
+// With a policy, every verdict the policy marks for audit prints
+// render_audit_human's line on stderr (as the VM backend does) and appends
+// render_audit_json's to the audit log, if one is open. Without one, every
+// denial prints "kos: denied connect tcp 10.0.0.1:80 by prog (app_t) [rule
+// network.connect]: why". At most 100 lines per run reach stderr.
 #pragma once
 
 #include <poll.h>
@@ -29,6 +35,7 @@
 #include "kos/support/file.h"
 
 #include "sandbox.h"
+#include "sandbox_policy.h"
 #include "sandbox_spec.h"
 
 namespace kos::proc {
@@ -52,7 +59,9 @@ Verdict decide_net(const SandboxSpec& spec, NetOp op, Proto proto, int family, c
 
 class Supervisor {
 public:
-    Supervisor(const SandboxSpec& spec, int child_pid);
+    // `policy` (may be null: spec verdicts) and `audit_fd` (-1: none; JSON
+    // lines appended) stay owned by the caller and outlive the supervisor.
+    Supervisor(const SandboxSpec& spec, int child_pid, SandboxPolicy* policy = nullptr, int audit_fd = -1);
     // Receives and answers one notification (a connect that cannot finish
     // at once is answered later by handle_pending).
     void handle(int notify_fd, RunOutcome& stats);
@@ -69,8 +78,14 @@ private:
     std::vector<PendingConnect> m_pending;
     bool exec_allowed(dev_t dev, ino_t ino) const;
     std::string who(int pid) const;
+    // Prints (up to the cap) and logs one policy verdict's audit record.
+    void audit(const PolicyDecision& d);
+    void print_line(const std::string& line);
     const SandboxSpec& m_spec;
     int m_child;
+    SandboxPolicy* m_policy;
+    int m_audit_fd;
+    uint64_t m_lines = 0;
     std::set<std::pair<dev_t, ino_t>> m_execs;
 };
 

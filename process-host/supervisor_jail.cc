@@ -29,6 +29,8 @@ constexpr Entry kAllow[] = {
     {"fstat", "identifying an execve target"},
     {"newfstatat", "identifying an execve target"},
     {"statx", "identifying an execve target"},
+    {"readlink", "the path of an execve target inside the sandbox (/proc/self/fd), for the policy's verdict"},
+    {"readlinkat", "the same, where libc uses readlinkat"},
     {"lseek", "stdio"},
     {"fcntl", "a blocking socket made non-blocking for the supervisor's connect, then restored"},
     {"pidfd_open", "duplicating the program's socket"},

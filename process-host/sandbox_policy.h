@@ -1,0 +1,86 @@
+// The compiled bundle policy as the host-process backend asks it: one
+// security engine (security-server/engine, the same object code as the
+// guest kernel's) loaded with the blob, and the requests the supervisor
+// builds from what it copied out of the program:
+//
+//   connect  request DOMAIN -> net_t net.Socket.connect address=A port=P proto=6|17
+//   bind     request DOMAIN -> net_t net.Socket.bind socket=0 address=A port=P
+//   execve   execute DOMAIN -> DOMAIN program="/path/inside/the/rootfs"
+//   labels   security DOMAIN -> L file.read (file.write)
+//
+// Fields are in net.kidl's declaration order; IPv4 addresses travel as
+// ::ffff:a.b.c.d. `net_t` is the system label of the network server
+// (docs/security-server.md, "System labels"): the process backend has no
+// network server process, but it answers for one with the same label, so a
+// policy reads the same under both backends.
+//
+// Not thread-safe (the engine is not): the supervisor is one thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kos/security/engine.h"
+#include "kos/support/result.h"
+
+namespace kos::proc {
+
+struct IpEndpoint;
+
+// The network server's system label.
+inline constexpr const char* kNetLabel = "net_t";
+
+// One verdict and, when the policy marks it for audit, its record (rendered
+// by render_audit_human / render_audit_json).
+struct PolicyDecision {
+    security::Verdict verdict;
+    bool audited = false;
+    security::AuditRecord record{};
+};
+
+class SandboxPolicy {
+public:
+    // Loads `blob` (a compile_bundle_policy result) for processes of
+    // `domain`. EINVAL when the blob does not load or does not declare
+    // `domain` (the VM backend refuses the same bundle).
+    static Result<std::unique_ptr<SandboxPolicy>> load(std::vector<uint8_t> blob, const std::string& domain);
+
+    SandboxPolicy(const SandboxPolicy&) = delete;
+    SandboxPolicy& operator=(const SandboxPolicy&) = delete;
+
+    // `ep` as decode_ip_sockaddr produced it; `proto` the IP protocol number
+    // (6 TCP, 17 UDP). `now_ns`: CLOCK_MONOTONIC, for the policy's limits.
+    PolicyDecision decide_connect(const IpEndpoint& ep, uint8_t proto, uint64_t now_ns);
+    PolicyDecision decide_bind(const IpEndpoint& ep, uint64_t now_ns);
+    PolicyDecision decide_execute(const std::string& program, uint64_t now_ns);
+
+    // security DOMAIN -> label file.PERM; false when the policy has no class
+    // `file`, no such perm, or does not declare `label`.
+    bool allows_file(const std::string& label, const char* perm);
+    // Whether the policy declares class `file` with a `read` permission
+    // (then the bundle's labels narrow what Landlock lets the program read).
+    bool has_file_class() const;
+    bool declares_net_label() const { return m_net != security::kNone; }
+
+    const security::Engine& engine() const { return m_engine; }
+    uint32_t domain() const { return m_domain; }
+    uint32_t net_label() const { return m_net; }
+    const std::vector<uint8_t>& blob() const { return m_blob; }
+
+private:
+    SandboxPolicy() = default;
+    PolicyDecision decide(const security::Request& r);
+
+    std::vector<uint8_t> m_blob;
+    std::vector<uint64_t> m_state; // 8-byte aligned; the engine wants 64 (over-allocated, see load)
+    security::Engine m_engine;
+    uint32_t m_domain = security::kNone;
+    uint32_t m_net = security::kNone;
+};
+
+// The 16-byte `ip` field of an endpoint (IPv4 as ::ffff:a.b.c.d).
+void ip_field_bytes(const IpEndpoint& ep, uint8_t out[16]);
+
+} // namespace kos::proc
