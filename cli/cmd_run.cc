@@ -3,13 +3,19 @@
 
 #include <sys/stat.h>
 
+#include <fcntl.h>
+
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <optional>
 #include <span>
 #include <cstdio>
 
 #include "commands.h"
 #include "kos/base/elf.h"
+#include "kos/policy/audit_json.h"
+#include "kos/security/engine.h"
 #include "kos/boot.h"
 #include "kos/rootfs_image.h"
 #include "kos/syscall.h"
@@ -46,12 +52,29 @@ struct RunArgs {
     std::vector<std::string> publish; // -p [HOST_ADDR:]HOST_PORT:GUEST_PORT
     std::string backend = "vm"; // vm | process | auto
     bool best_effort = false;   // process backend: run without full Landlock/cgroups
+    std::string audit_log;      // JSON lines of audit records; empty: the default location
+    bool no_audit_log = false;
 };
 
 struct Failure {
     int status;
     std::string message;
 };
+
+// $XDG_STATE_HOME/kos/audit.jsonl (~/.local/state/kos/audit.jsonl), its
+// directory created; "" if there is no home to put it in.
+std::string default_audit_log() {
+    std::string base;
+    if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x)
+        base = x;
+    else if (const char* h = std::getenv("HOME"); h && *h)
+        base = std::string(h) + "/.local/state";
+    else
+        return "";
+    std::error_code ec;
+    std::filesystem::create_directories(base + "/kos", ec);
+    return ec ? "" : base + "/kos/audit.jsonl";
+}
 
 // Follows symlinks of the program path inside the rootfs image, as the guest
 // will, so that a missing or non-executable program is reported before boot.
@@ -112,7 +135,48 @@ void report(const Failure& f) { std::fprintf(stderr, "kos: %s\n", f.message.c_st
 struct Prepared {
     std::vector<uint8_t> boot_image;
     pkg::LimitsConfig limits;
+    std::vector<uint8_t> policy; // the compiled policy in the boot image (empty: none)
 };
+
+// A compiled policy loaded on the host: to check labels and programs before
+// boot, and to render the guest's audit records.
+struct HostPolicy {
+    security::Engine engine;
+    std::vector<uint64_t> state;
+
+    Result<void> load(const std::vector<uint8_t>& blob) {
+        state.assign(security::Engine::required_state_size(blob.data(), blob.size()) / 8 + 8, 0);
+        security::LoadError e = engine.load(blob.data(), blob.size(), state.data(), state.size() * 8);
+        if (e != security::LoadError::None)
+            return make_error(EINVAL, std::string("the compiled policy cannot be loaded: ") + security::describe(e));
+        return {};
+    }
+};
+
+// The bundle directory's policy sources, compiled (empty without [policy]).
+Result<std::vector<uint8_t>> compile_dir_policy(const std::string& dir, const pkg::BundleConfig& config) {
+    if (!config.has_policy)
+        return std::vector<uint8_t>{};
+    std::vector<pkg::PolicySource> sources;
+    for (const std::string& name : config.policy.sources) {
+        // Names are bundle-relative without "..", checked by the config
+        // parser; a symlink is not followed out of the bundle.
+        int fd = ::open((dir + "/" + name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            return make_error(errno, dir + "/" + name + ": cannot open the policy source named in [policy] sources: " +
+                                         std::strerror(errno));
+        std::string text;
+        char buf[65536];
+        ssize_t n;
+        while ((n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < (64u << 20))
+            text.append(buf, static_cast<size_t>(n));
+        ::close(fd);
+        if (n < 0)
+            return make_error(EIO, dir + "/" + name + ": read error");
+        sources.push_back({name, std::vector<uint8_t>(text.begin(), text.end())});
+    }
+    return bundle_policy_compiler()(config, sources);
+}
 
 // Everything before the VM: the bundle's config and rootfs, the program
 // check, and the boot image. A packed bundle (a file) is opened and
@@ -126,6 +190,7 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
     std::vector<uint8_t> rootfs_bytes;
     std::span<const uint8_t> rootfs;
     std::optional<pkg::RunnableBundle> packed;
+    std::vector<uint8_t> policy;
     struct stat st{};
     if (::stat(a.bundle.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
         pkg::TrustOptions trust = pkg::default_trust_options();
@@ -137,6 +202,7 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
         config = packed->config;
         config_path = a.bundle + ":" + pkg::kConfigFileName;
         rootfs = packed->rootfs;
+        policy = packed->compiled_policy;
     } else {
         auto text = read_text_file(config_path);
         if (!text) {
@@ -162,6 +228,10 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
             return fail(kExitKosError, "bundle " + a.bundle + ": " + built.error().message);
         rootfs_bytes = std::move(*built);
         rootfs = rootfs_bytes;
+        auto compiled = compile_dir_policy(a.bundle, *config);
+        if (!compiled)
+            return fail(kExitKosError, "bundle " + a.bundle + ": " + compiled.error().message);
+        policy = std::move(*compiled);
     }
 
     vmm::LaunchSpec launch;
@@ -194,7 +264,9 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
 
     // The init description: the app, then every [[process]], and the
     // [[channel]]s between them; nothing else will exist in the VM.
-    if (app.native || !config->processes.empty() || !config->channels.empty()) {
+    // With a policy, the app's label (its [policy] domain) is in the init
+    // description too, so the kernel mediates it like every other process.
+    if (app.native || !config->processes.empty() || !config->channels.empty() || !policy.empty()) {
         std::string app_label = config->has_policy && !config->policy.domain.empty()
                                     ? config->policy.domain
                                     : std::string("app_t");
@@ -221,10 +293,34 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
         }
     }
 
+    // The kernel enforces the policy; checking labels and programs here too
+    // turns a refused boot into an error that names the rule.
+    if (!policy.empty()) {
+        HostPolicy host;
+        if (auto ok = host.load(policy); !ok)
+            return fail(kExitKosError, ok.error().message);
+        for (const vmm::InitProcessSpec& p : launch.init.processes) {
+            uint32_t label = host.engine.find_label(p.label.data(), static_cast<uint32_t>(p.label.size()));
+            if (label == security::kNone)
+                return fail(kExitKosError, config_path + ": process " + p.name + " has label " + p.label +
+                                               ", which the bundle's policy does not declare");
+            const std::string& program = p.argv.at(0);
+            security::FieldValue fv{0, reinterpret_cast<const uint8_t*>(program.data()),
+                                    static_cast<uint32_t>(program.size())};
+            security::Verdict v =
+                host.engine.decide(security::Request{security::Kind::Execute, label, label, 0, 0, &fv, 1, 0});
+            if (!v.allow)
+                return fail(kExitCannotExecute, "the bundle's policy does not allow " + p.name + " (" + p.label +
+                                                    ") to execute " + program + " [rule " +
+                                                    policy::describe_rule(host.engine, v.rule) + "]");
+        }
+    }
+    launch.policy = policy;
+
     auto image = vmm::build_boot_image(launch, rootfs);
     if (!image)
         return fail(kExitKosError, image.error().message);
-    return Prepared{std::move(*image), config->limits};
+    return Prepared{std::move(*image), config->limits, std::move(policy)};
 }
 
 int run_command(const RunArgs& a) {
@@ -270,7 +366,41 @@ int run_command(const RunArgs& a) {
                                             : 1ull << 30;
     vm.wall_timeout_ms = a.timeout_s >= 0 ? static_cast<uint64_t>(a.timeout_s * 1000) : limits.wall_time_ms;
     vm.jail = true;
+
+    // Audit records from the guest: one line each on stderr (the first 100),
+    // every record as a JSON line in the audit log.
+    HostPolicy host;
+    int audit_fd = -1;
+    if (!prepared->policy.empty()) {
+        if (auto ok = host.load(prepared->policy); !ok) {
+            report({kExitKosError, ok.error().message});
+            return kExitKosError;
+        }
+        std::string path = a.no_audit_log ? "" : a.audit_log.empty() ? default_audit_log() : a.audit_log;
+        if (!path.empty()) {
+            audit_fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+            if (audit_fd < 0)
+                std::fprintf(stderr, "kos: warning: cannot open the audit log %s: %s; records go to stderr only\n",
+                             path.c_str(), std::strerror(errno));
+        }
+        vm.audit_fd = audit_fd;
+        vm.audit = [&host, audit_fd, lines = 0](std::span<const uint8_t> bytes) mutable {
+            security::AuditRecord rec;
+            std::memcpy(&rec, bytes.data(), sizeof rec);
+            if (lines < 100)
+                std::fprintf(stderr, "%s\n", policy::render_audit_human(host.engine, rec).c_str());
+            else if (lines == 100)
+                std::fprintf(stderr, "kos: more audit records than shown; all are in the audit log\n");
+            ++lines;
+            if (audit_fd >= 0) {
+                std::string line = policy::render_audit_json(host.engine, rec) + "\n";
+                (void)write_all(audit_fd, line.data(), line.size(), "audit log");
+            }
+        };
+    }
     auto outcome = vmm::run_vm(std::move(vm));
+    if (audit_fd >= 0)
+        ::close(audit_fd);
     if (!outcome) {
         report({kExitKosError, outcome.error().message});
         return kExitKosError;
@@ -349,6 +479,10 @@ void add_run_commands(CLI::App& app, Context& ctx) {
         ->capture_default_str();
     run->add_flag("--best-effort", args->best_effort,
                   "Process backend: run even when Landlock or cgroups cannot enforce everything");
+    run->add_option("--audit-log", args->audit_log,
+                    "Append the policy's audit records to FILE as JSON lines (default: "
+                    "$XDG_STATE_HOME/kos/audit.jsonl, i.e. ~/.local/state/kos/audit.jsonl)");
+    run->add_flag("--no-audit-log", args->no_audit_log, "Show audit records on stderr only");
     run->callback([args, &ctx] {
         if (ctx.has_passthrough)
             args->args.insert(args->args.end(), ctx.passthrough.begin(), ctx.passthrough.end());

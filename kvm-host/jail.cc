@@ -132,6 +132,9 @@ Result<void> install_seccomp_filter(const JailOptions& o) {
     allow(SCMP_SYS(write), {fd_is(0, o.stdout_fd)});
     if (o.stderr_fd != o.stdout_fd)
         allow(SCMP_SYS(write), {fd_is(0, o.stderr_fd)});
+    // The policy's audit records, appended to the audit log opened before.
+    if (o.audit_fd >= 0)
+        allow(SCMP_SYS(write), {fd_is(0, o.audit_fd)});
     // The allocator (error messages, teardown); never executable memory.
     allow(SCMP_SYS(brk));
     allow(SCMP_SYS(mmap), {cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)});

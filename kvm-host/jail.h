@@ -22,6 +22,7 @@ struct JailOptions {
     int stdin_fd = 0;  // read for the guest's console input
     int stdout_fd = 1; // guest output
     int stderr_fd = 2; // guest output and kos's own messages
+    int audit_fd = -1; // the audit log (JSON lines), if any
 };
 
 struct JailReport {

@@ -410,7 +410,7 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     kvm_run* run = vcpu.run();
     Watchdog watchdog(run, opts.wall_timeout_ms);
     if (opts.jail) {
-        JailOptions jo{vcpu.fd(), opts.stdin_fd, opts.stdout_fd, opts.stderr_fd};
+        JailOptions jo{vcpu.fd(), opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.audit_fd};
         st.outcome.jail = KOS_TRY(enter_jail(jo)).summary();
     }
     uint64_t t1 = now_ns();

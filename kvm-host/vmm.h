@@ -27,6 +27,7 @@ struct VmOptions {
     // Receives each audit record the guest kernel reports (the raw bytes of
     // a security::AuditRecord, kAuditRecordSize of them). Empty: dropped.
     std::function<void(std::span<const uint8_t>)> audit;
+    int audit_fd = -1; // the descriptor `audit` writes to: the jail lets it
 };
 
 struct RunOutcome {

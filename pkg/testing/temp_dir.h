@@ -73,7 +73,10 @@ inline void make_bundle_dir(const TempDir& t, const std::string& sub, const std:
                             const std::string& version = "1", const std::string& app = "APP-BINARY-1") {
     std::string p = sub.empty() ? "" : sub + "/";
     t.write(p + "bundle.toml", bundle_toml(name, version));
-    t.write(p + "policy/app.kpol", "allow app_t -> app_file_t : file.read;\n");
+    t.write(p + "policy/app.kpol",
+            "domain app_t\nresource app_file_t, app_exec_t\nclass file { read: read }\n"
+            "allow security app_t -> app_file_t file.read\n"
+            "allow execute app_t -> app_t where program == \"/bin/app\"\n");
     t.write(p + "rootfs/bin/app", app, 0755);
     t.write(p + "rootfs/etc/config", "key=value\n", 0640);
     t.write(p + "rootfs/data/big", std::string(10000, 'q'));

@@ -262,7 +262,8 @@ TEST_F(KosRun, PackedSignedBundleRunsAndATamperedOneIsRefused) {
     b.write("bundle.toml", "[app]\nname = \"hello\"\nentrypoint = [\"/hello\"]\n"
                            "[labels]\n\"/**\" = \"app_file_t\"\n"
                            "[policy]\ndomain = \"app_t\"\nsources = [\"policy/app.kpol\"]\n");
-    b.write("policy/app.kpol", "# the app's policy\n");
+    b.write("policy/app.kpol", "# the app's policy: it may run its program, nothing else\n"
+                               "domain app_t\nallow execute app_t -> app_t where program == \"/hello\"\n");
     b.copy(kSrc + "/examples/hello/rootfs/hello", "rootfs/hello");
     auto key = run_process({kKos, "keygen", "-o", b.dir() + "/key"}, 20);
     ASSERT_EQ(key.status, 0) << key.out << key.err;
@@ -327,8 +328,8 @@ entrypoint = ["/bin/ipc_client"]
 native = true
 
 [policy]
-domain = "client_t"
-sources = ["policy/app.kpol"]
+domain = "app_t"
+sources = ["policy/ipc.kpol", "policy/ipctest.kidl"]
 
 [[process]]
 name = "echo"
@@ -339,19 +340,34 @@ program = ["/bin/echo_server"]
 name = "echo"
 client = "app"
 server = "echo"
-interface = 7
+interface = 0x7100
 rights = ["call", "duplicate", "transfer"]
 )");
+    b.copy(std::string(KOS_SOURCE_DIR) + "/tests/guest/native/ipc.kpol", "policy/ipc.kpol");
+    b.copy(std::string(KOS_SOURCE_DIR) + "/tests/guest/native/ipctest.kidl", "policy/ipctest.kidl");
     b.copy(std::string(KOS_IPC_ROOTFS) + "/bin/ipc_client", "rootfs/bin/ipc_client");
     b.copy(std::string(KOS_IPC_ROOTFS) + "/bin/echo_server", "rootfs/bin/echo_server");
-    auto r = run_process({kKos, "run", b.dir()}, 60);
+    std::string log = b.dir() + "/audit.jsonl";
+    auto r = run_process({kKos, "run", "--audit-log", log, b.dir()}, 60);
     EXPECT_EQ(r.status, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("ipc_client: 0 failures"), std::string::npos) << r.out;
-    EXPECT_NE(r.err.find("kos: denied request app (client_t) -> echo (echo_t): interface 99"),
+    EXPECT_NE(r.err.find("kos: denied request app (app_t) -> echo (echo_t): interface 99"),
               std::string::npos) << r.err;
+    // The policy's denials: one line each on stderr, naming the rule; the
+    // full records in the audit log, where audit2allow reads them.
+    EXPECT_NE(r.err.find("kos: denied request app_t -> echo_t ipctest.Echo.store key=\"secret/a\" level=2 "
+                         "[rule default-deny]"),
+              std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("[rule policy/ipc.kpol:"), std::string::npos) << r.err;
+    std::ifstream in(log);
+    std::string json((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(json.find("\"key\":\"secret/a\""), std::string::npos) << json;
+    auto a2a = run_process({kKos, "policy", "audit2allow", log}, 30);
+    EXPECT_EQ(a2a.status, 0) << a2a.err;
+    EXPECT_NE(a2a.out.find("allow request app_t -> echo_t ipctest.Echo.store"), std::string::npos) << a2a.out;
     // A channel to an undeclared process is refused before anything starts.
     b.write("bundle.toml", "[app]\nname = \"x\"\nentrypoint = [\"/bin/ipc_client\"]\nnative = true\n"
-                           "[[channel]]\nname = \"c\"\nclient = \"app\"\nserver = \"nobody\"\ninterface = 7\n");
+                           "[[channel]]\nname = \"c\"\nclient = \"app\"\nserver = \"nobody\"\ninterface = 0x7100\n");
     auto bad = run_process({kKos, "run", b.dir()}, 30);
     EXPECT_EQ(bad.status, 125);
     EXPECT_NE(bad.err.find("client and server must be two different declared processes"), std::string::npos)
