@@ -31,19 +31,23 @@ void ip_field_bytes(const IpEndpoint& ep, uint8_t out[16]) {
     std::memcpy(out + 12, ep.addr, 4);
 }
 
-Result<std::unique_ptr<SandboxPolicy>> SandboxPolicy::load(std::vector<uint8_t> blob, const std::string& domain) {
+Result<std::unique_ptr<SandboxPolicy>> SandboxPolicy::load(std::vector<uint8_t> blob,
+                                                           const std::string& domain) {
     std::unique_ptr<SandboxPolicy> p(new SandboxPolicy());
     p->m_blob = std::move(blob);
     uint64_t need = sec::Engine::required_state_size(p->m_blob.data(), p->m_blob.size());
     // Room to start the cache on a 64-byte boundary of an 8-byte aligned buffer.
     p->m_state.assign(need / 8 + 8, 0);
-    sec::LoadError e = p->m_engine.load(p->m_blob.data(), p->m_blob.size(), p->m_state.data(), p->m_state.size() * 8);
+    sec::LoadError e = p->m_engine.load(p->m_blob.data(), p->m_blob.size(), p->m_state.data(),
+                                        p->m_state.size() * 8);
     if (e != sec::LoadError::None)
-        return make_error(EINVAL, std::string("the compiled policy cannot be loaded: ") + sec::describe(e));
+        return make_error(EINVAL,
+                          std::string("the compiled policy cannot be loaded: ") + sec::describe(e));
     p->m_domain = label_index(p->m_engine, domain);
     if (p->m_domain == sec::kNone)
-        return make_error(EINVAL, "the program's label " + domain + " ([policy] domain) is not declared by the "
-                                  "bundle's policy");
+        return make_error(EINVAL, "the program's label " + domain +
+                                      " ([policy] domain) is not declared by the "
+                                      "bundle's policy");
     p->m_net = label_index(p->m_engine, kNetLabel);
     return p;
 }
@@ -61,7 +65,8 @@ PolicyDecision SandboxPolicy::decide_connect(const IpEndpoint& ep, uint8_t proto
     ip_field_bytes(ep, addr);
     // net.kidl: connect(address: ip, port: u16, proto: u8).
     sec::FieldValue f[3] = {{0, addr, 16}, {ep.port, nullptr, 0}, {proto, nullptr, 0}};
-    return decide(sec::Request{sec::Kind::Request, m_domain, m_net, net::kInterfaceId, net::connect::kId, f, 3, now_ns});
+    return decide(sec::Request{sec::Kind::Request, m_domain, m_net, net::kInterfaceId,
+                               net::connect::kId, f, 3, now_ns});
 }
 
 PolicyDecision SandboxPolicy::decide_bind(const IpEndpoint& ep, uint64_t now_ns) {
@@ -70,11 +75,13 @@ PolicyDecision SandboxPolicy::decide_bind(const IpEndpoint& ep, uint64_t now_ns)
     // net.kidl: bind(socket: handle, address: ip, port: u16); the program
     // holds no handle of the network server, so socket is 0.
     sec::FieldValue f[3] = {{0, nullptr, 0}, {0, addr, 16}, {ep.port, nullptr, 0}};
-    return decide(sec::Request{sec::Kind::Request, m_domain, m_net, net::kInterfaceId, net::bind::kId, f, 3, now_ns});
+    return decide(sec::Request{sec::Kind::Request, m_domain, m_net, net::kInterfaceId,
+                               net::bind::kId, f, 3, now_ns});
 }
 
 PolicyDecision SandboxPolicy::decide_execute(const std::string& program, uint64_t now_ns) {
-    sec::FieldValue f{0, reinterpret_cast<const uint8_t*>(program.data()), static_cast<uint32_t>(program.size())};
+    sec::FieldValue f{0, reinterpret_cast<const uint8_t*>(program.data()),
+                      static_cast<uint32_t>(program.size())};
     return decide(sec::Request{sec::Kind::Execute, m_domain, m_domain, 0, 0, &f, 1, now_ns});
 }
 
@@ -91,7 +98,8 @@ bool SandboxPolicy::allows_file(const std::string& label, const char* perm) {
     uint32_t l = label_index(m_engine, label);
     if (p == sec::kNone || l == sec::kNone)
         return false;
-    return m_engine.decide(sec::Request{sec::Kind::Security, m_domain, l, cls, p, nullptr, 0, 0}).allow;
+    return m_engine.decide(sec::Request{sec::Kind::Security, m_domain, l, cls, p, nullptr, 0, 0})
+        .allow;
 }
 
 } // namespace kos::proc

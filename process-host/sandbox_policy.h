@@ -41,11 +41,12 @@ struct PolicyDecision {
 };
 
 class SandboxPolicy {
-public:
+  public:
     // Loads `blob` (a compile_bundle_policy result) for processes of
     // `domain`. EINVAL when the blob does not load or does not declare
     // `domain` (the VM backend refuses the same bundle).
-    static Result<std::unique_ptr<SandboxPolicy>> load(std::vector<uint8_t> blob, const std::string& domain);
+    static Result<std::unique_ptr<SandboxPolicy>> load(std::vector<uint8_t> blob,
+                                                       const std::string& domain);
 
     SandboxPolicy(const SandboxPolicy&) = delete;
     SandboxPolicy& operator=(const SandboxPolicy&) = delete;
@@ -69,7 +70,7 @@ public:
     uint32_t net_label() const { return m_net; }
     const std::vector<uint8_t>& blob() const { return m_blob; }
 
-private:
+  private:
     SandboxPolicy() = default;
     PolicyDecision decide(const security::Request& r);
 

@@ -73,9 +73,12 @@ struct GuestEngine {
     std::vector<uint64_t> state;
     explicit GuestEngine(const std::vector<uint8_t>& blob) {
         state.assign(sec::Engine::required_state_size(blob.data(), blob.size()) / 8 + 8, 0);
-        EXPECT_EQ(engine.load(blob.data(), blob.size(), state.data(), state.size() * 8), sec::LoadError::None);
+        EXPECT_EQ(engine.load(blob.data(), blob.size(), state.data(), state.size() * 8),
+                  sec::LoadError::None);
     }
-    uint32_t label(const char* name) const { return engine.find_label(name, static_cast<uint32_t>(std::strlen(name))); }
+    uint32_t label(const char* name) const {
+        return engine.find_label(name, static_cast<uint32_t>(std::strlen(name)));
+    }
     static void mapped(const char* text, uint8_t out[16]) {
         uint8_t v4[4];
         if (::inet_pton(AF_INET, text, v4) == 1) {
@@ -90,16 +93,19 @@ struct GuestEngine {
         uint8_t a[16];
         mapped(addr, a);
         sec::FieldValue f[3] = {{0, a, 16}, {port, nullptr, 0}, {proto, nullptr, 0}};
-        return engine.decide({sec::Kind::Request, label("app_t"), label("net_t"), 0x200, 2, f, 3, 0});
+        return engine.decide(
+            {sec::Kind::Request, label("app_t"), label("net_t"), 0x200, 2, f, 3, 0});
     }
     sec::Verdict bind(const char* addr, uint16_t port) {
         uint8_t a[16];
         mapped(addr, a);
         sec::FieldValue f[3] = {{0, nullptr, 0}, {0, a, 16}, {port, nullptr, 0}};
-        return engine.decide({sec::Kind::Request, label("app_t"), label("net_t"), 0x200, 3, f, 3, 0});
+        return engine.decide(
+            {sec::Kind::Request, label("app_t"), label("net_t"), 0x200, 3, f, 3, 0});
     }
     sec::Verdict execute(const std::string& program) {
-        sec::FieldValue f{0, reinterpret_cast<const uint8_t*>(program.data()), static_cast<uint32_t>(program.size())};
+        sec::FieldValue f{0, reinterpret_cast<const uint8_t*>(program.data()),
+                          static_cast<uint32_t>(program.size())};
         return engine.decide({sec::Kind::Execute, label("app_t"), label("app_t"), 0, 0, &f, 1, 0});
     }
 };
@@ -124,14 +130,14 @@ TEST(SandboxPolicy, SameVerdictsAsAPlainEngineForTheSameRequests) {
         {Case::Connect, "127.0.0.1", 80, 6, true},
         {Case::Connect, "127.0.0.1", 8000, 6, true},
         {Case::Connect, "127.1.2.3", 22, 6, true},
-        {Case::Connect, "127.0.0.1", 9, 6, false},    // the explicit deny beats the allow
-        {Case::Connect, "127.0.0.1", 80, 17, false},  // UDP
+        {Case::Connect, "127.0.0.1", 9, 6, false},   // the explicit deny beats the allow
+        {Case::Connect, "127.0.0.1", 80, 17, false}, // UDP
         {Case::Connect, "10.1.2.3", 80, 6, false},
         {Case::Connect, "::1", 80, 6, false},
         {Case::Connect, "2001:db8::5", 443, 6, true},
         {Case::Connect, "2001:db8::5", 444, 6, false},
         {Case::Connect, "2001:db9::5", 443, 6, false},
-        {Case::Connect, "192.0.2.1", 53, 17, true},   // audited allow
+        {Case::Connect, "192.0.2.1", 53, 17, true}, // audited allow
         {Case::Connect, "192.0.2.1", 53, 6, false},
         {Case::Bind, "0.0.0.0", 8000, 6, true},
         {Case::Bind, "127.0.0.1", 8000, 6, true},
@@ -162,12 +168,15 @@ TEST(SandboxPolicy, SameVerdictsAsAPlainEngineForTheSameRequests) {
             g = guest.execute(c.what);
             break;
         }
-        std::string what = std::string(c.op == Case::Connect ? "connect " : c.op == Case::Bind ? "bind " : "execute ") +
+        std::string what = std::string(c.op == Case::Connect ? "connect "
+                                       : c.op == Case::Bind  ? "bind "
+                                                             : "execute ") +
                            c.what + ":" + std::to_string(c.port) + "/" + std::to_string(c.proto);
         EXPECT_EQ(s.verdict.allow, g.allow) << what;
         EXPECT_EQ(s.verdict.rule, g.rule) << what;
         EXPECT_EQ(s.verdict.audit, g.audit) << what;
-        EXPECT_EQ(s.verdict.allow, c.allow) << what << " by " << policy::describe_rule((*sup)->engine(), s.verdict.rule);
+        EXPECT_EQ(s.verdict.allow, c.allow)
+            << what << " by " << policy::describe_rule((*sup)->engine(), s.verdict.rule);
         allowed += s.verdict.allow;
     }
     EXPECT_EQ(allowed, 10);
@@ -175,15 +184,17 @@ TEST(SandboxPolicy, SameVerdictsAsAPlainEngineForTheSameRequests) {
     // The explicit deny is named by its place in the source.
     PolicyDecision d = (*sup)->decide_connect(endpoint("127.0.0.1", 9), 6, 0);
     ASSERT_TRUE(d.audited);
-    EXPECT_EQ(policy::render_audit_human((*sup)->engine(), d.record),
-              "kos: denied request app_t -> net_t net.Socket.connect address=127.0.0.1 port=9 proto=6 "
-              "[rule policy/app.kpol:10:1]");
+    EXPECT_EQ(
+        policy::render_audit_human((*sup)->engine(), d.record),
+        "kos: denied request app_t -> net_t net.Socket.connect address=127.0.0.1 port=9 proto=6 "
+        "[rule policy/app.kpol:10:1]");
     std::string json = policy::render_audit_json((*sup)->engine(), d.record);
     EXPECT_NE(json.find("\"rule\":\"policy/app.kpol:10:1\""), std::string::npos) << json;
     d = (*sup)->decide_execute("/bin/forbidden", 0);
     ASSERT_TRUE(d.audited);
-    EXPECT_NE(policy::render_audit_human((*sup)->engine(), d.record).find("[rule policy/app.kpol:8:1]"),
-              std::string::npos);
+    EXPECT_NE(
+        policy::render_audit_human((*sup)->engine(), d.record).find("[rule policy/app.kpol:8:1]"),
+        std::string::npos);
 }
 
 TEST(SandboxPolicy, LoadRefusesAnUndeclaredDomainAndABrokenBlob) {
@@ -209,7 +220,8 @@ TEST(SandboxPolicy, FileLabelsAndTheNetLabel) {
     EXPECT_FALSE((*sup)->allows_file("nope_t", "read"));
     EXPECT_FALSE((*sup)->allows_file("bin_t", "chmod"));
     // Without net_t every IP request is unknown, hence denied.
-    auto bare = SandboxPolicy::load(compile("domain app_t\nallow execute app_t -> app_t\n"), "app_t");
+    auto bare =
+        SandboxPolicy::load(compile("domain app_t\nallow execute app_t -> app_t\n"), "app_t");
     ASSERT_TRUE(bare);
     EXPECT_FALSE((*bare)->declares_net_label());
     EXPECT_FALSE((*bare)->has_file_class());
@@ -221,29 +233,34 @@ TEST(SandboxPolicy, FileLabelsAndTheNetLabel) {
 // ---- spec_from_bundle_dir with a policy -----------------------------------
 
 class PolicyBundle {
-public:
+  public:
     PolicyBundle(const std::string& policy, const std::string& extra_toml) {
         char tmpl[] = "/tmp/kos-polspec-XXXXXX";
         m_dir = ::mkdtemp(tmpl);
-        for (const char* d : {"/rootfs", "/rootfs/bin", "/rootfs/bin/sub", "/rootfs/data", "/rootfs/etc", "/policy"})
+        for (const char* d : {"/rootfs", "/rootfs/bin", "/rootfs/bin/sub", "/rootfs/data",
+                              "/rootfs/etc", "/policy"})
             ::mkdir((m_dir + d).c_str(), 0755);
-        for (const char* f : {"/bin/app", "/bin/tool", "/bin/forbidden", "/bin/sub/x", "/data/public.txt",
-                              "/data/secret.txt", "/etc/conf"})
+        for (const char* f : {"/bin/app", "/bin/tool", "/bin/forbidden", "/bin/sub/x",
+                              "/data/public.txt", "/data/secret.txt", "/etc/conf"})
             file(std::string("/rootfs") + f, "x");
         file("/policy/app.kpol", policy);
-        file("/bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/bin/app\"]\n[policy]\ndomain = \"app_t\"\n"
-                             "sources = [\"policy/app.kpol\"]\n" +
-                                 extra_toml);
+        file("/bundle.toml",
+             "[app]\nname = \"t\"\nentrypoint = [\"/bin/app\"]\n[policy]\ndomain = \"app_t\"\n"
+             "sources = [\"policy/app.kpol\"]\n" +
+                 extra_toml);
     }
     ~PolicyBundle() { [[maybe_unused]] int rc = std::system(("rm -rf " + m_dir).c_str()); }
-    void file(const std::string& rel, const std::string& text) { std::ofstream(m_dir + rel) << text; }
+    void file(const std::string& rel, const std::string& text) {
+        std::ofstream(m_dir + rel) << text;
+    }
     const std::string& dir() const { return m_dir; }
 
-private:
+  private:
     std::string m_dir;
 };
 
-const char* kLabels = "[labels]\n\"/**\" = \"bin_t\"\n\"/data/**\" = \"data_t\"\n\"/data/secret.txt\" = \"secret_t\"\n"
+const char* kLabels = "[labels]\n\"/**\" = \"bin_t\"\n\"/data/**\" = "
+                      "\"data_t\"\n\"/data/secret.txt\" = \"secret_t\"\n"
                       "\"/etc/**\" = \"secret_t\"\n";
 
 std::vector<std::string> sorted(std::vector<std::string> v) {
@@ -262,20 +279,24 @@ TEST(SandboxPolicySpec, ExecutablesAndReadsComeFromThePolicy) {
     EXPECT_EQ(sorted(s->execs), (std::vector<std::string>{"/bin/app", "/bin/tool"}));
     // Readable: bin_t and data_t, not secret_t; directories whose whole
     // tree is readable get one rule.
-    EXPECT_EQ(sorted(s->read_paths), (std::vector<std::string>{"/bin", "/data/public.txt", "/proc"}));
+    EXPECT_EQ(sorted(s->read_paths),
+              (std::vector<std::string>{"/bin", "/data/public.txt", "/proc"}));
     // Listing: "/" has a readable label but /etc (secret_t) does not, so
     // only /data (readable, with an unreadable file) is listable alone.
     EXPECT_EQ(sorted(s->list_paths), (std::vector<std::string>{"/data"}));
     ASSERT_FALSE(s->report.empty());
-    EXPECT_EQ(s->report[0].rfind("verdicts: the compiled bundle policy (policy/app.kpol)", 0), 0u) << s->report[0];
+    EXPECT_EQ(s->report[0].rfind("verdicts: the compiled bundle policy (policy/app.kpol)", 0), 0u)
+        << s->report[0];
 }
 
 TEST(SandboxPolicySpec, AWholeDirectoryOfAllowedProgramsIsOneRule) {
-    PolicyBundle b("domain app_t\nallow execute app_t -> app_t where program glob \"/bin/**\"\n", "");
+    PolicyBundle b("domain app_t\nallow execute app_t -> app_t where program glob \"/bin/**\"\n",
+                   "");
     auto s = spec_from_bundle_dir(b.dir(), {});
     ASSERT_TRUE(s) << s.error().message;
     EXPECT_EQ(s->execs, (std::vector<std::string>{"/bin"}));
-    EXPECT_EQ(s->read_paths, (std::vector<std::string>{"/"})); // no class file: today's read-only rootfs
+    EXPECT_EQ(s->read_paths,
+              (std::vector<std::string>{"/"})); // no class file: today's read-only rootfs
     bool said = false;
     for (const auto& l : s->report)
         said = said || l.find("declares no class file") != std::string::npos;
@@ -287,30 +308,36 @@ TEST(SandboxPolicySpec, AProgramThePolicyDoesNotAllowIsRefusedNamingTheRule) {
     auto s = spec_from_bundle_dir(b.dir(), {"/bin/forbidden"});
     ASSERT_FALSE(s);
     EXPECT_EQ(s.error().code, EACCES);
-    EXPECT_EQ(s.error().message.rfind("the bundle's policy does not allow app (app_t) to execute /bin/forbidden "
-                                      "[rule policy/app.kpol:8:1 (",
-                                      0),
+    EXPECT_EQ(s.error().message.rfind(
+                  "the bundle's policy does not allow app (app_t) to execute /bin/forbidden "
+                  "[rule policy/app.kpol:8:1 (",
+                  0),
               0u)
         << s.error().message;
 }
 
 TEST(SandboxPolicySpec, FailingPolicyTestsRefuseTheRun) {
-    PolicyBundle b(std::string(kPolicy) + "test \"wrong\" {\n    expect allow execute app_t -> app_t program=\"/bin/forbidden\"\n}\n",
+    PolicyBundle b(std::string(kPolicy) + "test \"wrong\" {\n    expect allow execute app_t -> "
+                                          "app_t program=\"/bin/forbidden\"\n}\n",
                    "");
     auto s = spec_from_bundle_dir(b.dir(), {});
     ASSERT_FALSE(s);
     EXPECT_EQ(s.error().code, EINVAL);
-    EXPECT_NE(s.error().message.find("the policy's tests fail"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("the policy's tests fail"), std::string::npos)
+        << s.error().message;
     EXPECT_NE(s.error().message.find("policy/app.kpol:"), std::string::npos) << s.error().message;
 }
 
 TEST(SandboxPolicySpec, TooManyLandlockRulesIsAClearError) {
     PolicyBundle b(kPolicy, kLabels);
     // Alternating labels in one directory: one read rule per readable file.
-    std::string labels = "[labels]\n\"/**\" = \"bin_t\"\n\"/data/**\" = \"data_t\"\n\"/data/s*\" = \"secret_t\"\n"
-                         "\"/etc/**\" = \"secret_t\"\n";
-    b.file("/bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/bin/app\"]\n[policy]\ndomain = \"app_t\"\n"
-                           "sources = [\"policy/app.kpol\"]\n" + labels);
+    std::string labels =
+        "[labels]\n\"/**\" = \"bin_t\"\n\"/data/**\" = \"data_t\"\n\"/data/s*\" = \"secret_t\"\n"
+        "\"/etc/**\" = \"secret_t\"\n";
+    b.file("/bundle.toml",
+           "[app]\nname = \"t\"\nentrypoint = [\"/bin/app\"]\n[policy]\ndomain = \"app_t\"\n"
+           "sources = [\"policy/app.kpol\"]\n" +
+               labels);
     for (size_t i = 0; i < kMaxLandlockPathRules + 1; ++i) {
         b.file("/rootfs/data/p" + std::to_string(i), "");
         b.file("/rootfs/data/s" + std::to_string(i), "");
@@ -318,19 +345,23 @@ TEST(SandboxPolicySpec, TooManyLandlockRulesIsAClearError) {
     auto s = spec_from_bundle_dir(b.dir(), {});
     ASSERT_FALSE(s);
     EXPECT_EQ(s.error().code, EFBIG);
-    EXPECT_NE(s.error().message.find("Landlock path rules (at most 4096)"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("Landlock path rules (at most 4096)"), std::string::npos)
+        << s.error().message;
 }
 
 TEST(SandboxPolicySpec, WithoutPolicySourcesTheSpecDecidesAndSaysSo) {
     PolicyBundle b(kPolicy, "");
-    b.file("/bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/bin/app\"]\n[policy]\ndomain = \"app_t\"\n");
+    b.file("/bundle.toml",
+           "[app]\nname = \"t\"\nentrypoint = [\"/bin/app\"]\n[policy]\ndomain = \"app_t\"\n");
     auto s = spec_from_bundle_dir(b.dir(), {});
     ASSERT_TRUE(s) << s.error().message;
     EXPECT_TRUE(s->policy.empty());
     EXPECT_EQ(s->execs, (std::vector<std::string>{"/bin/app"}));
     ASSERT_FALSE(s->report.empty());
-    EXPECT_EQ(s->report[0].rfind("verdicts: the sandbox spec, not the security engine ([policy] names no sources)", 0),
-              0u)
+    EXPECT_EQ(
+        s->report[0].rfind(
+            "verdicts: the sandbox spec, not the security engine ([policy] names no sources)", 0),
+        0u)
         << s->report[0];
 }
 
