@@ -1,12 +1,40 @@
 // Fuzzes what the supervisor decodes from bytes the sandboxed program (or a
 // bundle author) controls: sockaddrs copied from the program, connect hosts
-// and published-port strings from the config, and the verdict over them.
+// and published-port strings from the config, and the verdicts over them,
+// from the spec and from a compiled policy (the engine's requests built
+// from the decoded address, and an execute request of arbitrary bytes).
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 
+#include "kos/policy/compiler.h"
+#include "sandbox_policy.h"
 #include "sandbox_spec.h"
 #include "supervisor.h"
+
+namespace {
+
+kos::proc::SandboxPolicy* fuzz_policy() {
+    static std::unique_ptr<kos::proc::SandboxPolicy> p = [] {
+        auto blob = kos::policy::compile_bundle_policy(
+            "app_t", {{"policy/fuzz.kpol",
+                       "idl \"net.kidl\"\ndomain app_t, net_t\n"
+                       "allow execute app_t -> app_t where program glob \"/bin/*\"\n"
+                       "allow request app_t -> net_t net.Socket.connect where address in 127.0.0.0/8 and proto == 6\n"
+                       "deny request app_t -> net_t net.Socket.connect where port == 9\n"
+                       "allow request app_t -> net_t net.Socket.bind where port in 1024..65535\n"}});
+        if (!blob)
+            __builtin_trap();
+        auto loaded = kos::proc::SandboxPolicy::load(*blob, "app_t");
+        if (!loaded)
+            __builtin_trap();
+        return std::move(*loaded);
+    }();
+    return p.get();
+}
+
+} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     using namespace kos::proc;
@@ -31,6 +59,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                ep.family, ep.addr, ep.port);
         if (v.allow && v.rule.empty())
             __builtin_trap();
+        kos::proc::SandboxPolicy* p = fuzz_policy();
+        kos::proc::PolicyDecision d = (mode & 1) ? p->decide_connect(ep, (mode & 2) ? 17 : 6, 0) : p->decide_bind(ep, 0);
+        if (d.verdict.allow && d.verdict.rule < kos::security::kFirstUserRule) // an allow names a user rule
+            __builtin_trap();
     }
+    kos::proc::PolicyDecision e = fuzz_policy()->decide_execute(text, 0);
+    if (e.verdict.allow && (text.size() < 6 || text.compare(0, 5, "/bin/") != 0))
+        __builtin_trap();
     return 0;
 }
