@@ -173,6 +173,7 @@ pkg::PolicyCompiler bundle_policy_compiler() {
     return [](const pkg::BundleConfig& config,
               const std::vector<pkg::PolicySource>& sources) -> Result<std::vector<uint8_t>> {
         std::vector<policy::MemorySource> in;
+        in.reserve(sources.size());
         for (const pkg::PolicySource& s : sources)
             in.push_back(policy::MemorySource{s.name, std::string(s.bytes.begin(), s.bytes.end())});
         auto blob = policy::compile_bundle_policy(config.policy.domain, in);

@@ -229,9 +229,9 @@ std::string render_audit_human(const sec::Engine& e, const sec::AuditRecord& r) 
     std::string s = std::string("kos: ") + (r.allow ? "allowed " : "denied ") + kind_name(r.kind) +
                     " " + label_name(e, r.source) + " -> " + label_name(e, r.target);
     if (!n.what_a.empty())
-        s += " " + n.what_a + "." + n.what_b;
+        s.append(" ").append(n.what_a).append(".").append(n.what_b);
     for (auto& [k, v] : n.field_text)
-        s += " " + k + "=" + v;
+        s.append(" ").append(k).append("=").append(v);
     if (r.truncated)
         s += " ...";
     s += " [rule " + rule_where(e, r.rule) + "]";
@@ -368,7 +368,7 @@ std::string audit2allow(const std::vector<AuditEntry>& entries) {
                     g.programs.insert(v);
                 continue;
             }
-            ex += " " + k + "=" + v;
+            ex.append(" ").append(k).append("=").append(v);
         }
         if (g.example.empty())
             g.example = ex;

@@ -37,6 +37,7 @@ sec::FieldType to_field_type(idl::Type t) {
 
 std::vector<FieldSpec> specs_of(const std::vector<idl::Field>& fields) {
     std::vector<FieldSpec> out;
+    out.reserve(fields.size());
     for (const idl::Field& f : fields)
         out.push_back(FieldSpec{f.name, to_field_type(f.type), f.max_size});
     return out;
@@ -555,8 +556,6 @@ class Resolver {
         return "";
     }
 
-    static const std::vector<uint32_t>& indices(const Members& v) { return v; }
-
     std::optional<uint32_t> label(const ast::Name& n) {
         auto l = m_labels.find(n.text);
         if (l == m_labels.end()) {
@@ -580,7 +579,7 @@ class Resolver {
                     (void)name_members(n, 0);
             } else if (const auto* t = std::get_if<ast::Trusted>(st)) {
                 if (auto v = eval(t->labels))
-                    for (uint32_t i : indices(*v))
+                    for (uint32_t i : *v)
                         m_m.labels[i].trusted = true;
             } else if (const auto* l = std::get_if<ast::Level>(st)) {
                 level(*l);
@@ -716,7 +715,7 @@ class Resolver {
         if (it == md.states.end()) {
             std::string all;
             for (const std::string& x : md.states)
-                all += (all.empty() ? "" : ", ") + x;
+                all.append(all.empty() ? "" : ", ").append(x);
             m_d.error(s.loc, "found '" + s.text + "', expected a state of " +
                                  m_m.labels[label].name + " (" + all + ")");
             return std::nullopt;
@@ -776,9 +775,10 @@ class Resolver {
                 if (it == cd.perms.end()) {
                     std::string all;
                     for (const PermDef& p : cd.perms)
-                        all += (all.empty() ? "" : ", ") + p.name;
-                    m_d.error(m.loc, "found '" + m.text + "', expected a permission of class " +
-                                         owner + " (" + all + ")");
+                        all.append(all.empty() ? "" : ", ").append(p.name);
+                    std::string msg = "found '" + m.text + "', expected a permission of class ";
+                    msg.append(owner).append(" (").append(all).append(")");
+                    m_d.error(m.loc, msg);
                     ok = false;
                     continue;
                 }
@@ -810,9 +810,10 @@ class Resolver {
             if (!m) {
                 std::string all;
                 for (const idl::Method& x : in->methods)
-                    all += (all.empty() ? "" : ", ") + x.name;
-                m_d.error(mn.loc, "found '" + mn.text + "', expected a method of " + owner + " (" +
-                                      all + ")");
+                    all.append(all.empty() ? "" : ", ").append(x.name);
+                std::string msg = "found '" + mn.text + "', expected a method of ";
+                msg.append(owner).append(" (").append(all).append(")");
+                m_d.error(mn.loc, msg);
                 ok = false;
                 continue;
             }
@@ -841,7 +842,7 @@ class Resolver {
             if (it == t.fields->end()) {
                 std::string all;
                 for (const idl::Field& f : *t.fields)
-                    all += (all.empty() ? "" : ", ") + f.name;
+                    all.append(all.empty() ? "" : ", ").append(f.name);
                 m_d.error(c.field.loc, "found field '" + c.field.text + "', expected a field of " +
                                            t.name + (kind == Kind::Response ? "'s response" : "") +
                                            (all.empty() ? " (it has none)" : " (" + all + ")"));
@@ -849,7 +850,7 @@ class Resolver {
             }
             types.push_back(to_field_type(it->type));
         }
-        enum class Cat { Integer, String, Ip };
+        enum class Cat : uint8_t { Integer, String, Ip };
         auto cat_of = [](sec::FieldType t) {
             return is_integer_type(t)        ? Cat::Integer
                    : t == sec::FieldType::Ip ? Cat::Ip
@@ -1044,13 +1045,13 @@ class Resolver {
         auto src = eval(r.sources);
         auto dst = eval(r.targets);
         if (src) {
-            def.sources = indices(*src);
+            def.sources = std::move(*src);
             if (def.sources.empty())
                 m_d.error(r.sources.loc,
                           "found a source set with no labels, expected at least one label");
         }
         if (dst) {
-            def.targets = indices(*dst);
+            def.targets = std::move(*dst);
             if (def.targets.empty())
                 m_d.error(r.targets.loc,
                           "found a target set with no labels, expected at least one label");
@@ -1117,7 +1118,7 @@ class Resolver {
                     return;
                 }
                 first_from = from;
-                first_to = *to;
+                first_to = to;
             }
             def.from_states = first_from.value_or(std::vector<uint32_t>{});
             def.to_state = first_to.value_or(0);
@@ -1283,8 +1284,11 @@ Result<CompiledPolicy> compile(const std::vector<std::string>& paths,
     Diagnostics d(&names);
     Sources sources(memory, options, d, names);
     if (memory) {
+        // A bundle's .kidl files are its own interfaces: read by `idl`
+        // statements, not policy text.
         for (const MemorySource& s : *memory)
-            sources.load_top(s.name);
+            if (!s.name.ends_with(".kidl"))
+                sources.load_top(s.name);
     } else {
         for (const std::string& p : paths)
             sources.load_top(p);

@@ -124,7 +124,8 @@ bool condition_holds(const View& v, const sec::Condition& c,
         break;
     case sec::CondOp::InRanges:
         for (uint32_t i = 0; i < c.arg_count && !r; ++i)
-            r = arg(2 * i, &y) && arg(2 * i + 1, &z) && !less(x, y) && !less(z, x);
+            r = arg(uint64_t{2} * i, &y) && arg(uint64_t{2} * i + 1, &z) && !less(x, y) &&
+                !less(z, x);
         break;
     case sec::CondOp::Match:
         r = dfa_accepts(v, c.arg_first, f);

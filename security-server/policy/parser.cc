@@ -51,7 +51,7 @@ bool duration_ns(const Token& t, uint64_t* out, std::string* why) {
         n = n * 10 + static_cast<uint64_t>(c - '0');
     }
     uint64_t unit = 0;
-    if (t.suffix == "ns")
+    if (t.suffix == "ns" || (t.suffix.empty() && n == 0))
         unit = 1;
     else if (t.suffix == "us")
         unit = 1000;
@@ -63,8 +63,6 @@ bool duration_ns(const Token& t, uint64_t* out, std::string* why) {
         unit = 60ull * 1000000000ull;
     else if (t.suffix == "h")
         unit = 3600ull * 1000000000ull;
-    else if (t.suffix.empty() && n == 0)
-        unit = 1;
     else {
         *why = "a duration with a unit (ms, s, m or h)";
         return false;

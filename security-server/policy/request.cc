@@ -51,7 +51,7 @@ bool integer_fits(FieldType t, bool negative, uint64_t magnitude, uint64_t* bits
                   std::string* why) {
     uint64_t umax = 0;
     uint64_t smax = 0; // signed: largest positive; the most negative is smax + 1
-    const char* range = "";
+    const char* range;
     switch (t) {
     case FieldType::Bool:
         umax = 1;
@@ -188,7 +188,7 @@ bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs,
         if (i == specs.size()) {
             std::string names;
             for (const FieldSpec& s : specs)
-                names += (names.empty() ? "" : ", ") + s.name;
+                names.append(names.empty() ? "" : ", ").append(s.name);
             diags.error(a.field.loc, "found field '" + a.field.text + "', expected a field of " +
                                          method +
                                          (names.empty() ? " (it has none)" : " (" + names + ")"));
