@@ -215,6 +215,9 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
         if (!parsed)
             return fail(kExitKosError, parsed.error().message);
         config = std::move(*parsed);
+        // No bundle runs without its behavior config (DESIGN.md principle 9).
+        if (auto ok = pkg::require_behavior_config(*config, config_path); !ok)
+            return fail(kExitKosError, ok.error().message);
         pkg::RootfsBuildOptions opts;
         // With [labels], every file gets its label in the image, and a file
         // no rule matches refuses the run (ATTACKS.md 12).

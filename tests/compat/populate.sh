@@ -17,3 +17,4 @@ echo kos-compat > "$bundle/rootfs/etc/hostname"
 mkdir -p "$bundle/rootfs/dev"
 mknod -m 666 "$bundle/rootfs/dev/null" c 1 3 2>/dev/null || true
 cp "$src/bundle.toml" "$bundle/bundle.toml"
+cp -r "$src/policy" "$bundle/policy"

@@ -53,9 +53,14 @@ public:
         [[maybe_unused]] int rc = std::system(("mkdir -p $(dirname " + m_dir + "/" + rel + ") && cp " +
                                                from + " " + m_dir + "/" + rel).c_str());
     }
-    void config(const std::string& entry) {
-        write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"" + entry + "\"]\n");
+    // A bundle.toml with `extra` sections, and the behavior config every
+    // bundle needs: all files labeled, a policy letting any program start.
+    void config(const std::string& entry, const std::string& extra = "") {
+        write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"" + entry + "\"]\n" + extra + kBehavior);
+        write("policy/app.kpol", "domain app_t\nresource app_file_t\nallow execute app_t -> app_t\n");
     }
+    static constexpr const char* kBehavior = "[labels]\n\"/**\" = \"app_file_t\"\n"
+                                             "[policy]\ndomain = \"app_t\"\nsources = [\"policy/app.kpol\"]\n";
 
 private:
     std::string m_dir;
@@ -225,10 +230,34 @@ TEST_F(KosRun, MemoryHogIsStoppedByTheMemoryLimit) {
               std::string::npos) << r.err;
 }
 
+// ATTACKS.md 12 / DESIGN.md principle 9: no bundle runs without its
+// behavior config, a directory included.
+TEST_F(KosRun, ABundleWithoutABehaviorConfigDoesNotRun) {
+    TempBundle b;
+    b.write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/hello\"]\n");
+    b.copy(kSrc + "/examples/hello/rootfs/hello", "rootfs/hello");
+    auto r = run_process({kKos, "run", b.dir()}, 30);
+    EXPECT_EQ(r.status, 125);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("[labels]"), std::string::npos) << r.err;
+    // With one, but a policy that does not let the program start: refused
+    // before boot, naming the rule.
+    b.config("/hello");
+    b.write("policy/app.kpol", "domain app_t\nallow execute app_t -> app_t where program == \"/other\"\n");
+    r = run_process({kKos, "run", b.dir()}, 30);
+    EXPECT_EQ(r.status, 126);
+    EXPECT_NE(r.err.find("the bundle's policy does not allow app (app_t) to execute /hello [rule default-deny"),
+              std::string::npos) << r.err;
+    // A policy that does not compile: its error, with the position.
+    b.write("policy/app.kpol", "domain app_t\nallow execute app_t ->\n");
+    r = run_process({kKos, "run", b.dir()}, 30);
+    EXPECT_EQ(r.status, 125);
+    EXPECT_NE(r.err.find("policy/app.kpol:2:"), std::string::npos) << r.err;
+}
+
 TEST_F(KosRun, LimitsComeFromTheBundleConfig) {
     TempBundle b;
-    b.write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/bin/memhog\"]\n"
-                           "[limits]\nmemory = \"40M\"\nwall_time = \"20s\"\n");
+    b.config("/bin/memhog", "[limits]\nmemory = \"40M\"\nwall_time = \"20s\"\n");
     b.copy(kApps + "/rootfs/bin/memhog", "rootfs/bin/memhog");
     auto r = run_process({kKos, "run", b.dir()}, 60);
     EXPECT_EQ(r.status, 128 + 9) << r.err;
@@ -238,7 +267,9 @@ TEST_F(KosRun, LimitsComeFromTheBundleConfig) {
 TEST_F(KosRun, AnUnlabeledFileRefusesTheRun) {
     TempBundle b;
     b.write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/hello\"]\n"
-                           "[labels]\n\"/hello\" = \"app_exec_t\"\n\"/\" = \"app_dir_t\"\n");
+                           "[labels]\n\"/hello\" = \"app_exec_t\"\n\"/\" = \"app_dir_t\"\n"
+                           "[policy]\ndomain = \"app_t\"\nsources = [\"policy/app.kpol\"]\n");
+    b.write("policy/app.kpol", "domain app_t\nallow execute app_t -> app_t\n");
     b.copy(kSrc + "/examples/hello/rootfs/hello", "rootfs/hello");
     b.write("rootfs/secret.txt", "no rule for me");
     auto r = run_process({kKos, "run", b.dir()}, 30);
@@ -327,6 +358,9 @@ name = "ipc-demo"
 entrypoint = ["/bin/ipc_client"]
 native = true
 
+[labels]
+"/**" = "app_file_t"
+
 [policy]
 domain = "app_t"
 sources = ["policy/ipc.kpol", "policy/ipctest.kidl"]
@@ -367,7 +401,8 @@ rights = ["call", "duplicate", "transfer"]
     EXPECT_NE(a2a.out.find("allow request app_t -> echo_t ipctest.Echo.store"), std::string::npos) << a2a.out;
     // A channel to an undeclared process is refused before anything starts.
     b.write("bundle.toml", "[app]\nname = \"x\"\nentrypoint = [\"/bin/ipc_client\"]\nnative = true\n"
-                           "[[channel]]\nname = \"c\"\nclient = \"app\"\nserver = \"nobody\"\ninterface = 0x7100\n");
+                           "[[channel]]\nname = \"c\"\nclient = \"app\"\nserver = \"nobody\"\ninterface = 0x7100\n" +
+                               std::string(TempBundle::kBehavior));
     auto bad = run_process({kKos, "run", b.dir()}, 30);
     EXPECT_EQ(bad.status, 125);
     EXPECT_NE(bad.err.find("client and server must be two different declared processes"), std::string::npos)
