@@ -48,7 +48,17 @@ namespace kos::abi::sys {
     X(23, pipe_read, "a0 = read handle, a1 = buffer, a2 = length -> bytes, 0 at the "   \
                      "end; waits while the pipe is empty")                              \
     X(24, pipe_write, "a0 = write handle, a1 = buffer, a2 = length -> bytes; waits "    \
-                      "while full, EPIPE without readers")
+                      "while full, EPIPE without readers")                              \
+    X(25, security_resolve, "a0 = SecurityName, a1 = name, a2 = length, a3 = class id "  \
+                            "(permissions only) -> the id in the loaded policy; ENOENT " \
+                            "if it has none such, ENOSYS without a policy")            \
+    X(26, security_query, "object managers: a0 = subject task (ReceiveInfo::"            \
+                          "sender_task), a1 = object label id, a2 = class id, a3 = "     \
+                          "permission id -> 0 allowed, EACCES denied (audited as the "   \
+                          "policy says)")
+
+// What security_resolve looks up.
+enum class SecurityName : u64 { Label = 1, Class = 2, Permission = 3 };
 
 enum class Sys : u64 {
 #define KOS_SYS_ENUM(n, name, doc) name = n,

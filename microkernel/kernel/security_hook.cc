@@ -131,6 +131,43 @@ Verdict check_response(const Task& server, const Task& client, const Channel& ch
     return check_message(sec::Kind::Response, server, client, ch, h);
 }
 
+abi::i64 security_resolve(Task& caller, abi::u64 what, abi::u64 name, abi::u64 len, abi::u64 cls) {
+    if (!g_engine.loaded())
+        return -38; // ENOSYS
+    char buf[129];
+    if (len == 0 || len > 128)
+        return -22;
+    if (!caller.as.copy_in(name, buf, len))
+        return -14; // EFAULT
+    u32 n = static_cast<u32>(len);
+    u32 id = sec::kNone;
+    switch (static_cast<abi::sys::SecurityName>(what)) {
+    case abi::sys::SecurityName::Label: id = g_engine.find_label(buf, n); break;
+    case abi::sys::SecurityName::Class: id = g_engine.find_class(buf, n); break;
+    case abi::sys::SecurityName::Permission:
+        id = cls > 0xffffffffu ? sec::kNone : g_engine.find_perm(static_cast<u32>(cls), buf, n);
+        break;
+    default: return -22;
+    }
+    return id == sec::kNone ? -2 : static_cast<abi::i64>(id); // ENOENT
+}
+
+abi::i64 security_query(Task& caller, abi::u64 subject_task, abi::u64 object, abi::u64 cls, abi::u64 perm) {
+    if (!g_engine.loaded())
+        return -38;
+    Task* subject = subject_task < 0xffffffffu ? task_at(static_cast<u32>(subject_task)) : nullptr;
+    if (!subject || object > 0xffffffffu || cls > 0xffffffffu || perm > 0xffffffffu)
+        return -22;
+    sec::Request r{sec::Kind::Security, subject->policy_label, static_cast<u32>(object), static_cast<u32>(cls),
+                   static_cast<u32>(perm), nullptr, 0, now_ns()};
+    sec::Verdict v = g_engine.decide(r);
+    if (v.audit && g_engine.make_audit_record(r, v, g_audit_record)) {
+        Verdict out{v.allow, v.audit, nullptr, v.rule};
+        report("security", *subject, &caller, out);
+    }
+    return v.allow ? 0 : -13; // EACCES
+}
+
 void audit_denied(const char* what, const Task& src, const Task* dst, const Channel* ch,
                   const abi::ipc::MessageHeader* h, const Verdict& v) {
     if (!v.rule)

@@ -42,6 +42,11 @@ Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::Messag
 Verdict check_response(const Task& server, const Task& client, const Channel& ch,
                        const abi::ipc::MessageHeader& h);
 
+// The object managers' calls (abi/kos/syscall.h): ids by name, and
+// `security` questions about a subject task and a labeled object.
+abi::i64 security_resolve(Task& caller, abi::u64 what, abi::u64 name, abi::u64 len, abi::u64 cls);
+abi::i64 security_query(Task& caller, abi::u64 subject_task, abi::u64 object, abi::u64 cls, abi::u64 perm);
+
 // One readable line on the console's stderr per structural denial. Policy
 // verdicts marked for audit are reported by check_* themselves: the record
 // goes to the host (kos run prints the line and logs the JSON).

@@ -13,6 +13,7 @@
 #include "ipc.h"
 #include "pipe.h"
 #include "task.h"
+#include "security_hook.h"
 
 namespace kos {
 extern bool g_stats;
@@ -239,6 +240,10 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return futex_wait(self, a0, a1);
     case sys::Sys::futex_wake:
         return futex_wake(&p, a0, a1);
+    case sys::Sys::security_resolve:
+        return security_resolve(p, a0, a1, a2, a3);
+    case sys::Sys::security_query:
+        return security_query(p, a0, a1, a2, a3);
     default:
         return -err::kNoSys;
     }

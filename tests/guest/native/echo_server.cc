@@ -22,7 +22,21 @@ struct Echo {
         return 0;
     }
     int32_t crash(const E::crash::Request&, E::crash::Response&) { __builtin_trap(); }
+    // The vault is a labeled object this server manages: it asks the
+    // policy whether the caller may write to it (or lock it) first.
     int32_t store(const E::store::Request& req, E::store::Response& resp) {
+        using kos::abi::sys::SecurityName;
+        bool lock = req.key.size >= 13 && memcmp(req.key.data, "public/locked", 13) == 0;
+        kn::i64 vault = kn::security_id(SecurityName::Label, "vault_t");
+        kn::i64 cls = kn::security_id(SecurityName::Class, "vault");
+        kn::i64 perm = cls < 0 ? cls : kn::security_id(SecurityName::Permission, lock ? "lock" : "write",
+                                                       static_cast<kn::u64>(cls));
+        if (vault < 0 || perm < 0)
+            return -22;
+        kn::i64 ok = kn::sys(kn::Sys::security_query, kn::g_sender.sender_task, static_cast<kn::u64>(vault),
+                             static_cast<kn::u64>(cls), static_cast<kn::u64>(perm));
+        if (ok < 0)
+            return static_cast<int32_t>(ok);
         resp.stored = req.level * 10;
         return 0;
     }

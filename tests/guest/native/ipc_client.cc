@@ -51,6 +51,9 @@ int main(const kn::NativeStartInfo* info) {
     check(r == kEacces, "a store above the allowed level is denied", r);
     r = client.store({text("public/audited"), 1}, sr);
     check(r == 0 && sr.stored == 10, "an audited store succeeds", r);
+    // The server is an object manager: it asks the policy about its vault.
+    r = client.store({text("public/locked"), 1}, sr);
+    check(r == kEacces, "the object manager refuses what the policy does not allow on its object", r);
     // The reply is judged too: the server may not answer LEAK.
     r = client.echo({text("leak")}, er);
     check(r == kEacces, "a reply the policy denies does not reach the client", r);

@@ -70,6 +70,11 @@ inline i64 call(u32 h, u32 interface_id, u32 method, const char* text, Message* 
                reinterpret_cast<u64>(reply), sizeof *reply);
 }
 
+// Object managers: an id of the loaded policy by name (negative errno if none).
+inline i64 security_id(kos::abi::sys::SecurityName what, const char* name, u64 cls = 0) {
+    return sys(Sys::security_resolve, static_cast<u64>(what), reinterpret_cast<u64>(name), strlen(name), cls);
+}
+
 // A channel as the transport of an IDL-generated Client (docs/idl.md):
 // one ipc_call per message.
 struct Channel {
@@ -97,13 +102,16 @@ struct Channel {
     }
 };
 
+// Who sent the request being served (set by serve before dispatching).
+inline ipc::ReceiveInfo g_sender{};
+
 // Serves one channel with an IDL-generated dispatch: receive, dispatch to
 // `handler`, reply; forever (returns only when receiving fails).
 template <class Dispatch> i64 serve(u32 h, Dispatch dispatch) {
     for (;;) {
         alignas(8) kos::abi::u8 in[ipc::kMaxMessage];
         alignas(8) kos::abi::u8 out[ipc::kMaxMessage];
-        i64 n = sys(Sys::ipc_receive, h, reinterpret_cast<u64>(in), sizeof in, 0);
+        i64 n = sys(Sys::ipc_receive, h, reinterpret_cast<u64>(in), sizeof in, reinterpret_cast<u64>(&g_sender));
         if (n < 0)
             return n;
         ipc::MessageHeader req;
