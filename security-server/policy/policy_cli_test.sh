@@ -45,4 +45,17 @@ check audit2allow-count 0 0 "# 2 denials" "$out"
 out=$("$kos" policy audit2allow - < "$dir/audit.jsonl" 2>&1); check audit2allow-stdin 0 $? "# 2 denials" "$out"
 out=$(printf '{"verdict":"deny"}\n' | "$kos" policy audit2allow 2>&1)
 check audit2allow-bad 2 $? "kos: -:1: not an audit record: no \"kind\" key" "$out"
+# Bundles are packed with the policy compiler: a failing policy test
+# refuses the pack, and nothing is written.
+mkdir -p "$dir/b/rootfs" "$dir/b/policy"
+printf '#!/bin/sh\n' > "$dir/b/rootfs/run"
+printf '[app]\nname = "t"\nentrypoint = ["/run"]\n[labels]\n"/**" = "app_file_t"\n[policy]\ndomain = "app_t"\nsources = ["policy/app.kpol", "policy/labels.kpol"]\n' > "$dir/b/bundle.toml"
+printf 'domain init_t, app_t\nresource app_file_t\n' > "$dir/b/policy/labels.kpol"
+printf 'include "labels.kpol"\nallow execute init_t -> app_t where program == "/run"\ntest "t" {\n  expect allow execute init_t -> app_t program="/run"\n}\n' > "$dir/b/policy/app.kpol"
+out=$("$kos" pack "$dir/b" -o "$dir/b.kos" 2>&1); check pack-compiles-policy 0 $?
+out=$("$kos" inspect "$dir/b.kos" 2>&1); check inspect-compiled 0 $? "compiled-policy policy.bin" "$out"
+printf 'test "u" {\n  expect deny execute init_t -> app_t program="/run"\n}\n' >> "$dir/b/policy/app.kpol"
+out=$("$kos" pack "$dir/b" -o "$dir/b2.kos" 2>&1)
+check pack-refuses-failing-policy 1 $? "policy/app.kpol:7:3: expected deny, got allow by rule policy/app.kpol:2:1" "$out"
+[ -e "$dir/b2.kos" ] && { echo "FAIL pack-refuses-failing-policy: b2.kos written"; fails=$((fails + 1)); }
 exit $((fails > 0))
