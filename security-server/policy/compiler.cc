@@ -289,13 +289,16 @@ class Resolver {
         std::set<std::string> done;
         for (auto [stmt, file] : m_src.idls) {
             std::string key, display, text;
-            if (!m_src.read_idl(*stmt, file, &key, &display, &text))
+            if (!m_src.read_idl(*stmt, file, &key, &display, &text)) {
+                m_idl_failed = true;
                 continue;
+            }
             if (!done.insert(key).second)
                 continue;
             auto mod = idl::parse_idl(text, display);
             if (!mod) {
                 m_d.error(stmt->loc, "idl \"" + stmt->path + "\": " + mod.error().message);
+                m_idl_failed = true;
                 continue;
             }
             for (idl::Interface& in : mod->interfaces) {
@@ -791,6 +794,10 @@ class Resolver {
         }
         const idl::Interface* in = m_m.idl.find(owner);
         if (!in) {
+            // An idl statement already failed: this is most likely one of
+            // its interfaces, so say nothing more about it.
+            if (m_idl_failed)
+                return false;
             m_d.error(w.loc,
                       "found '" + owner + "', expected an interface declared by an idl file" +
                           (m_m.idl.interfaces.empty() ? " (no idl statement loaded any)" : ""));
@@ -1158,6 +1165,7 @@ class Resolver {
     std::vector<const ast::Machine*> m_machine_decl;
     uint64_t m_set_work = 0;
     bool m_budget_reported = false;
+    bool m_idl_failed = false;
 };
 
 // --- Tests ---------------------------------------------------------------------

@@ -199,6 +199,46 @@ TEST(PolicyParser, IncludesOnTheHostAreRelativeToTheFile) {
     std::filesystem::remove_all(dir);
 }
 
+TEST(PolicyParser, IdlFilesRelativeToThePolicyThenTheSearchPath) {
+    std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("kos_policy_idl_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir / "idl");
+    std::filesystem::create_directories(dir / "extra");
+    std::ofstream(dir / "idl" / "demo.kidl")
+        << "package demo\ninterface Thing 0x7000 {\n    poke 1 (n: u32) -> ()\n}\n";
+    std::ofstream(dir / "extra" / "more.kidl")
+        << "package more\ninterface Other 0x7001 {\n    ping 1 () -> ()\n}\n";
+    std::ofstream(dir / "p.kpol")
+        << "idl \"idl/demo.kidl\"\nidl \"more.kidl\"\nidl \"vfs.kidl\"\ndomain a_t\n"
+           "allow request a_t -> a_t demo.Thing.poke where n < 3\n"
+           "allow request a_t -> a_t more.Other.ping\nallow request a_t -> a_t vfs.File.close\n"
+           "test \"t\" {\n expect allow request a_t -> a_t demo.Thing.poke n=2\n"
+           " expect deny request a_t -> a_t demo.Thing.poke n=3\n}\n";
+    CompileOptions o;
+    o.idl_path.insert(o.idl_path.begin(), (dir / "extra").string());
+    auto r = compile_policy_files({(dir / "p.kpol").string()}, o);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(r->all_tests_passed()) << failures(*r);
+    // Without the extra directory, more.kidl is not found; the message
+    // lists every place looked at.
+    auto bad = compile_policy_files({(dir / "p.kpol").string()});
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().message,
+              (dir / "p.kpol").string() + ":2:1: idl \"more.kidl\" not found (looked at " +
+                  (dir / "more.kidl").string() + ", " KOS_IDL_DIR "/more.kidl)");
+    // An interface id declared twice across files.
+    std::ofstream(dir / "extra" / "more.kidl", std::ios::trunc)
+        << "package more\ninterface Other 0x7000 {\n    ping 1 () -> ()\n}\n";
+    bad = compile_policy_files({(dir / "p.kpol").string()}, o);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find(
+                  ":2:1: idl \"more.kidl\": interface more.Other has id 28672, already used by "
+                  "demo.Thing"),
+              std::string::npos)
+        << bad.error().message;
+    std::filesystem::remove_all(dir);
+}
+
 // --- resolution errors ------------------------------------------------------------
 
 TEST(PolicyResolver, EveryLabelDeclaredOnceWithBothPlaces) {
