@@ -24,6 +24,9 @@ out=$("$kos" policy explain "$dir/system.pol" 'request app_t -> vfs_t vfs.File.o
 check explain-bad-request 2 $? "<request>:1:33: found 'opn', expected a method of vfs.File" "$out"
 out=$("$kos" policy explain "$dir/nothing.pol" 'request app_t -> vfs_t vfs.File.open' 2>&1)
 check explain-no-policy 2 $?
+head -c 1000 "$dir/system.pol" > "$dir/cut.pol"
+out=$("$kos" policy explain "$dir/cut.pol" 'request app_t -> vfs_t vfs.File.close' 2>&1)
+check explain-truncated-policy 2 $? "does not load" "$out"
 
 # A failing test: check says so (1) and compile writes nothing.
 cp "$examples"/*.kpol "$dir/"

@@ -746,6 +746,16 @@ allow request app_t -> vfs_t vfs.File.close
     EXPECT_NE(e->find("verdict: allow"), std::string::npos) << *e;
     EXPECT_NE(e->find("cache:   cacheable"), std::string::npos) << *e;
     EXPECT_NE(e->find("a repeat does\n"), std::string::npos) << *e;
+    // A truncated or corrupted blob is refused (attack 15), never half-read.
+    std::vector<uint8_t> cut(r->blob.begin(), r->blob.end() - 8);
+    e = explain_request(cut, "request app_t -> vfs_t vfs.File.close");
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().message.rfind("the compiled policy does not load: ", 0), 0u) << e.error().message;
+    std::vector<uint8_t> flipped = r->blob;
+    flipped[flipped.size() / 2] ^= 1;
+    e = explain_request(flipped, "request app_t -> vfs_t vfs.File.close");
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().message.rfind("the compiled policy does not load: ", 0), 0u) << e.error().message;
     e = explain_request(r->blob, "request app_t -> vfs_t vfs.File.open path=1");
     ASSERT_FALSE(e);
     EXPECT_EQ(e.error().message, "<request>:1:43: found a value that is not a string, expected a "
