@@ -125,6 +125,11 @@ class Sources {
     bool read_host(const ast::Idl& i, const std::string& path, std::string* key,
                    std::string* display, std::string* text) {
         std::error_code ec;
+        // Regular files only: opening a FIFO would block.
+        if (!fs::is_regular_file(path, ec)) {
+            m_d.error(i.loc, "idl \"" + i.path + "\": " + path + " is not a regular file");
+            return false;
+        }
         fs::path canon = fs::weakly_canonical(path, ec);
         *key = ec ? path : canon.string();
         *display = path;

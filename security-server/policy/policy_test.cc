@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/stat.h>
+
 #include "kos/policy/audit_json.h"
 #include "kos/policy/compiler.h"
 #include "kos/policy/explain.h"
@@ -193,6 +195,19 @@ TEST(PolicyParser, IncludesOnTheHostAreRelativeToTheFile) {
     r = compile_policy_files({(dir / "main.kpol").string()});
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->rule_count(), 1u);
+    // Never open what is not a regular file (a FIFO would block).
+    ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+    std::ofstream(dir / "f.kpol") << "domain a_t\ninclude \"fifo\"\n";
+    auto fifo = compile_policy_files({(dir / "f.kpol").string()});
+    ASSERT_FALSE(fifo);
+    EXPECT_EQ(fifo.error().message, (dir / "f.kpol").string() + ":2:1: " + (dir / "fifo").string() +
+                                        ": not a regular file");
+    std::ofstream(dir / "g.kpol") << "idl \"" << (dir / "fifo").string() << "\"\n";
+    fifo = compile_policy_files({(dir / "g.kpol").string()});
+    ASSERT_FALSE(fifo);
+    EXPECT_EQ(fifo.error().message, (dir / "g.kpol").string() + ":1:1: idl \"" +
+                                        (dir / "fifo").string() + "\": " + (dir / "fifo").string() +
+                                        " is not a regular file");
     auto missing = compile_policy_files({(dir / "none.kpol").string()});
     ASSERT_FALSE(missing);
     EXPECT_EQ(missing.error().message, (dir / "none.kpol").string() + ": no such file");
@@ -750,12 +765,14 @@ allow request app_t -> vfs_t vfs.File.close
     std::vector<uint8_t> cut(r->blob.begin(), r->blob.end() - 8);
     e = explain_request(cut, "request app_t -> vfs_t vfs.File.close");
     ASSERT_FALSE(e);
-    EXPECT_EQ(e.error().message.rfind("the compiled policy does not load: ", 0), 0u) << e.error().message;
+    EXPECT_EQ(e.error().message.rfind("the compiled policy does not load: ", 0), 0u)
+        << e.error().message;
     std::vector<uint8_t> flipped = r->blob;
     flipped[flipped.size() / 2] ^= 1;
     e = explain_request(flipped, "request app_t -> vfs_t vfs.File.close");
     ASSERT_FALSE(e);
-    EXPECT_EQ(e.error().message.rfind("the compiled policy does not load: ", 0), 0u) << e.error().message;
+    EXPECT_EQ(e.error().message.rfind("the compiled policy does not load: ", 0), 0u)
+        << e.error().message;
     e = explain_request(r->blob, "request app_t -> vfs_t vfs.File.open path=1");
     ASSERT_FALSE(e);
     EXPECT_EQ(e.error().message, "<request>:1:43: found a value that is not a string, expected a "
