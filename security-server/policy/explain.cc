@@ -52,6 +52,13 @@ std::string str(const sec::Engine& e, sec::StringRef s) {
     return p ? std::string(p, n) : std::string();
 }
 
+std::string state_name(const sec::Engine& e, uint32_t machine, uint32_t state) {
+    const sec::Machine* m = e.machine(machine);
+    const sec::StringRef* n =
+        m && state < m->state_count ? e.name(m->names_first + state) : nullptr;
+    return n ? str(e, *n) : "state #" + std::to_string(state);
+}
+
 bool dfa_accepts(const View& v, uint32_t index, const sec::FieldValue& f) {
     const sec::DfaHeader* h = v.at<sec::DfaHeader>(sec::Section::Dfas, index);
     if (!h || h->class_count == 0 || h->class_count > 256 || h->state_count < 2)
@@ -306,15 +313,35 @@ Result<std::string> explain_request(std::span<const uint8_t> blob, std::string_v
                 }
                 if (rule->state_label != sec::kNone) {
                     const sec::Label* l = e.label(rule->state_label);
-                    uint32_t s = l && l->machine != sec::kNone ? e.machine_state(l->machine) : 32;
+                    uint32_t m = l ? l->machine : sec::kNone;
+                    uint32_t s = m != sec::kNone ? e.machine_state(m) : 32;
                     bool ok = s < 32 && (rule->state_mask >> s & 1);
-                    status += std::string(" state:") + (ok ? "yes" : "no");
+                    status += " state:";
+                    status += ok ? "yes" : "no";
+                    if (l && s < 32)
+                        status.append(" (")
+                            .append(str(e, l->name))
+                            .append(" is ")
+                            .append(state_name(e, m, s))
+                            .append(")");
                     holds &= ok;
                 }
                 std::string extra;
                 if (rule->effect == static_cast<uint8_t>(sec::Effect::Limit))
                     extra = " [" + std::to_string(rule->limit_count) + " per " +
                             window_text(rule->limit_window_ns) + "]";
+                if (rule->effect == static_cast<uint8_t>(sec::Effect::Transition)) {
+                    const sec::Label* t = e.label(r.target);
+                    uint32_t m = t ? t->machine : sec::kNone;
+                    uint32_t s = m != sec::kNone ? e.machine_state(m) : 32;
+                    bool from_ok = s < 32 && (rule->from_mask >> s & 1);
+                    holds &= from_ok;
+                    if (s < 32)
+                        extra = " [" + state_name(e, m, s) + " -> " +
+                                state_name(e, m, rule->to_state) +
+                                (from_ok ? "" : ": not from this state") +
+                                ", if the request is allowed]";
+                }
                 char line[32];
                 std::snprintf(line, sizeof line, "  %-10s ", effect_name(rule->effect));
                 rules_report += line + str(e, rule->where) + "  " +
