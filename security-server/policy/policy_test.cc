@@ -991,6 +991,12 @@ TEST(ExamplePolicy, CompilesAndItsTestsPass) {
     ASSERT_TRUE(e) << e.error().message;
     EXPECT_NE(e->find("verdict: deny (audited)"), std::string::npos) << *e;
     EXPECT_NE(e->find("app.kpol:14:1"), std::string::npos) << *e;
+    e = explain_request(r->blob, "request app_t -> door_t door.Door.pass");
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_NE(e->find("does not apply (state:no (door_t is closed))"), std::string::npos) << *e;
+    e = explain_request(r->blob, "request app_t -> door_t door.Door.open");
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_NE(e->find("applies [closed -> open, if the request is allowed]"), std::string::npos) << *e;
 }
 
 } // namespace
