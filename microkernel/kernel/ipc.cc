@@ -36,6 +36,49 @@ void wake(Thread* t, i64 result) {
     make_runnable(t);
 }
 
+// Passes the handles a message carries (its `handle` fields, by the IDL
+// layout) from `from` to `to`: each non-zero value must be a channel handle
+// of `from` with the transfer right; `to` gets a handle to the same channel
+// with the same rights (never more), and the field is rewritten to it. The
+// sender keeps its handle. 0, or a negated errno with nothing transferred.
+i64 transfer_handles(bool request, void* msg, Task* from, Task* to) {
+    auto* h = static_cast<ipc::MessageHeader*>(msg);
+    constexpr u32 kMax = 16;
+    u32 offsets[kMax];
+    u32 n = handle_field_offsets(request, *h, offsets, kMax);
+    auto* payload = reinterpret_cast<abi::u8*>(h + 1);
+    HandleEntry entries[kMax] = {};
+    for (u32 i = 0; i < n; ++i) {
+        if (u64{offsets[i]} + 4 > h->payload_size)
+            return -err::kInval;
+        u32 value;
+        memcpy(&value, payload + offsets[i], 4);
+        if (value == kInvalidHandle)
+            continue;
+        auto e = from->handles.get(value, ObjectType::ChannelClient, kRightTransfer);
+        if (e.is_error())
+            return -e.error();
+        entries[i] = *e;
+    }
+    Handle given[kMax] = {};
+    for (u32 i = 0; i < n; ++i) {
+        if (!entries[i].object)
+            continue;
+        auto nh = to->handles.insert(entries[i].object, ObjectType::ChannelClient, entries[i].rights);
+        if (nh.is_error()) {
+            for (u32 j = 0; j < i; ++j)
+                if (given[j])
+                    (void)to->handles.remove(given[j]);
+            return -nh.error();
+        }
+        given[i] = *nh;
+    }
+    for (u32 i = 0; i < n; ++i)
+        if (given[i])
+            memcpy(payload + offsets[i], &given[i], 4);
+    return 0;
+}
+
 // Hands `client`'s pending request to `server` (blocked or calling
 // receive now). Returns the server's result: the message size or an error.
 i64 deliver(Channel* ch, Thread* client, Thread* server) {
@@ -105,6 +148,8 @@ i64 ipc_call(Thread* self, u64 handle, u64 req, u64 req_size, u64 reply, u64 rep
     }
     if (ch->server_dead)
         return -kEpipe;
+    if (i64 r = transfer_handles(true, msg_of(self), t, ch->server); r < 0)
+        return r;
     self->msg_size = static_cast<u32>(req_size);
     self->reply_buf = reply;
     self->reply_cap = reply_cap;
@@ -166,6 +211,10 @@ i64 ipc_reply(Thread* self, u64 reply, u64 size) {
     }
     if (client->task->dead)
         return 0;
+    if (i64 r = transfer_handles(false, msg_of(self), self->task, client->task); r < 0) {
+        wake(client, r);
+        return r;
+    }
     if (size > client->reply_cap) {
         wake(client, -kEmsgsize);
         return 0;

@@ -131,6 +131,22 @@ Verdict check_response(const Task& server, const Task& client, const Channel& ch
     return check_message(sec::Kind::Response, server, client, ch, h);
 }
 
+u32 handle_field_offsets(bool request, const abi::ipc::MessageHeader& h, u32* offsets, u32 max) {
+    const sec::Interface* in = g_engine.interface_by_id(h.interface_id);
+    const sec::Method* m = in ? g_engine.method(*in, h.method_id) : nullptr;
+    if (!m)
+        return 0;
+    u32 first = request ? m->request_field_first : m->response_field_first;
+    u32 count = request ? m->request_field_count : m->response_field_count;
+    u32 n = 0;
+    for (u32 i = 0; i < count && n < max; ++i) {
+        const sec::Field* f = g_engine.field(first + i);
+        if (f && f->type == static_cast<u8>(sec::FieldType::Handle))
+            offsets[n++] = f->offset;
+    }
+    return n;
+}
+
 abi::i64 security_resolve(Task& caller, abi::u64 what, abi::u64 name, abi::u64 len, abi::u64 cls) {
     if (!g_engine.loaded())
         return -38; // ENOSYS

@@ -42,6 +42,11 @@ Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::Messag
 Verdict check_response(const Task& server, const Task& client, const Channel& ch,
                        const abi::ipc::MessageHeader& h);
 
+// Payload offsets of a message's `handle` fields, by the policy's layout
+// (request fields, or response fields): how many, at most `max`. 0 without
+// a policy or for an unknown method.
+abi::u32 handle_field_offsets(bool request, const abi::ipc::MessageHeader& h, abi::u32* offsets, abi::u32 max);
+
 // The object managers' calls (abi/kos/syscall.h): ids by name, and
 // `security` questions about a subject task and a labeled object.
 abi::i64 security_resolve(Task& caller, abi::u64 what, abi::u64 name, abi::u64 len, abi::u64 cls);

@@ -119,6 +119,8 @@ TEST_F(Ipc, CallsRightsForgeriesDenialsAndServerCrash) {
                              "ok a reply the policy denies does not reach the client (-13)",
                              "ok the object manager refuses what the policy does not allow on its object (-13)",
                              "ok a malformed message is denied (-13)",
+                             "ok a handle without the transfer right cannot be passed (-1)",
+                             "ok the handle that went through the server still calls the channel (0)",
                              "ok a call for another interface is denied (-13)",
                              "ok a forged handle fails (-9)", "ok an undeclared handle fails (-9)",
                              "ok a handle with fewer rights cannot call (-1)",

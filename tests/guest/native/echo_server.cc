@@ -22,6 +22,11 @@ struct Echo {
         return 0;
     }
     int32_t crash(const E::crash::Request&, E::crash::Response&) { __builtin_trap(); }
+    // The handle arrives as this task's own handle; it goes back the same way.
+    int32_t pass(const E::pass::Request& req, E::pass::Response& resp) {
+        resp.channel = req.channel;
+        return 0;
+    }
     // The vault is a labeled object this server manages: it asks the
     // policy whether the caller may write to it (or lock it) first.
     int32_t store(const E::store::Request& req, E::store::Response& resp) {

@@ -68,6 +68,21 @@ int main(const kn::NativeStartInfo* info) {
     r = raw_call(echo, 99, 1, "x", 1);
     check(r == kEacces, "a call for another interface is denied", r);
 
+    // Handles travel in messages: only with the transfer right, and they
+    // come back as a new handle of this task to the same channel.
+    E::pass::Response pr{};
+    kn::i64 no_transfer = kn::sys(kn::Sys::handle_duplicate, echo, kos::abi::sys::kRightCall);
+    r = client.pass({static_cast<kn::u32>(no_transfer)}, pr);
+    check(r == kEperm, "a handle without the transfer right cannot be passed", r);
+    r = client.pass({echo}, pr);
+    check(r == 0 && pr.channel != 0 && pr.channel != echo, "a passed handle comes back as a new handle", pr.channel);
+    kn::Channel passed{pr.channel};
+    static E::Client<kn::Channel> via(passed);
+    r = via.echo({text("via")}, er);
+    check(r == 0 && er.data.size == 3 && memcmp(er.data.data, "VIA", 3) == 0,
+          "the handle that went through the server still calls the channel", r);
+    kn::sys(kn::Sys::handle_close, static_cast<kn::u64>(no_transfer));
+
     // Forged, undeclared and stale handles.
     r = raw_call(echo + 64, E::kInterfaceId, E::echo::kId, "x", 1);
     check(r == kEbadf, "a forged handle fails", r);
