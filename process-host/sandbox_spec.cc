@@ -108,7 +108,7 @@ Result<std::vector<policy::MemorySource>> read_policy_sources(const std::string&
 // and tmp are the sandbox's own mounts, so the rootfs's are not walked).
 struct Node {
     std::string path; // inside the sandbox: "/bin/sh"
-    enum class Type { Dir, File, Other } type = Type::Other;
+    enum class Type : uint8_t { Dir, File, Other } type = Type::Other;
     std::vector<size_t> children; // Dir: indices into the walk
     std::string label;            // with [labels]
 };
@@ -172,7 +172,7 @@ Summary summarize(const std::vector<Node>& nodes, size_t i, const std::vector<ch
         sum.all = sum.all && t.all;
         sum.any = sum.any || t.any;
     }
-    whole[i] = sum.all && sum.any;
+    whole[i] = sum.all && sum.any ? 1 : 0;
     return sum;
 }
 
@@ -211,7 +211,7 @@ bool dirs_readable(const std::vector<Node>& nodes, size_t i, const std::vector<c
     for (size_t c : nodes[i].children)
         if (nodes[c].type == Node::Type::Dir)
             all = dirs_readable(nodes, c, readable, dirs_ok) && all;
-    dirs_ok[i] = all;
+    dirs_ok[i] = all ? 1 : 0;
     return all;
 }
 
@@ -251,9 +251,11 @@ Result<void> apply_policy(SandboxSpec& s, const std::string& dir, const pkg::Bun
             continue;
         exec[i] = 1;
         ++allowed;
+        // Not an ELF file (a script) or a malformed one: no interpreter.
         auto interp = elf_interpreter(s.rootfs, nodes[i].path);
-        if (interp && *interp)
-            if (auto ri = resolve_in_rootfs(s.rootfs, **interp); ri)
+        std::optional<std::string> name = interp ? *interp : std::nullopt;
+        if (name)
+            if (auto ri = resolve_in_rootfs(s.rootfs, *name); ri)
                 interps.push_back(*ri);
     }
     summarize(nodes, 0, exec, false, whole); // a directory is executable through its files only

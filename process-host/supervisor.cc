@@ -165,7 +165,8 @@ void Supervisor::audit(const PolicyDecision& d) {
     print_line(policy::render_audit_human(m_policy->engine(), d.record));
     if (m_audit_fd >= 0) {
         std::string line = policy::render_audit_json(m_policy->engine(), d.record) + "\n";
-        (void)write_all(m_audit_fd, line.data(), line.size(), "audit log");
+        // A full disk must not stop the supervisor; stderr still has the line.
+        [[maybe_unused]] auto written = write_all(m_audit_fd, line.data(), line.size(), "audit log");
     }
 }
 
