@@ -55,7 +55,25 @@ namespace kos::abi::sys {
     X(26, security_query, "object managers: a0 = subject task (ReceiveInfo::"            \
                           "sender_task), a1 = object label id, a2 = class id, a3 = "     \
                           "permission id -> 0 allowed, EACCES denied (audited as the "   \
-                          "policy says)")
+                          "policy says)")                                               \
+    X(27, ipc_call_grant, "ipc_call with a5 = const Grant*: a region of the caller's "  \
+                          "memory the server may read (and write, with kGrantWrite) "    \
+                          "until it replies, for payloads larger than a message")        \
+    X(28, ipc_grant_read, "server: a0 = offset in the grant of the call it serves, a1 = " \
+                          "buffer, a2 = length -> bytes copied")                         \
+    X(29, ipc_grant_write, "server: a0 = offset in the grant, a1 = buffer, a2 = length " \
+                           "-> bytes copied; EACCES unless the grant is writable")
+
+// Memory a client lends the server for one call (ipc_call_grant): at most
+// kMaxGrant bytes, never kernel memory.
+inline constexpr u32 kGrantWrite = 1;
+inline constexpr u64 kMaxGrant = 64ull << 20;
+struct Grant {
+    u64 addr;
+    u64 size;
+    u32 flags; // kGrantWrite
+    u32 reserved;
+};
 
 // What security_resolve looks up.
 enum class SecurityName : u64 { Label = 1, Class = 2, Permission = 3 };

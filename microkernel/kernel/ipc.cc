@@ -170,6 +170,49 @@ i64 ipc_call(Thread* self, u64 handle, u64 req, u64 req_size, u64 reply, u64 rep
     return kBlocked;
 }
 
+i64 ipc_call_grant(Thread* self, u64 handle, u64 req, u64 req_size, u64 reply, u64 reply_cap, u64 grant) {
+    abi::sys::Grant g{};
+    if (!copy_user(self->task, grant, &g, sizeof g, false))
+        return -err::kFault;
+    if (g.size > abi::sys::kMaxGrant || g.addr >= abi::sys::kUserTop || g.size > abi::sys::kUserTop - g.addr ||
+        (g.flags & ~abi::sys::kGrantWrite) || g.reserved)
+        return -err::kInval;
+    self->grant_addr = g.addr;
+    self->grant_size = g.size;
+    self->grant_write = (g.flags & abi::sys::kGrantWrite) != 0;
+    i64 r = ipc_call(self, handle, req, req_size, reply, reply_cap);
+    if (r != kBlocked) // refused before anything was queued: no grant outstanding
+        self->grant_size = 0;
+    return r;
+}
+
+// Copies between the server's buffer and the grant of the call it serves,
+// through a kernel bounce buffer, a page at a time.
+i64 ipc_grant_copy(Thread* self, u64 offset, u64 buf, u64 len, bool write) {
+    Thread* client = self->reply_to;
+    if (!client)
+        return -err::kInval;
+    if (client->task->dead)
+        return -kEpipe;
+    if (offset > client->grant_size || len > client->grant_size - offset)
+        return -err::kFault;
+    if (write && !client->grant_write)
+        return -err::kAccess;
+    static abi::u8 bounce[4096];
+    u64 done = 0;
+    while (done < len) {
+        u64 n = len - done < sizeof bounce ? len - done : sizeof bounce;
+        bool ok = write ? copy_user(self->task, buf + done, bounce, n, false) &&
+                              copy_user(client->task, client->grant_addr + offset + done, bounce, n, true)
+                        : copy_user(client->task, client->grant_addr + offset + done, bounce, n, false) &&
+                              copy_user(self->task, buf + done, bounce, n, true);
+        if (!ok)
+            return -err::kFault;
+        done += n;
+    }
+    return static_cast<i64>(done);
+}
+
 i64 ipc_receive(Thread* self, u64 handle, u64 buf, u64 cap, u64 info) {
     Task* t = self->task;
     auto e = t->handles.get(static_cast<Handle>(handle), ObjectType::ChannelServer, kRightReceive);
@@ -203,6 +246,7 @@ i64 ipc_reply(Thread* self, u64 reply, u64 size) {
         return -err::kInval;
     self->reply_to = nullptr;
     self->reply_channel = nullptr;
+    client->grant_size = 0; // the grant ends with the call
     Verdict v = check_response(*self->task, *client->task, *ch, *h);
     if (!v.allow) {
         audit_denied("response", *self->task, client->task, ch, h, v);

@@ -33,6 +33,10 @@ abi::i64 ipc_call(Thread* self, abi::u64 handle, abi::u64 req, abi::u64 req_size
                   abi::u64 reply_cap);
 abi::i64 ipc_receive(Thread* self, abi::u64 handle, abi::u64 buf, abi::u64 cap, abi::u64 info);
 abi::i64 ipc_reply(Thread* self, abi::u64 reply, abi::u64 size);
+// ipc_call with a Grant (abi/kos/syscall.h); the server's access to it.
+abi::i64 ipc_call_grant(Thread* self, abi::u64 handle, abi::u64 req, abi::u64 req_size, abi::u64 reply,
+                        abi::u64 reply_cap, abi::u64 grant);
+abi::i64 ipc_grant_copy(Thread* self, abi::u64 offset, abi::u64 buf, abi::u64 len, bool write);
 
 // A task ended: fail everything waiting on its channels.
 void ipc_task_died(Task* task);

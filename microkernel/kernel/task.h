@@ -55,6 +55,9 @@ struct Thread {
     abi::u64 recv_cap = 0;
     abi::u64 recv_info = 0;
     Channel* channel = nullptr; // channel the thread waits on
+    abi::u64 grant_addr = 0;    // client: memory lent to the server for this call
+    abi::u64 grant_size = 0;
+    bool grant_write = false;
     Thread* reply_to = nullptr; // server: the client awaiting this thread's reply
     Channel* reply_channel = nullptr;
 };

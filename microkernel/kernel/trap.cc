@@ -187,7 +187,14 @@ i64 native_call(Thread* self, TrapFrame* f) {
                               static_cast<abi::u32>(a3 & 7), 0);
     }
     case sys::Sys::ipc_call:
+        self->grant_size = 0;
         return ipc_call(self, a0, a1, a2, a3, a4);
+    case sys::Sys::ipc_call_grant:
+        return ipc_call_grant(self, a0, a1, a2, a3, a4, f->r9);
+    case sys::Sys::ipc_grant_read:
+        return ipc_grant_copy(self, a0, a1, a2, false);
+    case sys::Sys::ipc_grant_write:
+        return ipc_grant_copy(self, a0, a1, a2, true);
     case sys::Sys::ipc_receive:
         return ipc_receive(self, a0, a1, a2, a3);
     case sys::Sys::ipc_reply:

@@ -523,6 +523,11 @@ Verdict Engine::evaluate(const Request& r, bool* cacheable) {
     } else {
         field_count = 1;
     }
+    if (r.error_reply) {
+        if (r.kind != Kind::Response || r.field_count != 0)
+            return malformed;
+        field_count = 0;
+    }
     if (r.field_count < field_count || (field_count && !r.fields))
         return malformed;
     for (u32 i = 0; i < field_count; ++i) {
@@ -847,6 +852,13 @@ Verdict Engine::decide_message(Kind kind, u32 source, u32 target, const abi::ipc
                                const u8* payload, u32 payload_size, u64 now_ns) {
     if (!header_)
         return Verdict{false, true, false, kRuleDefaultDeny};
+    // An error reply is a status and nothing else.
+    if (kind == Kind::Response && h.status != 0) {
+        if (payload_size != 0 || h.payload_size != 0)
+            return Verdict{false, true, false, kRuleMalformed};
+        Request r{kind, source, target, h.interface_id, h.method_id, nullptr, 0, now_ns, true};
+        return decide(r);
+    }
     FieldValue values[kMaxFields];
     u32 count = 0;
     u32 bad = decode(kind, h, payload, payload_size, values, &count);

@@ -611,3 +611,28 @@ TEST(Engine, AnAuditAllowAuditsEvenWhenAnEarlierAllowDecides) {
 
 } // namespace
 } // namespace kos::security
+
+namespace kos::security {
+namespace {
+
+TEST(Engine, ErrorRepliesCarryNoFieldsAndMatchNoFieldCondition) {
+    PolicyModel m = base_model();
+    m.rules.push_back(rule(Effect::Allow, Kind::Response, {kVfs}, {kApp}, {{kFiles, kOpen}}, "allow open replies"));
+    RuleDef cond_only = rule(Effect::Allow, Kind::Response, {kVfs}, {kApp}, {{kFiles, kRead}}, "read replies of 'ok'");
+    cond_only.conditions.push_back(cond("data", ConditionDef::Op::BytesEq, {}, {"ok"}));
+    m.rules.push_back(cond_only);
+    Loaded l(m);
+    abi::ipc::MessageHeader err{kFiles, kOpen, 0, -2};
+    EXPECT_TRUE(l.engine.decide_message(Kind::Response, kVfs, kApp, err, nullptr, 0, 0).allow);
+    abi::ipc::MessageHeader err_read{kFiles, kRead, 0, -2};
+    EXPECT_FALSE(l.engine.decide_message(Kind::Response, kVfs, kApp, err_read, nullptr, 0, 0).allow);
+    uint8_t junk[8] = {};
+    abi::ipc::MessageHeader err_payload{kFiles, kOpen, 8, -2};
+    EXPECT_EQ(l.engine.decide_message(Kind::Response, kVfs, kApp, err_payload, junk, 8, 0).rule, kRuleMalformed);
+    // A successful reply without its fixed part is still malformed.
+    abi::ipc::MessageHeader ok{kFiles, kOpen, 0, 0};
+    EXPECT_EQ(l.engine.decide_message(Kind::Response, kVfs, kApp, ok, nullptr, 0, 0).rule, kRuleMalformed);
+}
+
+} // namespace
+} // namespace kos::security

@@ -27,6 +27,35 @@ struct Echo {
         resp.channel = req.channel;
         return 0;
     }
+    // Large payloads through the caller's grant, a page at a time.
+    int32_t sum(const E::sum::Request& req, E::sum::Response& resp) {
+        static kos::abi::u8 page[4096];
+        resp.total = 0;
+        for (kn::u32 done = 0; done < req.size;) {
+            kn::u32 n = req.size - done < sizeof page ? req.size - done : sizeof page;
+            kn::i64 r = kn::sys(kn::Sys::ipc_grant_read, done, reinterpret_cast<kn::u64>(page), n);
+            if (r < 0)
+                return static_cast<int32_t>(r);
+            for (kn::u32 i = 0; i < n; ++i)
+                resp.total += page[i];
+            done += n;
+        }
+        return 0;
+    }
+    int32_t fill(const E::fill::Request& req, E::fill::Response&) {
+        static kos::abi::u8 page[4096];
+        for (kn::u32 i = 0; i < sizeof page; ++i)
+            page[i] = req.value;
+        for (kn::u32 done = 0; done < req.size;) {
+            kn::u32 n = req.size - done < sizeof page ? req.size - done : sizeof page;
+            kn::i64 r = kn::sys(kn::Sys::ipc_grant_write, done, reinterpret_cast<kn::u64>(page), n);
+            if (r < 0)
+                return static_cast<int32_t>(r);
+            done += n;
+        }
+        return 0;
+    }
+
     // The vault is a labeled object this server manages: it asks the
     // policy whether the caller may write to it (or lock it) first.
     int32_t store(const E::store::Request& req, E::store::Response& resp) {

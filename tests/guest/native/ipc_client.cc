@@ -83,6 +83,37 @@ int main(const kn::NativeStartInfo* info) {
           "the handle that went through the server still calls the channel", r);
     kn::sys(kn::Sys::handle_close, static_cast<kn::u64>(no_transfer));
 
+    // Large payloads: 64 KiB lent with the call, read and written by the server.
+    {
+        static kos::abi::u8 big[64 * 1024];
+        kn::u64 expect = 0;
+        for (kn::u32 i = 0; i < sizeof big; ++i) {
+            big[i] = static_cast<kos::abi::u8>(i % 251);
+            expect += big[i];
+        }
+        kos::abi::sys::Grant ro{reinterpret_cast<kn::u64>(big), sizeof big, 0, 0};
+        kos::abi::sys::Grant rw{reinterpret_cast<kn::u64>(big), sizeof big, kos::abi::sys::kGrantWrite, 0};
+        kn::Channel lend{echo, &ro};
+        static E::Client<kn::Channel> lender(lend);
+        E::sum::Response sum{};
+        r = lender.sum({sizeof big}, sum);
+        check(r == 0 && sum.total == expect, "the server reads a 64 KiB grant", static_cast<kn::i64>(sum.total));
+        r = lender.sum({sizeof big + 1}, sum);
+        check(r == -14, "reading past the grant fails", r);
+        E::fill::Response fr{};
+        r = lender.fill({sizeof big, 0x5a}, fr);
+        check(r == kEacces, "a read-only grant cannot be written", r);
+        lend.grant = &rw;
+        r = lender.fill({sizeof big, 0x5a}, fr);
+        bool filled = r == 0;
+        for (kn::u32 i = 0; i < sizeof big && filled; ++i)
+            filled = big[i] == 0x5a;
+        check(filled, "the server writes a writable grant", r);
+        // Without a grant, the server has nothing to read.
+        r = client.sum({16}, sum);
+        check(r == -14, "a call without a grant lends nothing", r);
+    }
+
     // Forged, undeclared and stale handles.
     r = raw_call(echo + 64, E::kInterfaceId, E::echo::kId, "x", 1);
     check(r == kEbadf, "a forged handle fails", r);

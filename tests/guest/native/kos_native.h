@@ -16,13 +16,14 @@ using kos::abi::sys::NativeStartInfo;
 using kos::abi::sys::Sys;
 namespace ipc = kos::abi::ipc;
 
-inline i64 sys(Sys n, u64 a0 = 0, u64 a1 = 0, u64 a2 = 0, u64 a3 = 0, u64 a4 = 0) {
+inline i64 sys(Sys n, u64 a0 = 0, u64 a1 = 0, u64 a2 = 0, u64 a3 = 0, u64 a4 = 0, u64 a5 = 0) {
     i64 ret;
     register u64 r10 asm("r10") = a3;
     register u64 r8 asm("r8") = a4;
+    register u64 r9 asm("r9") = a5;
     asm volatile("syscall"
                  : "=a"(ret)
-                 : "a"(static_cast<u64>(n)), "D"(a0), "S"(a1), "d"(a2), "r"(r10), "r"(r8)
+                 : "a"(static_cast<u64>(n)), "D"(a0), "S"(a1), "d"(a2), "r"(r10), "r"(r8), "r"(r9)
                  : "rcx", "r11", "memory");
     return ret;
 }
@@ -79,6 +80,7 @@ inline i64 security_id(kos::abi::sys::SecurityName what, const char* name, u64 c
 // one ipc_call per message.
 struct Channel {
     u32 handle;
+    const kos::abi::sys::Grant* grant = nullptr; // lent with every call while set
 
     kos::abi::i32 call(const ipc::MessageHeader& h, const kos::abi::u8* payload, kos::abi::u8* reply,
                        u32 reply_cap, ipc::MessageHeader& reply_h) {
@@ -88,8 +90,10 @@ struct Channel {
             return -90; // EMSGSIZE
         memcpy(out, &h, sizeof h);
         memcpy(out + sizeof h, payload, h.payload_size);
-        i64 n = sys(Sys::ipc_call, handle, reinterpret_cast<u64>(out), sizeof h + h.payload_size,
-                    reinterpret_cast<u64>(in), sizeof in);
+        i64 n = grant ? sys(Sys::ipc_call_grant, handle, reinterpret_cast<u64>(out), sizeof h + h.payload_size,
+                            reinterpret_cast<u64>(in), sizeof in, reinterpret_cast<u64>(grant))
+                      : sys(Sys::ipc_call, handle, reinterpret_cast<u64>(out), sizeof h + h.payload_size,
+                            reinterpret_cast<u64>(in), sizeof in);
         if (n < 0)
             return static_cast<kos::abi::i32>(n);
         if (static_cast<u64>(n) < sizeof reply_h)

@@ -43,6 +43,9 @@ struct Request {
     const FieldValue* fields = nullptr;
     u32 field_count = 0;
     u64 now_ns = 0; // monotonic time, for rate limits
+    // A reply carrying only an error status (no payload): its fields are
+    // absent, and a condition on an absent field never holds.
+    bool error_reply = false;
 };
 
 struct Verdict {
