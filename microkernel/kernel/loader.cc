@@ -100,6 +100,11 @@ const rfs::RootfsEntry* rootfs_find(const char* path) {
 
 } // namespace
 
+u64 user_visible_image_size() {
+    const auto* bh = g_boot_image.header;
+    return page_up(bh->rootfs_offset + bh->rootfs_size);
+}
+
 const char* start_linux_task(Task* task) {
     Thread* t = task->thread;
     vm::AddressSpace& as = task->as;
@@ -117,8 +122,10 @@ const char* start_linux_task(Task* task) {
     task->runtime_text_end = header->text_end;
     task->runtime_linux_entry = header->linux_entry;
 
+    // The header, the launch description and the rootfs, read-only; never
+    // what follows them (the init description and the compiled policy).
     const auto* bh = g_boot_image.header;
-    if (as.map_image(sys::kRootfsMapBase, page_up(g_boot_image.size), g_boot_image.pa, vm::kRead,
+    if (as.map_image(sys::kRootfsMapBase, user_visible_image_size(), g_boot_image.pa, vm::kRead,
                      vm::kPinned) < 0)
         return "cannot map the boot image";
     // Runtime stack (backed on first touch), then one page for the thread

@@ -18,6 +18,9 @@ extern BootImage g_boot_image;
 
 // Each returns nullptr, or a static message saying what failed.
 const char* start_linux_task(Task* task);
+// Bytes of the boot image a Linux task sees (header, launch description,
+// rootfs): everything after them (init description, policy) stays kernel-only.
+abi::u64 user_visible_image_size();
 const char* start_native_task(Task* task, const char* const* argv, abi::u32 argc,
                               const abi::sys::NativeHandle* handles, abi::u32 handle_count);
 

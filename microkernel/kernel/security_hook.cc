@@ -65,6 +65,8 @@ const char* security_init() {
     if (bh->policy_offset % abi::boot::kPageSize != 0 || bh->policy_offset > bh->total_size ||
         bh->policy_size > bh->total_size - bh->policy_offset)
         return "the compiled policy lies outside the boot image";
+    if (bh->policy_offset < user_visible_image_size())
+        return "the compiled policy overlaps the part of the boot image tasks can map";
     const auto* blob = static_cast<const u8*>(pmm::phys_to_virt(g_boot_image.pa + bh->policy_offset));
     sec::LoadError e = g_engine.load(blob, bh->policy_size, g_engine_state, sizeof g_engine_state);
     if (e != sec::LoadError::None)

@@ -255,6 +255,15 @@ TEST_F(KosRun, ABundleWithoutABehaviorConfigDoesNotRun) {
     EXPECT_NE(r.err.find("policy/app.kpol:2:"), std::string::npos) << r.err;
 }
 
+// The compiled policy is in the boot image, after the rootfs: a Linux
+// process sees the image's header and rootfs, never the policy.
+TEST_F(KosRun, TheCompiledPolicyIsNotReadableFromTheGuest) {
+    auto r = run_process({kKos, "run", kApps, "--", "/bin/peek"}, 60);
+    EXPECT_NE(r.out.find("boot image header readable; policy at "), std::string::npos) << r.out << r.err;
+    EXPECT_EQ(r.out.find("POLICY READABLE"), std::string::npos) << r.out;
+    EXPECT_EQ(r.status, 128 + 11) << r.out << r.err;
+}
+
 TEST_F(KosRun, LimitsComeFromTheBundleConfig) {
     TempBundle b;
     b.config("/bin/memhog", "[limits]\nmemory = \"40M\"\nwall_time = \"20s\"\n");
