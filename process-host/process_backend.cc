@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -92,7 +93,9 @@ bool process_backend_usable(std::string* why) {
 }
 
 int run_bundle(const BackendRequest& r) {
+    auto t0 = std::chrono::steady_clock::now();
     auto spec = spec_from_bundle_dir(r.bundle, r.args);
+    double prepare_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!spec) {
         std::fprintf(stderr, "kos: %s\n", spec.error().message.c_str());
         int code = spec.error().code;
@@ -118,6 +121,9 @@ int run_bundle(const BackendRequest& r) {
         }
         o.publish.push_back(*pub);
     }
+    if (r.stats)
+        std::fprintf(stderr, "kos: bundle prepared in %.2f ms (config, labels%s)\n", prepare_ms,
+                     spec->policy.empty() ? "" : ", policy compiled, rootfs asked about");
     auto outcome = run_sandbox(*spec, o);
     if (!outcome) {
         std::fprintf(stderr, "kos: %s\n", outcome.error().message.c_str());
