@@ -85,6 +85,12 @@ PolicyDecision SandboxPolicy::decide_execute(const std::string& program, uint64_
     return decide(sec::Request{sec::Kind::Execute, m_domain, m_domain, 0, 0, &f, 1, now_ns});
 }
 
+void SandboxPolicy::restart() {
+    const sec::PolicyHeader* h = m_engine.header();
+    if (h && (h->limit_count || h->machine_count))
+        m_engine.reset_state();
+}
+
 bool SandboxPolicy::has_file_class() const {
     uint32_t cls = m_engine.find_class("file", 4);
     return cls != sec::kNone && m_engine.find_perm(cls, "read", 4) != sec::kNone;

@@ -57,6 +57,12 @@ class SandboxPolicy {
     PolicyDecision decide_bind(const IpEndpoint& ep, uint64_t now_ns);
     PolicyDecision decide_execute(const std::string& program, uint64_t now_ns);
 
+    // Back to the policy's initial state (machines, rate buckets), when it
+    // has any: questions asked before the run (the executables, the labels)
+    // are each answered as from a fresh start, so that asking about many
+    // files does not spend a `limit` or move a `machine`.
+    void restart();
+
     // security DOMAIN -> label file.PERM; false when the policy has no class
     // `file`, no such perm, or does not declare `label`.
     bool allows_file(const std::string& label, const char* perm);

@@ -303,6 +303,22 @@ TEST(SandboxPolicySpec, AWholeDirectoryOfAllowedProgramsIsOneRule) {
     EXPECT_TRUE(said);
 }
 
+// Asking about every file before the run must not spend the policy's
+// limits: each question is answered as from the policy's initial state.
+TEST(SandboxPolicySpec, AskingAboutTheRootfsDoesNotSpendLimits) {
+    PolicyBundle b("domain app_t\nallow execute app_t -> app_t where program glob \"/bin/*\"\n"
+                   "limit execute app_t -> app_t 1 per 1h\n",
+                   "");
+    auto s = spec_from_bundle_dir(b.dir(), {});
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(sorted(s->execs), (std::vector<std::string>{"/bin/app", "/bin/forbidden", "/bin/tool"}));
+    // The supervisor's engine starts fresh too: one execute, then the limit.
+    auto p = SandboxPolicy::load(s->policy, "app_t");
+    ASSERT_TRUE(p);
+    EXPECT_TRUE((*p)->decide_execute("/bin/app", 1).verdict.allow);
+    EXPECT_FALSE((*p)->decide_execute("/bin/app", 2).verdict.allow);
+}
+
 TEST(SandboxPolicySpec, AProgramThePolicyDoesNotAllowIsRefusedNamingTheRule) {
     PolicyBundle b(kPolicy, "");
     auto s = spec_from_bundle_dir(b.dir(), {"/bin/forbidden"});

@@ -247,7 +247,10 @@ Result<void> apply_policy(SandboxSpec& s, const std::string& dir, const pkg::Bun
     size_t allowed = 0;
     std::vector<std::string> interps;
     for (size_t i = 0; i < nodes.size(); ++i) {
-        if (nodes[i].type != Node::Type::File || !pol.decide_execute(nodes[i].path, 0).verdict.allow)
+        if (nodes[i].type != Node::Type::File)
+            continue;
+        pol.restart();
+        if (!pol.decide_execute(nodes[i].path, 0).verdict.allow)
             continue;
         exec[i] = 1;
         ++allowed;
@@ -275,7 +278,9 @@ Result<void> apply_policy(SandboxSpec& s, const std::string& dir, const pkg::Bun
         for (size_t i = 0; i < nodes.size(); ++i) {
             auto [it, fresh] = read_of.try_emplace(nodes[i].label, false);
             if (fresh) {
+                pol.restart();
                 it->second = pol.allows_file(nodes[i].label, "read");
+                pol.restart();
                 write_of[nodes[i].label] = pol.allows_file(nodes[i].label, "write");
             }
             readable[i] = it->second ? 1 : 0;
