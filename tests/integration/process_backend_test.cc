@@ -590,6 +590,23 @@ TEST_F(ProcessBackend, PolicyDeniesExecOfAProgramItDoesNotAllow) {
     r = kos_run(b.dir(), {"/bin/sbx_probe", "exec", "/bin/sbx_probe"});
     EXPECT_EQ(r.out, "RAN /bin/sbx_probe\n");
     EXPECT_EQ(r.err, "");
+    // The policy judges the path as resolved: through a symlink, and
+    // relative to the working directory.
+    ASSERT_EQ(::symlink("sbx_probe", (b.dir() + "/rootfs/bin/alias").c_str()), 0);
+    ASSERT_EQ(::symlink("/bin/forbidden", (b.dir() + "/rootfs/bin/sneaky").c_str()), 0);
+    r = kos_run(b.dir(), {"/bin/sbx_probe", "exec", "/bin/alias"});
+    EXPECT_EQ(r.out, "RAN /bin/sbx_probe\n") << r.err;
+    r = kos_run(b.dir(), {"/bin/sbx_probe", "exec", "/bin/sneaky"});
+    EXPECT_EQ(r.out, "exec /bin/sneaky EACCES\n");
+    EXPECT_EQ(r.err, "kos: denied execute sbx_t -> sbx_t program=\"/bin/forbidden\" [rule policy/sbx.kpol:10:1]\n");
+    r = kos_run(b.dir(), {"/bin/sbx_probe", "exec", "bin/forbidden"});
+    EXPECT_EQ(r.out, "exec bin/forbidden EACCES\n");
+    EXPECT_EQ(r.err, "kos: denied execute sbx_t -> sbx_t program=\"/bin/forbidden\" [rule policy/sbx.kpol:10:1]\n");
+    // A file outside the rootfs is never judged by the policy.
+    r = kos_run(b.dir(), {"/bin/sbx_probe", "tmpexec"});
+    EXPECT_EQ(r.out, "tmpexec EACCES\n");
+    EXPECT_EQ(count_lines(r.err, "kos: denied execve \"/tmp/copy\" by sbx_probe (sbx_t) [rule exec.outside-rootfs]"), 1)
+        << r.err;
 }
 
 // The entrypoint itself: refused before anything runs, as the VM backend
