@@ -336,6 +336,7 @@ int run_command(const RunArgs& a) {
         req.best_effort = a.best_effort;
         req.timeout_s = a.timeout_s < 0 ? 0 : a.timeout_s;
         req.publish = a.publish;
+        req.audit_log = a.no_audit_log ? "" : a.audit_log.empty() ? default_audit_log() : a.audit_log;
         if (!a.env.empty() || a.memory_mib || a.output_limit_mib) {
             std::fprintf(stderr, "kos: -e, --memory and --output-limit apply to the VM backend only; "
                                  "the process backend takes them from the bundle's config\n");
