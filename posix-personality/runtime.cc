@@ -232,6 +232,117 @@ i64 sys_rt_sigprocmask(u64 how, u64 set, u64 oldset, u64 size) {
     return 0;
 }
 
+// --- signal delivery ------------------------------------------------------------
+//
+// Handlers run the way Linux runs them: the runtime builds a Linux x86-64
+// signal frame (ucontext with the interrupted registers and signal mask, the
+// FPU state, siginfo) on the thread's stack, below the red zone, and returns
+// from the system call into the handler with the frame's return address set
+// to the application's restorer (SA_RESTORER, which libcs always give); the
+// restorer's rt_sigreturn restores everything. Today signals are delivered
+// when a system call returns (SIGCHLD after rt_sigsuspend, below).
+
+constexpr u64 kSaRestorer = 0x04000000, kSaNodefer = 0x40000000, kSaResethand = 0x80000000;
+constexpr u64 kUnblockable = (1ull << 8) | (1ull << 18); // SIGKILL, SIGSTOP (bits of signal - 1)
+
+struct SigContext {
+    u64 r8, r9, r10, r11, r12, r13, r14, r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+    u16 cs, gs, fs, ss;
+    u64 err, trapno, oldmask, cr2, fpstate, reserved[8];
+};
+static_assert(sizeof(SigContext) == 256);
+
+struct UContext {
+    u64 flags, link, ss_sp;
+    abi::i32 ss_flags, pad;
+    u64 ss_size;
+    SigContext mc;
+    u64 sigmask;
+};
+
+struct SigInfo {
+    abi::i32 signo, error, code, pad;
+    abi::i32 pid;
+    abi::u32 uid;
+    abi::i32 status;
+    u8 rest[100];
+};
+static_assert(sizeof(SigInfo) == 128);
+
+struct SigFrame {
+    u64 pretcode; // the handler returns here: the restorer
+    UContext uc;
+    SigInfo info;
+};
+
+constexpr u64 bit(int sig) { return 1ull << (sig - 1); }
+
+// Redirects the thread, returning from its system call with `result`, into
+// the handler of `sig`. False if the signal has no handler to run.
+bool deliver_signal(sys::ThreadBlock* tb, int sig, const SigInfo& info, i64 result) {
+    KSigaction& a = g_sigactions[sig];
+    if (a.handler <= 1 || !(a.flags & kSaRestorer) || a.restorer >= sys::kUserTop || a.handler >= sys::kUserTop)
+        return false;
+    sys::LinuxSyscallFrame& f = tb->frame;
+    u64 sp = f.rsp - 128; // the red zone belongs to the interrupted code
+    sp = (sp - 512) & ~63ull;
+    u64 fx = sp;
+    sp = ((sp - sizeof(SigFrame)) & ~15ull) - 8; // at the handler's entry, rsp + 8 is 16-aligned
+    if (sp >= sys::kUserTop || f.rsp >= sys::kUserTop || sp < 4096)
+        return false;
+    asm volatile("fxsave64 (%0)" ::"r"(fx) : "memory");
+    auto* fr = reinterpret_cast<SigFrame*>(sp);
+    memset(fr, 0, sizeof *fr);
+    fr->pretcode = a.restorer;
+    SigContext& mc = fr->uc.mc;
+    mc.r8 = f.r8, mc.r9 = f.r9, mc.r10 = f.r10, mc.r11 = f.r11, mc.r12 = f.r12, mc.r13 = f.r13;
+    mc.r14 = f.r14, mc.r15 = f.r15, mc.rdi = f.rdi, mc.rsi = f.rsi, mc.rbp = f.rbp, mc.rbx = f.rbx;
+    mc.rdx = f.rdx, mc.rax = static_cast<u64>(result), mc.rcx = f.rcx, mc.rsp = f.rsp, mc.rip = f.rip;
+    mc.eflags = f.rflags;
+    mc.cs = 0x33;
+    mc.ss = 0x2b;
+    mc.fpstate = fx;
+    fr->uc.sigmask = g_sigmask;
+    fr->info = info;
+    g_sigmask |= (a.mask | ((a.flags & kSaNodefer) ? 0 : bit(sig))) & ~kUnblockable;
+    u64 handler = a.handler;
+    if (a.flags & kSaResethand)
+        a = KSigaction{};
+    f.rsp = sp;
+    f.rip = handler;
+    f.rdi = static_cast<u64>(sig);
+    f.rsi = reinterpret_cast<u64>(&fr->info);
+    f.rdx = reinterpret_cast<u64>(&fr->uc);
+    f.rax = 0;
+    return true;
+}
+
+// rt_sigreturn: the registers, mask and FPU state saved in the frame.
+i64 sys_rt_sigreturn(sys::ThreadBlock* tb) {
+    sys::LinuxSyscallFrame& f = tb->frame;
+    u64 uc_addr = f.rsp; // the handler's `ret` popped the return address
+    if (uc_addr >= sys::kUserTop - sizeof(UContext) || uc_addr < 4096)
+        native_exit(1, 11); // no frame to return to: SIGSEGV, as Linux does
+    const auto* uc = reinterpret_cast<const UContext*>(uc_addr);
+    const SigContext& mc = uc->mc;
+    if (mc.rip >= sys::kUserTop || mc.rsp >= sys::kUserTop)
+        native_exit(1, 11);
+    f.r8 = mc.r8, f.r9 = mc.r9, f.r10 = mc.r10, f.r11 = mc.r11, f.r12 = mc.r12, f.r13 = mc.r13;
+    f.r14 = mc.r14, f.r15 = mc.r15, f.rdi = mc.rdi, f.rsi = mc.rsi, f.rbp = mc.rbp, f.rbx = mc.rbx;
+    f.rdx = mc.rdx, f.rcx = mc.rcx, f.rsp = mc.rsp, f.rip = mc.rip;
+    // Only the flags a program may change (Linux's FIX_EFLAGS), interrupts on.
+    f.rflags = (mc.eflags & 0x40dd5ull) | 0x202;
+    g_sigmask = uc->sigmask & ~kUnblockable;
+    u64 fx = mc.fpstate;
+    if (fx && fx % 16 == 0 && fx < sys::kUserTop - 512) {
+        u32 mxcsr;
+        memcpy(&mxcsr, reinterpret_cast<const void*>(fx + 24), 4);
+        if ((mxcsr & ~0xffffu) == 0)
+            asm volatile("fxrstor64 (%0)" ::"r"(fx) : "memory");
+    }
+    return static_cast<i64>(mc.rax);
+}
+
 // --- threads and futexes ------------------------------------------------------
 
 constexpr u64 kCloneVm = 0x100, kCloneFs = 0x200, kCloneFiles = 0x400, kCloneSighand = 0x800,
@@ -536,12 +647,23 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
         }
     }
     case nr::rt_sigsuspend: {
-        // Until signals are delivered, the signal a shell waits for here is
-        // SIGCHLD: wait until a child has ended (without collecting it) and
-        // report the interruption, as after the handler ran.
+        // The signal a process waits for here is SIGCHLD (other processes
+        // cannot signal yet): wait until a child has ended (without
+        // collecting it), then run the SIGCHLD handler if the mask given
+        // here lets it through, and report the interruption.
+        u64 suspend_mask = g_sigmask;
+        if (a0 && a0 < sys::kUserTop - 8 && a1 == 8)
+            memcpy(&suspend_mask, reinterpret_cast<const void*>(a0), 8);
         i64 r = native(Sys::process_wait, static_cast<u64>(-1), 0, 2);
-        return r == -10 /* ECHILD */ ? -kENOSYS : -4 /* EINTR */;
+        if (r == -10 /* ECHILD */)
+            return -kENOSYS;
+        if (!(suspend_mask & bit(17))) {
+            tb->scratch[2] = 17; // SIGCHLD, delivered as the call returns
+            tb->scratch[3] = r > 0 ? static_cast<u64>(r) : 0;
+        }
+        return -4 /* EINTR */;
     }
+    case nr::rt_sigreturn: return sys_rt_sigreturn(tb);
     case nr::pipe: return sys_pipe2(a0, 0);
     case nr::pipe2: return sys_pipe2(a0, static_cast<int>(a1));
     case nr::gettid: return static_cast<i64>(tb->tid);
@@ -603,6 +725,18 @@ extern "C" void linux_syscall(sys::ThreadBlock* tb) {
             printf(2, "[kos] syscall_%lu(%#lx, %#lx, %#lx) = %ld (unknown)\n", n, f.rdi, f.rsi, f.rdx, r);
     }
     f.rax = static_cast<u64>(r);
+    if (u64 sig = tb->scratch[2]) [[unlikely]] {
+        tb->scratch[2] = 0;
+        SigInfo info{};
+        info.signo = static_cast<abi::i32>(sig);
+        info.code = 1; // CLD_EXITED
+        info.pid = static_cast<abi::i32>(tb->scratch[3]);
+        runtime_lock();
+        bool ran = deliver_signal(tb, static_cast<int>(sig), info, r);
+        runtime_unlock();
+        if (ran && g_rt.trace) [[unlikely]]
+            printf(2, "[kos] --- signal %lu delivered to its handler ---\n", sig);
+    }
 }
 
 extern "C" [[noreturn]] void resume_application();

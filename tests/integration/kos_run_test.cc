@@ -255,6 +255,14 @@ TEST_F(KosRun, ABundleWithoutABehaviorConfigDoesNotRun) {
     EXPECT_NE(r.err.find("policy/app.kpol:2:"), std::string::npos) << r.err;
 }
 
+// A SIGCHLD handler runs on a Linux signal frame and rt_sigreturn restores
+// the interrupted state (registers, vector registers, signal mask).
+TEST_F(KosRun, SignalHandlersRunAndReturn) {
+    auto r = run_process({kKos, "run", "--timeout", "60", kApps, "--", "/bin/signals"}, 90);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "signals: 0 failures\n");
+}
+
 // The compiled policy is in the boot image, after the rootfs: a Linux
 // process sees the image's header and rootfs, never the policy.
 TEST_F(KosRun, TheCompiledPolicyIsNotReadableFromTheGuest) {
