@@ -197,10 +197,25 @@ KSigaction g_sigactions[65];
 u64 g_sigmask = 0;
 
 // execve keeps ignored signals ignored and resets handlers to the default.
+void publish_dispositions();
 void signals_reset_on_exec_impl() {
     for (auto& a : g_sigactions)
         if (a.handler != 1) // SIG_IGN
             a = KSigaction{};
+    publish_dispositions();
+}
+
+// Tells the kernel which signals this process handles and ignores, so
+// that process_kill ends it, posts to it or leaves it alone as Linux would.
+void publish_dispositions() {
+    u64 caught = 0, ignored = 0;
+    for (int sig = 1; sig <= 64; ++sig) {
+        if (g_sigactions[sig].handler == 1)
+            ignored |= 1ull << (sig - 1);
+        else if (g_sigactions[sig].handler > 1)
+            caught |= 1ull << (sig - 1);
+    }
+    native(Sys::signal_disposition, caught, ignored);
 }
 
 i64 sys_rt_sigaction(u64 sig, u64 act, u64 oldact, u64 size) {
@@ -208,8 +223,13 @@ i64 sys_rt_sigaction(u64 sig, u64 act, u64 oldact, u64 size) {
         return -kEINVAL;
     if (oldact)
         memcpy(reinterpret_cast<void*>(oldact), &g_sigactions[sig], sizeof(KSigaction));
-    if (act)
+    if (act) {
+        KSigaction before = g_sigactions[sig];
         memcpy(&g_sigactions[sig], reinterpret_cast<const void*>(act), sizeof(KSigaction));
+        bool was = before.handler > 1, is = g_sigactions[sig].handler > 1;
+        if (was != is || (before.handler == 1) != (g_sigactions[sig].handler == 1))
+            publish_dispositions();
+    }
     return 0;
 }
 
@@ -624,13 +644,24 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::ppoll: return sys_poll(a0, a1);
     case nr::select: return sys_select(i0, a1, a2, a3);
     case nr::pselect6: return sys_select(i0, a1, a2, a3);
-    case nr::kill:
-        // One process for now: only itself (pid 1), and only the existence
-        // check (signal 0) until signal delivery lands.
-        if (static_cast<abi::i64>(a0) != static_cast<abi::i64>(process_self() & 0xffffffff) &&
-            static_cast<abi::i64>(a0) != 0)
+    case nr::kill: {
+        abi::i64 pid = static_cast<abi::i32>(a0);
+        if (pid == 0 || pid == -1) // the caller's group, everyone: the caller itself for now
+            pid = static_cast<abi::i64>(process_self() & 0xffffffff);
+        if (pid < 0)
+            pid = -pid; // a process group: its leader, for now
+        return native(Sys::process_kill, static_cast<u64>(pid), a1);
+    }
+    case nr::tkill:
+    case nr::tgkill: {
+        // To this process (raise(), abort()); other threads' signals are
+        // directed at the process, as a handler runs on its first thread.
+        u64 sig = f.rax == nr::tkill ? a1 : a2;
+        if (f.rax == nr::tgkill && static_cast<abi::i64>(static_cast<abi::i32>(a0)) !=
+                                       static_cast<abi::i64>(process_self() & 0xffffffff))
             return -3; // ESRCH
-        return a1 == 0 ? 0 : -kENOSYS;
+        return native(Sys::process_kill, process_self() & 0xffffffff, sig);
+    }
     case nr::set_robust_list: return a1 == 24 ? 0 : -kEINVAL; // no robust futex cleanup yet
     case nr::uname: return sys_uname(a0);
     case nr::getpid: return static_cast<i64>(process_self() & 0xffffffff);
@@ -725,6 +756,23 @@ extern "C" void linux_syscall(sys::ThreadBlock* tb) {
             printf(2, "[kos] syscall_%lu(%#lx, %#lx, %#lx) = %ld (unknown)\n", n, f.rdi, f.rsi, f.rdx, r);
     }
     f.rax = static_cast<u64>(r);
+    // Signals other processes (or this one) posted: the lowest unblocked
+    // one runs now; its default action if it no longer has a handler.
+    if (u64 pending = __atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~g_sigmask) [[unlikely]] {
+        int sig = __builtin_ctzll(pending) + 1;
+        __atomic_and_fetch(&tb->pending_signals, ~(1ull << (sig - 1)), __ATOMIC_RELAXED);
+        SigInfo info{};
+        info.signo = sig;
+        runtime_lock();
+        bool ran = deliver_signal(tb, sig, info, r);
+        u64 handler = g_sigactions[sig].handler;
+        runtime_unlock();
+        if (!ran && handler == 0 && sig != 17 && sig != 18 && sig != 23 && sig != 28)
+            native_exit(1, static_cast<u64>(sig));
+        if (ran && g_rt.trace) [[unlikely]]
+            printf(2, "[kos] --- signal %d delivered to its handler ---\n", sig);
+        return;
+    }
     if (u64 sig = tb->scratch[2]) [[unlikely]] {
         tb->scratch[2] = 0;
         SigInfo info{};

@@ -62,7 +62,15 @@ namespace kos::abi::sys {
     X(28, ipc_grant_read, "server: a0 = offset in the grant of the call it serves, a1 = " \
                           "buffer, a2 = length -> bytes copied")                         \
     X(29, ipc_grant_write, "server: a0 = offset in the grant, a1 = buffer, a2 = length " \
-                           "-> bytes copied; EACCES unless the grant is writable")
+                           "-> bytes copied; EACCES unless the grant is writable")         \
+    X(30, signal_disposition, "a0 = signals the process handles, a1 = signals it ignores " \
+                              "(bit sig - 1): what process_kill does with them")          \
+    X(31, process_kill, "a0 = pid, a1 = signal (0: only check the pid) -> 0, ESRCH "     \
+                        "without such a live process, EPERM unless it is the caller or "  \
+                        "a process it forked (transitively). SIGKILL, or a signal without a " \
+                        "handler whose default ends a process, ends the target (its "    \
+                        "wait status is the signal); a handled one is posted to the "    \
+                        "target's ThreadBlock::pending_signals, run at its next call")
 
 // Memory a client lends the server for one call (ipc_call_grant): at most
 // kMaxGrant bytes, never kernel memory.
@@ -159,7 +167,8 @@ struct ThreadBlock {
     u64 self;           // address of this block
     u64 runtime_stack;  // top of this thread's runtime stack
     u64 tid;
-    u64 scratch[5];
+    u64 scratch[4];
+    u64 pending_signals; // set by the kernel (process_kill), taken by the runtime
 };
 static_assert(sizeof(ThreadBlock) == 26 * 8);
 

@@ -1,6 +1,7 @@
 #include "task.h"
 
 #include "../arch/x86_64/platform.h"
+#include "errno.h"
 #include "ipc.h"
 #include "pipe.h"
 #include "kos/base/string.h"
@@ -53,6 +54,24 @@ void fpu_switch(u64 save_pa, u64 load_pa) {
             asm volatile("xrstor64 (%0)" : : "r"(p), "a"(u32(g_xcr0)), "d"(u32(g_xcr0 >> 32)) : "memory");
         else
             asm volatile("fxrstor64 (%0)" : : "r"(p) : "memory");
+    }
+}
+
+// Takes `t` out of the run queue if it is there (a task ended while its
+// threads were runnable: another process killed it).
+void unqueue(Thread* t) {
+    Thread* prev = nullptr;
+    for (Thread* q = g_run_head; q; prev = q, q = q->next) {
+        if (q != t)
+            continue;
+        if (prev)
+            prev->next = q->next;
+        else
+            g_run_head = q->next;
+        if (g_run_tail == q)
+            g_run_tail = prev;
+        q->next = nullptr;
+        return;
     }
 }
 
@@ -210,8 +229,11 @@ void task_exit(Task* task, u32 wait_status) {
     task->dead = true;
     task->wait_status = wait_status;
     for (Thread& t : g_threads)
-        if (t.task == task && t.state != ThreadState::Free)
+        if (t.task == task && t.state != ThreadState::Free) {
+            if (t.state == ThreadState::Runnable && &t != g_current)
+                unqueue(&t);
             t.state = ThreadState::Dead;
+        }
     ipc_task_died(task);
     task->handles.clear([](const HandleEntry& e) { pipe_end_released(e.object); });
     // A parent waiting for its children runs its wait again.
@@ -220,6 +242,48 @@ void task_exit(Task* task, u32 wait_status) {
             make_runnable(&t);
     // Address space teardown waits for a later change (frames of a dead
     // task stay allocated until the run ends).
+}
+
+i64 process_kill(Thread* self, u64 pid, u64 sig) {
+    constexpr i64 kEsrch = 3;
+    if (sig > 64)
+        return -err::kInval;
+    if (pid == 0 || pid > 0xffffffffu)
+        return -kEsrch; // process groups: not yet
+    Task* t = task_at(static_cast<u32>(pid - 1));
+    if (!t || t->dead || t->released || t->reaped)
+        return -kEsrch;
+    // A process signals itself and the processes it forked (transitively),
+    // never another process of the init description: those talk over
+    // channels, under the policy.
+    bool related = false;
+    for (Task* a = t; a && !related; a = a->parent)
+        related = a == self->task;
+    if (!related)
+        return -err::kPerm;
+    if (sig == 0)
+        return 0;
+    u64 bit = 1ull << (sig - 1);
+    bool ignored_by_default = sig == 17 || sig == 18 || sig == 23 || sig == 28; // CHLD CONT URG WINCH
+    bool stops = sig == 19 || sig == 20 || sig == 21 || sig == 22;             // STOP TSTP TTIN TTOU
+    if (sig != 9 && (t->sig_ignored & bit))
+        return 0;
+    if (sig == 9 || (!(t->sig_caught & bit) && !ignored_by_default && !stops)) {
+        if (t->index == 0) // the bundle's app: its end is the run's
+            platform::exit(abi::hc::ExitKind::Signaled, sig);
+        task_exit(t, static_cast<u32>(sig));
+        return t == self->task ? kBlocked : 0;
+    }
+    if (!(t->sig_caught & bit))
+        return 0; // stopping is not supported yet; default-ignored signals vanish
+    // Handled: posted to the process's first thread, which runs the handler
+    // when its current or next system call returns.
+    Thread* main = t->thread;
+    if (!main || !main->thread_block_pa)
+        return 0;
+    auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(main->thread_block_pa));
+    __atomic_or_fetch(&tb->pending_signals, bit, __ATOMIC_RELAXED);
+    return 0;
 }
 
 namespace {
@@ -372,6 +436,9 @@ i64 process_fork(Thread* self, u64 regs_va) {
     child->label = parent->label;
     child->name = parent->name;
     child->label_name = parent->label_name;
+    child->policy_label = parent->policy_label;
+    child->sig_caught = parent->sig_caught;
+    child->sig_ignored = parent->sig_ignored;
     child->linux_personality = parent->linux_personality;
     child->runtime_text_start = parent->runtime_text_start;
     child->runtime_text_end = parent->runtime_text_end;

@@ -71,6 +71,8 @@ struct Task {
     abi::u32 index = 0;        // in the init description
     abi::u32 label = 0;        // label index from the init description
     abi::u32 policy_label = 0xffffffffu; // the label's index in the compiled policy
+    abi::u64 sig_caught = 0;   // signals with a handler (bit sig - 1), from the runtime
+    abi::u64 sig_ignored = 0;  // signals set to SIG_IGN
     const char* name = "";
     const char* label_name = "";
     bool linux_personality = false;
@@ -111,6 +113,8 @@ void load_thread(Thread* t, arch::TrapFrame* f);
 // its channels fail their peers (EPIPE), its handles are released, its
 // parent's waits complete.
 void task_exit(Task* task, abi::u32 wait_status = 0);
+// process_kill (abi/kos/syscall.h).
+abi::i64 process_kill(Thread* self, abi::u64 pid, abi::u64 sig);
 
 // fork and wait (native calls process_fork, process_wait), and wake-ups.
 abi::i64 process_fork(Thread* self, abi::u64 regs_va);

@@ -247,6 +247,12 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return futex_wait(self, a0, a1);
     case sys::Sys::futex_wake:
         return futex_wake(&p, a0, a1);
+    case sys::Sys::signal_disposition:
+        p.sig_caught = a0;
+        p.sig_ignored = a1;
+        return 0;
+    case sys::Sys::process_kill:
+        return process_kill(self, a0, a1);
     case sys::Sys::security_resolve:
         return security_resolve(p, a0, a1, a2, a3);
     case sys::Sys::security_query:

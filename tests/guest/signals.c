@@ -1,6 +1,8 @@
 /* Signal delivery: a SIGCHLD handler runs with a Linux signal frame
  * (siginfo, ucontext), the interrupted call returns EINTR, the signal mask
- * and the vector registers come back as they were after rt_sigreturn.
+ * and the vector registers come back as they were after rt_sigreturn; kill
+ * between processes ends a process by default, runs its handler, or is
+ * ignored; raise runs a handler before it returns.
  * Prints "signals: N failures" and returns N; runs natively and under kos. */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -15,6 +17,67 @@ static volatile int handled;
 static volatile int seen_signo, seen_code;
 static volatile pid_t seen_pid;
 static volatile int uc_ok;
+
+static volatile int got_usr1, got_usr2;
+static void on_usr1(int sig) { got_usr1 = sig; }
+static void on_usr2(int sig) { got_usr2 = sig; }
+
+/* A child that waits (making system calls, where signals are delivered)
+ * until a handler sets `got_usr1`, then exits 3. */
+static pid_t spawn(int mode, int ready_fd) {
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    if (mode == 1)
+        signal(SIGUSR1, on_usr1);
+    if (mode == 2)
+        signal(SIGTERM, SIG_IGN);
+    char c = 'r';
+    if (write(ready_fd, &c, 1) != 1)
+        _exit(90);
+    for (long i = 0; i < 200000000 && !got_usr1; ++i)
+        getppid();
+    _exit(got_usr1 ? 3 : 91);
+}
+
+static void test_kill(void) {
+    int ready[2];
+    char c;
+    int status = 0;
+    CHECK(pipe(ready) == 0);
+
+    /* No handler: SIGTERM ends the child; its status says so. */
+    pid_t a = spawn(0, ready[1]);
+    CHECK(read(ready[0], &c, 1) == 1);
+    CHECK(kill(a, SIGTERM) == 0);
+    CHECK(waitpid(a, &status, 0) == a);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+
+    /* A handler: it runs in the child, which then exits 3. */
+    pid_t b = spawn(1, ready[1]);
+    CHECK(read(ready[0], &c, 1) == 1);
+    CHECK(kill(b, SIGUSR1) == 0);
+    CHECK(waitpid(b, &status, 0) == b);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+
+    /* Ignored: SIGTERM does nothing; SIGKILL still ends it. */
+    pid_t d = spawn(2, ready[1]);
+    CHECK(read(ready[0], &c, 1) == 1);
+    CHECK(kill(d, SIGTERM) == 0);
+    CHECK(waitpid(d, &status, WNOHANG) == 0);
+    CHECK(kill(d, SIGKILL) == 0);
+    CHECK(waitpid(d, &status, 0) == d);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    /* Existence checks; a handler for raise runs before it returns. */
+    CHECK(kill(getpid(), 0) == 0);
+    CHECK(kill(a, 0) == -1 && errno == ESRCH); /* reaped */
+    signal(SIGUSR2, on_usr2);
+    CHECK(raise(SIGUSR2) == 0);
+    CHECK(got_usr2 == SIGUSR2);
+    close(ready[0]);
+    close(ready[1]);
+}
 
 static void on_child(int sig, siginfo_t* info, void* ucv) {
     ucontext_t* uc = ucv;
@@ -68,6 +131,8 @@ int main(void) {
     int status = 0;
     CHECK(waitpid(child, &status, 0) == child);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+
+    test_kill();
 
     printf("signals: %d failures\n", failures);
     return failures;
