@@ -748,6 +748,10 @@ extern "C" void linux_syscall(sys::ThreadBlock* tb) {
     i64 r = dispatch(tb, f);
     if (locked)
         runtime_unlock();
+    // Writing where no one reads raises SIGPIPE, as on Linux (it ends the
+    // process unless it is ignored or handled; the call still fails EPIPE).
+    if (r == -32 && (n == nr::write || n == nr::writev || n == nr::pwrite64)) [[unlikely]]
+        native(Sys::process_kill, process_self() & 0xffffffff, 13);
     if (g_rt.trace) [[unlikely]] {
         const char* name = syscall_name(n);
         if (name)

@@ -77,6 +77,23 @@ static void test_kill(void) {
     CHECK(got_usr2 == SIGUSR2);
     close(ready[0]);
     close(ready[1]);
+
+    /* Writing to a pipe nobody reads: SIGPIPE ends the writer; ignored, the
+     * write fails with EPIPE. */
+    int p[2];
+    CHECK(pipe(p) == 0);
+    close(p[0]);
+    pid_t w = fork();
+    if (w == 0) {
+        ssize_t n = write(p[1], "x", 1);
+        _exit(n < 0 && errno == EPIPE ? 4 : 5);
+    }
+    CHECK(waitpid(w, &status, 0) == w);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE);
+    signal(SIGPIPE, SIG_IGN);
+    CHECK(write(p[1], "x", 1) == -1 && errno == EPIPE);
+    signal(SIGPIPE, SIG_DFL);
+    close(p[1]);
 }
 
 static void on_child(int sig, siginfo_t* info, void* ucv) {
