@@ -45,14 +45,28 @@ Fd* get_fd(int fd) {
 constexpr int kHandleSlots = 64;
 u32 g_handle_refs[kHandleSlots];
 
+// eventfd and epoll slots are shared the same way (dup, fork copies).
+u32 g_eventfd_refs[64];
+u32 g_epoll_refs[16];
+void free_eventfd(u32 slot);
+void free_epoll(u32 slot);
+
 void ref_handle(const Fd& f) {
     if (f.kind == FdKind::Pipe)
         ++g_handle_refs[f.handle % kHandleSlots];
+    else if (f.kind == FdKind::EventFd)
+        ++g_eventfd_refs[f.handle % 64];
+    else if (f.kind == FdKind::Epoll)
+        ++g_epoll_refs[f.handle % 16];
 }
 
 void release_fd(Fd& f) {
     if (f.kind == FdKind::Pipe && --g_handle_refs[f.handle % kHandleSlots] == 0)
         native(Sys::handle_close, f.handle);
+    else if (f.kind == FdKind::EventFd && --g_eventfd_refs[f.handle % 64] == 0)
+        free_eventfd(f.handle);
+    else if (f.kind == FdKind::Epoll && --g_epoll_refs[f.handle % 16] == 0)
+        free_epoll(f.handle);
     f = Fd{};
 }
 
@@ -215,6 +229,77 @@ i64 fs_resolve(int dirfd, const char* path, bool follow_last) {
 namespace {
 constexpr short kPollIn = 0x1, kPollOut = 0x4, kPollNval = 0x20;
 
+// --- eventfd and epoll --------------------------------------------------------
+
+struct EventFd {
+    bool used = false;
+    bool semaphore = false;
+    u64 count = 0;
+};
+constexpr int kMaxEventFds = 64;
+EventFd g_eventfds[kMaxEventFds];
+
+struct EpollItem {
+    int fd = -1;
+    u32 events = 0;
+    u64 data = 0;
+};
+constexpr int kMaxEpolls = 16, kMaxEpollItems = 128;
+struct Epoll {
+    bool used = false;
+    EpollItem items[kMaxEpollItems];
+};
+Epoll g_epolls[kMaxEpolls];
+
+short eventfd_ready(const Fd& f) {
+    const EventFd& e = g_eventfds[f.handle % kMaxEventFds];
+    short r = 0;
+    if (e.count > 0)
+        r |= kPollIn;
+    if (e.count < ~0ull - 1)
+        r |= kPollOut;
+    return r;
+}
+
+bool epoll_has_ready(u32 slot);
+
+void free_eventfd(u32 slot) { g_eventfds[slot % kMaxEventFds] = EventFd{}; }
+void free_epoll(u32 slot) { g_epolls[slot % kMaxEpolls] = Epoll{}; }
+
+// read/write of an eventfd: an 8-byte counter.
+i64 eventfd_rw(Fd& f, u64 buf, u64 len, bool write) {
+    if (len < 8)
+        return -kEINVAL;
+    if (!user_range_ok(buf, 8))
+        return -kEFAULT;
+    EventFd& e = g_eventfds[f.handle % kMaxEventFds];
+    u64 v = 0;
+    if (write) {
+        memcpy(&v, reinterpret_cast<const void*>(buf), 8);
+        if (v == ~0ull)
+            return -kEINVAL;
+    }
+    for (;;) {
+        bool can = write ? e.count <= ~0ull - 1 - v : e.count > 0;
+        if (can)
+            break;
+        if (f.flags & 04000)
+            return -11; // EAGAIN
+        // Wait for another thread of this process (the only possible peer).
+        runtime_unlock();
+        native(Sys::thread_yield);
+        runtime_lock();
+    }
+    if (write) {
+        e.count += v;
+    } else {
+        v = e.semaphore ? 1 : e.count;
+        e.count -= v;
+        memcpy(reinterpret_cast<void*>(buf), &v, 8);
+    }
+    return 8;
+}
+
 short ready_events(int fd) {
     Fd* f = get_fd(fd);
     if (!f)
@@ -227,17 +312,39 @@ short ready_events(int fd) {
         return kPollIn | kPollOut;
     case FdKind::Device:
         return kPollIn | kPollOut;
-    case FdKind::Pipe:
-        // Without a readiness query to the kernel yet, the end's direction
-        // is reported ready; a read then waits for data as usual.
-        return (f->flags & kOAccmode) == kORdonly ? kPollIn : kPollOut;
+    case FdKind::Pipe: {
+        i64 r = native(Sys::pipe_poll, f->handle);
+        if (r < 0)
+            return kPollNval;
+        bool read_end = (f->flags & kOAccmode) == kORdonly;
+        return read_end ? ((r & 1) ? kPollIn : 0) : ((r & 2) ? kPollOut : 0);
+    }
+    case FdKind::EventFd:
+        return eventfd_ready(*f);
+    case FdKind::Epoll:
+        return epoll_has_ready(f->handle) ? kPollIn : 0;
     default:
         return kPollNval;
     }
 }
+
+// Repeats `check` (under the runtime lock) until it finds something or the
+// deadline passes, yielding the CPU in between.
+template <class Check> i64 wait_ready(u64 deadline_ns, Check check) {
+    for (;;) {
+        runtime_lock();
+        i64 n = check();
+        runtime_unlock();
+        if (n != 0 || deadline_ns == 0)
+            return n;
+        native(Sys::thread_yield);
+        if (deadline_ns != kNoDeadline && monotonic_ns() >= deadline_ns)
+            return 0;
+    }
+}
 } // namespace
 
-i64 sys_poll(u64 fds, u64 nfds) {
+i64 sys_poll(u64 fds, u64 nfds, u64 deadline_ns) {
     struct PollFd {
         int fd;
         short events, revents;
@@ -247,21 +354,23 @@ i64 sys_poll(u64 fds, u64 nfds) {
     if (!user_range_ok(fds, nfds * sizeof(PollFd)))
         return -kEFAULT;
     auto* p = reinterpret_cast<PollFd*>(fds);
-    i64 n = 0;
-    for (u64 i = 0; i < nfds; ++i) {
-        if (p[i].fd < 0) {
-            p[i].revents = 0;
-            continue;
+    return wait_ready(deadline_ns, [&] {
+        i64 n = 0;
+        for (u64 i = 0; i < nfds; ++i) {
+            if (p[i].fd < 0) {
+                p[i].revents = 0;
+                continue;
+            }
+            short ready = ready_events(p[i].fd);
+            p[i].revents = ready == kPollNval ? kPollNval : static_cast<short>(ready & p[i].events);
+            if (p[i].revents)
+                ++n;
         }
-        short ready = ready_events(p[i].fd);
-        p[i].revents = ready == kPollNval ? kPollNval : static_cast<short>(ready & p[i].events);
-        if (p[i].revents)
-            ++n;
-    }
-    return n;
+        return n;
+    });
 }
 
-i64 sys_select(int nfds, u64 readfds, u64 writefds, u64 exceptfds) {
+i64 sys_select(int nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 deadline_ns) {
     if (nfds < 0 || nfds > kMaxFds)
         return -kEINVAL;
     u64 words = (static_cast<u64>(nfds) + 63) / 64;
@@ -271,29 +380,189 @@ i64 sys_select(int nfds, u64 readfds, u64 writefds, u64 exceptfds) {
             return -kEFAULT;
     if (exceptfds && !user_range_ok(exceptfds, words * 8))
         return -kEFAULT;
-    i64 n = 0;
+    // What was asked, kept: each check rewrites the sets with the answer.
+    u64 want[2][kMaxFds / 64] = {};
+    for (int k = 0; k < 2; ++k)
+        if (sets[k])
+            memcpy(want[k], sets[k], words * 8);
+    i64 r = wait_ready(deadline_ns, [&]() -> i64 {
+        i64 n = 0;
+        for (int fd = 0; fd < nfds; ++fd) {
+            u64 bit = 1ull << (fd % 64);
+            bool want_r = want[0][fd / 64] & bit;
+            bool want_w = want[1][fd / 64] & bit;
+            if (!want_r && !want_w)
+                continue;
+            short ready = ready_events(fd);
+            if (ready == kPollNval)
+                return -kEBADF;
+            if (want_r && (ready & kPollIn))
+                ++n;
+            if (want_w && (ready & kPollOut))
+                ++n;
+        }
+        return n;
+    });
+    if (r < 0)
+        return r;
     for (int fd = 0; fd < nfds; ++fd) {
         u64 bit = 1ull << (fd % 64);
-        bool want_r = sets[0] && (sets[0][fd / 64] & bit);
-        bool want_w = sets[1] && (sets[1][fd / 64] & bit);
-        if (!want_r && !want_w)
-            continue;
-        short ready = ready_events(fd);
-        if (ready == kPollNval)
-            return -kEBADF;
-        if (want_r && !(ready & kPollIn))
+        short ready = (want[0][fd / 64] | want[1][fd / 64]) & bit ? ready_events(fd) : 0;
+        if (sets[0] && !(want[0][fd / 64] & bit && (ready & kPollIn)))
             sets[0][fd / 64] &= ~bit;
-        else if (want_r)
-            ++n;
-        if (want_w && !(ready & kPollOut))
+        if (sets[1] && !(want[1][fd / 64] & bit && (ready & kPollOut)))
             sets[1][fd / 64] &= ~bit;
-        else if (want_w)
-            ++n;
     }
     if (exceptfds)
         for (u64 w = 0; w < words; ++w)
             reinterpret_cast<u64*>(exceptfds)[w] = 0;
+    return r;
+}
+
+namespace {
+
+constexpr u32 kEpollIn = 0x1, kEpollOut = 0x4, kEpollErr = 0x8, kEpollHup = 0x10;
+constexpr int kEpollCtlAdd = 1, kEpollCtlDel = 2, kEpollCtlMod = 3;
+
+struct EpollEvent {
+    u32 events;
+    u64 data;
+} __attribute__((packed));
+static_assert(sizeof(EpollEvent) == 12);
+
+// Ready items of an epoll instance, written to `out` (up to `max`).
+int epoll_collect(u32 slot, EpollEvent* out, int max, int depth) {
+    Epoll& ep = g_epolls[slot % kMaxEpolls];
+    int n = 0;
+    for (EpollItem& it : ep.items) {
+        if (it.fd < 0 || n >= max)
+            continue;
+        Fd* f = get_fd(it.fd);
+        short ready;
+        if (!f)
+            ready = 0; // closed: Linux drops it from the set
+        else if (f->kind == FdKind::Epoll)
+            ready = depth < 4 && epoll_collect(f->handle, nullptr, 1, depth + 1) ? kPollIn : 0;
+        else
+            ready = ready_events(it.fd);
+        u32 ev = 0;
+        if ((ready & kPollIn) && (it.events & kEpollIn))
+            ev |= kEpollIn;
+        if ((ready & kPollOut) && (it.events & kEpollOut))
+            ev |= kEpollOut;
+        if (ev) {
+            if (out)
+                out[n] = EpollEvent{ev, it.data};
+            ++n;
+        }
+    }
     return n;
+}
+
+bool epoll_has_ready(u32 slot) { return epoll_collect(slot, nullptr, 1, 1) > 0; }
+
+} // namespace
+
+i64 sys_epoll_create(int flags) {
+    if (flags & ~kOCloexec)
+        return -kEINVAL;
+    for (int i = 0; i < kMaxEpolls; ++i) {
+        if (g_epolls[i].used)
+            continue;
+        int fd = alloc_fd();
+        if (fd < 0)
+            return fd;
+        g_epolls[i] = Epoll{};
+        g_epolls[i].used = true;
+        g_fds[fd] = Fd{};
+        g_fds[fd].kind = FdKind::Epoll;
+        g_fds[fd].handle = static_cast<u32>(i);
+        g_fds[fd].cloexec = flags & kOCloexec;
+        ref_handle(g_fds[fd]);
+        return fd;
+    }
+    return -kEMFILE;
+}
+
+i64 sys_epoll_ctl(int epfd, int op, int fd, u64 event) {
+    Fd* e = get_fd(epfd);
+    if (!e || !get_fd(fd))
+        return -kEBADF;
+    if (e->kind != FdKind::Epoll || fd == epfd)
+        return -kEINVAL;
+    EpollEvent ev{};
+    if (op != kEpollCtlDel) {
+        if (!user_range_ok(event, sizeof ev))
+            return -kEFAULT;
+        memcpy(&ev, reinterpret_cast<const void*>(event), sizeof ev);
+    }
+    Epoll& ep = g_epolls[e->handle % kMaxEpolls];
+    EpollItem* found = nullptr;
+    EpollItem* free_item = nullptr;
+    for (EpollItem& it : ep.items) {
+        if (it.fd == fd)
+            found = &it;
+        else if (it.fd < 0 && !free_item)
+            free_item = &it;
+    }
+    switch (op) {
+    case kEpollCtlAdd:
+        if (found)
+            return -kEEXIST;
+        if (!free_item)
+            return -28; // ENOSPC
+        *free_item = EpollItem{fd, ev.events | kEpollErr | kEpollHup, ev.data};
+        return 0;
+    case kEpollCtlMod:
+        if (!found)
+            return -kENOENT;
+        found->events = ev.events | kEpollErr | kEpollHup;
+        found->data = ev.data;
+        return 0;
+    case kEpollCtlDel:
+        if (!found)
+            return -kENOENT;
+        *found = EpollItem{};
+        return 0;
+    default:
+        return -kEINVAL;
+    }
+}
+
+i64 sys_epoll_wait(int epfd, u64 events, int max, u64 deadline_ns) {
+    Fd* e = get_fd(epfd);
+    if (!e)
+        return -kEBADF;
+    if (e->kind != FdKind::Epoll || max <= 0 || max > kMaxEpollItems)
+        return -kEINVAL;
+    if (!user_range_ok(events, static_cast<u64>(max) * sizeof(EpollEvent)))
+        return -kEFAULT;
+    u32 slot = e->handle;
+    return wait_ready(deadline_ns, [&] {
+        return static_cast<i64>(epoll_collect(slot, reinterpret_cast<EpollEvent*>(events), max, 1));
+    });
+}
+
+i64 sys_eventfd(u64 initval, int flags) {
+    constexpr int kEfdSemaphore = 1, kEfdNonblock = 04000;
+    if (flags & ~(kOCloexec | kEfdSemaphore | kEfdNonblock) || initval > 0xffffffffu)
+        return -kEINVAL;
+    for (int i = 0; i < kMaxEventFds; ++i) {
+        if (g_eventfds[i].used)
+            continue;
+        int fd = alloc_fd();
+        if (fd < 0)
+            return fd;
+        g_eventfds[i] = EventFd{true, (flags & kEfdSemaphore) != 0, initval};
+        g_fds[fd] = Fd{};
+        g_fds[fd].kind = FdKind::EventFd;
+        g_fds[fd].handle = static_cast<u32>(i);
+        g_fds[fd].flags = static_cast<u32>(flags & kEfdNonblock) | 2; // O_RDWR
+        g_fds[fd].cloexec = flags & kOCloexec;
+        ref_handle(g_fds[fd]);
+        return fd;
+    }
+    return -kEMFILE;
 }
 
 void fs_close_on_exec() {
@@ -336,6 +605,10 @@ i64 sys_read(int fd, u64 buf, u64 len) {
     Fd* f = get_fd(fd);
     if (!f)
         return -kEBADF;
+    if (f->kind == FdKind::EventFd)
+        return eventfd_rw(*f, buf, len, false);
+    if (f->kind == FdKind::Epoll)
+        return -kEINVAL;
     if ((f->flags & kOAccmode) == 1)
         return -kEBADF;
     if (f->kind == FdKind::Console) {
@@ -374,6 +647,10 @@ i64 sys_write(int fd, u64 buf, u64 len) {
     Fd* f = get_fd(fd);
     if (!f)
         return -kEBADF;
+    if (f->kind == FdKind::EventFd)
+        return eventfd_rw(*f, buf, len, true);
+    if (f->kind == FdKind::Epoll)
+        return -kEINVAL;
     if (f->kind == FdKind::Pipe) {
         if ((f->flags & kOAccmode) == kORdonly)
             return -kEBADF;

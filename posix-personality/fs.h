@@ -10,7 +10,7 @@ namespace kos::rt {
 // Device: the standard character devices every program expects
 // (/dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty),
 // answered here: they carry no authority.
-enum class FdKind : u8 { Free, Console, File, Dir, Device, Pipe };
+enum class FdKind : u8 { Free, Console, File, Dir, Device, Pipe, Epoll, EventFd };
 enum class Device : u8 { Null, Zero, Full, Random };
 
 struct Fd {
@@ -20,7 +20,7 @@ struct Fd {
     u32 entry = 0;   // rootfs entry index (File, Dir)
     int stream = 0;  // Console: 1 stdout, 2 stderr (reads come from stdin)
     Device device = Device::Null;
-    u32 handle = 0;  // Pipe: the kernel handle of this end
+    u32 handle = 0;  // Pipe: the kernel handle of this end; Epoll, EventFd: its slot
     u64 offset = 0;  // File: byte offset; Dir: next child index
 };
 
@@ -46,12 +46,20 @@ i64 sys_dup(int oldfd);
 i64 sys_fcntl(int fd, int cmd, u64 arg);
 i64 sys_chdir(const char* path);
 i64 sys_getcwd(u64 buf, u64 len);
-// poll/select over this process's descriptors. Files, devices and the
-// console never block here: the console counts as readable (a read waits
-// for the host's input or its end), which is what sequential programs
-// need; pipes and sockets bring real readiness with their servers.
-i64 sys_poll(u64 fds, u64 nfds);
-i64 sys_select(int nfds, u64 readfds, u64 writefds, u64 exceptfds);
+// poll/select/epoll over this process's descriptors, waiting until one is
+// ready or `deadline_ns` (monotonic; 0: do not wait, ~0: forever) by
+// yielding the CPU between checks. Pipes report their real state (the
+// kernel's pipe_poll); files, devices and the console are always ready
+// (a console read waits for the host's input or its end).
+inline constexpr u64 kNoDeadline = ~0ull;
+i64 sys_poll(u64 fds, u64 nfds, u64 deadline_ns);
+i64 sys_select(int nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 deadline_ns);
+// epoll (level-triggered; EPOLLET and EPOLLONESHOT are taken as level) and
+// eventfd, both local to this process (a forked child gets a copy).
+i64 sys_epoll_create(int flags);
+i64 sys_epoll_ctl(int epfd, int op, int fd, u64 event);
+i64 sys_epoll_wait(int epfd, u64 events, int max, u64 deadline_ns);
+i64 sys_eventfd(u64 initval, int flags);
 // pipe/pipe2: both ends as descriptors (flags: O_CLOEXEC).
 i64 sys_pipe2(u64 fds, int flags);
 // execve: closes the descriptors marked close-on-exec.

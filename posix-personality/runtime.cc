@@ -487,6 +487,27 @@ i64 sys_futex(u64 uaddr, u64 op, u64 val, u64 timeout, u64 uaddr2, u64 val3) {
     }
 }
 
+// Deadlines of the waiting calls (monotonic; 0: do not wait; kNoDeadline).
+u64 deadline_ms(abi::i32 ms) {
+    if (ms < 0)
+        return kNoDeadline;
+    if (ms == 0)
+        return 0;
+    return monotonic_ns() + static_cast<u64>(ms) * 1000000ull;
+}
+// A struct timespec (ppoll, pselect6) or struct timeval (select); null: forever.
+u64 deadline_ts(u64 p, bool timespec) {
+    if (p == 0)
+        return kNoDeadline;
+    if (p >= sys::kUserTop - 16)
+        return 0;
+    const auto* t = reinterpret_cast<const abi::i64*>(p);
+    if (t[0] < 0 || t[1] < 0)
+        return 0;
+    u64 ns = static_cast<u64>(t[0]) * 1000000000ull + static_cast<u64>(t[1]) * (timespec ? 1 : 1000);
+    return ns == 0 ? 0 : monotonic_ns() + ns;
+}
+
 i64 sys_nanosleep(u64 req, bool absolute, bool realtime) {
     if (req >= sys::kUserTop)
         return -kEFAULT;
@@ -640,10 +661,19 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
         if (a0 != 0 && a0 != 1)
             return -kEINVAL;
         return sys_nanosleep(a2, a1 & 1, a0 == 0);
-    case nr::poll: return sys_poll(a0, a1);
-    case nr::ppoll: return sys_poll(a0, a1);
-    case nr::select: return sys_select(i0, a1, a2, a3);
-    case nr::pselect6: return sys_select(i0, a1, a2, a3);
+    case nr::poll: return sys_poll(a0, a1, deadline_ms(static_cast<abi::i32>(a2)));
+    case nr::ppoll: return sys_poll(a0, a1, deadline_ts(a2, true));
+    case nr::select: return sys_select(i0, a1, a2, a3, deadline_ts(a4, false));
+    case nr::pselect6: return sys_select(i0, a1, a2, a3, deadline_ts(a4, true));
+    case nr::epoll_create:
+        return static_cast<abi::i32>(a0) <= 0 ? -kEINVAL : sys_epoll_create(0);
+    case nr::epoll_create1: return sys_epoll_create(i0);
+    case nr::epoll_ctl: return sys_epoll_ctl(i0, static_cast<int>(a1), static_cast<int>(a2), a3);
+    case nr::epoll_wait:
+    case nr::epoll_pwait:
+        return sys_epoll_wait(i0, a1, static_cast<int>(a2), deadline_ms(static_cast<abi::i32>(a3)));
+    case nr::eventfd: return sys_eventfd(a0, 0);
+    case nr::eventfd2: return sys_eventfd(a0, static_cast<int>(a1));
     case nr::kill: {
         abi::i64 pid = static_cast<abi::i32>(a0);
         if (pid == 0 || pid == -1) // the caller's group, everyone: the caller itself for now
@@ -726,7 +756,10 @@ volatile u32 g_lock = 0;
 bool waits_or_exits(u64 n) {
     return n == nr::futex || n == nr::sched_yield || n == nr::nanosleep ||
            n == nr::clock_nanosleep || n == nr::exit || n == nr::exit_group || n == nr::wait4 ||
-           n == nr::rt_sigsuspend;
+           n == nr::rt_sigsuspend ||
+           // These take the lock themselves, around each check of their wait.
+           n == nr::poll || n == nr::ppoll || n == nr::select || n == nr::pselect6 ||
+           n == nr::epoll_wait || n == nr::epoll_pwait;
 }
 
 } // namespace

@@ -70,7 +70,10 @@ namespace kos::abi::sys {
                         "a process it forked (transitively). SIGKILL, or a signal without a " \
                         "handler whose default ends a process, ends the target (its "    \
                         "wait status is the signal); a handled one is posted to the "    \
-                        "target's ThreadBlock::pending_signals, run at its next call")
+                        "target's ThreadBlock::pending_signals, run at its next call")     \
+    X(32, pipe_poll, "a0 = pipe handle (either end) -> bit 0: a read would not wait "    \
+                     "(data, or no writer left), bit 1: a write would not wait (room, " \
+                     "or no reader left)")
 
 // Memory a client lends the server for one call (ipc_call_grant): at most
 // kMaxGrant bytes, never kernel memory.

@@ -74,6 +74,26 @@ i64 pipe_create(Thread* self, u64 handles_out) {
     return 0;
 }
 
+i64 pipe_poll(Thread* self, u64 handle) {
+    if (handle > 0xffffffffu)
+        return -9;
+    auto r = self->task->handles.get(static_cast<Handle>(handle), ObjectType::PipeRead, 0);
+    bool write_end = false;
+    if (r.is_error()) {
+        r = self->task->handles.get(static_cast<Handle>(handle), ObjectType::PipeWrite, 0);
+        if (r.is_error())
+            return -9;
+        write_end = true;
+    }
+    Pipe* p = pipe_of((*r).object, write_end);
+    i64 ready = 0;
+    if (p->size > 0 || p->write_end.refcount == 0)
+        ready |= 1;
+    if (p->size < kPipeSize || p->read_end.refcount == 0)
+        ready |= 2;
+    return ready;
+}
+
 i64 pipe_read(Thread* self, u64 handle, u64 buf, u64 len) {
     auto e = self->task->handles.get(static_cast<Handle>(handle), ObjectType::PipeRead, 0);
     if (e.is_error() || handle > 0xffffffffu)

@@ -22,6 +22,8 @@ struct Pipe {
 abi::i64 pipe_create(Thread* self, abi::u64 handles_out);
 abi::i64 pipe_read(Thread* self, abi::u64 handle, abi::u64 buf, abi::u64 len);
 abi::i64 pipe_write(Thread* self, abi::u64 handle, abi::u64 buf, abi::u64 len);
+// Readiness of the pipe behind either end (abi/kos/syscall.h, pipe_poll).
+abi::i64 pipe_poll(Thread* self, abi::u64 handle);
 // A handle to a pipe end went away: readers or writers may need waking.
 void pipe_end_released(KernelObject* end);
 

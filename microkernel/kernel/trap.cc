@@ -243,6 +243,8 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return pipe_read(self, a0, a1, a2);
     case sys::Sys::pipe_write:
         return pipe_write(self, a0, a1, a2);
+    case sys::Sys::pipe_poll:
+        return pipe_poll(self, a0);
     case sys::Sys::futex_wait:
         return futex_wait(self, a0, a1);
     case sys::Sys::futex_wake:

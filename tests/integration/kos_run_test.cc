@@ -263,6 +263,14 @@ TEST_F(KosRun, SignalHandlersRunAndReturn) {
     EXPECT_EQ(r.out, "signals: 0 failures\n");
 }
 
+// poll/select/epoll see pipes' real state and wait for their timeouts;
+// eventfd counters.
+TEST_F(KosRun, PollEpollAndEventfd) {
+    auto r = run_process({kKos, "run", "--timeout", "60", kApps, "--", "/bin/polling"}, 90);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "polling: 0 failures\n");
+}
+
 // The compiled policy is in the boot image, after the rootfs: a Linux
 // process sees the image's header and rootfs, never the policy.
 TEST_F(KosRun, TheCompiledPolicyIsNotReadableFromTheGuest) {
