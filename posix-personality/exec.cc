@@ -2,6 +2,7 @@
 // initial stack (System V AMD64 ABI §3.4.1; Linux fs/binfmt_elf.c layout).
 #include "kos/base/elf.h"
 #include "kos/base/string.h"
+#include "fs.h"
 #include "runtime.h"
 
 namespace kos::rt {
@@ -167,6 +168,7 @@ i64 exec_program(const char* path, const char* const* argv, const char* const* e
     frame->rsp = sp;
     frame->rip = img.ehdr().entry + bias;
     frame->rflags = 0x202;
+    proc_set_program(path, argv);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "fs.h"
 
+#include "kos/base/format.h"
 #include "kos/base/string.h"
 
 namespace kos::rt {
@@ -48,6 +49,7 @@ u32 g_handle_refs[kHandleSlots];
 // eventfd and epoll slots are shared the same way (dup, fork copies).
 u32 g_eventfd_refs[64];
 u32 g_epoll_refs[16];
+u32 g_memory_refs[16];
 void free_eventfd(u32 slot);
 void free_epoll(u32 slot);
 
@@ -58,6 +60,8 @@ void ref_handle(const Fd& f) {
         ++g_eventfd_refs[f.handle % 64];
     else if (f.kind == FdKind::Epoll)
         ++g_epoll_refs[f.handle % 16];
+    else if (f.kind == FdKind::Memory)
+        ++g_memory_refs[f.handle % 16];
 }
 
 void release_fd(Fd& f) {
@@ -67,7 +71,138 @@ void release_fd(Fd& f) {
         free_eventfd(f.handle);
     else if (f.kind == FdKind::Epoll && --g_epoll_refs[f.handle % 16] == 0)
         free_epoll(f.handle);
+    else if (f.kind == FdKind::Memory)
+        --g_memory_refs[f.handle % 16];
     f = Fd{};
+}
+
+// --- /proc/self ------------------------------------------------------------------
+
+char g_exe[abi::rootfs::kMaxPath + 1] = "/";
+char g_cmdline[4096];
+u64 g_cmdline_size = 0;
+
+// Files made when opened: a few read-only buffers.
+struct MemoryFile {
+    char data[4096];
+    u64 size = 0;
+};
+MemoryFile g_memory_files[16];
+
+// "/proc/self/X" or "/proc/<this pid>/X" -> "X"; nullptr otherwise.
+const char* proc_self_rest(const char* path) {
+    if (!path || strncmp(path, "/proc/", 6) != 0)
+        return nullptr;
+    const char* p = path + 6;
+    if (strncmp(p, "self/", 5) == 0)
+        return p + 5;
+    u64 pid = static_cast<u64>(native(Sys::process_self)) & 0xffffffff, n = 0;
+    const char* q = p;
+    while (*q >= '0' && *q <= '9')
+        n = n * 10 + static_cast<u64>(*q++ - '0');
+    if (q != p && *q == '/' && n == pid)
+        return q + 1;
+    return nullptr;
+}
+
+void append(MemoryFile& m, const char* s) {
+    while (*s && m.size < sizeof m.data)
+        m.data[m.size++] = *s++;
+}
+
+void append_number(MemoryFile& m, u64 v) {
+    char buf[24];
+    int n = 0;
+    do
+        buf[n++] = static_cast<char>('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0 && m.size < sizeof m.data)
+        m.data[m.size++] = buf[--n];
+}
+
+// Builds /proc/self/<rest> into a free buffer; its slot, or -errno.
+i64 proc_self_file(const char* rest) {
+    int slot = -1;
+    for (int i = 0; i < 16 && slot < 0; ++i)
+        if (g_memory_refs[i] == 0)
+            slot = i;
+    if (slot < 0)
+        return -kEMFILE;
+    MemoryFile& m = g_memory_files[slot];
+    m.size = 0;
+    if (strcmp(rest, "cmdline") == 0) {
+        memcpy(m.data, g_cmdline, g_cmdline_size);
+        m.size = g_cmdline_size;
+    } else if (strcmp(rest, "status") == 0 || strcmp(rest, "comm") == 0) {
+        const char* name = g_exe;
+        for (const char* c = g_exe; *c; ++c)
+            if (*c == '/')
+                name = c + 1;
+        bool comm = rest[0] == 'c';
+        if (!comm)
+            append(m, "Name:\t");
+        append(m, name);
+        append(m, "\n");
+        if (!comm) {
+            append(m, "State:\tR (running)\nPid:\t");
+            append_number(m, static_cast<u64>(native(Sys::process_self)) & 0xffffffff);
+            append(m, "\nPPid:\t");
+            append_number(m, static_cast<u64>(native(Sys::process_self)) >> 32);
+            append(m, "\nUid:\t");
+            for (int i = 0; i < 4; ++i) {
+                append_number(m, g_rt.launch.uid);
+                append(m, i < 3 ? "\t" : "\nGid:\t");
+            }
+            for (int i = 0; i < 4; ++i) {
+                append_number(m, g_rt.launch.gid);
+                append(m, i < 3 ? "\t" : "\n");
+            }
+        }
+    } else {
+        return -kENOENT;
+    }
+    return slot;
+}
+
+// readlink of /proc/self/exe and /proc/self/fd/N.
+i64 proc_self_link(const char* rest, char* out, u64 cap) {
+    const char* target = nullptr;
+    char tmp[64];
+    if (strcmp(rest, "exe") == 0) {
+        target = g_exe;
+    } else if (strncmp(rest, "fd/", 3) == 0) {
+        int fd = 0;
+        const char* p = rest + 3;
+        if (!*p)
+            return -kENOENT;
+        for (; *p; ++p) {
+            if (*p < '0' || *p > '9' || fd > kMaxFds)
+                return -kENOENT;
+            fd = fd * 10 + (*p - '0');
+        }
+        Fd* f = get_fd(fd);
+        if (!f)
+            return -kENOENT;
+        switch (f->kind) {
+        case FdKind::File:
+        case FdKind::Dir: target = g_rt.rootfs.path(g_rt.rootfs.entry(f->entry)); break;
+        case FdKind::Console: target = "/dev/console"; break;
+        case FdKind::Device: target = "/dev/null"; break;
+        case FdKind::Pipe: format(tmp, sizeof tmp, "pipe:[%u]", f->handle); target = tmp; break;
+        case FdKind::EventFd: target = "anon_inode:[eventfd]"; break;
+        case FdKind::Epoll: target = "anon_inode:[eventpoll]"; break;
+        default: target = "anon_inode:[kos]"; break;
+        }
+        if ((f->kind == FdKind::File || f->kind == FdKind::Dir) && !*target)
+            target = "/";
+    } else {
+        return -kENOENT;
+    }
+    u64 n = strlen(target);
+    if (n > cap)
+        n = cap;
+    memcpy(out, target, n);
+    return static_cast<i64>(n);
 }
 
 int alloc_fd(int min = 0) {
@@ -565,6 +700,28 @@ i64 sys_eventfd(u64 initval, int flags) {
     return -kEMFILE;
 }
 
+void proc_set_program(const char* path, const char* const* argv) {
+    // An absolute path as the program named it (relative ones from the cwd).
+    u64 n = 0;
+    if (path[0] != '/') {
+        for (const char* c = g_rt.cwd; *c && n < sizeof g_exe - 2; ++c)
+            g_exe[n++] = *c;
+        if (n == 0 || g_exe[n - 1] != '/')
+            g_exe[n++] = '/';
+    }
+    for (const char* c = path; *c && n < sizeof g_exe - 1; ++c)
+        g_exe[n++] = *c;
+    g_exe[n] = 0;
+    g_cmdline_size = 0;
+    for (u64 i = 0; argv && argv[i]; ++i) {
+        u64 len = strlen(argv[i]) + 1;
+        if (g_cmdline_size + len > sizeof g_cmdline)
+            break;
+        memcpy(g_cmdline + g_cmdline_size, argv[i], len);
+        g_cmdline_size += len;
+    }
+}
+
 void fs_close_on_exec() {
     for (Fd& f : g_fds)
         if (f.kind != FdKind::Free && f.cloexec)
@@ -586,6 +743,18 @@ i64 sys_pread(int fd, u64 buf, u64 len, i64 off) {
         return -kEBADF;
     if (f->kind == FdKind::Dir)
         return -kEISDIR;
+    if (f->kind == FdKind::Memory) {
+        if (off < 0)
+            return -kEINVAL;
+        if (!user_range_ok(buf, len))
+            return -kEFAULT;
+        const MemoryFile& m = g_memory_files[f->handle % 16];
+        if (static_cast<u64>(off) >= m.size)
+            return 0;
+        u64 n = m.size - static_cast<u64>(off) < len ? m.size - static_cast<u64>(off) : len;
+        memcpy(reinterpret_cast<void*>(buf), m.data + off, n);
+        return static_cast<i64>(n);
+    }
     if (f->kind != FdKind::File)
         return -kESPIPE;
     if (off < 0)
@@ -738,6 +907,25 @@ const DeviceNode* device_node(const char* path) {
 }
 
 i64 sys_openat(int dirfd, const char* path, int flags, int mode) {
+    if (const char* rest = proc_self_rest(path)) {
+        if (strcmp(rest, "exe") == 0)
+            return sys_openat(dirfd, g_exe, flags, mode);
+        if ((flags & kOAccmode) != kORdonly)
+            return -kEACCES;
+        i64 slot = proc_self_file(rest);
+        if (slot < 0)
+            return slot;
+        int fd = alloc_fd();
+        if (fd < 0)
+            return fd;
+        g_fds[fd] = Fd{};
+        g_fds[fd].kind = FdKind::Memory;
+        g_fds[fd].handle = static_cast<u32>(slot);
+        g_fds[fd].flags = static_cast<u32>(flags);
+        g_fds[fd].cloexec = flags & kOCloexec;
+        ref_handle(g_fds[fd]);
+        return fd;
+    }
     if (const DeviceNode* d = device_node(path)) {
         int fd = alloc_fd();
         if (fd < 0)
@@ -834,6 +1022,16 @@ i64 sys_lseek(int fd, i64 off, int whence) {
         return -kESPIPE;
     if (f->kind == FdKind::Device)
         return 0; // character devices ignore the offset
+    if (f->kind == FdKind::Memory) {
+        const MemoryFile& m = g_memory_files[f->handle % 16];
+        i64 base = whence == 0 ? 0 : whence == 1 ? static_cast<i64>(f->offset) : whence == 2 ? static_cast<i64>(m.size) : -1;
+        if (base < 0 || base + off < 0)
+            return -kEINVAL;
+        f->offset = static_cast<u64>(base + off);
+        return static_cast<i64>(f->offset);
+    }
+    if (f->kind == FdKind::EventFd || f->kind == FdKind::Epoll)
+        return -kESPIPE;
     if (f->kind == FdKind::Pipe)
         return -kESPIPE;
     if (f->kind == FdKind::Dir) {
@@ -889,6 +1087,17 @@ i64 sys_fstat(int fd, u64 statbuf) {
         st->st_mode = 0020666; // crw-rw-rw-
         st->st_rdev = f->entry;
         st->st_ino = 100 + static_cast<u64>(f->device);
+    } else if (f->kind == FdKind::Memory) {
+        fill_console_stat(st);
+        st->st_mode = 0100444; // a regular read-only file (its size: 0, as in /proc)
+        st->st_rdev = 0;
+        st->st_size = 0;
+        st->st_ino = 2000 + f->handle;
+    } else if (f->kind == FdKind::EventFd || f->kind == FdKind::Epoll) {
+        fill_console_stat(st);
+        st->st_mode = 0600; // an anonymous inode
+        st->st_rdev = 0;
+        st->st_ino = 3000 + f->handle;
     } else {
         fill_stat(st, f->entry);
     }
@@ -898,6 +1107,32 @@ i64 sys_fstat(int fd, u64 statbuf) {
 i64 sys_fstatat(int dirfd, const char* path, u64 statbuf, int flags) {
     if (path && path[0] == 0 && (flags & kAtEmptyPath))
         return sys_fstat(dirfd, statbuf);
+    if (const char* rest = proc_self_rest(path)) {
+        if (!user_range_ok(statbuf, sizeof(LinuxStat)))
+            return -kEFAULT;
+        bool link = strcmp(rest, "exe") == 0 || strncmp(rest, "fd/", 3) == 0;
+        if (link && !(flags & kAtSymlinkNofollow)) {
+            if (rest[0] == 'e')
+                return sys_fstatat(dirfd, g_exe, statbuf, flags);
+            char tmp[8];
+            if (proc_self_link(rest, tmp, sizeof tmp) < 0)
+                return -kENOENT;
+            int fd = 0;
+            for (const char* p = rest + 3; *p; ++p)
+                fd = fd * 10 + (*p - '0');
+            return sys_fstat(fd, statbuf);
+        }
+        char tmp[8];
+        if (link ? proc_self_link(rest, tmp, sizeof tmp) < 0
+                 : strcmp(rest, "cmdline") != 0 && strcmp(rest, "status") != 0 && strcmp(rest, "comm") != 0)
+            return -kENOENT;
+        auto* st = reinterpret_cast<LinuxStat*>(statbuf);
+        fill_console_stat(st);
+        st->st_mode = link ? 0120777 : 0100444;
+        st->st_rdev = 0;
+        st->st_size = 0;
+        return 0;
+    }
     if (const DeviceNode* d = device_node(path)) {
         if (!user_range_ok(statbuf, sizeof(LinuxStat)))
             return -kEFAULT;
@@ -971,6 +1206,13 @@ i64 sys_getdents64(int fd, u64 buf, u64 len) {
 }
 
 i64 sys_readlinkat(int dirfd, const char* path, u64 buf, u64 len) {
+    if (const char* rest = proc_self_rest(path)) {
+        if (static_cast<i64>(len) <= 0)
+            return -kEINVAL;
+        if (!user_range_ok(buf, len))
+            return -kEFAULT;
+        return proc_self_link(rest, reinterpret_cast<char*>(buf), len);
+    }
     i64 idx = resolve_at(dirfd, path, false);
     if (idx < 0)
         return idx;

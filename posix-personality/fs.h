@@ -10,7 +10,7 @@ namespace kos::rt {
 // Device: the standard character devices every program expects
 // (/dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty),
 // answered here: they carry no authority.
-enum class FdKind : u8 { Free, Console, File, Dir, Device, Pipe, Epoll, EventFd };
+enum class FdKind : u8 { Free, Console, File, Dir, Device, Pipe, Epoll, EventFd, Memory };
 enum class Device : u8 { Null, Zero, Full, Random };
 
 struct Fd {
@@ -20,7 +20,7 @@ struct Fd {
     u32 entry = 0;   // rootfs entry index (File, Dir)
     int stream = 0;  // Console: 1 stdout, 2 stderr (reads come from stdin)
     Device device = Device::Null;
-    u32 handle = 0;  // Pipe: the kernel handle of this end; Epoll, EventFd: its slot
+    u32 handle = 0;  // Pipe: the kernel handle of this end; Epoll, EventFd, Memory: its slot
     u64 offset = 0;  // File: byte offset; Dir: next child index
 };
 
@@ -62,6 +62,9 @@ i64 sys_epoll_wait(int epfd, u64 events, int max, u64 deadline_ns);
 i64 sys_eventfd(u64 initval, int flags);
 // pipe/pipe2: both ends as descriptors (flags: O_CLOEXEC).
 i64 sys_pipe2(u64 fds, int flags);
+// /proc/self (and /proc/<own pid>): exe, cmdline, status, fd/N. What exec
+// records for them: the program's path and its arguments.
+void proc_set_program(const char* path, const char* const* argv);
 // execve: closes the descriptors marked close-on-exec.
 void fs_close_on_exec();
 // For mmap of files: the rootfs entry behind fd, or -errno.

@@ -271,6 +271,13 @@ TEST_F(KosRun, PollEpollAndEventfd) {
     EXPECT_EQ(r.out, "polling: 0 failures\n");
 }
 
+// /proc/self: exe, cmdline, status, comm and fd links.
+TEST_F(KosRun, ProcSelf) {
+    auto r = run_process({kKos, "run", kApps, "--", "/bin/procself", "second"}, 60);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "procself: 0 failures\n");
+}
+
 // The compiled policy is in the boot image, after the rootfs: a Linux
 // process sees the image's header and rootfs, never the policy.
 TEST_F(KosRun, TheCompiledPolicyIsNotReadableFromTheGuest) {
