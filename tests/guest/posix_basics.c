@@ -102,7 +102,10 @@ int main(int argc, char** argv, char** envp) {
     CHECK(stat("/data", &st) == 0 && S_ISDIR(st.st_mode));
     char link[64] = {0};
     CHECK(readlink("/data/link", link, sizeof link) == 12 && strcmp(link, "greeting.txt") == 0);
-    CHECK(readlink("/proc/self/exe", link, sizeof link) == -1 && errno == ENOENT);
+    /* /proc/self/exe: this program (kos), or absent (a chroot without /proc). */
+    memset(link, 0, sizeof link);
+    ssize_t exe = readlink("/proc/self/exe", link, sizeof link - 1);
+    CHECK((exe == -1 && errno == ENOENT) || (exe > 0 && strstr(link, "posix_basics") != 0));
     fd = open("/data/link", O_RDONLY);
     CHECK(fd >= 0);
     if (fd >= 0)
