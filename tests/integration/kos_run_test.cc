@@ -32,6 +32,17 @@ const std::string kApps = KOS_TEST_BUNDLE;
 class KosRun : public ::testing::Test {
 protected:
     void SetUp() override { KOS_REQUIRE_KVM(); }
+
+    // Runs a test program of the testapps bundle (tests/guest/*.c), which
+    // prints "<name>: N failures" and exits N.
+    static void expect_no_failures(const std::string& program, const std::string& name,
+                                   std::vector<std::string> args = {}) {
+        std::vector<std::string> argv = {kKos, "run", "--timeout", "60", kApps, "--", "/bin/" + program};
+        argv.insert(argv.end(), args.begin(), args.end());
+        auto r = run_process(argv, 120);
+        EXPECT_EQ(r.status, 0) << r.out << r.err;
+        EXPECT_EQ(r.out, name + ": 0 failures\n");
+    }
 };
 
 // A scratch bundle directory, removed at the end.
@@ -133,28 +144,14 @@ TEST_F(KosRun, PosixBasicsMusl) {
 }
 
 TEST_F(KosRun, PosixBasicsGlibc) {
-    auto r = run_process({kKos, "run", kApps, "--", "/bin/posix_basics_glibc", "alpha", "two words"});
-    EXPECT_EQ(r.status, 0) << r.out << r.err;
-    EXPECT_EQ(r.out, "posix_basics: 0 failures\n");
+    expect_no_failures("posix_basics_glibc", "posix_basics", {"alpha", "two words"});
 }
 
-TEST_F(KosRun, ThreadsMusl) {
-    auto r = run_process({kKos, "run", kApps, "--", "/bin/threads"}, 120);
-    EXPECT_EQ(r.status, 0) << r.out << r.err;
-    EXPECT_EQ(r.out, "threads: 0 failures\n");
-}
+TEST_F(KosRun, ThreadsMusl) { expect_no_failures("threads", "threads"); }
 
-TEST_F(KosRun, ThreadsGlibc) {
-    auto r = run_process({kKos, "run", kApps, "--", "/bin/threads_glibc"}, 120);
-    EXPECT_EQ(r.status, 0) << r.out << r.err;
-    EXPECT_EQ(r.out, "threads: 0 failures\n");
-}
+TEST_F(KosRun, ThreadsGlibc) { expect_no_failures("threads_glibc", "threads"); }
 
-TEST_F(KosRun, ProcessesForkPipesAndWait) {
-    auto r = run_process({kKos, "run", "--timeout", "60", kApps, "--", "/bin/procs"}, 90);
-    EXPECT_EQ(r.status, 0) << r.out << r.err;
-    EXPECT_EQ(r.out, "procs: 0 failures\n");
-}
+TEST_F(KosRun, ProcessesForkPipesAndWait) { expect_no_failures("procs", "procs"); }
 
 TEST_F(KosRun, SegfaultKillsTheProgramWithSigsegv) {
     auto r = run_process({kKos, "run", kApps, "--", "/bin/segv"});
@@ -257,26 +254,14 @@ TEST_F(KosRun, ABundleWithoutABehaviorConfigDoesNotRun) {
 
 // A SIGCHLD handler runs on a Linux signal frame and rt_sigreturn restores
 // the interrupted state (registers, vector registers, signal mask).
-TEST_F(KosRun, SignalHandlersRunAndReturn) {
-    auto r = run_process({kKos, "run", "--timeout", "60", kApps, "--", "/bin/signals"}, 90);
-    EXPECT_EQ(r.status, 0) << r.out << r.err;
-    EXPECT_EQ(r.out, "signals: 0 failures\n");
-}
+TEST_F(KosRun, SignalHandlersRunAndReturn) { expect_no_failures("signals", "signals"); }
 
 // poll/select/epoll see pipes' real state and wait for their timeouts;
 // eventfd counters.
-TEST_F(KosRun, PollEpollAndEventfd) {
-    auto r = run_process({kKos, "run", "--timeout", "60", kApps, "--", "/bin/polling"}, 90);
-    EXPECT_EQ(r.status, 0) << r.out << r.err;
-    EXPECT_EQ(r.out, "polling: 0 failures\n");
-}
+TEST_F(KosRun, PollEpollAndEventfd) { expect_no_failures("polling", "polling"); }
 
 // /proc/self: exe, cmdline, status, comm and fd links.
-TEST_F(KosRun, ProcSelf) {
-    auto r = run_process({kKos, "run", kApps, "--", "/bin/procself", "second"}, 60);
-    EXPECT_EQ(r.status, 0) << r.out << r.err;
-    EXPECT_EQ(r.out, "procself: 0 failures\n");
-}
+TEST_F(KosRun, ProcSelf) { expect_no_failures("procself", "procself", {"second"}); }
 
 // The compiled policy is in the boot image, after the rootfs: a Linux
 // process sees the image's header and rootfs, never the policy.
