@@ -11,6 +11,8 @@
 #include <fstream>
 
 #include "cgroup.h"
+#include "kos/support/file.h"
+#include "pkg/bundle_config.h"
 #include "landlock.h"
 #include "sandbox.h"
 #include "sandbox_spec.h"
@@ -94,6 +96,21 @@ bool process_backend_usable(std::string* why) {
 
 int run_bundle(const BackendRequest& r) {
     auto t0 = std::chrono::steady_clock::now();
+    // No bundle runs without its behavior config ([labels] and [policy] with
+    // sources), as under the VM backend (DESIGN.md principle 9).
+    {
+        std::string path = r.bundle + "/" + pkg::kConfigFileName;
+        auto text = read_text_file(path);
+        if (text) {
+            auto config = pkg::parse_bundle_config(*text, path);
+            if (config) {
+                if (auto ok = pkg::require_behavior_config(*config, path); !ok) {
+                    std::fprintf(stderr, "kos: %s\n", ok.error().message.c_str());
+                    return 125;
+                }
+            }
+        }
+    }
     auto spec = spec_from_bundle_dir(r.bundle, r.args);
     double prepare_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!spec) {

@@ -84,9 +84,13 @@ public:
         char tmpl[] = "/tmp/kos-sbx-XXXXXX";
         m_dir = ::mkdtemp(tmpl);
         ::chmod(m_dir.c_str(), 0755);
-        [[maybe_unused]] int rc = std::system(("cp -a " + kSbx + "/rootfs " + m_dir + "/").c_str());
+        [[maybe_unused]] int rc =
+            std::system(("cp -a " + kSbx + "/rootfs " + kSbx + "/policy " + m_dir + "/").c_str());
+        // The sbx bundle's behavior config (every bundle needs one).
         std::ofstream(m_dir + "/bundle.toml")
-            << "[app]\nname = \"t\"\nentrypoint = [\"/bin/sbx_probe\"]\n" << extra_toml;
+            << "[app]\nname = \"t\"\nentrypoint = [\"/bin/sbx_probe\"]\n"
+            << "[labels]\n\"/**\" = \"sbx_bin_t\"\n[policy]\ndomain = \"sbx_t\"\nsources = [\"policy/sbx.kpol\"]\n"
+            << extra_toml;
     }
     ~ProbeBundle() { [[maybe_unused]] int rc = std::system(("rm -rf " + m_dir).c_str()); }
     const std::string& dir() const { return m_dir; }
@@ -216,7 +220,7 @@ TEST_F(ProcessBackend, KosBinaryCannotBeWrittenThroughProc) {
 TEST_F(ProcessBackend, ExecOfAnUndeclaredProgramIsDeniedAndReported) {
     auto r = probe({"exec", "/bin/forbidden"});
     EXPECT_EQ(r.out, "exec /bin/forbidden EACCES\n");
-    EXPECT_EQ(count_lines(r.err, "kos: denied execve \"/bin/forbidden\" by sbx_probe (sbx_t) [rule exec.undeclared]"), 1)
+    EXPECT_EQ(count_lines(r.err, "kos: denied execute sbx_t -> sbx_t program=\"/bin/forbidden\" [rule default-deny]"), 1)
         << r.err;
     r = probe({"exec", "/bin/sbx_probe"});
     EXPECT_EQ(r.out, "RAN /bin/sbx_probe\n");
@@ -287,11 +291,14 @@ TEST_F(ProcessBackend, TiocstiIsDeniedOnARealTerminal) {
 TEST_F(ProcessBackend, ConnectToADisallowedAddressFailsWithOneLine) {
     auto r = probe({"connect", "127.0.0.1", "9"});
     EXPECT_EQ(r.out, "connect 127.0.0.1:9 EACCES\n");
-    EXPECT_EQ(r.err, "kos: denied connect tcp 127.0.0.1:9 by sbx_probe (sbx_t) [rule network.connect]: no "
-                     "[network] connect entry in " + kSbx + "/bundle.toml allows it\n");
+    EXPECT_EQ(r.err, "kos: denied request sbx_t -> net_t net.Socket.connect address=127.0.0.1 port=9 proto=6 "
+                     "[rule default-deny]\n");
     r = probe({"bind", "127.0.0.1", "9999"});
     EXPECT_EQ(r.out, "bind 127.0.0.1:9999 EACCES\n");
-    EXPECT_EQ(count_lines(r.err, "kos: denied bind tcp 127.0.0.1:9999"), 1) << r.err;
+    EXPECT_EQ(count_lines(r.err, "kos: denied request sbx_t -> net_t net.Socket.bind socket=0 address=127.0.0.1 "
+                                 "port=9999 [rule default-deny]"),
+              1)
+        << r.err;
 }
 
 TEST_F(ProcessBackend, AllowedListenAndConnectWorkOnLoopback) {
@@ -675,11 +682,17 @@ TEST_F(ProcessBackend, StatsSayWhereTheVerdictsComeFrom) {
     EXPECT_NE(r.err.find("kos: process backend: read: labels sbx_bin_t, sbx_data_t; not readable: sbx_secret_t"),
               std::string::npos)
         << r.err;
-    r = kos_run(kSbx, {"/bin/sbx_probe", "say"}, {"--stats"});
-    EXPECT_NE(r.err.find("kos: process backend: verdicts: the sandbox spec, not the security engine ([policy] names "
-                         "no sources)"),
-              std::string::npos)
-        << r.err;
+    // A bundle without a behavior config does not run (DESIGN.md principle 9).
+    char tmpl[] = "/tmp/kos-nopol-XXXXXX";
+    std::string bare = ::mkdtemp(tmpl);
+    [[maybe_unused]] int rc = std::system(("cp -a " + kSbx + "/rootfs " + bare + "/").c_str());
+    std::ofstream(bare + "/bundle.toml") << "[app]\nname = \"t\"\nentrypoint = [\"/bin/sbx_probe\"]\n"
+                                         << "[policy]\ndomain = \"sbx_t\"\n";
+    r = kos_run(bare, {"/bin/sbx_probe", "say"}, {"--stats"});
+    EXPECT_EQ(r.status, 125) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("no behavior config"), std::string::npos) << r.err;
+    rc = std::system(("rm -rf " + bare).c_str());
 }
 
 // --audit-log (RunOptions::audit_log): every audited verdict as a JSON line
