@@ -61,15 +61,16 @@ struct Failure {
     std::string message;
 };
 
-// $XDG_STATE_HOME/kos/audit.jsonl (~/.local/state/kos/audit.jsonl), its
-// directory created; "" if there is no home to put it in.
-std::string default_audit_log() {
-    std::string base;
-    if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x)
-        base = x;
-    else if (const char* h = std::getenv("HOME"); h && *h)
-        base = std::string(h) + "/.local/state";
-    else
+// Where audit records go: --audit-log, else $XDG_STATE_HOME/kos/audit.jsonl
+// (~/.local/state/kos/audit.jsonl, its directory created); "" for none
+// (--no-audit-log, or no home to put it in).
+std::string audit_log_path(const RunArgs& a) {
+    if (a.no_audit_log)
+        return "";
+    if (!a.audit_log.empty())
+        return a.audit_log;
+    std::string base = xdg_base_dir("XDG_STATE_HOME", ".local/state");
+    if (base.empty())
         return "";
     std::error_code ec;
     std::filesystem::create_directories(base + "/kos", ec);
@@ -157,24 +158,7 @@ struct HostPolicy {
 Result<std::vector<uint8_t>> compile_dir_policy(const std::string& dir, const pkg::BundleConfig& config) {
     if (!config.has_policy)
         return std::vector<uint8_t>{};
-    std::vector<pkg::PolicySource> sources;
-    for (const std::string& name : config.policy.sources) {
-        // Names are bundle-relative without "..", checked by the config
-        // parser; a symlink is not followed out of the bundle.
-        int fd = ::open((dir + "/" + name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-            return make_error(errno, dir + "/" + name + ": cannot open the policy source named in [policy] sources: " +
-                                         std::strerror(errno));
-        std::string text;
-        char buf[65536];
-        ssize_t n;
-        while ((n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < (64u << 20))
-            text.append(buf, static_cast<size_t>(n));
-        ::close(fd);
-        if (n < 0)
-            return make_error(EIO, dir + "/" + name + ": read error");
-        sources.push_back({name, std::vector<uint8_t>(text.begin(), text.end())});
-    }
+    std::vector<pkg::PolicySource> sources = KOS_TRY(pkg::read_policy_sources(dir, config));
     return bundle_policy_compiler()(config, sources);
 }
 
@@ -336,7 +320,7 @@ int run_command(const RunArgs& a) {
         req.best_effort = a.best_effort;
         req.timeout_s = a.timeout_s < 0 ? 0 : a.timeout_s;
         req.publish = a.publish;
-        req.audit_log = a.no_audit_log ? "" : a.audit_log.empty() ? default_audit_log() : a.audit_log;
+        req.audit_log = audit_log_path(a);
         if (!a.env.empty() || a.memory_mib || a.output_limit_mib) {
             std::fprintf(stderr, "kos: -e, --memory and --output-limit apply to the VM backend only; "
                                  "the process backend takes them from the bundle's config\n");
@@ -380,7 +364,7 @@ int run_command(const RunArgs& a) {
             report({kExitKosError, ok.error().message});
             return kExitKosError;
         }
-        std::string path = a.no_audit_log ? "" : a.audit_log.empty() ? default_audit_log() : a.audit_log;
+        std::string path = audit_log_path(a);
         if (!path.empty()) {
             audit_fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
             if (audit_fd < 0)

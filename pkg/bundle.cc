@@ -89,11 +89,7 @@ Result<LoadedDir> load_dir(const std::string& dir, const PolicyCompiler& compile
     d.config_text.assign(text->begin(), text->end());
     d.config = KOS_TRY(parse_bundle_config(d.config_text, config_path));
     KOS_TRY(require_behavior_config(d.config, config_path));
-    for (const std::string& src : d.config.policy.sources) {
-        std::vector<uint8_t> bytes =
-            KOS_TRY(read_beneath(dfd.get(), src, kMaxPolicySize, dir + "/" + src + " ([policy] source)"));
-        d.sources.push_back({src, std::move(bytes)});
-    }
+    d.sources = KOS_TRY(read_policy_sources(dir, d.config));
     LabelMatcher matcher(d.config.labels);
     RootfsBuildOptions opts;
     opts.labeler = [&](const std::string& path, uint32_t) { return matcher.label_for(path); };
@@ -511,13 +507,8 @@ TrustOptions default_trust_options() {
         const char* v = ::getenv(name);
         return v ? v : "";
     };
-    std::string home = env("HOME");
-    std::string config = env("XDG_CONFIG_HOME");
-    if (config.empty() && !home.empty())
-        config = home + "/.config";
-    std::string state = env("XDG_STATE_HOME");
-    if (state.empty() && !home.empty())
-        state = home + "/.local/state";
+    std::string config = xdg_base_dir("XDG_CONFIG_HOME", ".config");
+    std::string state = xdg_base_dir("XDG_STATE_HOME", ".local/state");
     struct stat st{};
     if (!env("KOS_TRUST_DIR").empty())
         t.trust_dir = env("KOS_TRUST_DIR");
@@ -828,6 +819,19 @@ Result<void> unpack_bundle(const std::string& bundle, const std::string& out_dir
     if (!r)
         (void)remove_tree(tmp);
     return r;
+}
+
+Result<std::vector<PolicySource>> read_policy_sources(const std::string& dir, const BundleConfig& config) {
+    UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dfd)
+        return make_error(errno, dir + ": " + errno_string(errno));
+    std::vector<PolicySource> sources;
+    for (const std::string& src : config.policy.sources) {
+        std::vector<uint8_t> bytes =
+            KOS_TRY(read_beneath(dfd.get(), src, kMaxPolicySize, dir + "/" + src + " ([policy] source)"));
+        sources.push_back({src, std::move(bytes)});
+    }
+    return sources;
 }
 
 } // namespace kos::pkg

@@ -32,6 +32,12 @@ struct PolicySource {
 using PolicyCompiler =
     std::function<Result<std::vector<uint8_t>>(const BundleConfig&, const std::vector<PolicySource>&)>;
 
+// A bundle directory's [policy] sources, read beneath `dir` without following
+// any symlink (a bundle cannot point them outside itself), each a regular
+// file of at most 16 MiB. pack, `kos run DIR` and the process backend read
+// them here.
+Result<std::vector<PolicySource>> read_policy_sources(const std::string& dir, const BundleConfig& config);
+
 // Who is trusted to sign bundles, and the host's rollback state.
 struct TrustOptions {
     std::vector<std::string> key_files; // minisign public key files

@@ -17,6 +17,7 @@
 #include "kos/policy/audit_json.h"
 #include "kos/policy/compiler.h"
 #include "kos/support/file.h"
+#include "pkg/bundle.h"
 #include "pkg/bundle_config.h"
 #include "pkg/label_matcher.h"
 #include "sandbox_policy.h"
@@ -78,29 +79,13 @@ Result<size_t> check_labels(const std::string& rootfs, const std::vector<pkg::La
     return count;
 }
 
-// The bundle directory's policy sources ([policy] sources, bundle-relative
-// names checked by the config parser), read without following a symlink out
-// of the bundle, as `kos run --backend vm` reads them.
-Result<std::vector<policy::MemorySource>> read_policy_sources(const std::string& dir,
-                                                              const pkg::PolicyConfig& pc) {
+// The bundle directory's policy sources, read as pack and the VM backend
+// read them (pkg::read_policy_sources), as the compiler takes them.
+Result<std::vector<policy::MemorySource>> policy_memory_sources(const std::string& dir,
+                                                                const pkg::BundleConfig& config) {
     std::vector<policy::MemorySource> out;
-    for (const std::string& name : pc.sources) {
-        UniqueFd fd(::open((dir + "/" + name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-        if (!fd)
-            return make_error(errno, dir + "/" + name + ": cannot open the policy source named in [policy] "
-                                                        "sources: " + errno_string(errno));
-        std::string text;
-        char buf[65536];
-        ssize_t n;
-        while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) {
-            text.append(buf, static_cast<size_t>(n));
-            if (text.size() > policy::kMaxTotalSourceBytes)
-                return make_error(EFBIG, dir + "/" + name + ": larger than the policy compiler accepts");
-        }
-        if (n < 0)
-            return make_error(errno, dir + "/" + name + ": " + errno_string(errno));
-        out.push_back({name, std::move(text)});
-    }
+    for (pkg::PolicySource& s : KOS_TRY(pkg::read_policy_sources(dir, config)))
+        out.push_back({std::move(s.name), std::string(s.bytes.begin(), s.bytes.end())});
     return out;
 }
 
@@ -219,7 +204,7 @@ bool dirs_readable(const std::vector<Node>& nodes, size_t i, const std::vector<c
 // label-narrowed readable set (docs/process-backend.md).
 Result<void> apply_policy(SandboxSpec& s, const std::string& dir, const pkg::BundleConfig& config,
                           const std::string& program) {
-    auto sources = KOS_TRY(read_policy_sources(dir, config.policy));
+    auto sources = KOS_TRY(policy_memory_sources(dir, config));
     auto blob = policy::compile_bundle_policy(config.policy.domain, sources);
     if (!blob)
         return make_error(EINVAL, "bundle " + dir + ": compiling the bundle's policy: " + blob.error().message);
