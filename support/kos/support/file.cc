@@ -1,5 +1,7 @@
 #include "kos/support/file.h"
 
+#include <cstdlib>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,6 +56,14 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_siz
     if (!fd)
         return make_error(errno, path + ": " + errno_string(errno));
     return read_fd(fd.get(), path, max_size);
+}
+
+std::string xdg_base_dir(const char* variable, const char* home_relative) {
+    if (const char* v = ::getenv(variable); v && *v)
+        return v;
+    if (const char* home = ::getenv("HOME"); home && *home)
+        return std::string(home) + "/" + home_relative;
+    return "";
 }
 
 Result<std::string> read_text_file(const std::string& path, uint64_t max_size) {

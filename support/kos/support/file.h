@@ -35,6 +35,10 @@ Result<std::vector<uint8_t>> read_fd(int fd, const std::string& what, uint64_t m
 // Writes all `size` bytes to `fd` (retrying short writes and EINTR); `what`
 // names the destination in the error.
 Result<void> write_all(int fd, const void* data, size_t size, const std::string& what);
+// An XDG base directory: $`variable` if set and non-empty, else
+// $HOME/`home_relative` (e.g. "XDG_STATE_HOME", ".local/state"); "" when
+// neither is known.
+std::string xdg_base_dir(const char* variable, const char* home_relative);
 // Writes via a temporary file and rename, so readers never see a partial file.
 Result<void> write_file_atomic(const std::string& path, const void* data, size_t size, int mode = 0644);
 
