@@ -398,6 +398,24 @@ std::string http_get(uint16_t port, const std::string& path, int wait_ms) {
     }
 }
 
+// Runs the library in this (single-threaded) test process with its stderr
+// (where the supervisor's lines go) captured in `err`.
+kos::Result<kos::proc::RunOutcome> run_sandbox_capturing_stderr(const kos::proc::SandboxSpec& spec,
+                                                                const kos::proc::RunOptions& o, std::string* err) {
+    char errfile[] = "/tmp/kos-sandbox-err-XXXXXX";
+    int errfd = ::mkstemp(errfile);
+    int saved = ::dup(2);
+    ::dup2(errfd, 2);
+    auto r = kos::proc::run_sandbox(spec, o);
+    ::dup2(saved, 2);
+    ::close(saved);
+    std::ifstream ef(errfile);
+    err->assign(std::istreambuf_iterator<char>(ef), std::istreambuf_iterator<char>());
+    ::close(errfd);
+    ::unlink(errfile);
+    return r;
+}
+
 // The dynamic example: Debian's python3 serving HTTP on a published
 // port, denied a host file and an undeclared outbound connection. Runs the
 // library in this (single-threaded) test process; the client is a child.
@@ -427,13 +445,8 @@ TEST_F(ProcessBackend, PythonHttpExampleServesAPublishedPort) {
         ::_exit(0);
     }
     ::close(p[1]);
-    char errfile[] = "/tmp/kos-py-err-XXXXXX";
-    int errfd = ::mkstemp(errfile);
-    int saved = ::dup(2);
-    ::dup2(errfd, 2);
-    auto r = kos::proc::run_sandbox(*spec, o);
-    ::dup2(saved, 2);
-    ::close(saved);
+    std::string err;
+    auto r = run_sandbox_capturing_stderr(*spec, o, &err);
     std::string text;
     char buf[4096];
     ssize_t n;
@@ -442,10 +455,6 @@ TEST_F(ProcessBackend, PythonHttpExampleServesAPublishedPort) {
     ::close(p[0]);
     int cst = 0;
     ::waitpid(client, &cst, 0);
-    std::ifstream ef(errfile);
-    std::string err((std::istreambuf_iterator<char>(ef)), std::istreambuf_iterator<char>());
-    ::close(errfd);
-    ::unlink(errfile);
 
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->kind, kos::proc::RunOutcome::Kind::Exited) << err;
@@ -705,16 +714,8 @@ TEST_F(ProcessBackend, PolicyAuditRecordsGoToTheAuditLog) {
     kos::proc::RunOptions o;
     o.audit_log = log;
     o.timeout_s = 30;
-    char errfile[] = "/tmp/kos-audit-err-XXXXXX";
-    int errfd = ::mkstemp(errfile);
-    int saved = ::dup(2);
-    ::dup2(errfd, 2);
-    auto r = kos::proc::run_sandbox(*spec, o);
-    ::dup2(saved, 2);
-    ::close(saved);
-    ::close(errfd);
-    std::string err = read_file(errfile);
-    ::unlink(errfile);
+    std::string err;
+    auto r = run_sandbox_capturing_stderr(*spec, o, &err);
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->denials, 1u);
     EXPECT_EQ(count_lines(err, "[rule policy/sbx.kpol:12:1]"), 1) << err;
