@@ -73,7 +73,10 @@ namespace kos::abi::sys {
                         "target's ThreadBlock::pending_signals, run at its next call")     \
     X(32, pipe_poll, "a0 = pipe handle (either end) -> bit 0: a read would not wait "    \
                      "(data, or no writer left), bit 1: a write would not wait (room, " \
-                     "or no reader left)")
+                     "or no reader left)")                                              \
+    X(33, net_call, "a0 = net::NetCall* (kos/net.h): a socket operation of the VMM's "   \
+                    "network service, checked by the policy -> its result; ENOSYS "      \
+                    "when the VM has no network service")
 
 // Memory a client lends the server for one call (ipc_call_grant): at most
 // kMaxGrant bytes, never kernel memory.
