@@ -4,14 +4,13 @@
 
 #include <cstring>
 
-#include "kos/idl/net.h"
+#include "kos/security/net_request.h"
 #include "supervisor.h"
 
 namespace kos::proc {
 namespace {
 
 namespace sec = security;
-namespace net = idl::net::Socket;
 
 uint32_t label_index(const sec::Engine& e, const std::string& name) {
     return e.find_label(name.data(), static_cast<uint32_t>(name.size()));
@@ -48,7 +47,7 @@ Result<std::unique_ptr<SandboxPolicy>> SandboxPolicy::load(std::vector<uint8_t> 
         return make_error(EINVAL, "the program's label " + domain +
                                       " ([policy] domain) is not declared by the "
                                       "bundle's policy");
-    p->m_net = label_index(p->m_engine, kNetLabel);
+    p->m_net = label_index(p->m_engine, sec::kNetLabel);
     return p;
 }
 
@@ -63,20 +62,17 @@ PolicyDecision SandboxPolicy::decide(const sec::Request& r) {
 PolicyDecision SandboxPolicy::decide_connect(const IpEndpoint& ep, uint8_t proto, uint64_t now_ns) {
     uint8_t addr[16];
     ip_field_bytes(ep, addr);
-    // net.kidl: connect(address: ip, port: u16, proto: u8).
-    sec::FieldValue f[3] = {{0, addr, 16}, {ep.port, nullptr, 0}, {proto, nullptr, 0}};
-    return decide(sec::Request{sec::Kind::Request, m_domain, m_net, net::kInterfaceId,
-                               net::connect::kId, f, 3, now_ns});
+    sec::NetRequest r;
+    sec::make_net_connect(r, m_domain, m_net, addr, ep.port, proto, now_ns);
+    return decide(r.request);
 }
 
 PolicyDecision SandboxPolicy::decide_bind(const IpEndpoint& ep, uint64_t now_ns) {
     uint8_t addr[16];
     ip_field_bytes(ep, addr);
-    // net.kidl: bind(socket: handle, address: ip, port: u16); the program
-    // holds no handle of the network server, so socket is 0.
-    sec::FieldValue f[3] = {{0, nullptr, 0}, {0, addr, 16}, {ep.port, nullptr, 0}};
-    return decide(sec::Request{sec::Kind::Request, m_domain, m_net, net::kInterfaceId,
-                               net::bind::kId, f, 3, now_ns});
+    sec::NetRequest r;
+    sec::make_net_bind(r, m_domain, m_net, addr, ep.port, now_ns);
+    return decide(r.request);
 }
 
 PolicyDecision SandboxPolicy::decide_execute(const std::string& program, uint64_t now_ns) {

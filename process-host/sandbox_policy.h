@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "kos/security/engine.h"
+#include "kos/security/net_request.h"
 #include "kos/support/result.h"
 
 namespace kos::proc {
@@ -30,7 +31,7 @@ namespace kos::proc {
 struct IpEndpoint;
 
 // The network server's system label.
-inline constexpr const char* kNetLabel = "net_t";
+inline constexpr const char* kNetLabel = security::kNetLabel;
 
 // One verdict and, when the policy marks it for audit, its record (rendered
 // by render_audit_human / render_audit_json).
