@@ -1,4 +1,5 @@
 #include "fs.h"
+#include "net.h"
 
 #include "kos/base/format.h"
 #include "kos/base/string.h"
@@ -41,9 +42,10 @@ Fd* get_fd(int fd) {
     return &g_fds[fd];
 }
 
-// Descriptors sharing a pipe handle (dup, dup2, fork copies the table):
-// the handle is closed with its last descriptor.
-constexpr int kHandleSlots = 64;
+// Descriptors sharing a pipe or socket handle (dup, dup2, fork copies the
+// table): the handle is closed with its last descriptor. A handle's low 8
+// bits are its slot in the kernel's table.
+constexpr int kHandleSlots = 256;
 u32 g_handle_refs[kHandleSlots];
 
 // eventfd and epoll slots are shared the same way (dup, fork copies).
@@ -54,7 +56,7 @@ void free_eventfd(u32 slot);
 void free_epoll(u32 slot);
 
 void ref_handle(const Fd& f) {
-    if (f.kind == FdKind::Pipe)
+    if (f.kind == FdKind::Pipe || f.kind == FdKind::Socket)
         ++g_handle_refs[f.handle % kHandleSlots];
     else if (f.kind == FdKind::EventFd)
         ++g_eventfd_refs[f.handle % 64];
@@ -65,7 +67,7 @@ void ref_handle(const Fd& f) {
 }
 
 void release_fd(Fd& f) {
-    if (f.kind == FdKind::Pipe && --g_handle_refs[f.handle % kHandleSlots] == 0)
+    if ((f.kind == FdKind::Pipe || f.kind == FdKind::Socket) && --g_handle_refs[f.handle % kHandleSlots] == 0)
         native(Sys::handle_close, f.handle);
     else if (f.kind == FdKind::EventFd && --g_eventfd_refs[f.handle % 64] == 0)
         free_eventfd(f.handle);
@@ -211,6 +213,15 @@ int alloc_fd(int min = 0) {
             return i;
     return -kEMFILE;
 }
+
+} // namespace
+
+Fd* fd_get(int fd) { return get_fd(fd); }
+int fd_alloc(int min) { return alloc_fd(min); }
+void fd_ref(const Fd& f) { ref_handle(f); }
+void fd_release(Fd& f) { release_fd(f); }
+
+namespace {
 
 // Path resolution over the rootfs image. `out` holds the normalized absolute
 // path so far; components are appended and symlinks expanded in place.
@@ -458,6 +469,8 @@ short ready_events(int fd) {
         return eventfd_ready(*f);
     case FdKind::Epoll:
         return epoll_has_ready(f->handle) ? kPollIn : 0;
+    case FdKind::Socket:
+        return socket_ready(*f);
     default:
         return kPollNval;
     }
@@ -468,11 +481,15 @@ short ready_events(int fd) {
 template <class Check> i64 wait_ready(u64 deadline_ns, Check check) {
     for (;;) {
         runtime_lock();
+        socket_forget_noted();
         i64 n = check();
         runtime_unlock();
         if (n != 0 || deadline_ns == 0)
             return n;
-        native(Sys::thread_yield);
+        // Sockets wait in the network service (which wakes when one is
+        // ready); everything else changes only when other threads run.
+        if (!socket_wait_noted(deadline_ns))
+            native(Sys::thread_yield);
         if (deadline_ns != kNoDeadline && monotonic_ns() >= deadline_ns)
             return 0;
     }
@@ -778,6 +795,8 @@ i64 sys_read(int fd, u64 buf, u64 len) {
         return eventfd_rw(*f, buf, len, false);
     if (f->kind == FdKind::Epoll)
         return -kEINVAL;
+    if (f->kind == FdKind::Socket)
+        return socket_read(fd, buf, len);
     if ((f->flags & kOAccmode) == 1)
         return -kEBADF;
     if (f->kind == FdKind::Console) {
@@ -820,6 +839,8 @@ i64 sys_write(int fd, u64 buf, u64 len) {
         return eventfd_rw(*f, buf, len, true);
     if (f->kind == FdKind::Epoll)
         return -kEINVAL;
+    if (f->kind == FdKind::Socket)
+        return socket_write(fd, buf, len);
     if (f->kind == FdKind::Pipe) {
         if ((f->flags & kOAccmode) == kORdonly)
             return -kEBADF;
@@ -1093,6 +1114,11 @@ i64 sys_fstat(int fd, u64 statbuf) {
         st->st_rdev = 0;
         st->st_size = 0;
         st->st_ino = 2000 + f->handle;
+    } else if (f->kind == FdKind::Socket) {
+        fill_console_stat(st);
+        st->st_mode = 0140777; // a socket
+        st->st_rdev = 0;
+        st->st_ino = 4000 + f->handle;
     } else if (f->kind == FdKind::EventFd || f->kind == FdKind::Epoll) {
         fill_console_stat(st);
         st->st_mode = 0600; // an anonymous inode
@@ -1244,6 +1270,14 @@ i64 sys_ioctl(int fd, u64 req, u64 arg) {
     Fd* f = get_fd(fd);
     if (!f)
         return -kEBADF;
+    if (req == 0x5421) { // FIONBIO
+        if (!user_range_ok(arg, 4))
+            return -kEFAULT;
+        int on;
+        memcpy(&on, reinterpret_cast<const void*>(arg), 4);
+        f->flags = on ? (f->flags | kONonblock) : (f->flags & ~kONonblock);
+        return 0;
+    }
     // The console is not a terminal yet: TCGETS, TIOCGWINSZ and the rest
     // answer ENOTTY, so programs treat output as a pipe or file.
     return -kENOTTY;
@@ -1301,7 +1335,9 @@ i64 sys_fcntl(int fd, int cmd, u64 arg) {
     case 1: return f->cloexec ? 1 : 0; // F_GETFD
     case 2: f->cloexec = arg & 1; return 0; // F_SETFD
     case 3: return f->flags; // F_GETFL
-    case 4: return 0; // F_SETFL: O_NONBLOCK/O_APPEND have no effect on these files
+    case 4: // F_SETFL: O_NONBLOCK matters for sockets; O_APPEND has no effect on these files
+        f->flags = (f->flags & ~kONonblock) | (static_cast<u32>(arg) & kONonblock);
+        return 0;
     default: return -kEINVAL;
     }
 }

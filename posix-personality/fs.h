@@ -10,7 +10,7 @@ namespace kos::rt {
 // Device: the standard character devices every program expects
 // (/dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty),
 // answered here: they carry no authority.
-enum class FdKind : u8 { Free, Console, File, Dir, Device, Pipe, Epoll, EventFd, Memory };
+enum class FdKind : u8 { Free, Console, File, Dir, Device, Pipe, Epoll, EventFd, Memory, Socket };
 enum class Device : u8 { Null, Zero, Full, Random };
 
 struct Fd {
@@ -20,12 +20,20 @@ struct Fd {
     u32 entry = 0;   // rootfs entry index (File, Dir)
     int stream = 0;  // Console: 1 stdout, 2 stderr (reads come from stdin)
     Device device = Device::Null;
-    u32 handle = 0;  // Pipe: the kernel handle of this end; Epoll, EventFd, Memory: its slot
+    u32 handle = 0;  // Pipe, Socket: the kernel handle; Epoll, EventFd, Memory: its slot
     u64 offset = 0;  // File: byte offset; Dir: next child index
 };
 
 inline constexpr int kMaxFds = 1024;
 extern Fd g_fds[kMaxFds];
+inline constexpr u32 kONonblock = 0x800;
+
+// The descriptor `fd` if open; a free descriptor >= min (or -EMFILE).
+Fd* fd_get(int fd);
+int fd_alloc(int min = 0);
+// A new descriptor refers to what `f` holds (dup, fork), or stops to.
+void fd_ref(const Fd& f);
+void fd_release(Fd& f);
 
 i64 sys_read(int fd, u64 buf, u64 len);
 i64 sys_pread(int fd, u64 buf, u64 len, i64 off);

@@ -6,6 +6,7 @@
 // the rest become native kernel calls (and, with the IPC work, typed
 // messages to personality servers that the security server mediates).
 #include "fs.h"
+#include "net.h"
 #include "kos/base/format.h"
 #include "kos/base/string.h"
 #include "kos/boot.h"
@@ -742,6 +743,22 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::getrandom: return sys_getrandom(a0, a1, a2);
     case nr::rt_sigaction: return sys_rt_sigaction(a0, a1, a2, a3);
     case nr::rt_sigprocmask: return sys_rt_sigprocmask(a0, a1, a2, a3);
+    case nr::socket: return sys_socket(i0, static_cast<int>(a1), static_cast<int>(a2));
+    case nr::socketpair: return sys_socketpair(i0, static_cast<int>(a1), static_cast<int>(a2), a3);
+    case nr::bind: return sys_bind(i0, a1, a2);
+    case nr::listen: return sys_listen(i0, static_cast<int>(a1));
+    case nr::accept: return sys_accept4(i0, a1, a2, 0);
+    case nr::accept4: return sys_accept4(i0, a1, a2, static_cast<int>(a3));
+    case nr::connect: return sys_connect(i0, a1, a2);
+    case nr::sendto: return sys_sendto(i0, a1, a2, static_cast<int>(a3), a4, a5);
+    case nr::recvfrom: return sys_recvfrom(i0, a1, a2, static_cast<int>(a3), a4, a5);
+    case nr::sendmsg: return sys_sendmsg(i0, a1, static_cast<int>(a2));
+    case nr::recvmsg: return sys_recvmsg(i0, a1, static_cast<int>(a2));
+    case nr::shutdown: return sys_shutdown(i0, static_cast<int>(a1));
+    case nr::getsockname: return sys_sockname(i0, a1, a2, false);
+    case nr::getpeername: return sys_sockname(i0, a1, a2, true);
+    case nr::setsockopt: return sys_setsockopt(i0, static_cast<int>(a1), static_cast<int>(a2), a3, a4);
+    case nr::getsockopt: return sys_getsockopt(i0, static_cast<int>(a1), static_cast<int>(a2), a3, a4);
     default:
         ++g_rt.unknown_syscalls;
         return -kENOSYS;

@@ -15,7 +15,7 @@ namespace kos {
 
 using abi::u32;
 
-enum class ObjectType : u32 { None = 0, ChannelClient, ChannelServer, PipeRead, PipeWrite };
+enum class ObjectType : u32 { None = 0, ChannelClient, ChannelServer, PipeRead, PipeWrite, NetSocket };
 
 using abi::sys::kRightCall;
 using abi::sys::kRightDuplicate;
@@ -40,8 +40,8 @@ struct HandleEntry {
 
 class HandleTable {
 public:
-    static constexpr u32 kCapacity = 64;
-    static constexpr u32 kIndexBits = 6;
+    static constexpr u32 kCapacity = 256;
+    static constexpr u32 kIndexBits = 8;
 
     // Adds a handle; ENFILE when the table is full.
     ErrorOr<Handle> insert(KernelObject* object, ObjectType type, u32 rights);

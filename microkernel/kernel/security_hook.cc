@@ -5,6 +5,7 @@
 #include "kos/base/string.h"
 #include "kos/boot.h"
 #include "kos/security/engine.h"
+#include "kos/security/net_request.h"
 #include "loader.h"
 #include "panic.h"
 #include "pmm.h"
@@ -131,6 +132,22 @@ Verdict check_response(const Task& server, const Task& client, const Channel& ch
     if (&server != ch.server)
         return {false, true, "channel-endpoints", 0};
     return check_message(sec::Kind::Response, server, client, ch, h);
+}
+
+Verdict check_net(const Task& subject, bool connect, const u8* ip, abi::u16 port) {
+    if (!g_engine.loaded())
+        return {false, true, "no-policy", 0};
+    static u32 net_label = g_engine.find_label(sec::kNetLabel, sizeof sec::kNetLabel - 1);
+    sec::NetRequest r;
+    if (connect)
+        sec::make_net_connect(r, subject.policy_label, net_label, ip, port, sec::kProtoTcp, now_ns());
+    else
+        sec::make_net_bind(r, subject.policy_label, net_label, ip, port, now_ns());
+    sec::Verdict v = g_engine.decide(r.request);
+    Verdict out{v.allow, v.audit, nullptr, v.rule};
+    if (v.audit && g_engine.make_audit_record(r.request, v, g_audit_record))
+        report(connect ? "connect" : "bind", subject, nullptr, out);
+    return out;
 }
 
 u32 handle_field_offsets(bool request, const abi::ipc::MessageHeader& h, u32* offsets, u32 max) {

@@ -42,6 +42,11 @@ Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::Messag
 Verdict check_response(const Task& server, const Task& client, const Channel& ch,
                        const abi::ipc::MessageHeader& h);
 
+// May `subject` connect to (or bind) ip:port? net.kidl's Socket.connect
+// (proto TCP) or Socket.bind from its label to `net_t`; denied without a
+// policy. Audited as the policy says.
+Verdict check_net(const Task& subject, bool connect, const abi::u8* ip, abi::u16 port);
+
 // Payload offsets of a message's `handle` fields, by the policy's layout
 // (request fields, or response fields): how many, at most `max`. 0 without
 // a policy or for an unknown method.

@@ -4,6 +4,7 @@
 #include "errno.h"
 #include "ipc.h"
 #include "pipe.h"
+#include "net.h"
 #include "kos/base/string.h"
 #include "kos/hypercall.h"
 #include "panic.h"
@@ -170,6 +171,8 @@ Thread* alloc_thread(Task* task) {
     return nullptr;
 }
 
+bool other_threads_runnable() { return g_run_head != nullptr; }
+
 void make_runnable(Thread* t) {
     t->state = ThreadState::Runnable;
     t->next = nullptr;
@@ -235,7 +238,10 @@ void task_exit(Task* task, u32 wait_status) {
             t.state = ThreadState::Dead;
         }
     ipc_task_died(task);
-    task->handles.clear([](const HandleEntry& e) { pipe_end_released(e.object); });
+    task->handles.clear([](const HandleEntry& e) {
+        pipe_end_released(e.object);
+        net_socket_released(e.object);
+    });
     // A parent waiting for its children runs its wait again.
     for (Thread& t : g_threads)
         if (t.state == ThreadState::BlockedWait && task->parent && t.task == task->parent)

@@ -101,6 +101,8 @@ Thread* alloc_thread(Task* task);
 
 // Scheduler.
 void make_runnable(Thread* t);
+// Whether a thread other than the running one waits for the CPU.
+bool other_threads_runnable();
 // Saves the running thread into its Thread (if `save`), picks the next
 // runnable thread and loads it into `f`; a running thread that is still
 // runnable goes to the back of the queue (the caller must not queue it).

@@ -12,6 +12,7 @@
 #include "pmm.h"
 #include "ipc.h"
 #include "pipe.h"
+#include "net.h"
 #include "task.h"
 #include "security_hook.h"
 
@@ -206,6 +207,7 @@ i64 native_call(Thread* self, TrapFrame* f) {
         if (r.is_error())
             return -9;
         pipe_end_released((*r).object);
+        net_socket_released((*r).object);
         return 0;
     }
     case sys::Sys::handle_duplicate: {
@@ -259,6 +261,8 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return security_resolve(p, a0, a1, a2, a3);
     case sys::Sys::security_query:
         return security_query(p, a0, a1, a2, a3);
+    case sys::Sys::net_call:
+        return net_call(self, a0);
     default:
         return -err::kNoSys;
     }

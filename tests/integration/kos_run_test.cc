@@ -260,6 +260,20 @@ TEST_F(KosRun, SignalHandlersRunAndReturn) { expect_no_failures("signals", "sign
 // eventfd counters.
 TEST_F(KosRun, PollEpollAndEventfd) { expect_no_failures("polling", "polling"); }
 
+// TCP over the VMM's network service: a server and a forked client on the
+// bundle's loopback (a 150 KB reply), poll/epoll, non-blocking calls; the
+// policy's denials fail in the app (EACCES) and are audited with the rule.
+TEST_F(KosRun, Sockets) {
+    auto r = run_process({kKos, "run", "--timeout", "60", "--no-audit-log", kApps, "--", "/bin/sockets"}, 120);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "sockets: 0 failures\n") << r.err;
+    EXPECT_NE(r.err.find("kos: denied request app_t -> net_t net.Socket.connect address=192.0.2.1 port=9 proto=6 "
+                         "[rule default-deny]"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("kos: denied request app_t -> net_t net.Socket.bind"), std::string::npos) << r.err;
+}
+
 // /proc/self: exe, cmdline, status, comm and fd links.
 TEST_F(KosRun, ProcSelf) { expect_no_failures("procself", "procself", {"second"}); }
 

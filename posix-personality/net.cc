@@ -1,0 +1,543 @@
+#include "net.h"
+
+#include "kos/base/string.h"
+#include "kos/net.h"
+
+namespace kos::rt {
+namespace {
+
+namespace net = abi::net;
+using net::NetOp;
+
+constexpr long kEINTR = 4, kEAGAIN = 11, kENOTSOCK = 88, kENOPROTOOPT = 92, kEPROTONOSUPPORT = 93,
+               kESOCKTNOSUPPORT = 94, kEAFNOSUPPORT = 97, kEPIPE = 32,
+               kEINPROGRESS = 115;
+constexpr int kAfUnix = 1, kAfInet = 2, kAfInet6 = 10;
+constexpr int kSockStream = 1, kSockNonblock = 0x800, kSockCloexec = 0x80000;
+constexpr int kMsgPeek = 0x2, kMsgDontwait = 0x40, kMsgWaitall = 0x100, kMsgNosignal = 0x4000;
+constexpr int kSolSocket = 1, kIpprotoTcp = 6, kIpprotoIpv6 = 41, kIpprotoIp = 0;
+
+i64 call(net::NetCall& c) { return native(Sys::net_call, reinterpret_cast<u64>(&c)); }
+
+bool range_ok(u64 addr, u64 len) { return addr < abi::sys::kUserTop && len <= abi::sys::kUserTop - addr; }
+
+// The socket behind `fd`, or nullptr with the error in *err.
+Fd* socket_fd(int fd, i64* err) {
+    Fd* f = fd_get(fd);
+    if (!f) {
+        *err = -kEBADF;
+        return nullptr;
+    }
+    if (f->kind != FdKind::Socket) {
+        *err = -kENOTSOCK;
+        return nullptr;
+    }
+    return f;
+}
+
+u16 be16(const u8* p) { return static_cast<u16>(p[0] << 8 | p[1]); }
+
+// sockaddr_in / sockaddr_in6 from the program -> NetAddress.
+i64 read_sockaddr(u64 addr, u64 len, net::NetAddress& out) {
+    if (len < 2 || len > 128)
+        return -kEINVAL;
+    if (!range_ok(addr, len))
+        return -kEFAULT;
+    const auto* p = reinterpret_cast<const u8*>(addr);
+    u16 family = static_cast<u16>(p[0] | p[1] << 8);
+    memset(&out, 0, sizeof out);
+    if (family == kAfInet) {
+        if (len < 16)
+            return -kEINVAL;
+        out.ip[10] = out.ip[11] = 0xff;
+        memcpy(out.ip + 12, p + 4, 4);
+    } else if (family == kAfInet6) {
+        if (len < 24)
+            return -kEINVAL;
+        memcpy(out.ip, p + 8, 16);
+    } else {
+        return -kEAFNOSUPPORT;
+    }
+    out.port = be16(p + 2);
+    out.family = family;
+    return 0;
+}
+
+// NetAddress -> the program's sockaddr (cut to its buffer, as Linux does;
+// *lenp gets the full size).
+i64 write_sockaddr(const net::NetAddress& a, int family, u64 addr, u64 lenp) {
+    if (!addr)
+        return 0;
+    if (!range_ok(lenp, 4))
+        return -kEFAULT;
+    u32 cap;
+    memcpy(&cap, reinterpret_cast<const void*>(lenp), 4);
+    u8 buf[28] = {};
+    u32 size;
+    bool mapped = a.ip[10] == 0xff && a.ip[11] == 0xff && !a.ip[0] && !a.ip[8] && !a.ip[9];
+    if (family == kAfInet && mapped) {
+        size = 16;
+        buf[0] = kAfInet;
+        memcpy(buf + 4, a.ip + 12, 4);
+    } else {
+        size = 28;
+        buf[0] = kAfInet6;
+        memcpy(buf + 8, a.ip, 16);
+    }
+    buf[2] = static_cast<u8>(a.port >> 8);
+    buf[3] = static_cast<u8>(a.port);
+    u32 n = cap < size ? cap : size;
+    if (!range_ok(addr, n))
+        return -kEFAULT;
+    memcpy(reinterpret_cast<void*>(addr), buf, n);
+    memcpy(reinterpret_cast<void*>(lenp), &size, 4);
+    return 0;
+}
+
+net::NetCall make(NetOp op, u32 handle) {
+    net::NetCall c;
+    memset(&c, 0, offsetof(net::NetCall, segments));
+    c.op = static_cast<u32>(op);
+    c.socket = handle;
+    return c;
+}
+
+// Waits, without the runtime lock, until the socket reports one of
+// `events` (or an error or hang-up), at most one service wait.
+void wait_socket(u32 handle, u16 events) {
+    net::NetCall c = make(NetOp::Poll, 0);
+    c.poll_count = 1;
+    c.poll[0] = {handle, static_cast<u16>(events | net::kPollErr | net::kPollHup), 0};
+    c.arg = net::kMaxNetPollWaitNs;
+    runtime_unlock();
+    i64 r = call(c);
+    if (r <= 0)
+        native(Sys::thread_yield); // others ran instead of a wait, or the socket is gone
+    runtime_lock();
+}
+
+// Signals posted to this thread end a blocking socket call with EINTR.
+bool signal_pending() {
+    u64 tb;
+    asm volatile("mov %%gs:%c1, %0" : "=r"(tb) : "i"(offsetof(abi::sys::ThreadBlock, self)));
+    return __atomic_load_n(&reinterpret_cast<abi::sys::ThreadBlock*>(tb)->pending_signals, __ATOMIC_RELAXED) != 0;
+}
+
+// Runs `attempt` until it does not answer EAGAIN, waiting for `events`
+// in between, unless the socket or the call is non-blocking.
+template <class Attempt> i64 blocking(int fd, u16 events, bool dontwait, Attempt attempt) {
+    for (;;) {
+        i64 err = 0;
+        Fd* f = socket_fd(fd, &err);
+        if (!f)
+            return err;
+        i64 r = attempt(*f);
+        if (r != -kEAGAIN || dontwait || (f->flags & kONonblock))
+            return r;
+        wait_socket(f->handle, events);
+        if (signal_pending())
+            return -kEINTR;
+    }
+}
+
+i64 transfer(int fd, u64 buf, u64 len, int flags, bool send) {
+    if (!range_ok(buf, len))
+        return -kEFAULT;
+    if (len > net::kMaxNetData)
+        len = net::kMaxNetData;
+    return blocking(fd, send ? net::kPollOut : net::kPollIn, flags & kMsgDontwait, [&](Fd& f) {
+        net::NetCall c = make(send ? NetOp::Send : NetOp::Recv, f.handle);
+        c.buffer = buf;
+        c.length = len;
+        c.arg = static_cast<u64>(flags & kMsgPeek);
+        return call(c);
+    });
+}
+
+// A blocking send returns once every byte is queued (Linux's stream
+// semantics); a non-blocking one what fit.
+i64 send_all(int fd, u64 buf, u64 len, int flags) {
+    u64 done = 0;
+    while (done < len) {
+        i64 r = transfer(fd, buf + done, len - done, flags, true);
+        if (r < 0) {
+            if (r == -kEPIPE && !(flags & kMsgNosignal) && done == 0)
+                native(Sys::process_kill, native(Sys::process_self) & 0xffffffff, 13); // SIGPIPE
+            return done ? static_cast<i64>(done) : r;
+        }
+        done += static_cast<u64>(r);
+        Fd* f = fd_get(fd);
+        if (!f || (f->flags & kONonblock) || (flags & kMsgDontwait))
+            break;
+    }
+    return static_cast<i64>(done);
+}
+
+i64 recv_some(int fd, u64 buf, u64 len, int flags) {
+    if (!(flags & kMsgWaitall))
+        return transfer(fd, buf, len, flags, false);
+    u64 done = 0;
+    while (done < len) {
+        i64 r = transfer(fd, buf + done, len - done, flags, false);
+        if (r <= 0)
+            return done ? static_cast<i64>(done) : r;
+        done += static_cast<u64>(r);
+    }
+    return static_cast<i64>(done);
+}
+
+int family_of(const Fd& f) { return static_cast<int>(f.entry); }
+
+// Sockets the last readiness check looked at, and what they lacked.
+net::NetPollEntry g_noted[net::kMaxNetPoll];
+u32 g_noted_count = 0;
+
+struct Iovec {
+    u64 base, len;
+};
+struct MsgHdr {
+    u64 name;
+    u32 namelen, pad0;
+    u64 iov, iovlen, control, controllen;
+    int flags, pad1;
+};
+
+} // namespace
+
+i64 sys_socket(int family, int type, int protocol) {
+    if (family == kAfUnix)
+        return -kEAFNOSUPPORT; // Unix sockets: not yet (pipes and TCP loopback work)
+    if (family != kAfInet && family != kAfInet6)
+        return -kEAFNOSUPPORT;
+    if ((type & ~(kSockNonblock | kSockCloexec)) != kSockStream)
+        return -kESOCKTNOSUPPORT; // UDP and raw sockets: not yet
+    if (protocol != 0 && protocol != kIpprotoTcp)
+        return -kEPROTONOSUPPORT;
+    int fd = fd_alloc();
+    if (fd < 0)
+        return fd;
+    net::NetCall c = make(NetOp::Socket, 0);
+    c.family = static_cast<u32>(family);
+    c.type = net::kTypeStream;
+    i64 h = call(c);
+    if (h < 0)
+        return h;
+    Fd& f = g_fds[fd];
+    f = Fd{};
+    f.kind = FdKind::Socket;
+    f.handle = static_cast<u32>(h);
+    f.flags = 2 /* O_RDWR */ | ((type & kSockNonblock) ? kONonblock : 0);
+    f.cloexec = type & kSockCloexec;
+    f.entry = static_cast<u32>(family);
+    fd_ref(f);
+    return fd;
+}
+
+i64 sys_socketpair(int family, int type, int protocol, u64 fds) { return -kEAFNOSUPPORT; }
+
+i64 sys_bind(int fd, u64 addr, u64 len) {
+    i64 err = 0;
+    Fd* f = socket_fd(fd, &err);
+    if (!f)
+        return err;
+    net::NetCall c = make(NetOp::Bind, f->handle);
+    if (i64 r = read_sockaddr(addr, len, c.address); r < 0)
+        return r;
+    return call(c);
+}
+
+i64 sys_listen(int fd, int backlog) {
+    i64 err = 0;
+    Fd* f = socket_fd(fd, &err);
+    if (!f)
+        return err;
+    net::NetCall c = make(NetOp::Listen, f->handle);
+    c.arg = backlog < 0 ? 0 : static_cast<u64>(backlog);
+    return call(c);
+}
+
+i64 sys_accept4(int fd, u64 addr, u64 lenp, int flags) {
+    if (flags & ~(kSockNonblock | kSockCloexec))
+        return -kEINVAL;
+    int nfd = fd_alloc();
+    if (nfd < 0)
+        return nfd;
+    net::NetCall c;
+    int family = kAfInet;
+    i64 r = blocking(fd, net::kPollIn, false, [&](Fd& f) {
+        c = make(NetOp::Accept, f.handle);
+        family = family_of(f);
+        return call(c);
+    });
+    if (r < 0)
+        return r;
+    nfd = fd_alloc(); // the wait dropped the lock: take a descriptor free now
+    if (nfd < 0) {
+        native(Sys::handle_close, c.socket);
+        return nfd;
+    }
+    Fd& f = g_fds[nfd];
+    f = Fd{};
+    f.kind = FdKind::Socket;
+    f.handle = c.socket;
+    f.flags = 2 | ((flags & kSockNonblock) ? kONonblock : 0);
+    f.cloexec = flags & kSockCloexec;
+    f.entry = static_cast<u32>(family);
+    fd_ref(f);
+    write_sockaddr(c.address, family, addr, lenp);
+    return nfd;
+}
+
+i64 sys_connect(int fd, u64 addr, u64 len) {
+    i64 err = 0;
+    Fd* f = socket_fd(fd, &err);
+    if (!f)
+        return err;
+    net::NetCall c = make(NetOp::Connect, f->handle);
+    if (i64 r = read_sockaddr(addr, len, c.address); r < 0)
+        return r;
+    i64 r = call(c);
+    if (r != -kEINPROGRESS || (f->flags & kONonblock))
+        return r;
+    // A blocking connect waits for the outcome.
+    r = blocking(fd, net::kPollOut, false, [&](Fd& s) {
+        net::NetCall p = make(NetOp::Poll, 0);
+        p.poll_count = 1;
+        p.poll[0] = {s.handle, net::kPollOut, 0};
+        i64 n = call(p);
+        if (n < 0)
+            return n;
+        return n == 0 ? -kEAGAIN : 0;
+    });
+    if (r < 0)
+        return r;
+    if (!(f = socket_fd(fd, &err)))
+        return err;
+    net::NetCall e = make(NetOp::GetError, f->handle);
+    r = call(e);
+    return r < 0 ? r : -static_cast<i64>(e.arg);
+}
+
+i64 sys_sendto(int fd, u64 buf, u64 len, int flags, u64 addr, u64 alen) {
+    // A stream socket is connected: the address, if any, is ignored.
+    return send_all(fd, buf, len, flags);
+}
+
+i64 sys_recvfrom(int fd, u64 buf, u64 len, int flags, u64 addr, u64 alenp) {
+    i64 r = recv_some(fd, buf, len, flags);
+    if (r >= 0 && addr) {
+        i64 err = 0;
+        Fd* f = socket_fd(fd, &err);
+        if (f) {
+            net::NetCall c = make(NetOp::PeerName, f->handle);
+            if (call(c) == 0)
+                write_sockaddr(c.address, family_of(*f), addr, alenp);
+        }
+    }
+    return r;
+}
+
+i64 sys_sendmsg(int fd, u64 msg, int flags) {
+    if (!range_ok(msg, sizeof(MsgHdr)))
+        return -kEFAULT;
+    const auto* m = reinterpret_cast<const MsgHdr*>(msg);
+    if (m->iovlen > 1024 || !range_ok(m->iov, m->iovlen * sizeof(Iovec)))
+        return m->iovlen > 1024 ? -kEINVAL : -kEFAULT;
+    const auto* v = reinterpret_cast<const Iovec*>(m->iov);
+    u64 done = 0;
+    for (u64 i = 0; i < m->iovlen; ++i) {
+        if (!v[i].len)
+            continue;
+        i64 r = send_all(fd, v[i].base, v[i].len, done ? (flags | kMsgNosignal) : flags);
+        if (r < 0)
+            return done ? static_cast<i64>(done) : r;
+        done += static_cast<u64>(r);
+        if (static_cast<u64>(r) < v[i].len)
+            break;
+    }
+    return static_cast<i64>(done);
+}
+
+i64 sys_recvmsg(int fd, u64 msg, int flags) {
+    if (!range_ok(msg, sizeof(MsgHdr)))
+        return -kEFAULT;
+    auto* m = reinterpret_cast<MsgHdr*>(msg);
+    if (m->iovlen > 1024 || !range_ok(m->iov, m->iovlen * sizeof(Iovec)))
+        return m->iovlen > 1024 ? -kEINVAL : -kEFAULT;
+    const auto* v = reinterpret_cast<const Iovec*>(m->iov);
+    u64 done = 0;
+    for (u64 i = 0; i < m->iovlen; ++i) {
+        if (!v[i].len)
+            continue;
+        // Only the first transfer may wait.
+        i64 r = recv_some(fd, v[i].base, v[i].len, done ? (flags | kMsgDontwait) : flags);
+        if (r < 0) {
+            if (done)
+                break;
+            return r;
+        }
+        done += static_cast<u64>(r);
+        if (static_cast<u64>(r) < v[i].len)
+            break;
+    }
+    m->namelen = 0;
+    m->controllen = 0;
+    m->flags = 0;
+    return static_cast<i64>(done);
+}
+
+i64 sys_shutdown(int fd, int how) {
+    i64 err = 0;
+    Fd* f = socket_fd(fd, &err);
+    if (!f)
+        return err;
+    if (how < 0 || how > 2)
+        return -kEINVAL;
+    net::NetCall c = make(NetOp::Shutdown, f->handle);
+    c.arg = static_cast<u64>(how);
+    return call(c);
+}
+
+i64 sys_sockname(int fd, u64 addr, u64 lenp, bool peer) {
+    i64 err = 0;
+    Fd* f = socket_fd(fd, &err);
+    if (!f)
+        return err;
+    net::NetCall c = make(peer ? NetOp::PeerName : NetOp::LocalName, f->handle);
+    i64 r = call(c);
+    if (r < 0)
+        return r;
+    return write_sockaddr(c.address, family_of(*f), addr, lenp);
+}
+
+i64 sys_setsockopt(int fd, int level, int name, u64 val, u64 len) {
+    i64 err = 0;
+    Fd* f = socket_fd(fd, &err);
+    if (!f)
+        return err;
+    u32 value = 0;
+    if (len >= 4) {
+        if (!range_ok(val, 4))
+            return -kEFAULT;
+        memcpy(&value, reinterpret_cast<const void*>(val), 4);
+    }
+    net::NetOption opt{};
+    if (level == kSolSocket) {
+        switch (name) {
+        case 2: opt = net::NetOption::ReuseAddress; break; // SO_REUSEADDR
+        case 9: opt = net::NetOption::KeepAlive; break;    // SO_KEEPALIVE
+        case 7: opt = net::NetOption::SendBuffer; break;   // SO_SNDBUF
+        case 8: opt = net::NetOption::ReceiveBuffer; break; // SO_RCVBUF
+        // SO_REUSEPORT, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, SO_PRIORITY:
+        // tuning only, accepted.
+        case 15: case 13: case 20: case 21: case 12: return 0;
+        default: return -kENOPROTOOPT;
+        }
+    } else if (level == kIpprotoTcp) {
+        if (name != 1) // TCP_NODELAY; other TCP tuning is accepted
+            return 0;
+        opt = net::NetOption::NoDelay;
+    } else if (level == kIpprotoIpv6 || level == kIpprotoIp) {
+        return 0; // IPV6_V6ONLY, IP_TOS...: accepted
+    } else {
+        return -kENOPROTOOPT;
+    }
+    net::NetCall c = make(NetOp::SetOption, f->handle);
+    c.option = static_cast<u32>(opt);
+    c.arg = value;
+    return call(c);
+}
+
+i64 sys_getsockopt(int fd, int level, int name, u64 val, u64 lenp) {
+    i64 err = 0;
+    Fd* f = socket_fd(fd, &err);
+    if (!f)
+        return err;
+    if (!range_ok(lenp, 4))
+        return -kEFAULT;
+    u32 cap;
+    memcpy(&cap, reinterpret_cast<const void*>(lenp), 4);
+    u32 value = 0;
+    if (level == kSolSocket && name == 4) { // SO_ERROR
+        net::NetCall c = make(NetOp::GetError, f->handle);
+        i64 r = call(c);
+        if (r < 0)
+            return r;
+        value = static_cast<u32>(c.arg);
+    } else if (level == kSolSocket && name == 3) { // SO_TYPE
+        value = kSockStream;
+    } else if (level == kSolSocket && name == 39) { // SO_DOMAIN
+        value = static_cast<u32>(family_of(*f));
+    } else {
+        net::NetOption opt{};
+        if (level == kSolSocket && name == 30)
+            opt = net::NetOption::AcceptConn;
+        else if (level == kSolSocket && name == 7)
+            opt = net::NetOption::SendBuffer;
+        else if (level == kSolSocket && name == 8)
+            opt = net::NetOption::ReceiveBuffer;
+        else if (level == kSolSocket && name == 2)
+            opt = net::NetOption::ReuseAddress;
+        else if (level == kSolSocket && name == 9)
+            opt = net::NetOption::KeepAlive;
+        else if (level == kIpprotoTcp && name == 1)
+            opt = net::NetOption::NoDelay;
+        else
+            return -kENOPROTOOPT;
+        net::NetCall c = make(NetOp::GetOption, f->handle);
+        c.option = static_cast<u32>(opt);
+        i64 r = call(c);
+        if (r < 0)
+            return r;
+        value = static_cast<u32>(c.arg);
+    }
+    u32 n = cap < 4 ? cap : 4;
+    if (!range_ok(val, n))
+        return -kEFAULT;
+    memcpy(reinterpret_cast<void*>(val), &value, n);
+    u32 four = 4;
+    memcpy(reinterpret_cast<void*>(lenp), &four, 4);
+    return 0;
+}
+
+i64 socket_read(int fd, u64 buf, u64 len) { return recv_some(fd, buf, len, 0); }
+
+i64 socket_write(int fd, u64 buf, u64 len) {
+    // write() on a socket raises SIGPIPE through the runtime's EPIPE path.
+    return send_all(fd, buf, len, kMsgNosignal);
+}
+
+short socket_ready(const Fd& f) {
+    net::NetCall c = make(NetOp::Poll, 0);
+    c.poll_count = 1;
+    c.poll[0] = {f.handle, static_cast<u16>(net::kPollIn | net::kPollOut | net::kPollRdHup), 0};
+    if (call(c) < 0)
+        return 0x20; // POLLNVAL
+    u16 ready = c.poll[0].revents;
+    // Remember what it lacked: a wait ends when that comes.
+    u16 missing = static_cast<u16>((net::kPollIn | net::kPollOut) & ~ready);
+    if (missing && g_noted_count < net::kMaxNetPoll)
+        g_noted[g_noted_count++] = {f.handle, missing, 0};
+    return static_cast<short>(ready);
+}
+
+void socket_forget_noted() { g_noted_count = 0; }
+
+bool socket_wait_noted(u64 deadline_ns) {
+    runtime_lock();
+    net::NetCall c = make(NetOp::Poll, 0);
+    c.poll_count = g_noted_count;
+    memcpy(c.poll, g_noted, g_noted_count * sizeof(net::NetPollEntry));
+    runtime_unlock();
+    if (c.poll_count == 0)
+        return false;
+    u64 now = monotonic_ns();
+    u64 wait = net::kMaxNetPollWaitNs;
+    if (deadline_ns != kNoDeadline)
+        wait = deadline_ns <= now ? 0 : (deadline_ns - now < wait ? deadline_ns - now : wait);
+    c.arg = wait;
+    i64 r = call(c);
+    return r > 0 || (r == 0 && wait > 0 && monotonic_ns() - now >= wait / 2);
+}
+
+} // namespace kos::rt
