@@ -591,6 +591,47 @@ i64 sys_execve(sys::ThreadBlock* tb, const char* path, u64 argv, u64 envp) {
 
 // --- dispatch ---------------------------------------------------------------
 
+// ITIMER_REAL through the kernel's alarm (process_alarm); the other
+// interval timers measure CPU time, which kos does not account yet.
+u64 g_alarm_interval_ns = 0;
+i64 sys_itimer(bool set, int which, u64 new_value, u64 old_value) {
+    struct Timeval {
+        i64 sec, usec;
+    };
+    struct Itimerval {
+        Timeval interval, value;
+    };
+    if (which != 0)
+        return -kEINVAL;
+    u64 out = set ? old_value : new_value; // getitimer(which, curr)
+    Itimerval nv{};
+    if (set) {
+        if (new_value >= sys::kUserTop - sizeof nv)
+            return -kEFAULT;
+        memcpy(&nv, reinterpret_cast<const void*>(new_value), sizeof nv);
+        if (nv.value.sec < 0 || nv.value.usec < 0 || nv.value.usec >= 1'000'000 || nv.interval.sec < 0 ||
+            nv.interval.usec < 0 || nv.interval.usec >= 1'000'000)
+            return -kEINVAL;
+    }
+    if (out && out >= sys::kUserTop - sizeof(Itimerval))
+        return -kEFAULT;
+    auto ns = [](const Timeval& t) { return static_cast<u64>(t.sec) * 1'000'000'000ull + static_cast<u64>(t.usec) * 1000; };
+    u64 interval = g_alarm_interval_ns;
+    u64 left = set ? static_cast<u64>(native(Sys::process_alarm, ns(nv.value), ns(nv.interval)))
+                   : static_cast<u64>(native(Sys::process_alarm, ~0ull, 0));
+    if (set)
+        g_alarm_interval_ns = ns(nv.value) ? ns(nv.interval) : 0;
+    if (out) {
+        Itimerval ov{};
+        ov.value = {static_cast<i64>(left / 1'000'000'000ull), static_cast<i64>(left % 1'000'000'000ull / 1000)};
+        if (left && ov.value.sec == 0 && ov.value.usec == 0)
+            ov.value.usec = 1;
+        ov.interval = {static_cast<i64>(interval / 1'000'000'000ull), static_cast<i64>(interval % 1'000'000'000ull / 1000)};
+        memcpy(reinterpret_cast<void*>(out), &ov, sizeof ov);
+    }
+    return 0;
+}
+
 i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     u64 a0 = f.rdi, a1 = f.rsi, a2 = f.rdx, a3 = f.r10, a4 = f.r8, a5 = f.r9;
     auto str = [](u64 p) { return p < sys::kUserTop ? reinterpret_cast<const char*>(p) : nullptr; };
@@ -743,6 +784,23 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::getrandom: return sys_getrandom(a0, a1, a2);
     case nr::rt_sigaction: return sys_rt_sigaction(a0, a1, a2, a3);
     case nr::rt_sigprocmask: return sys_rt_sigprocmask(a0, a1, a2, a3);
+    case nr::alarm: {
+        u64 left = static_cast<u64>(native(Sys::process_alarm, a0 * 1'000'000'000ull, 0));
+        g_alarm_interval_ns = 0;
+        u64 secs = left / 1'000'000'000ull;
+        // Linux rounds to the nearest second, and never reports 0 for a
+        // pending alarm.
+        if (left % 1'000'000'000ull >= 500'000'000ull || (secs == 0 && left))
+            ++secs;
+        return static_cast<i64>(secs);
+    }
+    case nr::getitimer:
+    case nr::setitimer: return sys_itimer(f.rax == nr::setitimer, i0, a1, a2);
+    case nr::pause:
+        // Until a signal is posted; it runs as the call returns EINTR.
+        while (!(__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~g_sigmask))
+            native(Sys::thread_yield);
+        return -4; // EINTR
     case nr::socket: return sys_socket(i0, static_cast<int>(a1), static_cast<int>(a2));
     case nr::socketpair: return sys_socketpair(i0, static_cast<int>(a1), static_cast<int>(a2), a3);
     case nr::bind: return sys_bind(i0, a1, a2);
@@ -771,7 +829,7 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
 volatile u32 g_lock = 0;
 
 bool waits_or_exits(u64 n) {
-    return n == nr::futex || n == nr::sched_yield || n == nr::nanosleep ||
+    return n == nr::pause || n == nr::futex || n == nr::sched_yield || n == nr::nanosleep ||
            n == nr::clock_nanosleep || n == nr::exit || n == nr::exit_group || n == nr::wait4 ||
            n == nr::rt_sigsuspend ||
            // These take the lock themselves, around each check of their wait.
@@ -787,7 +845,60 @@ void runtime_lock() {
 }
 void runtime_unlock() { __atomic_store_n(&g_lock, 0u, __ATOMIC_RELEASE); }
 
+// Signals other processes (or this one, or its alarm) posted: the lowest
+// unblocked one runs now; its default action if it no longer has a
+// handler. `r` is what the interrupted code's rax holds. Whether one ran.
+bool run_pending_signals(sys::ThreadBlock* tb, i64 r) {
+    u64 pending = __atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~g_sigmask;
+    if (!pending) [[likely]]
+        return false;
+    int sig = __builtin_ctzll(pending) + 1;
+    __atomic_and_fetch(&tb->pending_signals, ~(1ull << (sig - 1)), __ATOMIC_RELAXED);
+    SigInfo info{};
+    info.signo = sig;
+    runtime_lock();
+    bool ran = deliver_signal(tb, sig, info, r);
+    u64 handler = g_sigactions[sig].handler;
+    runtime_unlock();
+    if (!ran && handler == 0 && sig != 17 && sig != 18 && sig != 23 && sig != 28)
+        native_exit(1, static_cast<u64>(sig));
+    if (ran && g_rt.trace) [[unlikely]]
+        printf(2, "[kos] --- signal %d delivered to its handler ---\n", sig);
+    return true;
+}
+
+// The kernel entered without a system call (sys::ThreadBlock::async_entry):
+// a fault the program handles, or signals for a thread that computes
+// without making calls. Every register is the application's.
+void async_entry(sys::ThreadBlock* tb) {
+    u64 reason = tb->async_entry;
+    tb->async_entry = 0;
+    sys::LinuxSyscallFrame& f = tb->frame;
+    i64 rax = static_cast<i64>(f.rax);
+    if (reason & sys::kAsyncFault) {
+        int sig = static_cast<int>(reason & 0xff);
+        SigInfo info{};
+        info.signo = sig;
+        info.code = 1; // SEGV_MAPERR / BUS_ADRALN / ILL_ILLOPC / FPE_INTDIV
+        memcpy(&info.pid, &tb->fault_addr, 8); // si_addr: where si_pid is for SIGCHLD
+        runtime_lock();
+        bool blocked = g_sigmask & bit(sig);
+        bool ran = !blocked && deliver_signal(tb, sig, info, rax);
+        runtime_unlock();
+        if (!ran) // blocked or handler gone: what Linux does, the default action
+            native_exit(1, static_cast<u64>(sig));
+        if (g_rt.trace) [[unlikely]]
+            printf(2, "[kos] --- signal %d (fault at %#lx) delivered to its handler ---\n", sig, tb->fault_addr);
+        return;
+    }
+    run_pending_signals(tb, rax);
+}
+
 extern "C" void linux_syscall(sys::ThreadBlock* tb) {
+    if (tb->async_entry) [[unlikely]] {
+        async_entry(tb);
+        return;
+    }
     sys::LinuxSyscallFrame& f = tb->frame;
     u64 n = f.rax;
     if (g_rt.trace && (n == nr::exit || n == nr::exit_group)) [[unlikely]]
@@ -810,23 +921,8 @@ extern "C" void linux_syscall(sys::ThreadBlock* tb) {
             printf(2, "[kos] syscall_%lu(%#lx, %#lx, %#lx) = %ld (unknown)\n", n, f.rdi, f.rsi, f.rdx, r);
     }
     f.rax = static_cast<u64>(r);
-    // Signals other processes (or this one) posted: the lowest unblocked
-    // one runs now; its default action if it no longer has a handler.
-    if (u64 pending = __atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~g_sigmask) [[unlikely]] {
-        int sig = __builtin_ctzll(pending) + 1;
-        __atomic_and_fetch(&tb->pending_signals, ~(1ull << (sig - 1)), __ATOMIC_RELAXED);
-        SigInfo info{};
-        info.signo = sig;
-        runtime_lock();
-        bool ran = deliver_signal(tb, sig, info, r);
-        u64 handler = g_sigactions[sig].handler;
-        runtime_unlock();
-        if (!ran && handler == 0 && sig != 17 && sig != 18 && sig != 23 && sig != 28)
-            native_exit(1, static_cast<u64>(sig));
-        if (ran && g_rt.trace) [[unlikely]]
-            printf(2, "[kos] --- signal %d delivered to its handler ---\n", sig);
+    if (run_pending_signals(tb, r))
         return;
-    }
     if (u64 sig = tb->scratch[2]) [[unlikely]] {
         tb->scratch[2] = 0;
         SigInfo info{};

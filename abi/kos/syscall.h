@@ -66,8 +66,8 @@ namespace kos::abi::sys {
     X(30, signal_disposition, "a0 = signals the process handles, a1 = signals it ignores " \
                               "(bit sig - 1): what process_kill does with them")          \
     X(31, process_kill, "a0 = pid, a1 = signal (0: only check the pid) -> 0, ESRCH "     \
-                        "without such a live process, EPERM unless it is the caller or "  \
-                        "a process it forked (transitively). SIGKILL, or a signal without a " \
+                        "without such a live process, EPERM unless it is of the caller's " \
+                        "tree (its init process and all forked from it). SIGKILL, or a signal without a " \
                         "handler whose default ends a process, ends the target (its "    \
                         "wait status is the signal); a handled one is posted to the "    \
                         "target's ThreadBlock::pending_signals, run at its next call")     \
@@ -76,7 +76,9 @@ namespace kos::abi::sys {
                      "or no reader left)")                                              \
     X(33, net_call, "a0 = net::NetCall* (kos/net.h): a socket operation of the VMM's "   \
                     "network service, checked by the policy -> its result; ENOSYS "      \
-                    "when the VM has no network service")
+                    "when the VM has no network service")                                 \
+    X(34, process_alarm, "a0 = ns until SIGALRM (0: cancel), a1 = ns between later ones " \
+                         "(0: once); a0 = ~0: only ask -> ns that were left of the previous alarm")
 
 // Memory a client lends the server for one call (ipc_call_grant): at most
 // kMaxGrant bytes, never kernel memory.
@@ -175,8 +177,18 @@ struct ThreadBlock {
     u64 tid;
     u64 scratch[4];
     u64 pending_signals; // set by the kernel (process_kill), taken by the runtime
+    // Why the kernel entered the runtime when the application made no
+    // system call (0: it did): kAsyncSignals when handled signals are
+    // pending for a thread the timer interrupted in application code;
+    // kAsyncFault | signal for a fault the application has a handler for
+    // (fault_addr: the address, for SIGSEGV and SIGBUS). The frame then
+    // holds every register as the application left it.
+    u64 async_entry;
+    u64 fault_addr;
 };
-static_assert(sizeof(ThreadBlock) == 26 * 8);
+static_assert(sizeof(ThreadBlock) == 28 * 8);
+inline constexpr u64 kAsyncSignals = 1;
+inline constexpr u64 kAsyncFault = 0x100;
 
 // What the kernel hands the runtime at start (pointer in rdi).
 struct RuntimeStartInfo {

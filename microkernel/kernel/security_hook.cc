@@ -26,13 +26,7 @@ constexpr u64 kEngineStateBytes = 256 * 1024;
 alignas(64) u64 g_engine_state[kEngineStateBytes / 8];
 sec::AuditRecord g_audit_record;
 
-u64 now_ns() {
-    u64 khz = g_boot_image.header ? g_boot_image.header->tsc_khz : 0;
-    u64 tsc = arch::rdtsc();
-    if (khz == 0)
-        return tsc; // roughly ns at 1 GHz; only limits use the clock
-    return tsc / khz * 1'000'000 + (tsc % khz) * 1'000'000 / khz;
-}
+u64 now_ns() { return monotonic_ns(); }
 
 const char* label_text(const Task& t) { return t.label_name; }
 

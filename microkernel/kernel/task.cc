@@ -1,8 +1,10 @@
 #include "task.h"
 
+#include "../arch/x86_64/cpu.h"
 #include "../arch/x86_64/platform.h"
 #include "errno.h"
 #include "ipc.h"
+#include "loader.h"
 #include "pipe.h"
 #include "net.h"
 #include "kos/base/string.h"
@@ -259,16 +261,25 @@ i64 process_kill(Thread* self, u64 pid, u64 sig) {
     Task* t = task_at(static_cast<u32>(pid - 1));
     if (!t || t->dead || t->released || t->reaped)
         return -kEsrch;
-    // A process signals itself and the processes it forked (transitively),
-    // never another process of the init description: those talk over
-    // channels, under the policy.
-    bool related = false;
-    for (Task* a = t; a && !related; a = a->parent)
-        related = a == self->task;
+    // A process signals the processes of its own tree (the process of the
+    // init description it descends from, and everything forked from it:
+    // one program, one label, as processes of one uid on Linux), never
+    // another process of the init description: those talk over channels,
+    // under the policy.
+    auto root = [](Task* a) {
+        while (a->parent)
+            a = a->parent;
+        return a;
+    };
+    bool related = root(t) == root(self->task);
     if (!related)
         return -err::kPerm;
     if (sig == 0)
         return 0;
+    return signal_task(self, t, sig);
+}
+
+i64 signal_task(Thread* self, Task* t, u64 sig) {
     u64 bit = 1ull << (sig - 1);
     bool ignored_by_default = sig == 17 || sig == 18 || sig == 23 || sig == 28; // CHLD CONT URG WINCH
     bool stops = sig == 19 || sig == 20 || sig == 21 || sig == 22;             // STOP TSTP TTIN TTOU
@@ -278,7 +289,7 @@ i64 process_kill(Thread* self, u64 pid, u64 sig) {
         if (t->index == 0) // the bundle's app: its end is the run's
             platform::exit(abi::hc::ExitKind::Signaled, sig);
         task_exit(t, static_cast<u32>(sig));
-        return t == self->task ? kBlocked : 0;
+        return self && t == self->task ? kBlocked : 0;
     }
     if (!(t->sig_caught & bit))
         return 0; // stopping is not supported yet; default-ignored signals vanish
@@ -290,6 +301,42 @@ i64 process_kill(Thread* self, u64 pid, u64 sig) {
     auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(main->thread_block_pa));
     __atomic_or_fetch(&tb->pending_signals, bit, __ATOMIC_RELAXED);
     return 0;
+}
+
+u64 monotonic_ns() {
+    u64 khz = g_boot_image.header ? g_boot_image.header->tsc_khz : 0;
+    u64 tsc = arch::rdtsc();
+    if (khz == 0)
+        return tsc;
+    return tsc / khz * 1'000'000 + (tsc % khz) * 1'000'000 / khz;
+}
+
+i64 process_alarm(Thread* self, u64 delay_ns, u64 interval_ns) {
+    Task& t = *self->task;
+    u64 now = monotonic_ns();
+    u64 left = t.alarm_at > now ? t.alarm_at - now : (t.alarm_at ? 1 : 0);
+    if (delay_ns == ~0ull)
+        return static_cast<i64>(left); // a query (getitimer)
+    t.alarm_at = delay_ns ? now + delay_ns : 0;
+    t.alarm_interval = delay_ns ? interval_ns : 0;
+    return static_cast<i64>(left);
+}
+
+// At each timer tick: SIGALRM to every task whose alarm is due (so alarms
+// have the tick's resolution, 10 ms).
+void fire_alarms() {
+    u64 now = 0;
+    for (u32 i = 0; i < g_task_count; ++i) {
+        Task& t = g_tasks[i];
+        if (!t.alarm_at || t.dead || t.released)
+            continue;
+        if (!now)
+            now = monotonic_ns();
+        if (now < t.alarm_at)
+            continue;
+        t.alarm_at = t.alarm_interval ? now + t.alarm_interval : 0;
+        signal_task(nullptr, &t, 14); // SIGALRM
+    }
 }
 
 namespace {

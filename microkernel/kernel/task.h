@@ -73,6 +73,8 @@ struct Task {
     abi::u32 policy_label = 0xffffffffu; // the label's index in the compiled policy
     abi::u64 sig_caught = 0;   // signals with a handler (bit sig - 1), from the runtime
     abi::u64 sig_ignored = 0;  // signals set to SIG_IGN
+    abi::u64 alarm_at = 0;       // monotonic ns of the next SIGALRM (0: none)
+    abi::u64 alarm_interval = 0; // ns between SIGALRMs after it (0: once)
     const char* name = "";
     const char* label_name = "";
     bool linux_personality = false;
@@ -117,6 +119,14 @@ void load_thread(Thread* t, arch::TrapFrame* f);
 void task_exit(Task* task, abi::u32 wait_status = 0);
 // process_kill (abi/kos/syscall.h).
 abi::i64 process_kill(Thread* self, abi::u64 pid, abi::u64 sig);
+// Sends `sig` to `t` (no permission check): its default action, or posted
+// for its handler. kBlocked if it ended `self`'s task.
+abi::i64 signal_task(Thread* self, Task* t, abi::u64 sig);
+// alarm/setitimer (abi/kos/syscall.h process_alarm), and the timer's check
+// of every task's alarm.
+abi::i64 process_alarm(Thread* self, abi::u64 delay_ns, abi::u64 interval_ns);
+void fire_alarms();
+abi::u64 monotonic_ns();
 
 // fork and wait (native calls process_fork, process_wait), and wake-ups.
 abi::i64 process_fork(Thread* self, abi::u64 regs_va);

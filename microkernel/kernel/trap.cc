@@ -77,9 +77,43 @@ const char* signal_name(int sig) {
 
 // Ends the current task for a fault. The first task is the bundle's app:
 // its end ends the run; another task's end fails its peers (EPIPE).
+// Enters the personality runtime of `t` (interrupted in application code)
+// without a system call: `reason` says why (abi/kos/syscall.h
+// ThreadBlock::async_entry). The runtime resumes the application itself.
+void enter_runtime_async(Thread& t, TrapFrame* f, u64 reason, u64 fault_addr) {
+    auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
+    sys::LinuxSyscallFrame& s = tb->frame;
+    s.rax = f->rax; s.rbx = f->rbx; s.rcx = f->rcx; s.rdx = f->rdx;
+    s.rsi = f->rsi; s.rdi = f->rdi; s.rbp = f->rbp; s.rsp = f->rsp;
+    s.r8 = f->r8; s.r9 = f->r9; s.r10 = f->r10; s.r11 = f->r11;
+    s.r12 = f->r12; s.r13 = f->r13; s.r14 = f->r14; s.r15 = f->r15;
+    s.rip = f->rip;
+    s.rflags = f->rflags;
+    tb->async_entry = reason;
+    tb->fault_addr = fault_addr;
+    f->rip = t.task->runtime_linux_entry;
+    f->rsp = t.runtime_stack_top;
+    f->rflags = 0x202;
+}
+
+// Whether `t` runs application code of a Linux process (not its runtime).
+bool in_application(const Thread& t, const TrapFrame* f) {
+    const Task& p = *t.task;
+    return p.linux_personality && t.thread_block_pa && (f->cs & 3) == 3 &&
+           (f->rip < p.runtime_text_start || f->rip >= p.runtime_text_end);
+}
+
 void kill_current(TrapFrame* f, u64 fault_addr) {
     int sig = signal_for(f->vector);
     Task* task = g_current->task;
+    // A fault in application code of a process with a handler for its
+    // signal: the handler runs (the runtime ends the process instead if the
+    // signal is blocked, as Linux does).
+    if (in_application(*g_current, f) && (task->sig_caught & (1ull << (sig - 1))) &&
+        !(f->vector == arch::kVecPageFault && task->as.last_fault_out_of_memory())) {
+        enter_runtime_async(*g_current, f, sys::kAsyncFault | static_cast<u64>(sig), fault_addr);
+        return;
+    }
     const char* who = task->index == 0 ? "program" : task->name;
     if (f->vector == arch::kVecPageFault && task->as.last_fault_out_of_memory()) {
         // What Linux's OOM killer does: SIGKILL, with the limit named.
@@ -263,6 +297,8 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return security_query(p, a0, a1, a2, a3);
     case sys::Sys::net_call:
         return net_call(self, a0);
+    case sys::Sys::process_alarm:
+        return process_alarm(self, a0, a1);
     default:
         return -err::kNoSys;
     }
@@ -349,7 +385,16 @@ extern "C" void trap_dispatch(TrapFrame* f) {
         // Preemption: the running thread goes to the back of the queue.
         ++g_counters.timer_ticks;
         arch::apic_eoi();
+        fire_alarms();
         schedule(f, true);
+        // Handled signals reach a thread that computes without system
+        // calls: its runtime runs them now.
+        Thread& t = *g_current;
+        if (in_application(t, f)) {
+            auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
+            if (__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) && !tb->async_entry)
+                enter_runtime_async(t, f, sys::kAsyncSignals, 0);
+        }
         return;
     }
     if (f->vector == arch::kVecSpurious)

@@ -274,6 +274,11 @@ TEST_F(KosRun, Sockets) {
     EXPECT_NE(r.err.find("kos: denied request app_t -> net_t net.Socket.bind"), std::string::npos) << r.err;
 }
 
+// alarm/setitimer/pause, signals reaching a loop without system calls
+// (from a timer and from another process), SIGSEGV handlers with si_addr,
+// default actions of SIGALRM and of a blocked SIGSEGV.
+TEST_F(KosRun, TimersAndAsyncSignals) { expect_no_failures("timers", "timers"); }
+
 // /proc/self: exe, cmdline, status, comm and fd links.
 TEST_F(KosRun, ProcSelf) { expect_no_failures("procself", "procself", {"second"}); }
 
