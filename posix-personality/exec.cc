@@ -71,6 +71,15 @@ i64 exec_program(const char* path, const char* const* argv, const char* const* e
             printf(2, "kos: cannot execute %s: %s\n", path, elf::error_string(err));
         return -8; // ENOEXEC
     }
+    // execve is the policy's decision (execute, from the process's label
+    // to itself), on the program's resolved path as the process backend
+    // asks it; the kernel audits the verdict as the policy says.
+    if (replace) {
+        const char* resolved = g_rt.rootfs.path(file);
+        if (i64 r = native(Sys::exec_check, reinterpret_cast<u64>(resolved), cstr_len(resolved, rfs::kMaxPath));
+            r < 0)
+            return r;
+    }
     // Everything is checked: from here the old image goes away.
     if (replace) {
         i64 r = native(Sys::vm_reset);

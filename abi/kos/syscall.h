@@ -78,7 +78,10 @@ namespace kos::abi::sys {
                     "network service, checked by the policy -> its result; ENOSYS "      \
                     "when the VM has no network service")                                 \
     X(34, process_alarm, "a0 = ns until SIGALRM (0: cancel), a1 = ns between later ones " \
-                         "(0: once); a0 = ~0: only ask -> ns that were left of the previous alarm")
+                         "(0: once); a0 = ~0: only ask -> ns that were left of the previous alarm")  \
+    X(35, exec_check, "a0 = program path, a1 = length: may the caller execute it "     \
+                      "(execute, its label to itself)? -> 0, EACCES (audited as the "   \
+                      "policy says); 0 without a policy")
 
 // Memory a client lends the server for one call (ipc_call_grant): at most
 // kMaxGrant bytes, never kernel memory.

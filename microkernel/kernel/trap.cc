@@ -6,6 +6,7 @@
 #include "../arch/x86_64/platform.h"
 #include "errno.h"
 #include "kos/hypercall.h"
+#include "kos/rootfs_image.h"
 #include "kos/syscall.h"
 #include "panic.h"
 #include "loader.h"
@@ -299,6 +300,16 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return net_call(self, a0);
     case sys::Sys::process_alarm:
         return process_alarm(self, a0, a1);
+    case sys::Sys::exec_check: {
+        char path[abi::rootfs::kMaxPath + 1];
+        if (a1 == 0 || a1 > abi::rootfs::kMaxPath)
+            return -err::kInval;
+        if (!p.as.copy_in(a0, path, a1))
+            return -err::kFault;
+        path[a1] = 0;
+        Verdict v = check_execute(p, p, path);
+        return v.allow ? 0 : -err::kAccess;
+    }
     default:
         return -err::kNoSys;
     }

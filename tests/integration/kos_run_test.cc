@@ -300,6 +300,30 @@ TEST_F(KosRun, LimitsComeFromTheBundleConfig) {
     EXPECT_NE(r.err.find("out of memory"), std::string::npos) << r.err;
 }
 
+// execve inside the VM is the policy's decision, on the resolved path (as
+// the process backend asks it): busybox may run from /bin, not from /opt.
+TEST_F(KosRun, ExecveIsAPolicyDecision) {
+    TempBundle b;
+    b.config("/bin/busybox");
+    b.write("policy/app.kpol", "domain app_t\nresource app_file_t\n"
+                               "allow execute app_t -> app_t where program glob \"/bin/*\"\n");
+    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
+    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/opt/busybox");
+    ::chmod((b.dir() + "/rootfs/opt/busybox").c_str(), 0755);
+    ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
+    [[maybe_unused]] int rc = std::system(("ln -s busybox " + b.dir() + "/rootfs/bin/echo && ln -s ../opt/busybox " +
+                                           b.dir() + "/rootfs/bin/sneaky").c_str());
+    auto r = run_process({kKos, "run", "--no-audit-log", b.dir(), "--", "/bin/busybox", "sh", "-c",
+                          "/bin/echo allowed; /opt/busybox echo denied; echo status=$?; /bin/sneaky echo via-link; "
+                          "echo status=$?"},
+                         60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "allowed\nstatus=126\nstatus=126\n") << r.err;
+    EXPECT_NE(r.err.find("kos: denied execute app_t -> app_t program=\"/opt/busybox\" [rule default-deny]"),
+              std::string::npos)
+        << r.err;
+}
+
 TEST_F(KosRun, AnUnlabeledFileRefusesTheRun) {
     TempBundle b;
     b.write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/hello\"]\n"
