@@ -84,6 +84,50 @@ void free_frame(u64 pa) {
     ++g_free_count;
 }
 
+namespace {
+// Holders beyond the first, per frame (a frame is held by at most
+// kMaxTasks address spaces). Physically contiguous, set up at the first
+// fork from never-used frames.
+abi::u8* g_share = nullptr;
+u64 g_share_frames = 0;
+
+bool ensure_share_table() {
+    if (g_share)
+        return true;
+    u64 frames = g_highest / kPageSize;
+    u64 bytes = (frames + kPageSize - 1) & ~(kPageSize - 1);
+    for (int i = 0; i < g_range_count; ++i) {
+        Range& r = g_ranges[i];
+        if (r.end - r.next >= bytes) {
+            g_share = static_cast<abi::u8*>(phys_to_virt(r.next));
+            r.next += bytes;
+            if (!g_fresh_zero)
+                memset(g_share, 0, bytes);
+            g_share_frames = frames;
+            return true;
+        }
+    }
+    return false;
+}
+} // namespace
+
+bool share_frame(u64 pa) {
+    if (!ensure_share_table() || pa / kPageSize >= g_share_frames || g_share[pa / kPageSize] == 255)
+        return false;
+    ++g_share[pa / kPageSize];
+    return true;
+}
+
+bool shared_frame(u64 pa) { return g_share && pa / kPageSize < g_share_frames && g_share[pa / kPageSize]; }
+
+void release_user_frame(u64 pa) {
+    if (shared_frame(pa)) {
+        --g_share[pa / kPageSize];
+        return;
+    }
+    free_frame(pa);
+}
+
 u64 free_frames() {
     u64 n = g_free_count;
     for (int i = 0; i < g_range_count; ++i)

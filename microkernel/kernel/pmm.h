@@ -24,6 +24,14 @@ void set_fresh_frames_zero(bool zero);
 u64 alloc_frame(bool zeroed);
 void free_frame(u64 pa);
 
+// Frames of user memory shared copy-on-write after fork: share_frame adds
+// a holder, release_user_frame drops one and frees the frame with its last
+// holder; shared_frame tells whether others hold it too. False (nothing
+// changed) when the share table cannot be set up.
+bool share_frame(u64 pa);
+bool shared_frame(u64 pa);
+void release_user_frame(u64 pa);
+
 u64 free_frames();
 u64 highest_address(); // end of the highest RAM range
 

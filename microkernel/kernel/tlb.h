@@ -6,4 +6,5 @@
 
 namespace kos::arch {
 void flush_tlb_page(abi::u64 va);
+void flush_tlb_all(); // every non-global entry of the current address space
 } // namespace kos::arch

@@ -186,7 +186,7 @@ void AddressSpace::clear_ptes(u64 start, u64 end, bool free_frames) {
         }
         if (*pte & pg::kPresent) {
             if (free_frames)
-                pmm::free_frame(*pte & pg::kAddrMask);
+                pmm::release_user_frame(*pte & pg::kAddrMask);
             *pte = 0;
             arch::flush_tlb_page(p);
             --m_pages;
@@ -270,6 +270,7 @@ bool AddressSpace::copy_out(u64 va, const void* src, u64 len) {
 }
 
 bool AddressSpace::clone_from(const AddressSpace& src) {
+    bool shared_any = false;
     for (Vma* v = src.m_head; v; v = v->next) {
         if (insert(v->start, v->end, v->prot, v->flags, v->image_pa) < 0)
             return false;
@@ -283,15 +284,30 @@ bool AddressSpace::clone_from(const AddressSpace& src) {
             }
             if (!(*spte & pg::kPresent))
                 continue;
-            u64 frame = pmm::alloc_frame(false);
             u64* dpte = nullptr;
-            if (frame == pmm::kNoFrame || pg::walk(m_pml4, page, true, &dpte) != pg::WalkResult::Ok)
+            if (pg::walk(m_pml4, page, true, &dpte) != pg::WalkResult::Ok)
                 return false;
-            platform::copy_frame(frame, *spte & pg::kAddrMask);
-            *dpte = frame | (*spte & ~pg::kAddrMask);
+            u64 frame = *spte & pg::kAddrMask;
+            // Pinned pages (the runtime's stacks and thread blocks) are
+            // written by the kernel through their physical address: each
+            // process gets its own copy now. Others are shared, read-only
+            // in both, until one of them writes (handle_fault).
+            if (!(v->flags & kPinned) && pmm::share_frame(frame)) {
+                *spte = (*spte & ~pg::kWrite) | kCow;
+                *dpte = *spte;
+                shared_any = true;
+            } else {
+                u64 copy = pmm::alloc_frame(false);
+                if (copy == pmm::kNoFrame)
+                    return false;
+                platform::copy_frame(copy, frame);
+                *dpte = copy | (*spte & ~pg::kAddrMask);
+            }
             ++m_pages;
         }
     }
+    if (shared_any)
+        arch::flush_tlb_all(); // the source is the current address space
     return true;
 }
 
@@ -328,11 +344,15 @@ void AddressSpace::apply_prot(u64 start, u64 end, u32 prot) {
             continue;
         if (!(*pte & pg::kPresent))
             continue;
+        u64 cow = *pte & kCow;
         if (!(prot & (kRead | kWrite | kExec))) {
             // PROT_NONE: drop the mapping but keep the frame reachable by
             // re-populating? Anonymous contents must survive, so keep the
             // frame mapped without the user bit instead.
-            *pte = (*pte & pg::kAddrMask) | pg::kPresent | pg::nx_bit();
+            *pte = (*pte & pg::kAddrMask) | pg::kPresent | pg::nx_bit() | cow;
+        } else if (cow) {
+            // Still shared: writable only through handle_fault's copy.
+            *pte = (*pte & pg::kAddrMask) | (pte_bits(prot) & ~pg::kWrite) | kCow;
         } else {
             *pte = (*pte & pg::kAddrMask) | pte_bits(prot);
         }
@@ -374,6 +394,25 @@ i64 AddressSpace::protect(u64 addr, u64 len, u32 prot) {
     return 0;
 }
 
+// A write to a page shared since fork: the last holder takes the frame
+// back writable; the others get a copy.
+bool AddressSpace::break_cow(u64* pte, u64 page) {
+    u64 frame = *pte & pg::kAddrMask;
+    if (pmm::shared_frame(frame)) {
+        u64 copy = pmm::alloc_frame(false);
+        if (copy == pmm::kNoFrame) {
+            m_fault_oom = true;
+            return false;
+        }
+        platform::copy_frame(copy, frame);
+        pmm::release_user_frame(frame);
+        frame = copy;
+    }
+    *pte = frame | ((*pte & ~pg::kAddrMask & ~kCow) | pg::kWrite);
+    arch::flush_tlb_page(page);
+    return true;
+}
+
 bool AddressSpace::handle_fault(u64 addr, bool write, bool exec) {
     m_fault_oom = false;
     Vma* v = find(addr);
@@ -385,6 +424,8 @@ bool AddressSpace::handle_fault(u64 addr, bool write, bool exec) {
     u64 page = addr & ~(kPage - 1);
     u64* pte = nullptr;
     if (pg::walk(m_pml4, page, false, &pte) == pg::WalkResult::Ok && (*pte & pg::kPresent)) {
+        if (write && (*pte & kCow) && (*pte & pg::kUser))
+            return break_cow(pte, page);
         // Present: only a stale TLB entry after a permission upgrade can
         // fault here legitimately; the VMA allows the access.
         if ((*pte & pg::kUser) && (!write || (*pte & pg::kWrite))) {

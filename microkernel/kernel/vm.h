@@ -20,6 +20,9 @@ using abi::u64;
 
 enum Prot : u32 { kRead = 1, kWrite = 2, kExec = 4 };
 enum VmaFlags : u32 { kPinned = 1, kImage = 2 };
+// A software bit of user PTEs: the frame is shared copy-on-write since a
+// fork (mapped read-only however the VMA allows writes).
+inline constexpr u64 kCow = 1ull << 9;
 
 struct Vma {
     u64 start = 0;
@@ -72,6 +75,7 @@ private:
     bool populate_range(const Vma& v, u64 start, u64 end);
     void clear_ptes(u64 start, u64 end, bool free_frames);
     void apply_prot(u64 start, u64 end, u32 prot);
+    bool break_cow(u64* pte, u64 page);
     i64 split_at(u64 addr); // ensures a VMA boundary at addr
 
     u64 m_pml4 = 0;

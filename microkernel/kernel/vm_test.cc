@@ -16,6 +16,7 @@
 namespace kos::arch {
 std::set<abi::u64> g_flushed;
 void flush_tlb_page(abi::u64 va) { g_flushed.insert(va); }
+void flush_tlb_all() {}
 } // namespace kos::arch
 
 namespace kos::platform {
@@ -189,27 +190,60 @@ TEST_F(Vm, TranslateChecksAccessAndBounds) {
     EXPECT_EQ(as.translate(0xffff800000000000ull, false), -14);
 }
 
-TEST_F(Vm, CloneCopiesAnonymousPagesAndSharesImagePages) {
+TEST_F(Vm, CloneSharesAnonymousPagesCopyOnWriteAndImagePages) {
     uint64_t anon = 0x60000000, image = 0x61000000;
     ASSERT_GT(as.map_anon(anon, 2 * kPage, kos::vm::kRead | kos::vm::kWrite,
                           sys::kMapFixed | sys::kMapPopulate, 0), 0);
     ASSERT_GT(as.map_image(image, 4 * kPage, 0x300000, kos::vm::kRead, 0), 0);
     ASSERT_TRUE(as.handle_fault(image, false, false));
-    auto* p = static_cast<uint8_t*>(kos::pmm::phys_to_virt(*pte_of(as, anon) & pg::kAddrMask));
-    p[7] = 42;
+    auto byte = [](uint64_t pa) { return static_cast<uint8_t*>(kos::pmm::phys_to_virt(pa)) + 7; };
+    uint64_t original = *pte_of(as, anon) & pg::kAddrMask;
+    *byte(original) = 42;
     AddressSpace child;
     ASSERT_TRUE(child.init(phys().kernel_pml4));
+    uint64_t free_before = kos::pmm::free_frames();
     ASSERT_TRUE(child.clone_from(as));
+    // One frame for both, read-only in both, until one writes.
+    EXPECT_EQ(*pte_of(child, anon) & pg::kAddrMask, original);
+    EXPECT_FALSE(*pte_of(as, anon) & pg::kWrite);
+    EXPECT_FALSE(*pte_of(child, anon) & pg::kWrite);
+    EXPECT_TRUE(*pte_of(as, anon) & kos::vm::kCow);
+    EXPECT_GE(free_before - kos::pmm::free_frames(), 0u);
+    // The parent writes: it gets a copy; the child keeps the original.
+    ASSERT_TRUE(as.handle_fault(anon + 3, true, false));
     uint64_t parent_pa = *pte_of(as, anon) & pg::kAddrMask;
-    uint64_t child_pa = *pte_of(child, anon) & pg::kAddrMask;
-    EXPECT_NE(parent_pa, child_pa); // a copy, not the same frame
-    EXPECT_EQ(static_cast<uint8_t*>(kos::pmm::phys_to_virt(child_pa))[7], 42);
-    p[7] = 7; // the parent's later writes stay its own
-    EXPECT_EQ(static_cast<uint8_t*>(kos::pmm::phys_to_virt(child_pa))[7], 42);
-    EXPECT_FALSE(present(child, anon + kPage) && !present(as, anon + kPage));
+    EXPECT_NE(parent_pa, original);
+    EXPECT_TRUE(*pte_of(as, anon) & pg::kWrite);
+    *byte(parent_pa) = 7;
+    EXPECT_EQ(*byte(original), 42);
+    // The child, now the frame's only holder, takes it back writable.
+    ASSERT_TRUE(child.handle_fault(anon, true, false));
+    EXPECT_EQ(*pte_of(child, anon) & pg::kAddrMask, original);
+    EXPECT_TRUE(*pte_of(child, anon) & pg::kWrite);
+    EXPECT_FALSE(*pte_of(child, anon) & kos::vm::kCow);
+    // mprotect cannot make a shared page writable behind the copy.
+    ASSERT_EQ(as.protect(anon + kPage, kPage, kos::vm::kRead), 0);
+    ASSERT_EQ(as.protect(anon + kPage, kPage, kos::vm::kRead | kos::vm::kWrite), 0);
+    EXPECT_FALSE(*pte_of(as, anon + kPage) & pg::kWrite);
+    EXPECT_EQ(*pte_of(as, anon + kPage) & pg::kAddrMask, *pte_of(child, anon + kPage) & pg::kAddrMask);
+    // A translate for a kernel write breaks the sharing too.
+    int64_t pa = as.translate(anon + kPage + 5, true);
+    ASSERT_GE(pa, 0);
+    EXPECT_NE(static_cast<uint64_t>(pa) & pg::kAddrMask, *pte_of(child, anon + kPage) & pg::kAddrMask);
+    // Image frames are shared as before, and never writable.
     EXPECT_TRUE(child.handle_fault(image + 1, false, false));
-    EXPECT_EQ(*pte_of(child, image) & pg::kAddrMask, 0x300000u); // image frames shared
+    EXPECT_EQ(*pte_of(child, image) & pg::kAddrMask, 0x300000u);
     EXPECT_FALSE(child.handle_fault(image, true, false));
+    // Unmapping drops one holder: the other keeps its data, and its next
+    // write takes the frame back without a copy.
+    AddressSpace second;
+    ASSERT_TRUE(second.init(phys().kernel_pml4));
+    ASSERT_TRUE(second.clone_from(as));
+    EXPECT_EQ(*pte_of(second, anon) & pg::kAddrMask, parent_pa);
+    ASSERT_EQ(second.unmap(anon, 2 * kPage), 0);
+    EXPECT_EQ(*byte(parent_pa), 7);
+    ASSERT_TRUE(as.handle_fault(anon, true, false));
+    EXPECT_EQ(*pte_of(as, anon) & pg::kAddrMask, parent_pa);
 }
 
 TEST_F(Vm, AutomaticPlacementFillsGapsBelowTheMmapTop) {

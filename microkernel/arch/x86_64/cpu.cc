@@ -106,6 +106,7 @@ void load_idt() {
 } // namespace
 
 void flush_tlb_page(u64 va) { invlpg(va); }
+void flush_tlb_all() { write_cr3(read_cr3()); }
 
 u64 syscall_entry_address() { return reinterpret_cast<u64>(syscall_entry); }
 
