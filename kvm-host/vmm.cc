@@ -262,6 +262,16 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
         result = 0;
         break;
     }
+    case hc::Op::ZeroPage: {
+        uint64_t pa = b.args[0];
+        if (pa % 4096 || !st.ram.in_ram(pa, 4096)) {
+            result = -EFAULT;
+            break;
+        }
+        std::memset(st.ram.at(pa), 0, 4096);
+        result = 0;
+        break;
+    }
     case hc::Op::Audit: {
         uint64_t gpa = b.args[0];
         if (!st.ram.in_ram(gpa, hc::kAuditRecordSize)) {

@@ -1,5 +1,7 @@
 #include "pmm.h"
 
+#include "../arch/x86_64/platform.h"
+
 #include "kos/base/string.h"
 
 namespace kos::pmm {
@@ -62,7 +64,7 @@ u64 alloc_frame(bool zeroed) {
         g_free_list = *static_cast<u64*>(phys_to_virt(pa));
         --g_free_count;
         if (zeroed)
-            memset(phys_to_virt(pa), 0, kPageSize);
+            platform::zero_frame(pa);
         return pa;
     }
     for (int i = 0; i < g_range_count; ++i) {
@@ -71,7 +73,7 @@ u64 alloc_frame(bool zeroed) {
             u64 pa = r.next;
             r.next += kPageSize;
             if (zeroed && !g_fresh_zero)
-                memset(phys_to_virt(pa), 0, kPageSize);
+                platform::zero_frame(pa);
             return pa;
         }
     }

@@ -33,6 +33,7 @@ constexpr i64 kYield = kBlocked + 1;
 // Kernel counters, printed at exit with `kos run --stats`.
 struct Counters {
     u64 native_calls, linux_syscalls, page_faults, timer_ticks, tsc_at_boot, tsc_at_user;
+    u64 forks, fork_cycles, fault_cycles; // where ring-0 time goes on emulated ring 0
 } g_counters;
 constexpr u64 kUserFlagsMask = 0xcd5; // CF PF AF ZF SF TF DF OF: what ring 3 may keep
 
@@ -183,9 +184,11 @@ i64 native_call(Thread* self, TrapFrame* f) {
             return kBlocked;
         }
         if (g_stats)
-            kprintf("kos kernel: %lu native calls, %lu Linux syscalls, %lu page faults, %lu timer "
-                    "ticks, %lu pages mapped; %lu kcycles to boot, %lu kcycles running\n",
+            kprintf("kos kernel: %lu native calls, %lu Linux syscalls, %lu page faults (%lu kcycles), %lu "
+                    "forks (%lu kcycles), %lu timer ticks, %lu pages mapped; %lu kcycles to boot, %lu "
+                    "kcycles running\n",
                     g_counters.native_calls, g_counters.linux_syscalls, g_counters.page_faults,
+                    g_counters.fault_cycles >> 10, g_counters.forks, g_counters.fork_cycles >> 10,
                     g_counters.timer_ticks,
                     p.as.mapped_pages(), (g_counters.tsc_at_user - g_counters.tsc_at_boot) >> 10,
                     (arch::rdtsc() - g_counters.tsc_at_user) >> 10);
@@ -268,8 +271,13 @@ i64 native_call(Thread* self, TrapFrame* f) {
             return -16; // EBUSY: other threads still use this address space
         p.as.unmap_unpinned();
         return 0;
-    case sys::Sys::process_fork:
-        return process_fork(self, a0);
+    case sys::Sys::process_fork: {
+        u64 t0 = arch::rdtsc();
+        i64 r = process_fork(self, a0);
+        ++g_counters.forks;
+        g_counters.fork_cycles += arch::rdtsc() - t0;
+        return r;
+    }
     case sys::Sys::process_wait:
         return process_wait(self, static_cast<i64>(a0), a1, a2 & 1, !(a2 & 2));
     case sys::Sys::process_self:
@@ -424,7 +432,10 @@ extern "C" void trap_dispatch(TrapFrame* f) {
         ++g_counters.page_faults;
         bool write = f->error & 2;
         bool exec = f->error & 16;
-        if (p.as.handle_fault(cr2, write, exec))
+        u64 t0 = arch::rdtsc();
+        bool handled = p.as.handle_fault(cr2, write, exec);
+        g_counters.fault_cycles += arch::rdtsc() - t0;
+        if (handled)
             return;
         kill_current(f, cr2);
         return;

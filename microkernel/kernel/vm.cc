@@ -175,11 +175,10 @@ bool AddressSpace::populate_range(const Vma& v, u64 start, u64 end) {
 
 bool AddressSpace::populate(const Vma& v, u64 page) { return populate_range(v, page, page + kPage); }
 
-void AddressSpace::clear_ptes(u64 start, u64 end, bool free_frames) {
+void AddressSpace::clear_ptes(u64 start, u64 end, bool free_frames, bool flush_each) {
     for (u64 p = start; p < end; p += kPage) {
         u64* pte = nullptr;
         if (pg::walk(m_pml4, p, false, &pte) != pg::WalkResult::Ok) {
-            // Skip the rest of this missing page table (2 MiB).
             u64 next = (p | ((512 * kPage) - 1)) + 1;
             p = next - kPage;
             continue;
@@ -225,17 +224,20 @@ i64 AddressSpace::unmap(u64 addr, u64 len) {
     // Split first (may fail), then remove (cannot fail).
     if (split_at(addr) < 0 || split_at(end) < 0)
         return -err::kNoMem;
+    bool flush_each = end - addr <= 16 * kPage; // else one full flush at the end
     Vma** link = &m_head;
     while (*link) {
         Vma* v = *link;
         if (v->start >= addr && v->end <= end) {
-            clear_ptes(v->start, v->end, !(v->flags & kImage));
+            clear_ptes(v->start, v->end, !(v->flags & kImage), flush_each);
             *link = v->next;
             g_vmas.free(v);
         } else {
             link = &v->next;
         }
     }
+    if (!flush_each)
+        arch::flush_tlb_all();
     return 0;
 }
 
@@ -276,34 +278,47 @@ bool AddressSpace::clone_from(const AddressSpace& src) {
             return false;
         if (v->flags & kImage)
             continue; // shown again on demand from the same frames
-        for (u64 page = v->start; page < v->end; page += kPage) {
+        // One walk per page table (2 MiB), then its entries in order:
+        // ring-0 instructions are expensive where they are emulated.
+        u64 page = v->start;
+        while (page < v->end) {
+            u64 table_end = (page | (512 * kPage - 1)) + 1;
+            u64 stop = v->end < table_end ? v->end : table_end;
             u64* spte = nullptr;
             if (pg::walk(src.m_pml4, page, false, &spte) != pg::WalkResult::Ok) {
-                page = ((page | (512 * kPage - 1)) + 1) - kPage; // skip the missing table
+                page = stop; // no table: nothing mapped here
                 continue;
             }
-            if (!(*spte & pg::kPresent))
-                continue;
-            u64* dpte = nullptr;
-            if (pg::walk(m_pml4, page, true, &dpte) != pg::WalkResult::Ok)
-                return false;
-            u64 frame = *spte & pg::kAddrMask;
-            // Pinned pages (the runtime's stacks and thread blocks) are
-            // written by the kernel through their physical address: each
-            // process gets its own copy now. Others are shared, read-only
-            // in both, until one of them writes (handle_fault).
-            if (!(v->flags & kPinned) && pmm::share_frame(frame)) {
-                *spte = (*spte & ~pg::kWrite) | kCow;
-                *dpte = *spte;
-                shared_any = true;
-            } else {
-                u64 copy = pmm::alloc_frame(false);
-                if (copy == pmm::kNoFrame)
-                    return false;
-                platform::copy_frame(copy, frame);
-                *dpte = copy | (*spte & ~pg::kAddrMask);
+            u64* dtable = nullptr; // the child's page table for this span
+            for (; page < stop; page += kPage, ++spte) {
+                if (!(*spte & pg::kPresent))
+                    continue;
+                u64 slot = (page >> 12) & 511;
+                if (!dtable) {
+                    u64* dpte = nullptr;
+                    if (pg::walk(m_pml4, page, true, &dpte) != pg::WalkResult::Ok)
+                        return false;
+                    dtable = dpte - slot;
+                }
+                u64* d = dtable + slot;
+                u64 frame = *spte & pg::kAddrMask;
+                // Pinned pages (the runtime's stacks and thread blocks) are
+                // written by the kernel through their physical address: each
+                // process gets its own copy now. Others are shared,
+                // read-only in both, until one of them writes (handle_fault).
+                if (!(v->flags & kPinned) && pmm::share_frame(frame)) {
+                    *spte = (*spte & ~pg::kWrite) | kCow;
+                    *d = *spte;
+                    shared_any = true;
+                } else {
+                    u64 copy = pmm::alloc_frame(false);
+                    if (copy == pmm::kNoFrame)
+                        return false;
+                    platform::copy_frame(copy, frame);
+                    *d = copy | (*spte & ~pg::kAddrMask);
+                }
+                ++m_pages;
             }
-            ++m_pages;
         }
     }
     if (shared_any)
@@ -313,7 +328,7 @@ bool AddressSpace::clone_from(const AddressSpace& src) {
 
 void AddressSpace::release() {
     while (Vma* v = m_head) {
-        clear_ptes(v->start, v->end, !(v->flags & kImage));
+        clear_ptes(v->start, v->end, !(v->flags & kImage), false); // not loaded: no TLB entries
         m_head = v->next;
         g_vmas.free(v);
     }
@@ -331,10 +346,11 @@ void AddressSpace::unmap_unpinned() {
             link = &v->next;
             continue;
         }
-        clear_ptes(v->start, v->end, !(v->flags & kImage));
+        clear_ptes(v->start, v->end, !(v->flags & kImage), false);
         *link = v->next;
         g_vmas.free(v);
     }
+    arch::flush_tlb_all();
 }
 
 void AddressSpace::apply_prot(u64 start, u64 end, u32 prot) {

@@ -10,6 +10,7 @@
 // changed (validate, then perform).
 #pragma once
 
+#include "../arch/x86_64/paging.h"
 #include "kos/types.h"
 
 namespace kos::vm {
@@ -73,12 +74,13 @@ private:
     i64 insert(u64 start, u64 end, u32 prot, u32 flags, u64 image_pa);
     bool populate(const Vma& v, u64 page);
     bool populate_range(const Vma& v, u64 start, u64 end);
-    void clear_ptes(u64 start, u64 end, bool free_frames);
+    void clear_ptes(u64 start, u64 end, bool free_frames, bool flush_each);
     void apply_prot(u64 start, u64 end, u32 prot);
     bool break_cow(u64* pte, u64 page);
     i64 split_at(u64 addr); // ensures a VMA boundary at addr
 
     u64 m_pml4 = 0;
+    arch::paging::TableLog m_tables;
     Vma* m_head = nullptr;
     u64 m_pages = 0;
     bool m_fault_oom = false;

@@ -23,6 +23,7 @@ namespace kos::platform {
 void copy_frame(abi::u64 dst, abi::u64 src) {
     std::memcpy(kos::pmm::phys_to_virt(dst), kos::pmm::phys_to_virt(src), 4096);
 }
+void zero_frame(abi::u64 pa) { std::memset(kos::pmm::phys_to_virt(pa), 0, 4096); }
 } // namespace kos::platform
 
 namespace {

@@ -22,7 +22,7 @@ void free_level(u64 pa, int level) {
 void set_nx(bool supported) { g_nx = supported ? kNoExecute : 0; }
 u64 nx_bit() { return g_nx; }
 
-WalkResult walk(u64 pml4_pa, u64 va, bool create, u64** pte) {
+WalkResult walk(u64 pml4_pa, u64 va, bool create, u64** pte, TableLog* log) {
     u64* t = table(pml4_pa);
     for (int level = 3; level > 0; --level) {
         u64& e = t[index(va, level)];
@@ -33,6 +33,12 @@ WalkResult walk(u64 pml4_pa, u64 va, bool create, u64** pte) {
             if (frame == pmm::kNoFrame)
                 return WalkResult::OutOfMemory;
             e = frame | kPresent | kWrite | kUser;
+            if (log) {
+                if (log->count < TableLog::kMax)
+                    log->frames[log->count++] = frame;
+                else
+                    log->overflow = true;
+            }
         } else if (e & kHuge) {
             return WalkResult::Missing;
         }
@@ -50,6 +56,20 @@ void free_user_tables(u64 pml4_pa) {
             t[i] = 0;
         }
     }
+}
+
+void free_logged_tables(u64 pml4_pa, TableLog& log) {
+    if (log.overflow) {
+        free_user_tables(pml4_pa);
+    } else {
+        u64* t = table(pml4_pa);
+        for (unsigned i = 0; i < log.count; ++i)
+            pmm::free_frame(log.frames[i]);
+        for (int i = 0; i < 256; ++i)
+            t[i] = 0;
+    }
+    log.count = 0;
+    log.overflow = false;
 }
 
 } // namespace kos::arch::paging

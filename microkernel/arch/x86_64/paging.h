@@ -21,10 +21,26 @@ constexpr unsigned index(u64 va, int level) { return (va >> (12 + 9 * level)) & 
 
 enum class WalkResult { Ok, Missing, OutOfMemory };
 
+// The page-table frames created for one address space, so that freeing
+// them visits no empty entries (scanning 512 entries per table costs
+// milliseconds where ring 0 is emulated). Past kMax, `overflow` says to
+// scan instead.
+struct TableLog {
+    static constexpr unsigned kMax = 96;
+    u64 frames[kMax] = {};
+    unsigned count = 0;
+    bool overflow = false;
+};
+
 // Finds the level-0 (4 KiB) entry for `va` under `pml4_pa`. With `create`,
 // missing intermediate tables are allocated (user-accessible, writable: the
-// leaf decides the real permissions). Fails on a huge-page mapping.
-WalkResult walk(u64 pml4_pa, u64 va, bool create, u64** pte);
+// leaf decides the real permissions) and recorded in `log` if given. Fails
+// on a huge-page mapping.
+WalkResult walk(u64 pml4_pa, u64 va, bool create, u64** pte, TableLog* log = nullptr);
+
+// Frees the user-half page tables recorded in `log`, or every one under
+// `pml4_pa` if the log overflowed, and clears the top table's user half.
+void free_logged_tables(u64 pml4_pa, TableLog& log);
 
 // Frees every user-half page table under `pml4_pa` (not the mapped frames).
 void free_user_tables(u64 pml4_pa);

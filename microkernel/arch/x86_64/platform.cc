@@ -1,5 +1,8 @@
 #include "platform.h"
 
+#include "../../kernel/pmm.h"
+#include "kos/base/string.h"
+
 #include "cpu.h"
 #include "kos/boot.h"
 
@@ -65,6 +68,12 @@ void copy_frame(u64 dst_pa, u64 src_pa) {
     const auto* s = reinterpret_cast<const u64*>(abi::boot::kDirectMapBase + src_pa);
     for (int i = 0; i < 512; ++i)
         d[i] = s[i];
+}
+
+void zero_frame(u64 pa) {
+    if (g_kos_vmm && hypercall(hc::Op::ZeroPage, pa) == 0)
+        return;
+    memset(pmm::phys_to_virt(pa), 0, 4096);
 }
 
 void audit_record(u64 pa) {

@@ -40,6 +40,8 @@ Clock read_platform_clock();
 
 // Copies one 4 KiB frame (through the kos VMM where ring-0 copies are slow).
 void copy_frame(u64 dst_pa, u64 src_pa);
+// Zeroes one 4 KiB frame, the same way.
+void zero_frame(u64 pa);
 
 // Hands one audit record (abi::hc::kAuditRecordSize bytes at `pa`) to the
 // kos VMM.
