@@ -126,6 +126,11 @@ public:
     // test makes a forbidden syscall there).
     void run_on_io_thread_for_test(std::function<void()> fn);
 
+    // Test hook: submits one `opcode` SQE (an OPENAT of "/" when asked for
+    // that) to a ring set up as the service's is, and returns its result:
+    // -EACCES for every opcode the service does not use.
+    static Result<int> ring_result_for_test(uint8_t opcode);
+
     struct Impl;
 
 private:

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <ifaddrs.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -264,6 +265,21 @@ TEST(PublishedPortParse, FormsAndErrors) {
     auto r = parse_published_port("8080:99999");
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message.find("GUEST_PORT"), std::string::npos) << r.error().message;
+}
+
+// io_uring work escapes seccomp: the ring itself refuses what the
+// service does not use.
+TEST(NetServiceRing, RefusesOpcodesTheServiceDoesNotUse) {
+    for (uint8_t op : {uint8_t{IORING_OP_OPENAT}, uint8_t{IORING_OP_NOP}, uint8_t{IORING_OP_WRITE},
+                       uint8_t{IORING_OP_SOCKET}, uint8_t{IORING_OP_POLL_ADD}}) {
+        auto r = NetService::ring_result_for_test(op);
+        ASSERT_TRUE(r) << r.error().message;
+        EXPECT_EQ(*r, -EACCES) << "opcode " << int(op);
+    }
+    // An opcode it uses gets through to the descriptor check (fd -1).
+    auto r = NetService::ring_result_for_test(IORING_OP_RECV);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(*r, -EBADF);
 }
 
 TEST_F(NetServiceTest, PolicyThatDoesNotLoadFailsClosed) {
