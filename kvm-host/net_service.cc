@@ -232,7 +232,6 @@ struct alignas(16) NetSocket {
     int error = 0;             // SO_ERROR
     bool write_broken = false; // the peer is gone: Send fails with EPIPE
     bool shut_rd = false, shut_wr = false, shut_wr_done = false;
-    bool connect_failed = false;
 
     // Options (NetOption values 1..5).
     uint64_t options[6] = {};
@@ -410,6 +409,10 @@ Result<std::unique_ptr<NetService>> NetService::start(NetServiceOptions options)
     if (impl->opts.max_sockets == 0 || impl->opts.buffer_bytes == 0)
         return make_error(EINVAL, "the network service needs max_sockets and buffer_bytes above 0");
     // Fail closed: without a policy that loads, there is no network.
+    if (impl->blob.empty())
+        return make_error(EINVAL, "networking (published ports or a policy declaring net_t) needs the "
+                                  "bundle's compiled policy, and the bundle has none: add [policy] sources "
+                                  "that allow the connections and binds it needs");
     uint64_t need = sec::Engine::required_state_size(impl->blob.data(), impl->blob.size());
     impl->engine_state.assign(need / 8 + 8, 0);
     sec::LoadError le = impl->engine.load(impl->blob.data(), impl->blob.size(), impl->engine_state.data(),
@@ -700,7 +703,6 @@ int64_t NetService::Impl::op_connect(net::NetCall& c, NetSocket& s) {
     }
     s.state = State::Connecting;
     s.connect_requested = true;
-    s.connect_failed = false;
     s.error = 0;
     mark_dirty(s);
     kick();
@@ -897,11 +899,9 @@ uint16_t NetService::Impl::readiness(NetSocket& s) {
         break;
     case State::Fresh:
     case State::Bound:
-        // As Linux's tcp_poll: an unconnected socket hangs up; a failed
-        // connect is also writable (the program then reads SO_ERROR).
-        ev |= net::kPollHup;
-        if (s.connect_failed)
-            ev |= net::kPollOut;
+        // As Linux's tcp_poll for a closed socket: hung up and writable
+        // (after a failed connect the program then reads SO_ERROR).
+        ev |= net::kPollHup | net::kPollOut;
         break;
     }
     return ev;
@@ -1156,7 +1156,6 @@ void NetService::Impl::complete(io_uring_cqe* cqe) {
             s.fd = -1;
             s.state = State::Fresh;
             s.error = -res;
-            s.connect_failed = true;
         } else {
             sockaddr_storage local{};
             socklen_t len = sizeof local;
@@ -1238,7 +1237,6 @@ void NetService::Impl::start_connect(NetSocket& s) {
     if (fd < 0) {
         s.state = State::Fresh;
         s.error = errno;
-        s.connect_failed = true;
         return;
     }
     s.fd = fd;
@@ -1255,7 +1253,6 @@ void NetService::Impl::make_pair(NetSocket& s) {
     auto fail = [&](int err) {
         s.state = State::Fresh;
         s.error = err;
-        s.connect_failed = true;
     };
     NetSocket* l = find(s.listener_id);
     if (s.pair_reserved) {

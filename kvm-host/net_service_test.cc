@@ -434,6 +434,16 @@ TEST_F(NetServiceTest, AllowedOutboundConnectGoesToTheHost) {
     EXPECT_EQ(call(get), 0);
     EXPECT_EQ(get.arg, 1u);
     EXPECT_EQ(simple(net::NetOp::Close, c), 0);
+
+    // Nothing listens any more: the connect fails, and SO_ERROR says why.
+    host = UniqueFd();
+    uint32_t d = socket();
+    EXPECT_EQ(with_address(net::NetOp::Connect, d, v4(ip.c_str(), port)), -EINPROGRESS);
+    uint16_t revents = wait_for(d, net::kPollOut);
+    EXPECT_TRUE(revents & net::kPollErr) << revents;
+    EXPECT_EQ(simple(net::NetOp::GetError, d), ECONNREFUSED);
+    EXPECT_EQ(simple(net::NetOp::GetError, d), 0); // cleared
+    EXPECT_EQ(send(d, "x"), -ENOTCONN);
 }
 
 TEST_F(NetServiceTest, PollWithTimeoutWakesWhenDataArrives) {
