@@ -1,7 +1,9 @@
 // The VMM jail, applied in forked children (it cannot be undone).
 #include "kvm-host/jail.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 
 #include <chrono>
 #include <fstream>
@@ -296,4 +298,43 @@ TEST(Jail, SocketCallsKillTheVcpuThreadEvenWithNetworking) {
     });
     ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << WEXITSTATUS(status);
     EXPECT_EQ(WTERMSIG(status), SIGSYS);
+}
+
+// Landlock leaves TCP connect only when the policy may allow outbound
+// connections; bind is never left.
+TEST(Jail, LandlockConnectOnlyWhenThePolicyMayAllowIt) {
+    for (bool allow : {false, true}) {
+        int status = in_child([allow] {
+            int l = ::socket(AF_INET, SOCK_STREAM, 0);
+            sockaddr_in sa{};
+            sa.sin_family = AF_INET;
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            socklen_t len = sizeof sa;
+            if (::bind(l, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(l, 1) != 0 ||
+                ::getsockname(l, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+                return 100;
+            if (!kos::vmm::drop_privileges())
+                return 101;
+            auto abi = kos::vmm::restrict_with_landlock(allow);
+            if (!abi)
+                return 102;
+            if (*abi < 4)
+                return 0; // no network rights in this Landlock
+            int c = ::socket(AF_INET, SOCK_STREAM, 0);
+            errno = 0;
+            int rc = ::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+            if (allow ? rc != 0 : (rc == 0 || errno != EACCES))
+                return 103;
+            int b = ::socket(AF_INET, SOCK_STREAM, 0);
+            sockaddr_in any{};
+            any.sin_family = AF_INET;
+            any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            errno = 0;
+            if (::bind(b, reinterpret_cast<sockaddr*>(&any), sizeof any) == 0 || errno != EACCES)
+                return 104;
+            return 0;
+        });
+        ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+        EXPECT_EQ(WEXITSTATUS(status), 0) << "allow_connect " << allow;
+    }
 }
