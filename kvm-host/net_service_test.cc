@@ -326,13 +326,109 @@ TEST_F(NetServiceTest, PublishedPortEchoesThroughTheGuestListener) {
     EXPECT_EQ(simple(net::NetOp::Close, l), 0);
 }
 
+// Many host clients at once through one published port: the guest echoes
+// every byte and closes right after its last Send; each client must get
+// back exactly what it sent (buffers full both ways, output drained after
+// Close).
+TEST_F(NetServiceTest, ManyConnectionsEchoThroughAPublishedPort) {
+    PublishedPort p = *parse_published_port("127.0.0.1:1:8080");
+    p.host_port = 0;
+    start(policy_text(), {p});
+    uint32_t l = listener("0.0.0.0", 8080);
+    constexpr int kClients = 16;
+    constexpr size_t kBytes = 200 * 1024;
+    std::vector<std::string> echoed(kClients);
+    std::vector<std::thread> clients;
+    for (int i = 0; i < kClients; ++i)
+        clients.emplace_back([&, i] {
+            UniqueFd fd = host_connect(svc->published_host_port(0));
+            std::string data(kBytes, static_cast<char>('a' + i));
+            for (size_t k = 0; k < data.size(); k += 7)
+                data[k] = static_cast<char>(k);
+            std::thread writer([&] {
+                for (size_t done = 0; done < data.size();) {
+                    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+                    if (n <= 0)
+                        return;
+                    done += static_cast<size_t>(n);
+                }
+                ::shutdown(fd.get(), SHUT_WR);
+            });
+            std::string got = host_read(fd.get(), SIZE_MAX);
+            writer.join();
+            echoed[i] = got == data ? "ok" : "mismatch: " + std::to_string(got.size()) + " bytes";
+        });
+
+    struct Conn {
+        uint32_t id;
+        std::string pending;
+        bool eof = false;
+    };
+    std::vector<Conn> open;
+    int closed = 0;
+    auto end = Clock::now() + std::chrono::seconds(30);
+    while (closed < kClients && Clock::now() < end) {
+        bool progress = false;
+        for (;;) {
+            auto c = make(net::NetOp::Accept, l);
+            if (call(c) != 0)
+                break;
+            open.push_back({c.socket, {}, false});
+            progress = true;
+        }
+        for (auto it = open.begin(); it != open.end();) {
+            Conn& c = *it;
+            if (!c.pending.empty()) {
+                int64_t n = send(c.id, c.pending.substr(0, 32 * 1024));
+                if (n > 0) {
+                    c.pending.erase(0, static_cast<size_t>(n));
+                    progress = true;
+                }
+            }
+            if (!c.eof && c.pending.size() < 256 * 1024) {
+                std::string part;
+                int64_t n = recv(c.id, part, 32 * 1024);
+                if (n > 0)
+                    c.pending += part;
+                else if (n == 0)
+                    c.eof = true;
+                progress |= n >= 0;
+            }
+            if (c.eof && c.pending.empty()) {
+                EXPECT_EQ(simple(net::NetOp::Close, c.id), 0);
+                ++closed;
+                it = open.erase(it);
+                progress = true;
+                continue;
+            }
+            ++it;
+        }
+        if (!progress) {
+            auto poll = make(net::NetOp::Poll);
+            poll.poll[poll.poll_count++] = {l, net::kPollIn, 0};
+            for (Conn& c : open)
+                poll.poll[poll.poll_count++] = {
+                    c.id, static_cast<uint16_t>(net::kPollIn | (c.pending.empty() ? 0 : net::kPollOut)), 0};
+            poll.arg = net::kMaxNetPollWaitNs;
+            EXPECT_GE(call(poll), 0);
+        }
+    }
+    EXPECT_EQ(closed, kClients);
+    for (auto& t : clients)
+        t.join();
+    for (int i = 0; i < kClients; ++i)
+        EXPECT_EQ(echoed[i], "ok") << "client " << i;
+}
+
 TEST_F(NetServiceTest, LoopbackConnectReachesTheBundlesOwnListener) {
     start();
     uint32_t l = listener("127.0.0.1", 9000);
     uint32_t c = socket();
     EXPECT_EQ(with_address(net::NetOp::Connect, c, v4("127.0.0.1", 9000)), -EINPROGRESS);
-    EXPECT_EQ(with_address(net::NetOp::Connect, c, v4("127.0.0.1", 9000)), -EALREADY);
+    int64_t again = with_address(net::NetOp::Connect, c, v4("127.0.0.1", 9000));
+    EXPECT_TRUE(again == -EALREADY || again == -EISCONN) << again; // the I/O thread may be done
     EXPECT_TRUE(wait_for(c, net::kPollOut) & net::kPollOut);
+    EXPECT_EQ(with_address(net::NetOp::Connect, c, v4("127.0.0.1", 9000)), -EISCONN);
     EXPECT_EQ(simple(net::NetOp::GetError, c), 0);
     net::NetAddress peer{};
     uint32_t a = accept(l, &peer);
