@@ -356,7 +356,8 @@ Result<void> create_ring(io_uring& ring) {
     rc = static_cast<int>(::syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res,
                                     static_cast<unsigned>(std::size(res))));
     if (rc == 0)
-        rc = static_cast<int>(::syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0));
+        rc = static_cast<int>(
+            ::syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0));
     if (rc < 0)
         rc = -errno;
     if (rc < 0) {
@@ -1294,7 +1295,8 @@ void NetService::Impl::pump(NetSocket& s) {
         // and a pending connect are cancelled.
         if (s.fd >= 0 && !s.cancel_sent && (s.recv_pending || s.connect_pending)) {
             s.cancel_sent = true;
-            for (auto [pending, tag] : {std::pair{s.recv_pending, Tag::Recv}, std::pair{s.connect_pending, Tag::Connect}})
+            for (auto [pending, tag] :
+                 {std::pair{s.recv_pending, Tag::Recv}, std::pair{s.connect_pending, Tag::Connect}})
                 if (pending) {
                     io_uring_sqe* e = sqe();
                     ::io_uring_prep_cancel64(e, reinterpret_cast<uint64_t>(&s) | static_cast<uint64_t>(tag), 0);

@@ -19,7 +19,8 @@ const std::vector<uint8_t>& policy() {
         auto b = kos::policy::compile_bundle_policy(
             "app_t", {{"policy/app.kpol", "idl \"net.kidl\"\ndomain app_t, net_t\n"
                                           "allow request app_t -> net_t net.Socket.bind where port < 20000\n"
-                                          "allow request app_t -> net_t net.Socket.connect where address in 127.0.0.0/8\n"}});
+                                          "allow request app_t -> net_t net.Socket.connect "
+                                          "where address in 127.0.0.0/8\n"}});
         if (!b)
             __builtin_trap();
         return *b;
