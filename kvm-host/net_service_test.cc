@@ -290,6 +290,11 @@ TEST_F(NetServiceTest, PolicyThatDoesNotLoadFailsClosed) {
     ASSERT_FALSE(s);
     EXPECT_EQ(s.error().code, EINVAL);
     EXPECT_NE(s.error().message.find("cannot load the bundle's compiled policy"), std::string::npos);
+
+    auto none = NetService::start(NetServiceOptions{});
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error().code, EINVAL);
+    EXPECT_NE(none.error().message.find("the bundle has none"), std::string::npos) << none.error().message;
 }
 
 TEST_F(NetServiceTest, PublishedPortEchoesThroughTheGuestListener) {
