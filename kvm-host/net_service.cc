@@ -723,10 +723,8 @@ int64_t NetService::Impl::op_bind(net::NetCall& c, NetSocket& s) {
     sec::make_net_bind(r, c.subject, net_label, c.address.ip, c.address.port, now_ns());
     if (!allowed(r))
         return -EACCES;
-    uint16_t port = c.address.port;
-    if (port == 0 && (port = ephemeral_port()) == 0)
-        return -EADDRINUSE;
-    if (ports.contains(port))
+    uint16_t port = c.address.port ? c.address.port : ephemeral_port();
+    if (port == 0 || ports.contains(port))
         return -EADDRINUSE;
     ports.emplace(port, s.id);
     s.local = c.address;
@@ -1118,6 +1116,7 @@ void NetService::Impl::complete(io_uring_cqe* cqe) {
     --inflight;
     uint64_t ud = ::io_uring_cqe_get_data64(cqe);
     auto tag = static_cast<Tag>(ud & kTagMask);
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): the pointer submit() put there
     void* object = reinterpret_cast<void*>(ud & ~kTagMask);
     int res = cqe->res;
     switch (tag) {
