@@ -465,6 +465,65 @@ TEST_F(NetServiceTest, LoopbackConnectReachesTheBundlesOwnListener) {
     EXPECT_EQ(r, -EPIPE);
 }
 
+// IPv6: a listener on [::] takes IPv4 and IPv6 loopback connections (as a
+// dual-stack Linux socket does); a published IPv6 address works; the
+// guest's Shutdown(SHUT_WR) reaches the host client as end of input.
+TEST_F(NetServiceTest, Ipv6ListenersAndShutdown) {
+    UniqueFd probe(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in6 six{};
+    six.sin6_family = AF_INET6;
+    six.sin6_addr = in6addr_loopback;
+    if (!probe || ::bind(probe.get(), reinterpret_cast<sockaddr*>(&six), sizeof six) != 0)
+        GTEST_SKIP() << "no IPv6 loopback on this host";
+    probe = UniqueFd();
+    PublishedPort p = *parse_published_port("[::1]:1:9000");
+    p.host_port = 0;
+    start(policy_text(), {p});
+
+    auto c6 = make(net::NetOp::Socket);
+    c6.family = net::kFamilyInet6;
+    c6.type = net::kTypeStream;
+    ASSERT_EQ(call(c6), 0);
+    uint32_t l = c6.socket;
+    net::NetAddress any{};
+    any.family = net::kFamilyInet6;
+    any.port = 9000;
+    ASSERT_EQ(with_address(net::NetOp::Bind, l, any), 0);
+    ASSERT_EQ(simple(net::NetOp::Listen, l, 8), 0);
+
+    // An IPv6 client of ::1 and an IPv4 client of 127.0.0.1.
+    ASSERT_EQ(call(c6), 0);
+    uint32_t v6 = c6.socket;
+    net::NetAddress lo6{};
+    lo6.ip[15] = 1;
+    lo6.port = 9000;
+    lo6.family = net::kFamilyInet6;
+    EXPECT_EQ(with_address(net::NetOp::Connect, v6, lo6), -EINPROGRESS);
+    uint32_t v4s = socket();
+    EXPECT_EQ(with_address(net::NetOp::Connect, v4s, v4("127.0.0.1", 9000)), -EINPROGRESS);
+    net::NetAddress peer{};
+    uint32_t a1 = accept(l, &peer);
+    EXPECT_EQ(peer.family, net::kFamilyInet6);
+    uint32_t a2 = accept(l, &peer);
+    EXPECT_EQ(peer.family, net::kFamilyInet6);
+    EXPECT_EQ(send(v6, "six"), 3);
+    EXPECT_EQ(send(v4s, "four"), 4);
+    std::string got = recv_all(a1, 3) + "|" + recv_all(a2, 4);
+    EXPECT_EQ(got, "six|four"); // loopback connects are paired, and queued, in order
+
+    // The published [::1] port, and the guest's end of output.
+    UniqueFd client(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    six.sin6_port = htons(svc->published_host_port(0));
+    ASSERT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&six), sizeof six), 0);
+    uint32_t a3 = accept(l);
+    EXPECT_EQ(send(a3, "last"), 4);
+    EXPECT_EQ(simple(net::NetOp::Shutdown, a3, SHUT_WR), 0);
+    EXPECT_EQ(send(a3, "more"), -EPIPE);
+    EXPECT_EQ(host_read(client.get(), 100), "last"); // then EOF
+    ASSERT_EQ(::write(client.get(), "still", 5), 5); // the other direction stays open
+    EXPECT_EQ(recv_all(a3, 5), "still");
+}
+
 TEST_F(NetServiceTest, LoopbackWithoutListenerIsRefusedAndNeverReachesTheHost) {
     start();
     // A host listener on the host's loopback: the guest must not reach it.
