@@ -3,10 +3,13 @@
 #include <linux/capability.h>
 #include <linux/kvm.h>
 #include <linux/landlock.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -37,6 +40,61 @@ scmp_arg_cmp cmp(unsigned arg, scmp_compare op, uint64_t a, uint64_t b = 0) {
     return c;
 }
 
+// A seccomp filter under construction: kills the process on anything not
+// allowed; keeps the first error.
+class Filter {
+public:
+    Filter() : m_ctx(::seccomp_init(SCMP_ACT_KILL_PROCESS)) {
+        if (!m_ctx)
+            m_rc = -ENOMEM;
+    }
+    ~Filter() {
+        if (m_ctx)
+            ::seccomp_release(m_ctx);
+    }
+    Filter(const Filter&) = delete;
+    Filter& operator=(const Filter&) = delete;
+    void allow(int nr, std::initializer_list<scmp_arg_cmp> args = {}) {
+        if (m_rc == 0)
+            m_rc = ::seccomp_rule_add_array(m_ctx, SCMP_ACT_ALLOW, nr, static_cast<unsigned>(args.size()),
+                                            args.size() ? args.begin() : nullptr);
+    }
+    // Loads the filter on the calling thread only (no TSYNC): each kind
+    // of VMM thread has its own.
+    Result<void> load(const char* which) {
+        if (m_rc == 0)
+            m_rc = ::seccomp_load(m_ctx);
+        if (m_rc != 0)
+            return make_error(-m_rc, std::string("installing the ") + which + " seccomp filter failed: " +
+                                         errno_string(-m_rc));
+        return {};
+    }
+
+private:
+    scmp_filter_ctx m_ctx;
+    int m_rc = 0;
+};
+
+// Memory and the runtime, for every VMM thread.
+void allow_runtime(Filter& f) {
+    // The allocator (error messages, buffers, teardown); never executable
+    // memory. One arena for all threads (NetService::launch), so no
+    // per-thread heaps to mprotect or trim.
+    f.allow(SCMP_SYS(brk));
+    f.allow(SCMP_SYS(mmap), {cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)});
+    f.allow(SCMP_SYS(munmap));
+    f.allow(SCMP_SYS(mremap));
+    f.allow(SCMP_SYS(madvise));
+    // Clocks (when the vDSO is not used), and futexes of the C++ runtime
+    // (mutexes, the network service's condition variable, thread join).
+    f.allow(SCMP_SYS(clock_gettime));
+    f.allow(SCMP_SYS(futex));
+    // Teardown: closing descriptors, then exiting.
+    f.allow(SCMP_SYS(close));
+    f.allow(SCMP_SYS(exit));
+    f.allow(SCMP_SYS(exit_group));
+}
+
 struct RulesetAttr {
     uint64_t handled_access_fs;
     uint64_t handled_access_net;
@@ -46,19 +104,21 @@ struct RulesetAttr {
 } // namespace
 
 std::string JailReport::summary() const {
-    return "seccomp filter, no capabilities, no_new_privs, " +
+    return std::string(network ? "seccomp filters (vCPU and network threads)" : "seccomp filter") +
+           ", no capabilities, no_new_privs, " +
            (landlock_abi ? "Landlock ABI " + std::to_string(landlock_abi) : std::string("no Landlock (kernel lacks it)"));
 }
 
-Result<void> drop_privileges() {
+Result<void> drop_privileges(unsigned extra_fds) {
     // No core dumps of guest memory, and no ptrace by same-uid processes.
     rlimit core{0, 0};
     if (::setrlimit(RLIMIT_CORE, &core) != 0)
         return make_error(errno, "setrlimit(RLIMIT_CORE): " + errno_string(errno));
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         return make_error(errno, "prctl(PR_SET_DUMPABLE): " + errno_string(errno));
-    // Descriptors: the VMM opens nothing after setup.
-    rlimit nofile{64, 64};
+    // Descriptors: the VMM opens nothing after setup but the network
+    // service's sockets.
+    rlimit nofile{64 + extra_fds, 64 + extra_fds};
     ::setrlimit(RLIMIT_NOFILE, &nofile);
     // Capabilities: the bounding set first (needs CAP_SETPCAP, which only a
     // privileged VMM has), then every set.
@@ -75,7 +135,7 @@ Result<void> drop_privileges() {
     return {};
 }
 
-Result<int> restrict_with_landlock() {
+Result<int> restrict_with_landlock(bool allow_connect) {
     long abi = ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi < 0) {
         if (errno == ENOSYS || errno == EOPNOTSUPP)
@@ -89,7 +149,10 @@ Result<int> restrict_with_landlock() {
     if (abi >= 3)
         attr.handled_access_fs |= kFsTruncate;
     if (abi >= 4) {
-        attr.handled_access_net = kNetBindTcp | kNetConnectTcp;
+        // Nothing is bound after setup (published ports are bound before);
+        // connect stays handled, so denied, unless outbound connections are
+        // possible (Landlock cannot allow "any port" but by not handling it).
+        attr.handled_access_net = kNetBindTcp | (allow_connect ? 0 : kNetConnectTcp);
         size = 2 * sizeof(uint64_t);
     }
     if (abi >= 5)
@@ -108,15 +171,7 @@ Result<int> restrict_with_landlock() {
 }
 
 Result<void> install_seccomp_filter(const JailOptions& o) {
-    scmp_filter_ctx ctx = ::seccomp_init(SCMP_ACT_KILL_PROCESS);
-    if (!ctx)
-        return make_error(ENOMEM, "seccomp_init failed");
-    int rc = 0;
-    auto allow = [&](int nr, std::initializer_list<scmp_arg_cmp> args = {}) {
-        if (rc == 0)
-            rc = ::seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, static_cast<unsigned>(args.size()),
-                                          args.size() ? args.begin() : nullptr);
-    };
+    Filter f;
     auto fd_is = [](unsigned arg, int fd) { return cmp(arg, SCMP_CMP_EQ, static_cast<uint64_t>(fd)); };
 
     // Run the vCPU and read its registers for error reports; only on the
@@ -126,48 +181,61 @@ Result<void> install_seccomp_filter(const JailOptions& o) {
     // guest halted for good.
     for (uint64_t req : {uint64_t{KVM_RUN}, uint64_t{KVM_GET_REGS}, uint64_t{KVM_GET_SREGS},
                          uint64_t{KVM_GET_XSAVE}, uint64_t{KVM_SET_XSAVE}, uint64_t{KVM_GET_MP_STATE}})
-        allow(SCMP_SYS(ioctl), {fd_is(0, o.vcpu_fd), cmp(1, SCMP_CMP_EQ, req)});
+        f.allow(SCMP_SYS(ioctl), {fd_is(0, o.vcpu_fd), cmp(1, SCMP_CMP_EQ, req)});
     // Guest console input and output, and kos's own messages.
-    allow(SCMP_SYS(read), {fd_is(0, o.stdin_fd)});
-    allow(SCMP_SYS(write), {fd_is(0, o.stdout_fd)});
+    f.allow(SCMP_SYS(read), {fd_is(0, o.stdin_fd)});
+    f.allow(SCMP_SYS(write), {fd_is(0, o.stdout_fd)});
     if (o.stderr_fd != o.stdout_fd)
-        allow(SCMP_SYS(write), {fd_is(0, o.stderr_fd)});
+        f.allow(SCMP_SYS(write), {fd_is(0, o.stderr_fd)});
     // The policy's audit records, appended to the audit log opened before.
     if (o.audit_fd >= 0)
-        allow(SCMP_SYS(write), {fd_is(0, o.audit_fd)});
-    // The allocator (error messages, teardown); never executable memory.
-    allow(SCMP_SYS(brk));
-    allow(SCMP_SYS(mmap), {cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)});
-    allow(SCMP_SYS(munmap));
-    allow(SCMP_SYS(mremap));
-    allow(SCMP_SYS(madvise));
+        f.allow(SCMP_SYS(write), {fd_is(0, o.audit_fd)});
+    // Waking the network I/O thread (an eventfd); the vCPU thread makes no
+    // socket call itself.
+    if (o.net_wake_fd >= 0)
+        f.allow(SCMP_SYS(write), {fd_is(0, o.net_wake_fd)});
+    allow_runtime(f);
     // stdio asks whether an output is a terminal/file on first use.
-    allow(SCMP_SYS(fstat));
-    allow(SCMP_SYS(newfstatat), {cmp(3, SCMP_CMP_EQ, AT_EMPTY_PATH)});
+    f.allow(SCMP_SYS(fstat));
+    f.allow(SCMP_SYS(newfstatat), {cmp(3, SCMP_CMP_EQ, AT_EMPTY_PATH)});
     // The watchdog timer's signal interrupts KVM_RUN and returns.
-    allow(SCMP_SYS(rt_sigreturn));
-    allow(SCMP_SYS(timer_delete));
-    // Clocks (when the vDSO is not used), and futexes of the C++ runtime.
-    allow(SCMP_SYS(clock_gettime));
-    allow(SCMP_SYS(futex));
-    // Teardown: closing the VM's descriptors, then exiting.
-    allow(SCMP_SYS(close));
-    allow(SCMP_SYS(exit));
-    allow(SCMP_SYS(exit_group));
+    f.allow(SCMP_SYS(rt_sigreturn));
+    f.allow(SCMP_SYS(timer_delete));
     // Default signal actions at exit (SIGPIPE on a closed output) need none.
-    if (rc == 0)
-        rc = ::seccomp_load(ctx);
-    ::seccomp_release(ctx);
-    if (rc != 0)
-        return make_error(-rc, "installing the VMM's seccomp filter failed: " + errno_string(-rc));
-    return {};
+    return f.load("vCPU thread's");
 }
 
-Result<JailReport> enter_jail(const JailOptions& options) {
+Result<void> install_io_thread_filter() {
+    Filter f;
+    constexpr uint64_t kStream = SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+    // The event loop: submissions and completions of the restricted ring.
+    f.allow(SCMP_SYS(io_uring_enter));
+    // Outbound TCP connections (the policy allowed them; Landlock applies
+    // too), and the socketpairs of the bundle's loopback connections.
+    f.allow(SCMP_SYS(socket), {cmp(0, SCMP_CMP_EQ, AF_INET), cmp(1, SCMP_CMP_EQ, kStream), cmp(2, SCMP_CMP_EQ, 0)});
+    f.allow(SCMP_SYS(socket), {cmp(0, SCMP_CMP_EQ, AF_INET6), cmp(1, SCMP_CMP_EQ, kStream), cmp(2, SCMP_CMP_EQ, 0)});
+    f.allow(SCMP_SYS(socketpair), {cmp(0, SCMP_CMP_EQ, AF_UNIX), cmp(1, SCMP_CMP_EQ, kStream)});
+    // The guest's TCP_NODELAY and SO_KEEPALIVE on its host sockets.
+    f.allow(SCMP_SYS(setsockopt), {cmp(1, SCMP_CMP_EQ, IPPROTO_TCP), cmp(2, SCMP_CMP_EQ, TCP_NODELAY)});
+    f.allow(SCMP_SYS(setsockopt), {cmp(1, SCMP_CMP_EQ, SOL_SOCKET), cmp(2, SCMP_CMP_EQ, SO_KEEPALIVE)});
+    // The local address of an outbound connection (getsockname), and the
+    // guest's shutdown(SHUT_WR) once its output has gone out.
+    f.allow(SCMP_SYS(getsockname));
+    f.allow(SCMP_SYS(shutdown), {cmp(1, SCMP_CMP_EQ, SHUT_WR)});
+    allow_runtime(f);
+    // Thread exit blocks signals (they are blocked already).
+    f.allow(SCMP_SYS(rt_sigprocmask));
+    return f.load("network I/O thread's");
+}
+
+Result<JailReport> enter_jail(const JailOptions& options, const std::function<Result<void>()>& start_threads) {
     JailReport report;
-    KOS_TRY(drop_privileges());
-    report.landlock_abi = KOS_TRY(restrict_with_landlock());
+    KOS_TRY(drop_privileges(options.net_fds));
+    report.landlock_abi = KOS_TRY(restrict_with_landlock(options.net_connect));
+    if (start_threads)
+        KOS_TRY(start_threads());
     KOS_TRY(install_seccomp_filter(options));
+    report.network = options.net_wake_fd >= 0;
     return report;
 }
 

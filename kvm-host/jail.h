@@ -1,16 +1,31 @@
 // The VMM's jail: what the VMM process gives up after setup and before it
 // runs any guest code (ATTACKS.md 24, 25). From then on it can only run the
-// vCPU, read its input and write the guest's output.
+// vCPU, read its input, write the guest's output and, with networking, let
+// its network service's I/O thread move the guest's socket data.
 //
 // - all capabilities dropped (bounding, effective, permitted, inheritable,
 //   ambient), no_new_privs, not dumpable, no core files, few descriptors;
 // - Landlock with every access right the kernel knows handled and none
-//   granted: no path can be opened, no TCP port bound or connected, no
-//   signal sent or abstract socket reached outside the process;
-// - a seccomp filter (libseccomp) allowing only the system calls listed in
-//   jail.cc, each with its reason; anything else kills the process.
+//   granted: no path can be opened, no TCP port bound, no signal sent or
+//   abstract socket reached outside the process; no TCP port connected
+//   either, unless the bundle's policy can allow outbound connections
+//   (then the network service re-checks each one against the policy);
+// - a seccomp filter (libseccomp) per kind of thread, allowing only the
+//   system calls listed in jail.cc, each with its reason; anything else
+//   kills the process. The vCPU thread's filter has no socket calls; the
+//   network I/O thread's has io_uring_enter and the few socket calls the
+//   proxy makes, and nothing that opens a path or runs a program.
+//
+// Credentials, no_new_privs, Landlock domains and seccomp filters belong to
+// a thread and are inherited by the threads it creates afterwards. So the
+// order is: the process-wide parts on the main thread, then the I/O thread
+// is started (it inherits them and installs its own filter first thing),
+// then the vCPU (main) thread's filter. io_uring work runs with the I/O
+// thread's credentials (Landlock applies) but outside seccomp: the ring is
+// restricted to its opcodes when it is created (net_service.h).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "kos/support/result.h"
@@ -23,21 +38,39 @@ struct JailOptions {
     int stdout_fd = 1; // guest output
     int stderr_fd = 2; // guest output and kos's own messages
     int audit_fd = -1; // the audit log (JSON lines), if any
+    // Networking: the eventfd the vCPU thread writes to wake the network
+    // service's I/O thread (-1: no network), the host descriptors the
+    // service may hold (added to RLIMIT_NOFILE), and whether Landlock
+    // leaves TCP connect (outbound connections the policy may allow).
+    int net_wake_fd = -1;
+    unsigned net_fds = 0;
+    bool net_connect = false;
 };
 
 struct JailReport {
     int landlock_abi = 0; // 0: Landlock unavailable on this kernel
+    bool network = false; // the network I/O thread has its own filter
     std::string summary() const;
 };
 
 // Applies the whole jail to the calling process, which must be
-// single-threaded. Fails (and the caller must not run the guest) if
-// seccomp cannot be installed.
-Result<JailReport> enter_jail(const JailOptions& options);
+// single-threaded when called. `start_threads` (may be empty) runs after
+// the process-wide parts and before the calling thread's filter: it starts
+// the network I/O thread, which calls install_io_thread_filter() before
+// anything else. Fails (and the caller must not run the guest) if a part
+// cannot be applied.
+Result<JailReport> enter_jail(const JailOptions& options,
+                              const std::function<Result<void>()>& start_threads = {});
+
+// The filter of the network service's I/O thread, installed by that thread
+// on itself (filters are per thread).
+Result<void> install_io_thread_filter();
 
 // The parts, for tests.
-Result<void> drop_privileges();
-Result<int> restrict_with_landlock(); // returns the ABI in use (0: unavailable)
-Result<void> install_seccomp_filter(const JailOptions& options);
+Result<void> drop_privileges(unsigned extra_fds = 0);
+// Returns the ABI in use (0: unavailable). `allow_connect`: TCP connect is
+// not handled (outbound connections stay possible).
+Result<int> restrict_with_landlock(bool allow_connect = false);
+Result<void> install_seccomp_filter(const JailOptions& options); // the vCPU thread's
 
 } // namespace kos::vmm

@@ -1,6 +1,18 @@
 // The VMM jail, applied in forked children (it cannot be undone).
 #include "kvm-host/jail.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "kos/policy/compiler.h"
+#include "kvm-host/net_service.h"
+
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -102,4 +114,227 @@ TEST(Jail, LandlockDeniesPathsAndPrivilegesAreGone) {
     });
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+namespace {
+
+namespace net = kos::abi::net;
+
+std::vector<uint8_t> net_policy() {
+    auto blob = kos::policy::compile_bundle_policy(
+        "app_t", {{"policy/app.kpol", "idl \"net.kidl\"\ndomain app_t, net_t\n"
+                                      "allow request app_t -> net_t net.Socket.bind where port == 9000\n"}});
+    EXPECT_TRUE(blob) << (blob ? "" : blob.error().message);
+    return blob ? *blob : std::vector<uint8_t>{};
+}
+
+// The whole jail with networking, as run_vm applies it: the process-wide
+// parts, the I/O thread with its own filter, then this thread's filter.
+std::unique_ptr<kos::vmm::NetService> jail_with_network(const std::vector<uint8_t>& policy,
+                                                        kos::vmm::JailOptions o) {
+    kos::vmm::NetServiceOptions no;
+    no.policy = policy;
+    auto svc = kos::vmm::NetService::start(std::move(no));
+    if (!svc)
+        return nullptr;
+    o.net_wake_fd = (*svc)->wake_fd();
+    o.net_fds = (*svc)->max_host_fds();
+    o.net_connect = (*svc)->may_connect_out();
+    auto& s = *svc;
+    auto r = kos::vmm::enter_jail(o, [&] { return s->launch([] { return kos::vmm::install_io_thread_filter(); }); });
+    if (!r || !r->network)
+        return nullptr;
+    return std::move(*svc);
+}
+
+// "Seccomp:" and "NoNewPrivs:" of every thread of `pid`.
+std::vector<std::pair<std::string, std::string>> thread_status(pid_t pid) {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::string dir = "/proc/" + std::to_string(pid) + "/task";
+    DIR* d = ::opendir(dir.c_str());
+    if (!d)
+        return out;
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.')
+            continue;
+        std::ifstream in(dir + "/" + e->d_name + "/status");
+        std::string line, seccomp, nnp;
+        while (std::getline(in, line)) {
+            if (line.rfind("Seccomp:", 0) == 0)
+                seccomp = line.substr(line.find_first_not_of(" \t", 8));
+            if (line.rfind("NoNewPrivs:", 0) == 0)
+                nnp = line.substr(line.find_first_not_of(" \t", 11));
+        }
+        out.emplace_back(seccomp, nnp);
+    }
+    ::closedir(d);
+    return out;
+}
+
+} // namespace
+
+// Attack 24 with the network: both threads are filtered, and the service
+// still works (loopback connection, teardown) inside the jail.
+TEST(Jail, EveryThreadIsFilteredWithNetworking) {
+    auto policy = net_policy();
+    int ready[2], go[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    ASSERT_EQ(::pipe(go), 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        kos::vmm::JailOptions o = options();
+        o.stdout_fd = ready[1]; // "output": the only descriptors it may use
+        o.stdin_fd = go[0];
+        auto svc = jail_with_network(policy, o);
+        if (!svc)
+            ::_exit(100);
+        if (::write(ready[1], "r", 1) != 1)
+            ::_exit(101);
+        char c;
+        if (::read(go[0], &c, 1) != 1)
+            ::_exit(102);
+        // A loopback connection: socketpair on the I/O thread, data both ways.
+        kos::vmm::NetGuestMemory ram{};
+        std::vector<uint8_t> buf(1 << 16);
+        ram.base = buf.data();
+        ram.size = buf.size();
+        auto call = [&](net::NetOp op, uint32_t s) {
+            net::NetCall c{};
+            c.op = static_cast<uint32_t>(op);
+            c.socket = s;
+            c.family = net::kFamilyInet;
+            c.type = net::kTypeStream;
+            c.address.family = net::kFamilyInet;
+            c.address.ip[10] = c.address.ip[11] = 0xff;
+            c.address.ip[12] = 127;
+            c.address.ip[15] = 1;
+            c.address.port = 9000;
+            c.arg = op == net::NetOp::Poll ? net::kMaxNetPollWaitNs : 8;
+            c.segment_count = 1;
+            c.segments[0] = {0, 4};
+            int64_t r = svc->handle(c, ram);
+            return std::pair{r, c.socket};
+        };
+        uint32_t l = call(net::NetOp::Socket, 0).second;
+        uint32_t cl = call(net::NetOp::Socket, 0).second;
+        if (call(net::NetOp::Bind, l).first != 0 || call(net::NetOp::Listen, l).first != 0)
+            ::_exit(103);
+        if (call(net::NetOp::Connect, cl).first != -EINPROGRESS)
+            ::_exit(104);
+        int64_t a = -EAGAIN;
+        uint32_t accepted = 0;
+        for (int i = 0; i < 200 && a == -EAGAIN; ++i) {
+            auto r = call(net::NetOp::Accept, l);
+            a = r.first;
+            accepted = r.second;
+            if (a == -EAGAIN)
+                call(net::NetOp::Poll, 0); // waits (no entries, capped timeout)
+        }
+        if (a != 0)
+            ::_exit(105);
+        std::memcpy(buf.data(), "ping", 4);
+        if (call(net::NetOp::Send, cl).first != 4)
+            ::_exit(106);
+        int64_t n = -EAGAIN;
+        for (int i = 0; i < 200 && n == -EAGAIN; ++i) {
+            std::memset(buf.data(), 0, 4);
+            n = call(net::NetOp::Recv, accepted).first;
+            if (n == -EAGAIN)
+                call(net::NetOp::Poll, 0);
+        }
+        if (n != 4 || std::memcmp(buf.data(), "ping", 4) != 0)
+            ::_exit(107);
+        svc.reset(); // joins the I/O thread, closes everything
+        ::_exit(0);
+    }
+    ::close(ready[1]);
+    ::close(go[0]);
+    char c = 0;
+    bool jailed = ::read(ready[0], &c, 1) == 1;
+    auto threads = jailed ? thread_status(pid) : decltype(thread_status(pid)){};
+    [[maybe_unused]] ssize_t w = ::write(go[1], "g", 1);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ::close(ready[0]);
+    ::close(go[1]);
+    ASSERT_TRUE(jailed) << "the child did not enter the jail; status " << status;
+    EXPECT_GE(threads.size(), 2u); // the vCPU (main) thread and the I/O thread
+    for (auto& [seccomp, nnp] : threads) {
+        EXPECT_EQ(seccomp, "2");
+        EXPECT_EQ(nnp, "1");
+    }
+    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(Jail, ForbiddenSyscallOnTheIoThreadKillsTheProcess) {
+    auto policy = net_policy();
+    int status = in_child([&] {
+        auto svc = jail_with_network(policy, options());
+        if (!svc)
+            return 100;
+        // The I/O thread may not open files (nor may the ring: its
+        // opcodes are restricted).
+        svc->run_on_io_thread_for_test([] { ::open("/etc/hostname", O_RDONLY); });
+        net::NetCall poll{};
+        poll.op = static_cast<uint32_t>(net::NetOp::Poll);
+        poll.arg = net::kMaxNetPollWaitNs;
+        for (int i = 0; i < 100; ++i) // 5 s at most
+            svc->handle(poll, kos::vmm::NetGuestMemory{});
+        return 0;
+    });
+    ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << WEXITSTATUS(status);
+    EXPECT_EQ(WTERMSIG(status), SIGSYS);
+}
+
+TEST(Jail, SocketCallsKillTheVcpuThreadEvenWithNetworking) {
+    auto policy = net_policy();
+    int status = in_child([&] {
+        auto svc = jail_with_network(policy, options());
+        if (!svc)
+            return 100;
+        ::socket(AF_INET, SOCK_STREAM, 0); // only the I/O thread makes socket calls
+        return 0;
+    });
+    ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << WEXITSTATUS(status);
+    EXPECT_EQ(WTERMSIG(status), SIGSYS);
+}
+
+// Landlock leaves TCP connect only when the policy may allow outbound
+// connections; bind is never left.
+TEST(Jail, LandlockConnectOnlyWhenThePolicyMayAllowIt) {
+    for (bool allow : {false, true}) {
+        int status = in_child([allow] {
+            int l = ::socket(AF_INET, SOCK_STREAM, 0);
+            sockaddr_in sa{};
+            sa.sin_family = AF_INET;
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            socklen_t len = sizeof sa;
+            if (::bind(l, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(l, 1) != 0 ||
+                ::getsockname(l, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+                return 100;
+            if (!kos::vmm::drop_privileges())
+                return 101;
+            auto abi = kos::vmm::restrict_with_landlock(allow);
+            if (!abi)
+                return 102;
+            if (*abi < 4)
+                return 0; // no network rights in this Landlock
+            int c = ::socket(AF_INET, SOCK_STREAM, 0);
+            errno = 0;
+            int rc = ::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+            if (allow ? rc != 0 : (rc == 0 || errno != EACCES))
+                return 103;
+            int b = ::socket(AF_INET, SOCK_STREAM, 0);
+            sockaddr_in any{};
+            any.sin_family = AF_INET;
+            any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            errno = 0;
+            if (::bind(b, reinterpret_cast<sockaddr*>(&any), sizeof any) == 0 || errno != EACCES)
+                return 104;
+            return 0;
+        });
+        ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+        EXPECT_EQ(WEXITSTATUS(status), 0) << "allow_connect " << allow;
+    }
 }

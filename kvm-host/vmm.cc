@@ -18,6 +18,7 @@
 #include "kos/pvh.h"
 #include "jail.h"
 #include "kvm.h"
+#include "net_service.h"
 
 extern "C" const unsigned char kos_guest_image[];
 extern "C" const unsigned char kos_guest_image_end[];
@@ -183,6 +184,7 @@ struct HypercallState {
     const GuestMemory& mem;
     int vcpu_fd;
     const VmOptions& opts;
+    NetService* net = nullptr; // null: no networking
     uint64_t output_bytes = 0;
     bool done = false;
     RunOutcome outcome;
@@ -283,6 +285,24 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
         result = 0;
         break;
     }
+    case hc::Op::Net: {
+        // The service reads and writes its own copy of the page; segments
+        // it validates against RAM itself.
+        uint64_t gpa = b.args[0];
+        if (!st.net) {
+            result = -ENOSYS;
+            break;
+        }
+        if (!st.ram.in_ram(gpa, sizeof(abi::net::NetCall))) {
+            result = -EFAULT;
+            break;
+        }
+        abi::net::NetCall call;
+        std::memcpy(&call, st.ram.at(gpa), sizeof call);
+        result = st.net->handle(call, NetGuestMemory{st.ram.base, st.ram.size});
+        std::memcpy(st.ram.at(gpa), &call, sizeof call);
+        break;
+    }
     case hc::Op::Panic: {
         uint64_t gpa = b.args[0], len = std::min<uint64_t>(b.args[1], hc::kMaxPanicMessage);
         std::string msg = st.ram.in_ram(gpa, len)
@@ -305,8 +325,9 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
 // thread, whose handler sets immediate_exit so KVM_RUN returns EINTR now or
 // at its next entry (Documentation/virt/kvm/api.rst, "immediate_exit").
 // The run loop then checks the wall-time limit and whether the guest
-// halted for good. No extra thread: the VMM stays single-threaded for its
-// jail.
+// halted for good. No extra thread: the timer signals the vCPU thread
+// itself (SIGEV_THREAD_ID); the network I/O thread, when there is one,
+// blocks every signal.
 std::atomic<bool> g_watchdog_fired = false;
 kvm_run* g_watchdog_run = nullptr;
 constexpr long kWatchdogPeriodNs = 500'000'000;
@@ -416,12 +437,32 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     std::memcpy(image_map.data(), opts.boot_image.data(), opts.boot_image.size());
 
     GuestMemory mem{ram, image_map.data(), image_gpa, image_map.size()};
-    HypercallState st{ram, mem, vcpu.fd(), opts, 0, false, {}};
+    // The network service binds the published ports now: after the jail
+    // nothing can be bound.
+    std::unique_ptr<NetService> net;
+    if (opts.network) {
+        NetServiceOptions no;
+        no.policy = opts.policy;
+        no.publish = opts.publish;
+        no.audit = opts.audit;
+        no.max_sockets = opts.max_sockets;
+        net = KOS_TRY(NetService::start(std::move(no)));
+    }
+    HypercallState st{ram, mem, vcpu.fd(), opts, net.get(), 0, false, {}};
     kvm_run* run = vcpu.run();
     Watchdog watchdog(run, opts.wall_timeout_ms);
     if (opts.jail) {
         JailOptions jo{vcpu.fd(), opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.audit_fd};
-        st.outcome.jail = KOS_TRY(enter_jail(jo)).summary();
+        std::function<Result<void>()> start_threads;
+        if (net) {
+            jo.net_wake_fd = net->wake_fd();
+            jo.net_fds = net->max_host_fds();
+            jo.net_connect = net->may_connect_out();
+            start_threads = [&] { return net->launch([] { return install_io_thread_filter(); }); };
+        }
+        st.outcome.jail = KOS_TRY(enter_jail(jo, start_threads)).summary();
+    } else if (net) {
+        KOS_TRY(net->launch());
     }
     uint64_t t1 = now_ns();
     st.outcome.setup_ns = t1 - t0;

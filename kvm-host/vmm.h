@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kos/support/result.h"
+#include "kvm-host/net_service.h"
 
 namespace kos::vmm {
 
@@ -28,6 +29,16 @@ struct VmOptions {
     // a security::AuditRecord, kAuditRecordSize of them). Empty: dropped.
     std::function<void(std::span<const uint8_t>)> audit;
     int audit_fd = -1; // the descriptor `audit` writes to: the jail lets it
+    // Networking (net_service.h): the guest kernel's hc::Op::Net calls are
+    // served when set, and answered ENOSYS otherwise. Set it when the
+    // bundle's policy declares `net_t` or ports are published. `policy` is
+    // the compiled bundle policy (the guest's own): the service checks
+    // Connect and Bind against it again and reports its denials through
+    // `audit`. `publish`: the `-p` ports, bound before the jail.
+    bool network = false;
+    std::span<const uint8_t> policy;
+    std::vector<PublishedPort> publish;
+    uint32_t max_sockets = 1024;
 };
 
 struct RunOutcome {
