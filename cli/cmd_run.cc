@@ -16,12 +16,14 @@
 #include "kos/base/elf.h"
 #include "kos/policy/audit_json.h"
 #include "kos/security/engine.h"
+#include "kos/security/net_request.h"
 #include "kos/boot.h"
 #include "kos/rootfs_image.h"
 #include "kos/syscall.h"
 #include "kos/support/file.h"
 #include "kvm-host/boot_image.h"
 #include "kvm-host/kvm.h"
+#include "kvm-host/net_service.h"
 #include "kvm-host/vmm.h"
 #include "pkg/bundle.h"
 #include "pkg/bundle_config.h"
@@ -328,10 +330,14 @@ int run_command(const RunArgs& a) {
         }
         return proc::run_bundle(req);
     }
-    if (!a.publish.empty()) {
-        std::fprintf(stderr, "kos: -p needs networking, which the VM backend does not have yet; "
-                             "use --backend process\n");
-        return kExitKosError;
+    std::vector<vmm::PublishedPort> publish;
+    for (const std::string& p : a.publish) {
+        auto port = vmm::parse_published_port(p);
+        if (!port) {
+            std::fprintf(stderr, "kos: -p %s: %s\n", p.c_str(), port.error().message.c_str());
+            return kExitKosError;
+        }
+        publish.push_back(*port);
     }
     auto start = std::chrono::steady_clock::now();
     auto prepared = prepare_boot_image(a);
@@ -386,6 +392,14 @@ int run_command(const RunArgs& a) {
             }
         };
     }
+    // The network service runs when the policy can allow a socket (it
+    // declares the network's label) or ports are published; it checks every
+    // connect and bind against the same policy as the guest kernel.
+    vm.publish = std::move(publish);
+    vm.network = !vm.publish.empty() ||
+                 (!prepared->policy.empty() &&
+                  host.engine.find_label(security::kNetLabel, sizeof security::kNetLabel - 1) != security::kNone);
+    vm.policy = prepared->policy;
     auto outcome = vmm::run_vm(std::move(vm));
     if (audit_fd >= 0)
         ::close(audit_fd);

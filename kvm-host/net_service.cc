@@ -792,15 +792,15 @@ int64_t NetService::Impl::op_accept(net::NetCall& c, NetSocket& s) {
 }
 
 namespace {
-// The call's segments, each in guest RAM, at most kMaxNetData in total;
-// -EFAULT/-EINVAL otherwise.
-int64_t check_segments(const net::NetCall& c, NetGuestMemory ram) {
+// The call's segments, each in guest RAM (or, for a Send, readable in the
+// boot image), at most kMaxNetData in total; -EFAULT/-EINVAL otherwise.
+int64_t check_segments(const net::NetCall& c, NetGuestMemory ram, bool write) {
     if (c.segment_count > net::kMaxNetSegments)
         return -EINVAL;
     uint64_t total = 0;
     for (uint32_t i = 0; i < c.segment_count; ++i) {
         const net::NetSegment& g = c.segments[i];
-        if (g.len > net::kMaxNetData || !ram.contains(g.addr, g.len))
+        if (g.len > net::kMaxNetData || !(write ? ram.contains(g.addr, g.len) : ram.readable(g.addr, g.len) != nullptr))
             return -EFAULT;
         total += g.len;
         if (total > net::kMaxNetData)
@@ -811,7 +811,7 @@ int64_t check_segments(const net::NetCall& c, NetGuestMemory ram) {
 } // namespace
 
 int64_t NetService::Impl::op_send(net::NetCall& c, NetSocket& s, NetGuestMemory ram) {
-    int64_t total = check_segments(c, ram);
+    int64_t total = check_segments(c, ram, false);
     if (total < 0)
         return total;
     if (s.state == State::Connecting)
@@ -829,7 +829,7 @@ int64_t NetService::Impl::op_send(net::NetCall& c, NetSocket& s, NetGuestMemory 
     size_t done = 0;
     for (uint32_t i = 0; i < c.segment_count && done < room; ++i) {
         size_t n = std::min<size_t>(c.segments[i].len, room - done);
-        const uint8_t* src = ram.base + c.segments[i].addr;
+        const uint8_t* src = ram.readable(c.segments[i].addr, n);
         s.tx.insert(s.tx.end(), src, src + n);
         done += n;
     }
@@ -842,7 +842,7 @@ int64_t NetService::Impl::op_send(net::NetCall& c, NetSocket& s, NetGuestMemory 
 
 int64_t NetService::Impl::op_recv(net::NetCall& c, NetSocket& s, NetGuestMemory ram) {
     constexpr uint64_t kMsgPeek = 0x2;
-    int64_t total = check_segments(c, ram);
+    int64_t total = check_segments(c, ram, true);
     if (total < 0)
         return total;
     if (s.state == State::Connecting)

@@ -79,7 +79,19 @@ struct NetServiceOptions {
 struct NetGuestMemory {
     uint8_t* base = nullptr;
     uint64_t size = 0;
+    // The boot image's read-only slot: a program's read-only data can be
+    // mapped from it, so Send may read there (Recv never writes there).
+    const uint8_t* image = nullptr;
+    uint64_t image_gpa = 0;
+    uint64_t image_size = 0;
     bool contains(uint64_t gpa, uint64_t len) const { return gpa <= size && len <= size - gpa; }
+    const uint8_t* readable(uint64_t gpa, uint64_t len) const {
+        if (contains(gpa, len))
+            return base + gpa;
+        if (image && gpa >= image_gpa && gpa - image_gpa <= image_size && len <= image_size - (gpa - image_gpa))
+            return image + (gpa - image_gpa);
+        return nullptr;
+    }
 };
 
 class NetService {

@@ -299,7 +299,8 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
         }
         abi::net::NetCall call;
         std::memcpy(&call, st.ram.at(gpa), sizeof call);
-        result = st.net->handle(call, NetGuestMemory{st.ram.base, st.ram.size});
+        result = st.net->handle(call, NetGuestMemory{st.ram.base, st.ram.size, st.mem.image, st.mem.image_gpa,
+                                                     st.mem.image_size});
         std::memcpy(st.ram.at(gpa), &call, sizeof call);
         break;
     }
