@@ -10,6 +10,7 @@ extern "C" const unsigned char kos_runtime_elf[];
 extern "C" const unsigned char kos_runtime_elf_end[];
 
 namespace kos {
+abi::u64 boot_tsc(); // the TSC at the kernel's entry (trap.cc)
 
 BootImage g_boot_image;
 
@@ -156,7 +157,13 @@ const char* start_linux_task(Task* task) {
     si->thread_block = t->thread_block_va;
     si->boot_flags = bh->flags;
     si->tsc_khz = bh->tsc_khz;
-    si->realtime_at_tsc0_ns = bh->realtime_at_tsc0_ns;
+    // The VMM took the time as it set the vCPU up; the TSC then should
+    // read 0, but some (nested) KVMs keep the host's TSC. What it read at
+    // the kernel's entry is what it read then, give or take the boot.
+    u64 entry_tsc = boot_tsc();
+    u64 since_tsc0 = bh->tsc_khz ? entry_tsc / bh->tsc_khz * 1'000'000 + entry_tsc % bh->tsc_khz * 1'000'000 / bh->tsc_khz
+                                 : 0;
+    si->realtime_at_tsc0_ns = bh->realtime_at_tsc0_ns > since_tsc0 ? bh->realtime_at_tsc0_ns - since_tsc0 : 0;
     if (!platform::is_kos_vmm() || si->tsc_khz == 0) {
         platform::Clock c = platform::read_platform_clock();
         si->tsc_khz = c.tsc_khz;

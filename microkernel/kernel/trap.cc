@@ -374,6 +374,7 @@ void syscall_entry(Thread* self, TrapFrame* f) {
 
 bool g_stats = false;
 void stats_start() { g_counters.tsc_at_boot = arch::rdtsc(); }
+u64 boot_tsc() { return g_counters.tsc_at_boot; }
 void stats_user() { g_counters.tsc_at_user = arch::rdtsc(); }
 
 extern "C" char probe_fxrstor_insn[];

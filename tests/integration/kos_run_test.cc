@@ -338,6 +338,16 @@ TEST_F(KosRun, AnUnlabeledFileRefusesTheRun) {
     EXPECT_NE(r.err.find("/secret.txt"), std::string::npos) << r.err;
 }
 
+// The guest's wall clock is the host's (whatever the guest TSC started
+// from: some nested KVMs keep the host's).
+TEST_F(KosRun, WallClockMatchesTheHost) {
+    auto r = run_process({kKos, "run", kSrc + "/examples/busybox", "--", "/bin/busybox", "date", "+%s"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    long guest = std::atol(r.out.c_str());
+    long host = static_cast<long>(::time(nullptr));
+    EXPECT_LT(std::labs(host - guest), 10) << "guest " << guest << ", host " << host;
+}
+
 TEST_F(KosRun, EnvOptionsReplaceAndAdd) {
     auto r = run_process({kKos, "run", "-e", "PATH=/x", "-e", "EXTRA=1", kSrc + "/examples/busybox", "--",
                           "/bin/busybox", "env"});
