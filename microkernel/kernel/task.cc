@@ -121,10 +121,17 @@ void fpu_init_area(u64 pa) {
 
 Task* task_at(abi::u32 index) { return index < g_task_count ? &g_tasks[index] : nullptr; }
 
+void task_release(Task* t);
+
 Task* alloc_task() {
-    // A slot whose task ended and was reaped (and released) is reused.
+    // A slot whose task ended and was reaped (and released) is reused; one
+    // reaped without a wait (see task_exit) is released first, unless its
+    // address space is the one loaded.
     for (u32 i = 0; i < g_task_count; ++i) {
-        if (g_tasks[i].released) {
+        Task& t = g_tasks[i];
+        if (t.dead && t.reaped && !t.released && (!g_current || g_current->task != &t))
+            task_release(&t);
+        if (t.released) {
             g_tasks[i] = Task{};
             g_tasks[i].index = i;
             return &g_tasks[i];
@@ -140,6 +147,9 @@ Task* alloc_task() {
 // Frees what a reaped task still holds: its address space and threads.
 void task_release(Task* t) {
     t->as.release();
+    for (u32 i = 0; i < g_task_count; ++i) // its children outlive the slot
+        if (g_tasks[i].parent == t)
+            g_tasks[i].parent = nullptr;
     for (Thread& th : g_threads) {
         if (th.task != t || th.state == ThreadState::Free)
             continue;
@@ -244,6 +254,21 @@ void task_exit(Task* task, u32 wait_status) {
         pipe_end_released(e.object);
         net_socket_released(e.object);
     });
+    // No one will wait for it when its parent is gone or ignores SIGCHLD
+    // (Linux reaps such children itself); its orphaned children the same.
+    // Released when their slots are needed (alloc_task).
+    constexpr u64 kSigchld = 1ull << 16;
+    if (task->orphaned || (task->parent && (task->parent->dead || (task->parent->sig_ignored & kSigchld))))
+        task->reaped = true;
+    for (u32 i = 0; i < g_task_count; ++i) {
+        Task& c = g_tasks[i];
+        if (c.parent != task || c.released)
+            continue;
+        if (c.dead)
+            c.reaped = true;
+        else
+            c.orphaned = true;
+    }
     // A parent waiting for its children runs its wait again.
     for (Thread& t : g_threads)
         if (t.state == ThreadState::BlockedWait && task->parent && t.task == task->parent)

@@ -81,7 +81,8 @@ struct Task {
     bool dead = false;
     Task* parent = nullptr;     // the task that forked this one
     abi::u32 wait_status = 0;   // Linux wait status once dead
-    bool reaped = false;        // its status was collected by the parent
+    bool reaped = false;        // its status was collected by the parent (or no one will)
+    bool orphaned = false;      // its parent ended first: no one will collect its status
     bool released = false;      // and its memory freed: the slot is free
     abi::u64 runtime_text_start = 0; // `syscall` from here is a native call (Linux tasks)
     abi::u64 runtime_text_end = 0;

@@ -1,0 +1,178 @@
+// The service example end to end: Debian's busybox httpd serving
+// examples/httpd/rootfs/www, run natively and under `kos run -p` (VM
+// backend), each fetched from the host the same way:
+//
+//   latency     sequential GET / over a new connection each (median, p90)
+//   throughput  GET / from 4 clients at once for a few seconds (requests/s)
+//   memory      resident memory of the server side: kos (VMM + guest RAM it
+//               touched) vs the native httpd
+//
+// Not part of ctest. Run: bin/kos_http_bench [seconds]
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "platform.h"
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+uint16_t free_port() {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(s);
+    return ntohs(a.sin_port);
+}
+
+// One GET /; true with a complete 200 response.
+bool get(uint16_t port) {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = false;
+    if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        static const char kReq[] = "GET / HTTP/1.0\r\n\r\n";
+        if (::write(s, kReq, sizeof kReq - 1) == static_cast<ssize_t>(sizeof kReq - 1)) {
+            std::string out;
+            char buf[4096];
+            pollfd p{s, POLLIN, 0};
+            while (::poll(&p, 1, 30000) == 1) {
+                ssize_t n = ::read(s, buf, sizeof buf);
+                if (n <= 0)
+                    break;
+                out.append(buf, static_cast<size_t>(n));
+            }
+            ok = out.rfind("HTTP/1.1 200 OK", 0) == 0 && out.find("</p>") != std::string::npos;
+        }
+    }
+    ::close(s);
+    return ok;
+}
+
+pid_t spawn(std::vector<std::string> argv) {
+    std::vector<char*> args;
+    for (auto& a : argv)
+        args.push_back(a.data());
+    args.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = 0;
+    int rc = ::posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc == 0 ? pid : -1;
+}
+
+// Resident memory of a process and its descendants, in KiB.
+long rss_kib(pid_t pid) {
+    long total = 0;
+    std::ifstream st("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(st, line))
+        if (line.rfind("VmRSS:", 0) == 0)
+            total += std::atol(line.c_str() + 6);
+    std::ifstream ch("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    pid_t c;
+    while (ch >> c)
+        total += rss_kib(c);
+    return total;
+}
+
+struct Result {
+    double median_ms = 0, p90_ms = 0, rps = 0;
+    long rss = 0;
+    int failures = 0;
+};
+
+Result measure(uint16_t port, pid_t server, double seconds) {
+    Result r;
+    // Wait for the server (the VM boots first).
+    for (int i = 0; i < 600 && !get(port); ++i)
+        ::usleep(100'000);
+    std::vector<double> lat;
+    for (int i = 0; i < 40; ++i) {
+        auto t = Clock::now();
+        if (!get(port))
+            ++r.failures;
+        lat.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t).count());
+    }
+    std::sort(lat.begin(), lat.end());
+    r.median_ms = lat[lat.size() / 2];
+    r.p90_ms = lat[lat.size() * 9 / 10];
+    std::atomic<long> done{0}, failed{0};
+    auto until = Clock::now() + std::chrono::duration<double>(seconds);
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 4; ++c)
+        clients.emplace_back([&] {
+            while (Clock::now() < until)
+                (get(port) ? done : failed)++;
+        });
+    for (auto& t : clients)
+        t.join();
+    r.rps = static_cast<double>(done) / seconds;
+    r.failures += static_cast<int>(failed);
+    r.rss = rss_kib(server);
+    return r;
+}
+
+void stop(pid_t pid) {
+    ::kill(pid, SIGTERM);
+    int st;
+    ::waitpid(pid, &st, 0);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    double seconds = argc > 1 ? std::atof(argv[1]) : 5.0;
+    std::string src = KOS_SOURCE_DIR;
+    std::string busybox = src + "/examples/httpd/rootfs/bin/busybox";
+    std::printf("kos_http_bench: busybox httpd, GET / (%s/examples/httpd)\n%s\n\n", src.c_str(),
+                kos::bench::platform_line().c_str());
+
+    uint16_t native_port = free_port();
+    pid_t native = spawn({busybox, "httpd", "-f", "-p", "127.0.0.1:" + std::to_string(native_port), "-h",
+                          src + "/examples/httpd/rootfs/www"});
+    Result n = measure(native_port, native, seconds);
+    stop(native);
+
+    uint16_t kos_port = free_port();
+    pid_t vm = spawn({KOS_BINARY, "run", "--no-audit-log", "-p", std::to_string(kos_port) + ":8080",
+                      src + "/examples/httpd"});
+    Result k = measure(kos_port, vm, seconds);
+    stop(vm);
+
+    std::printf("%-34s %12s %12s %10s\n", "", "kos (VM)", "native", "ratio");
+    std::printf("%-34s %9.2f ms %9.2f ms %9.1fx\n", "latency, median (new connection)", k.median_ms, n.median_ms,
+                k.median_ms / n.median_ms);
+    std::printf("%-34s %9.2f ms %9.2f ms %9.1fx\n", "latency, p90", k.p90_ms, n.p90_ms, k.p90_ms / n.p90_ms);
+    std::printf("%-34s %8.0f r/s %8.0f r/s %9.2fx\n", "throughput, 4 clients", k.rps, n.rps,
+                n.rps > 0 ? k.rps / n.rps : 0.0);
+    std::printf("%-34s %8ld KiB %8ld KiB %9.1fx\n", "resident memory (server side)", k.rss, n.rss,
+                n.rss > 0 ? static_cast<double>(k.rss) / static_cast<double>(n.rss) : 0.0);
+    if (k.failures || n.failures)
+        std::printf("failed requests: kos %d, native %d\n", k.failures, n.failures);
+    return k.failures || n.failures ? 1 : 0;
+}
