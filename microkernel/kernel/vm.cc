@@ -150,7 +150,7 @@ bool AddressSpace::populate_range(const Vma& v, u64 start, u64 end) {
     u64 page = start;
     while (page < end) {
         u64* pte = nullptr;
-        if (pg::walk(m_pml4, page, true, &pte) != pg::WalkResult::Ok)
+        if (pg::walk(m_pml4, page, true, &pte, &m_tables) != pg::WalkResult::Ok)
             return false;
         u64 table_end = (page | (512 * kPage - 1)) + 1;
         u64 stop = end < table_end ? end : table_end;
@@ -176,18 +176,26 @@ bool AddressSpace::populate_range(const Vma& v, u64 start, u64 end) {
 bool AddressSpace::populate(const Vma& v, u64 page) { return populate_range(v, page, page + kPage); }
 
 void AddressSpace::clear_ptes(u64 start, u64 end, bool free_frames, bool flush_each) {
-    for (u64 p = start; p < end; p += kPage) {
+    // One walk per page table (2 MiB), then its entries in order. TLB
+    // entries go one by one (flush_each) or by the caller's full flush:
+    // invlpg is emulated where ring 0 is.
+    u64 p = start;
+    while (p < end) {
+        u64 table_end = (p | (512 * kPage - 1)) + 1;
+        u64 stop = end < table_end ? end : table_end;
         u64* pte = nullptr;
         if (pg::walk(m_pml4, p, false, &pte) != pg::WalkResult::Ok) {
-            u64 next = (p | ((512 * kPage) - 1)) + 1;
-            p = next - kPage;
+            p = stop; // no table here
             continue;
         }
-        if (*pte & pg::kPresent) {
+        for (; p < stop; p += kPage, ++pte) {
+            if (!(*pte & pg::kPresent))
+                continue;
             if (free_frames)
                 pmm::release_user_frame(*pte & pg::kAddrMask);
             *pte = 0;
-            arch::flush_tlb_page(p);
+            if (flush_each)
+                arch::flush_tlb_page(p);
             --m_pages;
         }
     }
@@ -296,7 +304,7 @@ bool AddressSpace::clone_from(const AddressSpace& src) {
                 u64 slot = (page >> 12) & 511;
                 if (!dtable) {
                     u64* dpte = nullptr;
-                    if (pg::walk(m_pml4, page, true, &dpte) != pg::WalkResult::Ok)
+                    if (pg::walk(m_pml4, page, true, &dpte, &m_tables) != pg::WalkResult::Ok)
                         return false;
                     dtable = dpte - slot;
                 }
@@ -332,7 +340,7 @@ void AddressSpace::release() {
         m_head = v->next;
         g_vmas.free(v);
     }
-    pg::free_user_tables(m_pml4);
+    pg::free_logged_tables(m_pml4, m_tables);
     pmm::free_frame(m_pml4);
     m_pml4 = 0;
     m_pages = 0;
