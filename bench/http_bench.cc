@@ -27,48 +27,16 @@
 #include <vector>
 
 #include "platform.h"
+#include "tests/integration/process.h"
 
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-uint16_t free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(s);
-    return ntohs(a.sin_port);
-}
-
 // One GET /; true with a complete 200 response.
 bool get(uint16_t port) {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = false;
-    if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-        static const char kReq[] = "GET / HTTP/1.0\r\n\r\n";
-        if (::write(s, kReq, sizeof kReq - 1) == static_cast<ssize_t>(sizeof kReq - 1)) {
-            std::string out;
-            char buf[4096];
-            pollfd p{s, POLLIN, 0};
-            while (::poll(&p, 1, 30000) == 1) {
-                ssize_t n = ::read(s, buf, sizeof buf);
-                if (n <= 0)
-                    break;
-                out.append(buf, static_cast<size_t>(n));
-            }
-            ok = out.rfind("HTTP/1.1 200 OK", 0) == 0 && out.find("</p>") != std::string::npos;
-        }
-    }
-    ::close(s);
-    return ok;
+    std::string out = kos::test::http_get(port, "/", 0);
+    return out.rfind("HTTP/1.1 200 OK", 0) == 0 && out.find("</p>") != std::string::npos;
 }
 
 pid_t spawn(std::vector<std::string> argv) {
@@ -152,13 +120,13 @@ int main(int argc, char** argv) {
     std::printf("kos_http_bench: busybox httpd, GET / (%s/examples/httpd)\n%s\n\n", src.c_str(),
                 kos::bench::platform_line().c_str());
 
-    uint16_t native_port = free_port();
+    uint16_t native_port = kos::test::free_loopback_port();
     pid_t native = spawn({busybox, "httpd", "-f", "-p", "127.0.0.1:" + std::to_string(native_port), "-h",
                           src + "/examples/httpd/rootfs/www"});
     Result n = measure(native_port, native, seconds);
     stop(native);
 
-    uint16_t kos_port = free_port();
+    uint16_t kos_port = kos::test::free_loopback_port();
     pid_t vm = spawn({KOS_BINARY, "run", "--no-audit-log", "-p", std::to_string(kos_port) + ":8080",
                       src + "/examples/httpd"});
     Result k = measure(kos_port, vm, seconds);

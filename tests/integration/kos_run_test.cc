@@ -7,10 +7,6 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <csignal>
@@ -23,6 +19,8 @@
 #include "kvm-host/testing/require_kvm.h"
 #include "process.h"
 
+using kos::test::free_loopback_port;
+using kos::test::http_get;
 using kos::test::run_process;
 
 extern char** environ;
@@ -283,48 +281,10 @@ TEST_F(KosRun, Sockets) {
 // default actions of SIGALRM and of a blocked SIGSEGV.
 TEST_F(KosRun, TimersAndAsyncSignals) { expect_no_failures("timers", "timers"); }
 
-// A free TCP port on the host's loopback.
-uint16_t free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(s);
-    return ntohs(a.sin_port);
-}
-
-// One HTTP/1.0 GET to 127.0.0.1:port; the whole response, or "" if none
-// came before the deadline.
-std::string http_get(uint16_t port, const std::string& path, int timeout_ms) {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    std::string out;
-    if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-        std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
-        (void)!::write(s, req.data(), req.size());
-        pollfd p{s, POLLIN, 0};
-        char buf[4096];
-        while (::poll(&p, 1, timeout_ms) == 1) {
-            ssize_t n = ::read(s, buf, sizeof buf);
-            if (n <= 0)
-                break;
-            out.append(buf, static_cast<size_t>(n));
-        }
-    }
-    ::close(s);
-    return out;
-}
-
 // The service example: Debian's busybox httpd in the VM, published with
 // -p and fetched from the host, twice (httpd forks for each connection).
 TEST_F(KosRun, HttpdExampleServesAPublishedPort) {
-    uint16_t port = free_port();
+    uint16_t port = free_loopback_port();
     std::string publish = std::to_string(port) + ":8080";
     std::vector<std::string> argv = {kKos, "run", "--no-audit-log", "--timeout", "120", "-p", publish,
                                      kSrc + "/examples/httpd"};
@@ -334,13 +294,8 @@ TEST_F(KosRun, HttpdExampleServesAPublishedPort) {
     args.push_back(nullptr);
     pid_t pid = 0;
     ASSERT_EQ(::posix_spawn(&pid, kKos.c_str(), nullptr, nullptr, args.data(), environ), 0);
-    std::string first;
-    for (int i = 0; i < 60 && first.empty(); ++i) {
-        first = http_get(port, "/", 20000);
-        if (first.empty())
-            ::usleep(250'000);
-    }
-    std::string missing = http_get(port, "/missing.html", 20000);
+    std::string first = http_get(port, "/", 30000);
+    std::string missing = http_get(port, "/missing.html", 30000);
     ::kill(pid, SIGTERM);
     int st = 0;
     ::waitpid(pid, &st, 0);

@@ -5,6 +5,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,6 +88,51 @@ ProcessResult run_process(const std::vector<std::string>& argv, int timeout_seco
     waitpid(pid, &status, 0);
     r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return r;
+}
+
+uint16_t free_loopback_port() {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        a.sin_port = 0;
+    ::close(s);
+    return ntohs(a.sin_port);
+}
+
+std::string http_get(uint16_t port, const std::string& path, int wait_ms) {
+    for (int waited = 0;; waited += 50) {
+        int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+            std::string req = "GET " + path + " HTTP/1.0\r\nHost: kos\r\n\r\n";
+            std::string resp;
+            if (::write(s, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+                pollfd p{s, POLLIN, 0};
+                char buf[4096];
+                while (::poll(&p, 1, 30000) == 1) {
+                    ssize_t n = ::read(s, buf, sizeof buf);
+                    if (n <= 0)
+                        break;
+                    resp.append(buf, static_cast<size_t>(n));
+                }
+            }
+            ::close(s);
+            if (!resp.empty() || waited >= wait_ms)
+                return resp;
+        } else {
+            ::close(s);
+            if (waited >= wait_ms)
+                return "";
+        }
+        ::usleep(50'000);
+    }
 }
 
 } // namespace kos::test

@@ -1,6 +1,7 @@
 // Runs a command with captured output and a timeout, for integration tests.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,5 +16,13 @@ struct ProcessResult {
 
 ProcessResult run_process(const std::vector<std::string>& argv, int timeout_seconds = 60,
                           const std::string& input = "");
+
+// A TCP port of the host's loopback that was free a moment ago.
+uint16_t free_loopback_port();
+
+// One HTTP/1.0 GET of `path` from 127.0.0.1:port: the whole response, or ""
+// if none came. Retries the connection for up to `wait_ms` while the server
+// starts, and waits up to 30 s for a connected server to answer.
+std::string http_get(uint16_t port, const std::string& path, int wait_ms);
 
 } // namespace kos::test

@@ -29,6 +29,8 @@
 extern char** environ;
 
 using kos::test::ProcessResult;
+using kos::test::free_loopback_port;
+using kos::test::http_get;
 using kos::test::run_process;
 
 namespace {
@@ -357,47 +359,6 @@ TEST_F(ProcessBackend, UnprivilegedCallerGetsTheSameSandbox) {
     EXPECT_EQ(count_lines(r.out, "thread Seccomp=2 NoNewPrivs=1"), 4) << r.out;
 }
 
-uint16_t free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(s);
-    return ntohs(a.sin_port);
-}
-
-// One HTTP/1.0 request to 127.0.0.1:port; retries the connection for up to
-// `wait_ms` while the server starts.
-std::string http_get(uint16_t port, const std::string& path, int wait_ms) {
-    for (int waited = 0;; waited += 50) {
-        int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-            std::string req = "GET " + path + " HTTP/1.0\r\nHost: kos\r\n\r\n";
-            [[maybe_unused]] ssize_t w = ::write(s, req.data(), req.size());
-            std::string resp;
-            char buf[4096];
-            ssize_t n;
-            while ((n = ::read(s, buf, sizeof buf)) > 0)
-                resp.append(buf, static_cast<size_t>(n));
-            ::close(s);
-            if (!resp.empty() || waited >= wait_ms)
-                return resp;
-        } else {
-            ::close(s);
-            if (waited >= wait_ms)
-                return "";
-        }
-        ::usleep(50'000);
-    }
-}
-
 // Runs the library in this (single-threaded) test process with its stderr
 // (where the supervisor's lines go) captured in `err`.
 kos::Result<kos::proc::RunOutcome> run_sandbox_capturing_stderr(const kos::proc::SandboxSpec& spec,
@@ -429,7 +390,7 @@ TEST_F(ProcessBackend, PythonHttpExampleServesAPublishedPort) {
         GTEST_SKIP() << "publishing ports with the process backend needs root";
     auto spec = kos::proc::spec_from_bundle_dir(dir, {"/usr/bin/python3", "/app/server.py", "8000", "3"});
     ASSERT_TRUE(spec) << spec.error().message;
-    uint16_t port = free_port();
+    uint16_t port = free_loopback_port();
     kos::proc::RunOptions o;
     o.publish.push_back({"127.0.0.1", port, 8000});
     o.timeout_s = 60;

@@ -25,21 +25,26 @@ struct NetRequest {
     Request request;
 };
 
+// A request of net.Socket `method` with r.fields already filled.
+inline void make_net_request(NetRequest& r, u32 subject, u32 net, u32 method, u64 now_ns) {
+    r.request = Request{};
+    r.request.kind = Kind::Request;
+    r.request.source = subject;
+    r.request.target = net;
+    r.request.a = kNetInterface;
+    r.request.b = method;
+    r.request.fields = r.fields;
+    r.request.field_count = 3;
+    r.request.now_ns = now_ns;
+}
+
 // `ip` is the 16-byte IPv6 form (IPv4 as ::ffff:a.b.c.d).
 inline void make_net_connect(NetRequest& r, u32 subject, u32 net, const u8* ip, u16 port, u8 proto,
                              u64 now_ns) {
     r.fields[0] = FieldValue{0, ip, 16};
     r.fields[1] = FieldValue{port, nullptr, 0};
     r.fields[2] = FieldValue{proto, nullptr, 0};
-    r.request = Request{};
-    r.request.kind = Kind::Request;
-    r.request.source = subject;
-    r.request.target = net;
-    r.request.a = kNetInterface;
-    r.request.b = kNetConnect;
-    r.request.fields = r.fields;
-    r.request.field_count = 3;
-    r.request.now_ns = now_ns;
+    make_net_request(r, subject, net, kNetConnect, now_ns);
 }
 
 // The program holds no handle of the network server: socket is 0.
@@ -47,15 +52,7 @@ inline void make_net_bind(NetRequest& r, u32 subject, u32 net, const u8* ip, u16
     r.fields[0] = FieldValue{0, nullptr, 0};
     r.fields[1] = FieldValue{0, ip, 16};
     r.fields[2] = FieldValue{port, nullptr, 0};
-    r.request = Request{};
-    r.request.kind = Kind::Request;
-    r.request.source = subject;
-    r.request.target = net;
-    r.request.a = kNetInterface;
-    r.request.b = kNetBind;
-    r.request.fields = r.fields;
-    r.request.field_count = 3;
-    r.request.now_ns = now_ns;
+    make_net_request(r, subject, net, kNetBind, now_ns);
 }
 
 } // namespace kos::security
