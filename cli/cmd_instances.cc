@@ -2,6 +2,7 @@
 // instances of runs (instances.h, instance_store.h).
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -120,8 +121,14 @@ int monitor(const Store& store, const std::string& id, bool attached, int ready_
         sigaddset(&waited, sig);
     ::sigprocmask(SIG_BLOCK, &waited, &old);
     std::fflush(nullptr);
+    pid_t monitor_pid = ::getpid();
     pid_t child = ::fork();
     if (child == 0) {
+        // The monitor is the instance as others see it: when it is killed,
+        // the run ends with it, as when kos ran everything in one process.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != monitor_pid)
+            ::_exit(kExitKosError);
         ::sigprocmask(SIG_SETMASK, &old, nullptr);
         if (ready_fd >= 0)
             ::close(ready_fd);
@@ -181,8 +188,9 @@ int monitor(const Store& store, const std::string& id, bool attached, int ready_
         if (report) {
             if (report->program_signal && !r.signal)
                 r.signal = report->program_signal;
-            r.limit = report->limit;
-            r.error = report->error;
+            // The runner may be a compromised VMM: bound what it wrote.
+            r.limit.assign(report->limit, ::strnlen(report->limit, sizeof report->limit));
+            r.error.assign(report->error, ::strnlen(report->error, sizeof report->error));
         }
     });
     if (!ended)
