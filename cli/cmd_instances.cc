@@ -120,6 +120,11 @@ int monitor(const Store& store, const std::string& id, bool attached, int ready_
     for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT})
         sigaddset(&waited, sig);
     ::sigprocmask(SIG_BLOCK, &waited, &old);
+    // An inherited SIGCHLD disposition of SIG_IGN would reap the runner
+    // behind our back and lose its status.
+    struct sigaction old_chld{}, dfl{};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGCHLD, &dfl, &old_chld);
     std::fflush(nullptr);
     pid_t monitor_pid = ::getpid();
     pid_t child = ::fork();
@@ -129,6 +134,7 @@ int monitor(const Store& store, const std::string& id, bool attached, int ready_
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != monitor_pid)
             ::_exit(kExitKosError);
+        ::sigaction(SIGCHLD, &old_chld, nullptr);
         ::sigprocmask(SIG_SETMASK, &old, nullptr);
         if (ready_fd >= 0)
             ::close(ready_fd);
@@ -165,6 +171,10 @@ int monitor(const Store& store, const std::string& id, bool attached, int ready_
         pid_t got = ::waitpid(child, &wstatus, WNOHANG);
         if (got == child)
             break;
+        if (got < 0 && errno != EINTR) { // cannot happen with SIGCHLD at SIG_DFL
+            wstatus = kExitKosError << 8;
+            break;
+        }
         siginfo_t si{};
         if (::sigwaitinfo(&waited, &si) < 0 || si.si_signo == SIGCHLD)
             continue;
@@ -193,11 +203,14 @@ int monitor(const Store& store, const std::string& id, bool attached, int ready_
             r.error.assign(report->error, ::strnlen(report->error, sizeof report->error));
         }
     });
-    if (!ended)
+    if (!ended) {
         std::fprintf(stderr, "kos: warning: cannot record the end of the run: %s\n", ended.error().message.c_str());
-    else if (ended->remove)
-        if (auto rm = store.remove(id); !rm)
-            std::fprintf(stderr, "kos: warning: --rm: %s\n", rm.error().message.c_str());
+    } else if (auto lock = store.lock(); lock) {
+        store.release_name(ended->name, id); // the name is free again
+        if (ended->remove)
+            if (auto rm = store.remove(*ended); !rm)
+                std::fprintf(stderr, "kos: warning: --rm: %s\n", rm.error().message.c_str());
+    }
     if (report)
         ::munmap(report, sizeof(RunnerReport));
     return wstatus;
@@ -249,14 +262,17 @@ void add_run_options(CLI::App* run, RunOptions& o) {
 int run(const RunOptions& o, const RunDescription& d, const std::function<int()>& body) {
     if (o.name_given && !valid_name(o.name))
         return fail("--name \"" + o.name + "\": " + name_rule() + "; choose another name", kExitKosError);
-    auto store = Store::open(true);
-    if (!store) {
-        if (o.detach || !o.name.empty())
-            return fail("cannot record the instance: " + store.error().message, kExitKosError);
-        std::fprintf(stderr, "kos: warning: this run is not recorded (kos ps will not show it): %s\n",
-                     store.error().message.c_str());
+    // An attached run still runs when it cannot be recorded (a read-only
+    // home, say); what needs the record (-d, --name) fails instead.
+    auto unrecorded = [&](const std::string& why) {
+        if (o.detach || o.name_given || o.remove)
+            return fail("cannot record the instance: " + why, kExitKosError);
+        std::fprintf(stderr, "kos: warning: this run is not recorded (kos ps will not show it): %s\n", why.c_str());
         return body();
-    }
+    };
+    auto store = Store::open(true);
+    if (!store)
+        return unrecorded(store.error().message);
     if (o.detach) {
         struct stat st{};
         if (::stat(d.bundle.c_str(), &st) != 0)
@@ -265,34 +281,26 @@ int run(const RunOptions& o, const RunDescription& d, const std::function<int()>
     }
 
     // Validate, then perform: the name is checked and the record created
-    // under the lock, so two `kos run --name x` cannot both win.
+    // under the lock, so two `kos run --name x` cannot both win. The lock
+    // is released before anything runs.
     Record r;
-    {
-        auto lock = store->lock();
-        if (!lock)
-            return fail("cannot record the instance: " + lock.error().message, kExitKosError);
+    std::string name_taken;
+    auto create = [&]() -> Result<void> {
+        UniqueFd lock = KOS_TRY(store->lock());
         int64_t now = now_unix_ns();
-        std::vector<Record> all = store->list();
-        auto live_with_name = [&](const std::string& name) -> const Record* {
-            for (const Record& x : all)
-                if (x.name == name && observe(x, now).live)
-                    return &x;
-            return nullptr;
-        };
-        if (!o.name.empty()) {
-            if (const Record* other = live_with_name(o.name))
-                return fail("--name " + o.name + ": instance " + other->id.substr(0, 12) +
-                                " already has this name and is " + observe(*other, now).status +
-                                "; choose another name, or stop it first (kos stop " + o.name + ")",
-                            kExitKosError);
+        if (o.name_given) {
+            if (auto other = store->live_with_name(o.name, now)) {
+                name_taken = "--name " + o.name + ": instance " + other->id.substr(0, 12) +
+                             " already has this name and is " + observe(*other, now).status +
+                             "; choose another name, or stop it first (kos stop " + o.name + ")";
+                return {};
+            }
         }
-        do
-            r.id = random_id();
-        while (std::any_of(all.begin(), all.end(), [&](const Record& x) { return x.id.substr(0, 12) == r.id.substr(0, 12); }));
+        r.id = random_id();
         r.name = o.name;
         for (int attempt = 0; r.name.empty(); ++attempt) {
             std::string candidate = generated_name(r.id, attempt);
-            if (!live_with_name(candidate) || attempt > 3)
+            if (!store->live_with_name(candidate, now) || attempt > 3)
                 r.name = candidate;
         }
         std::error_code ec;
@@ -311,14 +319,20 @@ int run(const RunOptions& o, const RunDescription& d, const std::function<int()>
         r.monitor = self_process();
         std::string dir = store->dir_of(r.id);
         if (::mkdir(dir.c_str(), 0700) != 0)
-            return fail("cannot create " + dir + ": " + errno_string(errno), kExitKosError);
+            return make_error(errno, "cannot create " + dir + ": " + errno_string(errno));
         if (o.detach)
             r.log_path = dir + "/output.log";
-        if (auto w = store->write(r); !w) {
-            (void)store->remove(r.id);
-            return fail("cannot record the instance: " + w.error().message, kExitKosError);
-        }
-    }
+        auto w = store->write(r);
+        if (w)
+            w = store->claim_name(r.name, r.id);
+        if (!w)
+            (void)store->remove(r);
+        return w;
+    };
+    if (auto created = create(); !created)
+        return unrecorded(created.error().message);
+    if (!name_taken.empty())
+        return fail(name_taken, kExitKosError);
 
     if (!o.detach)
         return finish_attached(monitor(*store, r.id, true, -1, body));
@@ -331,7 +345,7 @@ int run(const RunOptions& o, const RunDescription& d, const std::function<int()>
     int ready[2];
     if (!log || !devnull || ::pipe2(ready, O_CLOEXEC) != 0) {
         int err = errno;
-        (void)store->remove(r.id);
+        (void)store->remove(r);
         return fail("cannot start the detached run: " + r.log_path + ": " + errno_string(err), kExitKosError);
     }
     std::fflush(nullptr);
@@ -514,6 +528,8 @@ int stop_instance(const Store& store, const Record& found, double grace, bool qu
             x.finished_ns = now_unix_ns();
             x.signal = sent;
         });
+        if (auto lock = store.lock(); lock)
+            store.release_name(found.name, found.id);
     }
     if (!quiet)
         std::printf("%s\n", found.name.c_str());
@@ -573,7 +589,7 @@ int rm_command(const std::vector<std::string>& qs, bool force) {
             status = fail("rm: " + r->name + " is running again; nothing removed");
             continue;
         }
-        if (auto ok = store->remove(r->id); !ok) {
+        if (auto ok = store->remove(*r); !ok) {
             status = fail("rm: " + ok.error().message);
             continue;
         }

@@ -274,8 +274,12 @@ Result<Record> from_json_text(const std::string& text, const std::string& where)
 }
 
 Result<Store> Store::open(bool create) {
+    // The runtime directory must exist already (its owner, the session
+    // manager, makes it); the state directory is made as needed (XDG Base
+    // Directory Specification).
     std::string base;
-    if (const char* rt = std::getenv("XDG_RUNTIME_DIR"); rt && *rt)
+    struct stat st{};
+    if (const char* rt = std::getenv("XDG_RUNTIME_DIR"); rt && *rt && ::stat(rt, &st) == 0 && S_ISDIR(st.st_mode))
         base = std::string(rt) + "/kos";
     else if (std::string state = xdg_base_dir("XDG_STATE_HOME", ".local/state"); !state.empty())
         base = state + "/kos";
@@ -284,9 +288,10 @@ Result<Store> Store::open(bool create) {
     Store s;
     s.m_root = base + "/instances";
     if (create) {
-        for (const std::string& d : {base, s.m_root})
-            if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST)
-                return make_error(errno, "cannot create " + d + ": " + errno_string(errno));
+        std::error_code ec;
+        fs::create_directories(base, ec);
+        if (::mkdir(s.m_root.c_str(), 0700) != 0 && errno != EEXIST)
+            return make_error(errno, "cannot create " + s.m_root + ": " + errno_string(errno));
     }
     return s;
 }
@@ -309,16 +314,69 @@ Result<Record> Store::read(const std::string& id) const {
 }
 
 Result<void> Store::write(const Record& r) const {
+    // Temporary file and rename, as write_file_atomic, without its fsync:
+    // a record is about processes of this boot, and a run should not wait
+    // for the disk three times (the state directory is the fallback).
     std::string text = to_json_text(r);
-    return write_file_atomic(dir_of(r.id) + "/state.json", text.data(), text.size(), 0600);
+    std::string path = dir_of(r.id) + "/state.json";
+    std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd)
+        return make_error(errno, tmp + ": " + errno_string(errno));
+    if (auto w = write_all(fd.get(), text.data(), text.size(), tmp); !w) {
+        ::unlink(tmp.c_str());
+        return w;
+    }
+    fd = UniqueFd();
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        return make_error(err, path + ": " + errno_string(err));
+    }
+    return {};
 }
 
-Result<void> Store::remove(const std::string& id) const {
+Result<void> Store::remove(const Record& r) const {
+    release_name(r.name, r.id);
     std::error_code ec;
-    fs::remove_all(dir_of(id), ec);
+    fs::remove_all(dir_of(r.id), ec);
     if (ec)
-        return make_error(ec.value(), "cannot remove " + dir_of(id) + ": " + ec.message());
+        return make_error(ec.value(), "cannot remove " + dir_of(r.id) + ": " + ec.message());
     return {};
+}
+
+std::optional<Record> Store::live_with_name(const std::string& name, int64_t now_ns) const {
+    std::error_code ec;
+    fs::path target = fs::read_symlink(m_root + "/names/" + name, ec);
+    if (ec)
+        return std::nullopt;
+    auto r = read(target.filename().string());
+    if (!r || r->name != name || !observe(*r, now_ns).live)
+        return std::nullopt;
+    return *r;
+}
+
+Result<void> Store::claim_name(const std::string& name, const std::string& id) const {
+    std::string dir = m_root + "/names";
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return make_error(errno, "cannot create " + dir + ": " + errno_string(errno));
+    std::string link = dir + "/" + name, tmp = link + ".tmp." + std::to_string(::getpid());
+    ::unlink(tmp.c_str());
+    if (::symlink(("../" + id).c_str(), tmp.c_str()) != 0 || ::rename(tmp.c_str(), link.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        return make_error(err, "cannot record the name " + link + ": " + errno_string(err));
+    }
+    return {};
+}
+
+void Store::release_name(const std::string& name, const std::string& id) const {
+    if (name.empty())
+        return;
+    std::string link = m_root + "/names/" + name;
+    std::error_code ec;
+    if (fs::read_symlink(link, ec).filename().string() == id && !ec)
+        ::unlink(link.c_str());
 }
 
 std::vector<Record> Store::list(std::vector<std::string>* warnings) const {
@@ -326,7 +384,7 @@ std::vector<Record> Store::list(std::vector<std::string>* warnings) const {
     std::error_code ec;
     for (const fs::directory_entry& e : fs::directory_iterator(m_root, ec)) {
         std::string id = e.path().filename().string();
-        if (id.empty() || id[0] == '.')
+        if (id.empty() || id[0] == '.' || id == "names")
             continue;
         auto r = read(id);
         if (r)
@@ -345,6 +403,9 @@ Result<Record> Store::resolve(const std::string& q) const {
     for (const Record& r : all)
         if (r.id == q)
             return r;
+    if (valid_name(q))
+        if (auto live = live_with_name(q, now_unix_ns()))
+            return *live;
     // list() is newest first, so the first stopped match is the newest.
     const Record* by_name = nullptr;
     int64_t now = now_unix_ns();

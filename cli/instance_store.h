@@ -6,7 +6,12 @@
 // the session or a reboot), else $XDG_STATE_HOME/kos/instances/<id>/
 // (~/.local/state/kos/instances). Each instance directory holds state.json
 // (written whole through a temporary file and rename, so a reader never
-// sees half of it) and, for a detached run, output.log.
+// sees half of it; not fsynced: a record describes processes of this boot) and, for a detached run, output.log.
+//
+// <root>/names/<name> is a symlink to the id of the instance that last took
+// the name while live: `kos run` checks a name (and creates a record) in
+// constant time however many ended records there are. A stale link is
+// harmless: the instance it names is checked for liveness.
 //
 // Locking: every read-modify-write of a record, and the name check that
 // precedes creating one, happens under an exclusive flock on
@@ -103,7 +108,16 @@ public:
     std::vector<Record> list(std::vector<std::string>* warnings = nullptr) const;
     Result<Record> read(const std::string& id) const;
     Result<void> write(const Record& r) const;
-    Result<void> remove(const std::string& id) const;
+    // Removes the record and its name link (if the link is still its own).
+    Result<void> remove(const Record& r) const;
+
+    // The live instance holding `name`, if any (the name index; call under
+    // the lock).
+    std::optional<Record> live_with_name(const std::string& name, int64_t now_ns) const;
+    // Points the name at `id` (under the lock), or drops the link if it is
+    // still `id`'s (when the run ends: the name is free again).
+    Result<void> claim_name(const std::string& name, const std::string& id) const;
+    void release_name(const std::string& name, const std::string& id) const;
 
     // By exact id, then by name (the live instance, else the newest one),
     // then by unique id prefix. Errors name what matched and what to do.

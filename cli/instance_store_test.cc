@@ -131,11 +131,17 @@ TEST(InstanceStore, ResolvesIdsNamesAndPrefixes) {
             r.monitor = self_process();
         std::filesystem::create_directories(store->dir_of(id));
         ASSERT_TRUE(store->write(r));
+        ASSERT_TRUE(store->claim_name(name, id));
     };
     add("abc111", "web", 1, false);
     add("abc222", "web", 2, false);
     add("abd333", "db", 3, true);
     add("fff444", "db", 4, false);
+    // The name index: fff444 took "db" last, but it has ended.
+    EXPECT_FALSE(store->live_with_name("db", now_unix_ns()));
+    ASSERT_TRUE(store->claim_name("db", "abd333"));
+    EXPECT_EQ(store->live_with_name("db", now_unix_ns())->id, "abd333");
+    EXPECT_FALSE(store->live_with_name("web", now_unix_ns()));
     EXPECT_EQ(store->resolve("abc111")->id, "abc111");
     EXPECT_EQ(store->resolve("web")->id, "abc222"); // the newest
     EXPECT_EQ(store->resolve("db")->id, "abd333");  // the live one
@@ -154,8 +160,10 @@ TEST(InstanceStore, ResolvesIdsNamesAndPrefixes) {
     std::ofstream(store->dir_of("bad1") + "/state.json") << "not json";
     EXPECT_EQ(store->list(&warnings).size(), 4u);
     EXPECT_EQ(warnings.size(), 1u);
-    ASSERT_TRUE(store->remove("abc111"));
-    EXPECT_FALSE(std::filesystem::exists(store->dir_of("abc111")));
+    ASSERT_TRUE(store->remove(*store->resolve("abc222")));
+    EXPECT_FALSE(std::filesystem::exists(store->dir_of("abc222")));
+    EXPECT_FALSE(std::filesystem::is_symlink(store->root() + "/names/web")); // it was abc222's
+    ASSERT_TRUE(store->remove(*store->resolve("abc111")));
     std::filesystem::remove_all(dir);
 }
 

@@ -49,7 +49,7 @@ protected:
         std::vector<std::string> out;
         std::error_code ec;
         for (const auto& e : fs::directory_iterator(instances_dir(), ec))
-            if (e.path().filename().string()[0] != '.')
+            if (e.path().filename().string()[0] != '.' && e.path().filename() != "names")
                 out.push_back(e.path().filename().string());
         return out;
     }

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <csignal>
-#include <cstdio>
 #include <filesystem>
 #include <cstdlib>
 #include <fstream>
@@ -191,21 +190,9 @@ TEST_F(KosRun, EveryVmmThreadIsJailedWhileTheGuestRuns) {
     posix_spawn_file_actions_destroy(&fa);
     // The VMM is the child of the kos process started here (its monitor,
     // cli/instances.h), which records the run and runs no guest code.
-    std::string task_dir;
-    for (int i = 0; i < 200 && task_dir.empty(); ++i) {
-        ::usleep(20000);
-        for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-            std::ifstream f(entry.path() / "stat");
-            std::string line;
-            if (!std::getline(f, line) || line.rfind(')') == std::string::npos)
-                continue;
-            int ppid = 0;
-            char state = 0;
-            if (std::sscanf(line.c_str() + line.rfind(')') + 1, " %c %d", &state, &ppid) == 2 && ppid == pid)
-                task_dir = entry.path().string() + "/task";
-        }
-    }
-    ASSERT_FALSE(task_dir.empty()) << "no VMM process appeared under kos";
+    int vmm = kos::test::child_of(pid);
+    ASSERT_GT(vmm, 0) << "no VMM process appeared under kos";
+    std::string task_dir = "/proc/" + std::to_string(vmm) + "/task";
     // Wait until the guest runs: the VMM drops its capabilities at the jail.
     bool jailed = false;
     int threads = 0;
