@@ -514,7 +514,14 @@ int stop_instance(const Store& store, const Record& found, double grace, bool qu
     };
     int sent = SIGTERM;
     signal_process(target(), SIGTERM);
-    if (!wait_ended(store, found.id, grace)) {
+    bool ended = wait_ended(store, found.id, grace);
+    // The process backend's supervisor takes SIGQUIT as "kill the program
+    // now" and still cleans up (its cgroup); SIGKILL would leave that.
+    if (!ended && found.backend == "process") {
+        signal_process(target(), SIGQUIT);
+        ended = wait_ended(store, found.id, 2);
+    }
+    if (!ended) {
         sent = SIGKILL;
         signal_process(target(), SIGKILL);
         if (!wait_ended(store, found.id, 5))
