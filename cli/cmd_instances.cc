@@ -67,10 +67,12 @@ std::string random_id() {
 
 // A readable default name: adjective_noun, from the id's random bits.
 std::string generated_name(const std::string& id, int attempt) {
-    static const char* kAdjectives[] = {"brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid",
-                                        "mellow", "nimble", "proud", "quiet", "sharp", "steady", "tidy", "witty"};
-    static const char* kNouns[] = {"badger", "crane", "dingo", "egret", "falcon", "gecko", "heron", "ibis",
-                                   "jackal", "koala", "lemur", "marten", "newt", "otter", "puffin", "quokka"};
+    static const char* kAdjectives[] = {"brave", "calm",   "eager",  "fond",   "gentle", "happy",
+                                        "keen",  "lucid",  "mellow", "nimble", "proud",  "quiet",
+                                        "sharp", "steady", "tidy",   "witty"};
+    static const char* kNouns[] = {"badger", "crane", "dingo",  "egret", "falcon", "gecko",
+                                   "heron",  "ibis",  "jackal", "koala", "lemur",  "marten",
+                                   "newt",   "otter", "puffin", "quokka"};
     unsigned a = static_cast<unsigned>(std::stoul(id.substr(0, 2), nullptr, 16));
     unsigned n = static_cast<unsigned>(std::stoul(id.substr(2, 2), nullptr, 16));
     std::string name = std::string(kAdjectives[a % 16]) + "_" + kNouns[n % 16];
@@ -83,7 +85,9 @@ std::string name_rule() {
     return "a name is 1 to 64 characters from a-z A-Z 0-9 _ . -, starting with a letter or a digit";
 }
 
-bool same_process_gone(const ProcessRef& p) { return p.pid <= 0 || process_start_ticks(p.pid) != p.start_ticks; }
+bool same_process_gone(const ProcessRef& p) {
+    return p.pid <= 0 || process_start_ticks(p.pid) != p.start_ticks;
+}
 
 // Sends `sig` to the recorded process if it is still that process (a pidfd
 // pins it while its start time is checked, so a reused pid is never hit).
@@ -113,7 +117,8 @@ template <class F> Result<Record> update(const Store& store, const std::string& 
 // running. Returns the runner's wait status.
 int monitor(const Store& store, const std::string& id, bool attached, int ready_fd,
             const std::function<int()>& body) {
-    void* page = ::mmap(nullptr, sizeof(RunnerReport), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void* page = ::mmap(nullptr, sizeof(RunnerReport), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     auto* report = page == MAP_FAILED ? nullptr : new (page) RunnerReport{};
     sigset_t waited, old;
     sigemptyset(&waited);
@@ -160,7 +165,8 @@ int monitor(const Store& store, const std::string& id, bool attached, int ready_
         r.started_ns = now_unix_ns();
     });
     if (!started)
-        std::fprintf(stderr, "kos: warning: cannot record the run as running: %s\n", started.error().message.c_str());
+        std::fprintf(stderr, "kos: warning: cannot record the run as running: %s\n",
+                     started.error().message.c_str());
     if (ready_fd >= 0) {
         char ok = started ? 'R' : 'E';
         (void)!::write(ready_fd, &ok, 1);
@@ -204,7 +210,8 @@ int monitor(const Store& store, const std::string& id, bool attached, int ready_
         }
     });
     if (!ended) {
-        std::fprintf(stderr, "kos: warning: cannot record the end of the run: %s\n", ended.error().message.c_str());
+        std::fprintf(stderr, "kos: warning: cannot record the end of the run: %s\n",
+                     ended.error().message.c_str());
     } else if (auto lock = store.lock(); lock) {
         store.release_name(ended->name, id); // the name is free again
         if (ended->remove)
@@ -261,13 +268,16 @@ void add_run_options(CLI::App* run, RunOptions& o) {
 
 int run(const RunOptions& o, const RunDescription& d, const std::function<int()>& body) {
     if (o.name_given && !valid_name(o.name))
-        return fail("--name \"" + o.name + "\": " + name_rule() + "; choose another name", kExitKosError);
+        return fail("--name \"" + o.name + "\": " + name_rule() + "; choose another name",
+                    kExitKosError);
     // An attached run still runs when it cannot be recorded (a read-only
     // home, say); what needs the record (-d, --name) fails instead.
     auto unrecorded = [&](const std::string& why) {
         if (o.detach || o.name_given || o.remove)
             return fail("cannot record the instance: " + why, kExitKosError);
-        std::fprintf(stderr, "kos: warning: this run is not recorded (kos ps will not show it): %s\n", why.c_str());
+        std::fprintf(stderr,
+                     "kos: warning: this run is not recorded (kos ps will not show it): %s\n",
+                     why.c_str());
         return body();
     };
     auto store = Store::open(true);
@@ -276,8 +286,10 @@ int run(const RunOptions& o, const RunDescription& d, const std::function<int()>
     if (o.detach) {
         struct stat st{};
         if (::stat(d.bundle.c_str(), &st) != 0)
-            return fail(d.bundle + ": no such bundle (a directory with bundle.toml, or a packed bundle file)",
-                        kExitKosError);
+            return fail(
+                d.bundle +
+                    ": no such bundle (a directory with bundle.toml, or a packed bundle file)",
+                kExitKosError);
     }
 
     // Validate, then perform: the name is checked and the record created
@@ -346,7 +358,8 @@ int run(const RunOptions& o, const RunDescription& d, const std::function<int()>
     if (!log || !devnull || ::pipe2(ready, O_CLOEXEC) != 0) {
         int err = errno;
         (void)store->remove(r);
-        return fail("cannot start the detached run: " + r.log_path + ": " + errno_string(err), kExitKosError);
+        return fail("cannot start the detached run: " + r.log_path + ": " + errno_string(err),
+                    kExitKosError);
     }
     std::fflush(nullptr);
     pid_t child = ::fork();
@@ -363,7 +376,8 @@ int run(const RunOptions& o, const RunDescription& d, const std::function<int()>
         devnull = UniqueFd();
         auto moved = update(*store, r.id, [](Record& x) { x.monitor = self_process(); });
         if (!moved) {
-            std::fprintf(stderr, "kos: cannot record the monitor: %s\n", moved.error().message.c_str());
+            std::fprintf(stderr, "kos: cannot record the monitor: %s\n",
+                         moved.error().message.c_str());
             ::_exit(kExitKosError);
         }
         monitor(*store, r.id, false, ready[1], body);
@@ -406,7 +420,8 @@ int ps_command(bool all, bool quiet) {
     std::vector<std::string> warnings;
     std::vector<Record> records = store->list(&warnings);
     for (const std::string& w : warnings)
-        std::fprintf(stderr, "kos: warning: ignoring an unreadable instance record: %s\n", w.c_str());
+        std::fprintf(stderr, "kos: warning: ignoring an unreadable instance record: %s\n",
+                     w.c_str());
     int64_t now = now_unix_ns();
     std::vector<std::vector<std::string>> rows;
     rows.push_back({"ID", "NAME", "BUNDLE", "BACKEND", "STATUS", "CREATED"});
@@ -462,7 +477,8 @@ int logs_command(const std::string& q, bool follow) {
     if (!r)
         return fail("logs: " + r.error().message);
     if (r->log_path.empty())
-        return fail("logs: " + r->name + " ran attached: its output went to its terminal, not to a log "
+        return fail("logs: " + r->name +
+                    " ran attached: its output went to its terminal, not to a log "
                     "(kos run -d keeps one)");
     UniqueFd fd(::open(r->log_path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd)
@@ -501,7 +517,8 @@ bool wait_ended(const Store& store, const std::string& id, double seconds) {
 int stop_instance(const Store& store, const Record& found, double grace, bool quiet) {
     Observed o = observe(found, now_unix_ns());
     if (!o.live) {
-        std::fprintf(stderr, "kos: %s is not running (%s); nothing to stop\n", found.name.c_str(), o.text.c_str());
+        std::fprintf(stderr, "kos: %s is not running (%s); nothing to stop\n", found.name.c_str(),
+                     o.text.c_str());
         return 0;
     }
     auto r = update(store, found.id, [](Record& x) { x.stop_requested = true; });
@@ -621,7 +638,8 @@ int inspect_command(const std::string& q) {
     auto r = store->resolve(q);
     if (!r) {
         if (r.error().code == ENOENT)
-            return fail("inspect: " + q + ": no such bundle file or directory, and " + r.error().message);
+            return fail("inspect: " + q + ": no such bundle file or directory, and " +
+                        r.error().message);
         return fail("inspect: " + r.error().message);
     }
     Observed o = observe(*r, now_unix_ns());
@@ -639,14 +657,17 @@ void add_commands(CLI::App& app, Context& ctx) {
 
     auto lq = std::make_shared<std::string>();
     auto follow = std::make_shared<bool>(false);
-    CLI::App* logs = app.add_subcommand("logs", "Print the output of a detached instance (kos run -d)");
-    logs->add_option("instance", *lq, "Instance name or id (a unique prefix of the id is enough)")->required();
+    CLI::App* logs =
+        app.add_subcommand("logs", "Print the output of a detached instance (kos run -d)");
+    logs->add_option("instance", *lq, "Instance name or id (a unique prefix of the id is enough)")
+        ->required();
     logs->add_flag("-f,--follow", *follow, "Keep printing new output until the instance ends");
     logs->callback([lq, follow, &ctx] { ctx.exit_status = logs_command(*lq, *follow); });
 
     auto sq = std::make_shared<std::vector<std::string>>();
     auto grace = std::make_shared<double>(10);
-    CLI::App* stop = app.add_subcommand("stop", "Stop running instances: SIGTERM, then SIGKILL after a grace time");
+    CLI::App* stop = app.add_subcommand(
+        "stop", "Stop running instances: SIGTERM, then SIGKILL after a grace time");
     stop->add_option("instance", *sq, "Instance names or ids")->required();
     stop->add_option("-t,--time", *grace, "Seconds to wait after SIGTERM before SIGKILL")
         ->check(CLI::Range(0.0, 86400.0))
@@ -655,7 +676,8 @@ void add_commands(CLI::App& app, Context& ctx) {
 
     auto rq = std::make_shared<std::vector<std::string>>();
     auto force = std::make_shared<bool>(false);
-    CLI::App* rm = app.add_subcommand("rm", "Remove the records (and logs) of instances that have ended");
+    CLI::App* rm =
+        app.add_subcommand("rm", "Remove the records (and logs) of instances that have ended");
     rm->add_option("instance", *rq, "Instance names or ids")->required();
     rm->add_flag("-f,--force", *force, "Kill a running instance first");
     rm->callback([rq, force, &ctx] { ctx.exit_status = rm_command(*rq, *force); });

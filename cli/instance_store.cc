@@ -86,8 +86,9 @@ std::string format_rfc3339(int64_t unix_ns) {
     tm t{};
     ::gmtime_r(&secs, &t);
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", t.tm_year + 1900, t.tm_mon + 1,
-                  t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, static_cast<long long>(unix_ns % 1'000'000'000));
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", t.tm_year + 1900,
+                  t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+                  static_cast<long long>(unix_ns % 1'000'000'000));
     return buf;
 }
 
@@ -96,8 +97,8 @@ std::optional<int64_t> parse_rfc3339(const std::string& s) {
         return std::nullopt;
     tm t{};
     int consumed = 0;
-    if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &t.tm_year, &t.tm_mon, &t.tm_mday, &t.tm_hour,
-                    &t.tm_min, &t.tm_sec, &consumed) != 6)
+    if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &t.tm_year, &t.tm_mon, &t.tm_mday,
+                    &t.tm_hour, &t.tm_min, &t.tm_sec, &consumed) != 6)
         return std::nullopt;
     t.tm_year -= 1900;
     t.tm_mon -= 1;
@@ -122,7 +123,7 @@ std::string format_age(int64_t ns) {
         return std::to_string(s) + "s";
     if (s < 7200)
         return std::to_string(s / 60) + "m";
-    if (s < 2 * 86400)
+    if (s < int64_t{2} * 86400)
         return std::to_string(s / 3600) + "h";
     return std::to_string(s / 86400) + "d";
 }
@@ -130,7 +131,9 @@ std::string format_age(int64_t ns) {
 bool valid_name(const std::string& name) {
     if (name.empty() || name.size() > 64)
         return false;
-    auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+    auto alnum = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    };
     if (!alnum(name[0]))
         return false;
     return std::all_of(name.begin() + 1, name.end(),
@@ -141,7 +144,9 @@ namespace {
 
 // The short description of a limit ("wall-time limit (--timeout)" ->
 // "wall-time limit").
-std::string short_limit(const std::string& limit) { return limit.substr(0, limit.find(" (")); }
+std::string short_limit(const std::string& limit) {
+    return limit.substr(0, limit.find(" ("));
+}
 
 const char* signal_name(int sig) {
     const char* d = sigabbrev_np(sig);
@@ -156,8 +161,9 @@ Observed observe(const Record& r, int64_t now_ns) {
         o.live = process_alive(r.monitor, r.boot_id) || process_alive(r.runner, r.boot_id);
         if (o.live) {
             o.status = r.status;
-            o.text = r.status == "running" && r.started_ns ? "running " + format_age(now_ns - r.started_ns)
-                                                           : r.status;
+            o.text = r.status == "running" && r.started_ns
+                         ? "running " + format_age(now_ns - r.started_ns)
+                         : r.status;
             return o;
         }
         o.status = "stopped";
@@ -258,7 +264,8 @@ Result<Record> from_json_text(const std::string& text, const std::string& where)
         if (j.contains("signal") && j["signal"].is_number_integer())
             r.signal = j["signal"].get<int>();
         auto str = [&](const char* key) {
-            return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+            return j.contains(key) && j[key].is_string() ? j[key].get<std::string>()
+                                                         : std::string();
         };
         r.limit = str("limit");
         r.error = str("error");
@@ -279,12 +286,14 @@ Result<Store> Store::open(bool create) {
     // Directory Specification).
     std::string base;
     struct stat st{};
-    if (const char* rt = std::getenv("XDG_RUNTIME_DIR"); rt && *rt && ::stat(rt, &st) == 0 && S_ISDIR(st.st_mode))
+    if (const char* rt = std::getenv("XDG_RUNTIME_DIR");
+        rt && *rt && ::stat(rt, &st) == 0 && S_ISDIR(st.st_mode))
         base = std::string(rt) + "/kos";
     else if (std::string state = xdg_base_dir("XDG_STATE_HOME", ".local/state"); !state.empty())
         base = state + "/kos";
     else
-        return make_error(ENOENT, "no place for instance records: set XDG_RUNTIME_DIR, XDG_STATE_HOME or HOME");
+        return make_error(
+            ENOENT, "no place for instance records: set XDG_RUNTIME_DIR, XDG_STATE_HOME or HOME");
     Store s;
     s.m_root = base + "/instances";
     if (create) {
@@ -362,7 +371,8 @@ Result<void> Store::claim_name(const std::string& name, const std::string& id) c
         return make_error(errno, "cannot create " + dir + ": " + errno_string(errno));
     std::string link = dir + "/" + name, tmp = link + ".tmp." + std::to_string(::getpid());
     ::unlink(tmp.c_str());
-    if (::symlink(("../" + id).c_str(), tmp.c_str()) != 0 || ::rename(tmp.c_str(), link.c_str()) != 0) {
+    if (::symlink(("../" + id).c_str(), tmp.c_str()) != 0 ||
+        ::rename(tmp.c_str(), link.c_str()) != 0) {
         int err = errno;
         ::unlink(tmp.c_str());
         return make_error(err, "cannot record the name " + link + ": " + errno_string(err));
@@ -392,7 +402,8 @@ std::vector<Record> Store::list(std::vector<std::string>* warnings) const {
         else if (warnings && r.error().code != ENOENT) // ENOENT: being created or removed
             warnings->push_back(r.error().message);
     }
-    std::sort(out.begin(), out.end(), [](const Record& a, const Record& b) { return a.created_ns > b.created_ns; });
+    std::sort(out.begin(), out.end(),
+              [](const Record& a, const Record& b) { return a.created_ns > b.created_ns; });
     return out;
 }
 
@@ -432,7 +443,8 @@ Result<Record> Store::resolve(const std::string& q) const {
         return make_error(EINVAL, "\"" + q + "\" is the start of several instance ids: " + names +
                                       "; give more of the id");
     }
-    return make_error(ENOENT, "no instance is named \"" + q + "\" or has an id starting with it (kos ps -a lists them)");
+    return make_error(ENOENT, "no instance is named \"" + q +
+                                  "\" or has an id starting with it (kos ps -a lists them)");
 }
 
 } // namespace kos::cli::instances

@@ -6,7 +6,8 @@
 // the session or a reboot), else $XDG_STATE_HOME/kos/instances/<id>/
 // (~/.local/state/kos/instances). Each instance directory holds state.json
 // (written whole through a temporary file and rename, so a reader never
-// sees half of it; not fsynced: a record describes processes of this boot) and, for a detached run, output.log.
+// sees half of it; not fsynced: a record describes processes of this boot) and, for a detached run,
+// output.log.
 //
 // <root>/names/<name> is a symlink to the id of the instance that last took
 // the name while live: `kos run` checks a name (and creates a record) in
@@ -57,12 +58,12 @@ struct Record {
     std::string backend; // vm | process
     std::vector<std::string> args;
     std::string status = "created"; // created | running | stopped, as last written
-    ProcessRef runner;  // the process running the bundle (OCI "pid")
-    ProcessRef monitor; // the kos process waiting for it and recording its end
+    ProcessRef runner;              // the process running the bundle (OCI "pid")
+    ProcessRef monitor;             // the kos process waiting for it and recording its end
     std::string boot_id;
     int64_t created_ns = 0, started_ns = 0, finished_ns = 0; // Unix time, 0: not yet
     bool detached = false;
-    bool remove = false; // --rm: the record goes when the run ends
+    bool remove = false;          // --rm: the record goes when the run ends
     std::optional<int> exit_code; // kos run's exit status
     std::optional<int> signal;    // the signal that ended the program (or kos)
     std::string limit;            // the limit that ended the run, if one did
@@ -95,7 +96,7 @@ std::string to_json_text(const Record& r, const Observed* observed = nullptr);
 Result<Record> from_json_text(const std::string& text, const std::string& where);
 
 class Store {
-public:
+  public:
     // The instances directory (created, mode 0700, when `create`).
     static Result<Store> open(bool create);
     const std::string& root() const { return m_root; }
@@ -123,7 +124,7 @@ public:
     // then by unique id prefix. Errors name what matched and what to do.
     Result<Record> resolve(const std::string& name_or_id) const;
 
-private:
+  private:
     std::string m_root;
 };
 

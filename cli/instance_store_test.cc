@@ -74,7 +74,8 @@ TEST(InstanceStore, RecordsRoundTripThroughJson) {
 }
 
 TEST(InstanceStore, BadStateFilesAreErrorsNamingTheFile) {
-    for (const char* bad : {"", "[]", "{", "{\"id\": 5, \"status\": \"running\"}", "{\"status\": \"running\"}"}) {
+    for (const char* bad :
+         {"", "[]", "{", "{\"id\": 5, \"status\": \"running\"}", "{\"status\": \"running\"}"}) {
         auto r = from_json_text(bad, "x/state.json");
         ASSERT_FALSE(r) << bad;
         EXPECT_NE(r.error().message.find("x/state.json"), std::string::npos) << r.error().message;
@@ -107,7 +108,7 @@ TEST(InstanceStore, LivenessComesFromTheProcessNotTheFile) {
     r.monitor = zombie;
     siginfo_t si{};
     ::waitid(P_PID, static_cast<id_t>(child), &si, WEXITED | WNOWAIT); // a zombie now
-    EXPECT_FALSE(observe(r, now_unix_ns()).live); // exited, not yet reaped
+    EXPECT_FALSE(observe(r, now_unix_ns()).live);                      // exited, not yet reaped
     int st;
     ::waitpid(child, &st, 0);
     EXPECT_FALSE(observe(r, now_unix_ns()).live);

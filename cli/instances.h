@@ -47,7 +47,8 @@ void add_run_options(CLI::App* run, RunOptions& options);
 
 // Runs `body` (kos run's work; returns its exit status) as a recorded
 // instance. Returns kos run's exit status.
-int run(const RunOptions& options, const RunDescription& description, const std::function<int()>& body);
+int run(const RunOptions& options, const RunDescription& description,
+        const std::function<int()>& body);
 
 // Called by the runner when it knows how the run ended; no-ops outside a
 // recorded run. They write only to memory shared with the monitor, so

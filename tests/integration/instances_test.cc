@@ -28,7 +28,7 @@ const std::string kKos = KOS_BINARY;
 const std::string kBusybox = std::string(KOS_SOURCE_DIR) + "/examples/busybox";
 
 class Instances : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         char tmpl[] = "/tmp/kos-instances-XXXXXX";
         m_dir = ::mkdtemp(tmpl);
@@ -66,7 +66,8 @@ protected:
         return j;
     }
     // Polls `kos logs` until it holds `text`.
-    static std::string wait_for_log(const std::string& q, const std::string& text, int seconds = 15) {
+    static std::string wait_for_log(const std::string& q, const std::string& text,
+                                    int seconds = 15) {
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
         std::string out;
         while (std::chrono::steady_clock::now() < deadline) {
@@ -91,8 +92,8 @@ protected:
 
     // The full life of a detached instance, on either backend.
     void detached_lifecycle(const std::string& backend) {
-        ProcessResult r = kos({"run", "-d", "--name", "web", "--backend", backend, kBusybox, "--", "/bin/sh", "-c",
-                               "echo hello-from-kos; exec /bin/busybox sleep 30"});
+        ProcessResult r = kos({"run", "-d", "--name", "web", "--backend", backend, kBusybox, "--",
+                               "/bin/sh", "-c", "echo hello-from-kos; exec /bin/busybox sleep 30"});
         ASSERT_EQ(r.status, 0) << r.err;
         ASSERT_EQ(r.out.size(), 65u) << r.out;
         std::string id = r.out.substr(0, 64);
@@ -176,7 +177,8 @@ TEST_F(Instances, DetachedLifecycleProcessBackend) {
 }
 
 TEST_F(Instances, BadNameIsRefusedAndNothingRecorded) {
-    for (const std::string& name : std::vector<std::string>{"bad name", "-dash", std::string(65, 'a'), ""}) {
+    for (const std::string& name :
+         std::vector<std::string>{"bad name", "-dash", std::string(65, 'a'), ""}) {
         ProcessResult r = kos({"run", "-d", "--name", name, kBusybox});
         EXPECT_EQ(r.status, 125) << name;
         EXPECT_NE(r.err.find("--name"), std::string::npos) << r.err;
@@ -187,7 +189,8 @@ TEST_F(Instances, BadNameIsRefusedAndNothingRecorded) {
 
 TEST_F(Instances, AttachedRunIsRecordedWithItsExitStatus) {
     KOS_REQUIRE_KVM();
-    ProcessResult r = kos({"run", "--name", "three", kBusybox, "--", "/bin/sh", "-c", "echo out; exit 3"});
+    ProcessResult r =
+        kos({"run", "--name", "three", kBusybox, "--", "/bin/sh", "-c", "echo out; exit 3"});
     EXPECT_EQ(r.status, 3) << r.err;
     EXPECT_EQ(r.out, "out\n"); // attached output still goes to the terminal
     ProcessResult ps = kos({"ps", "-a"});
@@ -198,7 +201,8 @@ TEST_F(Instances, AttachedRunIsRecordedWithItsExitStatus) {
     EXPECT_EQ(j["exit_code"], 3);
     EXPECT_TRUE(j["log_path"].is_null());
     // A stopped instance's name may be used again.
-    EXPECT_EQ(kos({"run", "--rm", "--name", "three", kBusybox, "--", "/bin/busybox", "true"}).status, 0);
+    EXPECT_EQ(
+        kos({"run", "--rm", "--name", "three", kBusybox, "--", "/bin/busybox", "true"}).status, 0);
 }
 
 TEST_F(Instances, RmOptionLeavesNoState) {
@@ -216,9 +220,11 @@ TEST_F(Instances, RmOptionLeavesNoState) {
 
 TEST_F(Instances, DetachedEnvLimitAndExitAreRecorded) {
     KOS_REQUIRE_KVM();
-    ProcessResult env = kos({"run", "-d", "--name", "env", "-e", "GREETING=hi", kBusybox, "--", "/bin/busybox", "env"});
+    ProcessResult env = kos(
+        {"run", "-d", "--name", "env", "-e", "GREETING=hi", kBusybox, "--", "/bin/busybox", "env"});
     ASSERT_EQ(env.status, 0) << env.err;
-    ProcessResult lim = kos({"run", "-d", "--name", "lim", "--timeout", "1", kBusybox, "--", "/bin/busybox", "sleep", "30"});
+    ProcessResult lim = kos({"run", "-d", "--name", "lim", "--timeout", "1", kBusybox, "--",
+                             "/bin/busybox", "sleep", "30"});
     ASSERT_EQ(lim.status, 0) << lim.err;
     json e = wait_stopped("env");
     EXPECT_EQ(e["exit_code"], 0);
@@ -232,6 +238,31 @@ TEST_F(Instances, DetachedEnvLimitAndExitAreRecorded) {
     ProcessResult f = kos({"logs", "-f", "lim"}, 10);
     EXPECT_FALSE(f.timed_out);
     EXPECT_NE(f.out.find("wall-time limit"), std::string::npos) << f.out;
+}
+
+// The name check and the record's creation happen under one lock.
+TEST_F(Instances, ConcurrentRunsWithOneNameHaveOneWinner) {
+    KOS_REQUIRE_KVM();
+    std::vector<ProcessResult> results(4);
+    std::vector<std::thread> threads;
+    for (auto& r : results)
+        threads.emplace_back([&r] {
+            r = kos({"run", "-d", "--name", "race", kBusybox, "--", "/bin/busybox", "sleep", "10"});
+        });
+    for (auto& t : threads)
+        t.join();
+    int won = 0;
+    for (const auto& r : results) {
+        if (r.status == 0)
+            ++won;
+        else
+            EXPECT_NE(r.err.find("--name race: instance"), std::string::npos) << r.err;
+    }
+    EXPECT_EQ(won, 1);
+    EXPECT_EQ(ids().size(), 1u);
+    ProcessResult rm = kos({"rm", "-f", "race"});
+    EXPECT_EQ(rm.status, 0) << rm.err;
+    EXPECT_TRUE(ids().empty());
 }
 
 TEST_F(Instances, StaleRecordsNeverShowAsRunning) {
@@ -280,7 +311,8 @@ TEST_F(Instances, StaleRecordsNeverShowAsRunning) {
     EXPECT_TRUE(ids().empty());
     ProcessResult unknown = kos({"logs", "nosuch"});
     EXPECT_EQ(unknown.status, 1);
-    EXPECT_NE(unknown.err.find("no instance is named \"nosuch\""), std::string::npos) << unknown.err;
+    EXPECT_NE(unknown.err.find("no instance is named \"nosuch\""), std::string::npos)
+        << unknown.err;
 }
 
 } // namespace
