@@ -150,6 +150,7 @@ int monitor(const Store& store, const std::string& id, bool attached, int ready_
     }
     if (child < 0) {
         int err = errno;
+        ::sigaction(SIGCHLD, &old_chld, nullptr);
         ::sigprocmask(SIG_SETMASK, &old, nullptr);
         (void)update(store, id, [&](Record& r) {
             r.status = "stopped";
@@ -190,6 +191,7 @@ int monitor(const Store& store, const std::string& id, bool attached, int ready_
             continue;
         ::kill(child, si.si_signo);
     }
+    ::sigaction(SIGCHLD, &old_chld, nullptr);
     ::sigprocmask(SIG_SETMASK, &old, nullptr);
 
     auto ended = update(store, id, [&](Record& r) {
