@@ -133,6 +133,12 @@ class Instances : public ::testing::Test {
         EXPECT_EQ(dup.out, "");
         EXPECT_EQ(ids().size(), before);
 
+        // A running instance is not removed without -f.
+        ProcessResult busy = kos({"rm", "web"});
+        EXPECT_EQ(busy.status, 1);
+        EXPECT_NE(busy.err.find("web is running; stop it first"), std::string::npos) << busy.err;
+        EXPECT_TRUE(fs::exists(instances_dir() + "/" + id));
+
         auto t0 = std::chrono::steady_clock::now();
         ProcessResult stop = kos({"stop", "-t", "3", "web"});
         double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -238,6 +244,25 @@ TEST_F(Instances, DetachedEnvLimitAndExitAreRecorded) {
     ProcessResult f = kos({"logs", "-f", "lim"}, 10);
     EXPECT_FALSE(f.timed_out);
     EXPECT_NE(f.out.find("wall-time limit"), std::string::npos) << f.out;
+}
+
+TEST_F(Instances, LogsFollowUntilTheInstanceEnds) {
+    KOS_REQUIRE_KVM();
+    ProcessResult r = kos({"run", "-d", "--name", "f", kBusybox, "--", "/bin/sh", "-c",
+                           "echo first; /bin/busybox sleep 1; echo second; exit 4"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    ProcessResult f = kos({"logs", "-f", "f"}, 20);
+    EXPECT_FALSE(f.timed_out);
+    EXPECT_EQ(f.status, 0) << f.err;
+    EXPECT_EQ(f.out, "first\nsecond\n");
+    json j = wait_stopped("f");
+    EXPECT_EQ(j["exit_code"], 4);
+    // An attached run has no log.
+    ProcessResult attached = kos({"run", "--name", "att", kBusybox, "--", "/bin/busybox", "true"});
+    EXPECT_EQ(attached.status, 0) << attached.err;
+    ProcessResult nolog = kos({"logs", "att"});
+    EXPECT_EQ(nolog.status, 1);
+    EXPECT_NE(nolog.err.find("att ran attached"), std::string::npos) << nolog.err;
 }
 
 // The name check and the record's creation happen under one lock.
