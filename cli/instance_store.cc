@@ -158,7 +158,9 @@ const char* signal_name(int sig) {
 Observed observe(const Record& r, int64_t now_ns) {
     Observed o;
     if (r.status != "stopped") {
-        o.live = process_alive(r.monitor, r.boot_id) || process_alive(r.runner, r.boot_id);
+        o.live = r.alive_at_read
+                     ? *r.alive_at_read
+                     : process_alive(r.monitor, r.boot_id) || process_alive(r.runner, r.boot_id);
         if (o.live) {
             o.status = r.status;
             o.text = r.status == "running" && r.started_ns
@@ -317,9 +319,25 @@ Result<UniqueFd> Store::lock() const {
 }
 
 Result<Record> Store::read(const std::string& id) const {
-    std::string path = dir_of(id) + "/state.json";
-    std::string text = KOS_TRY(read_text_file(path, 1 << 20));
-    return from_json_text(text, path);
+    auto read_once = [&]() -> Result<Record> {
+        std::string path = dir_of(id) + "/state.json";
+        std::string text = KOS_TRY(read_text_file(path, 1 << 20));
+        return from_json_text(text, path);
+    };
+    Record r = KOS_TRY(read_once());
+    if (r.status == "stopped")
+        return r;
+    r.alive_at_read = process_alive(r.monitor, r.boot_id) || process_alive(r.runner, r.boot_id);
+    if (*r.alive_at_read)
+        return r;
+    // The monitor writes the end of the run before it exits: a record that
+    // looks abandoned may have been read just before that write, so it is
+    // read once more now that its processes are known to be gone.
+    if (auto again = read_once()) {
+        r = std::move(*again);
+        r.alive_at_read = false;
+    }
+    return r;
 }
 
 Result<void> Store::write(const Record& r) const {

@@ -72,6 +72,10 @@ struct Record {
     std::string log_path;         // detached: the run's stdout and stderr
     std::string audit_log;        // "" : none
     std::map<std::string, std::string> annotations;
+    // Not stored: whether the monitor or the runner was alive when
+    // Store::read read this record (observe() uses it rather than looking
+    // again, which could see a run that ended after the read as abandoned).
+    std::optional<bool> alive_at_read;
 };
 
 // What a record means now, after checking its processes.
@@ -107,6 +111,9 @@ class Store {
 
     // Every readable record; unreadable ones are reported in `warnings`.
     std::vector<Record> list(std::vector<std::string>* warnings = nullptr) const;
+    // Checks the processes of a record that says created/running; if they
+    // are gone, reads it a second time (it may have ended in between: the
+    // monitor writes the end before it exits).
     Result<Record> read(const std::string& id) const;
     Result<void> write(const Record& r) const;
     // Removes the record and its name link (if the link is still its own).
