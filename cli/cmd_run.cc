@@ -401,10 +401,14 @@ int run_command(const RunArgs& a) {
         ::close(audit_fd);
     if (!outcome) {
         report({kExitKosError, outcome.error().message});
-        // The VMM's limit errors (kvm-host/vmm.cc), for the instance record.
-        instances::note_limit(outcome.error().code == ETIMEDOUT ? "wall-time limit"
-                              : outcome.error().code == EFBIG   ? "output limit"
-                                                                : "");
+        // The VMM's limit errors (kvm-host/vmm.cc), for the instance record,
+        // worded as the process backend's.
+        if (outcome.error().code == ETIMEDOUT)
+            instances::note_limit(a.timeout_s >= 0 ? "wall-time limit (--timeout)" : "wall-time limit ([limits] wall_time)");
+        else if (outcome.error().code == EFBIG)
+            instances::note_limit(a.output_limit_mib ? "output limit (--output-limit)"
+                                  : limits.output_bytes ? "output limit ([limits] output)"
+                                                        : "output limit (1 GiB by default)");
         return kExitKosError;
     }
     if (a.stats)

@@ -237,7 +237,7 @@ TEST_F(Instances, DetachedEnvLimitAndExitAreRecorded) {
     EXPECT_NE(kos({"logs", "env"}).out.find("GREETING=hi"), std::string::npos);
     json l = wait_stopped("lim");
     EXPECT_EQ(l["status"], "stopped");
-    EXPECT_EQ(l["limit"], "wall-time limit") << l.dump(2) << kos({"logs", "lim"}).out;
+    EXPECT_EQ(l["limit"], "wall-time limit (--timeout)") << l.dump(2) << kos({"logs", "lim"}).out;
     EXPECT_EQ(l["exit_code"], 125);
     EXPECT_NE(kos({"ps", "-a"}).out.find("stopped: wall-time limit"), std::string::npos);
     // logs -f returns once the instance has ended.
