@@ -1,13 +1,13 @@
 // The records of `kos run` instances, for `kos ps`, `logs`, `stop`, `rm`
 // and `inspect`.
 //
-// Where: $XDG_RUNTIME_DIR/kos/instances/<id>/ when XDG_RUNTIME_DIR is set
-// (a per-user tmpfs that, like the process ids recorded, does not outlive
-// the session or a reboot), else $XDG_STATE_HOME/kos/instances/<id>/
+// Where: $XDG_RUNTIME_DIR/kos/instances/<id>/ when XDG_RUNTIME_DIR names a
+// directory (a per-user tmpfs that, like the process ids recorded, does not
+// outlive the session or a reboot), else $XDG_STATE_HOME/kos/instances/<id>/
 // (~/.local/state/kos/instances). Each instance directory holds state.json
 // (written whole through a temporary file and rename, so a reader never
-// sees half of it; not fsynced: a record describes processes of this boot) and, for a detached run,
-// output.log.
+// sees half of it; not fsynced: a record describes processes of this boot)
+// and, for a detached run, output.log.
 //
 // <root>/names/<name> is a symlink to the id of the instance that last took
 // the name while live: `kos run` checks a name (and creates a record) in
