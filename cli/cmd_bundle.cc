@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "instances.h"
 #include "kos/rootfs_image.h"
 #include "kos/support/file.h"
 #include "pkg/bundle.h"
@@ -391,14 +392,21 @@ void add_bundle_commands(CLI::App& app, Context& ctx) {
     auto it = std::make_shared<TrustArgs>();
     auto ij = std::make_shared<bool>(false);
     auto ie = std::make_shared<std::string>();
-    CLI::App* inspect = app.add_subcommand("inspect", "Show a bundle's manifest, policy, labels and signature");
-    inspect->add_option("bundle", *ib, "Packed bundle file or bundle directory")->required();
+    CLI::App* inspect = app.add_subcommand(
+        "inspect", "Show a bundle's manifest, policy, labels and signature, or an instance's state (JSON)");
+    inspect->add_option("bundle", *ib,
+                        "Packed bundle file or bundle directory; or, when no such path exists, an "
+                        "instance's name or id (kos ps)")
+        ->required();
     inspect->add_flag("--json", *ij, "Machine-readable output");
     inspect->add_option("--export-manifest", *ie,
                         "Also write the signed manifest to FILE and its signature to FILE.minisig "
                         "(check with: minisign -Vm FILE -p KEY.pub)");
     it->add_to(inspect);
-    inspect->callback([ib, it, ij, ie, &ctx] { ctx.exit_status = inspect_command(*ib, *it, *ij, *ie); });
+    inspect->callback([ib, it, ij, ie, &ctx] {
+        ctx.exit_status = instances::inspect_wants_instance(*ib) ? instances::inspect_command(*ib)
+                                                                 : inspect_command(*ib, *it, *ij, *ie);
+    });
 
     auto ub = std::make_shared<std::string>();
     auto uo = std::make_shared<std::string>();

@@ -13,6 +13,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "instances.h"
 #include "kos/base/elf.h"
 #include "kos/policy/audit_json.h"
 #include "kos/security/engine.h"
@@ -133,7 +134,10 @@ std::expected<void, Failure> check_program(const rfs::RootfsView& view, const st
     return {};
 }
 
-void report(const Failure& f) { std::fprintf(stderr, "kos: %s\n", f.message.c_str()); }
+void report(const Failure& f) {
+    std::fprintf(stderr, "kos: %s\n", f.message.c_str());
+    instances::note_error(f.message);
+}
 
 struct Prepared {
     std::vector<uint8_t> boot_image;
@@ -323,12 +327,18 @@ int run_command(const RunArgs& a) {
         req.timeout_s = a.timeout_s < 0 ? 0 : a.timeout_s;
         req.publish = a.publish;
         req.audit_log = audit_log_path(a);
+        proc::BackendResult result;
+        req.result = &result;
         if (!a.env.empty() || a.memory_mib || a.output_limit_mib) {
             std::fprintf(stderr, "kos: -e, --memory and --output-limit apply to the VM backend only; "
                                  "the process backend takes them from the bundle's config\n");
             return kExitKosError;
         }
-        return proc::run_bundle(req);
+        int status = proc::run_bundle(req);
+        instances::note_limit(result.limit_hit);
+        if (result.signaled)
+            instances::note_program_signal(result.value);
+        return status;
     }
     std::vector<vmm::PublishedPort> publish;
     for (const std::string& p : a.publish) {
@@ -405,6 +415,14 @@ int run_command(const RunArgs& a) {
         ::close(audit_fd);
     if (!outcome) {
         report({kExitKosError, outcome.error().message});
+        // The VMM's limit errors (kvm-host/vmm.cc), for the instance record,
+        // worded as the process backend's.
+        if (outcome.error().code == ETIMEDOUT)
+            instances::note_limit(a.timeout_s >= 0 ? "wall-time limit (--timeout)" : "wall-time limit ([limits] wall_time)");
+        else if (outcome.error().code == EFBIG)
+            instances::note_limit(a.output_limit_mib ? "output limit (--output-limit)"
+                                  : limits.output_bytes ? "output limit ([limits] output)"
+                                                        : "output limit (1 GiB by default)");
         return kExitKosError;
     }
     if (a.stats)
@@ -412,8 +430,10 @@ int run_command(const RunArgs& a) {
                      static_cast<double>(prepare_ns) / 1e6, static_cast<double>(outcome->setup_ns) / 1e6,
                      static_cast<double>(outcome->run_ns) / 1e6,
                      static_cast<unsigned long long>(outcome->exits), outcome->jail.c_str());
-    if (outcome->kind == vmm::RunOutcome::Kind::Signaled)
+    if (outcome->kind == vmm::RunOutcome::Kind::Signaled) {
+        instances::note_program_signal(outcome->value);
         return 128 + outcome->value;
+    }
     return outcome->value;
 }
 
@@ -485,10 +505,14 @@ void add_run_commands(CLI::App& app, Context& ctx) {
                     "Append the policy's audit records to FILE as JSON lines (default: "
                     "$XDG_STATE_HOME/kos/audit.jsonl, i.e. ~/.local/state/kos/audit.jsonl)");
     run->add_flag("--no-audit-log", args->no_audit_log, "Show audit records on stderr only");
-    run->callback([args, &ctx] {
+    auto instance = std::make_shared<instances::RunOptions>();
+    instances::add_run_options(run, *instance);
+    run->callback([args, instance, &ctx] {
         if (ctx.has_passthrough)
             args->args.insert(args->args.end(), ctx.passthrough.begin(), ctx.passthrough.end());
-        ctx.exit_status = run_command(*args);
+        bool vm = args->backend == "vm" || (args->backend == "auto" && vmm::kvm_usable());
+        instances::RunDescription d{args->bundle, vm ? "vm" : "process", args->args, audit_log_path(*args)};
+        ctx.exit_status = instances::run(*instance, d, [&] { return run_command(*args); });
     });
 
     auto img_args = std::make_shared<RunArgs>();

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "commands.h"
+#include "instances.h"
 
 #ifndef KOS_VERSION
 #define KOS_VERSION "0.0.0"
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
     kos::cli::add_policy_commands(app, ctx);
     kos::cli::add_bundle_commands(app, ctx);
     kos::cli::add_doctor_commands(app, ctx);
+    kos::cli::instances::add_commands(app, ctx);
     // Split at the first "--" ourselves: a program's arguments (say "-e" or
     // "[") must reach it verbatim.
     int kos_argc = argc;

@@ -157,6 +157,11 @@ int run_bundle(const BackendRequest& r) {
                      static_cast<unsigned long long>(outcome->denials));
     if (!outcome->limit_hit.empty())
         std::fprintf(stderr, "kos: the program was stopped by its %s\n", outcome->limit_hit.c_str());
+    if (r.result) {
+        r.result->signaled = outcome->kind == RunOutcome::Kind::Signaled;
+        r.result->value = outcome->value;
+        r.result->limit_hit = outcome->limit_hit;
+    }
     switch (outcome->kind) {
     case RunOutcome::Kind::ExecFailed:
         std::fprintf(stderr, "kos: cannot run %s: %s\n", spec->argv[0].c_str(), std::strerror(outcome->value));

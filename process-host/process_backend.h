@@ -7,6 +7,13 @@
 
 namespace kos::proc {
 
+// How a run ended, beyond its exit status (for kos's instance records).
+struct BackendResult {
+    bool signaled = false; // the program was ended by signal `value`
+    int value = 0;         // its exit status or signal number
+    std::string limit_hit; // which limit ended the run, if one did
+};
+
 struct BackendRequest {
     std::string bundle;            // bundle directory
     std::vector<std::string> args; // replaces the entrypoint when not empty
@@ -15,6 +22,7 @@ struct BackendRequest {
     double timeout_s = 0;
     std::vector<std::string> publish; // "[HOST_ADDR:]HOST_PORT:GUEST_PORT" (kos run -p)
     std::string audit_log;            // kos run --audit-log FILE: policy audit records as JSON lines ("": none)
+    BackendResult* result = nullptr;  // filled in when the program ran, if not null
 };
 
 // Exit statuses as in `kos run`: the program's own, 128 + signal, 125 when

@@ -190,7 +190,11 @@ TEST_F(KosRun, EveryVmmThreadIsJailedWhileTheGuestRuns) {
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
     posix_spawn_file_actions_destroy(&fa);
-    std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+    // The VMM is the child of the kos process started here (its monitor,
+    // cli/instances.h), which records the run and runs no guest code.
+    int vmm = kos::test::child_of(pid);
+    ASSERT_GT(vmm, 0) << "no VMM process appeared under kos";
+    std::string task_dir = "/proc/" + std::to_string(vmm) + "/task";
     // Wait until the guest runs: the VMM drops its capabilities at the jail.
     bool jailed = false;
     int threads = 0;

@@ -12,6 +12,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
 
 extern char** environ;
 
@@ -133,6 +137,24 @@ std::string http_get(uint16_t port, const std::string& path, int wait_ms) {
         }
         ::usleep(50'000);
     }
+}
+
+int child_of(int pid, int timeout_ms) {
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+            std::ifstream f(entry.path() / "stat");
+            std::string line;
+            if (!std::getline(f, line) || line.rfind(')') == std::string::npos)
+                continue;
+            char state = 0;
+            int ppid = 0;
+            if (std::sscanf(line.c_str() + line.rfind(')') + 1, " %c %d", &state, &ppid) == 2 && ppid == pid)
+                return std::atoi(entry.path().filename().c_str());
+        }
+        usleep(20000);
+    }
+    return 0;
 }
 
 } // namespace kos::test

@@ -25,4 +25,9 @@ uint16_t free_loopback_port();
 // starts, and waits up to 30 s for a connected server to answer.
 std::string http_get(uint16_t port, const std::string& path, int wait_ms);
 
+// A child process of `pid` (scanning /proc), waiting up to `timeout_ms`
+// for one to appear; 0 if none did. `kos run` runs the VMM or the process
+// backend's supervisor in a child (its runner, cli/instances.h).
+int child_of(int pid, int timeout_ms = 4000);
+
 } // namespace kos::test

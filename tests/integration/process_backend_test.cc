@@ -446,7 +446,11 @@ TEST_F(ProcessBackend, SupervisorIsJailedWhileTheProgramRuns) {
     pid_t pid = 0;
     ASSERT_EQ(::posix_spawn(&pid, kKos.c_str(), nullptr, nullptr, args.data(), environ), 0);
     ::usleep(400'000);
-    std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+    // The supervisor is the child of the kos process started here (its
+    // monitor, cli/instances.h), which records the run.
+    int supervisor = kos::test::child_of(pid);
+    ASSERT_GT(supervisor, 0);
+    std::string task_dir = "/proc/" + std::to_string(supervisor) + "/task";
     int threads = 0;
     if (DIR* d = ::opendir(task_dir.c_str())) {
         while (dirent* e = ::readdir(d)) {
