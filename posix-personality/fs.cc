@@ -56,8 +56,10 @@ void free_eventfd(u32 slot);
 void free_epoll(u32 slot);
 
 void ref_handle(const Fd& f) {
-    if (f.kind == FdKind::Pipe || f.kind == FdKind::Socket)
+    if (f.kind == FdKind::Pipe || f.kind == FdKind::Socket || f.kind == FdKind::UnixPair)
         ++g_handle_refs[f.handle % kHandleSlots];
+    if (f.kind == FdKind::UnixPair && f.handle2)
+        ++g_handle_refs[f.handle2 % kHandleSlots];
     else if (f.kind == FdKind::EventFd)
         ++g_eventfd_refs[f.handle % 64];
     else if (f.kind == FdKind::Epoll)
@@ -66,9 +68,18 @@ void ref_handle(const Fd& f) {
         ++g_memory_refs[f.handle % 16];
 }
 
+void release_handle(u32 h) {
+    if (--g_handle_refs[h % kHandleSlots] == 0)
+        native(Sys::handle_close, h);
+}
+
 void release_fd(Fd& f) {
-    if ((f.kind == FdKind::Pipe || f.kind == FdKind::Socket) && --g_handle_refs[f.handle % kHandleSlots] == 0)
-        native(Sys::handle_close, f.handle);
+    if (f.kind == FdKind::UnixPair) {
+        release_handle(f.handle);
+        if (f.handle2)
+            release_handle(f.handle2);
+    } else if (f.kind == FdKind::Pipe || f.kind == FdKind::Socket)
+        release_handle(f.handle);
     else if (f.kind == FdKind::EventFd && --g_eventfd_refs[f.handle % 64] == 0)
         free_eventfd(f.handle);
     else if (f.kind == FdKind::Epoll && --g_epoll_refs[f.handle % 16] == 0)
@@ -191,6 +202,8 @@ i64 proc_self_link(const char* rest, char* out, u64 cap) {
         case FdKind::Console: target = "/dev/console"; break;
         case FdKind::Device: target = "/dev/null"; break;
         case FdKind::Pipe: format(tmp, sizeof tmp, "pipe:[%u]", f->handle); target = tmp; break;
+        case FdKind::Socket:
+        case FdKind::UnixPair: format(tmp, sizeof tmp, "socket:[%u]", f->handle); target = tmp; break;
         case FdKind::EventFd: target = "anon_inode:[eventfd]"; break;
         case FdKind::Epoll: target = "anon_inode:[eventpoll]"; break;
         default: target = "anon_inode:[kos]"; break;
@@ -464,6 +477,13 @@ short ready_events(int fd) {
             return kPollNval;
         bool read_end = (f->flags & kOAccmode) == kORdonly;
         return read_end ? ((r & 1) ? kPollIn : 0) : ((r & 2) ? kPollOut : 0);
+    }
+    case FdKind::UnixPair: {
+        i64 in = native(Sys::pipe_poll, f->handle);
+        i64 out = f->handle2 ? native(Sys::pipe_poll, f->handle2) : 2;
+        if (in < 0 || out < 0)
+            return kPollNval;
+        return static_cast<short>(((in & 1) ? kPollIn : 0) | ((out & 2) ? kPollOut : 0));
     }
     case FdKind::EventFd:
         return eventfd_ready(*f);
@@ -804,7 +824,7 @@ i64 sys_read(int fd, u64 buf, u64 len) {
             return -kEFAULT;
         return native(Sys::console_read, buf, len);
     }
-    if (f->kind == FdKind::Pipe) {
+    if (f->kind == FdKind::Pipe || f->kind == FdKind::UnixPair) {
         u32 h = f->handle;
         runtime_unlock();
         i64 r = native(Sys::pipe_read, h, buf, len);
@@ -841,11 +861,13 @@ i64 sys_write(int fd, u64 buf, u64 len) {
         return -kEINVAL;
     if (f->kind == FdKind::Socket)
         return socket_write(fd, buf, len);
-    if (f->kind == FdKind::Pipe) {
+    if (f->kind == FdKind::Pipe || f->kind == FdKind::UnixPair) {
         if ((f->flags & kOAccmode) == kORdonly)
             return -kEBADF;
+        if (f->kind == FdKind::UnixPair && !f->handle2)
+            return -32; // EPIPE: this end was shut down for writing
         // A blocking write returns once every byte is in the pipe.
-        u32 h = f->handle;
+        u32 h = f->kind == FdKind::UnixPair ? f->handle2 : f->handle;
         runtime_unlock();
         u64 done = 0;
         i64 r = 0;
@@ -1035,6 +1057,50 @@ i64 sys_pipe2(u64 fds, int flags) {
     return 0;
 }
 
+i64 unix_pair(u64 fds, int flags) {
+    if (!user_range_ok(fds, 8))
+        return -kEFAULT;
+    int a = alloc_fd();
+    if (a < 0)
+        return a;
+    g_fds[a].kind = FdKind::UnixPair; // reserve while the second is found
+    int b = alloc_fd();
+    g_fds[a] = Fd{};
+    if (b < 0)
+        return b;
+    u32 ab[2], ba[2]; // read end, write end
+    i64 r = native(Sys::pipe_create, reinterpret_cast<u64>(ab));
+    if (r < 0)
+        return r;
+    if ((r = native(Sys::pipe_create, reinterpret_cast<u64>(ba))) < 0) {
+        native(Sys::handle_close, ab[0]);
+        native(Sys::handle_close, ab[1]);
+        return r;
+    }
+    for (int end = 0; end < 2; ++end) {
+        Fd& f = g_fds[end == 0 ? a : b];
+        f = Fd{};
+        f.kind = FdKind::UnixPair;
+        f.handle = end == 0 ? ba[0] : ab[0];
+        f.handle2 = end == 0 ? ab[1] : ba[1];
+        f.flags = 2; // O_RDWR
+        f.cloexec = flags & kOCloexec;
+        f.entry = 1; // AF_UNIX
+        ref_handle(f);
+    }
+    reinterpret_cast<int*>(fds)[0] = a;
+    reinterpret_cast<int*>(fds)[1] = b;
+    return 0;
+}
+
+i64 unix_pair_shutdown_write(Fd& f) {
+    if (f.handle2) {
+        release_handle(f.handle2);
+        f.handle2 = 0;
+    }
+    return 0;
+}
+
 i64 sys_lseek(int fd, i64 off, int whence) {
     Fd* f = get_fd(fd);
     if (!f)
@@ -1114,7 +1180,7 @@ i64 sys_fstat(int fd, u64 statbuf) {
         st->st_rdev = 0;
         st->st_size = 0;
         st->st_ino = 2000 + f->handle;
-    } else if (f->kind == FdKind::Socket) {
+    } else if (f->kind == FdKind::Socket || f->kind == FdKind::UnixPair) {
         fill_console_stat(st);
         st->st_mode = 0140777; // a socket
         st->st_rdev = 0;

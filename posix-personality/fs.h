@@ -10,7 +10,7 @@ namespace kos::rt {
 // Device: the standard character devices every program expects
 // (/dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty),
 // answered here: they carry no authority.
-enum class FdKind : u8 { Free, Console, File, Dir, Device, Pipe, Epoll, EventFd, Memory, Socket };
+enum class FdKind : u8 { Free, Console, File, Dir, Device, Pipe, Epoll, EventFd, Memory, Socket, UnixPair };
 enum class Device : u8 { Null, Zero, Full, Random };
 
 struct Fd {
@@ -20,7 +20,9 @@ struct Fd {
     u32 entry = 0;   // rootfs entry index (File, Dir)
     int stream = 0;  // Console: 1 stdout, 2 stderr (reads come from stdin)
     Device device = Device::Null;
-    u32 handle = 0;  // Pipe, Socket: the kernel handle; Epoll, EventFd, Memory: its slot
+    u32 handle = 0;  // Pipe, Socket: the kernel handle; Epoll, EventFd, Memory: its slot;
+                     // UnixPair: the read end of the pipe from the peer
+    u32 handle2 = 0; // UnixPair: the write end of the pipe to the peer (0 after shutdown)
     u64 offset = 0;  // File: byte offset; Dir: next child index
 };
 
@@ -70,6 +72,10 @@ i64 sys_epoll_wait(int epfd, u64 events, int max, u64 deadline_ns);
 i64 sys_eventfd(u64 initval, int flags);
 // pipe/pipe2: both ends as descriptors (flags: O_CLOEXEC).
 i64 sys_pipe2(u64 fds, int flags);
+// socketpair(AF_UNIX, SOCK_STREAM): two descriptors joined by two pipes,
+// one each way (flags: O_CLOEXEC); shutdown(SHUT_WR) of one end.
+i64 unix_pair(u64 fds, int flags);
+i64 unix_pair_shutdown_write(Fd& f);
 // /proc/self (and /proc/<own pid>): exe, cmdline, status, fd/N. What exec
 // records for them: the program's path and its arguments.
 void proc_set_program(const char* path, const char* const* argv);

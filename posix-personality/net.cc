@@ -10,7 +10,7 @@ namespace net = abi::net;
 using net::NetOp;
 
 constexpr long kEINTR = 4, kEAGAIN = 11, kENOTSOCK = 88, kENOPROTOOPT = 92, kEPROTONOSUPPORT = 93,
-               kESOCKTNOSUPPORT = 94, kEAFNOSUPPORT = 97, kEPIPE = 32,
+               kESOCKTNOSUPPORT = 94, kEOPNOTSUPP = 95, kEAFNOSUPPORT = 97, kEPIPE = 32,
                kEINPROGRESS = 115;
 constexpr int kAfUnix = 1, kAfInet = 2, kAfInet6 = 10;
 constexpr int kSockStream = 1, kSockNonblock = 0x800, kSockCloexec = 0x80000;
@@ -188,6 +188,12 @@ i64 recv_some(int fd, u64 buf, u64 len, int flags) {
 
 int family_of(const Fd& f) { return static_cast<int>(f.entry); }
 
+bool is_unix_pair(int fd) {
+    Fd* f = fd_get(fd);
+    return f && f->kind == FdKind::UnixPair;
+}
+short socket_ready_any(int fd);
+
 // Sockets the last readiness check looked at, and what they lacked.
 net::NetPollEntry g_noted[net::kMaxNetPoll];
 u32 g_noted_count = 0;
@@ -233,7 +239,15 @@ i64 sys_socket(int family, int type, int protocol) {
     return fd;
 }
 
-i64 sys_socketpair(int family, int type, int protocol, u64 fds) { return -kEAFNOSUPPORT; }
+i64 sys_socketpair(int family, int type, int protocol, u64 fds) {
+    if (family != kAfUnix)
+        return -kEOPNOTSUPP; // as Linux for AF_INET
+    if ((type & ~(kSockNonblock | kSockCloexec)) != kSockStream)
+        return -kESOCKTNOSUPPORT; // datagram and seqpacket pairs: not yet
+    if (protocol != 0)
+        return -kEPROTONOSUPPORT;
+    return unix_pair(fds, (type & kSockCloexec) ? 02000000 /* O_CLOEXEC */ : 0);
+}
 
 i64 sys_bind(int fd, u64 addr, u64 len) {
     i64 err = 0;
@@ -319,11 +333,22 @@ i64 sys_connect(int fd, u64 addr, u64 len) {
 }
 
 i64 sys_sendto(int fd, u64 buf, u64 len, int flags, u64 addr, u64 alen) {
+    if (is_unix_pair(fd)) {
+        i64 r = sys_write(fd, buf, len);
+        if (r == -kEPIPE && !(flags & kMsgNosignal))
+            native(Sys::process_kill, native(Sys::process_self) & 0xffffffff, 13); // SIGPIPE
+        return r;
+    }
     // A stream socket is connected: the address, if any, is ignored.
     return send_all(fd, buf, len, flags);
 }
 
 i64 sys_recvfrom(int fd, u64 buf, u64 len, int flags, u64 addr, u64 alenp) {
+    if (is_unix_pair(fd)) {
+        if (addr && range_ok(alenp, 4))
+            memset(reinterpret_cast<void*>(alenp), 0, 4); // an unnamed peer
+        return sys_read(fd, buf, len);
+    }
     i64 r = recv_some(fd, buf, len, flags);
     if (r >= 0 && addr) {
         i64 err = 0;
@@ -348,7 +373,7 @@ i64 sys_sendmsg(int fd, u64 msg, int flags) {
     for (u64 i = 0; i < m->iovlen; ++i) {
         if (!v[i].len)
             continue;
-        i64 r = send_all(fd, v[i].base, v[i].len, done ? (flags | kMsgNosignal) : flags);
+        i64 r = sys_sendto(fd, v[i].base, v[i].len, done ? (flags | kMsgNosignal) : flags, 0, 0);
         if (r < 0)
             return done ? static_cast<i64>(done) : r;
         done += static_cast<u64>(r);
@@ -370,7 +395,9 @@ i64 sys_recvmsg(int fd, u64 msg, int flags) {
         if (!v[i].len)
             continue;
         // Only the first transfer may wait.
-        i64 r = recv_some(fd, v[i].base, v[i].len, done ? (flags | kMsgDontwait) : flags);
+        if (done && is_unix_pair(fd) && !(socket_ready_any(fd) & net::kPollIn))
+            break; // only the first transfer may wait
+        i64 r = sys_recvfrom(fd, v[i].base, v[i].len, done ? (flags | kMsgDontwait) : flags, 0, 0);
         if (r < 0) {
             if (done)
                 break;
@@ -387,6 +414,11 @@ i64 sys_recvmsg(int fd, u64 msg, int flags) {
 }
 
 i64 sys_shutdown(int fd, int how) {
+    if (Fd* u = fd_get(fd); u && u->kind == FdKind::UnixPair) {
+        if (how < 0 || how > 2)
+            return -kEINVAL;
+        return how == 0 ? 0 : unix_pair_shutdown_write(*u); // SHUT_RD: reads still drain
+    }
     i64 err = 0;
     Fd* f = socket_fd(fd, &err);
     if (!f)
@@ -399,6 +431,18 @@ i64 sys_shutdown(int fd, int how) {
 }
 
 i64 sys_sockname(int fd, u64 addr, u64 lenp, bool peer) {
+    if (is_unix_pair(fd)) { // unnamed: just the family
+        if (!range_ok(lenp, 4))
+            return -kEFAULT;
+        u32 cap;
+        memcpy(&cap, reinterpret_cast<const void*>(lenp), 4);
+        u16 family = kAfUnix;
+        if (cap >= 2 && range_ok(addr, 2))
+            memcpy(reinterpret_cast<void*>(addr), &family, 2);
+        u32 size = 2;
+        memcpy(reinterpret_cast<void*>(lenp), &size, 4);
+        return 0;
+    }
     i64 err = 0;
     Fd* f = socket_fd(fd, &err);
     if (!f)
@@ -522,6 +566,17 @@ short socket_ready(const Fd& f) {
 }
 
 void socket_forget_noted() { g_noted_count = 0; }
+
+namespace {
+// Whether a read of the socket pair would not wait (the caller holds the
+// runtime lock, so no poll here).
+short socket_ready_any(int fd) {
+    Fd* f = fd_get(fd);
+    if (!f || f->kind != FdKind::UnixPair)
+        return 0;
+    return (native(Sys::pipe_poll, f->handle) & 1) ? net::kPollIn : 0;
+}
+} // namespace
 
 bool socket_wait_noted(u64 deadline_ns) {
     runtime_lock();

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -153,8 +155,49 @@ static void refusals(void) {
     CHECK(send(12345, "x", 1, 0) == -1 && errno == EBADF);
 }
 
+/* AF_UNIX socketpair between a parent and a forked child: both ways,
+ * poll, shutdown seen as end of data, send/recv and sendmsg/recvmsg. */
+static void unix_pair(void) {
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    struct stat st;
+    CHECK(fstat(sv[0], &st) == 0 && S_ISSOCK(st.st_mode));
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        char buf[16] = {0};
+        if (recv(sv[1], buf, 5, MSG_WAITALL) != 5 || memcmp(buf, "hello", 5) != 0)
+            _exit(20);
+        struct iovec iov[2] = {{"wor", 3}, {"ld", 2}};
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+        if (sendmsg(sv[1], &m, 0) != 5)
+            _exit(21);
+        if (shutdown(sv[1], SHUT_WR) != 0)
+            _exit(22);
+        _exit(0);
+    }
+    close(sv[1]);
+    CHECK(send(sv[0], "hello", 5, 0) == 5);
+    struct pollfd p = {sv[0], POLLIN, 0};
+    CHECK(poll(&p, 1, 10000) == 1 && (p.revents & POLLIN));
+    char a[4] = {0}, b[4] = {0};
+    struct iovec iov[2] = {{a, 3}, {b, 2}};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t got = recvmsg(sv[0], &m, MSG_WAITALL);
+    if (got < 5) /* the two writes may arrive apart */
+        got += read(sv[0], b + (got - 3), 5 - got);
+    CHECK(got == 5 && memcmp(a, "wor", 3) == 0 && memcmp(b, "ld", 2) == 0);
+    char c;
+    CHECK(read(sv[0], &c, 1) == 0); /* the child shut down its writing side */
+    int status = -1;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(sv[0]);
+    CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == -1);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    unix_pair();
     client_server();
     nonblocking();
     refusals();
