@@ -20,20 +20,11 @@
 #include "pkg/bundle.h"
 #include "pkg/bundle_config.h"
 #include "pkg/label_matcher.h"
+#include "kos/support/publish.h"
 #include "sandbox_policy.h"
 
 namespace kos::proc {
 namespace {
-
-bool parse_port(const std::string& s, uint16_t& out) {
-    if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos)
-        return false;
-    unsigned long v = std::stoul(s);
-    if (v == 0 || v > 65535)
-        return false;
-    out = static_cast<uint16_t>(v);
-    return true;
-}
 
 // ATTACKS.md 12 / DESIGN.md principle 9: with [labels], every entry of the
 // rootfs must have a label, or the bundle does not run. Walks without
@@ -380,24 +371,14 @@ bool net_rule_matches(const NetRule& r, Proto proto, int family, const uint8_t* 
 }
 
 Result<Publish> parse_publish(const std::string& text, const std::string& at) {
-    // [HOST_ADDR:]HOST_PORT:GUEST_PORT
-    Publish p;
-    auto last = text.rfind(':');
-    if (last == std::string::npos)
-        return make_error(EINVAL, at + ": \"" + text + "\": expected [HOST_ADDR:]HOST_PORT:GUEST_PORT");
-    std::string head = text.substr(0, last);
-    std::string guest = text.substr(last + 1);
-    auto mid = head.rfind(':');
-    std::string host_port = mid == std::string::npos ? head : head.substr(mid + 1);
-    if (mid != std::string::npos) {
-        p.host_addr = head.substr(0, mid);
-        in_addr a{};
-        if (inet_pton(AF_INET, p.host_addr.c_str(), &a) != 1)
-            return make_error(EINVAL, at + ": \"" + text + "\": host address must be IPv4");
-    }
-    if (!parse_port(host_port, p.host_port) || !parse_port(guest, p.guest_port))
-        return make_error(EINVAL, at + ": \"" + text + "\": ports must be 1-65535");
-    return p;
+    auto parsed = parse_published_port(text);
+    if (!parsed)
+        return make_error(EINVAL, at + ": " + parsed.error().message);
+    if (!parsed->host_ipv4)
+        return make_error(EINVAL, at + ": \"" + text + "\": the process backend publishes on IPv4 addresses only");
+    char addr[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, parsed->host_ip.data() + 12, addr, sizeof addr);
+    return Publish{addr, parsed->host_port, parsed->guest_port};
 }
 
 Result<std::string> resolve_in_rootfs(const std::string& rootfs, const std::string& path) {
