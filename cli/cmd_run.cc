@@ -344,7 +344,7 @@ int run_command(const RunArgs& a) {
     for (const std::string& p : a.publish) {
         auto port = vmm::parse_published_port(p);
         if (!port) {
-            std::fprintf(stderr, "kos: -p %s: %s\n", p.c_str(), port.error().message.c_str());
+            std::fprintf(stderr, "kos: %s\n", port.error().message.c_str()); // names the -p value
             return kExitKosError;
         }
         publish.push_back(*port);

@@ -373,7 +373,7 @@ bool net_rule_matches(const NetRule& r, Proto proto, int family, const uint8_t* 
 Result<Publish> parse_publish(const std::string& text, const std::string& at) {
     auto parsed = parse_published_port(text);
     if (!parsed)
-        return make_error(EINVAL, at + ": " + parsed.error().message);
+        return make_error(EINVAL, parsed.error().message); // it names the -p value
     if (!parsed->host_ipv4)
         return make_error(EINVAL, at + ": \"" + text + "\": the process backend publishes on IPv4 addresses only");
     char addr[INET_ADDRSTRLEN] = {};
