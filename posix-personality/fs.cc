@@ -1320,6 +1320,114 @@ i64 sys_readlinkat(int dirfd, const char* path, u64 buf, u64 len) {
     return static_cast<i64>(n);
 }
 
+i64 sys_statx(int dirfd, const char* path, int flags, u32 mask, u64 buf) {
+    struct Timestamp {
+        i64 sec;
+        u32 nsec;
+        abi::i32 pad;
+    };
+    struct Statx {
+        u32 mask, blksize;
+        u64 attributes;
+        u32 nlink, uid, gid;
+        u16 mode, pad0;
+        u64 ino, size, blocks, attributes_mask;
+        Timestamp atime, btime, ctime, mtime;
+        u32 rdev_major, rdev_minor, dev_major, dev_minor;
+        u64 spare[14];
+    };
+    static_assert(sizeof(Statx) == 256);
+    if (flags & ~(kAtSymlinkNofollow | kAtEmptyPath | 0x800 /* AT_NO_AUTOMOUNT */ | 0x6000 /* AT_STATX_SYNC_TYPE */))
+        return -kEINVAL;
+    if (!user_range_ok(buf, sizeof(Statx)))
+        return -kEFAULT;
+    LinuxStat st{};
+    i64 r = sys_fstatat(dirfd, path, reinterpret_cast<u64>(&st), flags & (kAtSymlinkNofollow | kAtEmptyPath));
+    if (r < 0)
+        return r;
+    Statx x{};
+    x.mask = 0x7ff; // STATX_BASIC_STATS
+    x.blksize = static_cast<u32>(st.st_blksize);
+    x.nlink = static_cast<u32>(st.st_nlink);
+    x.uid = st.st_uid;
+    x.gid = st.st_gid;
+    x.mode = static_cast<u16>(st.st_mode);
+    x.ino = st.st_ino;
+    x.size = static_cast<u64>(st.st_size);
+    x.blocks = static_cast<u64>(st.st_blocks);
+    x.atime = {static_cast<i64>(st.st_atime_sec), static_cast<u32>(st.st_atime_nsec), 0};
+    x.mtime = {static_cast<i64>(st.st_mtime_sec), static_cast<u32>(st.st_mtime_nsec), 0};
+    x.ctime = {static_cast<i64>(st.st_ctime_sec), static_cast<u32>(st.st_ctime_nsec), 0};
+    x.rdev_major = static_cast<u32>(st.st_rdev >> 8) & 0xfff;
+    x.rdev_minor = static_cast<u32>(st.st_rdev & 0xff);
+    x.dev_major = static_cast<u32>(st.st_dev >> 8) & 0xfff;
+    x.dev_minor = static_cast<u32>(st.st_dev & 0xff);
+    memcpy(reinterpret_cast<void*>(buf), &x, sizeof x);
+    return 0;
+}
+
+i64 sys_sendfile(int out, int in, u64 offset, u64 count) {
+    Fd* fi = get_fd(in);
+    Fd* fo = get_fd(out);
+    if (!fi || !fo)
+        return -kEBADF;
+    i64 pos = 0;
+    if (offset) {
+        if (!user_range_ok(offset, 8))
+            return -kEFAULT;
+        memcpy(&pos, reinterpret_cast<const void*>(offset), 8);
+        if (pos < 0)
+            return -kEINVAL;
+    }
+    // Through a buffer on this thread's runtime stack (the reads and
+    // writes may drop the runtime lock while they wait).
+    u8 buf[16 * 1024];
+    u64 done = 0;
+    while (done < count) {
+        u64 want = count - done < sizeof buf ? count - done : sizeof buf;
+        i64 n = offset ? sys_pread(in, reinterpret_cast<u64>(buf), want, pos)
+                       : sys_read(in, reinterpret_cast<u64>(buf), want);
+        if (n <= 0) {
+            if (n < 0 && done == 0)
+                return n;
+            break;
+        }
+        i64 w = sys_write(out, reinterpret_cast<u64>(buf), static_cast<u64>(n));
+        if (w <= 0) {
+            if (done == 0)
+                return w;
+            break;
+        }
+        done += static_cast<u64>(w);
+        pos += w;
+        if (w < n || static_cast<u64>(n) < want)
+            break;
+    }
+    if (offset)
+        memcpy(reinterpret_cast<void*>(offset), &pos, 8);
+    return static_cast<i64>(done);
+}
+
+i64 rootfs_change_path(int dirfd, const char* path, bool create, bool follow) {
+    if (!path)
+        return -kEFAULT;
+    i64 idx = resolve_at(dirfd, path, follow);
+    if (idx >= 0)
+        return create ? -kEEXIST : -kEROFS;
+    return idx == -kENOENT && create ? -kEROFS : idx;
+}
+
+i64 rootfs_change_fd(int fd, bool truncate) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    if (truncate && f->kind != FdKind::File)
+        return -kEINVAL;
+    return -kEROFS;
+}
+
+i64 fd_check(int fd) { return get_fd(fd) ? 0 : -kEBADF; }
+
 i64 sys_faccessat(int dirfd, const char* path, int mode) {
     i64 idx = resolve_at(dirfd, path, true);
     if (idx < 0)

@@ -81,6 +81,21 @@ i64 unix_pair_shutdown_write(Fd& f);
 void proc_set_program(const char* path, const char* const* argv);
 // execve: closes the descriptors marked close-on-exec.
 void fs_close_on_exec();
+// statx over the same data as fstatat.
+i64 sys_statx(int dirfd, const char* path, int flags, u32 mask, u64 buf);
+// sendfile: reads from `in` (at *offset if given) and writes to `out`.
+i64 sys_sendfile(int out, int in, u64 offset, u64 count);
+// Calls that change files, on the read-only rootfs: EEXIST for a name that
+// exists when one is to be created, ENOENT for a missing one, else EROFS.
+// `create`: the call makes `path` (mkdir, symlink, link); `follow`: the
+// last component's symlink is followed.
+i64 rootfs_change_path(int dirfd, const char* path, bool create, bool follow);
+// The same for a descriptor (fchmod, fchown, ftruncate): EBADF or EROFS
+// (EINVAL for ftruncate of what is not a file).
+i64 rootfs_change_fd(int fd, bool truncate);
+// Whether fd is open (fsync, flock, fadvise: nothing to do on this rootfs).
+i64 fd_check(int fd);
+
 // For mmap of files: the rootfs entry behind fd, or -errno.
 i64 fd_file_entry(int fd);
 

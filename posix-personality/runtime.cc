@@ -7,6 +7,7 @@
 // messages to personality servers that the security server mediates).
 #include "fs.h"
 #include "net.h"
+#include "system.h"
 #include "kos/base/format.h"
 #include "kos/base/string.h"
 #include "kos/boot.h"
@@ -130,6 +131,36 @@ void copy_field(char* dst, const char* src) {
     u64 n = cstr_len(src, 64);
     memcpy(dst, src, n);
     dst[n] = 0;
+}
+
+// mremap of anonymous read-write memory (what allocators grow): in place
+// when the pages after it are free, else moved (MREMAP_MAYMOVE) by copying.
+i64 sys_mremap(u64 old, u64 old_size, u64 new_size, u64 flags, u64 new_addr) {
+    constexpr u64 kMayMove = 1, kFixed = 2;
+    if (flags & ~(kMayMove | kFixed) || old % kPage || new_size == 0 || ((flags & kFixed) && !(flags & kMayMove)))
+        return -kEINVAL;
+    if (flags & kFixed)
+        return -kENOSYS; // a chosen new address: not yet
+    old_size = (old_size + kPage - 1) & ~(kPage - 1);
+    new_size = (new_size + kPage - 1) & ~(kPage - 1);
+    if (old_size == 0 || old >= sys::kUserTop || old_size > sys::kUserTop - old)
+        return -kEINVAL;
+    if (new_size <= old_size) {
+        if (new_size < old_size)
+            native(Sys::vm_unmap, old + new_size, old_size - new_size);
+        return static_cast<i64>(old);
+    }
+    if (native(Sys::vm_map, old + old_size, new_size - old_size, sys::kProtRead | sys::kProtWrite,
+               sys::kMapFixed) >= 0)
+        return static_cast<i64>(old);
+    if (!(flags & kMayMove))
+        return -kENOMEM;
+    i64 moved = native(Sys::vm_map, 0, new_size, sys::kProtRead | sys::kProtWrite, 0);
+    if (moved < 0)
+        return moved;
+    memcpy(reinterpret_cast<void*>(moved), reinterpret_cast<const void*>(old), old_size);
+    native(Sys::vm_unmap, old, old_size);
+    return moved;
 }
 
 i64 sys_uname(u64 buf) {
@@ -801,6 +832,47 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
         while (!(__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~g_sigmask))
             native(Sys::thread_yield);
         return -4; // EINTR
+    case nr::mremap: return sys_mremap(a0, a1, a2, a3, a4);
+    case nr::msync: return 0; // no file is mapped shared for writing
+    case nr::statx: return sys_statx(i0, str(a1), static_cast<int>(a2), static_cast<u32>(a3), a4);
+    case nr::sendfile: return sys_sendfile(i0, static_cast<int>(a1), a2, a3);
+    case nr::getrlimit: return sys_prlimit(0, i0, 0, a1);
+    case nr::setrlimit: return sys_prlimit(0, i0, a1, 0);
+    case nr::prlimit64: return sys_prlimit(i0, static_cast<int>(a1), a2, a3);
+    case nr::umask: return sys_umask(static_cast<u32>(a0));
+    case nr::getgroups: return sys_getgroups(i0, a1);
+    case nr::getpgrp: return sys_getpgid(0);
+    case nr::getpgid: return sys_getpgid(i0);
+    case nr::setpgid: return sys_setpgid(i0, static_cast<int>(a1));
+    case nr::getsid: return sys_getsid(i0);
+    case nr::setsid: return sys_setsid();
+    case nr::sysinfo: return sys_sysinfo(a0);
+    case nr::times: return sys_times(a0);
+    case nr::getrusage: return sys_getrusage(i0, a1);
+    case nr::sched_getaffinity: return sys_sched_getaffinity(i0, a1, a2);
+    case nr::sigaltstack: return sys_sigaltstack(a0, a1);
+    // The rootfs is read-only.
+    case nr::mkdir: return rootfs_change_path(-100, str(a0), true, false);
+    case nr::mkdirat: return rootfs_change_path(i0, str(a1), true, false);
+    case nr::symlink: return rootfs_change_path(-100, str(a1), true, false);
+    case nr::symlinkat: return rootfs_change_path(static_cast<int>(a1), str(a2), true, false);
+    case nr::link: return rootfs_change_path(-100, str(a1), true, false);
+    case nr::linkat: return rootfs_change_path(static_cast<int>(a2), str(a3), true, false);
+    case nr::unlink: case nr::rmdir: return rootfs_change_path(-100, str(a0), false, false);
+    case nr::unlinkat: return rootfs_change_path(i0, str(a1), false, false);
+    case nr::rename: return rootfs_change_path(-100, str(a0), false, false);
+    case nr::renameat: case nr::renameat2: return rootfs_change_path(i0, str(a1), false, false);
+    case nr::chmod: case nr::chown: case nr::truncate: return rootfs_change_path(-100, str(a0), false, true);
+    case nr::lchown: return rootfs_change_path(-100, str(a0), false, false);
+    case nr::fchmodat: return rootfs_change_path(i0, str(a1), false, true);
+    case nr::fchownat: return rootfs_change_path(i0, str(a1), false, !(a4 & 0x100));
+    case nr::utimensat:
+        if (!a1)
+            return rootfs_change_fd(i0, false);
+        return rootfs_change_path(i0, str(a1), false, !(a3 & 0x100));
+    case nr::fchmod: case nr::fchown: return rootfs_change_fd(i0, false);
+    case nr::ftruncate: return rootfs_change_fd(i0, true);
+    case nr::fsync: case nr::fdatasync: case nr::flock: case nr::fadvise64: return fd_check(i0);
     case nr::socket: return sys_socket(i0, static_cast<int>(a1), static_cast<int>(a2));
     case nr::socketpair: return sys_socketpair(i0, static_cast<int>(a1), static_cast<int>(a2), a3);
     case nr::bind: return sys_bind(i0, a1, a2);

@@ -308,6 +308,10 @@ TEST_F(KosRun, HttpdExampleServesAPublishedPort) {
     EXPECT_EQ(missing.rfind("HTTP/1.1 404 Not Found\r\n", 0), 0u) << missing;
 }
 
+// rlimits, umask, process groups and sessions, affinity, times, statx,
+// sendfile, mremap, sigaltstack, and the read-only rootfs's errors.
+TEST_F(KosRun, SystemCallsBeyondFiles) { expect_no_failures("sysinfo", "sysinfo"); }
+
 // /proc/self: exe, cmdline, status, comm and fd links.
 TEST_F(KosRun, ProcSelf) { expect_no_failures("procself", "procself", {"second"}); }
 

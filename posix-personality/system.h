@@ -1,0 +1,24 @@
+// Process and system information calls of the personality that need no
+// authority: resource limits, umask, groups, process groups and sessions,
+// sysinfo, times and rusage, CPU affinity, sigaltstack, and the file calls
+// a read-only rootfs answers with EROFS.
+#pragma once
+
+#include "runtime.h"
+
+namespace kos::rt {
+
+i64 sys_prlimit(int pid, int resource, u64 new_limit, u64 old_limit);
+i64 sys_umask(u32 mask);
+i64 sys_getgroups(int size, u64 list);
+i64 sys_getpgid(int pid);
+i64 sys_setpgid(int pid, int pgid);
+i64 sys_getsid(int pid);
+i64 sys_setsid();
+i64 sys_sysinfo(u64 info);
+i64 sys_times(u64 buf);
+i64 sys_getrusage(int who, u64 usage);
+i64 sys_sched_getaffinity(int pid, u64 size, u64 mask);
+i64 sys_sigaltstack(u64 ss, u64 old);
+
+} // namespace kos::rt
