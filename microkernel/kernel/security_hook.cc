@@ -128,6 +128,18 @@ Verdict check_response(const Task& server, const Task& client, const Channel& ch
     return check_message(sec::Kind::Response, server, client, ch, h);
 }
 
+Verdict check_grant(const abi::ipc::MessageHeader& h, u64 size, bool write) {
+    const sec::Interface* in = g_engine.interface_by_id(h.interface_id);
+    const sec::Method* m = in ? g_engine.method(*in, h.method_id) : nullptr;
+    if (!m || (m->grant != 1 && m->grant != 2))
+        return {false, true, "undeclared-grant", 0};
+    if (write && m->grant != 2)
+        return {false, true, "grant-direction", 0};
+    if (size > u64{m->grant_pages} * 4096)
+        return {false, true, "grant-size", 0};
+    return {true, false, nullptr, 0};
+}
+
 Verdict check_net(const Task& subject, bool connect, const u8* ip, abi::u16 port) {
     if (!g_engine.loaded())
         return {false, true, "no-policy", 0};

@@ -42,6 +42,12 @@ Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::Messag
 Verdict check_response(const Task& server, const Task& client, const Channel& ch,
                        const abi::ipc::MessageHeader& h);
 
+// A grant lent with a request (ipc_call_grant) must be one the method
+// declares in the IDL ([grant read|write BYTES]): declared, no larger, and
+// writable only if declared `write`. Structural: denied with rule
+// undeclared-grant, grant-direction or grant-size.
+Verdict check_grant(const abi::ipc::MessageHeader& h, abi::u64 size, bool write);
+
 // May `subject` connect to (or bind) ip:port? net.kidl's Socket.connect
 // (proto TCP) or Socket.bind from its label to `net_t`; denied without a
 // policy. Audited as the policy says.

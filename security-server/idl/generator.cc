@@ -472,10 +472,11 @@ std::string generate_summary(const Module& file) {
         for (size_t j = 0; j < itf.methods.size(); ++j) {
             const Method& m = itf.methods[j];
             out += std::format(
-                "{}\n      {{\"name\": {}, \"id\": {}, \"flow\": {}, \"request_fixed_size\": {}, "
-                "\"response_fixed_size\": {},\n       \"request\": ",
+                "{}\n      {{\"name\": {}, \"id\": {}, \"flow\": {}, \"grant\": {}, \"grant_max\": {}, "
+                "\"request_fixed_size\": {}, \"response_fixed_size\": {},\n       \"request\": ",
                 j ? "," : "", json_string(m.name), m.id, json_string(flow_name(m.flow)),
-                m.request_fixed_size, m.response_fixed_size);
+                json_string(m.grant == Grant::Read ? "read" : m.grant == Grant::Write ? "write" : "none"),
+                m.grant_max, m.request_fixed_size, m.response_fixed_size);
             json_fields(out, m.request);
             out += ",\n       \"response\": ";
             json_fields(out, m.response);

@@ -183,6 +183,27 @@ struct ErrorCase {
     const char* error;
 };
 
+TEST(IdlParse, GrantsAreDeclaredPerMethod) {
+    auto m = kos::idl::parse_idl("package p\ninterface A 1 {\n"
+                                            "  r 1 (n: u32) -> () [grant read 5000]\n"
+                                            "  w 2 () -> () [flow write, grant write 0x10000]\n"
+                                            "  n 3 () -> ()\n}\n", "t.kidl");
+    ASSERT_TRUE(m) << m.error().message;
+    const auto& ms = m->interfaces[0].methods;
+    EXPECT_EQ(ms[0].grant, kos::idl::Grant::Read);
+    EXPECT_EQ(ms[0].grant_max, 8192u); // whole pages
+    EXPECT_EQ(ms[1].grant, kos::idl::Grant::Write);
+    EXPECT_EQ(ms[1].flow, kos::idl::Flow::Write);
+    EXPECT_EQ(ms[1].grant_max, 65536u);
+    EXPECT_EQ(ms[2].grant, kos::idl::Grant::None);
+    for (const char* bad : {"[grant read]", "[grant read 0]", "[grant read 67108865]", "[grant both 4096]",
+                            "[grant read 4096, grant write 4096]"}) {
+        auto b = kos::idl::parse_idl(std::string("package p\ninterface A 1 {\n  r 1 () -> () ") + bad + "\n}\n",
+                                     "t.kidl");
+        EXPECT_FALSE(b) << bad;
+    }
+}
+
 TEST(IdlParse, SyntaxErrors) {
     const ErrorCase cases[] = {
         {"", "t.kidl:1:1: found end of file, expected 'package'"},
@@ -230,7 +251,7 @@ TEST(IdlParse, SyntaxErrors) {
         {"package p\ninterface A 1 {\n  f 1 () - ()", "t.kidl:3:10: found '-', expected '->'"},
         {"package p\ninterface A 1 {\n  f 1 () -> ) }", "t.kidl:3:13: found ')', expected '('"},
         {"package p\ninterface A 1 {\n  f 1 () -> () [read] }",
-         "t.kidl:3:17: found 'read', expected 'flow'"},
+         "t.kidl:3:17: found 'read', expected 'flow' or 'grant'"},
         {"package p\ninterface A 1 {\n  f 1 () -> () [flow both] }",
          "t.kidl:3:22: found 'both', expected 'read' or 'write'"},
         {"package p\ninterface A 1 {\n  f 1 () -> () [flow read }",

@@ -426,15 +426,39 @@ class Parser {
             next();
             m.response = KOS_TRY(fields("results"));
             if (at_punct("[")) {
+                // [flow read|write] and/or [grant read|write BYTES], comma-separated.
                 next();
-                KOS_TRY(expect_word("flow", "'flow'"));
-                if (peek().kind == Tok::Name && peek().text == "read")
-                    m.flow = Flow::Read;
-                else if (peek().kind == Tok::Name && peek().text == "write")
-                    m.flow = Flow::Write;
-                else
-                    return unexpected(peek(), "'read' or 'write'");
-                next();
+                bool seen_flow = false, seen_grant = false;
+                for (;;) {
+                    const Token& attr = peek();
+                    bool is_flow = attr.kind == Tok::Name && attr.text == "flow";
+                    bool is_grant = attr.kind == Tok::Name && attr.text == "grant";
+                    if (!is_flow && !is_grant)
+                        return unexpected(attr, "'flow' or 'grant'");
+                    if ((is_flow && seen_flow) || (is_grant && seen_grant))
+                        return unexpected(attr, "each attribute once");
+                    next();
+                    bool read = peek().kind == Tok::Name && peek().text == "read";
+                    bool write = peek().kind == Tok::Name && peek().text == "write";
+                    if (!read && !write)
+                        return unexpected(peek(), "'read' or 'write'");
+                    next();
+                    if (is_flow) {
+                        seen_flow = true;
+                        m.flow = read ? Flow::Read : Flow::Write;
+                    } else {
+                        seen_grant = true;
+                        m.grant = read ? Grant::Read : Grant::Write;
+                        Located size = KOS_TRY(number("the grant's largest size in bytes"));
+                        if (size.value == 0 || size.value > kMaxGrantBytes)
+                            return error_at(size.where, std::format("a grant of 1 to {} bytes (64 MiB)",
+                                                                    kMaxGrantBytes));
+                        m.grant_max = (uint64_t{size.value} + 4095) & ~uint64_t{4095};
+                    }
+                    if (!at_punct(","))
+                        break;
+                    next();
+                }
                 KOS_TRY(expect_punct("]"));
             }
             m.request_fixed_size = compute_layout(m.request);

@@ -201,6 +201,8 @@ Result<void> Builder::interfaces() {
             o.id = mt->id;
             o.name = strings_.add(mt->name);
             o.flow = static_cast<uint8_t>(mt->flow);
+            o.grant = static_cast<uint8_t>(mt->grant);
+            o.grant_pages = static_cast<uint16_t>(mt->grant_max / 4096); // at most 16384
             o.request_field_first = static_cast<uint32_t>(fields_.size());
             o.request_field_count = static_cast<uint32_t>(mt->request.size());
             o.request_fixed_size = mt->request_fixed_size;

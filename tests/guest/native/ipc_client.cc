@@ -112,6 +112,17 @@ int main(const kn::NativeStartInfo* info) {
         // Without a grant, the server has nothing to read.
         r = client.sum({16}, sum);
         check(r == -14, "a call without a grant lends nothing", r);
+        // The IDL declares each method's grant: sum reads up to 64 KiB.
+        r = lender.sum({16}, sum); // lend is read-write now
+        check(r == kEacces, "a writable grant to a method that only reads one is refused", r);
+        kos::abi::sys::Grant huge{reinterpret_cast<kn::u64>(big), 2 * sizeof big, 0, 0};
+        lend.grant = &huge;
+        r = lender.sum({16}, sum);
+        check(r == kEacces, "a grant larger than the method declares is refused", r);
+        lend.grant = &ro;
+        E::echo::Response echoed{};
+        r = lender.echo({text("lent")}, echoed);
+        check(r == kEacces, "a grant to a method that declares none is refused", r);
     }
 
     // Forged, undeclared and stale handles.

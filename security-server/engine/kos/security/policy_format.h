@@ -124,7 +124,8 @@ struct Method {
     u32 id; // IDL id
     StringRef name;
     u8 flow; // Flow
-    u8 reserved[3];
+    u8 grant;        // 0 none, 1 the server reads it, 2 it also writes (idl::Grant)
+    u16 grant_pages; // the grant's largest size in 4 KiB pages
     u32 request_field_first; // into Fields
     u32 request_field_count;
     u32 request_fixed_size; // bytes of the payload's fixed part

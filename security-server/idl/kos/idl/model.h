@@ -52,6 +52,12 @@ enum class Type : uint8_t {
 // Write = from the client to the server, ReadWrite = both (the default).
 enum class Flow : uint8_t { ReadWrite = 0, Read = 1, Write = 2 };
 
+// Memory a client may lend with a call of the method (ipc_call_grant): none,
+// read by the server, or read and written by it; at most grant_max bytes.
+// The kernel refuses a grant the method does not declare.
+enum class Grant : uint8_t { None = 0, Read = 1, Write = 2 };
+inline constexpr uint64_t kMaxGrantBytes = 64ull << 20; // abi/kos/syscall.h kMaxGrant
+
 struct Field {
     std::string name;
     Type type = Type::U32;
@@ -64,6 +70,8 @@ struct Method {
     std::string name;
     uint32_t id = 0; // unique within its interface, explicit in the source
     Flow flow = Flow::ReadWrite;
+    Grant grant = Grant::None;
+    uint64_t grant_max = 0;           // bytes, a multiple of 4096
     std::vector<Field> request;       // arguments
     std::vector<Field> response;      // results
     uint32_t request_fixed_size = 0;  // multiple of 8
