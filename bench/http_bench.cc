@@ -39,19 +39,6 @@ bool get(uint16_t port) {
     return out.rfind("HTTP/1.1 200 OK", 0) == 0 && out.find("</p>") != std::string::npos;
 }
 
-pid_t spawn(std::vector<std::string> argv) {
-    std::vector<char*> args;
-    for (auto& a : argv)
-        args.push_back(a.data());
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    pid_t pid = 0;
-    int rc = ::posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    return rc == 0 ? pid : -1;
-}
 
 // Resident memory of a process and its descendants, in KiB.
 long rss_kib(pid_t pid) {
@@ -121,14 +108,14 @@ int main(int argc, char** argv) {
                 kos::bench::platform_line().c_str());
 
     uint16_t native_port = kos::test::free_loopback_port();
-    pid_t native = spawn({busybox, "httpd", "-f", "-p", "127.0.0.1:" + std::to_string(native_port), "-h",
-                          src + "/examples/httpd/rootfs/www"});
+    pid_t native = kos::test::spawn_process({busybox, "httpd", "-f", "-p", "127.0.0.1:" + std::to_string(native_port), "-h",
+                          src + "/examples/httpd/rootfs/www"}, true);
     Result n = measure(native_port, native, seconds);
     stop(native);
 
     uint16_t kos_port = kos::test::free_loopback_port();
-    pid_t vm = spawn({KOS_BINARY, "run", "--no-audit-log", "-p", std::to_string(kos_port) + ":8080",
-                      src + "/examples/httpd"});
+    pid_t vm = kos::test::spawn_process({KOS_BINARY, "run", "--no-audit-log", "-p", std::to_string(kos_port) + ":8080",
+                      src + "/examples/httpd"}, true);
     Result k = measure(kos_port, vm, seconds);
     stop(vm);
 

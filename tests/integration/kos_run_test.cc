@@ -292,12 +292,8 @@ TEST_F(KosRun, HttpdExampleServesAPublishedPort) {
     std::string publish = std::to_string(port) + ":8080";
     std::vector<std::string> argv = {kKos, "run", "--no-audit-log", "--timeout", "120", "-p", publish,
                                      kSrc + "/examples/httpd"};
-    std::vector<char*> args;
-    for (auto& a : argv)
-        args.push_back(a.data());
-    args.push_back(nullptr);
-    pid_t pid = 0;
-    ASSERT_EQ(::posix_spawn(&pid, kKos.c_str(), nullptr, nullptr, args.data(), environ), 0);
+    pid_t pid = kos::test::spawn_process(argv);
+    ASSERT_GT(pid, 0);
     std::string first = http_get(port, "/", 30000);
     std::string missing = http_get(port, "/missing.html", 30000);
     ::kill(pid, SIGTERM);

@@ -17,6 +17,10 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& argv, int timeout_seconds = 60,
                           const std::string& input = "");
 
+// Starts a command in the background (stdin, stdout and stderr inherited,
+// or stderr to /dev/null with `quiet`); its pid, or -1.
+int spawn_process(const std::vector<std::string>& argv, bool quiet = false);
+
 // A TCP port of the host's loopback that was free a moment ago.
 uint16_t free_loopback_port();
 

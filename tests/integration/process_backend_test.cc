@@ -439,12 +439,8 @@ TEST_F(ProcessBackend, PythonHttpExampleServesAPublishedPort) {
 TEST_F(ProcessBackend, SupervisorIsJailedWhileTheProgramRuns) {
     std::vector<std::string> argv = {kKos, "run", "--backend", "process", kSrc + "/examples/busybox", "--",
                                      "/bin/busybox", "sleep", "1"};
-    std::vector<char*> args;
-    for (auto& a : argv)
-        args.push_back(a.data());
-    args.push_back(nullptr);
-    pid_t pid = 0;
-    ASSERT_EQ(::posix_spawn(&pid, kKos.c_str(), nullptr, nullptr, args.data(), environ), 0);
+    pid_t pid = kos::test::spawn_process(argv);
+    ASSERT_GT(pid, 0);
     ::usleep(400'000);
     // The supervisor is the child of the kos process started here (its
     // monitor, cli/instances.h), which records the run.
@@ -476,12 +472,8 @@ TEST_F(ProcessBackend, SupervisorIsJailedWhileTheProgramRuns) {
 TEST_F(ProcessBackend, TerminationSignalIsForwardedThenEscalated) {
     std::vector<std::string> argv = {kKos, "run", "--backend", "process", kSrc + "/examples/busybox", "--",
                                      "/bin/busybox", "sleep", "30"};
-    std::vector<char*> args;
-    for (auto& a : argv)
-        args.push_back(a.data());
-    args.push_back(nullptr);
-    pid_t pid = 0;
-    ASSERT_EQ(::posix_spawn(&pid, kKos.c_str(), nullptr, nullptr, args.data(), environ), 0);
+    pid_t pid = kos::test::spawn_process(argv);
+    ASSERT_GT(pid, 0);
     ::usleep(300'000);
     auto t = std::chrono::steady_clock::now();
     ::kill(pid, SIGTERM);
