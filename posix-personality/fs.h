@@ -23,6 +23,8 @@ struct Fd {
     u32 handle = 0;  // Pipe, Socket: the kernel handle; Epoll, EventFd, Memory: its slot;
                      // UnixPair: the read end of the pipe from the peer
     u32 handle2 = 0; // UnixPair: the write end of the pipe to the peer (0 after shutdown)
+    u32 recv_timeout_ms = 0; // Socket: SO_RCVTIMEO (0: none)
+    u32 send_timeout_ms = 0; // Socket: SO_SNDTIMEO
     u64 offset = 0;  // File: byte offset; Dir: next child index
 };
 

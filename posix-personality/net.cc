@@ -126,6 +126,7 @@ bool signal_pending() {
 // Runs `attempt` until it does not answer EAGAIN, waiting for `events`
 // in between, unless the socket or the call is non-blocking.
 template <class Attempt> i64 blocking(int fd, u16 events, bool dontwait, Attempt attempt) {
+    u64 deadline = 0; // SO_RCVTIMEO / SO_SNDTIMEO, from the first wait
     for (;;) {
         i64 err = 0;
         Fd* f = socket_fd(fd, &err);
@@ -134,6 +135,14 @@ template <class Attempt> i64 blocking(int fd, u16 events, bool dontwait, Attempt
         i64 r = attempt(*f);
         if (r != -kEAGAIN || dontwait || (f->flags & kONonblock))
             return r;
+        u32 timeout_ms = (events & net::kPollIn) ? f->recv_timeout_ms : f->send_timeout_ms;
+        if (timeout_ms) {
+            u64 now = monotonic_ns();
+            if (!deadline)
+                deadline = now + u64{timeout_ms} * 1'000'000;
+            else if (now >= deadline)
+                return -kEAGAIN; // the timeout passed, as Linux reports it
+        }
         wait_socket(f->handle, events);
         if (signal_pending())
             return -kEINTR;
@@ -474,7 +483,19 @@ i64 sys_setsockopt(int fd, int level, int name, u64 val, u64 len) {
         case 8: opt = net::NetOption::ReceiveBuffer; break; // SO_RCVBUF
         // SO_REUSEPORT, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, SO_PRIORITY:
         // tuning only, accepted.
-        case 15: case 13: case 20: case 21: case 12: return 0;
+        case 20: // SO_RCVTIMEO
+        case 21: { // SO_SNDTIMEO: struct timeval
+            if (len < 16 || !range_ok(val, 16))
+                return len < 16 ? -kEINVAL : -kEFAULT;
+            abi::i64 tv[2];
+            memcpy(tv, reinterpret_cast<const void*>(val), 16);
+            if (tv[0] < 0 || tv[1] < 0 || tv[1] >= 1'000'000)
+                return -33; // EDOM, as Linux
+            u64 ms = static_cast<u64>(tv[0]) * 1000 + static_cast<u64>(tv[1] + 999) / 1000;
+            (name == 20 ? f->recv_timeout_ms : f->send_timeout_ms) = ms > 0xffffffffu ? 0xffffffffu : static_cast<u32>(ms);
+            return 0;
+        }
+        case 15: case 13: case 12: return 0;
         default: return -kENOPROTOOPT;
         }
     } else if (level == kIpprotoTcp) {
@@ -512,6 +533,15 @@ i64 sys_getsockopt(int fd, int level, int name, u64 val, u64 lenp) {
         value = kSockStream;
     } else if (level == kSolSocket && name == 39) { // SO_DOMAIN
         value = static_cast<u32>(family_of(*f));
+    } else if (level == kSolSocket && (name == 20 || name == 21)) { // SO_RCVTIMEO, SO_SNDTIMEO
+        u32 ms = name == 20 ? f->recv_timeout_ms : f->send_timeout_ms;
+        abi::i64 tv[2] = {ms / 1000, (ms % 1000) * 1000};
+        u32 n = cap < 16 ? cap : 16;
+        if (!range_ok(val, n))
+            return -kEFAULT;
+        memcpy(reinterpret_cast<void*>(val), tv, n);
+        memcpy(reinterpret_cast<void*>(lenp), &n, 4);
+        return 0;
     } else {
         net::NetOption opt{};
         if (level == kSolSocket && name == 30)

@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,6 +123,12 @@ static void nonblocking(void) {
     CHECK(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0);
     char b;
     CHECK(recv(a2, &b, 1, MSG_DONTWAIT) == -1 && errno == EAGAIN);
+    /* A receive timeout ends a blocking recv with EAGAIN. */
+    struct timeval tv = {0, 200000}, got_tv;
+    socklen_t tl = sizeof got_tv;
+    CHECK(setsockopt(a2, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+    CHECK(getsockopt(a2, SOL_SOCKET, SO_RCVTIMEO, &got_tv, &tl) == 0 && got_tv.tv_usec == 200000);
+    CHECK(recv(a2, &b, 1, 0) == -1 && errno == EAGAIN);
     CHECK(send(c, "x", 1, 0) == 1);
     struct pollfd pr = {a2, POLLIN, 0};
     CHECK(poll(&pr, 1, 10000) == 1);
