@@ -19,6 +19,8 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <map>
+#include <string>
 #include <unordered_map>
 
 #include "kos/security/engine.h"
@@ -155,6 +157,7 @@ struct alignas(16) NetSocket {
     net::NetAddress local{};
     net::NetAddress peer{};
     bool has_local = false;
+    std::string unix_name; // kFamilyUnix: its bound name
 
     // Listening.
     uint32_t backlog = 0;
@@ -226,6 +229,7 @@ struct NetService::Impl {
     std::vector<std::unique_ptr<NetSocket>> closing;
     std::vector<NetSocket*> dirty;
     std::unordered_map<uint16_t, uint32_t> ports; // guest port -> bound/listening socket id
+    std::map<std::string, uint32_t> unix_names;   // AF_UNIX name -> bound/listening socket id
     std::vector<std::unique_ptr<Published>> published;
     std::vector<std::function<void()>> test_fns;
     uint32_t reserved = 0; // sockets promised to pending loopback connects
@@ -594,7 +598,8 @@ int64_t NetService::Impl::dispatch(net::NetCall& c, NetGuestMemory ram) {
 }
 
 int64_t NetService::Impl::op_socket(net::NetCall& c) {
-    if ((c.family != net::kFamilyInet && c.family != net::kFamilyInet6) || c.type != net::kTypeStream)
+    if ((c.family != net::kFamilyInet && c.family != net::kFamilyInet6 && c.family != net::kFamilyUnix) ||
+        c.type != net::kTypeStream)
         return -EINVAL;
     NetSocket* s = create(c.family);
     if (!s)
@@ -620,12 +625,21 @@ int64_t NetService::Impl::op_connect(net::NetCall& c, NetSocket& s) {
     case State::Listening: return -EINVAL;
     default: break;
     }
-    if (!valid_address(c.address, s.family))
+    bool unix_socket = s.family == net::kFamilyUnix;
+    if (unix_socket ? c.address.family != net::kFamilyUnix : !valid_address(c.address, s.family))
         return -EAFNOSUPPORT;
-    if (is_loopback(c.address.ip)) {
-        // The bundle's own listener on that port, never the host's.
-        auto it = ports.find(c.address.port);
-        NetSocket* l = it != ports.end() ? find(it->second) : nullptr;
+    if (unix_socket && (c.path_len == 0 || c.path_len > sizeof c.path))
+        return -EINVAL;
+    if (unix_socket || is_loopback(c.address.ip)) {
+        // The bundle's own listener on that port (or name), never the host's.
+        NetSocket* l = nullptr;
+        if (unix_socket) {
+            auto it = unix_names.find(std::string(c.path, c.path_len));
+            l = it != unix_names.end() ? find(it->second) : nullptr;
+        } else {
+            auto it = ports.find(c.address.port);
+            l = it != ports.end() ? find(it->second) : nullptr;
+        }
         if (!l || l->state != State::Listening)
             return -ECONNREFUSED;
         if (l->accept_queue.size() + l->pending_pairs >= l->backlog)
@@ -637,9 +651,15 @@ int64_t NetService::Impl::op_connect(net::NetCall& c, NetSocket& s) {
         s.pair_reserved = true;
         s.loopback = true;
         s.listener_id = l->id;
-        s.local = loopback_address(s.family, ephemeral_port());
+        if (unix_socket) {
+            s.local = net::NetAddress{};
+            s.local.family = net::kFamilyUnix;
+            s.peer = s.local;
+        } else {
+            s.local = loopback_address(s.family, ephemeral_port());
+            s.peer = c.address;
+        }
         s.has_local = true;
-        s.peer = c.address;
         s.peer.family = static_cast<uint16_t>(s.family);
     } else {
         sec::NetRequest r;
@@ -662,6 +682,23 @@ int64_t NetService::Impl::op_connect(net::NetCall& c, NetSocket& s) {
 int64_t NetService::Impl::op_bind(net::NetCall& c, NetSocket& s) {
     if (s.state != State::Fresh || s.has_local)
         return -EINVAL;
+    if (s.family == net::kFamilyUnix) {
+        // A name among the bundle's own: no host path, no network request.
+        if (c.address.family != net::kFamilyUnix)
+            return -EAFNOSUPPORT;
+        if (c.path_len == 0 || c.path_len > sizeof c.path)
+            return -EINVAL;
+        std::string name(c.path, c.path_len);
+        if (unix_names.contains(name))
+            return -EADDRINUSE;
+        unix_names.emplace(name, s.id);
+        s.unix_name = std::move(name);
+        s.local = net::NetAddress{};
+        s.local.family = net::kFamilyUnix;
+        s.has_local = true;
+        s.state = State::Bound;
+        return 0;
+    }
     if (!valid_address(c.address, s.family))
         return -EAFNOSUPPORT;
     sec::NetRequest r;
@@ -688,6 +725,8 @@ int64_t NetService::Impl::op_listen(net::NetCall& c, NetSocket& s) {
     }
     if (s.state != State::Fresh && s.state != State::Bound)
         return -EINVAL;
+    if (s.state == State::Fresh && s.family == net::kFamilyUnix)
+        return -EINVAL; // no automatic names for Unix listeners
     if (s.state == State::Fresh) {
         // Linux binds an unbound socket to an ephemeral port on listen.
         uint16_t port = ephemeral_port();
@@ -944,7 +983,11 @@ int64_t NetService::Impl::op_get_option(net::NetCall& c, NetSocket& s) {
 // The guest's id is gone at once; the I/O thread lets queued output go
 // out, cancels what is pending and closes the host descriptor.
 void NetService::Impl::close_socket(NetSocket& s) {
-    if (s.state == State::Listening || s.state == State::Bound) {
+    if (!s.unix_name.empty()) {
+        auto it = unix_names.find(s.unix_name);
+        if (it != unix_names.end() && it->second == s.id)
+            unix_names.erase(it);
+    } else if (s.state == State::Listening || s.state == State::Bound) {
         auto it = ports.find(s.local.port);
         if (it != ports.end() && it->second == s.id)
             ports.erase(it);
@@ -1210,7 +1253,7 @@ void NetService::Impl::make_pair(NetSocket& s) {
         if (l && l->pending_pairs)
             --l->pending_pairs;
     }
-    if (!l || l->state != State::Listening || l->local.port != s.peer.port)
+    if (!l || l->state != State::Listening || (l->family != net::kFamilyUnix && l->local.port != s.peer.port))
         return fail(ECONNREFUSED);
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)

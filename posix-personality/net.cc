@@ -37,8 +37,10 @@ Fd* socket_fd(int fd, i64* err) {
 
 u16 be16(const u8* p) { return static_cast<u16>(p[0] << 8 | p[1]); }
 
-// sockaddr_in / sockaddr_in6 from the program -> NetAddress.
-i64 read_sockaddr(u64 addr, u64 len, net::NetAddress& out) {
+// sockaddr_in / sockaddr_in6 / sockaddr_un from the program -> the call's
+// address (and, for AF_UNIX, its name).
+i64 read_sockaddr(u64 addr, u64 len, net::NetCall& c) {
+    net::NetAddress& out = c.address;
     if (len < 2 || len > 128)
         return -kEINVAL;
     if (!range_ok(addr, len))
@@ -46,6 +48,21 @@ i64 read_sockaddr(u64 addr, u64 len, net::NetAddress& out) {
     const auto* p = reinterpret_cast<const u8*>(addr);
     u16 family = static_cast<u16>(p[0] | p[1] << 8);
     memset(&out, 0, sizeof out);
+    if (family == kAfUnix) {
+        // A path name ends at its first 0 byte; an abstract one (leading 0)
+        // takes the whole length.
+        u64 n = len - 2;
+        if (n > sizeof c.path)
+            return -kEINVAL;
+        if (n && p[2] != 0)
+            n = cstr_len(reinterpret_cast<const char*>(p + 2), n);
+        if (n == 0)
+            return -kEINVAL;
+        memcpy(c.path, p + 2, n);
+        c.path_len = static_cast<u32>(n);
+        out.family = kAfUnix;
+        return 0;
+    }
     if (family == kAfInet) {
         if (len < 16)
             return -kEINVAL;
@@ -74,6 +91,14 @@ i64 write_sockaddr(const net::NetAddress& a, int family, u64 addr, u64 lenp) {
     memcpy(&cap, reinterpret_cast<const void*>(lenp), 4);
     u8 buf[28] = {};
     u32 size;
+    if (family == kAfUnix) { // unnamed, or a name the service does not report back
+        u16 f = kAfUnix;
+        if (cap >= 2 && range_ok(addr, 2))
+            memcpy(reinterpret_cast<void*>(addr), &f, 2);
+        size = 2;
+        memcpy(reinterpret_cast<void*>(lenp), &size, 4);
+        return 0;
+    }
     bool mapped = a.ip[10] == 0xff && a.ip[11] == 0xff && !a.ip[0] && !a.ip[8] && !a.ip[9];
     if (family == kAfInet && mapped) {
         size = 16;
@@ -220,13 +245,11 @@ struct MsgHdr {
 } // namespace
 
 i64 sys_socket(int family, int type, int protocol) {
-    if (family == kAfUnix)
-        return -kEAFNOSUPPORT; // Unix sockets: not yet (pipes and TCP loopback work)
-    if (family != kAfInet && family != kAfInet6)
+    if (family != kAfInet && family != kAfInet6 && family != kAfUnix)
         return -kEAFNOSUPPORT;
     if ((type & ~(kSockNonblock | kSockCloexec)) != kSockStream)
-        return -kESOCKTNOSUPPORT; // UDP and raw sockets: not yet
-    if (protocol != 0 && protocol != kIpprotoTcp)
+        return -kESOCKTNOSUPPORT; // UDP, datagram and raw sockets: not yet
+    if (protocol != 0 && (family == kAfUnix || protocol != kIpprotoTcp))
         return -kEPROTONOSUPPORT;
     int fd = fd_alloc();
     if (fd < 0)
@@ -264,7 +287,7 @@ i64 sys_bind(int fd, u64 addr, u64 len) {
     if (!f)
         return err;
     net::NetCall c = make(NetOp::Bind, f->handle);
-    if (i64 r = read_sockaddr(addr, len, c.address); r < 0)
+    if (i64 r = read_sockaddr(addr, len, c); r < 0)
         return r;
     return call(c);
 }
@@ -317,7 +340,7 @@ i64 sys_connect(int fd, u64 addr, u64 len) {
     if (!f)
         return err;
     net::NetCall c = make(NetOp::Connect, f->handle);
-    if (i64 r = read_sockaddr(addr, len, c.address); r < 0)
+    if (i64 r = read_sockaddr(addr, len, c); r < 0)
         return r;
     i64 r = call(c);
     if (r != -kEINPROGRESS || (f->flags & kONonblock))

@@ -22,7 +22,9 @@
 //
 // Addresses are IPv6 as in net.kidl; IPv4 travels as ::ffff:a.b.c.d.
 // Loopback (127.0.0.0/8, ::1) is the bundle's own: connections to it reach
-// the bundle's listeners only, never the host's. TCP only for now.
+// the bundle's listeners only, never the host's. TCP only for now, and
+// AF_UNIX stream sockets with names, which never leave the VM: their bind
+// and connect are not network requests for the policy.
 #pragma once
 
 #include "kos/types.h"
@@ -59,6 +61,7 @@ enum class NetOption : u32 {
     AcceptConn = 7,   // SO_ACCEPTCONN (get only)
 };
 
+inline constexpr u32 kFamilyUnix = 1;   // AF_UNIX: named stream sockets within the bundle
 inline constexpr u32 kFamilyInet = 2;   // AF_INET
 inline constexpr u32 kFamilyInet6 = 10; // AF_INET6
 inline constexpr u32 kTypeStream = 1;   // SOCK_STREAM (TCP)
@@ -106,6 +109,8 @@ struct NetCall {
     NetAddress address;
     u64 buffer;    // runtime -> kernel: Send/Recv data in the caller's memory
     u64 length;    //   and its length (at most kMaxNetData)
+    u32 path_len;  // kFamilyUnix Bind/Connect: the name's bytes in path (an abstract
+    char path[108];//   name starts with a 0 byte); names live in the VM's service only
     u32 segment_count; // kernel -> VMM: segments of `buffer`
     u32 poll_count;    // Poll: entries in poll[]
     NetSegment segments[kMaxNetSegments];

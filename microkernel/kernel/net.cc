@@ -159,7 +159,9 @@ i64 net_call(Thread* self, u64 call_va) {
         if (lookup(t, handle, &id) < 0)
             return -kBadf;
         g_call.socket = id;
-        if (op == net::NetOp::Connect || op == net::NetOp::Bind) {
+        if ((op == net::NetOp::Connect || op == net::NetOp::Bind) && g_call.address.family != net::kFamilyUnix) {
+            // A Unix name of the bundle is no network request; the VMM
+            // refuses such an address on an IP socket.
             Verdict v = check_net(t, op == net::NetOp::Connect, g_call.address.ip, g_call.address.port);
             if (!v.allow)
                 return -err::kAccess;

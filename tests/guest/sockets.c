@@ -8,7 +8,9 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -202,9 +204,53 @@ static void unix_pair(void) {
     CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == -1);
 }
 
+/* Named AF_UNIX stream sockets between processes of the bundle: a path
+ * name and an abstract one; a second bind of a name fails; a name nobody
+ * listens on is refused. */
+static void unix_named(const char* name, size_t len) {
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    memcpy(a.sun_path, name, len);
+    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(s >= 0);
+    CHECK(bind(s, (struct sockaddr*)&a, alen) == 0);
+    int dup_name = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(bind(dup_name, (struct sockaddr*)&a, alen) == -1 && errno == EADDRINUSE);
+    close(dup_name);
+    CHECK(listen(s, 4) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int c = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (connect(c, (struct sockaddr*)&a, alen) != 0)
+            _exit(30);
+        char buf[8] = {0};
+        if (read_all(c, buf, 3) != 3 || memcmp(buf, "hey", 3) != 0)
+            _exit(31);
+        if (write(c, "ho", 2) != 2)
+            _exit(32);
+        _exit(0);
+    }
+    int c = accept(s, NULL, NULL);
+    CHECK(c >= 0);
+    CHECK(write(c, "hey", 3) == 3);
+    char buf[4] = {0};
+    CHECK(read_all(c, buf, 2) == 2 && memcmp(buf, "ho", 2) == 0);
+    int status = -1;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(c);
+    close(s);
+    int lone = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(connect(lone, (struct sockaddr*)&a, alen) == -1 && errno == ECONNREFUSED);
+    close(lone);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     unix_pair();
+    unix_named("/run/kos-test.sock", strlen("/run/kos-test.sock"));
+    unix_named("\0kos-abstract", 13);
     client_server();
     nonblocking();
     refusals();
