@@ -701,9 +701,20 @@ TEST_F(NetServiceTest, MalformedCallsAreRejected) {
     EXPECT_EQ(call(poll), -EBADF);
 
     auto sock = make(net::NetOp::Socket);
-    sock.family = 1; // AF_UNIX
+    sock.family = 99;
     sock.type = net::kTypeStream;
     EXPECT_EQ(call(sock), -EINVAL);
+    // An AF_UNIX socket takes Unix names only, of 1 to 108 bytes.
+    sock.family = net::kFamilyUnix;
+    ASSERT_EQ(call(sock), 0);
+    uint32_t unix_sock = sock.socket;
+    EXPECT_EQ(with_address(net::NetOp::Bind, unix_sock, v4("127.0.0.1", 80)), -EAFNOSUPPORT);
+    auto named = make(net::NetOp::Bind, unix_sock);
+    named.address.family = net::kFamilyUnix;
+    named.path_len = 0;
+    EXPECT_EQ(call(named), -EINVAL);
+    named.path_len = 109;
+    EXPECT_EQ(call(named), -EINVAL);
     sock.family = net::kFamilyInet;
     sock.type = 2; // SOCK_DGRAM
     EXPECT_EQ(call(sock), -EINVAL);
