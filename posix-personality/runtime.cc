@@ -615,6 +615,7 @@ i64 sys_execve(sys::ThreadBlock* tb, const char* path, u64 argv, u64 envp) {
         return r;
     fs_close_on_exec();
     signals_reset_on_exec();
+    timers_reset_on_exec();
     tb->scratch[1] = 0; // FS base: the new program sets its own
     native(Sys::set_fs_base, 0);
     return 0;
@@ -833,6 +834,11 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
             native(Sys::thread_yield);
         return -4; // EINTR
     case nr::mremap: return sys_mremap(a0, a1, a2, a3, a4);
+    case nr::timer_create: return sys_timer_create(i0, a1, a2);
+    case nr::timer_settime: return sys_timer_settime(i0, static_cast<int>(a1), a2, a3);
+    case nr::timer_gettime: return sys_timer_gettime(i0, a1);
+    case nr::timer_getoverrun: return sys_timer_getoverrun(i0);
+    case nr::timer_delete: return sys_timer_delete(i0);
     case nr::msync: return 0; // no file is mapped shared for writing
     case nr::statx: return sys_statx(i0, str(a1), static_cast<int>(a2), static_cast<u32>(a3), a4);
     case nr::sendfile: return sys_sendfile(i0, static_cast<int>(a1), a2, a3);

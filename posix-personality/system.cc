@@ -195,4 +195,124 @@ i64 sys_sigaltstack(u64 ss, u64 old) {
     return 0;
 }
 
+namespace {
+
+constexpr int kTimers = 8; // the kernel's timers 1..8
+struct PosixTimer {
+    bool used = false;
+    int clock = 0;
+    u32 signal = 0;
+    u64 interval_ns = 0;
+};
+PosixTimer g_timers[kTimers];
+
+struct Timespec {
+    abi::i64 sec, nsec;
+};
+struct Itimerspec {
+    Timespec interval, value;
+};
+
+bool ns_of(const Timespec& t, u64* out) {
+    if (t.sec < 0 || t.nsec < 0 || t.nsec >= 1'000'000'000)
+        return false;
+    *out = static_cast<u64>(t.sec) * 1'000'000'000ull + static_cast<u64>(t.nsec);
+    return true;
+}
+Timespec ts_of(u64 ns) { return {static_cast<abi::i64>(ns / 1'000'000'000ull), static_cast<abi::i64>(ns % 1'000'000'000ull)}; }
+
+PosixTimer* timer_at(int id) { return id >= 0 && id < kTimers && g_timers[id].used ? &g_timers[id] : nullptr; }
+
+} // namespace
+
+i64 sys_timer_create(int clock, u64 sevp, u64 id_out) {
+    // CLOCK_REALTIME, MONOTONIC, BOOTTIME (and their _ALARM kinds): one clock here.
+    if (clock != 0 && clock != 1 && clock != 7 && clock != 8 && clock != 9)
+        return -kEINVAL;
+    u32 signal = 14; // no sigevent: SIGALRM, as Linux
+    if (sevp) {
+        struct {
+            abi::i64 value;
+            int signo, notify;
+        } ev;
+        if (!user_ok(sevp, sizeof ev))
+            return -kEFAULT;
+        memcpy(&ev, reinterpret_cast<const void*>(sevp), sizeof ev);
+        if (ev.notify == 1) // SIGEV_NONE
+            signal = 0;
+        else if (ev.notify == 0 && ev.signo > 0 && ev.signo <= 64) // SIGEV_SIGNAL
+            signal = static_cast<u32>(ev.signo);
+        else
+            return -kEINVAL; // SIGEV_THREAD_ID (a thread's own signal): not yet
+    }
+    if (!user_ok(id_out, 4))
+        return -kEFAULT;
+    for (int i = 0; i < kTimers; ++i)
+        if (!g_timers[i].used) {
+            g_timers[i] = PosixTimer{true, clock, signal, 0};
+            memcpy(reinterpret_cast<void*>(id_out), &i, 4);
+            return 0;
+        }
+    return -11; // EAGAIN: no timer left
+}
+
+i64 sys_timer_settime(int id, int flags, u64 new_value, u64 old_value) {
+    PosixTimer* t = timer_at(id);
+    if (!t)
+        return -kEINVAL;
+    Itimerspec nv;
+    if (!user_ok(new_value, sizeof nv))
+        return -kEFAULT;
+    memcpy(&nv, reinterpret_cast<const void*>(new_value), sizeof nv);
+    u64 value = 0, interval = 0;
+    if (!ns_of(nv.value, &value) || !ns_of(nv.interval, &interval) || (flags & ~1))
+        return -kEINVAL;
+    if (value && (flags & 1)) { // TIMER_ABSTIME on the timer's clock
+        u64 now = t->clock == 0 ? realtime_ns() : monotonic_ns();
+        value = value > now ? value - now : 1;
+    }
+    if (old_value && !user_ok(old_value, sizeof(Itimerspec)))
+        return -kEFAULT;
+    u64 old_interval = t->interval_ns;
+    i64 left = native(Sys::process_timer, static_cast<u64>(id) + 1, value, value ? interval : 0, t->signal);
+    if (left < 0)
+        return left;
+    t->interval_ns = value ? interval : 0;
+    if (old_value) {
+        Itimerspec ov{ts_of(old_interval), ts_of(static_cast<u64>(left))};
+        memcpy(reinterpret_cast<void*>(old_value), &ov, sizeof ov);
+    }
+    return 0;
+}
+
+i64 sys_timer_gettime(int id, u64 value) {
+    PosixTimer* t = timer_at(id);
+    if (!t)
+        return -kEINVAL;
+    if (!user_ok(value, sizeof(Itimerspec)))
+        return -kEFAULT;
+    i64 left = native(Sys::process_timer, static_cast<u64>(id) + 1, ~0ull, 0, 0);
+    if (left < 0)
+        return left;
+    Itimerspec cur{ts_of(left ? t->interval_ns : 0), ts_of(static_cast<u64>(left))};
+    memcpy(reinterpret_cast<void*>(value), &cur, sizeof cur);
+    return 0;
+}
+
+i64 sys_timer_getoverrun(int id) { return timer_at(id) ? 0 : -kEINVAL; } // not counted yet
+
+i64 sys_timer_delete(int id) {
+    if (!timer_at(id))
+        return -kEINVAL;
+    native(Sys::process_timer, static_cast<u64>(id) + 1, 0, 0, 0);
+    g_timers[id] = PosixTimer{};
+    return 0;
+}
+
+void timers_reset_on_exec() {
+    for (int i = 0; i < kTimers; ++i)
+        if (g_timers[i].used)
+            sys_timer_delete(i);
+}
+
 } // namespace kos::rt

@@ -20,5 +20,13 @@ i64 sys_times(u64 buf);
 i64 sys_getrusage(int who, u64 usage);
 i64 sys_sched_getaffinity(int pid, u64 size, u64 mask);
 i64 sys_sigaltstack(u64 ss, u64 old);
+// POSIX timers (SIGEV_SIGNAL, SIGEV_NONE) on the kernel's per-process timers.
+i64 sys_timer_create(int clock, u64 sevp, u64 id_out);
+i64 sys_timer_settime(int id, int flags, u64 new_value, u64 old_value);
+i64 sys_timer_gettime(int id, u64 value);
+i64 sys_timer_getoverrun(int id);
+i64 sys_timer_delete(int id);
+// execve: POSIX timers do not survive it (the alarm does).
+void timers_reset_on_exec();
 
 } // namespace kos::rt

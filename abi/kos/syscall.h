@@ -81,7 +81,10 @@ namespace kos::abi::sys {
                          "(0: once); a0 = ~0: only ask -> ns that were left of the previous alarm")  \
     X(35, exec_check, "a0 = program path, a1 = length: may the caller execute it "     \
                       "(execute, its label to itself)? -> 0, EACCES (audited as the "   \
-                      "policy says); 0 without a policy")
+                      "policy says); 0 without a policy")                                \
+    X(36, process_timer, "a0 = timer 1..8, a1 = ns until it is due (0: disarm; ~0: only ask), " \
+                         "a2 = ns between expirations (0: once), a3 = signal to post (0: " \
+                         "none) -> ns that were left (timer 0 is process_alarm's)")
 
 // Memory a client lends the server for one call (ipc_call_grant): at most
 // kMaxGrant bytes, never kernel memory.

@@ -336,31 +336,45 @@ u64 monotonic_ns() {
     return tsc / khz * 1'000'000 + (tsc % khz) * 1'000'000 / khz;
 }
 
-i64 process_alarm(Thread* self, u64 delay_ns, u64 interval_ns) {
-    Task& t = *self->task;
+i64 process_timer(Thread* self, u64 index, u64 delay_ns, u64 interval_ns, u64 signal) {
+    if (index >= Task::kTimers || signal > 64)
+        return -err::kInval;
+    Task::Timer& tm = self->task->timers[index];
     u64 now = monotonic_ns();
-    u64 left = t.alarm_at > now ? t.alarm_at - now : (t.alarm_at ? 1 : 0);
+    u64 left = tm.at > now ? tm.at - now : (tm.at ? 1 : 0);
     if (delay_ns == ~0ull)
-        return static_cast<i64>(left); // a query (getitimer)
-    t.alarm_at = delay_ns ? now + delay_ns : 0;
-    t.alarm_interval = delay_ns ? interval_ns : 0;
+        return static_cast<i64>(left); // a query (getitimer, timer_gettime)
+    tm.at = delay_ns ? now + delay_ns : 0;
+    tm.interval = delay_ns ? interval_ns : 0;
+    tm.signal = static_cast<u32>(signal);
     return static_cast<i64>(left);
 }
 
-// At each timer tick: SIGALRM to every task whose alarm is due (so alarms
+i64 process_alarm(Thread* self, u64 delay_ns, u64 interval_ns) {
+    return process_timer(self, 0, delay_ns, interval_ns, 14); // SIGALRM
+}
+
+// At each timer tick: the signal of every timer that is due (so timers
 // have the tick's resolution, 10 ms).
 void fire_alarms() {
     u64 now = 0;
     for (u32 i = 0; i < g_task_count; ++i) {
         Task& t = g_tasks[i];
-        if (!t.alarm_at || t.dead || t.released)
+        if (t.dead || t.released)
             continue;
-        if (!now)
-            now = monotonic_ns();
-        if (now < t.alarm_at)
-            continue;
-        t.alarm_at = t.alarm_interval ? now + t.alarm_interval : 0;
-        signal_task(nullptr, &t, 14); // SIGALRM
+        for (Task::Timer& tm : t.timers) {
+            if (!tm.at)
+                continue;
+            if (!now)
+                now = monotonic_ns();
+            if (now < tm.at)
+                continue;
+            tm.at = tm.interval ? now + tm.interval : 0;
+            if (tm.signal)
+                signal_task(nullptr, &t, tm.signal);
+            if (t.dead)
+                break;
+        }
     }
 }
 

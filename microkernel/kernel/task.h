@@ -73,8 +73,15 @@ struct Task {
     abi::u32 policy_label = 0xffffffffu; // the label's index in the compiled policy
     abi::u64 sig_caught = 0;   // signals with a handler (bit sig - 1), from the runtime
     abi::u64 sig_ignored = 0;  // signals set to SIG_IGN
-    abi::u64 alarm_at = 0;       // monotonic ns of the next SIGALRM (0: none)
-    abi::u64 alarm_interval = 0; // ns between SIGALRMs after it (0: once)
+    // Timer 0 is the alarm (alarm, setitimer ITIMER_REAL: SIGALRM), the
+    // others POSIX timers (timer_create); each posts its signal when due.
+    struct Timer {
+        abi::u64 at = 0;       // monotonic ns when it is next due (0: disarmed)
+        abi::u64 interval = 0; // ns between expirations after it (0: once)
+        abi::u32 signal = 0;   // 0: none (SIGEV_NONE)
+    };
+    static constexpr abi::u32 kTimers = 9;
+    Timer timers[kTimers] = {};
     const char* name = "";
     const char* label_name = "";
     bool linux_personality = false;
@@ -126,6 +133,7 @@ abi::i64 signal_task(Thread* self, Task* t, abi::u64 sig);
 // alarm/setitimer (abi/kos/syscall.h process_alarm), and the timer's check
 // of every task's alarm.
 abi::i64 process_alarm(Thread* self, abi::u64 delay_ns, abi::u64 interval_ns);
+abi::i64 process_timer(Thread* self, abi::u64 index, abi::u64 delay_ns, abi::u64 interval_ns, abi::u64 signal);
 void fire_alarms();
 abi::u64 monotonic_ns();
 

@@ -308,6 +308,10 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return net_call(self, a0);
     case sys::Sys::process_alarm:
         return process_alarm(self, a0, a1);
+    case sys::Sys::process_timer:
+        if (a0 == 0)
+            return -err::kInval; // the alarm's, through process_alarm
+        return process_timer(self, a0, a1, a2, a3);
     case sys::Sys::exec_check: {
         char path[abi::rootfs::kMaxPath + 1];
         if (a1 == 0 || a1 > abi::rootfs::kMaxPath)

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,6 +96,58 @@ static void fault_handler(void) {
     CHECK(sig == SIGSEGV && fault_addr == (void*)16);
 }
 
+static volatile sig_atomic_t usr2;
+static void on_usr2(int sig) { usr2 += sig == SIGUSR2; }
+
+/* POSIX timers: a periodic SIGEV_SIGNAL one, a SIGEV_NONE one read with
+ * timer_gettime, an absolute one-shot, deletion. */
+static void posix_timers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr2;
+    CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGUSR2;
+    timer_t periodic;
+    CHECK(timer_create(CLOCK_MONOTONIC, &ev, &periodic) == 0);
+    struct itimerspec every = {{0, 20000000}, {0, 20000000}};
+    CHECK(timer_settime(periodic, 0, &every, NULL) == 0);
+    CHECK(spin_until(&usr2, 3));
+    struct itimerspec cur;
+    CHECK(timer_gettime(periodic, &cur) == 0 && cur.it_interval.tv_nsec == 20000000);
+    CHECK(timer_delete(periodic) == 0);
+    int seen = usr2;
+    usleep(100000);
+    CHECK(usr2 == seen);
+
+    ev.sigev_notify = SIGEV_NONE;
+    timer_t quiet;
+    CHECK(timer_create(CLOCK_REALTIME, &ev, &quiet) == 0);
+    struct itimerspec later = {{0, 0}, {5, 0}};
+    CHECK(timer_settime(quiet, 0, &later, NULL) == 0);
+    CHECK(timer_gettime(quiet, &cur) == 0 && cur.it_value.tv_sec <= 5 && cur.it_value.tv_sec >= 4);
+    CHECK(timer_delete(quiet) == 0);
+    CHECK(timer_gettime(quiet, &cur) == -1 && errno == EINVAL);
+
+    ev.sigev_notify = SIGEV_SIGNAL;
+    timer_t once;
+    CHECK(timer_create(CLOCK_MONOTONIC, &ev, &once) == 0);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    now.tv_nsec += 30000000;
+    if (now.tv_nsec >= 1000000000) {
+        now.tv_nsec -= 1000000000;
+        now.tv_sec += 1;
+    }
+    struct itimerspec at = {{0, 0}, now};
+    usr2 = 0;
+    CHECK(timer_settime(once, TIMER_ABSTIME, &at, NULL) == 0);
+    CHECK(spin_until(&usr2, 1));
+    CHECK(timer_delete(once) == 0);
+}
+
 static void default_actions(void) {
     /* An alarm without a handler ends the process with SIGALRM. */
     pid_t pid = fork();
@@ -127,6 +180,7 @@ int main(void) {
     alarm_calls();
     signal_from_child();
     fault_handler();
+    posix_timers();
     default_actions();
     printf("timers: %d failures\n", failures);
     return failures;
