@@ -27,6 +27,9 @@
 #define FRAME_RIP 128
 #define FRAME_RFLAGS 136
 #define TB_SELF 144
+#define TB_ASYNC 208
+#define FPU_AREA 2048   /* abi::sys::kFpuAreaOffset */
+#define ASYNC_RESUME 2  /* abi::sys::kAsyncResume */
 
   .section .kos_header, "a"
   .quad 0x454d49544e55524b    /* "KRUNTIME" */
@@ -46,11 +49,19 @@ runtime_start:
 runtime_linux_entry:
   and $-16, %rsp
   mov %gs:TB_SELF, %rdi
+  /* The program's vector registers, before anything can switch threads
+     (a new thread's were put in its block by the kernel). */
+  cmpq $ASYNC_RESUME, TB_ASYNC(%rdi)
+  je 1f
+  fxsave64 FPU_AREA(%rdi)
+1:
   call linux_syscall
   /* fall through */
 
   .globl resume_application
 resume_application:
+  mov %gs:TB_SELF, %rax
+  fxrstor64 FPU_AREA(%rax)
   pushq %gs:FRAME_RFLAGS
   popfq
   mov %gs:FRAME_RAX, %rax

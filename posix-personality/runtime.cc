@@ -342,7 +342,7 @@ bool deliver_signal(sys::ThreadBlock* tb, int sig, const SigInfo& info, i64 resu
     sp = ((sp - sizeof(SigFrame)) & ~15ull) - 8; // at the handler's entry, rsp + 8 is 16-aligned
     if (sp >= sys::kUserTop || f.rsp >= sys::kUserTop || sp < 4096)
         return false;
-    asm volatile("fxsave64 (%0)" ::"r"(fx) : "memory");
+    memcpy(reinterpret_cast<void*>(fx), reinterpret_cast<const u8*>(tb) + sys::kFpuAreaOffset, 512);
     auto* fr = reinterpret_cast<SigFrame*>(sp);
     memset(fr, 0, sizeof *fr);
     fr->pretcode = a.restorer;
@@ -389,8 +389,8 @@ i64 sys_rt_sigreturn(sys::ThreadBlock* tb) {
     if (fx && fx % 16 == 0 && fx < sys::kUserTop - 512) {
         u32 mxcsr;
         memcpy(&mxcsr, reinterpret_cast<const void*>(fx + 24), 4);
-        if ((mxcsr & ~0xffffu) == 0)
-            asm volatile("fxrstor64 (%0)" ::"r"(fx) : "memory");
+        if ((mxcsr & ~0xffffu) == 0) // loaded as the call returns to the program
+            memcpy(reinterpret_cast<u8*>(tb) + sys::kFpuAreaOffset, reinterpret_cast<const void*>(fx), 512);
     }
     return static_cast<i64>(mc.rax);
 }
@@ -592,6 +592,16 @@ i64 copy_string_vector(u64 vec, const char** out, u64 max, u64* used) {
     return 0;
 }
 
+// The x87/SSE state a program starts with (FCW 0x37f, MXCSR 0x1f80).
+void fpu_reset(sys::ThreadBlock* tb) {
+    u8* area = reinterpret_cast<u8*>(tb) + sys::kFpuAreaOffset;
+    memset(area, 0, 512);
+    u16 fcw = 0x37f;
+    u32 mxcsr = 0x1f80;
+    memcpy(area, &fcw, 2);
+    memcpy(area + 24, &mxcsr, 4);
+}
+
 i64 sys_execve(sys::ThreadBlock* tb, const char* path, u64 argv, u64 envp) {
     if (!path)
         return -kEFAULT;
@@ -618,6 +628,7 @@ i64 sys_execve(sys::ThreadBlock* tb, const char* path, u64 argv, u64 envp) {
     timers_reset_on_exec();
     tb->scratch[1] = 0; // FS base: the new program sets its own
     native(Sys::set_fs_base, 0);
+    fpu_reset(tb); // and starts with the initial x87/SSE state
     return 0;
 }
 
@@ -953,6 +964,10 @@ void async_entry(sys::ThreadBlock* tb) {
     tb->async_entry = 0;
     sys::LinuxSyscallFrame& f = tb->frame;
     i64 rax = static_cast<i64>(f.rax);
+    if (reason == sys::kAsyncResume)
+        return; // a new thread: its registers and vector state are in the block
+    if (reason == sys::kAsyncPreempt)
+        native(Sys::thread_yield); // the vector state is saved: others may run
     if (reason & sys::kAsyncFault) {
         int sig = static_cast<int>(reason & 0xff);
         SigInfo info{};

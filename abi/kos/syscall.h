@@ -194,7 +194,19 @@ struct ThreadBlock {
 };
 static_assert(sizeof(ThreadBlock) == 28 * 8);
 inline constexpr u64 kAsyncSignals = 1;
+// The timer tick interrupted the thread in application code: the runtime
+// saves the program's vector registers, yields, and runs pending signals.
+inline constexpr u64 kAsyncPreempt = 3;
+// A new thread (thread_create, process_fork) starts in the runtime, which
+// loads the vector registers saved in its block and resumes the frame.
+inline constexpr u64 kAsyncResume = 2;
 inline constexpr u64 kAsyncFault = 0x100;
+// The program's x87/SSE state (FXSAVE format, 512 bytes) lives in the
+// thread block's page at this offset whenever the runtime runs: saved on
+// every entry, loaded on every return to the program. The runtime does it
+// in ring 3, so no thread ever sees another's registers, whatever the
+// hypervisor does with ring-0 FPU switching.
+inline constexpr u64 kFpuAreaOffset = 2048;
 
 // What the kernel hands the runtime at start (pointer in rdi).
 struct RuntimeStartInfo {

@@ -145,6 +145,13 @@ const char* start_linux_task(Task* task) {
     tb->self = t->thread_block_va;
     tb->runtime_stack = t->runtime_stack_top;
     tb->tid = 1;
+    // The program's initial x87/SSE state, loaded by the runtime when it
+    // starts the program (FCW 0x37f, MXCSR 0x1f80; the page is zero).
+    auto* fpu = reinterpret_cast<abi::u8*>(tb) + sys::kFpuAreaOffset;
+    fpu[0] = 0x7f;
+    fpu[1] = 0x03;
+    fpu[24] = 0x80;
+    fpu[25] = 0x1f;
 
     u64 si_va = sys::kRuntimeStackTop + kPage;
     auto* si = static_cast<sys::RuntimeStartInfo*>(

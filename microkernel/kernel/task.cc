@@ -400,6 +400,20 @@ constexpr i64 kEagain = 11, kEfault = 14, kEinval = 22, kEnomem = 12;
 
 } // namespace
 
+void frame_from_regs(arch::TrapFrame& f, const sys::LinuxSyscallFrame& r);
+
+// A new Linux thread enters its runtime first (kAsyncResume), which loads
+// the vector state from its block and resumes `regs`.
+void start_in_runtime(Thread& t, sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& regs) {
+    frame_from_regs(t.frame, regs);
+    tb->frame = regs;
+    tb->frame.rflags = t.frame.rflags;
+    tb->async_entry = sys::kAsyncResume;
+    t.frame.rip = t.task->runtime_linux_entry;
+    t.frame.rsp = t.runtime_stack_top;
+    t.frame.rflags = 0x202;
+}
+
 // A new thread's user state from registers a caller passed (thread_create,
 // process_fork): everything but the privilege-related bits of RFLAGS.
 void frame_from_regs(arch::TrapFrame& f, const sys::LinuxSyscallFrame& r) {
@@ -457,8 +471,14 @@ i64 thread_create(Thread* self, u64 regs_va, u64 fs_base, u64 clear_tid) {
         tb->tid = t->tid;
         tb->scratch[0] = clear_tid; // the runtime passes it back at exit
         t->gs_base = t->thread_block_va;
+        // It starts in the runtime with its creator's vector state (saved
+        // in the creator's block when the runtime was entered).
+        const auto* mine = static_cast<const abi::u8*>(pmm::phys_to_virt(self->thread_block_pa));
+        memcpy(reinterpret_cast<abi::u8*>(tb) + sys::kFpuAreaOffset, mine + sys::kFpuAreaOffset, 512);
+        start_in_runtime(*t, tb, regs);
+    } else {
+        frame_from_regs(t->frame, regs);
     }
-    frame_from_regs(t->frame, regs);
     t->fs_base = fs_base;
     make_runnable(t);
     return t->tid;
@@ -548,7 +568,13 @@ i64 process_fork(Thread* self, u64 regs_va) {
         t->thread_block_pa = static_cast<u64>(child->as.translate(t->thread_block_va, true));
     t->gs_base = self->gs_base;
     t->fs_base = self->fs_base;
-    frame_from_regs(t->frame, regs);
+    if (t->thread_block_pa) {
+        // Its block is a copy of the parent's, vector state included.
+        auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t->thread_block_pa));
+        start_in_runtime(*t, tb, regs);
+    } else {
+        frame_from_regs(t->frame, regs);
+    }
     make_runnable(t);
     return static_cast<i64>(pid_of(child));
 }

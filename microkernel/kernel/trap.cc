@@ -410,6 +410,17 @@ extern "C" void trap_dispatch(TrapFrame* f) {
         ++g_counters.timer_ticks;
         arch::apic_eoi();
         fire_alarms();
+        // A Linux thread in its program's code is preempted through its
+        // runtime, which saves the program's vector registers in ring 3
+        // first (ring-0 FPU switching does not work on every hypervisor)
+        // and then yields; pending signals run there too.
+        if (in_application(*self, f)) {
+            auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(self->thread_block_pa));
+            if (!tb->async_entry) {
+                enter_runtime_async(*self, f, sys::kAsyncPreempt, 0);
+                return;
+            }
+        }
         schedule(f, true);
         // Handled signals reach a thread that computes without system
         // calls: its runtime runs them now.

@@ -100,9 +100,10 @@ TEST(Compat, BusyboxAndBashCommandLines) {
         auto want = run_process(native, 60, kStdin);
         auto got = run_process(kos, 60, kStdin);
         if ((want.status != got.status || want.out != got.out) && got.err.find("kos: app killed by SIG") != std::string::npos) {
-            // A rare crash under host load (a program reading a garbage
-            // pointer from its TLS, docs/microkernel.md "Not yet"): run the
-            // line once more, and say so.
+            // A crash is reported, then the line runs once more: a crash that
+            // does not come back is a flake to chase (the last one was vector
+            // registers leaking between threads, docs/microkernel.md), and
+            // the report names it.
             std::printf("FLAKY %s\n      first run: %s\n", line.c_str(), shorten(got.err).c_str());
             ++flaky;
             got = run_process(kos, 60, kStdin);

@@ -308,6 +308,11 @@ TEST_F(KosRun, HttpdExampleServesAPublishedPort) {
 // sendfile, mremap, sigaltstack, and the read-only rootfs's errors.
 TEST_F(KosRun, SystemCallsBeyondFiles) { expect_no_failures("sysinfo", "sysinfo"); }
 
+// Each thread's vector registers are its own across preemption (saved and
+// loaded by the runtime in ring 3: ring-0 FPU switching is a no-op on some
+// nested hypervisors, and threads then saw each other's registers).
+TEST_F(KosRun, VectorRegistersStayWithTheirThread) { expect_no_failures("vecregs", "vecregs"); }
+
 // /proc/self: exe, cmdline, status, comm and fd links.
 TEST_F(KosRun, ProcSelf) { expect_no_failures("procself", "procself", {"second"}); }
 
