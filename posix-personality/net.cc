@@ -10,11 +10,11 @@ namespace net = abi::net;
 using net::NetOp;
 
 constexpr long kEINTR = 4, kEAGAIN = 11, kENOTSOCK = 88, kENOPROTOOPT = 92, kEPROTONOSUPPORT = 93,
-               kESOCKTNOSUPPORT = 94, kEOPNOTSUPP = 95, kEAFNOSUPPORT = 97, kEPIPE = 32,
+               kESOCKTNOSUPPORT = 94, kEOPNOTSUPP = 95, kEAFNOSUPPORT = 97,
                kEINPROGRESS = 115;
 constexpr int kAfUnix = 1, kAfInet = 2, kAfInet6 = 10;
 constexpr int kSockStream = 1, kSockNonblock = 0x800, kSockCloexec = 0x80000;
-constexpr int kMsgPeek = 0x2, kMsgDontwait = 0x40, kMsgWaitall = 0x100, kMsgNosignal = 0x4000;
+constexpr int kMsgPeek = 0x2, kMsgDontwait = 0x40, kMsgWaitall = 0x100;
 constexpr int kSolSocket = 1, kIpprotoTcp = 6, kIpprotoIpv6 = 41, kIpprotoIp = 0;
 
 i64 call(net::NetCall& c) { return native(Sys::net_call, reinterpret_cast<u64>(&c)); }
@@ -194,11 +194,8 @@ i64 send_all(int fd, u64 buf, u64 len, int flags) {
     u64 done = 0;
     while (done < len) {
         i64 r = transfer(fd, buf + done, len - done, flags, true);
-        if (r < 0) {
-            if (r == -kEPIPE && !(flags & kMsgNosignal) && done == 0)
-                native(Sys::process_kill, native(Sys::process_self) & 0xffffffff, 13); // SIGPIPE
+        if (r < 0) // EPIPE raises SIGPIPE as the call returns (runtime.cc)
             return done ? static_cast<i64>(done) : r;
-        }
         done += static_cast<u64>(r);
         Fd* f = fd_get(fd);
         if (!f || (f->flags & kONonblock) || (flags & kMsgDontwait))
@@ -365,12 +362,8 @@ i64 sys_connect(int fd, u64 addr, u64 len) {
 }
 
 i64 sys_sendto(int fd, u64 buf, u64 len, int flags, u64 addr, u64 alen) {
-    if (is_unix_pair(fd)) {
-        i64 r = sys_write(fd, buf, len);
-        if (r == -kEPIPE && !(flags & kMsgNosignal))
-            native(Sys::process_kill, native(Sys::process_self) & 0xffffffff, 13); // SIGPIPE
-        return r;
-    }
+    if (is_unix_pair(fd))
+        return sys_write(fd, buf, len);
     // A stream socket is connected: the address, if any, is ignored.
     return send_all(fd, buf, len, flags);
 }
@@ -405,7 +398,7 @@ i64 sys_sendmsg(int fd, u64 msg, int flags) {
     for (u64 i = 0; i < m->iovlen; ++i) {
         if (!v[i].len)
             continue;
-        i64 r = sys_sendto(fd, v[i].base, v[i].len, done ? (flags | kMsgNosignal) : flags, 0, 0);
+        i64 r = sys_sendto(fd, v[i].base, v[i].len, flags, 0, 0);
         if (r < 0)
             return done ? static_cast<i64>(done) : r;
         done += static_cast<u64>(r);
@@ -599,10 +592,7 @@ i64 sys_getsockopt(int fd, int level, int name, u64 val, u64 lenp) {
 
 i64 socket_read(int fd, u64 buf, u64 len) { return recv_some(fd, buf, len, 0); }
 
-i64 socket_write(int fd, u64 buf, u64 len) {
-    // write() on a socket raises SIGPIPE through the runtime's EPIPE path.
-    return send_all(fd, buf, len, kMsgNosignal);
-}
+i64 socket_write(int fd, u64 buf, u64 len) { return send_all(fd, buf, len, 0); }
 
 short socket_ready(const Fd& f) {
     net::NetCall c = make(NetOp::Poll, 0);

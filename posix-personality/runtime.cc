@@ -406,11 +406,15 @@ constexpr u64 kCloneVm = 0x100, kCloneFs = 0x200, kCloneFiles = 0x400, kCloneSig
 // child, whose copy of the cache is emptied by the fork (0: ask the kernel).
 u64 g_self = 0;
 
+} // namespace
+
 u64 process_self() {
     if (!g_self)
         g_self = static_cast<u64>(native(Sys::process_self));
     return g_self;
 }
+
+namespace {
 
 // fork, vfork and clone without CLONE_VM: a new process, a copy of this one
 // (memory, descriptors), resuming where this one called with rax = 0.
@@ -1003,8 +1007,12 @@ extern "C" void linux_syscall(sys::ThreadBlock* tb) {
     if (locked)
         runtime_unlock();
     // Writing where no one reads raises SIGPIPE, as on Linux (it ends the
-    // process unless it is ignored or handled; the call still fails EPIPE).
-    if (r == -32 && (n == nr::write || n == nr::writev || n == nr::pwrite64)) [[unlikely]]
+    // process unless it is ignored or handled; the call still fails EPIPE),
+    // unless a send says MSG_NOSIGNAL.
+    constexpr u64 kMsgNosignal = 0x4000;
+    bool sends = n == nr::write || n == nr::writev || n == nr::pwrite64 ||
+                 (n == nr::sendto && !(f.r10 & kMsgNosignal)) || (n == nr::sendmsg && !(f.rdx & kMsgNosignal));
+    if (r == -32 && sends) [[unlikely]]
         native(Sys::process_kill, process_self() & 0xffffffff, 13);
     if (g_rt.trace) [[unlikely]] {
         const char* name = syscall_name(n);

@@ -64,6 +64,9 @@ i64 fs_resolve(int dirfd, const char* path, bool follow_last);
 i64 exec_program(const char* path, const char* const* argv, const char* const* envp,
                  abi::sys::LinuxSyscallFrame* frame, bool replace = false);
 
+// This process's pid, and its parent's << 32 (cached; fork empties the cache).
+u64 process_self();
+
 // Time and randomness (misc.cc).
 void time_init();
 u64 monotonic_ns();

@@ -40,7 +40,7 @@ i64 g_pgid = 0; // 0: the process's own pid (each process leads its group)
 i64 g_sid = 0;
 u64 g_altstack[3] = {0, 2 /* SS_DISABLE */, 0};
 
-i64 self_pid() { return static_cast<i64>(native(Sys::process_self) & 0xffffffff); }
+i64 self_pid() { return static_cast<i64>(process_self() & 0xffffffff); }
 
 bool user_ok(u64 addr, u64 len) { return addr < abi::sys::kUserTop && len <= abi::sys::kUserTop - addr; }
 

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <stddef.h>
@@ -202,6 +203,18 @@ static void unix_pair(void) {
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(sv[0]);
     CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == -1);
+
+    /* Sending to a closed peer: EPIPE with MSG_NOSIGNAL, else SIGPIPE. */
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    close(sv[1]);
+    CHECK(send(sv[0], "x", 1, MSG_NOSIGNAL) == -1 && errno == EPIPE);
+    pid = fork();
+    if (pid == 0) {
+        send(sv[0], "x", 1, 0);
+        _exit(40);
+    }
+    CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE);
+    close(sv[0]);
 }
 
 /* Named AF_UNIX stream sockets between processes of the bundle: a path
