@@ -77,20 +77,24 @@ const char* signal_name(int sig) {
           f->rbp, f->r8);
 }
 
-// Ends the current task for a fault. The first task is the bundle's app:
-// its end ends the run; another task's end fails its peers (EPIPE).
-// Enters the personality runtime of `t` (interrupted in application code)
-// without a system call: `reason` says why (abi/kos/syscall.h
-// ThreadBlock::async_entry). The runtime resumes the application itself.
-void enter_runtime_async(Thread& t, TrapFrame* f, u64 reason, u64 fault_addr) {
-    auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
-    sys::LinuxSyscallFrame& s = tb->frame;
+// The user registers of a trap frame, as the runtime's thread block holds
+// them (the syscall path then puts the return address and flags that
+// `syscall` moved into rcx and r11 in their places).
+void save_user_frame(sys::LinuxSyscallFrame& s, const TrapFrame* f) {
     s.rax = f->rax; s.rbx = f->rbx; s.rcx = f->rcx; s.rdx = f->rdx;
     s.rsi = f->rsi; s.rdi = f->rdi; s.rbp = f->rbp; s.rsp = f->rsp;
     s.r8 = f->r8; s.r9 = f->r9; s.r10 = f->r10; s.r11 = f->r11;
     s.r12 = f->r12; s.r13 = f->r13; s.r14 = f->r14; s.r15 = f->r15;
     s.rip = f->rip;
     s.rflags = f->rflags;
+}
+
+// Enters the personality runtime of `t` (interrupted in application code)
+// without a system call: `reason` says why (abi/kos/syscall.h
+// ThreadBlock::async_entry). The runtime resumes the application itself.
+void enter_runtime_async(Thread& t, TrapFrame* f, u64 reason, u64 fault_addr) {
+    auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
+    save_user_frame(tb->frame, f);
     tb->async_entry = reason;
     tb->fault_addr = fault_addr;
     f->rip = t.task->runtime_linux_entry;
@@ -105,6 +109,8 @@ bool in_application(const Thread& t, const TrapFrame* f) {
            (f->rip < p.runtime_text_start || f->rip >= p.runtime_text_end);
 }
 
+// Ends the current task for a fault. The first task is the bundle's app:
+// its end ends the run; another task's end fails its peers (EPIPE).
 void kill_current(TrapFrame* f, u64 fault_addr) {
     int sig = signal_for(f->vector);
     Task* task = g_current->task;
@@ -363,12 +369,9 @@ void syscall_entry(Thread* self, TrapFrame* f) {
     Thread& t = *self;
     auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
     sys::LinuxSyscallFrame& s = tb->frame;
-    s.rax = f->rax; s.rbx = f->rbx; s.rcx = user_rip; s.rdx = f->rdx;
-    s.rsi = f->rsi; s.rdi = f->rdi; s.rbp = f->rbp; s.rsp = f->rsp;
-    s.r8 = f->r8; s.r9 = f->r9; s.r10 = f->r10; s.r11 = user_flags;
-    s.r12 = f->r12; s.r13 = f->r13; s.r14 = f->r14; s.r15 = f->r15;
-    s.rip = user_rip;
-    s.rflags = user_flags;
+    save_user_frame(s, f);
+    s.rcx = s.rip = user_rip;
+    s.r11 = s.rflags = user_flags;
     f->rip = p.runtime_linux_entry;
     f->rsp = t.runtime_stack_top;
     f->rflags = 0x202;
