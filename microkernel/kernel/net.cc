@@ -44,6 +44,14 @@ i64 lookup(Task& t, u32 handle, u32* id) {
     return 0;
 }
 
+// Closes the VMM's socket `id` (its last handle went, or none was made).
+void close_in_vmm(u32 id) {
+    memset(&g_call, 0, kHeaderBytes);
+    g_call.op = static_cast<u32>(net::NetOp::Close);
+    g_call.socket = id;
+    platform::net_call(platform::kernel_virt_to_phys(&g_call));
+}
+
 // A new socket id from the VMM becomes a handle of the caller; the VMM's
 // socket is closed again if the caller cannot hold it.
 i64 adopt(Task& t, u32 id) {
@@ -63,10 +71,7 @@ i64 adopt(Task& t, u32 id) {
         s->id = 0;
         result = -h.error();
     }
-    memset(&g_call, 0, kHeaderBytes);
-    g_call.op = static_cast<u32>(net::NetOp::Close);
-    g_call.socket = id;
-    platform::net_call(platform::kernel_virt_to_phys(&g_call));
+    close_in_vmm(id);
     return result;
 }
 
@@ -105,11 +110,9 @@ void net_socket_released(KernelObject* object) {
     NetSocket* s = socket_of(object);
     if (s->id == 0)
         return;
-    memset(&g_call, 0, kHeaderBytes);
-    g_call.op = static_cast<u32>(net::NetOp::Close);
-    g_call.socket = s->id;
+    u32 id = s->id;
     s->id = 0;
-    platform::net_call(platform::kernel_virt_to_phys(&g_call));
+    close_in_vmm(id);
 }
 
 i64 net_call(Thread* self, u64 call_va) {
