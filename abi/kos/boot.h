@@ -56,7 +56,11 @@ struct BootImageHeader {
     // 0: none (IPC is then denied). The kernel never maps it into a task.
     u64 policy_offset;
     u64 policy_size;
-    u64 reserved[4];
+    // The volume table (file.h): host directories served by the VMM's file
+    // service; 0: none. Placed before the rootfs, so tasks can read it.
+    u64 volumes_offset;
+    u64 volumes_size;
+    u64 reserved[2];
 };
 static_assert(sizeof(BootImageHeader) == 176);
 

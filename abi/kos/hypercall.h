@@ -30,6 +30,8 @@ enum class Op : u32 {
                       // on nested KVM: 1.3 ms per page there)
     Net = 8,          // a0 = gpa of a net::NetCall page (kos/net.h) -> result of the call;
                       // the VMM's network service answers, writing into the page
+    File = 10,        // a0 = gpa of a file::FileCall page (kos/file.h) -> result of the call;
+                      // the VMM's file service (volumes) answers, writing into the page
 };
 
 enum class ExitKind : u64 {

@@ -84,7 +84,10 @@ namespace kos::abi::sys {
                       "policy says); 0 without a policy")                                \
     X(36, process_timer, "a0 = timer 1..8, a1 = ns until it is due (0: disarm; ~0: only ask), " \
                          "a2 = ns between expirations (0: once), a3 = signal to post (0: " \
-                         "none) -> ns that were left (timer 0 is process_alarm's)")
+                         "none) -> ns that were left (timer 0 is process_alarm's)")  \
+    X(37, file_call, "a0 = file::FileCall* (kos/file.h): an operation on a volume of the " \
+                     "VMM's file service, checked by the policy -> its result; ENOENT " \
+                     "when the path is in no volume")
 
 // Memory a client lends the server for one call (ipc_call_grant): at most
 // kMaxGrant bytes, never kernel memory.
