@@ -4,7 +4,11 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace kos::pkg {
 namespace {
@@ -44,6 +48,21 @@ Result<std::string> host_directory(const std::string& given, const std::string& 
 }
 
 } // namespace
+
+Result<UniqueFd> open_volume_host_dir(const VolumeMount& v) {
+    struct open_how how {};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int fd = static_cast<int>(::syscall(SYS_openat2, AT_FDCWD, v.host.c_str(), &how, sizeof how));
+    if (fd < 0) {
+        int e = errno;
+        return make_error(e, "volume " + describe(v) + ": opening " + v.host + ": " + std::strerror(e) +
+                                 (e == ELOOP ? " (a component of the path became a symlink after the run started; "
+                                               "the volume is not attached)"
+                                             : ""));
+    }
+    return UniqueFd(fd);
+}
 
 std::string describe(const VolumeMount& v) {
     return v.host + " -> " + v.guest + " (" + (v.writable ? "rw" : "ro") + ", label " + v.label + ")";

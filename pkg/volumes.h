@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kos/support/file.h"
 #include "kos/support/result.h"
 #include "pkg/bundle_config.h"
 
@@ -42,6 +43,13 @@ struct VolumeMount {
 // under /proc or /dev, nor nest in one another. Errors name the value and
 // what to write instead.
 Result<std::vector<VolumeMount>> resolve_volumes(const BundleConfig& config, const std::vector<std::string>& args);
+
+// Opens the volume's host directory (O_PATH | O_DIRECTORY) without
+// following any symlink on the way (openat2 RESOLVE_NO_SYMLINKS | NO_MAGICLINKS
+// on the path resolve_volumes canonicalized): a component swapped for a
+// symlink since then fails with ELOOP, naming the volume (ATTACKS.md 26).
+// Both backends mount or serve the volume through this descriptor only.
+Result<UniqueFd> open_volume_host_dir(const VolumeMount& v);
 
 // "HOST -> GUEST (rw, label L)", for messages.
 std::string describe(const VolumeMount& v);

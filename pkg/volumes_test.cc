@@ -108,4 +108,21 @@ TEST(Volumes, ResolvesSymlinksInTheHostPathOnce) {
     EXPECT_EQ((*r)[0].host, std::filesystem::canonical(d.path + "/real").string());
 }
 
+TEST(Volumes, OpeningFailsWhenAComponentBecameASymlink) {
+    TempDir d;
+    std::filesystem::create_directories(d.path + "/a/vol");
+    std::filesystem::create_directories(d.path + "/elsewhere/vol");
+    auto r = resolve_volumes({}, {d.path + "/a/vol:/v:label=x_t"});
+    ASSERT_TRUE(r) << r.error().message;
+    auto fd = kos::pkg::open_volume_host_dir((*r)[0]);
+    ASSERT_TRUE(fd) << fd.error().message;
+    // Swap a parent component for a symlink, as an attacker racing the setup would.
+    std::filesystem::rename(d.path + "/a", d.path + "/a-old");
+    std::filesystem::create_directory_symlink(d.path + "/elsewhere", d.path + "/a");
+    auto swapped = kos::pkg::open_volume_host_dir((*r)[0]);
+    ASSERT_FALSE(swapped);
+    EXPECT_EQ(swapped.error().code, ELOOP);
+    EXPECT_NE(swapped.error().message.find("became a symlink"), std::string::npos) << swapped.error().message;
+}
+
 } // namespace
