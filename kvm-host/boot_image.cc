@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "kos/boot.h"
+#include "kos/file.h"
 #include "kos/init.h"
 #include "kos/syscall.h"
 
@@ -121,13 +122,36 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
     lh.gid = launch.gid;
     lh.strings_size = static_cast<uint32_t>(strings.size());
 
+    namespace file = abi::file;
+    if (launch.volumes.size() > file::kMaxVolumes)
+        return make_error(E2BIG, "at most " + std::to_string(file::kMaxVolumes) + " volumes");
+    file::VolumeTable vt{};
+    vt.magic = file::kVolumeTableMagic;
+    vt.count = static_cast<uint32_t>(launch.volumes.size());
+    for (size_t i = 0; i < launch.volumes.size(); ++i) {
+        const LaunchVolume& v = launch.volumes[i];
+        if (v.path.size() < 2 || v.path.size() >= file::kMaxVolumePath || v.path[0] != '/' ||
+            v.label.size() >= file::kMaxVolumeLabel || (v.label.empty() && !v.scratch) ||
+            v.path.find('\0') != std::string::npos || v.label.find('\0') != std::string::npos)
+            return make_error(EINVAL, "volume " + v.path + ": its path or label does not fit the volume table");
+        std::memcpy(vt.entries[i].path, v.path.data(), v.path.size());
+        std::memcpy(vt.entries[i].label, v.label.data(), v.label.size());
+        vt.entries[i].flags = (v.writable || v.scratch ? file::kVolumeWritable : 0u) | (v.scratch ? file::kVolumeScratch : 0u);
+    }
+
     boot::BootImageHeader h{};
     h.magic = boot::kBootImageMagic;
     h.version = boot::kBootImageVersion;
     h.header_size = sizeof h;
     h.launch_offset = align_page(sizeof h);
     h.launch_size = sizeof lh + strings.size();
-    h.rootfs_offset = align_page(h.launch_offset + h.launch_size);
+    uint64_t after_launch = align_page(h.launch_offset + h.launch_size);
+    if (!launch.volumes.empty()) {
+        h.volumes_offset = after_launch;
+        h.volumes_size = sizeof vt;
+        after_launch = align_page(h.volumes_offset + h.volumes_size);
+    }
+    h.rootfs_offset = after_launch;
     h.rootfs_size = rootfs_image.size();
     std::vector<uint8_t> init;
     if (!launch.init.processes.empty())
@@ -147,6 +171,8 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
     std::memcpy(img.data(), &h, sizeof h);
     std::memcpy(img.data() + h.launch_offset, &lh, sizeof lh);
     std::memcpy(img.data() + h.launch_offset + sizeof lh, strings.data(), strings.size());
+    if (h.volumes_offset)
+        std::memcpy(img.data() + h.volumes_offset, &vt, sizeof vt);
     if (!rootfs_image.empty())
         std::memcpy(img.data() + h.rootfs_offset, rootfs_image.data(), rootfs_image.size());
     if (!init.empty())

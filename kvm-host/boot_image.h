@@ -35,6 +35,14 @@ struct InitSpec {
 // Encodes an init description; checks indices and limits.
 Result<std::vector<uint8_t>> encode_init(const InitSpec& spec);
 
+// A volume as the guest sees it (the host side is the VMM's file service).
+struct LaunchVolume {
+    std::string path;  // absolute, normalized guest path, not "/"
+    std::string label; // "" only for scratch
+    bool writable = false;
+    bool scratch = false; // the VM's private /tmp: no label check
+};
+
 struct LaunchSpec {
     std::vector<std::string> argv; // argv[0] is the program path inside the rootfs
     std::vector<std::string> env;
@@ -45,6 +53,7 @@ struct LaunchSpec {
     uint32_t flags = 0; // abi::boot::BootFlags
     InitSpec init;      // empty: the program above is the only process
     std::vector<uint8_t> policy; // the compiled policy; empty: none
+    std::vector<LaunchVolume> volumes; // the volume table (abi/kos/file.h), in order
 };
 
 // Returns the image, page-aligned sections, total size a multiple of 4 KiB.

@@ -1,5 +1,7 @@
 #include "fs.h"
 #include "net.h"
+#include "system.h"
+#include "volume.h"
 
 #include "kos/base/format.h"
 #include "kos/base/string.h"
@@ -18,15 +20,6 @@ constexpr int kORdonly = 0, kOAccmode = 3, kOCreat = 0100, kOTrunc = 01000,
 constexpr int kAtSymlinkNofollow = 0x100, kAtEmptyPath = 0x1000;
 constexpr int kMaxSymlinks = 40;
 
-struct LinuxStat {
-    u64 st_dev, st_ino, st_nlink;
-    u32 st_mode, st_uid, st_gid, pad0;
-    u64 st_rdev;
-    i64 st_size, st_blksize, st_blocks;
-    u64 st_atime_sec, st_atime_nsec, st_mtime_sec, st_mtime_nsec, st_ctime_sec, st_ctime_nsec;
-    i64 reserved[3];
-};
-static_assert(sizeof(LinuxStat) == 144);
 
 struct Iovec {
     u64 base, len;
@@ -55,9 +48,15 @@ u32 g_memory_refs[16];
 void free_eventfd(u32 slot);
 void free_epoll(u32 slot);
 
+bool kernel_handle_kind(FdKind k) {
+    return k == FdKind::Pipe || k == FdKind::Socket || k == FdKind::UnixPair || k == FdKind::VolFile ||
+           k == FdKind::VolDir;
+}
+
 void ref_handle(const Fd& f) {
-    if (f.kind == FdKind::Pipe || f.kind == FdKind::Socket || f.kind == FdKind::UnixPair)
+    if (kernel_handle_kind(f.kind))
         ++g_handle_refs[f.handle % kHandleSlots];
+    vol_ref(f);
     if (f.kind == FdKind::UnixPair && f.handle2)
         ++g_handle_refs[f.handle2 % kHandleSlots];
     else if (f.kind == FdKind::EventFd)
@@ -78,8 +77,10 @@ void release_fd(Fd& f) {
         release_handle(f.handle);
         if (f.handle2)
             release_handle(f.handle2);
-    } else if (f.kind == FdKind::Pipe || f.kind == FdKind::Socket)
+    } else if (kernel_handle_kind(f.kind)) {
+        vol_release(f);
         release_handle(f.handle);
+    }
     else if (f.kind == FdKind::EventFd && --g_eventfd_refs[f.handle % 64] == 0)
         free_eventfd(f.handle);
     else if (f.kind == FdKind::Epoll && --g_epoll_refs[f.handle % 16] == 0)
@@ -238,10 +239,18 @@ namespace {
 
 // Path resolution over the rootfs image. `out` holds the normalized absolute
 // path so far; components are appended and symlinks expanded in place.
+//
+// A path that reaches a volume's mount point leaves the rootfs: the rest
+// is appended to `path` lexically ("." dropped, ".." taken back, which may
+// lead out of the volume again) and the walk ends with kInVolume; the host
+// resolves what lies below the mount point.
+constexpr i64 kInVolume = 1ll << 40;
+
 struct Resolver {
     char path[rfs::kMaxPath + 1];
     u64 len = 0;
     int links = 0;
+    bool in_volume = false;
 
     i64 lookup() const {
         return g_rt.rootfs.find(len ? path : "/", len ? len : 1);
@@ -253,7 +262,8 @@ struct Resolver {
         if (*p == '/') {
             len = 0;
         }
-        i64 cur = lookup();
+        in_volume = len > 0 && volume_at(path, len) >= 0; // a base (cwd, directory) in a volume
+        i64 cur = in_volume ? kInVolume : lookup();
         while (true) {
             while (*p == '/')
                 ++p;
@@ -263,6 +273,25 @@ struct Resolver {
             while (*p && *p != '/')
                 ++p;
             u64 clen = static_cast<u64>(p - comp);
+            if (in_volume) {
+                if (clen == 1 && comp[0] == '.')
+                    continue;
+                if (clen == 2 && comp[0] == '.' && comp[1] == '.') {
+                    while (len > 0 && path[len - 1] != '/')
+                        --len;
+                    if (len > 0)
+                        --len;
+                    in_volume = len > 0 && volume_at(path, len) >= 0;
+                    cur = in_volume ? kInVolume : lookup();
+                    continue;
+                }
+                if (clen > 255 || len + 1 + clen > rfs::kMaxPath)
+                    return -kENAMETOOLONG;
+                path[len++] = '/';
+                memcpy(path + len, comp, clen);
+                len += clen;
+                continue;
+            }
             bool last = true;
             for (const char* q = p; *q; ++q)
                 if (*q != '/') {
@@ -292,6 +321,11 @@ struct Resolver {
             path[len++] = '/';
             memcpy(path + len, comp, clen);
             len += clen;
+            if (volume_at(path, len) >= 0) {
+                in_volume = true;
+                cur = kInVolume;
+                continue;
+            }
             i64 next = lookup();
             if (next < 0) {
                 // Missing: fine to report, unless more components follow.
@@ -309,13 +343,16 @@ struct Resolver {
                 i64 r = walk(target, true);
                 if (r < 0)
                     return r;
-                cur = r;
+                cur = r; // kInVolume: the link led into a volume
                 continue;
             }
             cur = next;
         }
     }
 };
+
+// The absolute guest path of the last resolve_at that returned kInVolume.
+char g_volume_path[rfs::kMaxPath + 1];
 
 i64 resolve_at(int dirfd, const char* path, bool follow_last) {
     if (!path)
@@ -331,16 +368,27 @@ i64 resolve_at(int dirfd, const char* path, bool follow_last) {
         Fd* d = get_fd(dirfd);
         if (!d)
             return -kEBADF;
-        if (d->kind != FdKind::Dir)
+        if (d->kind == FdKind::VolDir) {
+            base = vol_dir_path(*d);
+            if (!base)
+                return -kENOMEM; // no slot kept its path
+        } else if (d->kind != FdKind::Dir) {
             return -kENOTDIR;
-        base = g_rt.rootfs.path(g_rt.rootfs.entry(d->entry));
+        } else {
+            base = g_rt.rootfs.path(g_rt.rootfs.entry(d->entry));
+        }
     }
     if (path[0] != '/') {
         u64 blen = cstr_len(base, rfs::kMaxPath);
         r.len = (blen == 1) ? 0 : blen;
         memcpy(r.path, base, r.len);
     }
-    return r.walk(path, follow_last);
+    i64 idx = r.walk(path, follow_last);
+    if (idx == kInVolume) {
+        memcpy(g_volume_path, r.path, r.len);
+        g_volume_path[r.len] = 0;
+    }
+    return idx;
 }
 
 void fill_stat(LinuxStat* st, u32 entry) {
@@ -371,6 +419,7 @@ void fill_console_stat(LinuxStat* st) {
 } // namespace
 
 void fs_init() {
+    volumes_init();
     for (int i = 0; i < 3; ++i) {
         g_fds[i].kind = FdKind::Console;
         g_fds[i].stream = i == 2 ? 2 : 1;
@@ -382,7 +431,8 @@ void fs_init() {
 }
 
 i64 fs_resolve(int dirfd, const char* path, bool follow_last) {
-    return resolve_at(dirfd, path, follow_last);
+    i64 idx = resolve_at(dirfd, path, follow_last);
+    return idx == kInVolume ? -kEACCES : idx; // programs do not run from volumes
 }
 
 namespace {
@@ -468,6 +518,8 @@ short ready_events(int fd) {
         return (f->flags & kOAccmode) == kORdonly ? kPollIn : static_cast<short>(kPollIn | kPollOut);
     case FdKind::File:
     case FdKind::Dir:
+    case FdKind::VolFile:
+    case FdKind::VolDir:
         return kPollIn | kPollOut;
     case FdKind::Device:
         return kPollIn | kPollOut;
@@ -780,6 +832,8 @@ i64 sys_pread(int fd, u64 buf, u64 len, i64 off) {
         return -kEBADF;
     if (f->kind == FdKind::Dir)
         return -kEISDIR;
+    if (f->kind == FdKind::VolFile || f->kind == FdKind::VolDir)
+        return off < 0 ? -kEINVAL : vol_read(*f, buf, len, off);
     if (f->kind == FdKind::Memory) {
         if (off < 0)
             return -kEINVAL;
@@ -819,6 +873,8 @@ i64 sys_read(int fd, u64 buf, u64 len) {
         return socket_read(fd, buf, len);
     if ((f->flags & kOAccmode) == 1)
         return -kEBADF;
+    if (f->kind == FdKind::VolFile || f->kind == FdKind::VolDir)
+        return vol_read(*f, buf, len, -1);
     if (f->kind == FdKind::Console) {
         if (!user_range_ok(buf, len))
             return -kEFAULT;
@@ -861,6 +917,8 @@ i64 sys_write(int fd, u64 buf, u64 len) {
         return -kEINVAL;
     if (f->kind == FdKind::Socket)
         return socket_write(fd, buf, len);
+    if (f->kind == FdKind::VolFile || f->kind == FdKind::VolDir)
+        return vol_write(*f, buf, len, -1);
     if (f->kind == FdKind::Pipe || f->kind == FdKind::UnixPair) {
         if ((f->flags & kOAccmode) == kORdonly)
             return -kEBADF;
@@ -902,6 +960,22 @@ i64 sys_write(int fd, u64 buf, u64 len) {
         done += static_cast<u64>(r);
     }
     return static_cast<i64>(done);
+}
+
+i64 sys_pwrite(int fd, u64 buf, u64 len, i64 off) {
+    Fd* f = get_fd(fd);
+    if (!f)
+        return -kEBADF;
+    if (off < 0)
+        return -kEINVAL;
+    if (f->kind == FdKind::VolFile || f->kind == FdKind::VolDir)
+        return vol_write(*f, buf, len, off);
+    if (f->kind == FdKind::Pipe || f->kind == FdKind::Socket || f->kind == FdKind::UnixPair ||
+        f->kind == FdKind::Console || f->kind == FdKind::EventFd || f->kind == FdKind::Epoll)
+        return -kESPIPE;
+    if (f->kind == FdKind::Device)
+        return sys_write(fd, buf, len);
+    return -kEBADF; // rootfs files are opened read-only
 }
 
 // readv/writev: one transfer per buffer, stopping at the first short one.
@@ -993,6 +1067,8 @@ i64 sys_openat(int dirfd, const char* path, int flags, int mode) {
         return fd;
     }
     i64 idx = resolve_at(dirfd, path, !(flags & kONofollow));
+    if (idx == kInVolume)
+        return vol_open(g_volume_path, flags, mode);
     if (idx < 0) {
         if (idx == -kENOENT && (flags & kOCreat))
             return -kEROFS;
@@ -1109,6 +1185,8 @@ i64 sys_lseek(int fd, i64 off, int whence) {
         return -kESPIPE;
     if (f->kind == FdKind::Device)
         return 0; // character devices ignore the offset
+    if (f->kind == FdKind::VolFile || f->kind == FdKind::VolDir)
+        return vol_seek(*f, off, whence);
     if (f->kind == FdKind::Memory) {
         const MemoryFile& m = g_memory_files[f->handle % 16];
         i64 base = whence == 0 ? 0 : whence == 1 ? static_cast<i64>(f->offset) : whence == 2 ? static_cast<i64>(m.size) : -1;
@@ -1162,6 +1240,8 @@ i64 sys_fstat(int fd, u64 statbuf) {
     if (!user_range_ok(statbuf, sizeof(LinuxStat)))
         return -kEFAULT;
     auto* st = reinterpret_cast<LinuxStat*>(statbuf);
+    if (f->kind == FdKind::VolFile || f->kind == FdKind::VolDir)
+        return vol_fstat(*f, st);
     if (f->kind == FdKind::Console) {
         fill_console_stat(st);
     } else if (f->kind == FdKind::Pipe) {
@@ -1240,6 +1320,8 @@ i64 sys_fstatat(int dirfd, const char* path, u64 statbuf, int flags) {
         return idx;
     if (!user_range_ok(statbuf, sizeof(LinuxStat)))
         return -kEFAULT;
+    if (idx == kInVolume)
+        return vol_stat(g_volume_path, !(flags & kAtSymlinkNofollow), reinterpret_cast<LinuxStat*>(statbuf));
     fill_stat(reinterpret_cast<LinuxStat*>(statbuf), static_cast<u32>(idx));
     return 0;
 }
@@ -1250,6 +1332,8 @@ i64 sys_getdents64(int fd, u64 buf, u64 len) {
     Fd* f = get_fd(fd);
     if (!f)
         return -kEBADF;
+    if (f->kind == FdKind::VolDir || f->kind == FdKind::VolFile)
+        return vol_getdents(*f, buf, len);
     if (f->kind != FdKind::Dir)
         return -kENOTDIR;
     if (!user_range_ok(buf, len))
@@ -1306,6 +1390,8 @@ i64 sys_readlinkat(int dirfd, const char* path, u64 buf, u64 len) {
         return proc_self_link(rest, reinterpret_cast<char*>(buf), len);
     }
     i64 idx = resolve_at(dirfd, path, false);
+    if (idx == kInVolume)
+        return vol_readlink(g_volume_path, buf, len);
     if (idx < 0)
         return idx;
     const rfs::RootfsEntry& e = g_rt.rootfs.entry(static_cast<u32>(idx));
@@ -1408,6 +1494,136 @@ i64 sys_sendfile(int out, int in, u64 offset, u64 count) {
     return static_cast<i64>(done);
 }
 
+// --- calls that change files: the volumes' file service, or the rootfs's
+// refusals (rootfs_change_path, rootfs_change_fd) --------------------------------
+
+i64 sys_mkdirat(int dirfd, const char* path, u32 mode) {
+    i64 idx = path ? resolve_at(dirfd, path, false) : -kEFAULT;
+    if (idx == kInVolume)
+        return vol_mkdir(g_volume_path, mode & ~current_umask());
+    return rootfs_change_path(dirfd, path, true, false);
+}
+
+i64 sys_unlinkat(int dirfd, const char* path, int flags) {
+    constexpr int kAtRemovedir = 0x200;
+    if (flags & ~kAtRemovedir)
+        return -kEINVAL;
+    i64 idx = path ? resolve_at(dirfd, path, false) : -kEFAULT;
+    if (idx == kInVolume)
+        return vol_unlink(g_volume_path, flags & kAtRemovedir);
+    return rootfs_change_path(dirfd, path, false, false);
+}
+
+i64 sys_symlinkat(const char* target, int dirfd, const char* path) {
+    i64 idx = path ? resolve_at(dirfd, path, false) : -kEFAULT;
+    if (idx == kInVolume)
+        return vol_symlink(target, g_volume_path);
+    return rootfs_change_path(dirfd, path, true, false);
+}
+
+namespace {
+// rename and link: both names in one volume (else EXDEV, as across Linux
+// mounts), or the rootfs's answers.
+i64 two_names(bool link, int olddir, const char* oldpath, int newdir, const char* newpath, bool follow_old) {
+    i64 a = oldpath ? resolve_at(olddir, oldpath, follow_old) : -kEFAULT;
+    if (a < 0)
+        return a;
+    char from[rfs::kMaxPath + 1] = {};
+    if (a == kInVolume)
+        memcpy(from, g_volume_path, cstr_len(g_volume_path, rfs::kMaxPath) + 1);
+    i64 b = newpath ? resolve_at(newdir, newpath, false) : -kEFAULT;
+    if (a == kInVolume && b == kInVolume)
+        return link ? vol_link(from, g_volume_path) : vol_rename(from, g_volume_path);
+    if (a == kInVolume || b == kInVolume)
+        return b < 0 && b != -kENOENT ? b : -18; // EXDEV
+    return link ? rootfs_change_path(newdir, newpath, true, false) : -kEROFS;
+}
+} // namespace
+
+i64 sys_renameat(int olddir, const char* oldpath, int newdir, const char* newpath, u32 flags) {
+    if (flags)
+        return -kEINVAL; // RENAME_NOREPLACE, RENAME_EXCHANGE: not offered
+    return two_names(false, olddir, oldpath, newdir, newpath, false);
+}
+
+i64 sys_linkat(int olddir, const char* oldpath, int newdir, const char* newpath, int flags) {
+    constexpr int kAtSymlinkFollow = 0x400;
+    return two_names(true, olddir, oldpath, newdir, newpath, flags & kAtSymlinkFollow);
+}
+
+i64 sys_fchmodat(int dirfd, const char* path, u32 mode, bool follow) {
+    i64 idx = path ? resolve_at(dirfd, path, follow) : -kEFAULT;
+    if (idx == kInVolume)
+        return vol_chmod(g_volume_path, mode, follow);
+    return rootfs_change_path(dirfd, path, false, follow);
+}
+
+i64 sys_fchownat(int dirfd, const char* path, bool follow) {
+    i64 idx = path ? resolve_at(dirfd, path, follow) : -kEFAULT;
+    if (idx == kInVolume) {
+        // Volume files belong to the program's user already (see fstat):
+        // there is no other owner to give them. Succeeds for an existing file.
+        LinuxStat st;
+        return vol_stat(g_volume_path, follow, &st);
+    }
+    return rootfs_change_path(dirfd, path, false, follow);
+}
+
+i64 sys_utimensat(int dirfd, const char* path, u64 times, int flags) {
+    if (!path) { // futimens
+        Fd* f = get_fd(dirfd);
+        if (f && (f->kind == FdKind::VolFile || f->kind == FdKind::VolDir))
+            return vol_set_times(nullptr, f, times, true);
+        return rootfs_change_fd(dirfd, false);
+    }
+    bool follow = !(flags & kAtSymlinkNofollow);
+    i64 idx = resolve_at(dirfd, path, follow);
+    if (idx == kInVolume)
+        return vol_set_times(g_volume_path, nullptr, times, follow);
+    return rootfs_change_path(dirfd, path, false, follow);
+}
+
+i64 sys_truncate(const char* path, i64 length) {
+    i64 idx = path ? resolve_at(kAtFdcwd, path, true) : -kEFAULT;
+    if (idx == kInVolume) {
+        i64 fd = vol_open(g_volume_path, 1 /* O_WRONLY */, 0);
+        if (fd < 0)
+            return fd;
+        i64 r = vol_truncate(g_fds[fd], length);
+        release_fd(g_fds[fd]);
+        return r;
+    }
+    return rootfs_change_path(kAtFdcwd, path, false, true);
+}
+
+i64 sys_ftruncate(int fd, i64 length) {
+    Fd* f = get_fd(fd);
+    if (f && f->kind == FdKind::VolFile)
+        return vol_truncate(*f, length);
+    return rootfs_change_fd(fd, true);
+}
+
+i64 sys_fchmod(int fd, u32 mode) {
+    Fd* f = get_fd(fd);
+    if (f && (f->kind == FdKind::VolFile || f->kind == FdKind::VolDir))
+        return vol_fchmod(*f, mode);
+    return rootfs_change_fd(fd, false);
+}
+
+i64 sys_fchown(int fd) {
+    Fd* f = get_fd(fd);
+    if (f && (f->kind == FdKind::VolFile || f->kind == FdKind::VolDir))
+        return 0; // see sys_fchownat
+    return rootfs_change_fd(fd, false);
+}
+
+i64 sys_fsync(int fd) {
+    Fd* f = get_fd(fd);
+    if (f && f->kind == FdKind::VolFile)
+        return vol_sync(*f);
+    return fd_check(fd);
+}
+
 i64 rootfs_change_path(int dirfd, const char* path, bool create, bool follow) {
     if (!path)
         return -kEFAULT;
@@ -1430,6 +1646,18 @@ i64 fd_check(int fd) { return get_fd(fd) ? 0 : -kEBADF; }
 
 i64 sys_faccessat(int dirfd, const char* path, int mode) {
     i64 idx = resolve_at(dirfd, path, true);
+    if (idx == kInVolume) {
+        LinuxStat st;
+        int v = volume_at(g_volume_path, cstr_len(g_volume_path, rfs::kMaxPath));
+        i64 r = vol_stat(g_volume_path, true, &st);
+        if (r < 0)
+            return r;
+        if ((mode & 2) && !volume_writable(v))
+            return -kEROFS;
+        if ((mode & 1) && !(st.st_mode & 0111))
+            return -kEACCES;
+        return 0;
+    }
     if (idx < 0)
         return idx;
     if (mode & 2)
@@ -1518,6 +1746,16 @@ i64 sys_fcntl(int fd, int cmd, u64 arg) {
 
 i64 sys_chdir(const char* path) {
     i64 idx = resolve_at(kAtFdcwd, path, true);
+    if (idx == kInVolume) {
+        LinuxStat st;
+        i64 r = vol_stat(g_volume_path, true, &st);
+        if (r < 0)
+            return r;
+        if ((st.st_mode & rfs::kTypeMask) != rfs::kTypeDir)
+            return -kENOTDIR;
+        memcpy(g_rt.cwd, g_volume_path, cstr_len(g_volume_path, rfs::kMaxPath) + 1);
+        return 0;
+    }
     if (idx < 0)
         return idx;
     const rfs::RootfsEntry& e = g_rt.rootfs.entry(static_cast<u32>(idx));

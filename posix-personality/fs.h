@@ -10,23 +10,34 @@ namespace kos::rt {
 // Device: the standard character devices every program expects
 // (/dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty),
 // answered here: they carry no authority.
-enum class FdKind : u8 { Free, Console, File, Dir, Device, Pipe, Epoll, EventFd, Memory, Socket, UnixPair };
+enum class FdKind : u8 { Free, Console, File, Dir, Device, Pipe, Epoll, EventFd, Memory, Socket, UnixPair, VolFile, VolDir };
 enum class Device : u8 { Null, Zero, Full, Random };
 
 struct Fd {
     FdKind kind = FdKind::Free;
     bool cloexec = false;
     u32 flags = 0;   // open flags (O_ACCMODE etc.)
-    u32 entry = 0;   // rootfs entry index (File, Dir)
+    u32 entry = 0;   // rootfs entry index (File, Dir); VolDir: its path's slot + 1
     int stream = 0;  // Console: 1 stdout, 2 stderr (reads come from stdin)
     Device device = Device::Null;
-    u32 handle = 0;  // Pipe, Socket: the kernel handle; Epoll, EventFd, Memory: its slot;
+    u32 handle = 0;  // Pipe, Socket, VolFile, VolDir: the kernel handle; Epoll, EventFd, Memory: its slot;
                      // UnixPair: the read end of the pipe from the peer
     u32 handle2 = 0; // UnixPair: the write end of the pipe to the peer (0 after shutdown)
     u32 recv_timeout_ms = 0; // Socket: SO_RCVTIMEO (0: none)
     u32 send_timeout_ms = 0; // Socket: SO_SNDTIMEO
     u64 offset = 0;  // File: byte offset; Dir: next child index
 };
+
+// struct stat as the x86-64 Linux ABI lays it out.
+struct LinuxStat {
+    u64 st_dev, st_ino, st_nlink;
+    u32 st_mode, st_uid, st_gid, pad0;
+    u64 st_rdev;
+    i64 st_size, st_blksize, st_blocks;
+    u64 st_atime_sec, st_atime_nsec, st_mtime_sec, st_mtime_nsec, st_ctime_sec, st_ctime_nsec;
+    i64 reserved[3];
+};
+static_assert(sizeof(LinuxStat) == 144);
 
 inline constexpr int kMaxFds = 1024;
 extern Fd g_fds[kMaxFds];
@@ -87,6 +98,25 @@ void fs_close_on_exec();
 i64 sys_statx(int dirfd, const char* path, int flags, u32 mask, u64 buf);
 // sendfile: reads from `in` (at *offset if given) and writes to `out`.
 i64 sys_sendfile(int out, int in, u64 offset, u64 count);
+// Calls that change files: in a volume they go to the VMM's file service
+// (volume.h); on the rootfs they get rootfs_change_path's answers.
+i64 sys_pwrite(int fd, u64 buf, u64 len, i64 off);
+i64 sys_mkdirat(int dirfd, const char* path, u32 mode);
+i64 sys_unlinkat(int dirfd, const char* path, int flags);
+i64 sys_symlinkat(const char* target, int dirfd, const char* path);
+i64 sys_renameat(int olddir, const char* oldpath, int newdir, const char* newpath, u32 flags);
+i64 sys_linkat(int olddir, const char* oldpath, int newdir, const char* newpath, int flags);
+i64 sys_fchmodat(int dirfd, const char* path, u32 mode, bool follow);
+i64 sys_fchownat(int dirfd, const char* path, bool follow);
+// utimensat; path nullptr: futimens of dirfd.
+i64 sys_utimensat(int dirfd, const char* path, u64 times, int flags);
+i64 sys_truncate(const char* path, i64 length);
+i64 sys_ftruncate(int fd, i64 length);
+i64 sys_fchmod(int fd, u32 mode);
+i64 sys_fchown(int fd);
+i64 sys_fsync(int fd);
+// Whether volume `v` (volume.h's index) may be changed.
+bool volume_writable(int v);
 // Calls that change files, on the read-only rootfs: EEXIST for a name that
 // exists when one is to be created, ENOENT for a missing one, else EROFS.
 // `create`: the call makes `path` (mkdir, symlink, link); `follow`: the

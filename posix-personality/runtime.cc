@@ -6,6 +6,7 @@
 // the rest become native kernel calls (and, with the IPC work, typed
 // messages to personality servers that the security server mediates).
 #include "fs.h"
+#include "volume.h"
 #include "net.h"
 #include "system.h"
 #include "kos/base/format.h"
@@ -103,6 +104,25 @@ i64 sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, i64 fd, u64 off) {
     // File mapping: a private copy of the file's bytes (the rootfs is
     // read-only, so MAP_SHARED of it is the same view). Zero-copy sharing
     // of file pages comes with the VFS server.
+    if (Fd* vf = fd_get(static_cast<int>(fd)); vf && vf->kind == FdKind::VolFile) {
+        // A volume file: a private copy of its bytes (MAP_SHARED only for
+        // reading: writes would not reach the file).
+        if (type == kMapShared && (prot & sys::kProtWrite))
+            return -19; // ENODEV
+        i64 r = native(Sys::vm_map, addr, len, prot | sys::kProtWrite, map_flags);
+        if (r < 0)
+            return r;
+        u64 done = 0;
+        while (done < len) {
+            i64 n = vol_read(*vf, static_cast<u64>(r) + done, len - done, static_cast<i64>(off + done));
+            if (n <= 0)
+                break;
+            done += static_cast<u64>(n);
+        }
+        if (!(prot & sys::kProtWrite))
+            native(Sys::vm_protect, static_cast<u64>(r), len, prot);
+        return r;
+    }
     i64 entry = fd_file_entry(static_cast<int>(fd));
     if (entry < 0)
         return entry == -kEACCES ? -19 /* ENODEV */ : entry;
@@ -687,6 +707,7 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::read: return sys_read(i0, a1, a2);
     case nr::write: return sys_write(i0, a1, a2);
     case nr::pread64: return sys_pread(i0, a1, a2, static_cast<i64>(a3));
+    case nr::pwrite64: return sys_pwrite(i0, a1, a2, static_cast<i64>(a3));
     case nr::readv: return sys_readv(i0, a1, static_cast<int>(a2));
     case nr::writev: return sys_writev(i0, a1, static_cast<int>(a2));
     case nr::open: return sys_openat(-100, str(a0), static_cast<int>(a1), static_cast<int>(a2));
@@ -872,28 +893,31 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::getrusage: return sys_getrusage(i0, a1);
     case nr::sched_getaffinity: return sys_sched_getaffinity(i0, a1, a2);
     case nr::sigaltstack: return sys_sigaltstack(a0, a1);
-    // The rootfs is read-only.
-    case nr::mkdir: return rootfs_change_path(-100, str(a0), true, false);
-    case nr::mkdirat: return rootfs_change_path(i0, str(a1), true, false);
-    case nr::symlink: return rootfs_change_path(-100, str(a1), true, false);
-    case nr::symlinkat: return rootfs_change_path(static_cast<int>(a1), str(a2), true, false);
-    case nr::link: return rootfs_change_path(-100, str(a1), true, false);
-    case nr::linkat: return rootfs_change_path(static_cast<int>(a2), str(a3), true, false);
-    case nr::unlink: case nr::rmdir: return rootfs_change_path(-100, str(a0), false, false);
-    case nr::unlinkat: return rootfs_change_path(i0, str(a1), false, false);
-    case nr::rename: return rootfs_change_path(-100, str(a0), false, false);
-    case nr::renameat: case nr::renameat2: return rootfs_change_path(i0, str(a1), false, false);
-    case nr::chmod: case nr::chown: case nr::truncate: return rootfs_change_path(-100, str(a0), false, true);
-    case nr::lchown: return rootfs_change_path(-100, str(a0), false, false);
-    case nr::fchmodat: return rootfs_change_path(i0, str(a1), false, true);
-    case nr::fchownat: return rootfs_change_path(i0, str(a1), false, !(a4 & 0x100));
-    case nr::utimensat:
-        if (!a1)
-            return rootfs_change_fd(i0, false);
-        return rootfs_change_path(i0, str(a1), false, !(a3 & 0x100));
-    case nr::fchmod: case nr::fchown: return rootfs_change_fd(i0, false);
-    case nr::ftruncate: return rootfs_change_fd(i0, true);
-    case nr::fsync: case nr::fdatasync: case nr::flock: case nr::fadvise64: return fd_check(i0);
+    // Changes: in volumes through the file service; the rootfs is read-only.
+    case nr::mkdir: return sys_mkdirat(-100, str(a0), static_cast<u32>(a1));
+    case nr::mkdirat: return sys_mkdirat(i0, str(a1), static_cast<u32>(a2));
+    case nr::symlink: return sys_symlinkat(str(a0), -100, str(a1));
+    case nr::symlinkat: return sys_symlinkat(str(a0), static_cast<int>(a1), str(a2));
+    case nr::link: return sys_linkat(-100, str(a0), -100, str(a1), 0);
+    case nr::linkat: return sys_linkat(i0, str(a1), static_cast<int>(a2), str(a3), static_cast<int>(a4));
+    case nr::unlink: return sys_unlinkat(-100, str(a0), 0);
+    case nr::rmdir: return sys_unlinkat(-100, str(a0), 0x200);
+    case nr::unlinkat: return sys_unlinkat(i0, str(a1), static_cast<int>(a2));
+    case nr::rename: return sys_renameat(-100, str(a0), -100, str(a1), 0);
+    case nr::renameat: return sys_renameat(i0, str(a1), static_cast<int>(a2), str(a3), 0);
+    case nr::renameat2: return sys_renameat(i0, str(a1), static_cast<int>(a2), str(a3), static_cast<u32>(a4));
+    case nr::chmod: return sys_fchmodat(-100, str(a0), static_cast<u32>(a1), true);
+    case nr::fchmodat: return sys_fchmodat(i0, str(a1), static_cast<u32>(a2), true);
+    case nr::chown: return sys_fchownat(-100, str(a0), true);
+    case nr::lchown: return sys_fchownat(-100, str(a0), false);
+    case nr::fchownat: return sys_fchownat(i0, str(a1), !(a4 & 0x100));
+    case nr::truncate: return sys_truncate(str(a0), static_cast<i64>(a1));
+    case nr::utimensat: return sys_utimensat(i0, a1 ? str(a1) : nullptr, a2, static_cast<int>(a3));
+    case nr::fchmod: return sys_fchmod(i0, static_cast<u32>(a1));
+    case nr::fchown: return sys_fchown(i0);
+    case nr::ftruncate: return sys_ftruncate(i0, static_cast<i64>(a1));
+    case nr::fsync: case nr::fdatasync: return sys_fsync(i0);
+    case nr::flock: case nr::fadvise64: return fd_check(i0);
     case nr::socket: return sys_socket(i0, static_cast<int>(a1), static_cast<int>(a2));
     case nr::socketpair: return sys_socketpair(i0, static_cast<int>(a1), static_cast<int>(a2), a3);
     case nr::bind: return sys_bind(i0, a1, a2);

@@ -71,6 +71,8 @@ i64 sys_prlimit(int pid, int resource, u64 new_limit, u64 old_limit) {
     return 0;
 }
 
+u32 current_umask() { return g_umask; }
+
 i64 sys_umask(u32 mask) {
     u32 old = g_umask;
     g_umask = mask & 0777;

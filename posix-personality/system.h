@@ -10,6 +10,8 @@ namespace kos::rt {
 
 i64 sys_prlimit(int pid, int resource, u64 new_limit, u64 old_limit);
 i64 sys_umask(u32 mask);
+// The mask applied to the modes of files and directories made.
+u32 current_umask();
 i64 sys_getgroups(int size, u64 list);
 i64 sys_getpgid(int pid);
 i64 sys_setpgid(int pid, int pgid);

@@ -15,7 +15,7 @@ namespace kos {
 
 using abi::u32;
 
-enum class ObjectType : u32 { None = 0, ChannelClient, ChannelServer, PipeRead, PipeWrite, NetSocket };
+enum class ObjectType : u32 { None = 0, ChannelClient, ChannelServer, PipeRead, PipeWrite, NetSocket, VolumeFile };
 
 using abi::sys::kRightCall;
 using abi::sys::kRightDuplicate;

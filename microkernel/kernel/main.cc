@@ -10,6 +10,7 @@
 #include "security_hook.h"
 #include "pmm.h"
 #include "init.h"
+#include "file.h"
 #include "loader.h"
 #include "task.h"
 
@@ -170,6 +171,8 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
         kprintf("kos kernel: no x2APIC timer: tasks are not preempted\n");
     if (const char* error = security_init())
         panic("kos kernel: the compiled policy cannot be loaded: %s\n", error);
+    if (const char* error = volumes_init())
+        panic("kos kernel: %s\n", error);
     if (const char* error = start_tasks(kernel_pml4))
         panic("kos kernel: %s\n", error);
 

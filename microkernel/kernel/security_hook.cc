@@ -156,6 +156,25 @@ Verdict check_net(const Task& subject, bool connect, const u8* ip, abi::u16 port
     return out;
 }
 
+u32 security_label_id(const char* name, u32 len) {
+    return g_engine.loaded() ? g_engine.find_label(name, len) : sec::kNone;
+}
+
+Verdict check_file(const Task& subject, u32 label, bool write) {
+    if (!g_engine.loaded())
+        return {false, true, "no-policy", 0};
+    static u32 file_class = g_engine.find_class("file", 4);
+    static u32 read_perm = file_class == sec::kNone ? sec::kNone : g_engine.find_perm(file_class, "read", 4);
+    static u32 write_perm = file_class == sec::kNone ? sec::kNone : g_engine.find_perm(file_class, "write", 5);
+    sec::Request r{sec::Kind::Security, subject.policy_label, label, file_class, write ? write_perm : read_perm,
+                   nullptr, 0, now_ns()};
+    sec::Verdict v = g_engine.decide(r);
+    Verdict out{v.allow, v.audit, nullptr, v.rule};
+    if (v.audit && g_engine.make_audit_record(r, v, g_audit_record))
+        report(write ? "file.write" : "file.read", subject, nullptr, out);
+    return out;
+}
+
 u32 handle_field_offsets(bool request, const abi::ipc::MessageHeader& h, u32* offsets, u32 max) {
     const sec::Interface* in = g_engine.interface_by_id(h.interface_id);
     const sec::Method* m = in ? g_engine.method(*in, h.method_id) : nullptr;

@@ -53,6 +53,14 @@ Verdict check_grant(const abi::ipc::MessageHeader& h, abi::u64 size, bool write)
 // policy. Audited as the policy says.
 Verdict check_net(const Task& subject, bool connect, const abi::u8* ip, abi::u16 port);
 
+// A volume's label (abi/kos/file.h) as the policy's label id; kNone (~0)
+// when the policy does not know it (every check on it is then denied).
+abi::u32 security_label_id(const char* name, abi::u32 len);
+// May `subject` read (or write) objects labeled `label`: `security subject
+// -> label file.read` (file.write). Denied without a policy. Audited as the
+// policy says.
+Verdict check_file(const Task& subject, abi::u32 label, bool write);
+
 // Payload offsets of a message's `handle` fields, by the policy's layout
 // (request fields, or response fields): how many, at most `max`. 0 without
 // a policy or for an unknown method.

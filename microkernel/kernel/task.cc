@@ -7,6 +7,7 @@
 #include "loader.h"
 #include "pipe.h"
 #include "net.h"
+#include "file.h"
 #include "kos/base/string.h"
 #include "kos/hypercall.h"
 #include "panic.h"
@@ -253,6 +254,7 @@ void task_exit(Task* task, u32 wait_status) {
     task->handles.clear([](const HandleEntry& e) {
         pipe_end_released(e.object);
         net_socket_released(e.object);
+        volume_file_released(e.object);
     });
     // No one will wait for it when its parent is gone or ignores SIGCHLD
     // (Linux reaps such children itself); its orphaned children the same.

@@ -14,6 +14,7 @@
 #include "ipc.h"
 #include "pipe.h"
 #include "net.h"
+#include "file.h"
 #include "task.h"
 #include "security_hook.h"
 
@@ -252,6 +253,7 @@ i64 native_call(Thread* self, TrapFrame* f) {
             return -9;
         pipe_end_released((*r).object);
         net_socket_released((*r).object);
+        volume_file_released((*r).object);
         return 0;
     }
     case sys::Sys::handle_duplicate: {
@@ -312,6 +314,8 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return security_query(p, a0, a1, a2, a3);
     case sys::Sys::net_call:
         return net_call(self, a0);
+    case sys::Sys::file_call:
+        return file_call(self, a0);
     case sys::Sys::process_alarm:
         return process_alarm(self, a0, a1);
     case sys::Sys::process_timer:

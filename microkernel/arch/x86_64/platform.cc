@@ -87,6 +87,12 @@ i64 net_call(u64 pa) {
     return hypercall(hc::Op::Net, pa);
 }
 
+i64 file_call(u64 pa) {
+    if (!g_kos_vmm)
+        return -38; // ENOSYS
+    return hypercall(hc::Op::File, pa);
+}
+
 void fpu_switch_via_vmm(u64 save_pa, u64 load_pa) { hypercall(hc::Op::FpuSwitch, save_pa, load_pa); }
 
 i64 console_read_phys(u64 paddr, u64 len) {

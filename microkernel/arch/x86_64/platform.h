@@ -50,6 +50,8 @@ void audit_record(u64 pa);
 // A socket call (abi/kos/net.h) for the kos VMM's network service: the
 // NetCall page at `pa`. ENOSYS under other VMMs.
 i64 net_call(u64 pa);
+// The VMM's file service (hc::Op::File); ENOSYS under other VMMs.
+i64 file_call(u64 pa);
 
 // Physical address of kernel memory (kernel image or direct map).
 u64 kernel_virt_to_phys(const void* p);
