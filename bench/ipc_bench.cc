@@ -56,8 +56,8 @@ GuestTimes guest_round_trip_ns(const std::string& rootfs_dir) {
         return {};
     }
     kos::vmm::LaunchSpec launch;
-    launch.init.processes = {{"client", "app_t", true, {"/bin/bench_client"}},
-                             {"server", "echo_t", true, {"/bin/echo_server"}}};
+    launch.init.processes = {{"client", "app_t", true, {"/bin/bench_client"}, ""},
+                             {"server", "echo_t", true, {"/bin/echo_server"}, ""}};
     launch.init.channels = {{"bench", 0, 1, 0x7101, kos::abi::sys::kRightCall}};
     launch.policy = policy->blob;
     auto image = kos::vmm::build_boot_image(launch, *rootfs);

@@ -118,7 +118,9 @@ std::expected<int64_t, Failure> find_program(const rfs::RootfsView& view, std::s
     return std::unexpected(Failure{kExitCannotExecute, path + ": too many levels of symbolic links"});
 }
 
-std::expected<void, Failure> check_program(const rfs::RootfsView& view, const std::string& path) {
+// Returns the program's path with its symlinks resolved: what the policy's
+// execute rule judges, in the VM as in the process backend.
+std::expected<std::string, Failure> check_program(const rfs::RootfsView& view, const std::string& path) {
     if (path.empty() || path.front() != '/')
         return std::unexpected(Failure{kExitNotFound, "program path \"" + path +
                                                           "\" must be absolute inside the rootfs"});
@@ -131,7 +133,7 @@ std::expected<void, Failure> check_program(const rfs::RootfsView& view, const st
     elf::Image img(view.file_data(e), e.size);
     if (elf::Error err = img.validate(); err != elf::Error::None)
         return std::unexpected(Failure{kExitCannotExecute, path + ": " + elf::error_string(err)});
-    return {};
+    return std::string(view.path(e), e.path_len);
 }
 
 void report(const Failure& f) {
@@ -252,8 +254,9 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
     launch.flags = (a.trace ? abi::boot::kBootTrace : 0) | (a.stats ? abi::boot::kBootStats : 0);
 
     rfs::RootfsView view(rootfs.data(), rootfs.size());
-    if (auto ok = check_program(view, launch.argv[0]); !ok)
-        return fail(ok.error().status, "cannot run " + ok.error().message);
+    auto app_program = check_program(view, launch.argv[0]);
+    if (!app_program)
+        return fail(app_program.error().status, "cannot run " + app_program.error().message);
 
     // The init description: the app, then every [[process]], and the
     // [[channel]]s between them; nothing else will exist in the VM.
@@ -263,11 +266,12 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
         std::string app_label = config->has_policy && !config->policy.domain.empty()
                                     ? config->policy.domain
                                     : std::string("app_t");
-        launch.init.processes.push_back({"app", app_label, app.native, launch.argv});
+        launch.init.processes.push_back({"app", app_label, app.native, launch.argv, *app_program});
         for (const pkg::ProcessConfig& p : config->processes) {
-            if (auto ok = check_program(view, p.program[0]); !ok)
-                return fail(ok.error().status, "cannot run process " + p.name + ": " + ok.error().message);
-            launch.init.processes.push_back({p.name, p.label, true, p.program});
+            auto program = check_program(view, p.program[0]);
+            if (!program)
+                return fail(program.error().status, "cannot run process " + p.name + ": " + program.error().message);
+            launch.init.processes.push_back({p.name, p.label, true, p.program, *program});
         }
         auto index_of = [&](const std::string& name) {
             for (uint32_t i = 0; i < launch.init.processes.size(); ++i)
@@ -297,7 +301,7 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
             if (label == security::kNone)
                 return fail(kExitKosError, config_path + ": process " + p.name + " has label " + p.label +
                                                ", which the bundle's policy does not declare");
-            const std::string& program = p.argv.at(0);
+            const std::string& program = p.program.empty() ? p.argv.at(0) : p.program;
             security::FieldValue fv{0, reinterpret_cast<const uint8_t*>(program.data()),
                                     static_cast<uint32_t>(program.size())};
             security::Verdict v =

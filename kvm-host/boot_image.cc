@@ -51,6 +51,8 @@ Result<std::vector<uint8_t>> encode_init(const InitSpec& spec) {
         ip.argv = static_cast<uint32_t>(strings.size());
         for (const auto& a : p.argv)
             add(a);
+        if (!p.program.empty())
+            ip.program = add(p.program);
         procs.push_back(ip);
     }
     std::vector<init::InitChannel> chans;

@@ -17,6 +17,7 @@ struct InitProcessSpec {
     std::string label;
     bool native = false;           // native kos program; else Linux (process 0 only)
     std::vector<std::string> argv; // native: program path and arguments
+    std::string program;           // argv[0] with its symlinks resolved ("": argv[0])
 };
 
 struct InitChannelSpec {

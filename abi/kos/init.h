@@ -39,7 +39,8 @@ struct InitProcess {
     u32 kind;   // ProcessKind
     u32 argc;   // argv: argc consecutive strings starting at `argv`
     u32 argv;   // string offset; argv[0] is the program path in the rootfs
-    u32 reserved;
+    u32 program; // string offset of the program's path with its symlinks resolved
+                 // (what the policy's execute rule judges); 0: argv[0]
 };
 static_assert(sizeof(InitProcess) == 24);
 

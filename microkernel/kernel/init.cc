@@ -143,7 +143,9 @@ const char* start_tasks(u64 kernel_pml4) {
         const init::InitProcess& p = procs[i];
         const char* err = nullptr;
         // execute L -> L: may a process of this label run this program?
-        const char* program = p.argc ? string_at(strings, h->strings_size, p.argv) : nullptr;
+        const char* program = p.program ? string_at(strings, h->strings_size, p.program)
+                              : p.argc  ? string_at(strings, h->strings_size, p.argv)
+                                        : nullptr;
         Verdict v = check_execute(*tasks[i], *tasks[i], program ? program : "");
         if (!v.allow) {
             format(g_error, sizeof g_error, "the policy does not allow %s (%s) to execute %s", tasks[i]->name,

@@ -94,8 +94,8 @@ VmRun run_ipc(const kos::vmm::InitSpec& init, std::vector<uint8_t> policy = ipc_
 
 kos::vmm::InitSpec echo_bundle(uint32_t client_rights) {
     kos::vmm::InitSpec s;
-    s.processes = {{"client", "app_t", true, {"/bin/ipc_client"}},
-                   {"echo", "echo_t", true, {"/bin/echo_server"}}};
+    s.processes = {{"client", "app_t", true, {"/bin/ipc_client"}, ""},
+                   {"echo", "echo_t", true, {"/bin/echo_server"}, ""}};
     s.channels = {{"echo", 0, 1, 0x7100, client_rights}};
     return s;
 }
@@ -181,9 +181,9 @@ TEST_F(Ipc, ABusyLoopInOneTaskDoesNotStopTheOthers) {
     // The spinner is runnable before the server: without preemption the
     // client's first call would never be answered.
     kos::vmm::InitSpec s;
-    s.processes = {{"client", "app_t", true, {"/bin/ipc_client"}},
-                   {"spinner", "spin_t", true, {"/bin/spinner"}},
-                   {"echo", "echo_t", true, {"/bin/echo_server"}}};
+    s.processes = {{"client", "app_t", true, {"/bin/ipc_client"}, ""},
+                   {"spinner", "spin_t", true, {"/bin/spinner"}, ""},
+                   {"echo", "echo_t", true, {"/bin/echo_server"}, ""}};
     s.channels = {{"echo", 0, 2, 0x7100, sys::kRightCall | sys::kRightDuplicate}};
     VmRun r = run_ipc(s);
     ASSERT_TRUE(r.outcome) << r.outcome.error().message << "\n" << r.out << r.err;

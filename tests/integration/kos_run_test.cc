@@ -358,6 +358,37 @@ TEST_F(KosRun, ExecveIsAPolicyDecision) {
         << r.err;
 }
 
+// The first program's execute check judges the path with its symlinks
+// resolved, as execve's does in the VM and the process backend's does: an
+// entrypoint that is a symlink to an allowed program starts; a symlink in
+// an allowed place to a program elsewhere does not.
+TEST_F(KosRun, TheEntrypointIsJudgedByItsResolvedPath) {
+    TempBundle b;
+    b.config("/bin/sh");
+    b.write("policy/app.kpol", "domain app_t\nresource app_file_t\n"
+                               "allow execute app_t -> app_t where program glob \"/opt/*\"\n");
+    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/opt/busybox");
+    ::chmod((b.dir() + "/rootfs/opt/busybox").c_str(), 0755);
+    [[maybe_unused]] int rc = std::system(("mkdir -p " + b.dir() + "/rootfs/bin && ln -s ../opt/busybox " + b.dir() +
+                                           "/rootfs/bin/sh && ln -s ../opt/busybox " + b.dir() + "/opt-link")
+                                              .c_str());
+    auto r = run_process({kKos, "run", "--no-audit-log", b.dir(), "--", "/bin/sh", "-c", "echo started"}, 60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "started\n") << r.err;
+    // Allowed only by its own name: /opt/sh -> /bin/busybox is refused.
+    TempBundle c;
+    c.config("/opt/sh");
+    c.write("policy/app.kpol", "domain app_t\nresource app_file_t\n"
+                               "allow execute app_t -> app_t where program glob \"/opt/*\"\n");
+    c.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
+    ::chmod((c.dir() + "/rootfs/bin/busybox").c_str(), 0755);
+    rc = std::system(("mkdir -p " + c.dir() + "/rootfs/opt && ln -s ../bin/busybox " + c.dir() + "/rootfs/opt/sh").c_str());
+    auto d = run_process({kKos, "run", "--no-audit-log", c.dir(), "--", "/opt/sh", "-c", "echo started"}, 60);
+    EXPECT_EQ(d.status, 126) << d.err;
+    EXPECT_EQ(d.out, "");
+    EXPECT_NE(d.err.find("execute /bin/busybox"), std::string::npos) << d.err;
+}
+
 TEST_F(KosRun, AnUnlabeledFileRefusesTheRun) {
     TempBundle b;
     b.write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/hello\"]\n"
