@@ -51,6 +51,7 @@ struct RunArgs {
     uint64_t memory_mib = 0;       // 0: the bundle's [limits] memory, else 256 MiB
     uint64_t output_limit_mib = 0; // 0: the bundle's [limits] output, else 1 GiB
     double timeout_s = -1;         // < 0: the bundle's [limits] wall_time, else none
+    double cpu_time_s = -1;        // < 0: the bundle's [limits] cpu_time, else none
     std::vector<std::string> env;  // -e KEY=VALUE, after the bundle's [app] env
     std::vector<std::string> publish; // -p [HOST_ADDR:]HOST_PORT:GUEST_PORT
     std::string backend = "vm"; // vm | process | auto
@@ -333,8 +334,8 @@ int run_command(const RunArgs& a) {
         req.audit_log = audit_log_path(a);
         proc::BackendResult result;
         req.result = &result;
-        if (!a.env.empty() || a.memory_mib || a.output_limit_mib) {
-            std::fprintf(stderr, "kos: -e, --memory and --output-limit apply to the VM backend only; "
+        if (!a.env.empty() || a.memory_mib || a.output_limit_mib || a.cpu_time_s >= 0) {
+            std::fprintf(stderr, "kos: -e, --memory, --output-limit and --cpu-time apply to the VM backend only; "
                                  "the process backend takes them from the bundle's config\n");
             return kExitKosError;
         }
@@ -373,6 +374,7 @@ int run_command(const RunArgs& a) {
                       : limits.output_bytes ? limits.output_bytes
                                             : 1ull << 30;
     vm.wall_timeout_ms = a.timeout_s >= 0 ? static_cast<uint64_t>(a.timeout_s * 1000) : limits.wall_time_ms;
+    vm.cpu_time_ms = a.cpu_time_s >= 0 ? static_cast<uint64_t>(a.cpu_time_s * 1000) : limits.cpu_time_ms;
     vm.jail = true;
 
     // Audit records from the guest: one line each on stderr (the first 100),
@@ -423,6 +425,8 @@ int run_command(const RunArgs& a) {
         // worded as the process backend's.
         if (outcome.error().code == ETIMEDOUT)
             instances::note_limit(a.timeout_s >= 0 ? "wall-time limit (--timeout)" : "wall-time limit ([limits] wall_time)");
+        else if (outcome.error().code == EDQUOT)
+            instances::note_limit(a.cpu_time_s >= 0 ? "CPU-time limit (--cpu-time)" : "CPU-time limit ([limits] cpu_time)");
         else if (outcome.error().code == EFBIG)
             instances::note_limit(a.output_limit_mib ? "output limit (--output-limit)"
                                   : limits.output_bytes ? "output limit ([limits] output)"
@@ -493,6 +497,10 @@ void add_run_commands(CLI::App& app, Context& ctx) {
     run->add_option("--timeout", args->timeout_s,
                     "Stop the run after this many seconds of wall time (0: no limit; default: the "
                     "bundle's [limits] wall_time)")
+        ->check(CLI::Range(0.0, 1e7));
+    run->add_option("--cpu-time", args->cpu_time_s,
+                    "Stop the run once the VM has used this many seconds of CPU time (0: no limit; "
+                    "default: the bundle's [limits] cpu_time; checked every 0.5 s)")
         ->check(CLI::Range(0.0, 1e7));
     run->add_option("--output-limit", args->output_limit_mib,
                     "Stop the run when the program has written this many MiB (default: the "

@@ -477,6 +477,17 @@ Result<RunOutcome> run_vm(VmOptions opts) {
                     return make_error(ETIMEDOUT, std::string("the run reached its wall-time limit of ") +
                                                      limit + " s and was stopped\n" + vcpu.describe());
                 }
+                if (opts.cpu_time_ms) {
+                    timespec cpu{};
+                    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+                    uint64_t used_ms = static_cast<uint64_t>(cpu.tv_sec) * 1000 + static_cast<uint64_t>(cpu.tv_nsec) / 1000000;
+                    if (used_ms >= opts.cpu_time_ms) {
+                        char limit[32];
+                        std::snprintf(limit, sizeof limit, "%g", static_cast<double>(opts.cpu_time_ms) / 1000);
+                        return make_error(EDQUOT, std::string("the run used its CPU-time limit of ") + limit +
+                                                      " s and was stopped\n" + vcpu.describe());
+                    }
+                }
                 if (halted_for_good(vcpu))
                     return make_error(EIO, "the guest halted with interrupts disabled and can never "
                                            "continue\n" + vcpu.describe());

@@ -19,6 +19,10 @@ struct VmOptions {
     uint64_t ram_bytes = 256ull << 20;
     uint64_t output_limit = 1ull << 30;   // console bytes before the run is stopped
     uint64_t wall_timeout_ms = 0;         // 0: no wall-time limit
+    // CPU time the VMM process may use (its vCPU and I/O threads, guest
+    // code included), checked at every watchdog tick (500 ms); 0: none.
+    // Reaching it ends the run with EDQUOT.
+    uint64_t cpu_time_ms = 0;
     // Jail the calling process (see jail.h) before running guest code. It
     // cannot be undone: set by `kos run`, not by in-process tests.
     bool jail = false;

@@ -176,6 +176,14 @@ TEST_F(KosRun, BusyLoopIsStoppedByTheTimeout) {
     EXPECT_NE(r.err.find("rip="), std::string::npos) << r.err; // with the guest's registers
 }
 
+// A spinning program uses CPU time as fast as wall time: the CPU-time
+// limit (here far below the wall-time one) ends it, and says so.
+TEST_F(KosRun, BusyLoopIsStoppedByTheCpuTimeLimit) {
+    auto r = run_process({kKos, "run", "--timeout", "60", "--cpu-time", "1", kApps, "--", "/bin/loop"}, 90);
+    EXPECT_EQ(r.status, 125);
+    EXPECT_NE(r.err.find("kos: the run used its CPU-time limit of 1 s and was stopped"), std::string::npos) << r.err;
+}
+
 // ATTACKS.md 24: while the guest runs, every VMM thread is under seccomp
 // (mode 2: filter) with no_new_privs and no capabilities.
 TEST_F(KosRun, EveryVmmThreadIsJailedWhileTheGuestRuns) {
