@@ -438,6 +438,10 @@ int run_command(const RunArgs& a) {
                      static_cast<double>(prepare_ns) / 1e6, static_cast<double>(outcome->setup_ns) / 1e6,
                      static_cast<double>(outcome->run_ns) / 1e6,
                      static_cast<unsigned long long>(outcome->exits), outcome->jail.c_str());
+    if (outcome->out_of_memory)
+        instances::note_limit(a.memory_mib         ? "memory limit (--memory)"
+                              : limits.memory_bytes ? "memory limit ([limits] memory)"
+                                                    : "memory limit (256 MiB by default)");
     if (outcome->kind == vmm::RunOutcome::Kind::Signaled) {
         instances::note_program_signal(outcome->value);
         return 128 + outcome->value;

@@ -232,9 +232,11 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
     }
     case hc::Op::Exit:
         st.done = true;
-        st.outcome.kind = b.args[0] == static_cast<uint64_t>(hc::ExitKind::Signaled)
+        st.outcome.kind = b.args[0] == static_cast<uint64_t>(hc::ExitKind::Signaled) ||
+                                  b.args[0] == static_cast<uint64_t>(hc::ExitKind::OutOfMemory)
                               ? RunOutcome::Kind::Signaled
                               : RunOutcome::Kind::Exited;
+        st.outcome.out_of_memory = b.args[0] == static_cast<uint64_t>(hc::ExitKind::OutOfMemory);
         st.outcome.value = static_cast<int>(b.args[1] & 0xff);
         result = 0;
         break;

@@ -48,6 +48,7 @@ struct VmOptions {
 struct RunOutcome {
     enum class Kind { Exited, Signaled } kind = Kind::Exited;
     int value = 0;             // exit status or signal number
+    bool out_of_memory = false; // Signaled because the VM's memory was used up
     uint64_t exits = 0;        // VM exits handled
     uint64_t setup_ns = 0;     // open /dev/kvm .. first KVM_RUN
     uint64_t run_ns = 0;       // first KVM_RUN .. end

@@ -37,6 +37,8 @@ enum class Op : u32 {
 enum class ExitKind : u64 {
     Exited = 0,   // value = exit status (0..255)
     Signaled = 1, // value = signal number that ended the program
+    OutOfMemory = 2, // the program was killed (value = SIGKILL) because the VM's memory
+                     // is used up: its memory limit ended the run
 };
 
 struct HypercallBlock {

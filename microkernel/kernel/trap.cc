@@ -129,7 +129,7 @@ void kill_current(TrapFrame* f, u64 fault_addr) {
         kprintf("kos: %s killed by SIGKILL: out of memory (the VM's memory limit is reached; "
                 "raise it with --memory or [limits] memory)\n", who);
         if (task->index == 0)
-            platform::exit(hc::ExitKind::Signaled, 9);
+            platform::exit(hc::ExitKind::OutOfMemory, 9);
         task_exit(task);
         schedule(f, false);
         return;

@@ -179,9 +179,13 @@ TEST_F(KosRun, BusyLoopIsStoppedByTheTimeout) {
 // A spinning program uses CPU time as fast as wall time: the CPU-time
 // limit (here far below the wall-time one) ends it, and says so.
 TEST_F(KosRun, BusyLoopIsStoppedByTheCpuTimeLimit) {
-    auto r = run_process({kKos, "run", "--timeout", "60", "--cpu-time", "1", kApps, "--", "/bin/loop"}, 90);
+    std::string name = "spin-" + std::to_string(::getpid());
+    auto r = run_process({kKos, "run", "--name", name, "--timeout", "60", "--cpu-time", "1", kApps, "--", "/bin/loop"}, 90);
     EXPECT_EQ(r.status, 125);
     EXPECT_NE(r.err.find("kos: the run used its CPU-time limit of 1 s and was stopped"), std::string::npos) << r.err;
+    auto inspect = run_process({kKos, "inspect", name});
+    EXPECT_NE(inspect.out.find("\"limit\": \"CPU-time limit (--cpu-time)\""), std::string::npos) << inspect.out;
+    run_process({kKos, "rm", name});
 }
 
 // ATTACKS.md 24: while the guest runs, every VMM thread is under seccomp
@@ -235,10 +239,15 @@ TEST_F(KosRun, EveryVmmThreadIsJailedWhileTheGuestRuns) {
 }
 
 TEST_F(KosRun, MemoryHogIsStoppedByTheMemoryLimit) {
-    auto r = run_process({kKos, "run", "--memory", "48", kApps, "--", "/bin/memhog"}, 60);
+    std::string name = "memhog-" + std::to_string(::getpid());
+    auto r = run_process({kKos, "run", "--name", name, "--memory", "48", kApps, "--", "/bin/memhog"}, 60);
     EXPECT_EQ(r.status, 128 + 9) << r.out << r.err;
     EXPECT_NE(r.err.find("kos: program killed by SIGKILL: out of memory (the VM's memory limit is reached"),
               std::string::npos) << r.err;
+    // The instance record names the limit that ended the run.
+    auto inspect = run_process({kKos, "inspect", name});
+    EXPECT_NE(inspect.out.find("\"limit\": \"memory limit (--memory)\""), std::string::npos) << inspect.out;
+    run_process({kKos, "rm", name});
 }
 
 // ATTACKS.md 12 / DESIGN.md principle 9: no bundle runs without its
