@@ -4,6 +4,7 @@
 
 #include "kos/boot.h"
 #include "kos/file.h"
+#include "rootfs_access.h"
 #include "kos/init.h"
 #include "kos/syscall.h"
 
@@ -141,6 +142,13 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
         vt.entries[i].flags = (v.writable || v.scratch ? file::kVolumeWritable : 0u) | (v.scratch ? file::kVolumeScratch : 0u);
     }
 
+    // Which rootfs files the Linux processes' labels may read.
+    std::vector<std::string> linux_labels;
+    for (const InitProcessSpec& p : launch.init.processes)
+        if (!p.native)
+            linux_labels.push_back(p.label);
+    std::vector<uint8_t> access = KOS_TRY(encode_rootfs_access(rootfs_image, launch.policy, linux_labels));
+
     boot::BootImageHeader h{};
     h.magic = boot::kBootImageMagic;
     h.version = boot::kBootImageVersion;
@@ -152,6 +160,11 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
         h.volumes_offset = after_launch;
         h.volumes_size = sizeof vt;
         after_launch = align_page(h.volumes_offset + h.volumes_size);
+    }
+    if (!access.empty()) {
+        h.readable_offset = after_launch;
+        h.readable_size = access.size();
+        after_launch = align_page(h.readable_offset + h.readable_size);
     }
     h.rootfs_offset = after_launch;
     h.rootfs_size = rootfs_image.size();
@@ -175,6 +188,8 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
     std::memcpy(img.data() + h.launch_offset + sizeof lh, strings.data(), strings.size());
     if (h.volumes_offset)
         std::memcpy(img.data() + h.volumes_offset, &vt, sizeof vt);
+    if (h.readable_offset)
+        std::memcpy(img.data() + h.readable_offset, access.data(), access.size());
     if (!rootfs_image.empty())
         std::memcpy(img.data() + h.rootfs_offset, rootfs_image.data(), rootfs_image.size());
     if (!init.empty())

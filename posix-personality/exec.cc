@@ -61,7 +61,7 @@ i64 exec_program(const char* path, const char* const* argv, const char* const* e
     const rfs::RootfsEntry& file = g_rt.rootfs.entry(static_cast<u32>(idx));
     if ((file.mode & rfs::kTypeMask) == rfs::kTypeDir)
         return -kEACCES;
-    if (!(file.mode & 0111))
+    if (!(file.mode & 0111) || !rootfs_readable(static_cast<u32>(idx)))
         return -kEACCES;
     elf::Image img(g_rt.rootfs.file_data(file), file.size);
     if (elf::Error err = img.validate(); err != elf::Error::None) {

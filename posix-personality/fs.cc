@@ -430,6 +430,11 @@ void fs_init() {
     g_rt.cwd[n] = 0;
 }
 
+bool rootfs_readable(u32 entry) {
+    const auto* bits = reinterpret_cast<const u8*>(g_rt.info.readable_bitmap);
+    return !bits || (bits[entry / 8] >> (entry % 8)) & 1;
+}
+
 i64 fs_resolve(int dirfd, const char* path, bool follow_last) {
     i64 idx = resolve_at(dirfd, path, follow_last);
     return idx == kInVolume ? -kEACCES : idx; // programs do not run from volumes
@@ -1082,6 +1087,9 @@ i64 sys_openat(int dirfd, const char* path, int flags, int mode) {
         return -kELOOP; // O_NOFOLLOW on a symlink
     if ((flags & kODirectory) && type != rfs::kTypeDir)
         return -kENOTDIR;
+    // Files the policy does not let this label read are not even mapped.
+    if (type == rfs::kTypeFile && !rootfs_readable(static_cast<u32>(idx)))
+        return -kEACCES;
     int fd = alloc_fd();
     if (fd < 0)
         return fd;

@@ -56,6 +56,9 @@ void fs_init();
 // Resolves a path (absolute or relative to dirfd/cwd) to a rootfs entry
 // index; returns the index or a negated errno.
 i64 fs_resolve(int dirfd, const char* path, bool follow_last);
+// Whether this process's label may read rootfs entry `entry` (the kernel
+// maps only the files it may; rootfs_access.h).
+bool rootfs_readable(u32 entry);
 
 // Program loading (exec.cc): maps `path` and builds the initial stack; fills
 // `frame` so that resuming it starts the program. Returns 0 or -errno.

@@ -60,7 +60,10 @@ struct BootImageHeader {
     // service; 0: none. Placed before the rootfs, so tasks can read it.
     u64 volumes_offset;
     u64 volumes_size;
-    u64 reserved[2];
+    // Which rootfs files each Linux process's label may read
+    // (rootfs_access.h); 0: all of them. Before the rootfs, like the volumes.
+    u64 readable_offset;
+    u64 readable_size;
 };
 static_assert(sizeof(BootImageHeader) == 176);
 

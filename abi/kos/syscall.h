@@ -218,6 +218,7 @@ struct RuntimeStartInfo {
     u64 rootfs_size;
     u64 launch_base;    // LaunchHeader + strings, read-only
     u64 launch_size;
+    u64 readable_bitmap; // bit i: rootfs entry i may be read (rootfs_access.h); 0: all may
     u64 thread_block;   // the first thread's block (also the GS base)
     u64 boot_flags;     // boot::BootFlags
     u64 tsc_khz;

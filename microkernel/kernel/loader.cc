@@ -1,4 +1,5 @@
 #include "loader.h"
+#include "rootfs_access.h"
 
 #include "../arch/x86_64/platform.h"
 #include "kos/base/elf.h"
@@ -123,12 +124,12 @@ const char* start_linux_task(Task* task) {
     task->runtime_text_end = header->text_end;
     task->runtime_linux_entry = header->linux_entry;
 
-    // The header, the launch description and the rootfs, read-only; never
-    // what follows them (the init description and the compiled policy).
+    // The header, the launch description and what of the rootfs the task's
+    // label may read, read-only; never what follows the rootfs (the init
+    // description and the compiled policy).
     const auto* bh = g_boot_image.header;
-    if (as.map_image(sys::kRootfsMapBase, user_visible_image_size(), g_boot_image.pa, vm::kRead,
-                     vm::kPinned) < 0)
-        return "cannot map the boot image";
+    if (const char* err = map_rootfs_for(as, task->label_name, &task->rootfs_access))
+        return err;
     // Runtime stack (backed on first touch), then one page for the thread
     // block and one for the start info (backed now: the kernel writes
     // them), all pinned.
@@ -161,6 +162,7 @@ const char* start_linux_task(Task* task) {
     si->rootfs_size = bh->rootfs_size;
     si->launch_base = sys::kRootfsMapBase + bh->launch_offset;
     si->launch_size = bh->launch_size;
+    si->readable_bitmap = rootfs_readable_bitmap(task->rootfs_access);
     si->thread_block = t->thread_block_va;
     si->boot_flags = bh->flags;
     si->tsc_khz = bh->tsc_khz;

@@ -11,6 +11,7 @@
 #include "pmm.h"
 #include "init.h"
 #include "file.h"
+#include "rootfs_access.h"
 #include "loader.h"
 #include "task.h"
 
@@ -172,6 +173,8 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
     if (const char* error = security_init())
         panic("kos kernel: the compiled policy cannot be loaded: %s\n", error);
     if (const char* error = volumes_init())
+        panic("kos kernel: %s\n", error);
+    if (const char* error = rootfs_access_init())
         panic("kos kernel: %s\n", error);
     if (const char* error = start_tasks(kernel_pml4))
         panic("kos kernel: %s\n", error);

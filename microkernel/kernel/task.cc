@@ -551,6 +551,7 @@ i64 process_fork(Thread* self, u64 regs_va) {
     child->name = parent->name;
     child->label_name = parent->label_name;
     child->policy_label = parent->policy_label;
+    child->rootfs_access = parent->rootfs_access;
     child->sig_caught = parent->sig_caught;
     child->sig_ignored = parent->sig_ignored;
     child->linux_personality = parent->linux_personality;

@@ -9,6 +9,7 @@
 
 #include "../arch/x86_64/cpu.h"
 #include "handle_table.h"
+#include "kos/rootfs_access.h"
 #include "kos/syscall.h"
 #include "vm.h"
 
@@ -84,6 +85,8 @@ struct Task {
     Timer timers[kTimers] = {};
     const char* name = "";
     const char* label_name = "";
+    // Linux tasks: which rootfs files the label may read (nullptr: all).
+    const abi::rootfs_access::Label* rootfs_access = nullptr;
     bool linux_personality = false;
     bool dead = false;
     Task* parent = nullptr;     // the task that forked this one

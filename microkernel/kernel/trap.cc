@@ -15,6 +15,7 @@
 #include "pipe.h"
 #include "net.h"
 #include "file.h"
+#include "rootfs_access.h"
 #include "task.h"
 #include "security_hook.h"
 
@@ -229,6 +230,8 @@ i64 native_call(Thread* self, TrapFrame* f) {
         if (a2 % kPage != 0 || a2 > bh->rootfs_size || a1 > bh->rootfs_size - a2 || (a3 & vm::kWrite))
             return -err::kInval;
         u64 len = (a1 + kPage - 1) & ~(kPage - 1);
+        if (!rootfs_range_readable(p.rootfs_access, a2, len))
+            return -err::kAccess; // a file the task's label may not read
         return p.as.map_image(a0, len, g_boot_image.pa + bh->rootfs_offset + a2,
                               static_cast<abi::u32>(a3 & 7), 0);
     }
