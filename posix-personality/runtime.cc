@@ -270,6 +270,8 @@ void publish_dispositions() {
     native(Sys::signal_disposition, caught, ignored);
 }
 
+constexpr u64 bit(int sig) { return 1ull << (sig - 1); }
+
 i64 sys_rt_sigaction(u64 sig, u64 act, u64 oldact, u64 size) {
     if (sig < 1 || sig > 64 || sig == 9 || sig == 19 || size != 8)
         return -kEINVAL;
@@ -281,6 +283,18 @@ i64 sys_rt_sigaction(u64 sig, u64 act, u64 oldact, u64 size) {
         bool was = before.handler > 1, is = g_sigactions[sig].handler > 1;
         if (was != is || (before.handler == 1) != (g_sigactions[sig].handler == 1))
             publish_dispositions();
+        // Ignoring a signal discards it if pending (POSIX), as does the
+        // default action of a signal ignored by default. Signals are posted
+        // to a process's first thread; this thread's block is checked too.
+        bool default_ignored = sig == 17 || sig == 18 || sig == 23 || sig == 28;
+        if (g_sigactions[sig].handler == 1 || (g_sigactions[sig].handler == 0 && default_ignored)) {
+            u64 self;
+            asm volatile("mov %%gs:%c1, %0" : "=r"(self) : "i"(offsetof(sys::ThreadBlock, self)));
+            u64 blocks[2] = {self, sys::kRuntimeStackTop};
+            for (u64 block : blocks)
+                __atomic_and_fetch(&reinterpret_cast<sys::ThreadBlock*>(block)->pending_signals, ~bit(static_cast<int>(sig)),
+                                   __ATOMIC_RELAXED);
+        }
     }
     return 0;
 }
@@ -314,7 +328,8 @@ i64 sys_rt_sigprocmask(u64 how, u64 set, u64 oldset, u64 size) {
 // restorer's rt_sigreturn restores everything. Today signals are delivered
 // when a system call returns (SIGCHLD after rt_sigsuspend, below).
 
-constexpr u64 kSaRestorer = 0x04000000, kSaNodefer = 0x40000000, kSaResethand = 0x80000000;
+constexpr u64 kSaRestorer = 0x04000000, kSaOnstack = 0x08000000, kSaNodefer = 0x40000000,
+              kSaResethand = 0x80000000;
 constexpr u64 kUnblockable = (1ull << 8) | (1ull << 18); // SIGKILL, SIGSTOP (bits of signal - 1)
 
 struct SigContext {
@@ -347,7 +362,6 @@ struct SigFrame {
     SigInfo info;
 };
 
-constexpr u64 bit(int sig) { return 1ull << (sig - 1); }
 
 // Redirects the thread, returning from its system call with `result`, into
 // the handler of `sig`. False if the signal has no handler to run.
@@ -357,6 +371,9 @@ bool deliver_signal(sys::ThreadBlock* tb, int sig, const SigInfo& info, i64 resu
         return false;
     sys::LinuxSyscallFrame& f = tb->frame;
     u64 sp = f.rsp - 128; // the red zone belongs to the interrupted code
+    u64 alt_top = 0;
+    if ((a.flags & kSaOnstack) && alt_signal_stack(f.rsp, &alt_top))
+        sp = alt_top; // sigaltstack: a fresh stack (a stack overflow's SIGSEGV still runs)
     sp = (sp - 512) & ~63ull;
     u64 fx = sp;
     sp = ((sp - sizeof(SigFrame)) & ~15ull) - 8; // at the handler's entry, rsp + 8 is 16-aligned
@@ -374,7 +391,9 @@ bool deliver_signal(sys::ThreadBlock* tb, int sig, const SigInfo& info, i64 resu
     mc.cs = 0x33;
     mc.ss = 0x2b;
     mc.fpstate = fx;
-    fr->uc.sigmask = g_sigmask;
+    // After rt_sigsuspend, the handler returns to the mask from before it.
+    fr->uc.sigmask = tb->scratch[3] ? tb->scratch[2] : g_sigmask;
+    tb->scratch[3] = 0;
     fr->info = info;
     g_sigmask |= (a.mask | ((a.flags & kSaNodefer) ? 0 : bit(sig))) & ~kUnblockable;
     u64 handler = a.handler;
@@ -818,21 +837,22 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
         }
     }
     case nr::rt_sigsuspend: {
-        // The signal a process waits for here is SIGCHLD (other processes
-        // cannot signal yet): wait until a child has ended (without
-        // collecting it), then run the SIGCHLD handler if the mask given
-        // here lets it through, and report the interruption.
-        u64 suspend_mask = g_sigmask;
-        if (a0 && a0 < sys::kUserTop - 8 && a1 == 8)
-            memcpy(&suspend_mask, reinterpret_cast<const void*>(a0), 8);
-        i64 r = native(Sys::process_wait, static_cast<u64>(-1), 0, 2);
-        if (r == -10 /* ECHILD */)
-            return -kENOSYS;
-        if (!(suspend_mask & bit(17))) {
-            tb->scratch[2] = 17; // SIGCHLD, delivered as the call returns
-            tb->scratch[3] = r > 0 ? static_cast<u64>(r) : 0;
-        }
-        return -4 /* EINTR */;
+        // Waits with the given mask until a signal it lets through is
+        // pending (posted by another process, a timer, or the kernel's
+        // SIGCHLD); the signal runs as the call returns EINTR, and its
+        // rt_sigreturn restores the mask from before the call.
+        if (a1 != 8)
+            return -kEINVAL;
+        if (!a0 || a0 >= sys::kUserTop - 8)
+            return -kEFAULT;
+        u64 suspend_mask;
+        memcpy(&suspend_mask, reinterpret_cast<const void*>(a0), 8);
+        tb->scratch[2] = g_sigmask; // the mask the handler's frame restores
+        tb->scratch[3] = 1;
+        g_sigmask = suspend_mask & ~kUnblockable;
+        while (!(__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~g_sigmask))
+            native(Sys::thread_yield);
+        return -4; // EINTR
     }
     case nr::rt_sigreturn: return sys_rt_sigreturn(tb);
     case nr::pipe: return sys_pipe2(a0, 0);
@@ -892,7 +912,7 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::times: return sys_times(a0);
     case nr::getrusage: return sys_getrusage(i0, a1);
     case nr::sched_getaffinity: return sys_sched_getaffinity(i0, a1, a2);
-    case nr::sigaltstack: return sys_sigaltstack(a0, a1);
+    case nr::sigaltstack: return sys_sigaltstack(a0, a1, f.rsp);
     // Changes: in volumes through the file service; the rootfs is read-only.
     case nr::mkdir: return sys_mkdirat(-100, str(a0), static_cast<u32>(a1));
     case nr::mkdirat: return sys_mkdirat(i0, str(a1), static_cast<u32>(a2));
@@ -973,6 +993,17 @@ bool run_pending_signals(sys::ThreadBlock* tb, i64 r) {
     __atomic_and_fetch(&tb->pending_signals, ~(1ull << (sig - 1)), __ATOMIC_RELAXED);
     SigInfo info{};
     info.signo = sig;
+    if (sig == 17) {
+        // Which child: one that has ended, left for the program's wait.
+        abi::u32 status = 0;
+        i64 pid = native(Sys::process_wait, static_cast<u64>(-1), reinterpret_cast<u64>(&status), 1 | 2);
+        if (pid > 0) {
+            info.pid = static_cast<abi::i32>(pid);
+            bool killed = (status & 0x7f) != 0;
+            info.code = killed ? 2 : 1; // CLD_KILLED, CLD_EXITED
+            info.status = static_cast<abi::i32>(killed ? (status & 0x7f) : (status >> 8) & 0xff);
+        }
+    }
     runtime_lock();
     bool ran = deliver_signal(tb, sig, info, r);
     u64 handler = g_sigactions[sig].handler;
@@ -1046,19 +1077,11 @@ extern "C" void linux_syscall(sys::ThreadBlock* tb) {
             printf(2, "[kos] syscall_%lu(%#lx, %#lx, %#lx) = %ld (unknown)\n", n, f.rdi, f.rsi, f.rdx, r);
     }
     f.rax = static_cast<u64>(r);
-    if (run_pending_signals(tb, r))
-        return;
-    if (u64 sig = tb->scratch[2]) [[unlikely]] {
-        tb->scratch[2] = 0;
-        SigInfo info{};
-        info.signo = static_cast<abi::i32>(sig);
-        info.code = 1; // CLD_EXITED
-        info.pid = static_cast<abi::i32>(tb->scratch[3]);
-        runtime_lock();
-        bool ran = deliver_signal(tb, static_cast<int>(sig), info, r);
-        runtime_unlock();
-        if (ran && g_rt.trace) [[unlikely]]
-            printf(2, "[kos] --- signal %lu delivered to its handler ---\n", sig);
+    run_pending_signals(tb, r);
+    if (tb->scratch[3]) [[unlikely]] {
+        // rt_sigsuspend's signal ran no handler: its mask ends with the call.
+        tb->scratch[3] = 0;
+        g_sigmask = tb->scratch[2];
     }
 }
 

@@ -176,20 +176,38 @@ i64 sys_sched_getaffinity(int pid, u64 size, u64 mask) {
     return 8;
 }
 
-i64 sys_sigaltstack(u64 ss, u64 old) {
-    // Recorded and reported; handlers still run on the interrupted stack.
+bool on_alt_stack(u64 sp) {
+    return !(g_altstack[1] & 2) && g_altstack[2] && sp - g_altstack[0] < g_altstack[2];
+}
+
+bool alt_signal_stack(u64 sp, u64* top) {
+    if ((g_altstack[1] & 2) || g_altstack[2] == 0 || on_alt_stack(sp))
+        return false; // none, disabled, or already on it (nested signals stay there)
+    *top = g_altstack[0] + g_altstack[2];
+    return true;
+}
+
+i64 sys_sigaltstack(u64 ss, u64 old, u64 sp) {
+    // Handlers with SA_ONSTACK run on this stack (deliver_signal).
     if (old) {
         if (!user_ok(old, 24))
             return -kEFAULT;
-        memcpy(reinterpret_cast<void*>(old), g_altstack, 24);
+        u64 report[3] = {g_altstack[0], g_altstack[1] | (on_alt_stack(sp) ? 1u : 0u), g_altstack[2]};
+        if (!g_altstack[2])
+            report[1] = 2; // SS_DISABLE: none yet
+        memcpy(reinterpret_cast<void*>(old), report, 24);
     }
     if (ss) {
         if (!user_ok(ss, 24))
             return -kEFAULT;
+        if (on_alt_stack(sp))
+            return -kEPERM; // not while running on it
         u64 next[3];
         memcpy(next, reinterpret_cast<const void*>(ss), 24);
-        if (next[1] & ~2ull)
+        next[1] &= 0xffffffffu; // ss_flags is an int
+        if (next[1] & ~(2ull | 0x80000000ull)) // SS_DISABLE, SS_AUTODISARM
             return -kEINVAL;
+        next[1] &= 2;
         if (!(next[1] & 2) && next[2] < 2048)
             return -12; // ENOMEM: below MINSIGSTKSZ
         memcpy(g_altstack, next, 24);

@@ -21,7 +21,11 @@ i64 sys_sysinfo(u64 info);
 i64 sys_times(u64 buf);
 i64 sys_getrusage(int who, u64 usage);
 i64 sys_sched_getaffinity(int pid, u64 size, u64 mask);
-i64 sys_sigaltstack(u64 ss, u64 old);
+// sp: the caller's stack pointer (no change while running on the stack).
+i64 sys_sigaltstack(u64 ss, u64 old, u64 sp);
+// The top of the alternate signal stack for a handler with SA_ONSTACK
+// interrupting code at `sp`; false without one, or when already on it.
+bool alt_signal_stack(u64 sp, u64* top);
 // POSIX timers (SIGEV_SIGNAL, SIGEV_NONE) on the kernel's per-process timers.
 i64 sys_timer_create(int clock, u64 sevp, u64 id_out);
 i64 sys_timer_settime(int id, int flags, u64 new_value, u64 old_value);

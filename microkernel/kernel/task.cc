@@ -271,6 +271,10 @@ void task_exit(Task* task, u32 wait_status) {
         else
             c.orphaned = true;
     }
+    // A parent that handles SIGCHLD gets it (its handler runs when its
+    // current or next system call returns, or at a tick).
+    if (task->parent && !task->parent->dead && !task->parent->released && (task->parent->sig_caught & kSigchld))
+        signal_task(nullptr, task->parent, 17);
     // A parent waiting for its children runs its wait again.
     for (Thread& t : g_threads)
         if (t.state == ThreadState::BlockedWait && task->parent && t.task == task->parent)

@@ -2,11 +2,15 @@
  * (siginfo, ucontext), the interrupted call returns EINTR, the signal mask
  * and the vector registers come back as they were after rt_sigreturn; kill
  * between processes ends a process by default, runs its handler, or is
- * ignored; raise runs a handler before it returns.
+ * ignored; raise runs a handler before it returns; SIGCHLD arrives without
+ * sigsuspend; sigsuspend waits for a signal from another process; handlers
+ * with SA_ONSTACK run on the sigaltstack, even after a stack overflow.
  * Prints "signals: N failures" and returns N; runs natively and under kos. */
 #define _GNU_SOURCE
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -109,6 +113,127 @@ static void on_child(int sig, siginfo_t* info, void* ucv) {
     __asm__ volatile("pcmpeqd %%xmm8, %%xmm8" ::: "xmm8");
 }
 
+static volatile pid_t chld_pid;
+static volatile int chld_count;
+static void on_chld_plain(int sig, siginfo_t* info, void* uc) {
+    (void)sig, (void)uc;
+    ++chld_count;
+    chld_pid = info->si_pid;
+}
+
+/* SIGCHLD reaches a handler while the parent goes on making calls. */
+static void test_sigchld_without_suspend(void) {
+    struct sigaction sa;
+    /* Earlier children's SIGCHLD may be pending (blocked above): ignoring
+     * the signal drops it. */
+    signal(SIGCHLD, SIG_IGN);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_chld_plain;
+    sa.sa_flags = SA_SIGINFO;
+    CHECK(sigaction(SIGCHLD, &sa, 0) == 0);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    CHECK(sigprocmask(SIG_UNBLOCK, &chld, 0) == 0);
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    for (long i = 0; i < 200000000 && !chld_count; ++i)
+        getppid();
+    CHECK(chld_count == 1);
+    CHECK(chld_pid == child);
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child);
+    signal(SIGCHLD, SIG_DFL);
+}
+
+/* sigsuspend returns when another process's signal arrives, after its
+ * handler; the mask from before is back. */
+static void test_sigsuspend_for_kill(void) {
+    got_usr2 = 0;
+    signal(SIGUSR2, on_usr2);
+    sigset_t block, old, none, now;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR2);
+    CHECK(sigprocmask(SIG_BLOCK, &block, &old) == 0);
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child == 0)
+        _exit(kill(parent, SIGUSR2) == 0 ? 0 : 1);
+    sigfillset(&none); /* everything but SIGUSR2 (the child's SIGCHLD waits) */
+    sigdelset(&none, SIGUSR2);
+    int r = sigsuspend(&none);
+    CHECK(r == -1 && errno == EINTR);
+    CHECK(got_usr2 == SIGUSR2);
+    CHECK(sigprocmask(SIG_SETMASK, 0, &now) == 0);
+    CHECK(sigismember(&now, SIGUSR2) == 1);
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(sigprocmask(SIG_SETMASK, &old, 0) == 0);
+    signal(SIGUSR2, SIG_DFL);
+}
+
+static char* alt_base;
+static size_t alt_size = 64 * 1024;
+static volatile int on_alt;
+static sigjmp_buf overflow_jump;
+static void on_alt_usr1(int sig) {
+    char here;
+    (void)sig;
+    on_alt = &here >= alt_base && &here < alt_base + alt_size;
+}
+static void on_overflow(int sig) {
+    char here;
+    (void)sig;
+    on_alt = &here >= alt_base && &here < alt_base + alt_size;
+    siglongjmp(overflow_jump, 1);
+}
+static volatile long depth_left = 1L << 40;
+static __attribute__((noinline)) int recurse(volatile char* p) {
+    volatile char buf[4096];
+    buf[0] = p ? p[0] : 1;
+    if (--depth_left == 0)
+        return 0;
+    return recurse(buf) + buf[1];
+}
+
+/* SA_ONSTACK handlers run on the alternate stack: after raise, and after
+ * a stack overflow (whose SIGSEGV could not run on the full stack). The
+ * overflow runs in a child whose stack is limited. */
+static void test_sigaltstack(void) {
+    alt_base = malloc(alt_size);
+    stack_t ss = {.ss_sp = alt_base, .ss_size = alt_size, .ss_flags = 0}, cur;
+    CHECK(sigaltstack(&ss, 0) == 0);
+    CHECK(sigaltstack(0, &cur) == 0 && cur.ss_sp == alt_base && cur.ss_size == alt_size && cur.ss_flags == 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alt_usr1;
+    sa.sa_flags = SA_ONSTACK;
+    CHECK(sigaction(SIGUSR1, &sa, 0) == 0);
+    on_alt = 0;
+    CHECK(raise(SIGUSR1) == 0);
+    CHECK(on_alt == 1);
+    signal(SIGUSR1, SIG_DFL);
+
+    pid_t child = fork();
+    if (child == 0) {
+        struct sigaction so;
+        memset(&so, 0, sizeof so);
+        so.sa_handler = on_overflow;
+        so.sa_flags = SA_ONSTACK | SA_NODEFER;
+        sigaction(SIGSEGV, &so, 0);
+        on_alt = 0;
+        if (sigsetjmp(overflow_jump, 1) == 0)
+            recurse(0);
+        _exit(on_alt ? 0 : 2);
+    }
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ss.ss_flags = SS_DISABLE;
+    CHECK(sigaltstack(&ss, 0) == 0);
+}
+
 int main(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -150,6 +275,9 @@ int main(void) {
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
 
     test_kill();
+    test_sigchld_without_suspend();
+    test_sigsuspend_for_kill();
+    test_sigaltstack();
 
     printf("signals: %d failures\n", failures);
     return failures;
