@@ -63,6 +63,7 @@ enum Msg : char {
 // before any setup, and (kos as root) the user namespace of its ID mapping.
 struct PlanVolume {
     pkg::VolumeMount mount;
+    bool writable = false; // rw and the policy allows file.write: else mounted read-only
     bool create_mount_point = false;
     int dir_fd = -1;
     int userns_fd = -1;
@@ -200,8 +201,8 @@ std::vector<UniqueFd> build_root(const ChildPlan& p) {
         for (size_t i = 0; i < p.volumes.size(); ++i) {
             const PlanVolume& v = p.volumes[i];
             bool idmapped = false;
-            auto tree = mount_volume(v.mount, volume_dirs[i].get(), root.get(), v.create_mount_point, v.userns_fd,
-                                     &idmapped);
+            auto tree = mount_volume(v.mount, v.writable, volume_dirs[i].get(), root.get(), v.create_mount_point,
+                                     v.userns_fd, &idmapped);
             if (!tree)
                 child_fail_msg(tree.error().message);
             if (v.userns_fd >= 0 && !idmapped)
@@ -472,6 +473,12 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     // Landlock: refuse to run without it unless asked to.
     out.landlock_abi = landlock_abi();
     KOS_TRY(check_landlock(spec, out.landlock_abi, options.best_effort));
+    if (out.landlock_abi < 1)
+        for (const SandboxVolume& v : spec.volumes)
+            if (!v.readable)
+                std::fprintf(stderr, "kos: note: volume %s: without Landlock (--best-effort) the program can read it "
+                                     "although the bundle's policy does not allow it\n",
+                             pkg::describe(v.mount).c_str());
 
     // The security engine the supervisor asks, loaded before anything runs.
     std::unique_ptr<SandboxPolicy> policy;
@@ -487,7 +494,7 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     std::vector<std::string> volume_lines;
     for (const SandboxVolume& v : spec.volumes) {
         UniqueFd dir = KOS_TRY(pkg::open_volume_host_dir(v.mount));
-        PlanVolume pv{v.mount, v.create_mount_point, dir.get(), -1};
+        PlanVolume pv{v.mount, v.writable, v.create_mount_point, dir.get(), -1};
         struct stat st{};
         if (::fstat(dir.get(), &st) != 0)
             return make_error(errno, "volume " + pkg::describe(v.mount) + ": " + errno_string(errno));

@@ -483,7 +483,7 @@ Result<void> add_volumes(SandboxSpec& s, const std::vector<pkg::VolumeMount>& vo
             why = "no compiled policy: the spec allows what the volume's access allows";
         }
         s.report.push_back("volume " + pkg::describe(m) + ": " + access + " (" + why + "); mounted " +
-                           (m.writable ? "" : "read-only, ") + "nosuid, nodev, noexec " +
+                           (v.writable ? "" : "read-only, ") + "nosuid, nodev, noexec " +
                            (v.create_mount_point ? "on directories created in the root tmpfs"
                                                  : "over the rootfs's directory " + m.guest));
         if (!v.readable && !v.writable && pol) {

@@ -154,8 +154,8 @@ Result<void> attach_volume(int tree_fd, int target_fd) {
     return {};
 }
 
-Result<UniqueFd> mount_volume(const pkg::VolumeMount& v, int dir_fd, int root_fd, bool create_mount_point,
-                              int userns_fd, bool* idmapped) {
+Result<UniqueFd> mount_volume(const pkg::VolumeMount& v, bool writable, int dir_fd, int root_fd,
+                              bool create_mount_point, int userns_fd, bool* idmapped) {
     auto fail = [&](const Error& e) { return make_error(e.code, "volume " + pkg::describe(v) + ": " + e.message); };
     if (create_mount_point)
         if (auto ok = make_mount_point(root_fd, v.guest); !ok)
@@ -163,7 +163,7 @@ Result<UniqueFd> mount_volume(const pkg::VolumeMount& v, int dir_fd, int root_fd
     auto target = open_mount_point(root_fd, v.guest);
     if (!target)
         return fail(target.error());
-    auto tree = clone_volume(dir_fd, v.writable, userns_fd, idmapped);
+    auto tree = clone_volume(dir_fd, writable, userns_fd, idmapped);
     if (!tree)
         return fail(tree.error());
     if (auto ok = attach_volume(tree->get(), target->get()); !ok)

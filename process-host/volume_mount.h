@@ -63,9 +63,10 @@ Result<UniqueFd> open_mount_point(int root_fd, const std::string& guest);
 Result<void> attach_volume(int tree_fd, int target_fd);
 
 // All of the above for one volume: the mount point (created when
-// `create_mount_point`), the clone, the move. Returns the mounted tree's
-// descriptor (for the volume's Landlock rule).
-Result<UniqueFd> mount_volume(const pkg::VolumeMount& v, int dir_fd, int root_fd, bool create_mount_point,
-                              int userns_fd, bool* idmapped);
+// `create_mount_point`), the clone (writable only when `writable`: the
+// volume is rw and the policy lets the program write it), the move.
+// Returns the mounted tree's descriptor (for the volume's Landlock rule).
+Result<UniqueFd> mount_volume(const pkg::VolumeMount& v, bool writable, int dir_fd, int root_fd,
+                              bool create_mount_point, int userns_fd, bool* idmapped);
 
 } // namespace kos::proc

@@ -146,8 +146,8 @@ TEST(VolumeMount, MountsTheCloneWithItsAttributesAndNeverThroughASymlink) {
         if (!root || !dir)
             return 10;
         bool idmapped = false;
-        auto a = mount_volume(ro, dir->get(), root.get(), false, -1, &idmapped);
-        auto b = mount_volume(rw, dir->get(), root.get(), false, -1, &idmapped);
+        auto a = mount_volume(ro, false, dir->get(), root.get(), false, -1, &idmapped);
+        auto b = mount_volume(rw, true, dir->get(), root.get(), false, -1, &idmapped);
         if (!a || !b)
             return 11;
         struct statvfs s{};
@@ -164,7 +164,7 @@ TEST(VolumeMount, MountsTheCloneWithItsAttributesAndNeverThroughASymlink) {
             return 15;
         if (::open((stage.path + "/ro/new").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644) >= 0 || errno != EROFS)
             return 16;
-        auto c = mount_volume(via_link, dir->get(), root.get(), false, -1, &idmapped);
+        auto c = mount_volume(via_link, false, dir->get(), root.get(), false, -1, &idmapped);
         if (c || c.error().code != ELOOP)
             return 17;
         // Nothing was mounted where the symlink points.
