@@ -330,11 +330,11 @@ int run_command(const RunArgs& a) {
         req.publish = a.publish;
         req.audit_log = audit_log_path(a);
         if (!a.volumes.empty()) { // -v, resolved against the bundle's [volumes] (pkg/volumes.h)
-            std::string path = a.bundle + "/" + pkg::kConfigFileName;
-            auto text = read_text_file(path);
-            auto config = text ? pkg::parse_bundle_config(*text, path) : Result<pkg::BundleConfig>(std::unexpected(text.error()));
-            auto volumes = config ? pkg::resolve_volumes(*config, a.volumes)
-                                  : Result<std::vector<pkg::VolumeMount>>(std::unexpected(config.error()));
+            auto volumes = [&]() -> Result<std::vector<pkg::VolumeMount>> {
+                std::string path = a.bundle + "/" + pkg::kConfigFileName;
+                std::string text = KOS_TRY(read_text_file(path));
+                return pkg::resolve_volumes(KOS_TRY(pkg::parse_bundle_config(text, path)), a.volumes);
+            }();
             if (!volumes) {
                 report(Failure{kExitKosError, volumes.error().message});
                 return kExitKosError;
