@@ -30,6 +30,7 @@
 #include "pkg/bundle_config.h"
 #include "pkg/label_matcher.h"
 #include "pkg/rootfs_builder.h"
+#include "pkg/volumes.h"
 #include "process-host/process_backend.h"
 
 namespace kos::cli {
@@ -54,6 +55,7 @@ struct RunArgs {
     double cpu_time_s = -1;        // < 0: the bundle's [limits] cpu_time, else none
     std::vector<std::string> env;  // -e KEY=VALUE, after the bundle's [app] env
     std::vector<std::string> publish; // -p [HOST_ADDR:]HOST_PORT:GUEST_PORT
+    std::vector<std::string> volumes; // -v HOST_DIR:GUEST_PATH[:ro|rw][,label=L] or NAME=HOST_DIR
     std::string backend = "vm"; // vm | process | auto
     bool best_effort = false;   // process backend: run without full Landlock/cgroups
     std::string audit_log;      // JSON lines of audit records; empty: the default location
@@ -332,6 +334,18 @@ int run_command(const RunArgs& a) {
         req.timeout_s = a.timeout_s < 0 ? 0 : a.timeout_s;
         req.publish = a.publish;
         req.audit_log = audit_log_path(a);
+        if (!a.volumes.empty()) { // -v, resolved against the bundle's [volumes] (pkg/volumes.h)
+            auto volumes = [&]() -> Result<std::vector<pkg::VolumeMount>> {
+                std::string path = a.bundle + "/" + pkg::kConfigFileName;
+                std::string text = KOS_TRY(read_text_file(path));
+                return pkg::resolve_volumes(KOS_TRY(pkg::parse_bundle_config(text, path)), a.volumes);
+            }();
+            if (!volumes) {
+                report(Failure{kExitKosError, volumes.error().message});
+                return kExitKosError;
+            }
+            req.volumes = std::move(*volumes);
+        }
         proc::BackendResult result;
         req.result = &result;
         if (!a.env.empty() || a.memory_mib || a.output_limit_mib || a.cpu_time_s >= 0) {
@@ -490,6 +504,10 @@ void add_run_commands(CLI::App& app, Context& ctx) {
         ->check(CLI::Range(16, 65536));
     run->add_option("-p,--publish", args->publish,
                     "Publish a port: [HOST_ADDR:]HOST_PORT:GUEST_PORT (process backend; repeatable)")
+        ->allow_extra_args(false);
+    run->add_option("-v,--volume", args->volumes,
+                    "Attach a host directory: HOST_DIR:GUEST_PATH[:ro|rw][,label=LABEL] or NAME=HOST_DIR for a "
+                    "[volumes.NAME] of the bundle (repeatable)")
         ->allow_extra_args(false);
     run->add_option("-e,--env", args->env, "Set KEY=VALUE in the program's environment (repeatable)")
         ->allow_extra_args(false)

@@ -70,6 +70,19 @@ long create_ruleset(const RulesetAttr* attr, size_t size, uint32_t flags) {
     return ::syscall(SYS_landlock_create_ruleset, attr, size, flags);
 }
 
+Result<void> add_fd(int ruleset, int fd, const std::string& path, uint64_t access, int abi) {
+    struct stat st{};
+    if (::fstat(fd, &st) != 0)
+        return make_error(errno, "landlock: " + path + ": " + errno_string(errno));
+    access &= fs_rights(abi);
+    if (!S_ISDIR(st.st_mode))
+        access &= kFileRights;
+    PathBeneathAttr pb{access, fd};
+    if (::syscall(SYS_landlock_add_rule, ruleset, kRulePathBeneath, &pb, 0) != 0)
+        return make_error(errno, "landlock: rule for " + path + ": " + errno_string(errno));
+    return {};
+}
+
 Result<void> add_path(int ruleset, const std::string& path, uint64_t access, int abi) {
     UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
     if (!fd) {
@@ -77,16 +90,7 @@ Result<void> add_path(int ruleset, const std::string& path, uint64_t access, int
             return {};
         return make_error(errno, "landlock: " + path + ": " + errno_string(errno));
     }
-    struct stat st{};
-    if (::fstat(fd.get(), &st) != 0)
-        return make_error(errno, "landlock: " + path + ": " + errno_string(errno));
-    access &= fs_rights(abi);
-    if (!S_ISDIR(st.st_mode))
-        access &= kFileRights;
-    PathBeneathAttr pb{access, fd.get()};
-    if (::syscall(SYS_landlock_add_rule, ruleset, kRulePathBeneath, &pb, 0) != 0)
-        return make_error(errno, "landlock: rule for " + path + ": " + errno_string(errno));
-    return {};
+    return add_fd(ruleset, fd.get(), path, access, abi);
 }
 
 Result<void> add_port(int ruleset, uint16_t port, uint64_t access) {
@@ -142,6 +146,17 @@ Result<int> landlock_build(const LandlockRules& rules, int abi) {
         KOS_TRY(add_path(ruleset.get(), p, kFsExecute | kFsReadFile, abi));
     for (const auto& p : rules.rw_files)
         KOS_TRY(add_path(ruleset.get(), p, kFsReadFile | kFsWriteFile | kFsTruncate, abi));
+    constexpr uint64_t kVolumeWrite = kFsWriteFile | kFsRemoveDir | kFsRemoveFile | kFsMakeReg | kFsMakeDir |
+                                      kFsMakeSym | kFsRefer | kFsTruncate;
+    for (const VolumeRule& v : rules.volumes) {
+        uint64_t access = (v.read ? kRead : 0) | (v.write ? kVolumeWrite : 0);
+        if (!access)
+            continue; // mounted, but nothing beneath it is granted
+        if (v.fd >= 0)
+            KOS_TRY(add_fd(ruleset.get(), v.fd, v.path, access, abi));
+        else
+            KOS_TRY(add_path(ruleset.get(), v.path, access, abi));
+    }
     if (abi >= 4) {
         if (!rules.tcp_any_bind)
             for (uint16_t port : rules.tcp_bind_ports)

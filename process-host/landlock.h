@@ -20,12 +20,25 @@ struct LandlockNeeds {
     std::string why = "file system rules";
 };
 
+// A volume (`kos run -v`): READ_FILE | READ_DIR beneath when `read`;
+// WRITE_FILE, REMOVE_DIR, REMOVE_FILE, MAKE_REG, MAKE_DIR, MAKE_SYM, REFER
+// and TRUNCATE (those the ABI has) when `write`; never EXECUTE, device
+// nodes, sockets or FIFOs. The rule goes on `fd` (the attached mount) when
+// it is >= 0, else on `path`.
+struct VolumeRule {
+    std::string path;
+    int fd = -1;
+    bool read = false;
+    bool write = false;
+};
+
 struct LandlockRules {
     std::vector<std::string> read_paths;  // READ_FILE | READ_DIR beneath (a file: READ_FILE)
     std::vector<std::string> list_paths;  // READ_DIR beneath (names, not contents)
     std::vector<std::string> write_paths; // everything but EXECUTE and device nodes beneath
     std::vector<std::string> exec_files;  // EXECUTE | READ_FILE on these files
     std::vector<std::string> rw_files;    // READ_FILE | WRITE_FILE (device nodes such as /dev/null)
+    std::vector<VolumeRule> volumes;
     std::vector<uint16_t> tcp_bind_ports;    // ABI >= 4
     std::vector<uint16_t> tcp_connect_ports; // ABI >= 4
     bool tcp_any_bind = false;

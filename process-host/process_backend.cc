@@ -122,6 +122,10 @@ int run_bundle(const BackendRequest& r) {
                : code == ENOEXEC || policy_refused                                 ? kExitCannotExecute
                                                                                    : kExitKosError;
     }
+    if (auto ok = add_volumes(*spec, r.volumes); !ok) {
+        std::fprintf(stderr, "kos: %s\n", ok.error().message.c_str());
+        return kExitKosError;
+    }
     for (const std::string& n : spec->notes)
         std::fprintf(stderr, "kos: note: %s\n", n.c_str());
     RunOptions o;

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "pkg/volumes.h"
+
 namespace kos::proc {
 
 // How a run ended, beyond its exit status (for kos's instance records).
@@ -22,6 +24,7 @@ struct BackendRequest {
     double timeout_s = 0;
     std::vector<std::string> publish; // "[HOST_ADDR:]HOST_PORT:GUEST_PORT" (kos run -p)
     std::string audit_log;            // kos run --audit-log FILE: policy audit records as JSON lines ("": none)
+    std::vector<pkg::VolumeMount> volumes; // kos run -v, resolved (pkg::resolve_volumes)
     BackendResult* result = nullptr;  // filled in when the program ran, if not null
 };
 

@@ -34,6 +34,7 @@
 #include "seccomp_filter.h"
 #include "supervisor.h"
 #include "supervisor_jail.h"
+#include "volume_mount.h"
 
 namespace kos::proc {
 namespace {
@@ -55,6 +56,17 @@ enum Msg : char {
     kNotifyFd = 'N',  // child -> parent: the seccomp listener (SCM_RIGHTS)
     kError = 'E',     // child -> parent: setup failed, text follows
     kExecError = 'X', // child -> parent: execve failed, errno follows
+    kNote = 'n',      // child -> parent: a note for stderr, text follows
+};
+
+// A volume as the child mounts it: the host directory the parent opened
+// before any setup, and (kos as root) the user namespace of its ID mapping.
+struct PlanVolume {
+    pkg::VolumeMount mount;
+    bool writable = false; // rw and the policy allows file.write: else mounted read-only
+    bool create_mount_point = false;
+    int dir_fd = -1;
+    int userns_fd = -1;
 };
 
 // Everything the child needs, computed before clone so the child only makes
@@ -71,6 +83,7 @@ struct ChildPlan {
     std::string tmp_opts;
     int landlock_abi = 0;
     LandlockRules landlock;
+    std::vector<PlanVolume> volumes;
     const SeccompFilter* filter = nullptr;
     sigset_t sigmask{}; // the caller's mask, restored in the child
 };
@@ -112,12 +125,29 @@ void bind_ro(const std::string& src, const std::string& dst, unsigned long extra
          ("remounting " + dst + " read-only").c_str());
 }
 
+void send_note(const std::string& text) {
+    std::string m = std::string(1, kNote) + text;
+    [[maybe_unused]] ssize_t w = ::send(g_sock, m.data(), m.size(), MSG_NOSIGNAL);
+}
+
 // The new root: a tmpfs holding the bundle rootfs's top-level entries
-// (bind-mounted read-only), /proc, /dev and /tmp; then read-only itself.
-void build_root(const ChildPlan& p) {
+// (bind-mounted read-only), the volumes, /proc, /dev and /tmp; then
+// read-only itself. Returns the mounted volumes' descriptors (for their
+// Landlock rules), in p.volumes's order.
+std::vector<UniqueFd> build_root(const ChildPlan& p) {
     must(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, "making mounts private");
     int rootfs = ::open(p.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     must(rootfs >= 0, ("opening the rootfs " + p.rootfs).c_str());
+    // The volumes' host directories in this mount namespace, before the
+    // staging tmpfs hides the host's /tmp: each must be the directory the
+    // parent opened (volume_mount.h).
+    std::vector<UniqueFd> volume_dirs;
+    for (const PlanVolume& v : p.volumes) {
+        auto fd = reopen_volume_dir(v.mount, v.dir_fd);
+        if (!fd)
+            child_fail_msg(fd.error().message);
+        volume_dirs.push_back(std::move(*fd));
+    }
     const std::string stage = "/tmp";
     must(::mount("kos-root", stage.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") == 0,
          "mounting the root tmpfs");
@@ -162,6 +192,27 @@ void build_root(const ChildPlan& p) {
     ::closedir(d);
     ::close(rootfs);
 
+    // Volumes, over rootfs directories or on directories created in the
+    // root tmpfs while it is still writable.
+    std::vector<UniqueFd> volumes;
+    if (!p.volumes.empty()) {
+        UniqueFd root(::open(stage.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        must(bool(root), "opening the root tmpfs");
+        for (size_t i = 0; i < p.volumes.size(); ++i) {
+            const PlanVolume& v = p.volumes[i];
+            bool idmapped = false;
+            auto tree = mount_volume(v.mount, v.writable, volume_dirs[i].get(), root.get(), v.create_mount_point,
+                                     v.userns_fd, &idmapped);
+            if (!tree)
+                child_fail_msg(tree.error().message);
+            if (v.userns_fd >= 0 && !idmapped)
+                send_note("volume " + pkg::describe(v.mount) + ": its file system cannot be ID-mapped, so the "
+                          "program accesses it as host uid " + std::to_string(kHostNobody) +
+                          " (only what that id may read or write)");
+            volumes.push_back(std::move(*tree));
+        }
+    }
+
     must(::mkdir((stage + "/proc").c_str(), 0555) == 0, "creating /proc");
     must(::mount("proc", (stage + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0,
          "mounting /proc");
@@ -198,6 +249,7 @@ void build_root(const ChildPlan& p) {
     must(::syscall(SYS_pivot_root, ".", ".") == 0, "pivot_root");
     must(::umount2(".", MNT_DETACH) == 0, "detaching the host root");
     must(::chdir("/") == 0, "chdir /");
+    return volumes;
 }
 
 void loopback_up() {
@@ -248,7 +300,7 @@ void set_rlimits(const Limits& l) {
     ::sigprocmask(SIG_SETMASK, &p.sigmask, nullptr);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     expect(kGo);
-    build_root(p);
+    std::vector<UniqueFd> volumes = build_root(p);
     must(::sethostname(p.hostname.data(), p.hostname.size()) == 0, "sethostname");
     loopback_up();
     // A user namespace of its own for the program: the mount, UTS, IPC and
@@ -285,7 +337,11 @@ void set_rlimits(const Limits& l) {
         child_fail(("[app] workdir " + p.workdir).c_str());
     must(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "no_new_privs");
     if (p.landlock_abi > 0) {
-        auto rs = landlock_build(p.landlock, p.landlock_abi);
+        // Volume rules go on the mounted trees themselves, not on paths.
+        LandlockRules rules = p.landlock;
+        for (size_t i = 0; i < volumes.size() && i < rules.volumes.size(); ++i)
+            rules.volumes[i].fd = volumes[i].get();
+        auto rs = landlock_build(rules, p.landlock_abi);
         if (!rs)
             child_fail_msg(rs.error().message);
         if (auto ok = landlock_restrict_self(*rs); !ok)
@@ -379,6 +435,8 @@ LandlockRules landlock_rules(const SandboxSpec& s) {
     r.exec_files = s.execs;
     for (const char* d : kDevices)
         r.rw_files.push_back(std::string("/dev/") + d);
+    for (const SandboxVolume& v : s.volumes)
+        r.volumes.push_back({v.mount.guest, -1, v.readable, v.writable});
     for (const auto& rule : s.bind)
         if (rule.proto == Proto::Tcp) {
             if (rule.any_port)
@@ -415,11 +473,48 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     // Landlock: refuse to run without it unless asked to.
     out.landlock_abi = landlock_abi();
     KOS_TRY(check_landlock(spec, out.landlock_abi, options.best_effort));
+    if (out.landlock_abi < 1)
+        for (const SandboxVolume& v : spec.volumes)
+            if (!v.readable)
+                std::fprintf(stderr, "kos: note: volume %s: without Landlock (--best-effort) the program can read it "
+                                     "although the bundle's policy does not allow it\n",
+                             pkg::describe(v.mount).c_str());
 
     // The security engine the supervisor asks, loaded before anything runs.
     std::unique_ptr<SandboxPolicy> policy;
     if (!spec.policy.empty())
         policy = KOS_TRY(SandboxPolicy::load(spec.policy, spec.domain));
+    // Volumes: every host directory opened now, before any sandbox setup,
+    // without following symlinks (ATTACKS.md 26); the sandbox mounts these
+    // directories and no other. As root, each is ID-mapped so that its
+    // owner's files belong to the program (whose host id is kHostNobody).
+    bool privileged = ::geteuid() == 0;
+    std::vector<UniqueFd> volume_fds;
+    std::vector<PlanVolume> plan_volumes;
+    std::vector<std::string> volume_lines;
+    for (const SandboxVolume& v : spec.volumes) {
+        UniqueFd dir = KOS_TRY(pkg::open_volume_host_dir(v.mount));
+        PlanVolume pv{v.mount, v.writable, v.create_mount_point, dir.get(), -1};
+        struct stat st{};
+        if (::fstat(dir.get(), &st) != 0)
+            return make_error(errno, "volume " + pkg::describe(v.mount) + ": " + errno_string(errno));
+        volume_fds.push_back(std::move(dir));
+        if (privileged) {
+            UniqueFd ns = KOS_TRY(make_idmap_userns(st.st_uid, st.st_gid, kHostNobody, kHostNobody));
+            pv.userns_fd = ns.get();
+            volume_fds.push_back(std::move(ns));
+            volume_lines.push_back("volume " + v.mount.host + ": ID-mapped: files of host uid " +
+                                   std::to_string(st.st_uid) + " gid " + std::to_string(st.st_gid) +
+                                   " (its owner) are the program's (uid " + std::to_string(spec.uid) +
+                                   "), others appear as 65534");
+        } else {
+            volume_lines.push_back("volume " + v.mount.host + ": the program acts as the caller (host uid " +
+                                   std::to_string(::geteuid()) + "), whose files appear as uid " +
+                                   std::to_string(spec.uid) + ", others as 65534");
+        }
+        plan_volumes.push_back(std::move(pv));
+    }
+
     UniqueFd audit_log;
     if (!options.audit_log.empty()) {
         audit_log = UniqueFd(::open(options.audit_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
@@ -450,8 +545,8 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
     p.landlock_abi = out.landlock_abi; // below `need` only with --best-effort: what the kernel has
     p.landlock = landlock_rules(spec);
     p.filter = &filter;
+    p.volumes = std::move(plan_volumes);
 
-    bool privileged = ::geteuid() == 0;
     PortForwarder forward;
     {
         std::vector<Publish> publish = spec.publish;
@@ -559,6 +654,10 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
         char tag = (*m)[0];
         if (tag == kError)
             return fail(Error{EPERM, "sandbox setup: " + m->substr(1)});
+        if (tag == kNote) {
+            std::fprintf(stderr, "kos: note: %s\n", m->substr(1).c_str());
+            continue;
+        }
         if (tag == kUnshared) {
             out.mounted_ns = ns_since(t0);
             std::string host_id = std::to_string(kHostNobody);
@@ -591,9 +690,12 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
                              : cgroup->version() == CgroupVersion::V2 ? "v2"
                                                                       : "v1",
                      spec.uid, privileged ? "65534" : "caller");
-    if (options.stats)
+    if (options.stats) {
         for (const std::string& line : spec.report)
             std::fprintf(stderr, "kos: process backend: %s\n", line.c_str());
+        for (const std::string& line : volume_lines)
+            std::fprintf(stderr, "kos: process backend: %s\n", line.c_str());
+    }
 
     // Supervise: notifications, the setup socket (EOF when execve
     // succeeded), the child's exit, the wall-time limit.

@@ -92,6 +92,10 @@ bool SandboxPolicy::has_file_class() const {
     return cls != sec::kNone && m_engine.find_perm(cls, "read", 4) != sec::kNone;
 }
 
+bool SandboxPolicy::declares_label(const std::string& label) const {
+    return label_index(m_engine, label) != sec::kNone;
+}
+
 bool SandboxPolicy::allows_file(const std::string& label, const char* perm) {
     uint32_t cls = m_engine.find_class("file", 4);
     if (cls == sec::kNone)

@@ -71,6 +71,8 @@ class SandboxPolicy {
     // (then the bundle's labels narrow what Landlock lets the program read).
     bool has_file_class() const;
     bool declares_net_label() const { return m_net != security::kNone; }
+    // Whether the policy declares `label` (a volume's label, for messages).
+    bool declares_label(const std::string& label) const;
 
     const security::Engine& engine() const { return m_engine; }
     uint32_t domain() const { return m_domain; }

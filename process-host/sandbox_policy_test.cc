@@ -383,3 +383,60 @@ TEST(SandboxPolicySpec, WithoutPolicySourcesTheSpecDecidesAndSaysSo) {
 
 } // namespace
 } // namespace kos::proc
+
+namespace kos::proc {
+namespace {
+
+// Volumes are judged by their labels, and no rootfs rule reaches into one
+// with rights its label does not give: rules above it are split into their
+// other entries, rules at or beneath its mount point dropped.
+TEST(SandboxPolicySpec, VolumesAreJudgedByLabelAndNoRootfsRuleReachesIntoThem) {
+    PolicyBundle b("domain app_t\nresource bin_t, vol_t, secret_t\n"
+                   "class file { read: read, write: write, execute: read }\n"
+                   "allow execute app_t -> app_t where program glob \"/bin/**\"\n"
+                   "allow security app_t -> { bin_t, vol_t } file.read\n"
+                   "allow security app_t -> vol_t file.write\n",
+                   "[labels]\n\"/**\" = \"bin_t\"\n");
+    auto s = spec_from_bundle_dir(b.dir(), {});
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(s->execs, (std::vector<std::string>{"/bin"}));
+    EXPECT_EQ(s->read_paths, (std::vector<std::string>{"/"}));
+    std::string host = b.dir() + "/policy"; // any directory
+    pkg::VolumeMount over{host, "/bin/sub", true, "vol_t", ""};
+    pkg::VolumeMount created{host, "/srv/x", false, "secret_t", ""};
+    auto ok = add_volumes(*s, {over, created});
+    ASSERT_TRUE(ok) << ok.error().message;
+    ASSERT_EQ(s->volumes.size(), 2u);
+    EXPECT_TRUE(s->volumes[0].readable);
+    EXPECT_TRUE(s->volumes[0].writable);
+    EXPECT_FALSE(s->volumes[0].create_mount_point);
+    EXPECT_FALSE(s->volumes[1].readable);
+    EXPECT_FALSE(s->volumes[1].writable);
+    EXPECT_TRUE(s->volumes[1].create_mount_point);
+    // EXECUTE on /bin would reach /bin/sub: split into the other files.
+    EXPECT_EQ(sorted(s->execs), (std::vector<std::string>{"/bin/app", "/bin/forbidden", "/bin/tool"}));
+    // Read on "/" would reach the unreadable /srv/x: split into the root's
+    // other entries (the readable /bin/sub volume may stay beneath /bin).
+    EXPECT_EQ(sorted(s->read_paths),
+              (std::vector<std::string>{"/bin", "/data", "/dev", "/etc", "/proc", "/tmp"}));
+    ASSERT_EQ(s->notes.size(), 1u);
+    EXPECT_NE(s->notes[0].find("add `allow security app_t -> secret_t file.read` to the bundle's policy "
+                               "(policy/app.kpol)"),
+              std::string::npos)
+        << s->notes[0];
+
+    // Mount points the rootfs cannot offer.
+    auto again = spec_from_bundle_dir(b.dir(), {});
+    ASSERT_TRUE(again);
+    auto file = add_volumes(*again, {{host, "/data/public.txt/x", false, "vol_t", ""}});
+    ASSERT_FALSE(file);
+    EXPECT_EQ(file.error().message, "/data/public.txt/x: /data is part of the bundle's rootfs and has no directory "
+                                    "public.txt/x; create the mount point in the bundle or choose a path outside "
+                                    "the rootfs's directories");
+    auto hides = add_volumes(*again, {{host, "/bin", false, "vol_t", ""}});
+    ASSERT_FALSE(hides);
+    EXPECT_NE(hides.error().message.find("would hide the program /bin/app"), std::string::npos);
+}
+
+} // namespace
+} // namespace kos::proc

@@ -303,12 +303,206 @@ Result<void> apply_policy(SandboxSpec& s, const std::string& dir, const pkg::Bun
     std::string files;
     for (const auto& src : sources)
         files += (files.empty() ? "" : ", ") + src.name;
+    s.policy_files = files;
     s.report.insert(s.report.begin(), "verdicts: the compiled bundle policy (" + files + ") through the security engine, "
                                       "domain " + config.policy.domain);
     return {};
 }
 
+// ---- volumes ----------------------------------------------------------------
+
+// `path` is `dir` or lies beneath it ("/" holds everything).
+bool at_or_under(const std::string& path, const std::string& dir) {
+    if (dir == "/")
+        return true;
+    return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+}
+
+std::string child_path(const std::string& dir, const std::string& name) {
+    return (dir == "/" ? "" : dir) + "/" + name;
+}
+
+// The entries of directory `dir` as the sandbox shows them before any
+// volume is mounted: the rootfs's (its top-level proc, dev and tmp replaced
+// by the sandbox's own) and the directories created for volume mount points.
+std::vector<std::string> sandbox_children(const SandboxSpec& s, const std::string& dir) {
+    std::vector<std::string> names;
+    struct stat st{};
+    if (::lstat((s.rootfs + (dir == "/" ? "" : dir)).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        if (DIR* d = ::opendir((s.rootfs + (dir == "/" ? "" : dir)).c_str())) {
+            while (dirent* e = ::readdir(d)) {
+                std::string name = e->d_name;
+                if (name == "." || name == ".." || (dir == "/" && (name == "proc" || name == "dev" || name == "tmp")))
+                    continue;
+                names.push_back(name);
+            }
+            ::closedir(d);
+        }
+    if (dir == "/")
+        names.insert(names.end(), {"proc", "dev", "tmp"});
+    for (const SandboxVolume& v : s.volumes) {
+        if (!v.create_mount_point || v.mount.guest == dir || !at_or_under(v.mount.guest, dir))
+            continue;
+        size_t start = dir == "/" ? 1 : dir.size() + 1;
+        std::string next = v.mount.guest.substr(start, v.mount.guest.find('/', start) - start);
+        if (std::find(names.begin(), names.end(), next) == names.end())
+            names.push_back(next);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+// Rewrites one rule path so that it reaches into no volume it would give
+// more than the policy does: dropped at or beneath any mount point (the
+// volume hides what was there, and a rule opened there would land on the
+// volume), split into its entries when the mount point of a volume that
+// `guards` lies beneath it (Landlock's rights reach everything beneath a
+// rule, across mounts).
+template <class Guards>
+void carve_rule(const SandboxSpec& s, const std::string& path, const Guards& guards, std::vector<std::string>& out) {
+    bool above = false;
+    for (const SandboxVolume& v : s.volumes) {
+        if (at_or_under(path, v.mount.guest))
+            return;
+        above = above || (guards(v) && at_or_under(v.mount.guest, path));
+    }
+    if (!above) {
+        out.push_back(path);
+        return;
+    }
+    for (const std::string& name : sandbox_children(s, path))
+        carve_rule(s, child_path(path, name), guards, out);
+}
+
+template <class Guards>
+void carve_rules(const SandboxSpec& s, std::vector<std::string>& rules, const Guards& guards) {
+    std::vector<std::string> out;
+    for (const std::string& r : rules)
+        carve_rule(s, r, guards, out);
+    rules = std::move(out);
+}
+
+// Where the volume is mounted: over a directory of the rootfs, or on
+// directories created in the root tmpfs when its top-level name is not in
+// the rootfs. Components are checked without following symlinks (the
+// sandbox opens the mount point the same way, RESOLVE_NO_SYMLINKS).
+Result<bool> mount_point_is_created(const SandboxSpec& s, const pkg::VolumeMount& v) {
+    const std::string& g = v.guest;
+    std::string top = g.substr(0, g.find('/', 1));
+    if (top == "/tmp")
+        return make_error(EINVAL, "volume " + pkg::describe(v) + ": /tmp is the sandbox's own tmpfs in the process "
+                                  "backend; choose a guest path outside /tmp");
+    struct stat st{};
+    if (::lstat((s.rootfs + top).c_str(), &st) != 0) {
+        if (errno == ENOENT)
+            return true;
+        return make_error(errno, "volume " + pkg::describe(v) + ": " + s.rootfs + top + ": " + errno_string(errno));
+    }
+    size_t pos = 0;
+    std::string part;
+    while (pos < g.size()) {
+        size_t next = g.find('/', pos + 1);
+        part = g.substr(0, next);
+        if (::lstat((s.rootfs + part).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+            if (::lstat((s.rootfs + part).c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+                return make_error(EINVAL, g + ": " + part + " is a symlink in the bundle's rootfs, and mount points "
+                                          "are not reached through symlinks; mount at the directory it names, or "
+                                          "choose a path outside the rootfs's directories");
+            if (part == top)
+                return make_error(EINVAL, g + ": " + top + " is a file of the bundle's rootfs, not a directory; "
+                                          "choose a path outside the rootfs's directories");
+            return make_error(EINVAL, g + ": " + top + " is part of the bundle's rootfs and has no directory " +
+                                          g.substr(top.size() + 1) + "; create the mount point in the bundle or "
+                                          "choose a path outside the rootfs's directories");
+        }
+        pos = next == std::string::npos ? g.size() : next;
+    }
+    return false;
+}
+
 } // namespace
+
+Result<void> add_volumes(SandboxSpec& s, const std::vector<pkg::VolumeMount>& volumes) {
+    if (volumes.empty())
+        return {};
+    std::unique_ptr<SandboxPolicy> pol;
+    if (!s.policy.empty())
+        pol = KOS_TRY(SandboxPolicy::load(s.policy, s.domain));
+    for (const pkg::VolumeMount& m : volumes) {
+        SandboxVolume v;
+        v.mount = m;
+        v.create_mount_point = KOS_TRY(mount_point_is_created(s, m));
+        auto program = resolve_in_rootfs(s.rootfs, s.argv[0]);
+        if (at_or_under(s.argv[0], m.guest) || (program && at_or_under(*program, m.guest)))
+            return make_error(EINVAL, "volume " + pkg::describe(m) + " would hide the program " + s.argv[0] +
+                                          " of the bundle's rootfs; choose another guest path");
+        if (pol) {
+            pol->restart();
+            v.readable = pol->allows_file(m.label, "read");
+            pol->restart();
+            v.writable = m.writable && pol->allows_file(m.label, "write");
+        } else {
+            v.readable = true;
+            v.writable = m.writable;
+        }
+        s.volumes.push_back(std::move(v));
+    }
+    // Read and list rules grant nothing a readable volume lacks; write rules
+    // (every right but execute and devices) and execute rules grant more
+    // than any volume gets.
+    size_t before = s.read_paths.size() + s.list_paths.size() + s.write_paths.size() + s.execs.size();
+    auto unreadable = [](const SandboxVolume& v) { return !v.readable; };
+    auto every = [](const SandboxVolume&) { return true; };
+    carve_rules(s, s.read_paths, unreadable);
+    carve_rules(s, s.list_paths, unreadable);
+    carve_rules(s, s.write_paths, every);
+    carve_rules(s, s.execs, every);
+    size_t rules = s.execs.size() + s.read_paths.size() + s.list_paths.size() + s.write_paths.size() + s.volumes.size();
+    if (rules - s.volumes.size() != before)
+        s.report.push_back("volumes: the rootfs's Landlock rules around the mount points are now " +
+                           std::to_string(rules - s.volumes.size()) + " (were " + std::to_string(before) +
+                           "): none reaches into a volume the policy does not let the program read");
+    if (rules > kMaxLandlockPathRules)
+        return make_error(EFBIG, s.origin + ": the volumes split the rootfs's Landlock rules into " +
+                                     std::to_string(rules) + " path rules (at most " +
+                                     std::to_string(kMaxLandlockPathRules) + "); mount the volumes outside the "
+                                     "rootfs's directories, or give whole directories one label");
+
+    for (const SandboxVolume& v : s.volumes) {
+        const pkg::VolumeMount& m = v.mount;
+        std::string access = v.readable && v.writable ? "read and write"
+                             : v.readable             ? "read"
+                             : v.writable             ? "write (not read)"
+                                                      : "no access";
+        std::string why;
+        if (pol) {
+            why = std::string("file.read ") + (v.readable ? "allowed" : "denied");
+            if (m.writable)
+                why += std::string(", file.write ") + (v.writable ? "allowed" : "denied");
+        } else {
+            why = "no compiled policy: the spec allows what the volume's access allows";
+        }
+        s.report.push_back("volume " + pkg::describe(m) + ": " + access + " (" + why + "); mounted " +
+                           (v.writable ? "" : "read-only, ") + "nosuid, nodev, noexec " +
+                           (v.create_mount_point ? "on directories created in the root tmpfs"
+                                                 : "over the rootfs's directory " + m.guest));
+        if (!v.readable && !v.writable && pol) {
+            std::string rule = "allow security " + s.domain + " -> " + m.label + " file.read";
+            std::string where = "the bundle's policy (" + s.policy_files + ")";
+            std::string extra;
+            if (!pol->has_file_class())
+                extra = "; it declares no class file, so also declare class file { read: read, write: write, "
+                        "execute: read }";
+            else if (!pol->declares_label(m.label))
+                extra = "; it does not declare " + m.label + ", so also declare it (resource " + m.label + ")";
+            s.notes.push_back("volume " + pkg::describe(m) + ": the bundle's policy lets " + s.domain +
+                              " neither read nor write it, so it is mounted but inaccessible; to use it, add `" +
+                              rule + "`" + (m.writable ? " (and `file.write` to write)" : "") + " to " + where +
+                              extra);
+        }
+    }
+    return {};
+}
 
 Result<std::vector<NetRule>> parse_host_rule(const std::string& host, const std::string& at) {
     std::vector<NetRule> out;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kos/support/result.h"
+#include "pkg/volumes.h"
 
 namespace kos::proc {
 
@@ -61,6 +62,18 @@ struct Limits {
     uint64_t tmp_bytes = 64ull << 20; // size of the private /tmp
 };
 
+// A host directory attached with `kos run -v` (pkg::VolumeMount) and what
+// the bundle's policy lets the program do with it (add_volumes).
+struct SandboxVolume {
+    pkg::VolumeMount mount;
+    bool readable = false; // security DOMAIN -> label file.read
+    bool writable = false; // mount.writable and security DOMAIN -> label file.write
+    // The guest path's top-level directory is not in the rootfs: its
+    // directories are created in the root tmpfs. Otherwise the guest path is
+    // a directory of the rootfs, and the volume is mounted over it.
+    bool create_mount_point = false;
+};
+
 struct SandboxSpec {
     // What runs. Paths are inside the sandbox's root.
     std::vector<std::string> argv;
@@ -84,6 +97,11 @@ struct SandboxSpec {
     std::vector<std::string> list_paths;
     std::vector<std::string> write_paths;
     std::vector<std::string> execs;
+    // Volumes (`kos run -v`), mounted nosuid, nodev, noexec (and read-only
+    // unless writable) at their guest paths; Landlock gives each READ_FILE
+    // and READ_DIR beneath when readable and the write rights when writable,
+    // and no rule above may reach into them (add_volumes).
+    std::vector<SandboxVolume> volumes;
 
     // Supervisor verdicts for connect(2) and bind(2) on IP sockets.
     std::vector<NetRule> connect;
@@ -98,6 +116,7 @@ struct SandboxSpec {
     // `connect` and `bind` above are empty. Empty: a bundle without policy
     // sources, judged by the spec's own rules.
     std::vector<uint8_t> policy;
+    std::string policy_files; // its [policy] sources, "policy/sbx.kpol", for messages
 
     // Where each part came from, for messages ("examples/x/bundle.toml").
     std::string origin;
@@ -122,6 +141,21 @@ struct SandboxSpec {
 inline constexpr size_t kMaxLandlockPathRules = 4096;
 Result<SandboxSpec> spec_from_bundle_dir(const std::string& dir,
                                          const std::vector<std::string>& argv_override);
+
+// Attaches `volumes` (pkg::resolve_volumes) to a spec of spec_from_bundle_dir:
+// with a compiled policy each label is judged as the rootfs's labels are
+// (readable iff `security DOMAIN -> LABEL file.read`, writable iff the
+// volume is rw and `file.write` is allowed); without one, the spec decides
+// (readable, writable when rw). A mount point must be a directory of the
+// rootfs (reached without symlinks) or lie under a top-level name the
+// rootfs does not have (then it is created in the root tmpfs); /tmp is the
+// sandbox's own. Rules of the rootfs that would reach into a volume (a
+// readable "/", a directory above it) are split into rules for their other
+// entries, and rules at or beneath a mount point are dropped (the volume
+// hides those entries). Adds report lines, and a note for each volume the
+// program may neither read nor write. Errors: EINVAL for a mount point the
+// rootfs cannot offer, EFBIG past kMaxLandlockPathRules.
+Result<void> add_volumes(SandboxSpec& spec, const std::vector<pkg::VolumeMount>& volumes);
 
 // Resolves `path` (absolute, inside `rootfs`) following symlinks without
 // leaving `rootfs`; returns the resolved path inside rootfs.

@@ -16,6 +16,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -727,3 +728,234 @@ TEST_F(ProcessBackend, DoctorReportsLandlockAndTheBackend) {
 }
 
 } // namespace
+
+// ---- volumes (kos run -v) ----------------------------------------------------
+
+namespace {
+
+// A bundle with busybox and the probe whose policy reads volumes by label:
+// vol_rw_t read and write, vol_ro_t read, vol_none_t nothing; it declares
+// [volumes.shared] at /shared (rw, vol_rw_t). Beside it, a host directory
+// `vol` (the volume, holding in.txt) and, outside the volume, secret.txt
+// with a unique secret.
+class VolumeBundle {
+public:
+    VolumeBundle() {
+        char tmpl[] = "/tmp/kos-vol-XXXXXX";
+        m_dir = ::mkdtemp(tmpl);
+        ::chmod(m_dir.c_str(), 0755);
+        [[maybe_unused]] int rc = std::system(("mkdir -p " + m_dir + "/bundle/policy " + m_dir + "/vol && cp -a " + kSrc +
+                                               "/examples/busybox/rootfs " + m_dir + "/bundle/ && cp " + kSbx +
+                                               "/rootfs/bin/sbx_probe " + m_dir + "/bundle/rootfs/bin/")
+                                                  .c_str());
+        std::ofstream(bundle() + "/bundle.toml")
+            << "[app]\nname = \"vol\"\nentrypoint = [\"/bin/busybox\"]\nenv = [\"PATH=/bin\"]\n"
+            << "[labels]\n\"/**\" = \"app_file_t\"\n"
+            << "[policy]\ndomain = \"app_t\"\nsources = [\"policy/app.kpol\"]\n"
+            << "[volumes.shared]\npath = \"/shared\"\naccess = \"rw\"\nlabel = \"vol_rw_t\"\n";
+        std::ofstream(bundle() + "/policy/app.kpol")
+            << "domain app_t\nresource app_file_t, vol_rw_t, vol_ro_t, vol_none_t\n"
+            << "class file { read: read, write: write, execute: read }\n"
+            << "allow execute app_t -> app_t where program glob \"/bin/*\"\n"
+            << "allow security app_t -> { app_file_t, vol_rw_t, vol_ro_t } file.read\n"
+            << "allow security app_t -> vol_rw_t file.write\n";
+        m_secret = "kos-volume-secret-" + std::to_string(::getpid()) + "-" + std::to_string(::time(nullptr));
+        std::ofstream(m_dir + "/secret.txt") << m_secret << "\n";
+        std::ofstream(vol() + "/in.txt") << "from the host\n";
+    }
+    ~VolumeBundle() { [[maybe_unused]] int rc = std::system(("rm -rf " + m_dir).c_str()); }
+    std::string bundle() const { return m_dir + "/bundle"; }
+    std::string vol() const { return m_dir + "/vol"; }
+    const std::string& dir() const { return m_dir; }
+    const std::string& secret() const { return m_secret; }
+
+private:
+    std::string m_dir;
+    std::string m_secret;
+};
+
+std::vector<std::string> list_dir(const std::string& path) {
+    std::vector<std::string> names;
+    if (DIR* d = ::opendir(path.c_str())) {
+        while (dirent* e = ::readdir(d))
+            if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
+                names.push_back(e->d_name);
+        ::closedir(d);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+class ProcessVolumes : public ProcessBackend {};
+
+} // namespace
+
+TEST_F(ProcessVolumes, ReadOnlyVolumeReadsAHostFile) {
+    VolumeBundle b;
+    auto r = kos_run(b.bundle(), {"/bin/busybox", "cat", "/data/in.txt"}, {"-v", b.vol() + ":/data:ro,label=vol_ro_t"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "from the host\n");
+    EXPECT_EQ(r.err, "");
+    // The bundle's declared volume, attached by name.
+    r = kos_run(b.bundle(), {"/bin/busybox", "cat", "/shared/in.txt"}, {"-v", "shared=" + b.vol()});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "from the host\n");
+}
+
+TEST_F(ProcessVolumes, WritableVolumeWritesToTheHost) {
+    VolumeBundle b;
+    auto r = kos_run(b.bundle(),
+                     {"/bin/busybox", "sh", "-c",
+                      "echo written inside > /data/out.txt && mkdir /data/sub && echo deeper > /data/sub/f && "
+                      "rm /data/in.txt && /bin/busybox stat -c '%u %g' /data/out.txt"},
+                     {"-v", b.vol() + ":/data:rw,label=vol_rw_t"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    // Inside, the files the host directory's owner owns are the program's
+    // (the bundle's [app] user, 0 here).
+    EXPECT_EQ(r.out, "0 0\n") << r.err;
+    EXPECT_EQ(read_file(b.vol() + "/out.txt"), "written inside\n");
+    EXPECT_EQ(read_file(b.vol() + "/sub/f"), "deeper\n");
+    EXPECT_EQ(list_dir(b.vol()), (std::vector<std::string>{"out.txt", "sub"}));
+    // On the host, what the program created belongs to the directory's owner.
+    struct stat st{}, dir{};
+    ASSERT_EQ(::stat((b.vol() + "/out.txt").c_str(), &st), 0);
+    ASSERT_EQ(::stat(b.vol().c_str(), &dir), 0);
+    EXPECT_EQ(st.st_uid, dir.st_uid);
+    EXPECT_EQ(st.st_gid, dir.st_gid);
+    // Nothing is executable from a volume (noexec), even a copy of an allowed program.
+    r = kos_run(b.bundle(), {"/bin/busybox", "sh", "-c", "cp /bin/busybox /data/bb && /data/bb true; echo $?"},
+                {"-v", b.vol() + ":/data:rw,label=vol_rw_t"});
+    EXPECT_EQ(r.out, "126\n") << r.err;
+}
+
+TEST_F(ProcessVolumes, WritingIntoAReadOnlyVolumeFailsAndTheHostIsUnchanged) {
+    VolumeBundle b;
+    auto before = list_dir(b.vol());
+    auto r = kos_run(b.bundle(), {"/bin/sbx_probe", "write", "/data/new"}, {"-v", b.vol() + ":/data:ro,label=vol_rw_t"});
+    EXPECT_EQ(r.out, "write /data/new EROFS\n") << r.err;
+    r = kos_run(b.bundle(), {"/bin/busybox", "sh", "-c", "echo x > /data/in.txt; rm /data/in.txt; mkdir /data/d"},
+                {"-v", b.vol() + ":/data:ro,label=vol_rw_t"});
+    EXPECT_NE(r.err.find("Read-only file system"), std::string::npos) << r.err;
+    EXPECT_EQ(list_dir(b.vol()), before);
+    EXPECT_EQ(read_file(b.vol() + "/in.txt"), "from the host\n");
+    // rw on the command line, but the policy allows vol_ro_t reads only:
+    // mounted read-only (and Landlock grants no write right either).
+    r = kos_run(b.bundle(), {"/bin/sbx_probe", "write", "/data/new"}, {"-v", b.vol() + ":/data:rw,label=vol_ro_t"});
+    EXPECT_EQ(r.out, "write /data/new EROFS\n") << r.err;
+    r = kos_run(b.bundle(), {"/bin/sbx_probe", "read", "/data/in.txt"}, {"-v", b.vol() + ":/data:rw,label=vol_ro_t"});
+    EXPECT_EQ(r.out, "read /data/in.txt ok\n") << r.err;
+    EXPECT_EQ(list_dir(b.vol()), before);
+}
+
+TEST_F(ProcessVolumes, ALabelThePolicyDoesNotAllowIsInaccessible) {
+    VolumeBundle b;
+    auto r = kos_run(b.bundle(), {"/bin/sbx_probe", "read", "/data/in.txt"}, {"-v", b.vol() + ":/data:rw,label=vol_none_t"});
+    EXPECT_EQ(r.out, "read /data/in.txt EACCES\n") << r.err;
+    EXPECT_EQ(r.err, "kos: note: volume " + b.vol() + " -> /data (rw, label vol_none_t): the bundle's policy lets app_t "
+                     "neither read nor write it, so it is mounted but inaccessible; to use it, add `allow security "
+                     "app_t -> vol_none_t file.read` (and `file.write` to write) to the bundle's policy "
+                     "(policy/app.kpol)\n");
+    r = kos_run(b.bundle(), {"/bin/busybox", "sh", "-c", "cat /data/in.txt; ls /data; echo x > /data/new; cat /etc/hostname"},
+                {"-v", b.vol() + ":/data:rw,label=vol_none_t"});
+    EXPECT_EQ(count_lines(r.err, "Permission denied"), 2) << r.err;
+    // Not writable by policy: mounted read-only as well.
+    EXPECT_EQ(count_lines(r.err, "Read-only file system"), 1) << r.err;
+    // The rest of the rootfs stays readable.
+    EXPECT_EQ(r.out, "kos-busybox\n") << r.err;
+    EXPECT_EQ(list_dir(b.vol()), (std::vector<std::string>{"in.txt"}));
+}
+
+// Paths and symlinks inside a volume resolve in the sandbox, never on the
+// host: a secret beside the volume's host directory is never read.
+TEST_F(ProcessVolumes, EscapesDoNotReachTheHost) {
+    VolumeBundle b;
+    ASSERT_EQ(::symlink((b.dir() + "/secret.txt").c_str(), (b.vol() + "/abs").c_str()), 0);
+    ASSERT_EQ(::symlink("../secret.txt", (b.vol() + "/rel").c_str()), 0);
+    ASSERT_EQ(::symlink(b.dir().c_str(), (b.vol() + "/up").c_str()), 0);
+    std::string script;
+    const std::vector<std::string> paths = {"/data/../secret.txt", "/data/../../" + b.dir() + "/secret.txt", "/data/abs",
+                                            "/data/rel", "/data/up/secret.txt",
+                                            "/data/../../../../../../" + b.dir() + "/secret.txt",
+                                            b.dir() + "/secret.txt", "/proc/1/root" + b.dir() + "/secret.txt"};
+    for (const std::string& p : paths)
+        script += "cat " + p + "; ";
+    // The program's own symlink, and a hard link attempt, lead nowhere either.
+    script += "ln -s " + b.dir() + "/secret.txt /data/mine; cat /data/mine; ln " + b.dir() + "/secret.txt /data/hard; "
+              "cd /data/up && cat secret.txt; echo done";
+    auto r = kos_run(b.bundle(), {"/bin/busybox", "sh", "-c", script}, {"-v", b.vol() + ":/data:rw,label=vol_rw_t"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "done\n") << r.err;
+    EXPECT_EQ(r.out.find(b.secret()), std::string::npos);
+    EXPECT_EQ(r.err.find(b.secret()), std::string::npos);
+    EXPECT_GE(count_lines(r.err, "No such file or directory"), 9) << r.err;
+    // Same through the probe, with its exact errno.
+    for (const std::string p : {"/data/abs", "/data/rel", "/data/up/secret.txt"}) {
+        r = kos_run(b.bundle(), {"/bin/sbx_probe", "read", p}, {"-v", b.vol() + ":/data:ro,label=vol_ro_t"});
+        EXPECT_EQ(r.out, "read " + p + " ENOENT\n") << r.err;
+    }
+}
+
+// -v errors: exit 125 with the message, nothing started (a valid rw
+// volume beside the bad one stays empty).
+TEST_F(ProcessVolumes, BadVolumeValuesExit125AndStartNothing) {
+    VolumeBundle b;
+    std::string out = b.dir() + "/out";
+    ASSERT_EQ(::mkdir(out.c_str(), 0755), 0);
+    std::vector<std::string> touch = {"/bin/busybox", "touch", "/out/ran"};
+    std::string ok = out + ":/out:rw,label=vol_rw_t";
+    auto r = kos_run(b.bundle(), touch, {"-v", ok, "-v", b.dir() + "/missing:/data:ro,label=vol_ro_t"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "kos: -v " + b.dir() + "/missing:/data:ro,label=vol_ro_t: host directory " + b.dir() +
+                         "/missing: No such file or directory (create it first)\n");
+    r = kos_run(b.bundle(), touch, {"-v", ok, "-v", b.vol() + ":/data:ro,lable=vol_ro_t"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_EQ(r.err, "kos: -v " + b.vol() + ":/data:ro,lable=vol_ro_t: unknown option \"lable=vol_ro_t\" (options: ro, "
+                     "rw, label=LABEL, separated by commas)\n");
+    // A mount point the rootfs cannot offer.
+    r = kos_run(b.bundle(), touch, {"-v", ok, "-v", b.vol() + ":/etc/app/data:ro,label=vol_ro_t"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_EQ(r.err, "kos: /etc/app/data: /etc is part of the bundle's rootfs and has no directory app/data; create the "
+                     "mount point in the bundle or choose a path outside the rootfs's directories\n");
+    ASSERT_EQ(::symlink("etc", (b.bundle() + "/rootfs/conf").c_str()), 0);
+    r = kos_run(b.bundle(), touch, {"-v", ok, "-v", b.vol() + ":/conf:ro,label=vol_ro_t"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_NE(r.err.find("/conf is a symlink in the bundle's rootfs"), std::string::npos) << r.err;
+    r = kos_run(b.bundle(), touch, {"-v", ok, "-v", b.vol() + ":/tmp/data:ro,label=vol_ro_t"});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_NE(r.err.find("/tmp is the sandbox's own tmpfs"), std::string::npos) << r.err;
+    EXPECT_EQ(list_dir(out), std::vector<std::string>{});
+    // And with the good volume alone, the program runs.
+    r = kos_run(b.bundle(), touch, {"-v", ok});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(list_dir(out), std::vector<std::string>{"ran"});
+}
+
+// A volume over a directory of the rootfs hides it; one under a name the
+// rootfs lacks gets directories created in the root tmpfs.
+TEST_F(ProcessVolumes, MountPointsOverRootfsDirectoriesAndCreatedOnes) {
+    VolumeBundle b;
+    ASSERT_EQ(::mkdir((b.bundle() + "/rootfs/etc/app").c_str(), 0755), 0);
+    std::ofstream(b.bundle() + "/rootfs/etc/app/hidden") << "rootfs\n";
+    auto r = kos_run(b.bundle(), {"/bin/busybox", "sh", "-c", "ls /etc/app; cat /srv/a/b/in.txt; cat /etc/hostname"},
+                     {"-v", b.vol() + ":/etc/app:ro,label=vol_ro_t", "-v", b.vol() + ":/srv/a/b:ro,label=vol_ro_t"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "in.txt\nfrom the host\nkos-busybox\n");
+}
+
+TEST_F(ProcessVolumes, StatsReportTheVolumeDecisions) {
+    VolumeBundle b;
+    auto r = kos_run(b.bundle(), {"/bin/busybox", "true"},
+                     {"--stats", "-v", b.vol() + ":/data:rw,label=vol_ro_t", "-v", b.vol() + ":/none:ro,label=vol_none_t"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("kos: process backend: volume " + b.vol() + " -> /data (rw, label vol_ro_t): read (file.read "
+                         "allowed, file.write denied); mounted read-only, nosuid, nodev, noexec on directories created in the "
+                         "root tmpfs\n"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("kos: process backend: volume " + b.vol() + " -> /none (ro, label vol_none_t): no access "
+                         "(file.read denied); mounted read-only, nosuid, nodev, noexec"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(count_lines(r.err, "kos: note: volume " + b.vol() + " -> /none"), 1) << r.err;
+}
