@@ -124,11 +124,15 @@ timespec to_timespec(int64_t t) {
 Result<bool> create_ring(io_uring& ring) {
     // FTRUNCATE only if this kernel knows it (restricting to an unknown
     // opcode fails).
-    bool ftruncate_op = false;
-    if (io_uring_probe* probe = ::io_uring_get_probe()) {
-        ftruncate_op = probe->last_op >= kOpFtruncate && ::io_uring_opcode_supported(probe, kOpFtruncate);
-        ::io_uring_free_probe(probe);
-    }
+    // Asked once per process (a probe costs a ring of its own).
+    static const bool ftruncate_op = [] {
+        bool known = false;
+        if (io_uring_probe* probe = ::io_uring_get_probe()) {
+            known = probe->last_op >= kOpFtruncate && ::io_uring_opcode_supported(probe, kOpFtruncate);
+            ::io_uring_free_probe(probe);
+        }
+        return known;
+    }();
     io_uring_params p{};
     // Disabled until restricted: a ring's restrictions can only be set
     // before it is enabled, and they cannot be lifted.
