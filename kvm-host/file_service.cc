@@ -173,6 +173,8 @@ struct OpenFile {
     uint32_t volume = 0;
     uint32_t flags = 0; // the guest's open flags
     bool dir = false;
+    uint64_t ino = 0; // scratch quota: an unlinked file's size counts until its last close
+    uint32_t dev_major = 0, dev_minor = 0;
 };
 
 // A parent directory opened beneath a volume's root, and the entry's name.
@@ -225,7 +227,10 @@ struct FileService::Impl {
     int open_parent(uint32_t volume, const std::string& path, Entry& out);
     int stat_fd(int fd, struct statx& st);
     int stat_path(uint32_t volume, const std::string& path, bool follow, struct statx& st);
-    int64_t size_of_entry(const Entry& e); // a regular file's size if this is its last name, else 0
+    // The size a regular file stops taking when `e` goes: its size if this
+    // is its last name and no open file refers to it, else 0.
+    int64_t size_of_entry(const Entry& e);
+    bool is_open(const struct statx& st) const;
     void account(uint32_t volume, int64_t delta);
     int64_t room(uint32_t volume) const;
 
@@ -684,7 +689,16 @@ int64_t FileService::Impl::dispatch(file::FileCall& c, const NetGuestMemory& ram
     switch (op) {
     case file::FileOp::Close:
         files.erase(c.file);
-        return on_io([&, fd = f.fd] { return int64_t{ring_op([&](io_uring_sqe* s) { ::io_uring_prep_close(s, fd); })}; });
+        return on_io([&]() -> int64_t {
+            // The last close of an unlinked scratch file frees its size.
+            struct statx st{};
+            int64_t freed = opts.volumes[f.volume].scratch && stat_fd(f.fd, st) == 0 && S_ISREG(st.stx_mode) &&
+                                    st.stx_nlink == 0 && !is_open(st)
+                                ? static_cast<int64_t>(st.stx_size)
+                                : 0;
+            account(f.volume, -freed);
+            return ring_op([&](io_uring_sqe* s) { ::io_uring_prep_close(s, f.fd); });
+        });
     case file::FileOp::FStat:
         return on_io([&]() -> int64_t {
             struct statx st{};
@@ -828,12 +842,20 @@ int64_t FileService::Impl::size_of_entry(const Entry& e) {
     int r = ring_op([&](io_uring_sqe* s) {
         ::io_uring_prep_statx(s, e.parent.get(), e.last.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st);
     });
-    if (r < 0 || !S_ISREG(st.stx_mode) || st.stx_nlink != 1)
+    if (r < 0 || !S_ISREG(st.stx_mode) || st.stx_nlink != 1 || is_open(st))
         return 0;
     return static_cast<int64_t>(st.stx_size);
 }
 
-// The scratch quota counts apparent sizes (stx_size) of regular files.
+bool FileService::Impl::is_open(const struct statx& st) const {
+    for (const auto& [id, f] : files)
+        if (f.ino == st.stx_ino && f.dev_major == st.stx_dev_major && f.dev_minor == st.stx_dev_minor)
+            return true;
+    return false;
+}
+
+// The scratch quota counts apparent sizes (stx_size) of the regular files
+// the volume holds: those with a name, and those unlinked but still open.
 void FileService::Impl::account(uint32_t volume, int64_t delta) {
     if (!opts.volumes[volume].scratch)
         return;
@@ -884,7 +906,8 @@ int64_t FileService::Impl::io_open(file::FileCall& c, uint32_t volume, std::stri
     while (next_id == 0 || files.contains(next_id))
         ++next_id;
     uint32_t id = next_id++;
-    files.emplace(id, OpenFile{hold.release(), volume, c.flags, S_ISDIR(st.stx_mode)});
+    files.emplace(id, OpenFile{hold.release(), volume, c.flags, S_ISDIR(st.stx_mode), st.stx_ino,
+                               st.stx_dev_major, st.stx_dev_minor});
     c.file = id;
     fill_stat(st, c.stat);
     return 0;

@@ -734,9 +734,12 @@ TEST_F(FileServiceTest, ScratchQuotaCountsApparentSizes) {
     EXPECT_EQ(two_paths(file::FileOp::Link, "b", "b2", kScratch), 0);
     EXPECT_EQ(path_op(file::FileOp::Unlink, "b", kScratch), 0);
     EXPECT_EQ(svc->scratch_used_for_test(kScratch), 1000u);
+    EXPECT_EQ(close(static_cast<uint32_t>(g)), 0);
+    EXPECT_EQ(svc->scratch_used_for_test(kScratch), 1000u); // b2 still names it
     EXPECT_EQ(path_op(file::FileOp::Unlink, "b2", kScratch), 0);
     EXPECT_EQ(svc->scratch_used_for_test(kScratch), 100u);
     // A rename that replaces a file frees the replaced one.
+    EXPECT_EQ(close(f), 0);
     int64_t h = open("c", O_WRONLY | O_CREAT, kScratch);
     ASSERT_GT(h, 0);
     EXPECT_EQ(write(static_cast<uint32_t>(h), std::string(300, 'c')), 300);
@@ -752,6 +755,22 @@ TEST_F(FileServiceTest, ScratchQuotaCountsApparentSizes) {
     EXPECT_EQ(write(static_cast<uint32_t>(ap), "ll", 0), -ENOSPC);
     EXPECT_EQ(write(static_cast<uint32_t>(ap), "l", 0), 1);
     EXPECT_EQ(svc->scratch_used_for_test(kScratch), 1000u);
+    // An unlinked file still open keeps its size until its last close (no
+    // room won by unlinking open files).
+    EXPECT_EQ(path_op(file::FileOp::Unlink, "log", kScratch), 0);
+    EXPECT_EQ(svc->scratch_used_for_test(kScratch), 1000u);
+    EXPECT_EQ(write(static_cast<uint32_t>(ap), "l", 0), -ENOSPC);
+    int64_t other = open("other", O_WRONLY | O_CREAT, kScratch);
+    ASSERT_GT(other, 0);
+    EXPECT_EQ(write(static_cast<uint32_t>(other), "o"), -ENOSPC);
+    auto t2 = make(file::FileOp::Truncate, "", kScratch);
+    t2.file = static_cast<uint32_t>(ap);
+    t2.offset = 400;
+    EXPECT_EQ(call(t2), 0);
+    EXPECT_EQ(svc->scratch_used_for_test(kScratch), 400u);
+    EXPECT_EQ(close(static_cast<uint32_t>(ap)), 0);
+    EXPECT_EQ(svc->scratch_used_for_test(kScratch), 0u);
+    EXPECT_EQ(write(static_cast<uint32_t>(other), std::string(1000, 'o')), 1000);
     // Labelled volumes have no quota.
     int64_t big = open("big", O_WRONLY | O_CREAT);
     ASSERT_GT(big, 0);
