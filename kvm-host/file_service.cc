@@ -197,6 +197,9 @@ struct FileService::Impl {
     bool ring_ftruncate = false;
     std::thread io_thread;
 
+    // One call at a time (handle() is the vCPU thread's; this keeps a
+    // second caller from sharing the job slot and the staging buffer).
+    std::mutex call_mu;
     // The handoff: one job at a time (the vCPU waits for each).
     std::mutex mu;
     std::condition_variable work_cv, done_cv;
@@ -423,7 +426,10 @@ void FileService::Impl::io_loop() {
 
 // ---------------------------------------------------------------- vCPU side
 
-int64_t FileService::handle(file::FileCall& call, NetGuestMemory ram) { return m_impl->dispatch(call, ram); }
+int64_t FileService::handle(file::FileCall& call, NetGuestMemory ram) {
+    std::lock_guard lock(m_impl->call_mu);
+    return m_impl->dispatch(call, ram);
+}
 
 OpenFile* FileService::Impl::find(uint32_t id) {
     auto it = files.find(id);

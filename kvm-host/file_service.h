@@ -85,9 +85,19 @@ public:
 
     // One FileCall from the guest kernel: validates every field against
     // `ram`, the volumes and the open files, re-checks the policy, performs
-    // the call on the I/O thread and writes its outputs into `call`.
+    // the call on the I/O thread and writes its outputs into `call` (Open:
+    // `file` and `stat`; Stat, FStat: `stat`; data into the segments).
     // Returns the call's result (>= 0, or -errno). Called from the vCPU
-    // thread only, after launch().
+    // thread only, after launch(); it waits for the I/O thread.
+    //
+    // Calls with a path use `volume`; calls on an open file use that file's
+    // volume and ignore `volume`. Errors of its own, before any host call:
+    // EINVAL (op, volume index, path, flags, arg, whence, segment count or
+    // total), EFAULT (a segment outside guest RAM; Write may read the image
+    // slot), EBADF (not an open file, or not open for reading/writing),
+    // EACCES (the policy), EROFS (a change on a read-only volume), ENFILE
+    // (kMaxOpenFiles), ENOSPC (the scratch quota). Otherwise the host's
+    // errno, with EXDEV from openat2 (a way out of the volume) as EACCES.
     int64_t handle(abi::file::FileCall& call, NetGuestMemory ram);
 
     // The volumes' root descriptors and whether each is writable (the

@@ -217,6 +217,8 @@ Result<void> install_seccomp_filter(const JailOptions& o) {
     // socket call itself.
     if (o.net_wake_fd >= 0)
         f.allow(SCMP_SYS(write), {fd_is(0, o.net_wake_fd)});
+    // The file service's I/O thread is handed each call through a mutex
+    // and condition variable: futex, below; no file call here.
     allow_runtime(f);
     // stdio asks whether an output is a terminal/file on first use.
     f.allow(SCMP_SYS(fstat));
