@@ -65,6 +65,11 @@ constexpr uint32_t kAllowedOpenFlags = O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY |
                                        O_DSYNC | O_SYNC | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC |
                                        kKernelLargefile;
 
+// Permission bits and the sticky bit a guest may set (Open with O_CREAT,
+// Mkdir, Chmod). Never set-user-ID or set-group-ID: a file the guest wrote
+// must not become a set-ID program on the host.
+constexpr uint32_t kModeMask = 01777;
+
 bool open_writes(uint32_t flags) {
     return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) != 0;
 }
@@ -572,7 +577,7 @@ int64_t FileService::Impl::dispatch(file::FileCall& c, const NetGuestMemory& ram
         }
         if (c.path_len == 0)
             return -EEXIST; // the root exists
-        uint32_t mode = c.mode & 07777;
+        uint32_t mode = c.mode & kModeMask;
         return on_io([&, path = path_of(c.path, c.path_len), target = std::move(target)] {
             Entry e;
             if (int r = open_parent(c.volume, path, e); r < 0)
@@ -658,7 +663,7 @@ int64_t FileService::Impl::dispatch(file::FileCall& c, const NetGuestMemory& ram
             ts[0] = to_timespec(c.times[0]);
             ts[1] = to_timespec(c.times[1]);
         }
-        uint32_t mode = c.mode & 07777;
+        uint32_t mode = c.mode & kModeMask;
         if (c.path_len == 0) { // on an open file
             OpenFile* f = find(c.file);
             if (!f)
@@ -881,7 +886,7 @@ int64_t FileService::Impl::io_open(file::FileCall& c, uint32_t volume, std::stri
     // The host descriptor is non-blocking until its type is known: a FIFO
     // or device must not block the service's only thread.
     uint64_t flags = (c.flags & ~(O_CLOEXEC | kKernelLargefile)) | O_NOCTTY | O_NONBLOCK;
-    uint64_t mode = (c.flags & O_CREAT) ? (c.mode & 07777) : 0;
+    uint64_t mode = (c.flags & O_CREAT) ? (c.mode & kModeMask) : 0;
     // Scratch: the size a truncating open throws away.
     int64_t truncated = 0;
     uint64_t truncated_ino = 0;

@@ -429,12 +429,20 @@ TEST_F(FileServiceTest, ChmodAndSetTimes) {
     EXPECT_EQ(path_op(file::FileOp::Chmod, "f", kVol, file::kNoFollow, 0604), 0);
     EXPECT_EQ(fs::status(top / "vol" / "f").permissions() & fs::perms::all,
               fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_read);
+    // Never set-ID bits on the host.
+    EXPECT_EQ(path_op(file::FileOp::Chmod, "f", kVol, 0, 06755), 0);
+    EXPECT_EQ(fs::status(top / "vol" / "f").permissions() & (fs::perms::set_uid | fs::perms::set_gid),
+              fs::perms::none);
+    EXPECT_EQ(path_op(file::FileOp::Mkdir, "sticky", kVol, 0, 03777), 0);
+    EXPECT_EQ(fs::status(top / "vol" / "sticky").permissions() & (fs::perms::set_gid | fs::perms::sticky_bit),
+              fs::perms::sticky_bit);
+    EXPECT_EQ(path_op(file::FileOp::Chmod, "f", kVol, 0, 0604), 0);
     // On an open file (path_len 0).
     int64_t id = open("f", O_RDONLY);
     ASSERT_GT(id, 0);
     auto c = make(file::FileOp::Chmod);
     c.file = static_cast<uint32_t>(id);
-    c.mode = 0400;
+    c.mode = 04400;
     EXPECT_EQ(call(c), 0);
     EXPECT_EQ(fs::status(top / "vol" / "f").permissions() & fs::perms::all, fs::perms::owner_read);
     c.file = 9999;
