@@ -79,6 +79,11 @@ struct Tree {
         fs::create_directory(top / "tmp");
         clean = snapshot();
     }
+    ~Tree() {
+        reset(); // makes every directory removable again
+        std::error_code ec;
+        fs::remove_all(top, ec);
+    }
     Snapshot snapshot() const {
         Snapshot s;
         std::ifstream in(top / "outside" / "victim", std::ios::binary);
