@@ -30,6 +30,8 @@ constexpr uint64_t kNetBindTcp = 1ull << 0;        // ABI 4
 constexpr uint64_t kNetConnectTcp = 1ull << 1;     // ABI 4
 constexpr uint64_t kScopeAbstractUnix = 1ull << 0; // ABI 6
 constexpr uint64_t kScopeSignal = 1ull << 1;       // ABI 6
+// fchmodat2 (Linux 6.6) is newer than Debian 12's headers and libseccomp.
+constexpr int kSysFchmodat2 = 452;
 
 scmp_arg_cmp cmp(unsigned arg, scmp_compare op, uint64_t a, uint64_t b = 0) {
     scmp_arg_cmp c{};
@@ -104,9 +106,14 @@ struct RulesetAttr {
 } // namespace
 
 std::string JailReport::summary() const {
-    return std::string(network ? "seccomp filters (vCPU and network threads)" : "seccomp filter") +
-           ", no capabilities, no_new_privs, " +
-           (landlock_abi ? "Landlock ABI " + std::to_string(landlock_abi) : std::string("no Landlock (kernel lacks it)"));
+    std::string threads = network && files ? "seccomp filters (vCPU, network and file threads)"
+                          : network        ? "seccomp filters (vCPU and network threads)"
+                          : files          ? "seccomp filters (vCPU and file threads)"
+                                           : "seccomp filter";
+    std::string landlock = landlock_abi ? "Landlock ABI " + std::to_string(landlock_abi) : "no Landlock (kernel lacks it)";
+    if (landlock_abi && volumes)
+        landlock += " (" + std::to_string(volumes) + (volumes == 1 ? " volume)" : " volumes)");
+    return threads + ", no capabilities, no_new_privs, " + landlock;
 }
 
 Result<void> drop_privileges(unsigned extra_fds) {
@@ -117,7 +124,7 @@ Result<void> drop_privileges(unsigned extra_fds) {
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         return make_error(errno, "prctl(PR_SET_DUMPABLE): " + errno_string(errno));
     // Descriptors: the VMM opens nothing after setup but the network
-    // service's sockets.
+    // service's sockets and the file service's files.
     rlimit nofile{64 + extra_fds, 64 + extra_fds};
     ::setrlimit(RLIMIT_NOFILE, &nofile);
     // Capabilities: the bounding set first (needs CAP_SETPCAP, which only a
@@ -135,7 +142,7 @@ Result<void> drop_privileges(unsigned extra_fds) {
     return {};
 }
 
-Result<int> restrict_with_landlock(bool allow_connect) {
+Result<int> restrict_with_landlock(bool allow_connect, const std::vector<JailVolume>& volumes) {
     long abi = ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi < 0) {
         if (errno == ENOSYS || errno == EOPNOTSUPP)
@@ -164,7 +171,23 @@ Result<int> restrict_with_landlock(bool allow_connect) {
     UniqueFd ruleset(static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attr, size, 0)));
     if (!ruleset)
         return make_error(errno, "landlock_create_ruleset: " + errno_string(errno));
-    // No rules: every handled access is denied.
+    // One rule per volume; everything else handled is denied. Reading
+    // files and directories; for a writable volume also what the file
+    // service's calls do (write, truncate, create files, directories and
+    // symlinks, remove, and REFER for renames and links between its
+    // directories). Never EXECUTE, never device ioctls.
+    for (const JailVolume& v : volumes) {
+        landlock_path_beneath_attr rule{};
+        rule.allowed_access = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
+        if (v.writable)
+            rule.allowed_access |= LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+                                   LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |
+                                   LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_SYM |
+                                   (attr.handled_access_fs & (kFsRefer | kFsTruncate));
+        rule.parent_fd = v.fd;
+        if (::syscall(SYS_landlock_add_rule, ruleset.get(), LANDLOCK_RULE_PATH_BENEATH, &rule, 0) != 0)
+            return make_error(errno, "landlock_add_rule for a volume: " + errno_string(errno));
+    }
     if (::syscall(SYS_landlock_restrict_self, ruleset.get(), 0) != 0)
         return make_error(errno, "landlock_restrict_self: " + errno_string(errno));
     return static_cast<int>(abi);
@@ -194,6 +217,8 @@ Result<void> install_seccomp_filter(const JailOptions& o) {
     // socket call itself.
     if (o.net_wake_fd >= 0)
         f.allow(SCMP_SYS(write), {fd_is(0, o.net_wake_fd)});
+    // The file service's I/O thread is handed each call through a mutex
+    // and condition variable: futex, below; no file call here.
     allow_runtime(f);
     // stdio asks whether an output is a terminal/file on first use.
     f.allow(SCMP_SYS(fstat));
@@ -228,14 +253,40 @@ Result<void> install_io_thread_filter() {
     return f.load("network I/O thread's");
 }
 
+Result<void> install_file_thread_filter() {
+    Filter f;
+    // The service's restricted ring: opens (openat2 beneath a volume's
+    // root), reads, writes, stats, closes, fsyncs, mkdir, unlink, rename,
+    // symlink, link, ftruncate.
+    f.allow(SCMP_SYS(io_uring_enter));
+    // What the ring has no opcode for, all on descriptors the service
+    // opened beneath a volume (none of them opens a path):
+    f.allow(SCMP_SYS(getdents64)); // ReadDir
+    f.allow(SCMP_SYS(readlinkat)); // ReadLink, relative to the opened parent
+    f.allow(kSysFchmodat2);        // Chmod by path (fchmodat2: AT_EMPTY_PATH on an O_PATH descriptor)
+    f.allow(SCMP_SYS(fchmod));     // Chmod on an open file, and on kernels without fchmodat2
+    f.allow(SCMP_SYS(utimensat));  // SetTimes
+    f.allow(SCMP_SYS(lseek));      // Seek, and the position a write starts at (scratch quota)
+    f.allow(SCMP_SYS(ftruncate));  // Truncate on kernels without IORING_OP_FTRUNCATE (6.9)
+    // Open files lose the O_NONBLOCK they were opened with once they are
+    // known to be regular files or directories.
+    f.allow(SCMP_SYS(fcntl), {cmp(1, SCMP_CMP_EQ, F_SETFL)});
+    allow_runtime(f);
+    // Thread exit blocks signals (they are blocked already).
+    f.allow(SCMP_SYS(rt_sigprocmask));
+    return f.load("file I/O thread's");
+}
+
 Result<JailReport> enter_jail(const JailOptions& options, const std::function<Result<void>()>& start_threads) {
     JailReport report;
-    KOS_TRY(drop_privileges(options.net_fds));
-    report.landlock_abi = KOS_TRY(restrict_with_landlock(options.net_connect));
+    KOS_TRY(drop_privileges(options.net_fds + options.file_fds));
+    report.landlock_abi = KOS_TRY(restrict_with_landlock(options.net_connect, options.volumes));
     if (start_threads)
         KOS_TRY(start_threads());
     KOS_TRY(install_seccomp_filter(options));
     report.network = options.net_wake_fd >= 0;
+    report.files = options.files;
+    report.volumes = options.volumes.size();
     return report;
 }
 

@@ -10,11 +10,16 @@
 //   abstract socket reached outside the process; no TCP port connected
 //   either, unless the bundle's policy can allow outbound connections
 //   (then the network service re-checks each one against the policy);
+//   with volumes, one path-beneath rule per volume's root directory: read
+//   files and list directories, and for a writable volume also write,
+//   create, remove, rename (REFER) and truncate there; never execute;
 // - a seccomp filter (libseccomp) per kind of thread, allowing only the
 //   system calls listed in jail.cc, each with its reason; anything else
 //   kills the process. The vCPU thread's filter has no socket calls; the
 //   network I/O thread's has io_uring_enter and the few socket calls the
-//   proxy makes, and nothing that opens a path or runs a program.
+//   proxy makes, and nothing that opens a path or runs a program; the file
+//   service's I/O thread has io_uring_enter and the few file calls its
+//   ring has no opcode for, none of which opens a path.
 //
 // Credentials, no_new_privs, Landlock domains and seccomp filters belong to
 // a thread and are inherited by the threads it creates afterwards. So the
@@ -27,10 +32,18 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "kos/support/result.h"
 
 namespace kos::vmm {
+
+// A volume's root directory (an O_PATH descriptor) and whether the guest
+// may change what is beneath it.
+struct JailVolume {
+    int fd = -1;
+    bool writable = false;
+};
 
 struct JailOptions {
     int vcpu_fd = -1;  // the only descriptor that may receive ioctls
@@ -45,11 +58,20 @@ struct JailOptions {
     int net_wake_fd = -1;
     unsigned net_fds = 0;
     bool net_connect = false;
+    // Volumes: whether the file service's I/O thread runs (it installs
+    // install_file_thread_filter()), the volumes' root directories
+    // Landlock gives it, and the host descriptors it may hold (added to
+    // RLIMIT_NOFILE). The vCPU thread hands it work with a futex only.
+    bool files = false;
+    std::vector<JailVolume> volumes = {};
+    unsigned file_fds = 0;
 };
 
 struct JailReport {
     int landlock_abi = 0; // 0: Landlock unavailable on this kernel
     bool network = false; // the network I/O thread has its own filter
+    bool files = false;   // the file service's I/O thread has its own filter
+    size_t volumes = 0;   // Landlock rules for volumes
     std::string summary() const;
 };
 
@@ -57,7 +79,8 @@ struct JailReport {
 // single-threaded when called. `start_threads` (may be empty) runs after
 // the process-wide parts and before the calling thread's filter: it starts
 // the network I/O thread, which calls install_io_thread_filter() before
-// anything else. Fails (and the caller must not run the guest) if a part
+// anything else, and the file service's, which calls
+// install_file_thread_filter(). Fails (and the caller must not run the guest) if a part
 // cannot be applied.
 Result<JailReport> enter_jail(const JailOptions& options,
                               const std::function<Result<void>()>& start_threads = {});
@@ -66,11 +89,16 @@ Result<JailReport> enter_jail(const JailOptions& options,
 // on itself (filters are per thread).
 Result<void> install_io_thread_filter();
 
+// The filter of the file service's I/O thread, installed by that thread on
+// itself.
+Result<void> install_file_thread_filter();
+
 // The parts, for tests.
 Result<void> drop_privileges(unsigned extra_fds = 0);
 // Returns the ABI in use (0: unavailable). `allow_connect`: TCP connect is
-// not handled (outbound connections stay possible).
-Result<int> restrict_with_landlock(bool allow_connect = false);
+// not handled (outbound connections stay possible). `volumes`: the
+// directories beneath which files may be read (and written when writable).
+Result<int> restrict_with_landlock(bool allow_connect = false, const std::vector<JailVolume>& volumes = {});
 Result<void> install_seccomp_filter(const JailOptions& options); // the vCPU thread's
 
 } // namespace kos::vmm

@@ -6,11 +6,15 @@
 #include <netinet/in.h>
 
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
 
 #include "kos/policy/compiler.h"
+#include "kos/security/engine.h"
+#include "kvm-host/file_service.h"
 #include "kvm-host/net_service.h"
 
 #include <gtest/gtest.h>
@@ -337,4 +341,291 @@ TEST(Jail, LandlockConnectOnlyWhenThePolicyMayAllowIt) {
         ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
         EXPECT_EQ(WEXITSTATUS(status), 0) << "allow_connect " << allow;
     }
+}
+
+// ---- Volumes: the file service's I/O thread, Landlock rules per volume.
+
+namespace {
+
+namespace file = kos::abi::file;
+namespace fs = std::filesystem;
+
+std::vector<uint8_t> file_policy() {
+    auto blob = kos::policy::compile_bundle_policy(
+        "app_t", {{"policy/app.kpol", "domain app_t\nresource data_t\nclass file { read: read, write: write }\n"
+                                      "allow security app_t -> data_t file.{read, write}\n"}});
+    EXPECT_TRUE(blob) << (blob ? "" : blob.error().message);
+    return blob ? *blob : std::vector<uint8_t>{};
+}
+
+uint32_t app_label(const std::vector<uint8_t>& blob) {
+    std::vector<uint64_t> state(kos::security::Engine::required_state_size(blob.data(), blob.size()) / 8 + 8);
+    kos::security::Engine e;
+    if (e.load(blob.data(), blob.size(), state.data(), state.size() * 8) != kos::security::LoadError::None)
+        return kos::security::kNone;
+    return e.find_label("app_t", 5);
+}
+
+// A temporary directory with `vol` (the volume) and `sibling` beside it,
+// each holding a file `f`.
+struct VolumeDirs {
+    fs::path top;
+    VolumeDirs() {
+        std::string tmpl = (fs::temp_directory_path() / "kos-jail-XXXXXX").string();
+        if (::mkdtemp(tmpl.data()))
+            top = tmpl;
+        for (const char* d : {"vol", "ro", "sibling"}) {
+            fs::create_directory(top / d);
+            std::ofstream(top / d / "f") << d;
+        }
+    }
+    ~VolumeDirs() {
+        std::error_code ec;
+        fs::remove_all(top, ec);
+    }
+    kos::UniqueFd open(const char* d) const {
+        return kos::UniqueFd(::open((top / d).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    }
+};
+
+std::unique_ptr<kos::vmm::FileService> start_files(const std::vector<uint8_t>& policy, kos::UniqueFd root,
+                                                   bool scratch) {
+    kos::vmm::FileServiceOptions fo;
+    fo.policy = policy;
+    fo.volumes.push_back({std::move(root), "/data", scratch ? "" : "data_t", true, scratch, 0});
+    auto svc = kos::vmm::FileService::start(std::move(fo));
+    return svc ? std::move(*svc) : nullptr;
+}
+
+// The whole jail with a volume, as run_vm applies it.
+std::unique_ptr<kos::vmm::FileService> jail_with_files(const std::vector<uint8_t>& policy, kos::UniqueFd root,
+                                                       kos::vmm::JailOptions o) {
+    auto svc = start_files(policy, std::move(root), false);
+    if (!svc)
+        return nullptr;
+    o.files = true;
+    o.file_fds = svc->max_host_fds();
+    for (auto [fd, writable] : svc->volume_access())
+        o.volumes.push_back({fd, writable});
+    auto r = kos::vmm::enter_jail(o, [&] { return svc->launch([] { return kos::vmm::install_file_thread_filter(); }); });
+    if (!r || !r->files)
+        return nullptr;
+    return svc;
+}
+
+// FileCalls against a guest RAM buffer.
+struct Calls {
+    kos::vmm::FileService& svc;
+    uint32_t subject;
+    std::vector<uint8_t> ram = std::vector<uint8_t>(1 << 16);
+
+    file::FileCall make(file::FileOp op, const char* path = "", const char* path2 = "") {
+        file::FileCall c{};
+        c.op = static_cast<uint32_t>(op);
+        c.subject = subject;
+        c.path_len = static_cast<uint32_t>(std::strlen(path));
+        std::memcpy(c.path, path, c.path_len);
+        c.path2_len = static_cast<uint32_t>(std::strlen(path2));
+        std::memcpy(c.path2, path2, c.path2_len);
+        c.segment_count = 1;
+        c.segments[0] = {0, 4096};
+        c.offset = file::kAtPosition;
+        return c;
+    }
+    int64_t run(file::FileCall& c) { return svc.handle(c, kos::vmm::NetGuestMemory{ram.data(), ram.size()}); }
+    int64_t op(file::FileOp o, const char* path = "", const char* path2 = "", uint32_t file_id = 0,
+               uint32_t flags = 0, uint32_t arg = 0, int64_t offset = file::kAtPosition) {
+        auto c = make(o, path, path2);
+        c.file = file_id;
+        c.flags = flags;
+        c.mode = o == file::FileOp::Mkdir ? 0755 : 0644;
+        c.arg = arg;
+        c.offset = offset;
+        c.times[0] = c.times[1] = file::kTimeNow;
+        int64_t r = run(c);
+        return o == file::FileOp::Open && r == 0 ? c.file : r;
+    }
+};
+
+} // namespace
+
+// Every call the service makes, inside the whole jail: no SIGSYS, and every
+// thread is filtered.
+TEST(Jail, EveryThreadIsFilteredWithVolumes) {
+    auto policy = file_policy();
+    uint32_t subject = app_label(policy);
+    VolumeDirs dirs;
+    int ready[2], go[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    ASSERT_EQ(::pipe(go), 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        kos::vmm::JailOptions o = options();
+        o.stdout_fd = ready[1];
+        o.stdin_fd = go[0];
+        auto svc = jail_with_files(policy, dirs.open("vol"), o);
+        if (!svc)
+            ::_exit(100);
+        if (::write(ready[1], "r", 1) != 1)
+            ::_exit(101);
+        char c;
+        if (::read(go[0], &c, 1) != 1)
+            ::_exit(102);
+        Calls k{*svc, subject};
+        using Op = file::FileOp;
+        int64_t f = k.op(Op::Open, "new", "", 0, O_RDWR | O_CREAT);
+        if (f <= 0)
+            ::_exit(103);
+        auto id = static_cast<uint32_t>(f);
+        std::memcpy(k.ram.data(), "jailed data", 11);
+        auto w = k.make(Op::Write);
+        w.file = id;
+        w.segments[0] = {0, 11};
+        int step = 104;
+        auto expect = [&](int64_t got, int64_t want) {
+            if (got != want) {
+                std::fprintf(stderr, "step %d: %lld, expected %lld\n", step, static_cast<long long>(got),
+                             static_cast<long long>(want));
+                ::_exit(step);
+            }
+            ++step;
+        };
+        expect(k.run(w), 11);
+        expect(k.op(Op::Seek, "", "", id, 0, SEEK_SET, 0), 0);
+        expect(k.op(Op::Read, "", "", id), 11);
+        expect(k.op(Op::FStat, "", "", id), 0);
+        expect(k.op(Op::Truncate, "", "", id, 0, 0, 6), 0);
+        expect(k.op(Op::Sync, "", "", id), 0);
+        expect(k.op(Op::Chmod, "", "", id), 0);
+        expect(k.op(Op::SetTimes, "", "", id), 0);
+        expect(k.op(Op::Close, "", "", id), 0);
+        expect(k.op(Op::Mkdir, "d"), 0);
+        expect(k.op(Op::Rename, "new", "d/moved"), 0);
+        expect(k.op(Op::Link, "d/moved", "hard"), 0);
+        expect(k.op(Op::Symlink, "sym", "d/moved"), 0);
+        expect(k.op(Op::ReadLink, "sym"), 7);
+        expect(k.op(Op::Stat, "sym"), 0);
+        expect(k.op(Op::Stat, "sym", "", 0, 0, file::kNoFollow), 0);
+        expect(k.op(Op::Chmod, "sym"), 0);
+        expect(k.op(Op::SetTimes, "sym", "", 0, 0, file::kNoFollow), 0);
+        expect(k.op(Op::Unlink, "hard"), 0);
+        int64_t d = k.op(Op::Open, "d", "", 0, O_RDONLY | O_DIRECTORY);
+        if (d <= 0)
+            ::_exit(150);
+        if (k.op(Op::ReadDir, "", "", static_cast<uint32_t>(d)) <= 0)
+            ::_exit(151);
+        expect(k.op(Op::Close, "", "", static_cast<uint32_t>(d)), 0);
+        expect(k.op(Op::Open, "../sibling/f"), -EINVAL);
+        svc.reset(); // joins the I/O thread, closes everything
+        ::_exit(0);
+    }
+    ::close(ready[1]);
+    ::close(go[0]);
+    char c = 0;
+    bool jailed = ::read(ready[0], &c, 1) == 1;
+    auto threads = jailed ? thread_status(pid) : decltype(thread_status(pid)){};
+    [[maybe_unused]] ssize_t w = ::write(go[1], "g", 1);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ::close(ready[0]);
+    ::close(go[1]);
+    ASSERT_TRUE(jailed) << "the child did not enter the jail; status " << status;
+    EXPECT_GE(threads.size(), 2u); // the vCPU (main) thread and the file I/O thread
+    for (auto& [seccomp, nnp] : threads) {
+        EXPECT_EQ(seccomp, "2");
+        EXPECT_EQ(nnp, "1");
+    }
+    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    std::ifstream in(dirs.top / "vol" / "d" / "moved");
+    std::string content((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(content, "jailed");
+    EXPECT_TRUE(fs::is_symlink(dirs.top / "vol" / "sym"));
+    EXPECT_FALSE(fs::exists(dirs.top / "vol" / "hard"));
+}
+
+TEST(Jail, ForbiddenSyscallOnTheFileThreadKillsTheProcess) {
+    auto policy = file_policy();
+    uint32_t subject = app_label(policy);
+    VolumeDirs dirs;
+    int status = in_child([&] {
+        auto svc = jail_with_files(policy, dirs.open("vol"), options());
+        if (!svc)
+            return 100;
+        // The file thread opens nothing itself: its ring does, beneath a
+        // volume.
+        svc->run_on_io_thread_for_test([] { ::open("/etc/hostname", O_RDONLY); });
+        Calls k{*svc, subject};
+        k.op(file::FileOp::Stat, "f"); // waits for the I/O thread
+        return 0;
+    });
+    ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << WEXITSTATUS(status);
+    EXPECT_EQ(WTERMSIG(status), SIGSYS);
+}
+
+TEST(Jail, FileCallsKillTheVcpuThreadEvenWithVolumes) {
+    auto policy = file_policy();
+    VolumeDirs dirs;
+    int status = in_child([&] {
+        auto svc = jail_with_files(policy, dirs.open("vol"), options());
+        if (!svc)
+            return 100;
+        ::openat(AT_FDCWD, (dirs.top / "vol" / "f").c_str(), O_RDONLY); // only the ring opens
+        return 0;
+    });
+    ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << WEXITSTATUS(status);
+    EXPECT_EQ(WTERMSIG(status), SIGSYS);
+}
+
+// Landlock gives the process the volumes' directories and nothing beside
+// them, read-only ones read-only; io_uring operations obey it too.
+TEST(Jail, LandlockLimitsFilesToTheVolumes) {
+    VolumeDirs dirs;
+    int status = in_child([&] {
+        kos::UniqueFd vol = dirs.open("vol"), ro = dirs.open("ro"), sibling = dirs.open("sibling");
+        if (!kos::vmm::drop_privileges(8))
+            return 100;
+        auto abi = kos::vmm::restrict_with_landlock(false, {{vol.get(), true}, {ro.get(), false}});
+        if (!abi)
+            return 101;
+        if (*abi == 0)
+            return 0; // no Landlock on this kernel
+        auto at = [&](const char* d, const char* f) { return (dirs.top / d / f).string(); };
+        auto opens = [&](const std::string& p, int flags) {
+            int fd = ::open(p.c_str(), flags | O_CLOEXEC, 0644);
+            if (fd >= 0)
+                ::close(fd);
+            return fd >= 0 ? 0 : errno;
+        };
+        if (opens(at("vol", "f"), O_RDWR) != 0 || opens(at("vol", "new"), O_WRONLY | O_CREAT) != 0)
+            return 102;
+        if (::mkdir(at("vol", "d").c_str(), 0755) != 0 || ::rename(at("vol", "new").c_str(), at("vol", "d/n").c_str()) != 0)
+            return 103;
+        if (opens(at("ro", "f"), O_RDONLY) != 0)
+            return 104;
+        if (opens(at("ro", "f"), O_WRONLY) != EACCES || opens(at("ro", "new"), O_WRONLY | O_CREAT) != EACCES ||
+            ::mkdir(at("ro", "d").c_str(), 0755) == 0)
+            return 105;
+        if (opens(at("sibling", "f"), O_RDONLY) != EACCES || opens(at("sibling", "new"), O_WRONLY | O_CREAT) != EACCES)
+            return 106;
+        if (opens(dirs.top.string(), O_RDONLY | O_DIRECTORY) != EACCES)
+            return 107;
+        // The ring runs with the I/O thread's credentials: a service whose
+        // volume Landlock did not give cannot open in it.
+        for (auto [which, want] : {std::pair{"vol", 0}, std::pair{"sibling", -EACCES}}) {
+            auto svc = start_files({}, dirs.open(which), true);
+            if (!svc || !svc->launch())
+                return 108;
+            Calls k{*svc, 0};
+            int64_t r = k.op(file::FileOp::Open, "f", "", 0, O_RDONLY);
+            if ((want == 0 && r <= 0) || (want != 0 && r != want))
+                return 109;
+        }
+        return 0;
+    });
+    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_TRUE(fs::exists(dirs.top / "vol" / "d" / "n"));
+    EXPECT_FALSE(fs::exists(dirs.top / "ro" / "new"));
+    EXPECT_FALSE(fs::exists(dirs.top / "sibling" / "new"));
 }

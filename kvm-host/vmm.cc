@@ -16,6 +16,7 @@
 #include "kos/boot.h"
 #include "kos/hypercall.h"
 #include "kos/pvh.h"
+#include "file_service.h"
 #include "jail.h"
 #include "kvm.h"
 #include "net_service.h"
@@ -184,7 +185,8 @@ struct HypercallState {
     const GuestMemory& mem;
     int vcpu_fd;
     const VmOptions& opts;
-    NetService* net = nullptr; // null: no networking
+    NetService* net = nullptr;    // null: no networking
+    FileService* files = nullptr; // null: no volumes
     uint64_t output_bytes = 0;
     bool done = false;
     RunOutcome outcome;
@@ -303,6 +305,25 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
         std::memcpy(&call, st.ram.at(gpa), sizeof call);
         result = st.net->handle(call, NetGuestMemory{st.ram.base, st.ram.size, st.mem.image, st.mem.image_gpa,
                                                      st.mem.image_size});
+        std::memcpy(st.ram.at(gpa), &call, sizeof call);
+        break;
+    }
+    case hc::Op::File: {
+        // As Net: the service works on its own copy of the page and
+        // validates the segments against RAM itself.
+        uint64_t gpa = b.args[0];
+        if (!st.files) {
+            result = -ENOSYS;
+            break;
+        }
+        if (!st.ram.in_ram(gpa, sizeof(abi::file::FileCall))) {
+            result = -EFAULT;
+            break;
+        }
+        abi::file::FileCall call;
+        std::memcpy(&call, st.ram.at(gpa), sizeof call);
+        result = st.files->handle(call, NetGuestMemory{st.ram.base, st.ram.size, st.mem.image, st.mem.image_gpa,
+                                                       st.mem.image_size});
         std::memcpy(st.ram.at(gpa), &call, sizeof call);
         break;
     }
@@ -451,21 +472,47 @@ Result<RunOutcome> run_vm(VmOptions opts) {
         no.max_sockets = opts.max_sockets;
         net = KOS_TRY(NetService::start(std::move(no)));
     }
-    HypercallState st{ram, mem, vcpu.fd(), opts, net.get(), 0, false, {}};
+    // The volumes' directories were opened by the caller; the file
+    // service's ring is made now, before the jail.
+    std::unique_ptr<FileService> files;
+    if (!opts.volumes.empty()) {
+        FileServiceOptions fo;
+        fo.policy = opts.policy;
+        fo.audit = opts.audit;
+        fo.volumes = std::move(opts.volumes);
+        files = KOS_TRY(FileService::start(std::move(fo)));
+    }
+    HypercallState st{ram, mem, vcpu.fd(), opts, net.get(), files.get(), 0, false, {}};
     kvm_run* run = vcpu.run();
     Watchdog watchdog(run, opts.wall_timeout_ms);
     if (opts.jail) {
         JailOptions jo{vcpu.fd(), opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.audit_fd};
-        std::function<Result<void>()> start_threads;
         if (net) {
             jo.net_wake_fd = net->wake_fd();
             jo.net_fds = net->max_host_fds();
             jo.net_connect = net->may_connect_out();
-            start_threads = [&] { return net->launch([] { return install_io_thread_filter(); }); };
         }
+        if (files) {
+            jo.files = true;
+            jo.file_fds = files->max_host_fds();
+            for (auto [fd, writable] : files->volume_access())
+                jo.volumes.push_back({fd, writable});
+        }
+        // Each service thread inherits the process-wide parts and installs
+        // its own filter first thing.
+        auto start_threads = [&]() -> Result<void> {
+            if (net)
+                KOS_TRY(net->launch([] { return install_io_thread_filter(); }));
+            if (files)
+                KOS_TRY(files->launch([] { return install_file_thread_filter(); }));
+            return {};
+        };
         st.outcome.jail = KOS_TRY(enter_jail(jo, start_threads)).summary();
-    } else if (net) {
-        KOS_TRY(net->launch());
+    } else {
+        if (net)
+            KOS_TRY(net->launch());
+        if (files)
+            KOS_TRY(files->launch());
     }
     uint64_t t1 = now_ns();
     st.outcome.setup_ns = t1 - t0;

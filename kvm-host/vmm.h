@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kos/support/result.h"
+#include "kvm-host/file_service.h"
 #include "kvm-host/net_service.h"
 
 namespace kos::vmm {
@@ -43,6 +44,12 @@ struct VmOptions {
     std::span<const uint8_t> policy;
     std::vector<PublishedPort> publish;
     uint32_t max_sockets = 1024;
+    // Volumes (file_service.h): the guest kernel's hc::Op::File calls are
+    // served when there is at least one, and answered ENOSYS otherwise.
+    // Entry i is volume i of the boot image's volume table. Moved into the
+    // file service, which checks the calls against `policy` again and
+    // reports its denials through `audit`.
+    std::vector<FileVolume> volumes;
 };
 
 struct RunOutcome {

@@ -4,9 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 
+#include "kos/file.h"
 #include "kos/hypercall.h"
 #include "kvm-host/boot_image.h"
 #include "kvm-host/kvm.h"
@@ -24,13 +30,16 @@ class Vmm : public ::testing::Test {
 protected:
     void SetUp() override { KOS_REQUIRE_KVM(); }
 
-    kos::Result<kos::vmm::RunOutcome> run(const std::vector<uint8_t>& elf, uint64_t timeout_ms = 10000) {
+    kos::Result<kos::vmm::RunOutcome> run(const std::vector<uint8_t>& elf, uint64_t timeout_ms = 10000,
+                                          std::vector<kos::vmm::FileVolume> volumes = {}, bool jail = false) {
         kos::vmm::LaunchSpec launch;
         launch.argv = {"/none"};
         kos::vmm::VmOptions o;
         o.kernel_elf = elf;
         o.boot_image = *kos::vmm::build_boot_image(launch, {});
         o.wall_timeout_ms = timeout_ms;
+        o.volumes = std::move(volumes);
+        o.jail = jail;
         return kos::vmm::run_vm(std::move(o));
     }
 };
@@ -123,6 +132,100 @@ TEST_F(Vmm, UnknownHypercallGetsEnosys) {
     auto r = run(tiny_guest_elf(call_then_exit_with_error(), data));
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->value, ENOSYS);
+}
+
+namespace {
+
+namespace file = kos::abi::file;
+
+// Block 0 makes a File call with the page at kTinyData + 128, block 1 exits
+// with its error.
+std::vector<uint8_t> file_call_data(const file::FileCall& c, uint64_t page_gpa = kTinyData + 128) {
+    auto data = block(hc::Op::File, {page_gpa}) + block(hc::Op::Exit, {0, 0});
+    data.resize(128);
+    std::vector<uint8_t> page(sizeof c);
+    std::memcpy(page.data(), &c, sizeof c);
+    return data + page;
+}
+
+file::FileCall mkdir_call(const char* path) {
+    file::FileCall c{};
+    c.op = static_cast<uint32_t>(file::FileOp::Mkdir);
+    c.mode = 0755;
+    c.path_len = static_cast<uint32_t>(std::strlen(path));
+    std::memcpy(c.path, path, c.path_len);
+    return c;
+}
+
+// A scratch volume (no label, so no policy needed) in a new temporary directory.
+struct ScratchDir {
+    std::string path;
+    ScratchDir() {
+        std::string tmpl = "/tmp/kos-vmm-volume-XXXXXX";
+        path = ::mkdtemp(tmpl.data()) ? tmpl : "";
+    }
+    ~ScratchDir() {
+        ::rmdir((path + "/made").c_str());
+        ::rmdir(path.c_str());
+    }
+    std::vector<kos::vmm::FileVolume> volumes() const {
+        std::vector<kos::vmm::FileVolume> v;
+        v.push_back({kos::UniqueFd(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)), "/tmp", "", true, true, 0});
+        return v;
+    }
+};
+
+} // namespace
+
+TEST_F(Vmm, FileHypercallWithoutVolumesGetsEnosys) {
+    auto r = run(tiny_guest_elf(call_then_exit_with_error(), file_call_data(mkdir_call("made"))));
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->value, ENOSYS);
+}
+
+TEST_F(Vmm, FileHypercallReachesTheFileService) {
+    ScratchDir dir;
+    ASSERT_FALSE(dir.path.empty());
+    auto r = run(tiny_guest_elf(call_then_exit_with_error(), file_call_data(mkdir_call("made"))), 10000,
+                 dir.volumes());
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->value, 0);
+    struct stat st{};
+    ASSERT_EQ(::stat((dir.path + "/made").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    // The service's own checks answer through the same path.
+    r = run(tiny_guest_elf(call_then_exit_with_error(), file_call_data(mkdir_call("../escape"))), 10000,
+            dir.volumes());
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->value, EINVAL);
+}
+
+// run_vm's jail with a volume: the file thread starts with its filter,
+// Landlock gives it the volume, and the call is served.
+TEST_F(Vmm, JailedRunServesAVolume) {
+    ScratchDir dir;
+    ASSERT_FALSE(dir.path.empty());
+    auto elf = tiny_guest_elf(call_then_exit_with_error(), file_call_data(mkdir_call("made")));
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        auto r = run(elf, 10000, dir.volumes(), true);
+        ::_exit(!r ? 100 : r->value);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    struct stat st{};
+    EXPECT_EQ(::stat((dir.path + "/made").c_str(), &st), 0);
+}
+
+TEST_F(Vmm, FileHypercallPageOutsideGuestMemoryGetsEfault) {
+    ScratchDir dir;
+    ASSERT_FALSE(dir.path.empty());
+    auto r = run(tiny_guest_elf(call_then_exit_with_error(), file_call_data(mkdir_call("made"), 0xfffff000)), 10000,
+                 dir.volumes());
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->value, EFAULT);
 }
 
 TEST_F(Vmm, WriteToUnbackedMemoryIsReported) {
