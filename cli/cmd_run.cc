@@ -31,6 +31,7 @@
 #include "pkg/label_matcher.h"
 #include "pkg/rootfs_builder.h"
 #include "pkg/volumes.h"
+#include "scratch.h"
 #include "process-host/process_backend.h"
 
 namespace kos::cli {
@@ -148,6 +149,10 @@ struct Prepared {
     std::vector<uint8_t> boot_image;
     pkg::LimitsConfig limits;
     std::vector<uint8_t> policy; // the compiled policy in the boot image (empty: none)
+    // The volume table's entries in order: the -v volumes, then (when
+    // `scratch`) the VM's private /tmp.
+    std::vector<pkg::VolumeMount> volumes;
+    bool scratch = false;
 };
 
 // A compiled policy loaded on the host: to check labels and programs before
@@ -178,7 +183,9 @@ Result<std::vector<uint8_t>> compile_dir_policy(const std::string& dir, const pk
 // verified by pkg (digests always, the signature when a trust key is
 // configured) and only its verified bytes are used; a bundle directory is
 // read as it is.
-std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
+// `scratch`: give the VM a private writable /tmp (kos run; not for images
+// other VMMs boot, which have no file service).
+std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scratch) {
     auto fail = [](int status, std::string msg) { return std::unexpected(Failure{status, std::move(msg)}); };
     std::string config_path = a.bundle + "/" + pkg::kConfigFileName;
     std::optional<pkg::BundleConfig> config;
@@ -317,10 +324,23 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a) {
     }
     launch.policy = policy;
 
+    // Volumes: -v resolved against the bundle's [volumes], then /tmp.
+    auto volumes = pkg::resolve_volumes(*config, a.volumes);
+    if (!volumes)
+        return fail(kExitKosError, volumes.error().message);
+    for (const pkg::VolumeMount& v : *volumes) {
+        if (v.guest == "/tmp" || v.guest.starts_with("/tmp/"))
+            return fail(kExitKosError, "volume " + pkg::describe(v) + ": /tmp is the VM's own scratch directory; "
+                                       "choose a guest path outside /tmp");
+        launch.volumes.push_back({v.guest, v.label, v.writable, false});
+    }
+    if (scratch)
+        launch.volumes.push_back({"/tmp", "", true, true});
+
     auto image = vmm::build_boot_image(launch, rootfs);
     if (!image)
         return fail(kExitKosError, image.error().message);
-    return Prepared{std::move(*image), config->limits, std::move(policy)};
+    return Prepared{std::move(*image), config->limits, std::move(policy), std::move(*volumes), scratch};
 }
 
 int run_command(const RunArgs& a) {
@@ -369,7 +389,7 @@ int run_command(const RunArgs& a) {
         publish.push_back(*port);
     }
     auto start = std::chrono::steady_clock::now();
-    auto prepared = prepare_boot_image(a);
+    auto prepared = prepare_boot_image(a, true);
     if (!prepared) {
         report(prepared.error());
         return prepared.error().status;
@@ -430,6 +450,26 @@ int run_command(const RunArgs& a) {
                  (!prepared->policy.empty() &&
                   host.engine.find_label(security::kNetLabel, sizeof security::kNetLabel - 1) != security::kNone);
     vm.policy = prepared->policy;
+    // Volumes: each host directory opened now, without following symlinks
+    // (ATTACKS.md 26); the file service works beneath these descriptors only.
+    for (const pkg::VolumeMount& v : prepared->volumes) {
+        auto fd = pkg::open_volume_host_dir(v);
+        if (!fd) {
+            report({kExitKosError, fd.error().message});
+            return kExitKosError;
+        }
+        vm.volumes.push_back({std::move(*fd), v.guest, v.label, v.writable, false, 0});
+    }
+    if (prepared->scratch) {
+        auto dir = cli::make_scratch_dir();
+        int fd = dir ? ::open(dir->c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        if (fd < 0) {
+            report({kExitKosError, dir ? "cannot open the VM's /tmp " + *dir + ": " + std::strerror(errno)
+                                       : dir.error().message});
+            return kExitKosError;
+        }
+        vm.volumes.push_back({UniqueFd(fd), "/tmp", "", true, true, cli::kScratchQuotaBytes});
+    }
     auto outcome = vmm::run_vm(std::move(vm));
     if (audit_fd >= 0)
         ::close(audit_fd);
@@ -467,7 +507,7 @@ int run_command(const RunArgs& a) {
 // standard VMMs: qemu-system-x86_64 -kernel DIR/kos-guest.elf -initrd
 // DIR/boot.img (PVH boot).
 int image_command(const RunArgs& a, const std::string& out_dir) {
-    auto prepared = prepare_boot_image(a);
+    auto prepared = prepare_boot_image(a, false);
     if (!prepared) {
         report(prepared.error());
         return prepared.error().status;

@@ -12,6 +12,8 @@ done
 cp /bin/bash-static "$bundle/rootfs/bin/bash"
 cp -r "$src/data" "$bundle/rootfs/data"
 echo kos-compat > "$bundle/rootfs/etc/hostname"
+# The native run writes its temporary files here; kos gives the VM its own /tmp.
+mkdir -p -m 1777 "$bundle/rootfs/tmp"
 # The native run (a chroot) needs /dev/null; kos provides its own devices
 # and leaves device nodes of a rootfs out.
 mkdir -p "$bundle/rootfs/dev"

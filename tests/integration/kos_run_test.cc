@@ -446,6 +446,139 @@ TEST_F(KosRun, RootfsFilesTheLabelMayNotReadAreNotMapped) {
     EXPECT_EQ(peek.status, 128 + 11) << peek.out << peek.err;
 }
 
+// A scratch host directory, removed at the end.
+class HostDir {
+public:
+    HostDir() {
+        char tmpl[] = "/tmp/kos-volume-XXXXXX";
+        m_dir = ::mkdtemp(tmpl);
+    }
+    ~HostDir() { [[maybe_unused]] int rc = std::system(("rm -rf " + m_dir).c_str()); }
+    const std::string& path() const { return m_dir; }
+    std::string read(const std::string& rel) const {
+        std::ifstream in(m_dir + "/" + rel, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }
+    bool exists(const std::string& rel) const { return std::filesystem::exists(m_dir + "/" + rel); }
+
+private:
+    std::string m_dir;
+};
+
+// Volumes (-v): the file calls of tests/guest/volumes.c on a host
+// directory, natively first (the test of the test), then in the VM; the
+// program cleans up after itself, so the directory ends empty.
+TEST_F(KosRun, VolumesReadAndWriteHostDirectories) {
+    HostDir native, vm;
+    auto n = run_process({kApps + "/rootfs/bin/volumes", native.path(), native.path()}, 60);
+    ASSERT_EQ(n.status, 0) << n.out;
+    auto r = run_process({kKos, "run", "--timeout", "60", "-v", "vol=" + vm.path(), kApps, "--", "/bin/volumes", "/vol"},
+                         120);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "volumes: 0 failures\n") << r.err;
+    EXPECT_TRUE(std::filesystem::is_empty(vm.path()));
+}
+
+// A bundle with busybox whose policy reads and writes vol_t, only reads
+// ro_t, and may do nothing with secret_t.
+void volume_bundle(TempBundle& b) {
+    b.config("/bin/busybox");
+    b.write("policy/app.kpol", "domain app_t\nresource app_file_t, vol_t, ro_t, secret_t\n"
+                               "class file { read: read, write: write }\n"
+                               "allow execute app_t -> app_t\n"
+                               "allow security app_t -> app_file_t file.read\n"
+                               "allow security app_t -> vol_t file.{read, write}\n"
+                               "allow security app_t -> ro_t file.read\n");
+    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
+    ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
+}
+
+// ATTACKS.md 26 in the VM: what lies outside a volume stays out of reach,
+// through symlinks planted in it (absolute or with ..), through .. in
+// paths, and through symlinked directories for writes.
+TEST_F(KosRun, VolumeEscapesFail) {
+    TempBundle b;
+    volume_bundle(b);
+    HostDir outside;
+    std::string vol = outside.path() + "/vol";
+    std::filesystem::create_directory(vol);
+    { std::ofstream(outside.path() + "/secret.txt") << "OUTSIDE-SECRET\n"; }
+    { std::ofstream(vol + "/inside.txt") << "inside\n"; }
+    std::filesystem::create_symlink(outside.path() + "/secret.txt", vol + "/abs");
+    std::filesystem::create_symlink("../secret.txt", vol + "/rel");
+    std::filesystem::create_directory_symlink(outside.path(), vol + "/updir");
+    auto r = run_process({kKos, "run", "--no-audit-log", "-v", vol + ":/data:rw,label=vol_t", b.dir(), "--", "/bin/busybox",
+                          "sh", "-c",
+                          "busybox cat /data/inside.txt; busybox cat /data/abs; busybox cat /data/rel; "
+                          "busybox cat /data/updir/secret.txt; busybox cat /data/../secret.txt; "
+                          "echo x > /data/updir/planted; echo y > /data/updir/secret.txt; busybox ls /data/updir; "
+                          "echo done"},
+                         60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out.find("OUTSIDE-SECRET"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out, "inside\ndone\n") << r.err;
+    EXPECT_EQ(outside.read("secret.txt"), "OUTSIDE-SECRET\n");
+    EXPECT_FALSE(outside.exists("planted"));
+}
+
+// ro volumes refuse changes (EROFS); the policy's labels decide the rest:
+// a read-write volume labeled ro_t is still read-only for the program
+// (EACCES, audited), and a secret_t one is not even readable.
+TEST_F(KosRun, VolumeAccessIsDecidedByTheMountAndThePolicy) {
+    TempBundle b;
+    volume_bundle(b);
+    HostDir ro, rolabel, secret;
+    { std::ofstream(ro.path() + "/f") << "ro file\n"; }
+    { std::ofstream(rolabel.path() + "/f") << "labeled ro\n"; }
+    { std::ofstream(secret.path() + "/f") << "SECRET\n"; }
+    auto r = run_process({kKos, "run", "--no-audit-log", "-v", ro.path() + ":/ro:ro,label=vol_t", "-v",
+                          rolabel.path() + ":/rolabel:rw,label=ro_t", "-v", secret.path() + ":/secret:label=secret_t",
+                          b.dir(), "--", "/bin/busybox", "sh", "-c",
+                          "busybox cat /ro/f; echo x > /ro/new; echo ro=$?; busybox cat /rolabel/f; "
+                          "echo x > /rolabel/new; echo rolabel=$?; busybox cat /secret/f; echo secret=$?"},
+                         60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "ro file\nro=1\nlabeled ro\nrolabel=1\nsecret=1\n") << r.err;
+    EXPECT_NE(r.err.find("Read-only file system"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("kos: denied security app_t -> ro_t file.write"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("kos: denied security app_t -> secret_t file.read"), std::string::npos) << r.err;
+    EXPECT_FALSE(ro.exists("new"));
+    EXPECT_FALSE(rolabel.exists("new"));
+}
+
+// -v errors stop the run before anything starts, with the value named.
+TEST_F(KosRun, BadVolumeOptionsAreRefused) {
+    HostDir d;
+    auto missing = run_process({kKos, "run", "-v", d.path() + "/nope:/x:label=vol_t", kApps, "--", "/bin/exit3"}, 30);
+    EXPECT_EQ(missing.status, 125);
+    EXPECT_NE(missing.err.find("-v " + d.path() + "/nope:/x:label=vol_t"), std::string::npos) << missing.err;
+    auto unlabeled = run_process({kKos, "run", "-v", d.path() + ":/x", kApps, "--", "/bin/exit3"}, 30);
+    EXPECT_EQ(unlabeled.status, 125);
+    EXPECT_NE(unlabeled.err.find("label=LABEL"), std::string::npos) << unlabeled.err;
+}
+
+// /tmp in the VM is writable, private to the run, and gone after it.
+TEST_F(KosRun, TmpIsAWritableScratchDirectoryRemovedAfterTheRun) {
+    TempBundle b;
+    volume_bundle(b);
+    HostDir runtime; // this run's own runtime directory: its scratch directory is the only one
+    auto r = run_process({"/usr/bin/env", "XDG_RUNTIME_DIR=" + runtime.path(), kKos, "run", "--no-audit-log", b.dir(),
+                          "--", "/bin/busybox", "sh", "-c", "echo scratch > /tmp/x && busybox cat /tmp/x && busybox mkdir /tmp/d && busybox ls /tmp"},
+                         60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "scratch\nd\nx\n") << r.err;
+    std::string scratch = runtime.path() + "/kos/scratch";
+    EXPECT_TRUE(std::filesystem::exists(scratch));
+    bool empty = false;
+    for (int i = 0; i < 50 && !empty; ++i) {
+        empty = !std::filesystem::exists(scratch) || std::filesystem::is_empty(scratch);
+        if (!empty)
+            ::usleep(100000);
+    }
+    EXPECT_TRUE(empty) << "scratch directories left in " << scratch;
+}
+
 TEST_F(KosRun, AnUnlabeledFileRefusesTheRun) {
     TempBundle b;
     b.write("bundle.toml", "[app]\nname = \"t\"\nentrypoint = [\"/hello\"]\n"
