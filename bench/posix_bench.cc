@@ -1,9 +1,13 @@
 // POSIX personality benchmark: getpid and a 4 KiB read through the
-// personality vs the same static binary on Linux, and a busybox shell loop
-// under kos vs natively (in a chroot of the same rootfs), from one run.
+// personality vs the same static binary on Linux, a busybox shell loop
+// under kos vs natively (in a chroot of the same rootfs), and file
+// throughput on a volume (-v) and on the VM's /tmp vs the same host
+// directory used natively, from one run.
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <tuple>
+#include <unistd.h>
 #include <vector>
 
 #include "../tests/integration/process.h"
@@ -51,11 +55,32 @@ int main(int argc, char** argv) {
     std::string forks = "i=0; while [ $i -lt 100 ]; do (:); i=$((i+1)); done";
     double kf = time_ms({kos, "run", compat, "--", "/bin/busybox", "sh", "-c", forks}, 2);
     double nf = time_ms({"/usr/sbin/chroot", compat + "/rootfs", "/bin/busybox", "sh", "-c", forks}, 2);
+    // Files: a volume and the VM's /tmp (both served by the VMM's file
+    // service) vs the same program on a host directory.
+    char tmpl[] = "/tmp/kos-file-bench-XXXXXX";
+    std::string dir = ::mkdtemp(tmpl);
+    auto kv = kos::test::run_process({kos, "run", "-v", "vol=" + dir, apps, "--", "/bin/file_bench", "/vol"}, 300);
+    auto kt = kos::test::run_process({kos, "run", apps, "--", "/bin/file_bench", "/tmp"}, 300);
+    auto nv = kos::test::run_process({apps + "/rootfs/bin/file_bench", dir}, 300);
+    ::rmdir(dir.c_str());
     std::printf("%-52s %12s %12s %8s\n", "measure", "kos", "native", "ratio");
     std::printf("%-52s %10.0fns %10.0fns %7.1fx\n", "getpid through the personality", kg, ng, ng > 0 ? kg / ng : 0);
     std::printf("%-52s %10.0fns %10.0fns %7.1fx\n", "4 KiB pread through the personality", kr, nr, nr > 0 ? kr / nr : 0);
     std::printf("%-52s %10.1fms %10.1fms %7.1fx\n", "sh -c 'for i in $(seq 100); do :; done' (whole run)", kl, nl, nl > 0 ? kl / nl : 0);
     std::printf("%-52s %10.1fms %10.1fms %7.1fx\n", "sh -c with 100 subshells (:) (whole run)", kf, nf, nf > 0 ? kf / nf : 0);
+    for (auto [name, key, unit] : {std::tuple{"32 MiB written in 64 KiB writes, volume", "write_mbps ", "MiB/s"},
+                                   std::tuple{"32 MiB read in 64 KiB reads, volume", "read_mbps ", "MiB/s"},
+                                   std::tuple{"open+fstat+close, volume", "open_us ", "us"}}) {
+        double k = value(kv.out, key), n = value(nv.out, key);
+        bool rate = std::string(unit) == "MiB/s";
+        std::printf("%-52s %8.1f%-4s %8.1f%-4s %7.2fx\n", name, k, unit, n, unit, rate ? (k > 0 ? n / k : 0) : (n > 0 ? k / n : 0));
+    }
+    for (auto [name, key] : {std::pair{"32 MiB written, the VM's /tmp", "write_mbps "}, std::pair{"32 MiB read, the VM's /tmp", "read_mbps "}}) {
+        double k = value(kt.out, key), n = value(nv.out, key);
+        std::printf("%-52s %8.1f%-4s %8.1f%-4s %7.2fx\n", name, k, "MiB/s", n, "MiB/s", k > 0 ? n / k : 0);
+    }
+    std::printf("\nFile ratios are native / kos for rates (how many times slower kos is) and kos / native for "
+                "latency.\n");
     std::printf("\nThe shell loop forks once for $(seq 100); under kos the run includes booting the VM.\n");
     return 0;
 }

@@ -121,16 +121,23 @@ i64 check_access(Task& t, u32 v, bool read, bool write) {
     return 0;
 }
 
+// The caller's buffer as guest-physical segments (pages faulted in as
+// their mappings allow, one table walk per 2 MiB); EFAULT if any byte is
+// not accessible.
 i64 build_segments(Task& t, u64 va, u64 len, bool write) {
     if (len > fs::kMaxFileData)
         len = fs::kMaxFileData;
+    constexpr u32 kMaxPages = fs::kMaxFileData / kPage + 1;
+    u64 frames[kMaxPages];
+    u32 pages = static_cast<u32>(((va & (kPage - 1)) + len + kPage - 1) / kPage);
+    if (len && t.as.translate_pages(va, pages, write, frames) != pages)
+        return -err::kFault;
     u32 n = 0;
     u64 done = 0;
     while (done < len) {
-        i64 pa = t.as.translate(va + done, write);
-        if (pa < 0)
-            return -err::kFault;
-        u64 chunk = kPage - (static_cast<u64>(pa) & (kPage - 1));
+        u64 at = va + done;
+        u64 pa = frames[(at >> 12) - (va >> 12)] | (at & (kPage - 1));
+        u64 chunk = kPage - (pa & (kPage - 1));
         if (chunk > len - done)
             chunk = len - done;
         if (n && g_call.segments[n - 1].addr + g_call.segments[n - 1].len == static_cast<u64>(pa)) {

@@ -475,6 +475,34 @@ bool AddressSpace::handle_fault(u64 addr, bool write, bool exec) {
     return populate_range(*v, start, end);
 }
 
+u32 AddressSpace::translate_pages(u64 va, u32 count, bool write, u64* frames) {
+    u64 page = va & ~(kPage - 1);
+    u32 done = 0;
+    while (done < count) {
+        if (page >= sys::kUserTop)
+            return done;
+        u64* pte = nullptr;
+        bool table = pg::walk(m_pml4, page, false, &pte) == pg::WalkResult::Ok;
+        u64 table_end = (page | (512 * kPage - 1)) + 1;
+        for (; done < count && page < table_end; page += kPage) {
+            bool ok = table && (*pte & pg::kPresent) && (*pte & pg::kUser) && (!write || (*pte & pg::kWrite));
+            if (ok) {
+                frames[done++] = *pte & pg::kAddrMask;
+            } else {
+                i64 pa = translate(page, write); // faults it in (or fails)
+                if (pa < 0)
+                    return done;
+                frames[done++] = static_cast<u64>(pa);
+                // The fault may have made the table: walk again for the rest.
+                table = pg::walk(m_pml4, page, false, &pte) == pg::WalkResult::Ok;
+            }
+            if (table)
+                ++pte;
+        }
+    }
+    return done;
+}
+
 i64 AddressSpace::translate(u64 va, bool write) {
     if (va >= sys::kUserTop)
         return -err::kFault;

@@ -59,6 +59,12 @@ public:
     // Physical address of user byte `va` for a kernel access, faulting the
     // page in if its mapping allows the access; -EFAULT otherwise.
     i64 translate(u64 va, bool write);
+    // translate() for `count` consecutive pages from the page of `va`:
+    // their physical frame addresses in `frames` (page-aligned). One table
+    // walk per 2 MiB; pages that are absent or read-only for a write are
+    // faulted in one by one. Returns how many pages were translated (fewer
+    // than `count` at the first inaccessible one).
+    u32 translate_pages(u64 va, u32 count, bool write, u64* frames);
     // Copies between user memory of this address space and kernel memory,
     // page by page through the direct map (faulting pages in as their
     // mappings allow); false if any byte is not accessible.
