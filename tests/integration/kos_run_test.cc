@@ -280,6 +280,19 @@ TEST_F(KosRun, Sockets) {
     EXPECT_NE(r.err.find("kos: denied request app_t -> net_t net.Socket.bind"), std::string::npos) << r.err;
 }
 
+// UDP over the bundle's loopback (tests/guest/udp.c): echo between
+// processes, boundaries, MSG_PEEK/MSG_TRUNC, connected sockets, and a
+// destination the policy denies, audited by the guest kernel with proto 17.
+TEST_F(KosRun, UdpSockets) {
+    auto r = run_process({kKos, "run", "--timeout", "60", "--no-audit-log", kApps, "--", "/bin/udp"}, 120);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "udp: 0 failures\n") << r.err;
+    EXPECT_NE(r.err.find("kos: denied request app_t -> net_t net.Socket.connect address=192.0.2.1 port=53 proto=17 "
+                         "[rule default-deny]"),
+              std::string::npos)
+        << r.err;
+}
+
 // alarm/setitimer/pause, signals reaching a loop without system calls
 // (from a timer and from another process), SIGSEGV handlers with si_addr,
 // default actions of SIGALRM and of a blocked SIGSEGV.
