@@ -659,8 +659,8 @@ i64 sys_setsockopt(int fd, int level, int name, u64 val, u64 len) {
         if (name != 1) // TCP_NODELAY; other TCP tuning is accepted
             return 0;
         opt = net::NetOption::NoDelay;
-    } else if (level == kIpprotoIpv6 || level == kIpprotoIp) {
-        return 0; // IPV6_V6ONLY, IP_TOS...: accepted
+    } else if (level == kIpprotoIpv6 || level == kIpprotoIp || level == kIpprotoUdp) {
+        return 0; // IPV6_V6ONLY, IP_TOS, UDP_CORK...: accepted
     } else {
         return -kENOPROTOOPT;
     }

@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -139,6 +141,19 @@ static void boundaries_peek_trunc(void) {
     CHECK(wait_readable(b, 5000));
     CHECK(recv(b, buf, sizeof buf, 0) == 8 && memcmp(buf, "gathered", 8) == 0);
 
+    /* epoll: readable once a datagram is queued, and no more once it is read. */
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    CHECK(ep >= 0);
+    struct epoll_event ev = {EPOLLIN, {.fd = b}};
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, b, &ev) == 0);
+    struct epoll_event out;
+    CHECK(epoll_wait(ep, &out, 1, 0) == 0);
+    CHECK(sendto(a, "ep", 2, 0, (struct sockaddr*)&to, sizeof to) == 2);
+    CHECK(epoll_wait(ep, &out, 1, 5000) == 1 && out.data.fd == b && (out.events & EPOLLIN));
+    CHECK(recv(b, buf, sizeof buf, 0) == 2 && memcmp(buf, "ep", 2) == 0);
+    CHECK(epoll_wait(ep, &out, 1, 0) == 0);
+    close(ep);
+
     /* A non-blocking socket, and SO_RCVTIMEO on a blocking one. */
     int fl = fcntl(b, F_GETFL);
     CHECK(fcntl(b, F_SETFL, fl | O_NONBLOCK) == 0);
@@ -200,7 +215,30 @@ static void denied(void) {
     close(s);
 }
 
-int main(void) {
+/* `udp serve PORT`: an echo server on 127.0.0.1:PORT ("echo:" + each
+ * datagram, back to its source) until a datagram "quit"; with -p
+ * HOST:PORT/udp the host's datagrams reach it. */
+static int serve(int port) {
+    int s = bound(port);
+    static char buf[2048];
+    memcpy(buf, "echo:", 5);
+    for (;;) {
+        struct sockaddr_in from;
+        socklen_t flen = sizeof from;
+        ssize_t n = recvfrom(s, buf + 5, sizeof buf - 5, 0, (struct sockaddr*)&from, &flen);
+        CHECK(n >= 0);
+        if (n < 0 || (n == 4 && memcmp(buf + 5, "quit", 4) == 0))
+            break;
+        CHECK(sendto(s, buf, (size_t)n + 5, 0, (struct sockaddr*)&from, flen) == n + 5);
+    }
+    close(s);
+    printf("udp serve: %d failures\n", failures);
+    return failures;
+}
+
+int main(int argc, char** argv) {
+    if (argc == 3 && strcmp(argv[1], "serve") == 0)
+        return serve(atoi(argv[2]));
     echo_between_processes();
     boundaries_peek_trunc();
     connected();
