@@ -198,6 +198,8 @@ i64 transfer(int fd, u64 buf, u64 len, int flags, bool send) {
 // A datagram socket: one datagram to `to` (nullptr: the connected peer)
 // from `buf`, or one received into it with its source and MSG_TRUNC.
 i64 dgram_send(int fd, u64 buf, u64 len, int flags, const net::NetCall* to) {
+    if (to && to->address.family == kAfUnix)
+        return -kEAFNOSUPPORT; // as Linux's UDP for a non-IP address
     if (!range_ok(buf, len))
         return -kEFAULT;
     if (len > net::kMaxDatagram)
