@@ -7,15 +7,16 @@
 // The runtime fills a NetCall in its memory. The kernel copies it into a
 // kernel page, replaces the socket handle by the VMM's socket id (handles are
 // kernel objects: forged or stale ones fail, fork shares them), asks the
-// security engine about Connect and Bind as net.kidl requests from the
-// caller's label to the network label `net_t` (denials are audited and
-// return EACCES), turns the caller's data buffer into guest-physical
+// security engine about Connect, Bind and SendTo as net.kidl requests from
+// the caller's label to the network label `net_t` (proto 6 or 17 by the
+// socket's type, which the kernel records when the socket is made; denials
+// are audited and return EACCES), turns the caller's data buffer into guest-physical
 // segments, stamps the caller's policy label into `subject`, and makes the
 // hypercall. The VMM checks the same request against the same compiled
 // policy again, does the work, and writes the results into the page; the
 // kernel turns a new socket id into a new handle and copies the page back.
 //
-// No call waits on the host: Connect, Accept, Send and Recv answer EAGAIN
+// No call waits on the host: Connect, Accept, Send(To) and Recv answer EAGAIN
 // (Connect: EINPROGRESS) when they would block, and Poll tells when to try
 // again (it may wait up to its timeout when the kernel has nothing else to
 // run).
