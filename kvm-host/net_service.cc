@@ -192,6 +192,7 @@ struct alignas(16) NetSocket {
     std::string unix_name; // kFamilyUnix: its bound name
     bool dgram = false;    // kTypeDgram (UDP); `peer` is the default destination when has_peer
     bool has_peer = false;
+    bool local_ip_from_peer = false; // Connect chose `local`'s address (AF_UNSPEC forgets it)
     struct Published* published = nullptr; // dgram: the published UDP port it is bound to
     std::deque<net::NetAddress> outside_peers; // ... and sources seen there (replies go back out)
 
@@ -700,6 +701,19 @@ bool valid_address(const net::NetAddress& a, uint32_t socket_family) {
 
 int64_t NetService::Impl::op_connect(net::NetCall& c, NetSocket& s) {
     if (s.dgram) {
+        if (c.address.family == 0) {
+            // AF_UNSPEC: no default peer any more (the port stays bound).
+            s.has_peer = false;
+            if (s.local_ip_from_peer) {
+                std::memset(s.local.ip, 0, 16);
+                if (s.family == net::kFamilyInet) {
+                    const uint8_t zero[4] = {};
+                    set_v4(s.local.ip, zero);
+                }
+                s.local_ip_from_peer = false;
+            }
+            return 0;
+        }
         // The default destination: the same decision as each SendTo's.
         if (!valid_address(c.address, s.family))
             return -EAFNOSUPPORT;
@@ -725,6 +739,7 @@ int64_t NetService::Impl::op_connect(net::NetCall& c, NetSocket& s) {
         if (is_unspecified(s.local.ip) && is_loopback(c.address.ip)) {
             net::NetAddress lo = loopback_address(is_v4_mapped(c.address.ip) ? net::kFamilyInet : net::kFamilyInet6, 0);
             std::memcpy(s.local.ip, lo.ip, 16);
+            s.local_ip_from_peer = true;
         }
         return 0;
     }

@@ -943,6 +943,15 @@ TEST_F(NetServiceTest, UdpConnectedSocketsAndRefusal) {
     Received back = recv_wait(client);
     EXPECT_EQ(back.data, "reply");
     EXPECT_EQ(recv_from(client).n, -EAGAIN);
+    // AF_UNSPEC (family 0) forgets the peer: anyone may send again.
+    EXPECT_EQ(with_address(net::NetOp::Connect, client, net::NetAddress{}), 0);
+    EXPECT_EQ(simple(net::NetOp::PeerName, client), -ENOTCONN);
+    EXPECT_EQ(send_to(client, "x", nullptr), -EDESTADDRREQ);
+    EXPECT_EQ(local_name(client).port, client_addr.port);
+    EXPECT_EQ(send_to(other, "welcome", &client_addr), 7);
+    EXPECT_EQ(recv_wait(client).data, "welcome");
+    // On a stream socket family 0 is no address.
+    EXPECT_EQ(with_address(net::NetOp::Connect, socket(), net::NetAddress{}), -EAFNOSUPPORT);
 
     uint32_t lonely = dgram_socket();
     EXPECT_EQ(with_address(net::NetOp::Connect, lonely, v4("127.0.0.1", 8080)), 0);

@@ -393,6 +393,8 @@ i64 sys_connect(int fd, u64 addr, u64 len) {
     if (!f)
         return err;
     net::NetCall c = make(NetOp::Connect, f->handle);
+    if (f->stream == kSockDgram && len >= 2 && range_ok(addr, 2) && *reinterpret_cast<const u16*>(addr) == 0)
+        return call(c); // AF_UNSPEC: the socket forgets its peer (address family 0)
     if (i64 r = read_sockaddr(addr, len, c); r < 0)
         return r;
     i64 r = call(c);

@@ -29,7 +29,8 @@
 // connect are not network requests for the policy.
 //
 // Datagram sockets (kTypeDgram, UDP): Connect sets the default peer (a
-// policy decision with proto 17, as TCP's with proto 6); SendTo carries its
+// policy decision with proto 17, as TCP's with proto 6; an address of
+// family 0, AF_UNSPEC, dissolves it and is no request); SendTo carries its
 // destination in `address` and is the same decision, made for every
 // datagram by the kernel and again by the VMM (no verdict is remembered).
 // One Send or SendTo is one datagram, all of `length` or nothing

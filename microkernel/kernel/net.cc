@@ -173,9 +173,11 @@ i64 net_call(Thread* self, u64 call_va) {
         bool dgram = type == net::kTypeDgram;
         // Every datagram's destination is a decision (nothing remembered).
         if (op == net::NetOp::SendTo ||
-            ((op == net::NetOp::Connect || op == net::NetOp::Bind) && g_call.address.family != net::kFamilyUnix)) {
-            // A Unix name of the bundle is no network request; the VMM
-            // refuses such an address on an IP socket.
+            ((op == net::NetOp::Connect || op == net::NetOp::Bind) && g_call.address.family != net::kFamilyUnix &&
+             !(op == net::NetOp::Connect && dgram && g_call.address.family == 0))) {
+            // A Unix name of the bundle is no network request, nor is a
+            // datagram socket's AF_UNSPEC connect (it forgets its peer);
+            // the VMM refuses such addresses where they do not belong.
             Verdict v = check_net(t, op != net::NetOp::Bind, g_call.address.ip, g_call.address.port,
                                   dgram ? kProtoUdp : kProtoTcp);
             if (!v.allow)

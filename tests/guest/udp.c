@@ -193,6 +193,17 @@ static void connected(void) {
     CHECK(wait_readable(b, 5000));
     CHECK(recv(b, buf, sizeof buf, 0) == 5 && memcmp(buf, "reply", 5) == 0);
     CHECK(recv(b, buf, sizeof buf, MSG_DONTWAIT) == -1 && errno == EAGAIN);
+    /* connect(AF_UNSPEC) forgets the peer: the other sender gets through. */
+    struct sockaddr unspec;
+    memset(&unspec, 0, sizeof unspec);
+    unspec.sa_family = AF_UNSPEC;
+    CHECK(connect(b, &unspec, sizeof unspec) == 0);
+    len = sizeof got;
+    CHECK(getpeername(b, (struct sockaddr*)&got, &len) == -1 && errno == ENOTCONN);
+    CHECK(send(b, "x", 1, 0) == -1 && errno == EDESTADDRREQ);
+    CHECK(sendto(other, "again", 5, 0, (struct sockaddr*)&pb, sizeof pb) == 5);
+    CHECK(wait_readable(b, 5000));
+    CHECK(recv(b, buf, sizeof buf, 0) == 5 && memcmp(buf, "again", 5) == 0);
     close(a);
     close(b);
     close(other);
