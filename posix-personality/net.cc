@@ -195,9 +195,20 @@ i64 transfer(int fd, u64 buf, u64 len, int flags, bool send) {
     });
 }
 
+struct Iovec {
+    u64 base, len;
+};
+
+// sendmsg/recvmsg with several buffers on a datagram socket: the datagram
+// goes through this one, filled and read under the runtime lock within one
+// attempt (a wait drops the lock, and another thread may use it then).
+alignas(16) u8 g_dgram_bounce[net::kMaxDatagram];
+
 // A datagram socket: one datagram to `to` (nullptr: the connected peer)
-// from `buf`, or one received into it with its source and MSG_TRUNC.
-i64 dgram_send(int fd, u64 buf, u64 len, int flags, const net::NetCall* to) {
+// from `buf` (or gathered from `gather[0..gather_n)` into the bounce
+// buffer), or one received into `buf` with its source and MSG_TRUNC.
+i64 dgram_send(int fd, u64 buf, u64 len, int flags, const net::NetCall* to, const Iovec* gather = nullptr,
+               u64 gather_n = 0) {
     if (to && to->address.family == kAfUnix)
         return -kEAFNOSUPPORT; // as Linux's UDP for a non-IP address
     if (!range_ok(buf, len))
@@ -209,6 +220,11 @@ i64 dgram_send(int fd, u64 buf, u64 len, int flags, const net::NetCall* to) {
         if (to)
             c.address = to->address;
         c.buffer = buf;
+        if (gather) {
+            for (u64 i = 0, off = 0; i < gather_n; off += gather[i].len, ++i)
+                memcpy(g_dgram_bounce + off, reinterpret_cast<const void*>(gather[i].base), gather[i].len);
+            c.buffer = reinterpret_cast<u64>(g_dgram_bounce);
+        }
         c.length = len;
         return call(c);
     });
@@ -234,10 +250,6 @@ i64 dgram_recv(int fd, u64 buf, u64 len, int flags, net::NetAddress* from, u32* 
         return r;
     });
 }
-
-// sendmsg/recvmsg with several buffers on a datagram socket: the datagram
-// goes through this one (the runtime lock is held while it is used).
-alignas(16) u8 g_dgram_bounce[net::kMaxDatagram];
 
 // A blocking send returns once every byte is queued (Linux's stream
 // semantics); a non-blocking one what fit.
@@ -282,9 +294,6 @@ short socket_ready_any(int fd);
 net::NetPollEntry g_noted[net::kMaxNetPoll];
 u32 g_noted_count = 0;
 
-struct Iovec {
-    u64 base, len;
-};
 struct MsgHdr {
     u64 name;
     u32 namelen, pad0;
@@ -486,18 +495,14 @@ i64 sys_sendmsg(int fd, u64 msg, int flags) {
         }
         if (total > net::kMaxDatagram)
             return -kEMSGSIZE;
-        u64 buf = single;
-        if (used > 1) {
-            for (u64 i = 0, off = 0; i < m->iovlen; off += v[i].len, ++i)
-                memcpy(g_dgram_bounce + off, reinterpret_cast<const void*>(v[i].base), v[i].len);
-            buf = reinterpret_cast<u64>(g_dgram_bounce);
-        }
-        if (!m->name)
-            return dgram_send(fd, buf, total, flags, nullptr);
+        const Iovec* gather = used > 1 ? v : nullptr;
+        u64 buf = used > 1 ? reinterpret_cast<u64>(g_dgram_bounce) : single;
+        if (!m->name || !m->namelen) // as Linux: no name without a length
+            return dgram_send(fd, buf, total, flags, nullptr, gather, m->iovlen);
         net::NetCall to = make(NetOp::SendTo, 0);
         if (i64 r = read_sockaddr(m->name, m->namelen, to); r < 0)
             return r;
-        return dgram_send(fd, buf, total, flags, &to);
+        return dgram_send(fd, buf, total, flags, &to, gather, m->iovlen);
     }
     u64 done = 0;
     for (u64 i = 0; i < m->iovlen; ++i) {

@@ -140,6 +140,8 @@ static void boundaries_peek_trunc(void) {
     CHECK(sendmsg(a, &m, 0) == 8);
     CHECK(wait_readable(b, 5000));
     CHECK(recv(b, buf, sizeof buf, 0) == 8 && memcmp(buf, "gathered", 8) == 0);
+    m.msg_namelen = 0; /* a name without a length is none: a is not connected */
+    CHECK(sendmsg(a, &m, 0) == -1 && errno == EDESTADDRREQ);
 
     /* epoll: readable once a datagram is queued, and no more once it is read. */
     int ep = epoll_create1(EPOLL_CLOEXEC);
