@@ -9,7 +9,7 @@ namespace {
 namespace net = abi::net;
 using net::NetOp;
 
-constexpr long kEINTR = 4, kEAGAIN = 11, kENOTSOCK = 88, kEMSGSIZE = 90, kENOPROTOOPT = 92, kEPROTONOSUPPORT = 93,
+constexpr long kEINTR = 4, kEAGAIN = 11, kENODEV = 19, kENOTSOCK = 88, kEMSGSIZE = 90, kENOPROTOOPT = 92, kEPROTONOSUPPORT = 93,
                kESOCKTNOSUPPORT = 94, kEOPNOTSUPP = 95, kEAFNOSUPPORT = 97,
                kEINPROGRESS = 115;
 constexpr int kAfUnix = 1, kAfInet = 2, kAfInet6 = 10;
@@ -669,6 +669,12 @@ i64 sys_setsockopt(int fd, int level, int name, u64 val, u64 len) {
             return 0;
         opt = net::NetOption::NoDelay;
     } else if (level == kIpprotoIpv6 || level == kIpprotoIp || level == kIpprotoUdp) {
+        // Joining a multicast group: the service has no multicast, say so
+        // (ENODEV, as Linux without a multicast interface).
+        bool join = level == kIpprotoIp ? (name == 35 || name == 39 || name == 42 || name == 46)
+                                        : level == kIpprotoIpv6 && (name == 20 || name == 42 || name == 46);
+        if (join)
+            return -kENODEV;
         return 0; // IPV6_V6ONLY, IP_TOS, UDP_CORK...: accepted
     } else {
         return -kENOPROTOOPT;

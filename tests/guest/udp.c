@@ -164,6 +164,11 @@ static void boundaries_peek_trunc(void) {
     struct timeval tv = {0, 200000};
     CHECK(setsockopt(b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
     CHECK(recv(b, buf, sizeof buf, 0) == -1 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    /* No multicast in the service: joining a group fails. */
+    struct ip_mreq mreq;
+    memset(&mreq, 0, sizeof mreq);
+    inet_pton(AF_INET, "239.1.2.3", &mreq.imr_multiaddr);
+    CHECK(setsockopt(b, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq) == -1);
     int type = 0;
     socklen_t tl = sizeof type;
     CHECK(getsockopt(b, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_DGRAM);
