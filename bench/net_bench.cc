@@ -5,6 +5,8 @@
 //   stream  in-bundle loopback (guest socket -> socketpair -> guest socket)
 //   inbound host TCP client -> published port -> guest Recv
 //   rtt     1-byte ping-pong, host TCP client <-> guest via a published port
+//   udp     64-byte datagram ping-pong between two guest sockets over the
+//           bundle's loopback, and host UDP client <-> guest via `-p .../udp`
 //
 // Not part of ctest. Run the release build: bin/kos_net_bench
 #include <arpa/inet.h>
@@ -86,7 +88,9 @@ struct Guest {
 std::unique_ptr<kos::vmm::NetService> start(std::vector<kos::vmm::PublishedPort> publish) {
     static std::vector<uint8_t> blob = *kos::policy::compile_bundle_policy(
         "app_t", {{"policy/app.kpol", "idl \"net.kidl\"\ndomain app_t, net_t\n"
-                                      "allow request app_t -> net_t net.Socket.bind\n"}});
+                                      "allow request app_t -> net_t net.Socket.bind\n"
+                                      "allow request app_t -> net_t net.Socket.connect where address in "
+                                      "127.0.0.0/8 and proto == 17\n"}});
     kos::vmm::NetServiceOptions o;
     o.policy = blob;
     o.publish = std::move(publish);
@@ -275,10 +279,134 @@ void bench_inbound_and_rtt() {
                 median(bare_rtt));
 }
 
+double median(std::vector<double>& v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// UDP: a datagram socket bound to `port`, one datagram to 127.0.0.1:`to`
+// (from guest offset `gpa`), one received (at `gpa`).
+uint32_t udp_socket(Guest& g, uint16_t port) {
+    auto c = g.make(net::NetOp::Socket);
+    c.type = net::kTypeDgram;
+    g.call(c);
+    g.with_port(net::NetOp::Bind, c.socket, port);
+    return c.socket;
+}
+
+void udp_send(Guest& g, uint32_t s, uint16_t to, uint64_t gpa, uint64_t len) {
+    auto c = g.make(net::NetOp::SendTo, s);
+    c.address.ip[10] = c.address.ip[11] = 0xff;
+    c.address.ip[12] = 127;
+    c.address.ip[15] = 1;
+    c.address.port = to;
+    c.address.family = net::kFamilyInet;
+    c.length = len;
+    c.segment_count = 1;
+    c.segments[0] = {gpa, len};
+    while (g.call(c) == -EAGAIN)
+        g.wait(s, net::kPollOut);
+}
+
+net::NetAddress udp_recv(Guest& g, uint32_t s, uint64_t gpa) {
+    while (true) {
+        auto c = g.make(net::NetOp::Recv, s);
+        c.segment_count = 1;
+        c.segments[0] = {gpa, 2048};
+        if (g.call(c) >= 0)
+            return c.address;
+        g.wait(s, net::kPollIn);
+    }
+}
+
+void bench_udp() {
+    constexpr uint64_t kSize = 64;
+    Guest g;
+    auto p = *kos::vmm::parse_published_port("127.0.0.1:1:7001/udp");
+    p.host_port = 0;
+    g.svc = start({p});
+    uint32_t server = udp_socket(g, 7001), client = udp_socket(g, 7002);
+
+    // In the bundle: two guest threads (host threads here) ping-pong.
+    std::vector<double> rtt;
+    std::thread echo([&] {
+        for (int i = 0; i < kRoundTrips; ++i) {
+            net::NetAddress from = udp_recv(g, server, 0x10000);
+            udp_send(g, server, from.port, 0x10000, kSize);
+        }
+    });
+    for (int i = 0; i < kRoundTrips; ++i) {
+        auto t = Clock::now();
+        udp_send(g, client, 7001, 0x20000, kSize);
+        udp_recv(g, client, 0x20000);
+        rtt.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+    }
+    echo.join();
+
+    // From the host through the published port.
+    int hc = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(g.svc->published_host_port(0));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::connect(hc, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    std::vector<double> in_rtt;
+    std::thread echo2([&] {
+        for (int i = 0; i < kRoundTrips; ++i) {
+            net::NetAddress from = udp_recv(g, server, 0x10000);
+            udp_send(g, server, from.port, 0x10000, kSize);
+        }
+    });
+    char buf[kSize] = {};
+    for (int i = 0; i < kRoundTrips; ++i) {
+        auto t = Clock::now();
+        if (::send(hc, buf, kSize, 0) != kSize || ::recv(hc, buf, sizeof buf, 0) != kSize)
+            break;
+        in_rtt.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+    }
+    echo2.join();
+    ::close(hc);
+
+    // Bare host UDP loopback.
+    int a = ::socket(AF_INET, SOCK_DGRAM, 0), b = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in sb{};
+    sb.sin_family = AF_INET;
+    sb.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(b, reinterpret_cast<sockaddr*>(&sb), sizeof sb);
+    socklen_t len = sizeof sb;
+    ::getsockname(b, reinterpret_cast<sockaddr*>(&sb), &len);
+    ::connect(a, reinterpret_cast<sockaddr*>(&sb), sizeof sb);
+    std::vector<double> bare;
+    std::thread echo3([&] {
+        char x[kSize];
+        for (int i = 0; i < kRoundTrips; ++i) {
+            sockaddr_in from{};
+            socklen_t fl = sizeof from;
+            ssize_t n = ::recvfrom(b, x, sizeof x, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+            if (n <= 0 || ::sendto(b, x, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), fl) != n)
+                break;
+        }
+    });
+    for (int i = 0; i < kRoundTrips; ++i) {
+        auto t = Clock::now();
+        if (::send(a, buf, kSize, 0) != kSize || ::recv(a, buf, sizeof buf, 0) != kSize)
+            break;
+        bare.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+    }
+    echo3.join();
+    ::close(a);
+    ::close(b);
+    std::printf("udp      64 B, bundle loopback    %8.1f us      (bare UDP loopback %8.1f us)\n", median(rtt),
+                median(bare));
+    std::printf("udp      64 B, host -> published  %8.1f us      (bare UDP loopback %8.1f us)\n", median(in_rtt),
+                median(bare));
+}
+
 } // namespace
 
 int main() {
     bench_stream();
     bench_inbound_and_rtt();
+    bench_udp();
     return 0;
 }

@@ -543,7 +543,8 @@ void add_run_commands(CLI::App& app, Context& ctx) {
                     "Guest memory in MiB (default: the bundle's [limits] memory, else 256)")
         ->check(CLI::Range(16, 65536));
     run->add_option("-p,--publish", args->publish,
-                    "Publish a port: [HOST_ADDR:]HOST_PORT:GUEST_PORT (process backend; repeatable)")
+                    "Publish a port: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (TCP unless /udp, which the VM "
+                    "backend only takes; repeatable)")
         ->allow_extra_args(false);
     run->add_option("-v,--volume", args->volumes,
                     "Attach a host directory: HOST_DIR:GUEST_PATH[:ro|rw][,label=LABEL] or NAME=HOST_DIR for a "

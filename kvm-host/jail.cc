@@ -233,6 +233,7 @@ Result<void> install_seccomp_filter(const JailOptions& o) {
 Result<void> install_io_thread_filter() {
     Filter f;
     constexpr uint64_t kStream = SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+    constexpr uint64_t kDgram = SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
     // The event loop: submissions and completions of the restricted ring.
     f.allow(SCMP_SYS(io_uring_enter));
     // Outbound TCP connections (the policy allowed them; Landlock applies
@@ -240,6 +241,9 @@ Result<void> install_io_thread_filter() {
     f.allow(SCMP_SYS(socket), {cmp(0, SCMP_CMP_EQ, AF_INET), cmp(1, SCMP_CMP_EQ, kStream), cmp(2, SCMP_CMP_EQ, 0)});
     f.allow(SCMP_SYS(socket), {cmp(0, SCMP_CMP_EQ, AF_INET6), cmp(1, SCMP_CMP_EQ, kStream), cmp(2, SCMP_CMP_EQ, 0)});
     f.allow(SCMP_SYS(socketpair), {cmp(0, SCMP_CMP_EQ, AF_UNIX), cmp(1, SCMP_CMP_EQ, kStream)});
+    // A guest UDP socket's host socket, made at its first outbound datagram (the policy decided its destination).
+    f.allow(SCMP_SYS(socket), {cmp(0, SCMP_CMP_EQ, AF_INET), cmp(1, SCMP_CMP_EQ, kDgram), cmp(2, SCMP_CMP_EQ, 0)});
+    f.allow(SCMP_SYS(socket), {cmp(0, SCMP_CMP_EQ, AF_INET6), cmp(1, SCMP_CMP_EQ, kDgram), cmp(2, SCMP_CMP_EQ, 0)});
     // The guest's TCP_NODELAY and SO_KEEPALIVE on its host sockets.
     f.allow(SCMP_SYS(setsockopt), {cmp(1, SCMP_CMP_EQ, IPPROTO_TCP), cmp(2, SCMP_CMP_EQ, TCP_NODELAY)});
     f.allow(SCMP_SYS(setsockopt), {cmp(1, SCMP_CMP_EQ, SOL_SOCKET), cmp(2, SCMP_CMP_EQ, SO_KEEPALIVE)});

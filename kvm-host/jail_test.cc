@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 
 #include <chrono>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <csignal>
 #include <functional>
 
@@ -628,4 +630,103 @@ TEST(Jail, LandlockLimitsFilesToTheVolumes) {
     EXPECT_TRUE(fs::exists(dirs.top / "vol" / "d" / "n"));
     EXPECT_FALSE(fs::exists(dirs.top / "ro" / "new"));
     EXPECT_FALSE(fs::exists(dirs.top / "sibling" / "new"));
+}
+
+// UDP inside the whole jail: the I/O thread makes its host UDP socket
+// (socket(AF_INET, SOCK_DGRAM) is in its filter), sends with io_uring
+// SENDMSG and receives the reply with RECVMSG.
+TEST(Jail, UdpDatagramsGoOutFromTheIoThread) {
+    // A host UDP socket on this host's first non-loopback IPv4 address
+    // (the guest's 127.0.0.0/8 is its own).
+    std::string ip;
+    if (ifaddrs* list = nullptr; ::getifaddrs(&list) == 0) {
+        for (ifaddrs* i = list; i && ip.empty(); i = i->ifa_next) {
+            if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+                continue;
+            auto* in = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+            char text[INET_ADDRSTRLEN];
+            if ((ntohl(in->sin_addr.s_addr) >> 24) != 127)
+                ip = ::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+        }
+        ::freeifaddrs(list);
+    }
+    if (ip.empty())
+        GTEST_SKIP() << "no non-loopback IPv4 address on this host";
+    int host = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    ::inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
+    socklen_t len = sizeof sa;
+    ASSERT_EQ(::bind(host, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    ::getsockname(host, reinterpret_cast<sockaddr*>(&sa), &len);
+    uint16_t port = ntohs(sa.sin_port);
+    auto blob = kos::policy::compile_bundle_policy(
+        "app_t", {{"policy/app.kpol", "idl \"net.kidl\"\ndomain app_t, net_t\n"
+                                      "allow request app_t -> net_t net.Socket.connect where port == " +
+                                          std::to_string(port) + " and proto == 17\n"}});
+    ASSERT_TRUE(blob) << blob.error().message;
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        auto svc = jail_with_network(*blob, options());
+        if (!svc)
+            ::_exit(100);
+        std::vector<uint8_t> buf(1 << 16);
+        kos::vmm::NetGuestMemory ram{buf.data(), buf.size()};
+        net::NetCall c{};
+        c.op = static_cast<uint32_t>(net::NetOp::Socket);
+        c.family = net::kFamilyInet;
+        c.type = net::kTypeDgram;
+        if (svc->handle(c, ram) != 0)
+            ::_exit(101);
+        uint32_t s = c.socket;
+        c = net::NetCall{};
+        c.op = static_cast<uint32_t>(net::NetOp::SendTo);
+        c.socket = s;
+        c.address.family = net::kFamilyInet;
+        c.address.ip[10] = c.address.ip[11] = 0xff;
+        std::memcpy(c.address.ip + 12, &sa.sin_addr, 4);
+        c.address.port = port;
+        std::memcpy(buf.data(), "ping", 4);
+        c.length = 4;
+        c.segment_count = 1;
+        c.segments[0] = {0, 4};
+        if (svc->handle(c, ram) != 4)
+            ::_exit(102);
+        int64_t n = -EAGAIN;
+        for (int i = 0; i < 100 && n == -EAGAIN; ++i) { // 5 s at most
+            net::NetCall r{};
+            r.op = static_cast<uint32_t>(net::NetOp::Recv);
+            r.socket = s;
+            r.segment_count = 1;
+            r.segments[0] = {0, 64};
+            n = svc->handle(r, ram);
+            if (n == -EAGAIN) {
+                net::NetCall p{};
+                p.op = static_cast<uint32_t>(net::NetOp::Poll);
+                p.poll_count = 1;
+                p.poll[0] = {s, net::kPollIn, 0};
+                p.arg = net::kMaxNetPollWaitNs;
+                svc->handle(p, ram);
+            }
+        }
+        if (n != 4 || std::memcmp(buf.data(), "pong", 4) != 0)
+            ::_exit(103);
+        svc.reset();
+        ::_exit(0);
+    }
+    timeval tv{10, 0};
+    ::setsockopt(host, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char got[16] = {};
+    sockaddr_in from{};
+    socklen_t flen = sizeof from;
+    ssize_t n = ::recvfrom(host, got, sizeof got, 0, reinterpret_cast<sockaddr*>(&from), &flen);
+    if (n == 4)
+        ::sendto(host, "pong", 4, 0, reinterpret_cast<sockaddr*>(&from), flen);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ::close(host);
+    EXPECT_EQ(n, 4);
+    EXPECT_EQ(std::string(got, 4), "ping");
+    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
 }

@@ -38,6 +38,9 @@ constexpr uint32_t kMaxBacklog = 256;
 constexpr uint16_t kFirstEphemeralPort = 49152;
 constexpr unsigned kRingEntries = 256;
 constexpr unsigned kCqEntries = 4096;
+constexpr size_t kMaxQueuedDatagrams = 256; // per datagram socket and direction
+constexpr size_t kDatagramStage = 65536;    // a host receive: any UDP datagram fits
+constexpr size_t kMaxOutsidePeers = 64;     // published UDP: sources replies go back to
 
 // The opcodes the loop submits; the ring refuses every other one.
 constexpr uint8_t kRingOps[] = {
@@ -47,6 +50,8 @@ constexpr uint8_t kRingOps[] = {
     IORING_OP_RECV,         // data from the peer
     IORING_OP_SEND,         // data to the peer
     IORING_OP_ASYNC_CANCEL, // Close and shutdown of the service
+    IORING_OP_SENDMSG,      // a datagram to its destination (UDP)
+    IORING_OP_RECVMSG,      // a datagram and its source (UDP)
 };
 
 // What a completion is for: the low bits of user_data (the rest is a
@@ -138,7 +143,34 @@ std::string address_string(const uint8_t ip[16], uint16_t port) {
 }
 
 
+bool same_endpoint(const net::NetAddress& a, const net::NetAddress& b) {
+    return a.port == b.port && std::memcmp(a.ip, b.ip, 16) == 0;
+}
+
+bool is_unspecified(const uint8_t ip[16]) {
+    static constexpr uint8_t kZero[16] = {};
+    return std::memcmp(ip, kZero, 16) == 0 || (is_v4_mapped(ip) && std::memcmp(ip + 12, kZero, 4) == 0);
+}
+
+// A destination for a host socket of `family` (an AF_INET6 socket takes
+// IPv4 destinations in their mapped form).
+socklen_t to_host_sockaddr(int family, const uint8_t ip[16], uint16_t port, sockaddr_storage& ss) {
+    if (family == AF_INET || !is_v4_mapped(ip))
+        return to_sockaddr(ip, port, ss);
+    std::memset(&ss, 0, sizeof ss);
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(ss);
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(port);
+    std::memcpy(&in6.sin6_addr, ip, 16);
+    return sizeof in6;
+}
+
 enum class State : uint8_t { Fresh, Bound, Listening, Connecting, Connected };
+
+struct Datagram {
+    net::NetAddress peer{}; // its source (received) or destination (to send)
+    std::vector<uint8_t> data;
+};
 
 } // namespace
 
@@ -158,6 +190,11 @@ struct alignas(16) NetSocket {
     net::NetAddress peer{};
     bool has_local = false;
     std::string unix_name; // kFamilyUnix: its bound name
+    bool dgram = false;    // kTypeDgram (UDP); `peer` is the default destination when has_peer
+    bool has_peer = false;
+    bool local_ip_from_peer = false; // Connect chose `local`'s address (AF_UNSPEC forgets it)
+    struct Published* published = nullptr; // dgram: the published UDP port it is bound to
+    std::deque<net::NetAddress> outside_peers; // ... and sources seen there (replies go back out)
 
     // Listening.
     uint32_t backlog = 0;
@@ -182,6 +219,11 @@ struct alignas(16) NetSocket {
     bool write_broken = false; // the peer is gone: Send fails with EPIPE
     bool shut_rd = false, shut_wr = false, shut_wr_done = false;
 
+    // Datagrams (dgram): received ones for the guest, outbound ones for
+    // the I/O thread, each queue bounded in bytes and count.
+    std::deque<Datagram> drx, dtx;
+    size_t drx_bytes = 0, dtx_bytes = 0;
+
     // Options (NetOption values 1..5).
     uint64_t options[6] = {};
     bool options_dirty = false;
@@ -191,17 +233,24 @@ struct alignas(16) NetSocket {
     bool tcp = false; // a host TCP socket (socketpair ends are not)
     bool recv_pending = false, send_pending = false, connect_pending = false;
     bool cancel_sent = false;
+    bool fd_borrowed = false; // a published UDP port's descriptor (not closed with the socket)
+    bool recv_failed = false; // dgram: the host socket's receive failed; no more receives
     std::unique_ptr<uint8_t[]> rx_stage;
+    Datagram dtx_stage;       // dgram: the datagram SENDMSG is sending
+    sockaddr_storage msg_addr[2]{}; // dgram: RECVMSG's source, SENDMSG's destination
+    msghdr msg[2]{};
+    iovec iov[2]{};
     std::vector<uint8_t> tx_stage;
     size_t tx_stage_off = 0;
 
     size_t rx_avail() const { return rx.size() - rx_head; }
     bool ops_pending() const { return recv_pending || send_pending || connect_pending; }
+    bool owns_fd() const { return fd >= 0 && !fd_borrowed; }
 };
 
 struct alignas(16) Published {
     PublishedPort port;
-    UniqueFd fd;
+    UniqueFd fd; // a listener, or (port.udp) the datagram socket the attached guest socket uses
     uint16_t bound_port = 0;
     uint32_t listener_id = 0; // the guest listener attached (0: none)
     bool accept_pending = false;
@@ -229,6 +278,7 @@ struct NetService::Impl {
     std::vector<std::unique_ptr<NetSocket>> closing;
     std::vector<NetSocket*> dirty;
     std::unordered_map<uint16_t, uint32_t> ports; // guest port -> bound/listening socket id
+    std::unordered_map<uint16_t, uint32_t> udp_ports; // guest UDP port -> bound datagram socket id
     std::map<std::string, uint32_t> unix_names;   // AF_UNIX name -> bound/listening socket id
     std::vector<std::unique_ptr<Published>> published;
     std::vector<std::function<void()>> test_fns;
@@ -246,7 +296,11 @@ struct NetService::Impl {
     NetSocket* create(uint32_t family);
     void mark_dirty(NetSocket& s);
     void kick();
-    uint16_t ephemeral_port();
+    uint16_t ephemeral_port(bool udp = false);
+    int64_t bind_dgram(NetSocket& s, net::NetAddress a);
+    int64_t op_send_dgram(net::NetCall& c, NetSocket& s, NetGuestMemory ram, bool to_address);
+    int64_t op_recv_dgram(net::NetCall& c, NetSocket& s, NetGuestMemory ram);
+    void deliver_local(NetSocket& from, const net::NetAddress& to, std::vector<uint8_t>&& data);
     bool allowed(sec::NetRequest& r);
     uint16_t readiness(NetSocket& s);
     void close_socket(NetSocket& s);
@@ -270,6 +324,8 @@ struct NetService::Impl {
     void post_wake_read();
     void complete(io_uring_cqe* cqe);
     void pump(NetSocket& s);
+    void pump_dgram(NetSocket& s);
+    void complete_dgram(NetSocket& s, Tag tag, int res);
     void pump_published(Published& p);
     void start_connect(NetSocket& s);
     void make_pair(NetSocket& s);
@@ -320,15 +376,18 @@ Result<void> open_published(Published& p) {
     sockaddr_storage ss;
     socklen_t len = to_sockaddr(p.port.host_ip.data(), p.port.host_port, ss);
     std::string where = address_string(p.port.host_ip.data(), p.port.host_port);
-    UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (p.port.udp)
+        where += "/udp";
+    UniqueFd fd(::socket(ss.ss_family, (p.port.udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd)
         return make_error(errno, "publishing " + where + ": socket: " + errno_string(errno));
     int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (!p.port.udp)
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
         return make_error(errno, "publishing " + where + ": cannot bind the host address: " + errno_string(errno) +
                                      " (is the port in use, or below 1024 without the right?)");
-    if (::listen(fd.get(), 128) != 0)
+    if (!p.port.udp && ::listen(fd.get(), 128) != 0)
         return make_error(errno, "publishing " + where + ": listen: " + errno_string(errno));
     sockaddr_storage bound{};
     socklen_t blen = sizeof bound;
@@ -432,10 +491,10 @@ NetService::Impl::~Impl() {
     if (ring_ready)
         ::io_uring_queue_exit(&ring);
     for (auto& [id, s] : sockets)
-        if (s->fd >= 0)
+        if (s->owns_fd())
             ::close(s->fd);
     for (auto& s : closing)
-        if (s->fd >= 0)
+        if (s->owns_fd())
             ::close(s->fd);
 }
 
@@ -530,11 +589,12 @@ void NetService::Impl::kick() {
     [[maybe_unused]] ssize_t n = ::write(wake.get(), &one, sizeof one);
 }
 
-uint16_t NetService::Impl::ephemeral_port() {
+uint16_t NetService::Impl::ephemeral_port(bool udp) {
+    const auto& used = udp ? udp_ports : ports;
     for (int tries = 0; tries < 65536 - kFirstEphemeralPort; ++tries) {
         uint16_t p = next_port;
         next_port = next_port == 65535 ? kFirstEphemeralPort : static_cast<uint16_t>(next_port + 1);
-        if (!ports.contains(p))
+        if (!used.contains(p))
             return p;
     }
     return 0;
@@ -556,11 +616,30 @@ int64_t NetService::Impl::dispatch(net::NetCall& c, NetGuestMemory ram) {
     auto op = static_cast<net::NetOp>(c.op);
     if (op == net::NetOp::Socket)
         return op_socket(c);
-    if (c.op < static_cast<uint32_t>(net::NetOp::Connect) || c.op > static_cast<uint32_t>(net::NetOp::GetOption))
+    if (c.op < static_cast<uint32_t>(net::NetOp::Connect) || c.op > static_cast<uint32_t>(net::NetOp::SendTo))
         return -EINVAL;
     NetSocket* s = find(c.socket);
     if (!s)
         return -EBADF;
+    c.flags = 0;
+    if (s->dgram) {
+        switch (op) {
+        case net::NetOp::Send: return op_send_dgram(c, *s, ram, false);
+        case net::NetOp::SendTo: return op_send_dgram(c, *s, ram, true);
+        case net::NetOp::Recv: return op_recv_dgram(c, *s, ram);
+        case net::NetOp::Listen:
+        case net::NetOp::Accept: return -EOPNOTSUPP;
+        case net::NetOp::Shutdown: return c.arg > SHUT_RDWR ? -EINVAL : s->has_peer ? 0 : -ENOTCONN;
+        case net::NetOp::PeerName:
+            if (!s->has_peer)
+                return -ENOTCONN;
+            c.address = s->peer;
+            return 0;
+        default: break;
+        }
+    } else if (op == net::NetOp::SendTo) {
+        return -EOPNOTSUPP; // a stream socket sends to its connected peer
+    }
     switch (op) {
     case net::NetOp::Connect: return op_connect(c, *s);
     case net::NetOp::Bind: return op_bind(c, *s);
@@ -599,12 +678,14 @@ int64_t NetService::Impl::dispatch(net::NetCall& c, NetGuestMemory ram) {
 
 int64_t NetService::Impl::op_socket(net::NetCall& c) {
     if ((c.family != net::kFamilyInet && c.family != net::kFamilyInet6 && c.family != net::kFamilyUnix) ||
-        c.type != net::kTypeStream)
+        (c.type != net::kTypeStream && c.type != net::kTypeDgram) ||
+        (c.type == net::kTypeDgram && c.family == net::kFamilyUnix))
         return -EINVAL;
     NetSocket* s = create(c.family);
     if (!s)
         return -EMFILE;
     s->visible = true;
+    s->dgram = c.type == net::kTypeDgram;
     c.socket = s->id;
     return 0;
 }
@@ -619,6 +700,49 @@ bool valid_address(const net::NetAddress& a, uint32_t socket_family) {
 } // namespace
 
 int64_t NetService::Impl::op_connect(net::NetCall& c, NetSocket& s) {
+    if (s.dgram) {
+        if (c.address.family == 0) {
+            // AF_UNSPEC: no default peer any more (the port stays bound).
+            s.has_peer = false;
+            if (s.local_ip_from_peer) {
+                std::memset(s.local.ip, 0, 16);
+                if (s.family == net::kFamilyInet) {
+                    const uint8_t zero[4] = {};
+                    set_v4(s.local.ip, zero);
+                }
+                s.local_ip_from_peer = false;
+            }
+            return 0;
+        }
+        // The default destination: the same decision as each SendTo's.
+        if (!valid_address(c.address, s.family))
+            return -EAFNOSUPPORT;
+        sec::NetRequest r;
+        sec::make_net_connect(r, c.subject, net_label, c.address.ip, c.address.port, sec::kProtoUdp, now_ns());
+        if (!allowed(r))
+            return -EACCES;
+        if (!s.has_local) {
+            net::NetAddress any{};
+            if (s.family == net::kFamilyInet) {
+                const uint8_t zero[4] = {};
+                set_v4(any.ip, zero);
+            }
+            if (int64_t rc = bind_dgram(s, any); rc < 0)
+                return rc;
+        }
+        s.peer = c.address;
+        s.peer.family = static_cast<uint16_t>(s.family);
+        s.has_peer = true;
+        s.error = 0;
+        // As Linux's connected UDP socket: its local address is the source
+        // the route picks (for the bundle's loopback, its loopback address).
+        if (is_unspecified(s.local.ip) && is_loopback(c.address.ip)) {
+            net::NetAddress lo = loopback_address(is_v4_mapped(c.address.ip) ? net::kFamilyInet : net::kFamilyInet6, 0);
+            std::memcpy(s.local.ip, lo.ip, 16);
+            s.local_ip_from_peer = true;
+        }
+        return 0;
+    }
     switch (s.state) {
     case State::Connecting: return -EALREADY;
     case State::Connected: return -EISCONN;
@@ -705,6 +829,8 @@ int64_t NetService::Impl::op_bind(net::NetCall& c, NetSocket& s) {
     sec::make_net_bind(r, c.subject, net_label, c.address.ip, c.address.port, now_ns());
     if (!allowed(r))
         return -EACCES;
+    if (s.dgram)
+        return bind_dgram(s, c.address);
     uint16_t port = c.address.port ? c.address.port : ephemeral_port();
     if (port == 0 || ports.contains(port))
         return -EADDRINUSE;
@@ -863,10 +989,175 @@ int64_t NetService::Impl::op_recv(net::NetCall& c, NetSocket& s, NetGuestMemory 
     return static_cast<int64_t>(done);
 }
 
+// ---------------------------------------------------------------- datagrams (vCPU side)
+
+// Binds a datagram socket to `a` (port 0: an ephemeral one); UDP ports are
+// their own namespace, as on Linux. A published UDP port's guest socket
+// uses the published host socket (the I/O thread takes it in pump).
+int64_t NetService::Impl::bind_dgram(NetSocket& s, net::NetAddress a) {
+    if (s.has_local)
+        return -EINVAL;
+    uint16_t port = a.port ? a.port : ephemeral_port(true);
+    if (port == 0 || udp_ports.contains(port))
+        return -EADDRINUSE;
+    udp_ports.emplace(port, s.id);
+    s.local = a;
+    s.local.port = port;
+    s.local.family = static_cast<uint16_t>(s.family);
+    s.has_local = true;
+    s.state = State::Bound;
+    for (auto& p : published)
+        if (p->port.udp && p->port.guest_port == port && p->listener_id == 0) {
+            p->listener_id = s.id;
+            s.published = p.get();
+            mark_dirty(s);
+            kick();
+            break;
+        }
+    return 0;
+}
+
+// One datagram to `c.address` (SendTo) or the connected peer (Send): the
+// bundle's own socket on that port for loopback, else out through the
+// I/O thread's host socket. Every destination is decided by the policy
+// here as in the guest kernel (the peer was decided at Connect).
+int64_t NetService::Impl::op_send_dgram(net::NetCall& c, NetSocket& s, NetGuestMemory ram, bool to_address) {
+    int64_t total = check_segments(c, ram, false);
+    if (total < 0)
+        return total;
+    // All of it or nothing: segments that do not cover the datagram (the
+    // kernel ran out of them) would cut it.
+    if (c.length > static_cast<uint64_t>(total) || static_cast<uint64_t>(total) > net::kMaxDatagram)
+        return -EMSGSIZE;
+    if (s.error)
+        return -std::exchange(s.error, 0);
+    net::NetAddress to{};
+    if (to_address) {
+        if (!valid_address(c.address, s.family))
+            return -EAFNOSUPPORT;
+        sec::NetRequest r;
+        sec::make_net_connect(r, c.subject, net_label, c.address.ip, c.address.port, sec::kProtoUdp, now_ns());
+        if (!allowed(r))
+            return -EACCES;
+        to = c.address;
+    } else {
+        if (!s.has_peer)
+            return -EDESTADDRREQ;
+        to = s.peer;
+    }
+    if (to.port == 0)
+        return -EINVAL;
+    // Sources the published port received from go back out there, even
+    // when they are the host's loopback addresses.
+    bool outside = s.published && std::any_of(s.outside_peers.begin(), s.outside_peers.end(),
+                                              [&](const net::NetAddress& p) { return same_endpoint(p, to); });
+    bool local = !outside && is_loopback(to.ip);
+    if (!local && (s.dtx_bytes + static_cast<size_t>(total) > opts.buffer_bytes || s.dtx.size() >= kMaxQueuedDatagrams))
+        return -EAGAIN;
+    if (!s.has_local) {
+        // Linux binds an unbound socket to an ephemeral port on its first send.
+        net::NetAddress any{};
+        if (s.family == net::kFamilyInet) {
+            const uint8_t zero[4] = {};
+            set_v4(any.ip, zero);
+        }
+        if (int64_t rc = bind_dgram(s, any); rc < 0)
+            return rc;
+    }
+    std::vector<uint8_t> data;
+    data.reserve(static_cast<size_t>(total));
+    for (uint32_t i = 0; i < c.segment_count; ++i) {
+        const uint8_t* src = ram.readable(c.segments[i].addr, c.segments[i].len);
+        data.insert(data.end(), src, src + c.segments[i].len);
+    }
+    if (local) {
+        deliver_local(s, to, std::move(data));
+        return total;
+    }
+    s.dtx_bytes += data.size();
+    s.dtx.push_back(Datagram{to, std::move(data)});
+    mark_dirty(s);
+    kick();
+    return total;
+}
+
+// A datagram over the bundle's loopback: queued on the datagram socket
+// bound to that port, or dropped (no such socket, a full queue, a
+// connected receiver whose peer is another), as UDP drops.
+void NetService::Impl::deliver_local(NetSocket& from, const net::NetAddress& to, std::vector<uint8_t>&& data) {
+    auto it = udp_ports.find(to.port);
+    NetSocket* r = it != udp_ports.end() ? find(it->second) : nullptr;
+    if (!r || !r->dgram) {
+        // A connected sender learns it as Linux's ICMP port unreachable.
+        if (from.has_peer && same_endpoint(from.peer, to))
+            from.error = ECONNREFUSED;
+        return;
+    }
+    net::NetAddress src = from.local;
+    if (is_unspecified(src.ip)) {
+        // The source the host would pick: the loopback of the destination's family.
+        net::NetAddress lo = loopback_address(is_v4_mapped(to.ip) ? net::kFamilyInet : net::kFamilyInet6, 0);
+        std::memcpy(src.ip, lo.ip, 16);
+    }
+    src.family = static_cast<uint16_t>(r->family);
+    if (r->family == net::kFamilyInet && !is_v4_mapped(src.ip))
+        return;
+    if (r->has_peer && !same_endpoint(r->peer, src))
+        return;
+    if (r->drx_bytes + data.size() > opts.buffer_bytes || r->drx.size() >= kMaxQueuedDatagrams)
+        return;
+    r->drx_bytes += data.size();
+    r->drx.push_back(Datagram{src, std::move(data)});
+    changed.notify_all();
+}
+
+// One datagram, never merged with the next: what does not fit the buffer
+// is cut (kMsgTrunc in flags) and the rest of it dropped.
+int64_t NetService::Impl::op_recv_dgram(net::NetCall& c, NetSocket& s, NetGuestMemory ram) {
+    constexpr uint64_t kMsgPeek = 0x2, kMsgTruncArg = 0x20;
+    int64_t total = check_segments(c, ram, true);
+    if (total < 0)
+        return total;
+    if (s.error)
+        return -std::exchange(s.error, 0);
+    if (s.drx.empty())
+        return -EAGAIN;
+    Datagram& d = s.drx.front();
+    size_t want = std::min<size_t>(d.data.size(), static_cast<size_t>(total));
+    size_t done = 0;
+    for (uint32_t i = 0; i < c.segment_count && done < want; ++i) {
+        size_t n = std::min<size_t>(c.segments[i].len, want - done);
+        std::memcpy(ram.base + c.segments[i].addr, d.data.data() + done, n);
+        done += n;
+    }
+    c.address = d.peer;
+    c.address.family = static_cast<uint16_t>(s.family);
+    size_t full = d.data.size();
+    if (full > done)
+        c.flags = net::kMsgTrunc;
+    if (!(c.arg & kMsgPeek)) {
+        s.drx_bytes -= full;
+        s.drx.pop_front();
+        // Room again: the I/O thread may receive more.
+        if (s.fd >= 0 && !s.recv_pending) {
+            mark_dirty(s);
+            kick();
+        }
+    }
+    return static_cast<int64_t>((c.arg & kMsgTruncArg) ? full : done);
+}
+
 uint16_t NetService::Impl::readiness(NetSocket& s) {
     uint16_t ev = 0;
     if (s.error)
         ev |= net::kPollErr;
+    if (s.dgram) {
+        if (!s.drx.empty())
+            ev |= net::kPollIn;
+        if (s.dtx_bytes < opts.buffer_bytes && s.dtx.size() < kMaxQueuedDatagrams)
+            ev |= net::kPollOut;
+        return ev;
+    }
     switch (s.state) {
     case State::Listening:
         if (!s.accept_queue.empty())
@@ -970,7 +1261,7 @@ int64_t NetService::Impl::op_get_option(net::NetCall& c, NetSocket& s) {
         c.arg = s.options[c.option];
         return 0;
     case net::NetOption::Type:
-        c.arg = net::kTypeStream;
+        c.arg = s.dgram ? net::kTypeDgram : net::kTypeStream;
         return 0;
     case net::NetOption::AcceptConn:
         c.arg = s.state == State::Listening;
@@ -983,7 +1274,15 @@ int64_t NetService::Impl::op_get_option(net::NetCall& c, NetSocket& s) {
 // The guest's id is gone at once; the I/O thread lets queued output go
 // out, cancels what is pending and closes the host descriptor.
 void NetService::Impl::close_socket(NetSocket& s) {
-    if (!s.unix_name.empty()) {
+    if (s.dgram) {
+        if (s.has_local) {
+            auto it = udp_ports.find(s.local.port);
+            if (it != udp_ports.end() && it->second == s.id)
+                udp_ports.erase(it);
+        }
+        s.drx.clear();
+        s.drx_bytes = 0;
+    } else if (!s.unix_name.empty()) {
         auto it = unix_names.find(s.unix_name);
         if (it != unix_names.end() && it->second == s.id)
             unix_names.erase(it);
@@ -1138,6 +1437,10 @@ void NetService::Impl::complete(io_uring_cqe* cqe) {
         break;
     }
     auto& s = *static_cast<NetSocket*>(object);
+    if (s.dgram) {
+        complete_dgram(s, tag, res);
+        return;
+    }
     switch (tag) {
     case Tag::Connect:
         s.connect_pending = false;
@@ -1277,6 +1580,8 @@ void NetService::Impl::make_pair(NetSocket& s) {
 // Posts what a socket needs now: its connect, a receive when there is
 // room, a send when there is output, the deferred shutdown, options.
 void NetService::Impl::pump(NetSocket& s) {
+    if (s.dgram)
+        return pump_dgram(s);
     if (s.closing) {
         // Output the program queued before it closed still goes out; input
         // and a pending connect are cancelled.
@@ -1328,8 +1633,112 @@ void NetService::Impl::pump(NetSocket& s) {
     }
 }
 
+// ---------------------------------------------------------------- datagrams (I/O thread)
+
+// A datagram socket's host side: the published port's socket, or its own
+// host UDP socket made at its first outbound datagram (its replies come
+// back on it). One RECVMSG while the receive queue has room, one SENDMSG
+// at a time; queued datagrams still go out after Close.
+void NetService::Impl::pump_dgram(NetSocket& s) {
+    if (s.closing) {
+        if (s.fd >= 0 && !s.cancel_sent && s.recv_pending) {
+            s.cancel_sent = true;
+            io_uring_sqe* e = sqe();
+            ::io_uring_prep_cancel64(e, reinterpret_cast<uint64_t>(&s) | static_cast<uint64_t>(Tag::Recv), 0);
+            submit(e, nullptr, Tag::Cancel);
+        }
+        if (s.fd < 0) {
+            s.dtx.clear();
+            s.dtx_bytes = 0;
+        }
+    } else if (s.fd < 0) {
+        if (s.published) {
+            s.fd = s.published->fd.get();
+            s.fd_borrowed = true;
+        } else if (!s.dtx.empty()) {
+            int fd = ::socket(s.family == net::kFamilyInet ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0) {
+                s.error = errno; // the next call reports it; what was queued is lost
+                s.dtx.clear();
+                s.dtx_bytes = 0;
+                return;
+            }
+            s.fd = fd;
+        }
+    }
+    if (s.fd < 0)
+        return;
+    int host_family = s.fd_borrowed ? (s.published->port.host_ipv4 ? AF_INET : AF_INET6)
+                                    : (s.family == net::kFamilyInet ? AF_INET : AF_INET6);
+    if (!s.closing && !s.recv_pending && !s.recv_failed && s.drx_bytes < opts.buffer_bytes &&
+        s.drx.size() < kMaxQueuedDatagrams) {
+        if (!s.rx_stage)
+            s.rx_stage = std::make_unique<uint8_t[]>(kDatagramStage);
+        s.iov[0] = {s.rx_stage.get(), kDatagramStage};
+        s.msg[0] = msghdr{};
+        s.msg[0].msg_name = &s.msg_addr[0];
+        s.msg[0].msg_namelen = sizeof s.msg_addr[0];
+        s.msg[0].msg_iov = &s.iov[0];
+        s.msg[0].msg_iovlen = 1;
+        s.recv_pending = true;
+        io_uring_sqe* e = sqe();
+        ::io_uring_prep_recvmsg(e, s.fd, &s.msg[0], 0);
+        submit(e, &s, Tag::Recv);
+    }
+    if (!s.send_pending && !s.dtx.empty()) {
+        s.dtx_stage = std::move(s.dtx.front());
+        s.dtx.pop_front();
+        socklen_t len = to_host_sockaddr(host_family, s.dtx_stage.peer.ip, s.dtx_stage.peer.port, s.msg_addr[1]);
+        s.iov[1] = {s.dtx_stage.data.data(), s.dtx_stage.data.size()};
+        s.msg[1] = msghdr{};
+        s.msg[1].msg_name = &s.msg_addr[1];
+        s.msg[1].msg_namelen = len;
+        s.msg[1].msg_iov = &s.iov[1];
+        s.msg[1].msg_iovlen = 1;
+        s.send_pending = true;
+        io_uring_sqe* e = sqe();
+        ::io_uring_prep_sendmsg(e, s.fd, &s.msg[1], MSG_NOSIGNAL);
+        submit(e, &s, Tag::Send);
+    }
+}
+
+void NetService::Impl::complete_dgram(NetSocket& s, Tag tag, int res) {
+    if (tag == Tag::Recv) {
+        s.recv_pending = false;
+        if (s.closing)
+            return pump_dgram(s);
+        if (res >= 0) {
+            sockaddr_storage from{};
+            std::memcpy(&from, &s.msg_addr[0], std::min<size_t>(s.msg[0].msg_namelen, sizeof from));
+            Datagram d{from_sockaddr(from, s.family), {}};
+            d.data.assign(s.rx_stage.get(), s.rx_stage.get() + res);
+            bool v4_ok = s.family != net::kFamilyInet || is_v4_mapped(d.peer.ip);
+            if (v4_ok && (!s.has_peer || same_endpoint(s.peer, d.peer))) {
+                if (s.published && std::none_of(s.outside_peers.begin(), s.outside_peers.end(),
+                                                [&](const net::NetAddress& p) { return same_endpoint(p, d.peer); })) {
+                    if (s.outside_peers.size() >= kMaxOutsidePeers)
+                        s.outside_peers.pop_front();
+                    s.outside_peers.push_back(d.peer);
+                }
+                s.drx_bytes += d.data.size();
+                s.drx.push_back(std::move(d));
+            }
+        } else if (res != -ECANCELED) {
+            s.error = -res;
+            s.recv_failed = true;
+        }
+    } else if (tag == Tag::Send) {
+        s.send_pending = false;
+        s.dtx_bytes -= std::min(s.dtx_bytes, s.dtx_stage.data.size());
+        s.dtx_stage = Datagram{};
+        if (res < 0 && res != -ECANCELED && !s.closing)
+            s.error = -res; // the next call reports it, as Linux's asynchronous UDP errors
+    }
+    pump_dgram(s);
+}
+
 void NetService::Impl::pump_published(Published& p) {
-    if (p.accept_pending || p.listener_id == 0)
+    if (p.port.udp || p.accept_pending || p.listener_id == 0)
         return;
     NetSocket* l = find(p.listener_id);
     if (!l || l->accept_queue.size() >= l->backlog || live_count() >= opts.max_sockets)
@@ -1348,10 +1757,11 @@ void NetService::Impl::finish_closing() {
     std::erase_if(closing, [&](std::unique_ptr<NetSocket>& s) {
         if (s->dirty || s->ops_pending())
             return false;
-        bool output_left = !s->write_broken && s->fd >= 0 && (!s->tx.empty() || !s->tx_stage.empty());
+        bool output_left = !s->write_broken && s->fd >= 0 &&
+                           (!s->tx.empty() || !s->tx_stage.empty() || !s->dtx.empty());
         if (output_left)
             return false;
-        if (s->fd >= 0)
+        if (s->owns_fd())
             ::close(s->fd);
         return true;
     });

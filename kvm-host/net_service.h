@@ -24,6 +24,14 @@
 // again (the guest kernel checked them first), then go out as host TCP
 // connections.
 //
+// Datagram (UDP) sockets: every destination (Connect's peer, each SendTo)
+// is checked against the policy again with proto 17, loopback included. A
+// datagram to the loopback is queued on the bundle's datagram socket bound
+// to that port (bounded; dropped when full, as UDP drops); others go out
+// through a host UDP socket of the I/O thread (SENDMSG), whose RECVMSG
+// brings replies back. `-p HOST_PORT:GUEST_PORT/udp` binds a host UDP
+// socket in start() that the guest socket bound to GUEST_PORT uses.
+//
 // The ring is created disabled, restricted to the opcodes the loop uses
 // and then enabled (IORING_REGISTER_RESTRICTIONS): io_uring work is not
 // seen by seccomp, so the ring itself must be unable to open files or do
@@ -48,8 +56,9 @@
 
 namespace kos::vmm {
 
-// `-p [HOST_ADDR:]HOST_PORT:GUEST_PORT`: host connections to
-// HOST_ADDR:HOST_PORT reach the bundle's listener on GUEST_PORT (TCP).
+// `-p [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp]`: host connections to
+// HOST_ADDR:HOST_PORT reach the bundle's listener on GUEST_PORT (TCP), or
+// host datagrams its datagram socket bound to GUEST_PORT (/udp).
 using kos::PublishedPort;
 using kos::parse_published_port;
 

@@ -215,6 +215,55 @@ protected:
         }
         return all;
     }
+    // UDP: a datagram socket, a datagram to `to` (nullptr: the connected
+    // peer), one datagram received with its source and flags.
+    uint32_t dgram_socket(uint32_t family = net::kFamilyInet) {
+        auto c = make(net::NetOp::Socket);
+        c.family = family;
+        c.type = net::kTypeDgram;
+        EXPECT_EQ(call(c), 0);
+        return c.socket;
+    }
+    int64_t send_to(uint32_t s, const std::string& data, const net::NetAddress* to) {
+        std::memcpy(ram.data() + kSendGpa, data.data(), data.size());
+        auto c = make(to ? net::NetOp::SendTo : net::NetOp::Send, s);
+        if (to)
+            c.address = *to;
+        c.length = data.size();
+        c.segment_count = 1;
+        c.segments[0] = {kSendGpa, data.size()};
+        return call(c);
+    }
+    struct Received {
+        int64_t n = 0;
+        std::string data;
+        net::NetAddress from{};
+        uint32_t flags = 0;
+    };
+    Received recv_from(uint32_t s, uint64_t max = 4096, uint64_t msg_flags = 0) {
+        auto c = make(net::NetOp::Recv, s);
+        c.segment_count = 1;
+        c.segments[0] = {kRecvGpa, max};
+        c.arg = msg_flags;
+        Received r;
+        r.n = call(c);
+        if (r.n >= 0)
+            r.data.assign(reinterpret_cast<char*>(ram.data() + kRecvGpa),
+                          static_cast<size_t>(std::min<int64_t>(r.n, static_cast<int64_t>(max))));
+        r.from = c.address;
+        r.flags = c.flags;
+        return r;
+    }
+    // Waits (at most 5 s) for a datagram.
+    Received recv_wait(uint32_t s, uint64_t max = 4096) {
+        wait_for(s, net::kPollIn);
+        return recv_from(s, max);
+    }
+    net::NetAddress local_name(uint32_t s) {
+        auto c = make(net::NetOp::LocalName, s);
+        EXPECT_EQ(call(c), 0);
+        return c.address;
+    }
     uint32_t accept(uint32_t l, net::NetAddress* peer = nullptr) {
         wait_for(l, net::kPollIn);
         auto c = make(net::NetOp::Accept, l);
@@ -265,6 +314,21 @@ TEST(PublishedPortParse, FormsAndErrors) {
     auto r = parse_published_port("8080:99999");
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message.find("GUEST_PORT"), std::string::npos) << r.error().message;
+
+    // `/udp` as docker's -p; `/tcp` is the default.
+    p = parse_published_port("5353:53/udp");
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_TRUE(p->udp);
+    EXPECT_EQ(p->host_port, 5353);
+    EXPECT_EQ(p->guest_port, 53);
+    p = parse_published_port("[::1]:8080:80/tcp");
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_FALSE(p->udp);
+    EXPECT_FALSE(parse_published_port("8080:80").value().udp);
+    r = parse_published_port("8080:80/sctp");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("sctp"), std::string::npos) << r.error().message;
+    EXPECT_FALSE(parse_published_port("8080:80/"));
 }
 
 // io_uring work escapes seccomp: the ring itself refuses what the
@@ -716,7 +780,10 @@ TEST_F(NetServiceTest, MalformedCallsAreRejected) {
     named.path_len = 109;
     EXPECT_EQ(call(named), -EINVAL);
     sock.family = net::kFamilyInet;
-    sock.type = 2; // SOCK_DGRAM
+    sock.type = 3; // SOCK_RAW
+    EXPECT_EQ(call(sock), -EINVAL);
+    sock.family = net::kFamilyUnix;
+    sock.type = net::kTypeDgram; // no Unix datagram sockets
     EXPECT_EQ(call(sock), -EINVAL);
     auto addr = v4("127.0.0.1", 1);
     addr.family = 99;
@@ -776,6 +843,333 @@ TEST_F(NetServiceTest, ListenerBacklogAndBindConflicts) {
     // Closing the listener frees the port.
     EXPECT_EQ(simple(net::NetOp::Close, l), 0);
     EXPECT_EQ(with_address(net::NetOp::Bind, other, v4("0.0.0.0", 9000)), 0);
+}
+
+} // namespace
+} // namespace kos::vmm
+
+namespace kos::vmm {
+namespace {
+
+bool same(const net::NetAddress& a, const net::NetAddress& b) {
+    return a.port == b.port && std::memcmp(a.ip, b.ip, 16) == 0;
+}
+
+// Datagrams over the bundle's loopback: each one whole, in order, with its
+// source; replies go back to that source.
+TEST_F(NetServiceTest, UdpLoopbackRoundTripKeepsMessageBoundaries) {
+    start();
+    uint32_t server = dgram_socket();
+    EXPECT_EQ(with_address(net::NetOp::Bind, server, v4("127.0.0.1", 9000)), 0);
+    EXPECT_EQ(wait_for(server, net::kPollOut) & net::kPollIn, 0); // writable, nothing to read
+    uint32_t client = dgram_socket();
+    net::NetAddress to = v4("127.0.0.1", 9000);
+    for (std::string d : {"one", "two-two", "", "three"})
+        EXPECT_EQ(send_to(client, d, &to), static_cast<int64_t>(d.size()));
+    net::NetAddress client_addr = local_name(client); // bound by its first send
+    EXPECT_GE(client_addr.port, 49152);
+    for (std::string want : {"one", "two-two", "", "three"}) {
+        Received r = recv_wait(server);
+        EXPECT_EQ(r.n, static_cast<int64_t>(want.size()));
+        EXPECT_EQ(r.data, want);
+        EXPECT_EQ(r.flags, 0u);
+        EXPECT_EQ(r.from.port, client_addr.port);
+        EXPECT_EQ(r.from.ip[12], 127);
+        EXPECT_EQ(r.from.family, net::kFamilyInet);
+        // The reply goes to the source.
+        EXPECT_EQ(send_to(server, "re:" + want, &r.from), static_cast<int64_t>(want.size() + 3));
+    }
+    EXPECT_EQ(recv_from(server).n, -EAGAIN);
+    for (std::string want : {"re:one", "re:two-two", "re:", "re:three"}) {
+        Received r = recv_wait(client);
+        EXPECT_EQ(r.data, want);
+        EXPECT_TRUE(same(r.from, to));
+    }
+    EXPECT_EQ(simple(net::NetOp::Close, client), 0);
+    EXPECT_EQ(simple(net::NetOp::Close, server), 0);
+    EXPECT_TRUE(audits.empty());
+}
+
+// A buffer smaller than the datagram takes its start (kMsgTrunc) and the
+// rest is gone; MSG_PEEK leaves it queued; MSG_TRUNC reports its size.
+TEST_F(NetServiceTest, UdpTruncationPeekAndTruncFlag) {
+    start();
+    uint32_t server = dgram_socket();
+    EXPECT_EQ(with_address(net::NetOp::Bind, server, v4("127.0.0.1", 9000)), 0);
+    uint32_t client = dgram_socket();
+    net::NetAddress to = v4("127.0.0.1", 9000);
+    EXPECT_EQ(send_to(client, "0123456789", &to), 10);
+    EXPECT_EQ(send_to(client, "abc", &to), 3);
+    wait_for(server, net::kPollIn);
+    Received peek = recv_from(server, 4096, 0x2 /* MSG_PEEK */);
+    EXPECT_EQ(peek.data, "0123456789");
+    Received trunc_size = recv_from(server, 4, 0x2 | 0x20 /* MSG_PEEK | MSG_TRUNC */);
+    EXPECT_EQ(trunc_size.n, 10);
+    EXPECT_EQ(trunc_size.data, "0123");
+    EXPECT_EQ(trunc_size.flags, net::kMsgTrunc);
+    Received cut = recv_from(server, 4);
+    EXPECT_EQ(cut.n, 4);
+    EXPECT_EQ(cut.data, "0123");
+    EXPECT_EQ(cut.flags, net::kMsgTrunc);
+    Received next = recv_from(server, 4);
+    EXPECT_EQ(next.data, "abc"); // the rest of the first one was dropped
+    EXPECT_EQ(next.flags, 0u);
+    EXPECT_EQ(recv_from(server).n, -EAGAIN);
+}
+
+// Connect sets the default peer (and filters what is received); Send
+// without it is EDESTADDRREQ; a connected socket learns that nobody is
+// bound at its peer as ECONNREFUSED.
+TEST_F(NetServiceTest, UdpConnectedSocketsAndRefusal) {
+    start();
+    uint32_t server = dgram_socket();
+    EXPECT_EQ(with_address(net::NetOp::Bind, server, v4("127.0.0.1", 9000)), 0);
+    uint32_t client = dgram_socket();
+    EXPECT_EQ(send_to(client, "x", nullptr), -EDESTADDRREQ);
+    EXPECT_EQ(simple(net::NetOp::PeerName, client), -ENOTCONN);
+    EXPECT_EQ(with_address(net::NetOp::Connect, client, v4("127.0.0.1", 9000)), 0);
+    auto peer = make(net::NetOp::PeerName, client);
+    EXPECT_EQ(call(peer), 0);
+    EXPECT_EQ(peer.address.port, 9000);
+    EXPECT_EQ(send_to(client, "hello", nullptr), 5);
+    Received r = recv_wait(server);
+    EXPECT_EQ(r.data, "hello");
+    EXPECT_TRUE(same(r.from, local_name(client)));
+    // Another sender does not reach the connected client.
+    uint32_t other = dgram_socket();
+    net::NetAddress client_addr = local_name(client);
+    EXPECT_EQ(send_to(other, "intruder", &client_addr), 8);
+    EXPECT_EQ(send_to(server, "reply", &r.from), 5);
+    Received back = recv_wait(client);
+    EXPECT_EQ(back.data, "reply");
+    EXPECT_EQ(recv_from(client).n, -EAGAIN);
+    // AF_UNSPEC (family 0) forgets the peer: anyone may send again.
+    EXPECT_EQ(with_address(net::NetOp::Connect, client, net::NetAddress{}), 0);
+    EXPECT_EQ(simple(net::NetOp::PeerName, client), -ENOTCONN);
+    EXPECT_EQ(send_to(client, "x", nullptr), -EDESTADDRREQ);
+    EXPECT_EQ(local_name(client).port, client_addr.port);
+    EXPECT_EQ(send_to(other, "welcome", &client_addr), 7);
+    EXPECT_EQ(recv_wait(client).data, "welcome");
+    // On a stream socket family 0 is no address.
+    EXPECT_EQ(with_address(net::NetOp::Connect, socket(), net::NetAddress{}), -EAFNOSUPPORT);
+
+    uint32_t lonely = dgram_socket();
+    EXPECT_EQ(with_address(net::NetOp::Connect, lonely, v4("127.0.0.1", 8080)), 0);
+    EXPECT_EQ(send_to(lonely, "anyone?", nullptr), 7);
+    EXPECT_TRUE(wait_for(lonely, net::kPollErr) & net::kPollErr);
+    EXPECT_EQ(recv_from(lonely).n, -ECONNREFUSED);
+    EXPECT_EQ(recv_from(lonely).n, -EAGAIN);
+
+    auto type = make(net::NetOp::GetOption, client);
+    type.option = static_cast<uint32_t>(net::NetOption::Type);
+    EXPECT_EQ(call(type), 0);
+    EXPECT_EQ(type.arg, net::kTypeDgram);
+    // UDP and TCP ports are separate: a TCP listener on 9000 is fine.
+    uint32_t l = listener("127.0.0.1", 9000);
+    EXPECT_NE(l, 0u);
+    uint32_t dup = dgram_socket();
+    EXPECT_EQ(with_address(net::NetOp::Bind, dup, v4("127.0.0.1", 9000)), -EADDRINUSE);
+}
+
+// Every destination is the policy's: a denied one is EACCES with an audit
+// record, for SendTo and Connect alike, with no verdict remembered.
+TEST_F(NetServiceTest, UdpDeniedDestinationIsAudited) {
+    start(policy_text("allow request app_t -> net_t net.Socket.connect where address == 198.51.100.7 and "
+                      "port == 53 and proto == 17\n"));
+    uint32_t s = dgram_socket();
+    net::NetAddress denied = v4("192.0.2.1", 53);
+    EXPECT_EQ(send_to(s, "q", &denied), -EACCES);
+    ASSERT_EQ(audits.size(), 1u);
+    sec::AuditRecord rec;
+    std::memcpy(&rec, audits[0].data(), sizeof rec);
+    EXPECT_EQ(rec.allow, 0);
+    EXPECT_EQ(rec.source, subject);
+    EXPECT_EQ(rec.a, sec::kNetInterface);
+    EXPECT_EQ(rec.b, sec::kNetConnect);
+    EXPECT_EQ(with_address(net::NetOp::Connect, s, denied), -EACCES);
+    EXPECT_EQ(audits.size(), 2u);
+    EXPECT_EQ(simple(net::NetOp::PeerName, s), -ENOTCONN);
+    // Allowed for UDP is not allowed for another port, nor asked again
+    // from a remembered answer: each datagram is decided.
+    net::NetAddress other_port = v4("198.51.100.7", 54);
+    EXPECT_EQ(send_to(s, "q", &other_port), -EACCES);
+    // A TCP connect to the UDP-allowed destination is denied (proto 6).
+    uint32_t t = socket();
+    EXPECT_EQ(with_address(net::NetOp::Connect, t, v4("198.51.100.7", 53)), -EACCES);
+    // A forged subject is denied too.
+    auto forged = make(net::NetOp::SendTo, s);
+    forged.subject = 4242;
+    forged.address = v4("198.51.100.7", 53);
+    EXPECT_EQ(call(forged), -EACCES);
+    EXPECT_EQ(audits.size(), 5u);
+}
+
+TEST_F(NetServiceTest, UdpMalformedCallsAreRejected) {
+    start();
+    uint32_t s = dgram_socket();
+    uint32_t t = socket();
+    net::NetAddress to = v4("127.0.0.1", 9000);
+    auto c = make(net::NetOp::SendTo, 4242); // forged id
+    c.address = to;
+    EXPECT_EQ(call(c), -EBADF);
+    EXPECT_EQ(send_to(t, "x", &to), -EOPNOTSUPP); // a stream socket has its peer
+    EXPECT_EQ(simple(net::NetOp::Listen, s, 4), -EOPNOTSUPP);
+    EXPECT_EQ(simple(net::NetOp::Accept, s), -EOPNOTSUPP);
+    // Segments that do not cover the datagram, or too large a datagram.
+    auto short_seg = make(net::NetOp::SendTo, s);
+    short_seg.address = to;
+    short_seg.length = 100;
+    short_seg.segment_count = 1;
+    short_seg.segments[0] = {kSendGpa, 10};
+    EXPECT_EQ(call(short_seg), -EMSGSIZE);
+    short_seg.length = net::kMaxDatagram + 1;
+    short_seg.segments[0] = {kSendGpa, net::kMaxDatagram + 1};
+    EXPECT_EQ(call(short_seg), -EMSGSIZE);
+    short_seg.segments[0] = {kRamSize - 2, 4};
+    short_seg.length = 4;
+    EXPECT_EQ(call(short_seg), -EFAULT);
+    auto v6 = to;
+    std::memset(v6.ip, 0, 16);
+    v6.ip[15] = 1;
+    v6.family = net::kFamilyInet6;
+    EXPECT_EQ(send_to(s, "x", &v6), -EAFNOSUPPORT); // an IPv4 socket
+    auto port0 = v4("127.0.0.1", 0);
+    EXPECT_EQ(send_to(s, "x", &port0), -EINVAL);
+    auto bad = make(net::NetOp::Recv, s);
+    bad.segment_count = 1;
+    bad.segments[0] = {kRamSize, 1};
+    EXPECT_EQ(call(bad), -EFAULT);
+}
+
+// Datagrams to a socket that does not read are dropped once its queue is
+// full (bounded in bytes and count), as UDP drops; the sender never waits.
+TEST_F(NetServiceTest, UdpQueueIsBoundedAndDrops) {
+    start();
+    uint32_t server = dgram_socket();
+    EXPECT_EQ(with_address(net::NetOp::Bind, server, v4("127.0.0.1", 9000)), 0);
+    uint32_t client = dgram_socket();
+    net::NetAddress to = v4("127.0.0.1", 9000);
+    std::string big(1000, 'b');
+    for (int i = 0; i < 200; ++i)
+        ASSERT_EQ(send_to(client, big, &to), 1000);
+    int got = 0;
+    while (recv_from(server).n == 1000)
+        ++got;
+    EXPECT_EQ(got, 64 * 1024 / 1000);
+    for (int i = 0; i < 1000; ++i)
+        ASSERT_EQ(send_to(client, "s", &to), 1);
+    got = 0;
+    while (recv_from(server).n == 1)
+        ++got;
+    EXPECT_EQ(got, 256);
+}
+
+// IPv6 datagram sockets over ::1, and an IPv4 source seen by an IPv6
+// socket as ::ffff:127.0.0.1.
+TEST_F(NetServiceTest, UdpIpv6Loopback) {
+    start(policy_text("allow request app_t -> net_t net.Socket.connect where address == ::1\n"));
+    uint32_t server = dgram_socket(net::kFamilyInet6);
+    net::NetAddress any6{};
+    any6.port = 9000;
+    any6.family = net::kFamilyInet6;
+    EXPECT_EQ(with_address(net::NetOp::Bind, server, any6), 0);
+    uint32_t c6 = dgram_socket(net::kFamilyInet6);
+    net::NetAddress lo6 = any6;
+    lo6.ip[15] = 1;
+    EXPECT_EQ(send_to(c6, "six", &lo6), 3);
+    Received r = recv_wait(server);
+    EXPECT_EQ(r.data, "six");
+    EXPECT_EQ(r.from.ip[15], 1);
+    EXPECT_EQ(r.from.family, net::kFamilyInet6);
+    uint32_t c4 = dgram_socket();
+    net::NetAddress lo4 = v4("127.0.0.1", 9000);
+    EXPECT_EQ(send_to(c4, "four", &lo4), 4);
+    r = recv_wait(server);
+    EXPECT_EQ(r.data, "four");
+    EXPECT_EQ(r.from.ip[10], 0xff);
+    EXPECT_EQ(r.from.ip[12], 127);
+    // The reply to the mapped source reaches the IPv4 socket.
+    EXPECT_EQ(send_to(server, "back", &r.from), 4);
+    EXPECT_EQ(recv_wait(c4).data, "back");
+}
+
+// The outbound path: a datagram to an allowed host address leaves through
+// a host UDP socket of the I/O thread, and the reply comes back.
+TEST_F(NetServiceTest, UdpOutboundToAHostSocketAndBack) {
+    std::string ip = host_ipv4();
+    if (ip.empty())
+        GTEST_SKIP() << "no non-loopback IPv4 address on this host";
+    UniqueFd host(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    ::inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
+    ASSERT_EQ(::bind(host.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    ::getsockname(host.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+    uint16_t port = ntohs(sa.sin_port);
+    start(policy_text("allow request app_t -> net_t net.Socket.connect where port == " + std::to_string(port) +
+                      " and proto == 17\n"));
+    uint32_t s = dgram_socket();
+    net::NetAddress to = v4(ip.c_str(), port);
+    EXPECT_EQ(send_to(s, "ping", &to), 4);
+    EXPECT_EQ(send_to(s, "ping2", &to), 5);
+    char buf[64];
+    sockaddr_in from{};
+    socklen_t flen = sizeof from;
+    timeval tv{5, 0};
+    ::setsockopt(host.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t n = ::recvfrom(host.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &flen);
+    ASSERT_EQ(n, 4);
+    EXPECT_EQ(std::string(buf, 4), "ping");
+    n = ::recv(host.get(), buf, sizeof buf, 0);
+    EXPECT_EQ(n, 5);
+    ASSERT_EQ(::sendto(host.get(), "pong", 4, 0, reinterpret_cast<sockaddr*>(&from), flen), 4);
+    Received r = recv_wait(s);
+    EXPECT_EQ(r.data, "pong");
+    EXPECT_TRUE(same(r.from, to));
+    EXPECT_TRUE(audits.empty());
+    // Connected to it: Send goes there too; Close lets queued datagrams go.
+    EXPECT_EQ(with_address(net::NetOp::Connect, s, to), 0);
+    EXPECT_EQ(send_to(s, "last", nullptr), 4);
+    EXPECT_EQ(simple(net::NetOp::Close, s), 0);
+    n = ::recv(host.get(), buf, sizeof buf, 0);
+    EXPECT_EQ(n, 4);
+}
+
+// `-p HOST:GUEST/udp`: host datagrams reach the guest socket bound to
+// GUEST, and its replies leave from the published host port, even to the
+// host's loopback addresses.
+TEST_F(NetServiceTest, PublishedUdpPortEchoes) {
+    PublishedPort p = *parse_published_port("127.0.0.1:1:9000/udp");
+    p.host_port = 0;
+    start(policy_text(), {p});
+    uint16_t host_port = svc->published_host_port(0);
+    ASSERT_NE(host_port, 0);
+    uint32_t s = dgram_socket();
+    EXPECT_EQ(with_address(net::NetOp::Bind, s, v4("0.0.0.0", 9000)), 0);
+    UniqueFd client(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(host_port);
+    ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ASSERT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    ASSERT_EQ(::send(client.get(), "query", 5, 0), 5);
+    Received r = recv_wait(s);
+    EXPECT_EQ(r.data, "query");
+    EXPECT_EQ(r.from.ip[12], 127);
+    EXPECT_EQ(send_to(s, "answer", &r.from), 6);
+    timeval tv{5, 0};
+    ::setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[64];
+    ssize_t n = ::recv(client.get(), buf, sizeof buf, 0); // connected: from the published port only
+    ASSERT_EQ(n, 6);
+    EXPECT_EQ(std::string(buf, 6), "answer");
+    // The bundle's loopback is still the bundle's own.
+    uint32_t local = dgram_socket();
+    net::NetAddress to = v4("127.0.0.1", 9000);
+    EXPECT_EQ(send_to(local, "inside", &to), 6);
+    EXPECT_EQ(recv_wait(s).data, "inside");
+    EXPECT_EQ(simple(net::NetOp::Close, s), 0);
 }
 
 } // namespace

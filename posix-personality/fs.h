@@ -18,7 +18,7 @@ struct Fd {
     bool cloexec = false;
     u32 flags = 0;   // open flags (O_ACCMODE etc.)
     u32 entry = 0;   // rootfs entry index (File, Dir); VolDir: its path's slot + 1
-    int stream = 0;  // Console: 1 stdout, 2 stderr (reads come from stdin)
+    int stream = 0;  // Console: 1 stdout, 2 stderr (reads come from stdin); Socket: SOCK_STREAM or SOCK_DGRAM
     Device device = Device::Null;
     u32 handle = 0;  // Pipe, Socket, VolFile, VolDir: the kernel handle; Epoll, EventFd, Memory: its slot;
                      // UnixPair: the read end of the pipe from the peer

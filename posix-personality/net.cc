@@ -9,13 +9,13 @@ namespace {
 namespace net = abi::net;
 using net::NetOp;
 
-constexpr long kEINTR = 4, kEAGAIN = 11, kENOTSOCK = 88, kENOPROTOOPT = 92, kEPROTONOSUPPORT = 93,
+constexpr long kEINTR = 4, kEAGAIN = 11, kENODEV = 19, kENOTSOCK = 88, kEMSGSIZE = 90, kENOPROTOOPT = 92, kEPROTONOSUPPORT = 93,
                kESOCKTNOSUPPORT = 94, kEOPNOTSUPP = 95, kEAFNOSUPPORT = 97,
                kEINPROGRESS = 115;
 constexpr int kAfUnix = 1, kAfInet = 2, kAfInet6 = 10;
-constexpr int kSockStream = 1, kSockNonblock = 0x800, kSockCloexec = 0x80000;
-constexpr int kMsgPeek = 0x2, kMsgDontwait = 0x40, kMsgWaitall = 0x100;
-constexpr int kSolSocket = 1, kIpprotoTcp = 6, kIpprotoIpv6 = 41, kIpprotoIp = 0;
+constexpr int kSockStream = 1, kSockDgram = 2, kSockNonblock = 0x800, kSockCloexec = 0x80000;
+constexpr int kMsgPeek = 0x2, kMsgTrunc = 0x20, kMsgDontwait = 0x40, kMsgWaitall = 0x100;
+constexpr int kSolSocket = 1, kIpprotoTcp = 6, kIpprotoUdp = 17, kIpprotoIpv6 = 41, kIpprotoIp = 0;
 
 i64 call(net::NetCall& c) { return native(Sys::net_call, reinterpret_cast<u64>(&c)); }
 
@@ -174,9 +174,16 @@ template <class Attempt> i64 blocking(int fd, u16 events, bool dontwait, Attempt
     }
 }
 
+bool is_dgram(int fd) {
+    Fd* f = fd_get(fd);
+    return f && f->kind == FdKind::Socket && f->stream == kSockDgram;
+}
+
 i64 transfer(int fd, u64 buf, u64 len, int flags, bool send) {
     if (!range_ok(buf, len))
         return -kEFAULT;
+    if (send && len > net::kMaxDatagram && is_dgram(fd))
+        return -kEMSGSIZE; // a datagram is never split
     if (len > net::kMaxNetData)
         len = net::kMaxNetData;
     return blocking(fd, send ? net::kPollOut : net::kPollIn, flags & kMsgDontwait, [&](Fd& f) {
@@ -185,6 +192,62 @@ i64 transfer(int fd, u64 buf, u64 len, int flags, bool send) {
         c.length = len;
         c.arg = static_cast<u64>(flags & kMsgPeek);
         return call(c);
+    });
+}
+
+struct Iovec {
+    u64 base, len;
+};
+
+// sendmsg/recvmsg with several buffers on a datagram socket: the datagram
+// goes through this one, filled and read under the runtime lock within one
+// attempt (a wait drops the lock, and another thread may use it then).
+alignas(16) u8 g_dgram_bounce[net::kMaxDatagram];
+
+// A datagram socket: one datagram to `to` (nullptr: the connected peer)
+// from `buf` (or gathered from `gather[0..gather_n)` into the bounce
+// buffer), or one received into `buf` with its source and MSG_TRUNC.
+i64 dgram_send(int fd, u64 buf, u64 len, int flags, const net::NetCall* to, const Iovec* gather = nullptr,
+               u64 gather_n = 0) {
+    if (to && to->address.family == kAfUnix)
+        return -kEAFNOSUPPORT; // as Linux's UDP for a non-IP address
+    if (!range_ok(buf, len))
+        return -kEFAULT;
+    if (len > net::kMaxDatagram)
+        return -kEMSGSIZE;
+    return blocking(fd, net::kPollOut, flags & kMsgDontwait, [&](Fd& f) {
+        net::NetCall c = make(to ? NetOp::SendTo : NetOp::Send, f.handle);
+        if (to)
+            c.address = to->address;
+        c.buffer = buf;
+        if (gather) {
+            for (u64 i = 0, off = 0; i < gather_n; off += gather[i].len, ++i)
+                memcpy(g_dgram_bounce + off, reinterpret_cast<const void*>(gather[i].base), gather[i].len);
+            c.buffer = reinterpret_cast<u64>(g_dgram_bounce);
+        }
+        c.length = len;
+        return call(c);
+    });
+}
+
+i64 dgram_recv(int fd, u64 buf, u64 len, int flags, net::NetAddress* from, u32* msg_flags) {
+    if (!range_ok(buf, len))
+        return -kEFAULT;
+    if (len > net::kMaxNetData)
+        len = net::kMaxNetData;
+    return blocking(fd, net::kPollIn, flags & kMsgDontwait, [&](Fd& f) {
+        net::NetCall c = make(NetOp::Recv, f.handle);
+        c.buffer = buf;
+        c.length = len;
+        c.arg = static_cast<u64>(flags & (kMsgPeek | kMsgTrunc));
+        i64 r = call(c);
+        if (r >= 0) {
+            if (from)
+                *from = c.address;
+            if (msg_flags)
+                *msg_flags = (c.flags & net::kMsgTrunc) ? kMsgTrunc : 0;
+        }
+        return r;
     });
 }
 
@@ -205,6 +268,8 @@ i64 send_all(int fd, u64 buf, u64 len, int flags) {
 }
 
 i64 recv_some(int fd, u64 buf, u64 len, int flags) {
+    if (is_dgram(fd))
+        return dgram_recv(fd, buf, len, flags, nullptr, nullptr);
     if (!(flags & kMsgWaitall))
         return transfer(fd, buf, len, flags, false);
     u64 done = 0;
@@ -229,9 +294,6 @@ short socket_ready_any(int fd);
 net::NetPollEntry g_noted[net::kMaxNetPoll];
 u32 g_noted_count = 0;
 
-struct Iovec {
-    u64 base, len;
-};
 struct MsgHdr {
     u64 name;
     u32 namelen, pad0;
@@ -244,16 +306,17 @@ struct MsgHdr {
 i64 sys_socket(int family, int type, int protocol) {
     if (family != kAfInet && family != kAfInet6 && family != kAfUnix)
         return -kEAFNOSUPPORT;
-    if ((type & ~(kSockNonblock | kSockCloexec)) != kSockStream)
-        return -kESOCKTNOSUPPORT; // UDP, datagram and raw sockets: not yet
-    if (protocol != 0 && (family == kAfUnix || protocol != kIpprotoTcp))
+    int kind = type & ~(kSockNonblock | kSockCloexec);
+    if (kind != kSockStream && (kind != kSockDgram || family == kAfUnix))
+        return -kESOCKTNOSUPPORT; // Unix datagram, seqpacket and raw sockets: not yet
+    if (protocol != 0 && (family == kAfUnix || protocol != (kind == kSockDgram ? kIpprotoUdp : kIpprotoTcp)))
         return -kEPROTONOSUPPORT;
     int fd = fd_alloc();
     if (fd < 0)
         return fd;
     net::NetCall c = make(NetOp::Socket, 0);
     c.family = static_cast<u32>(family);
-    c.type = net::kTypeStream;
+    c.type = kind == kSockDgram ? net::kTypeDgram : net::kTypeStream;
     i64 h = call(c);
     if (h < 0)
         return h;
@@ -264,6 +327,7 @@ i64 sys_socket(int family, int type, int protocol) {
     f.flags = 2 /* O_RDWR */ | ((type & kSockNonblock) ? kONonblock : 0);
     f.cloexec = type & kSockCloexec;
     f.entry = static_cast<u32>(family);
+    f.stream = kind;
     fd_ref(f);
     return fd;
 }
@@ -326,6 +390,7 @@ i64 sys_accept4(int fd, u64 addr, u64 lenp, int flags) {
     f.flags = 2 | ((flags & kSockNonblock) ? kONonblock : 0);
     f.cloexec = flags & kSockCloexec;
     f.entry = static_cast<u32>(family);
+    f.stream = kSockStream;
     fd_ref(f);
     write_sockaddr(c.address, family, addr, lenp);
     return nfd;
@@ -337,9 +402,13 @@ i64 sys_connect(int fd, u64 addr, u64 len) {
     if (!f)
         return err;
     net::NetCall c = make(NetOp::Connect, f->handle);
+    if (f->stream == kSockDgram && len >= 2 && range_ok(addr, 2) && *reinterpret_cast<const u16*>(addr) == 0)
+        return call(c); // AF_UNSPEC: the socket forgets its peer (address family 0)
     if (i64 r = read_sockaddr(addr, len, c); r < 0)
         return r;
     i64 r = call(c);
+    if (f->stream == kSockDgram)
+        return r; // a datagram socket's default peer: set at once
     if (r != -kEINPROGRESS || (f->flags & kONonblock))
         return r;
     // A blocking connect waits for the outcome.
@@ -364,6 +433,14 @@ i64 sys_connect(int fd, u64 addr, u64 len) {
 i64 sys_sendto(int fd, u64 buf, u64 len, int flags, u64 addr, u64 alen) {
     if (is_unix_pair(fd))
         return sys_write(fd, buf, len);
+    if (is_dgram(fd)) {
+        if (!addr)
+            return dgram_send(fd, buf, len, flags, nullptr);
+        net::NetCall to = make(NetOp::SendTo, 0);
+        if (i64 r = read_sockaddr(addr, alen, to); r < 0)
+            return r;
+        return dgram_send(fd, buf, len, flags, &to);
+    }
     // A stream socket is connected: the address, if any, is ignored.
     return send_all(fd, buf, len, flags);
 }
@@ -373,6 +450,16 @@ i64 sys_recvfrom(int fd, u64 buf, u64 len, int flags, u64 addr, u64 alenp) {
         if (addr && range_ok(alenp, 4))
             memset(reinterpret_cast<void*>(alenp), 0, 4); // an unnamed peer
         return sys_read(fd, buf, len);
+    }
+    if (is_dgram(fd)) {
+        net::NetAddress from{};
+        i64 r = dgram_recv(fd, buf, len, flags, &from, nullptr);
+        if (r >= 0 && addr) {
+            i64 err = 0;
+            if (Fd* f = socket_fd(fd, &err))
+                write_sockaddr(from, family_of(*f), addr, alenp);
+        }
+        return r;
     }
     i64 r = recv_some(fd, buf, len, flags);
     if (r >= 0 && addr) {
@@ -394,6 +481,29 @@ i64 sys_sendmsg(int fd, u64 msg, int flags) {
     if (m->iovlen > 1024 || !range_ok(m->iov, m->iovlen * sizeof(Iovec)))
         return m->iovlen > 1024 ? -kEINVAL : -kEFAULT;
     const auto* v = reinterpret_cast<const Iovec*>(m->iov);
+    if (is_dgram(fd)) {
+        // One datagram of every buffer, to msg_name or the connected peer.
+        u64 total = 0, used = 0, single = 0;
+        for (u64 i = 0; i < m->iovlen; ++i) {
+            if (!range_ok(v[i].base, v[i].len))
+                return -kEFAULT;
+            total += v[i].len;
+            if (v[i].len) {
+                ++used;
+                single = v[i].base;
+            }
+        }
+        if (total > net::kMaxDatagram)
+            return -kEMSGSIZE;
+        const Iovec* gather = used > 1 ? v : nullptr;
+        u64 buf = used > 1 ? reinterpret_cast<u64>(g_dgram_bounce) : single;
+        if (!m->name || !m->namelen) // as Linux: no name without a length
+            return dgram_send(fd, buf, total, flags, nullptr, gather, m->iovlen);
+        net::NetCall to = make(NetOp::SendTo, 0);
+        if (i64 r = read_sockaddr(m->name, m->namelen, to); r < 0)
+            return r;
+        return dgram_send(fd, buf, total, flags, &to, gather, m->iovlen);
+    }
     u64 done = 0;
     for (u64 i = 0; i < m->iovlen; ++i) {
         if (!v[i].len)
@@ -415,6 +525,46 @@ i64 sys_recvmsg(int fd, u64 msg, int flags) {
     if (m->iovlen > 1024 || !range_ok(m->iov, m->iovlen * sizeof(Iovec)))
         return m->iovlen > 1024 ? -kEINVAL : -kEFAULT;
     const auto* v = reinterpret_cast<const Iovec*>(m->iov);
+    if (is_dgram(fd)) {
+        // One datagram scattered over the buffers; its source in msg_name.
+        u64 total = 0, used = 0, single = 0;
+        for (u64 i = 0; i < m->iovlen; ++i) {
+            if (!range_ok(v[i].base, v[i].len))
+                return -kEFAULT;
+            total += v[i].len;
+            if (v[i].len) {
+                ++used;
+                single = v[i].base;
+            }
+        }
+        if (total > net::kMaxDatagram)
+            total = net::kMaxDatagram;
+        net::NetAddress from{};
+        u32 out_flags = 0;
+        // The bounce buffer is filled and read under the runtime lock: the
+        // receive itself does not wait.
+        i64 r = used > 1 ? dgram_recv(fd, reinterpret_cast<u64>(g_dgram_bounce), total, flags, &from, &out_flags)
+                         : dgram_recv(fd, single, total, flags, &from, &out_flags);
+        if (r < 0)
+            return r;
+        if (used > 1) {
+            u64 copied = static_cast<u64>(r) < total ? static_cast<u64>(r) : total;
+            for (u64 i = 0, off = 0; i < m->iovlen && off < copied; off += v[i].len, ++i) {
+                u64 n = copied - off < v[i].len ? copied - off : v[i].len;
+                memcpy(reinterpret_cast<void*>(v[i].base), g_dgram_bounce + off, n);
+            }
+        }
+        if (m->name) {
+            i64 err = 0;
+            Fd* f = socket_fd(fd, &err);
+            u64 lenp = msg + offsetof(MsgHdr, namelen);
+            if (f)
+                write_sockaddr(from, family_of(*f), m->name, lenp);
+        }
+        m->controllen = 0;
+        m->flags = static_cast<int>(out_flags);
+        return r;
+    }
     u64 done = 0;
     for (u64 i = 0; i < m->iovlen; ++i) {
         if (!v[i].len)
@@ -518,8 +668,14 @@ i64 sys_setsockopt(int fd, int level, int name, u64 val, u64 len) {
         if (name != 1) // TCP_NODELAY; other TCP tuning is accepted
             return 0;
         opt = net::NetOption::NoDelay;
-    } else if (level == kIpprotoIpv6 || level == kIpprotoIp) {
-        return 0; // IPV6_V6ONLY, IP_TOS...: accepted
+    } else if (level == kIpprotoIpv6 || level == kIpprotoIp || level == kIpprotoUdp) {
+        // Joining a multicast group: the service has no multicast, say so
+        // (ENODEV, as Linux without a multicast interface).
+        bool join = level == kIpprotoIp ? (name == 35 || name == 39 || name == 42 || name == 46)
+                                        : level == kIpprotoIpv6 && (name == 20 || name == 42 || name == 46);
+        if (join)
+            return -kENODEV;
+        return 0; // IPV6_V6ONLY, IP_TOS, UDP_CORK...: accepted
     } else {
         return -kENOPROTOOPT;
     }
@@ -546,7 +702,9 @@ i64 sys_getsockopt(int fd, int level, int name, u64 val, u64 lenp) {
             return r;
         value = static_cast<u32>(c.arg);
     } else if (level == kSolSocket && name == 3) { // SO_TYPE
-        value = kSockStream;
+        value = static_cast<u32>(f->stream == kSockDgram ? kSockDgram : kSockStream);
+    } else if (level == kSolSocket && name == 38) { // SO_PROTOCOL
+        value = static_cast<u32>(f->stream == kSockDgram ? kIpprotoUdp : family_of(*f) == kAfUnix ? 0 : kIpprotoTcp);
     } else if (level == kSolSocket && name == 39) { // SO_DOMAIN
         value = static_cast<u32>(family_of(*f));
     } else if (level == kSolSocket && (name == 20 || name == 21)) { // SO_RCVTIMEO, SO_SNDTIMEO

@@ -1,7 +1,8 @@
-// Sockets of the personality: TCP over the VMM's network service
+// Sockets of the personality: TCP and UDP over the VMM's network service
 // (abi/kos/net.h), one kernel handle per socket. The kernel asks the policy
 // about every connect and bind; the runtime turns Linux's socket calls into
-// NetCalls and makes blocking calls wait (with the runtime lock dropped)
+// NetCalls (a datagram socket's sends and receives one datagram each, a
+// send with an address a SendTo) and makes blocking calls wait (with the runtime lock dropped)
 // until the service reports the socket ready.
 #pragma once
 

@@ -570,6 +570,9 @@ Result<Publish> parse_publish(const std::string& text, const std::string& at) {
         return make_error(EINVAL, parsed.error().message); // it names the -p value
     if (!parsed->host_ipv4)
         return make_error(EINVAL, at + ": \"" + text + "\": the process backend publishes on IPv4 addresses only");
+    if (parsed->udp)
+        return make_error(EINVAL, at + ": \"" + text +
+                                      "\": the process backend publishes TCP ports only (UDP ports: the VM backend)");
     char addr[INET_ADDRSTRLEN] = {};
     ::inet_ntop(AF_INET, parsed->host_ip.data() + 12, addr, sizeof addr);
     return Publish{addr, parsed->host_port, parsed->guest_port};

@@ -66,6 +66,11 @@ TEST(Publish, Parses) {
     EXPECT_EQ(q->host_addr, "0.0.0.0");
     EXPECT_FALSE(parse_publish("80", "x"));
     EXPECT_FALSE(parse_publish("host:80:90", "x"));
+    EXPECT_TRUE(parse_publish("8080:8000/tcp", "x"));
+    // UDP ports are the VM backend's: refused with a clear error.
+    auto udp = parse_publish("5353:53/udp", "x");
+    ASSERT_FALSE(udp);
+    EXPECT_NE(udp.error().message.find("TCP ports only"), std::string::npos) << udp.error().message;
 }
 
 class TempDir {

@@ -16,11 +16,14 @@ using abi::u64;
 
 constexpr i64 kBadf = 9;
 constexpr i64 kMfile = 24;
+constexpr i64 kMsgSize = 90;
+constexpr abi::u8 kProtoTcp = 6, kProtoUdp = 17;
 constexpr u64 kPage = 4096;
 
 struct NetSocket {
     KernelObject object; // first: handles point here
     u32 id = 0;          // the VMM's socket id; 0: slot free
+    u32 type = 0;        // kTypeStream or kTypeDgram, as the VMM made it
 };
 
 constexpr u32 kMaxSockets = 1024;
@@ -36,11 +39,13 @@ constexpr u64 kHeaderBytes = offsetof(net::NetCall, segments);
 
 NetSocket* socket_of(KernelObject* o) { return reinterpret_cast<NetSocket*>(o); }
 
-i64 lookup(Task& t, u32 handle, u32* id) {
+i64 lookup(Task& t, u32 handle, u32* id, u32* type = nullptr) {
     auto r = t.handles.get(handle, ObjectType::NetSocket, 0);
     if (r.is_error())
         return -kBadf;
     *id = socket_of((*r).object)->id;
+    if (type)
+        *type = socket_of((*r).object)->type;
     return 0;
 }
 
@@ -54,7 +59,7 @@ void close_in_vmm(u32 id) {
 
 // A new socket id from the VMM becomes a handle of the caller; the VMM's
 // socket is closed again if the caller cannot hold it.
-i64 adopt(Task& t, u32 id) {
+i64 adopt(Task& t, u32 id, u32 type) {
     NetSocket* s = nullptr;
     for (NetSocket& c : g_sockets)
         if (c.id == 0) {
@@ -65,6 +70,7 @@ i64 adopt(Task& t, u32 id) {
     if (s) {
         s->object = {ObjectType::NetSocket, 0};
         s->id = id;
+        s->type = type;
         auto h = t.handles.insert(&s->object, ObjectType::NetSocket, kRightTransfer | kRightDuplicate);
         if (!h.is_error())
             return *h;
@@ -76,7 +82,8 @@ i64 adopt(Task& t, u32 id) {
 }
 
 // The caller's buffer as guest-physical segments (pages faulted in as
-// their mappings allow); EFAULT if any byte is not accessible.
+// their mappings allow); EFAULT if any byte is not accessible. Returns the
+// bytes the segments cover (fewer than `len` when they ran out).
 i64 build_segments(Task& t, u64 va, u64 len, bool write) {
     if (len > net::kMaxNetData)
         len = net::kMaxNetData;
@@ -99,7 +106,7 @@ i64 build_segments(Task& t, u64 va, u64 len, bool write) {
         done += chunk;
     }
     g_call.segment_count = n;
-    return 0;
+    return static_cast<i64>(done);
 }
 
 } // namespace
@@ -151,6 +158,7 @@ i64 net_call(Thread* self, u64 call_va) {
     case net::NetOp::Listen:
     case net::NetOp::Accept:
     case net::NetOp::Send:
+    case net::NetOp::SendTo:
     case net::NetOp::Recv:
     case net::NetOp::Shutdown:
     case net::NetOp::LocalName:
@@ -158,21 +166,30 @@ i64 net_call(Thread* self, u64 call_va) {
     case net::NetOp::GetError:
     case net::NetOp::SetOption:
     case net::NetOp::GetOption: {
-        u32 id = 0;
-        if (lookup(t, handle, &id) < 0)
+        u32 id = 0, type = 0;
+        if (lookup(t, handle, &id, &type) < 0)
             return -kBadf;
         g_call.socket = id;
-        if ((op == net::NetOp::Connect || op == net::NetOp::Bind) && g_call.address.family != net::kFamilyUnix) {
-            // A Unix name of the bundle is no network request; the VMM
-            // refuses such an address on an IP socket.
-            Verdict v = check_net(t, op == net::NetOp::Connect, g_call.address.ip, g_call.address.port);
+        bool dgram = type == net::kTypeDgram;
+        // Every datagram's destination is a decision (nothing remembered).
+        if (op == net::NetOp::SendTo ||
+            ((op == net::NetOp::Connect || op == net::NetOp::Bind) && g_call.address.family != net::kFamilyUnix &&
+             !(op == net::NetOp::Connect && dgram && g_call.address.family == 0))) {
+            // A Unix name of the bundle is no network request, nor is a
+            // datagram socket's AF_UNSPEC connect (it forgets its peer);
+            // the VMM refuses such addresses where they do not belong.
+            Verdict v = check_net(t, op != net::NetOp::Bind, g_call.address.ip, g_call.address.port,
+                                  dgram ? kProtoUdp : kProtoTcp);
             if (!v.allow)
                 return -err::kAccess;
         }
-        if (op == net::NetOp::Send || op == net::NetOp::Recv) {
+        if (op == net::NetOp::Send || op == net::NetOp::SendTo || op == net::NetOp::Recv) {
             i64 r = build_segments(t, buffer, g_call.length, op == net::NetOp::Recv);
             if (r < 0)
                 return r;
+            // A datagram goes whole or not at all.
+            if (dgram && op != net::NetOp::Recv && static_cast<u64>(r) < g_call.length)
+                return -kMsgSize;
         }
         break;
     }
@@ -181,7 +198,7 @@ i64 net_call(Thread* self, u64 call_va) {
     }
     i64 result = platform::net_call(platform::kernel_virt_to_phys(&g_call));
     if (result >= 0 && (op == net::NetOp::Socket || op == net::NetOp::Accept)) {
-        i64 h = adopt(t, g_call.socket);
+        i64 h = adopt(t, g_call.socket, op == net::NetOp::Socket ? g_call.type : net::kTypeStream);
         if (h < 0)
             return h;
         g_call.socket = static_cast<u32>(h);

@@ -2,8 +2,9 @@
 // kernel object holding the VMM network service's id for it; programs hold
 // handles to it, so sockets are shared by fork and closed when the last
 // handle goes, and a made-up or stale handle never reaches another socket.
-// The kernel asks the policy about every connect and bind (net.kidl, from
-// the caller's label to `net_t`) before the VMM sees the call.
+// The kernel asks the policy about every connect and bind, and about each
+// UDP datagram's destination (net.kidl, from the caller's label to `net_t`,
+// proto 6 or 17 by the socket's type) before the VMM sees the call.
 #pragma once
 
 #include "handle_table.h"

@@ -140,13 +140,13 @@ Verdict check_grant(const abi::ipc::MessageHeader& h, u64 size, bool write) {
     return {true, false, nullptr, 0};
 }
 
-Verdict check_net(const Task& subject, bool connect, const u8* ip, abi::u16 port) {
+Verdict check_net(const Task& subject, bool connect, const u8* ip, abi::u16 port, abi::u8 proto) {
     if (!g_engine.loaded())
         return {false, true, "no-policy", 0};
     static u32 net_label = g_engine.find_label(sec::kNetLabel, sizeof sec::kNetLabel - 1);
     sec::NetRequest r;
     if (connect)
-        sec::make_net_connect(r, subject.policy_label, net_label, ip, port, sec::kProtoTcp, now_ns());
+        sec::make_net_connect(r, subject.policy_label, net_label, ip, port, proto, now_ns());
     else
         sec::make_net_bind(r, subject.policy_label, net_label, ip, port, now_ns());
     sec::Verdict v = g_engine.decide(r.request);

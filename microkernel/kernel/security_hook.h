@@ -49,9 +49,10 @@ Verdict check_response(const Task& server, const Task& client, const Channel& ch
 Verdict check_grant(const abi::ipc::MessageHeader& h, abi::u64 size, bool write);
 
 // May `subject` connect to (or bind) ip:port? net.kidl's Socket.connect
-// (proto TCP) or Socket.bind from its label to `net_t`; denied without a
-// policy. Audited as the policy says.
-Verdict check_net(const Task& subject, bool connect, const abi::u8* ip, abi::u16 port);
+// (with `proto`: 6 TCP, 17 UDP, for a connect or a datagram's destination)
+// or Socket.bind from its label to `net_t`; denied without a policy.
+// Audited as the policy says.
+Verdict check_net(const Task& subject, bool connect, const abi::u8* ip, abi::u16 port, abi::u8 proto);
 
 // A volume's label (abi/kos/file.h) as the policy's label id; kNone (~0)
 // when the policy does not know it (every check on it is then denied).

@@ -29,11 +29,11 @@ const std::vector<uint8_t>& policy() {
 }
 
 void steer(net::NetCall& c, uint8_t mode, uint64_t ram_size) {
-    c.op = 1 + c.op % 15;
+    c.op = 1 + c.op % 16; // up to SendTo
     c.socket = 1 + c.socket % 8;
     c.subject = 0;
     c.family = (mode & 4) ? net::kFamilyInet6 : net::kFamilyInet;
-    c.type = net::kTypeStream;
+    c.type = (mode & 32) ? net::kTypeDgram : net::kTypeStream;
     c.option = 1 + c.option % 8;
     if (mode & 8) { // the bundle's loopback, a small port
         std::memset(c.address.ip, 0, 16);
@@ -43,6 +43,7 @@ void steer(net::NetCall& c, uint8_t mode, uint64_t ram_size) {
         c.address.family = net::kFamilyInet;
         c.address.port = static_cast<uint16_t>(9000 + c.address.port % 4);
     }
+    c.length = (mode & 64) ? 0 : c.length % 16384; // a datagram's size, or none
     c.segment_count %= 4;
     for (auto& s : c.segments) {
         s.addr %= ram_size;

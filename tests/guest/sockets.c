@@ -160,7 +160,8 @@ static void refusals(void) {
     struct sockaddr_in low = addr4("127.0.0.1", 22); /* the policy allows binding 7000-7999 only */
     CHECK(bind(b, (struct sockaddr*)&low, sizeof low) == -1 && errno == EACCES);
     close(b);
-    CHECK(socket(AF_INET, SOCK_DGRAM, 0) == -1);
+    CHECK(socket(AF_INET, SOCK_RAW, 0) == -1); /* UDP: tests/guest/udp.c */
+    CHECK(socket(AF_INET, SOCK_STREAM, IPPROTO_UDP) == -1 && errno == EPROTONOSUPPORT);
     CHECK(accept(0, NULL, NULL) == -1 && errno == ENOTSOCK);
     CHECK(send(12345, "x", 1, 0) == -1 && errno == EBADF);
 }

@@ -32,6 +32,15 @@ Result<uint16_t> parse_port(std::string_view s, const char* which, std::string_v
 Result<PublishedPort> parse_published_port(std::string_view text) {
     PublishedPort p;
     std::string_view rest = text;
+    if (size_t slash = rest.rfind('/'); slash != std::string_view::npos) {
+        std::string_view proto = rest.substr(slash + 1);
+        if (proto == "udp")
+            p.udp = true;
+        else if (proto != "tcp")
+            return make_error(EINVAL, "-p " + std::string(text) + ": unknown protocol '" + std::string(proto) +
+                                          "' (form: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/tcp|/udp])");
+        rest = rest.substr(0, slash);
+    }
     std::string host = "127.0.0.1";
     if (!rest.empty() && rest.front() == '[') {
         size_t close = rest.find(']');
