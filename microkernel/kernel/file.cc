@@ -9,6 +9,7 @@
 #include "loader.h"
 #include "pmm.h"
 #include "security_hook.h"
+#include "user_buffer.h"
 
 namespace kos {
 namespace {
@@ -121,36 +122,13 @@ i64 check_access(Task& t, u32 v, bool read, bool write) {
     return 0;
 }
 
-// The caller's buffer as guest-physical segments (pages faulted in as
-// their mappings allow, one table walk per 2 MiB); EFAULT if any byte is
-// not accessible.
 i64 build_segments(Task& t, u64 va, u64 len, bool write) {
+    static_assert(sizeof(fs::FileSegment) == sizeof(PhysSegment));
     if (len > fs::kMaxFileData)
         len = fs::kMaxFileData;
-    constexpr u32 kMaxPages = fs::kMaxFileData / kPage + 1;
-    u64 frames[kMaxPages];
-    u32 pages = static_cast<u32>(((va & (kPage - 1)) + len + kPage - 1) / kPage);
-    if (len && t.as.translate_pages(va, pages, write, frames) != pages)
-        return -err::kFault;
-    u32 n = 0;
-    u64 done = 0;
-    while (done < len) {
-        u64 at = va + done;
-        u64 pa = frames[(at >> 12) - (va >> 12)] | (at & (kPage - 1));
-        u64 chunk = kPage - (pa & (kPage - 1));
-        if (chunk > len - done)
-            chunk = len - done;
-        if (n && g_call.segments[n - 1].addr + g_call.segments[n - 1].len == static_cast<u64>(pa)) {
-            g_call.segments[n - 1].len += chunk;
-        } else {
-            if (n == fs::kMaxFileSegments)
-                break; // a shorter transfer
-            g_call.segments[n++] = {static_cast<u64>(pa), chunk};
-        }
-        done += chunk;
-    }
-    g_call.segment_count = n;
-    return 0;
+    i64 r = user_segments(t, va, len, write, reinterpret_cast<PhysSegment*>(g_call.segments), fs::kMaxFileSegments,
+                          &g_call.segment_count);
+    return r < 0 ? r : 0;
 }
 
 bool is_read_open(u32 flags) { return (flags & kLinuxAccmode) != 1; }

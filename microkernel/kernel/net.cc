@@ -5,6 +5,7 @@
 #include "kos/base/string.h"
 #include "kos/net.h"
 #include "security_hook.h"
+#include "user_buffer.h"
 
 namespace kos {
 namespace {
@@ -18,7 +19,6 @@ constexpr i64 kBadf = 9;
 constexpr i64 kMfile = 24;
 constexpr i64 kMsgSize = 90;
 constexpr abi::u8 kProtoTcp = 6, kProtoUdp = 17;
-constexpr u64 kPage = 4096;
 
 struct NetSocket {
     KernelObject object; // first: handles point here
@@ -85,28 +85,11 @@ i64 adopt(Task& t, u32 id, u32 type) {
 // their mappings allow); EFAULT if any byte is not accessible. Returns the
 // bytes the segments cover (fewer than `len` when they ran out).
 i64 build_segments(Task& t, u64 va, u64 len, bool write) {
+    static_assert(sizeof(net::NetSegment) == sizeof(PhysSegment));
     if (len > net::kMaxNetData)
         len = net::kMaxNetData;
-    u32 n = 0;
-    u64 done = 0;
-    while (done < len) {
-        i64 pa = t.as.translate(va + done, write);
-        if (pa < 0)
-            return -err::kFault;
-        u64 chunk = kPage - (static_cast<u64>(pa) & (kPage - 1));
-        if (chunk > len - done)
-            chunk = len - done;
-        if (n && g_call.segments[n - 1].addr + g_call.segments[n - 1].len == static_cast<u64>(pa)) {
-            g_call.segments[n - 1].len += chunk;
-        } else {
-            if (n == net::kMaxNetSegments)
-                break; // a shorter transfer, as a short read or write
-            g_call.segments[n++] = {static_cast<u64>(pa), chunk};
-        }
-        done += chunk;
-    }
-    g_call.segment_count = n;
-    return static_cast<i64>(done);
+    return user_segments(t, va, len, write, reinterpret_cast<PhysSegment*>(g_call.segments), net::kMaxNetSegments,
+                         &g_call.segment_count);
 }
 
 } // namespace
