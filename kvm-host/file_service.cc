@@ -1,4 +1,5 @@
 #include "file_service.h"
+#include "service_io.h"
 
 #include <fcntl.h>
 #include <liburing.h>
@@ -138,36 +139,10 @@ Result<bool> create_ring(io_uring& ring) {
         }
         return known;
     }();
-    io_uring_params p{};
-    // Disabled until restricted: a ring's restrictions can only be set
-    // before it is enabled, and they cannot be lifted.
-    p.flags = IORING_SETUP_R_DISABLED;
-    int rc = ::io_uring_queue_init_params(kRingEntries, &ring, &p);
-    if (rc < 0)
-        return make_error(-rc, "the file service cannot create its io_uring: " + errno_string(-rc) +
-                                   " (is io_uring disabled by kernel.io_uring_disabled?)");
-    io_uring_restriction res[std::size(kRingOps) + 1] = {};
-    unsigned n = 0;
-    for (uint8_t op : kRingOps) {
-        res[n].opcode = IORING_RESTRICTION_SQE_OP;
-        res[n++].sqe_op = op;
-    }
-    if (ftruncate_op) {
-        res[n].opcode = IORING_RESTRICTION_SQE_OP;
-        res[n++].sqe_op = kOpFtruncate;
-    }
-    // io_uring_register(2) directly: Debian's liburing 2.3 does not export
-    // its wrappers for these two.
-    rc = static_cast<int>(::syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res, n));
-    if (rc == 0)
-        rc = static_cast<int>(
-            ::syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0));
-    if (rc < 0)
-        rc = -errno;
-    if (rc < 0) {
-        ::io_uring_queue_exit(&ring);
-        return make_error(-rc, "restricting the file service's io_uring failed: " + errno_string(-rc));
-    }
+    std::vector<uint8_t> ops(std::begin(kRingOps), std::end(kRingOps));
+    if (ftruncate_op)
+        ops.push_back(kOpFtruncate);
+    KOS_TRY(create_restricted_ring(ring, kRingEntries, 0, ops, "the file service"));
     return ftruncate_op;
 }
 
@@ -364,26 +339,7 @@ void FileService::run_on_io_thread_for_test(std::function<void()> fn) {
 Result<void> FileService::launch(std::function<Result<void>()> on_thread_start) {
     if (m_impl->io_thread.joinable())
         return make_error(EINVAL, "internal error: the file service's I/O thread was launched twice");
-    // One malloc arena for the process (see NetService::launch).
-    ::mallopt(M_ARENA_MAX, 1);
-    std::promise<Result<void>> started;
-    auto ready = started.get_future();
-    m_impl->io_thread = std::thread([this, &started, setup = std::move(on_thread_start)] {
-        // Signals belong to the vCPU thread (its watchdog).
-        sigset_t all;
-        sigfillset(&all);
-        ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
-        Result<void> r = setup ? setup() : Result<void>{};
-        bool ok = r.has_value();
-        started.set_value(std::move(r));
-        if (ok)
-            m_impl->io_loop();
-    });
-    Result<void> r = ready.get();
-    if (!r) {
-        m_impl->io_thread.join();
-        return r;
-    }
+    m_impl->io_thread = KOS_TRY(launch_io_thread(std::move(on_thread_start), [this] { m_impl->io_loop(); }));
     return {};
 }
 

@@ -1,4 +1,5 @@
 #include "net_service.h"
+#include "service_io.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -340,36 +341,9 @@ struct NetService::Impl {
 namespace {
 
 Result<void> create_ring(io_uring& ring) {
-    io_uring_params p{};
-    // Disabled until restricted: a ring's restrictions can only be set
-    // before it is enabled, and they cannot be lifted.
-    p.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE;
     // Room for a receive and a send per socket completing at once (the
     // kernel keeps overflowing completions anyway, but slowly).
-    p.cq_entries = kCqEntries;
-    int rc = ::io_uring_queue_init_params(kRingEntries, &ring, &p);
-    if (rc < 0)
-        return make_error(-rc, "the network service cannot create its io_uring: " + errno_string(-rc) +
-                                   " (is io_uring disabled by kernel.io_uring_disabled?)");
-    io_uring_restriction res[std::size(kRingOps)] = {};
-    for (size_t i = 0; i < std::size(kRingOps); ++i) {
-        res[i].opcode = IORING_RESTRICTION_SQE_OP;
-        res[i].sqe_op = kRingOps[i];
-    }
-    // io_uring_register(2) directly: Debian's liburing 2.3 does not export
-    // its wrappers for these two.
-    rc = static_cast<int>(::syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res,
-                                    static_cast<unsigned>(std::size(res))));
-    if (rc == 0)
-        rc = static_cast<int>(
-            ::syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0));
-    if (rc < 0)
-        rc = -errno;
-    if (rc < 0) {
-        ::io_uring_queue_exit(&ring);
-        return make_error(-rc, "restricting the network service's io_uring failed: " + errno_string(-rc));
-    }
-    return {};
+    return create_restricted_ring(ring, kRingEntries, kCqEntries, kRingOps, "the network service");
 }
 
 Result<void> open_published(Published& p) {
@@ -521,29 +495,8 @@ void NetService::run_on_io_thread_for_test(std::function<void()> fn) {
 Result<void> NetService::launch(std::function<Result<void>()> on_thread_start) {
     if (m_impl->io_thread.joinable())
         return make_error(EINVAL, "internal error: the network service's I/O thread was launched twice");
-    // One malloc arena for the process: glibc gives a new thread its own
-    // arena, and trimming such an arena reads /proc/sys/vm/overcommit_memory,
-    // an open(2) that the jailed VMM's filters (rightly) punish.
-    ::mallopt(M_ARENA_MAX, 1);
-    std::promise<Result<void>> started;
-    auto ready = started.get_future();
-    m_impl->io_thread = std::thread([this, &started, setup = std::move(on_thread_start)] {
-        // Signals belong to the vCPU thread (its watchdog); sends use
-        // MSG_NOSIGNAL, so nothing here needs one.
-        sigset_t all;
-        sigfillset(&all);
-        ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
-        Result<void> r = setup ? setup() : Result<void>{};
-        bool ok = r.has_value();
-        started.set_value(std::move(r));
-        if (ok)
-            m_impl->io_loop();
-    });
-    Result<void> r = ready.get();
-    if (!r) {
-        m_impl->io_thread.join();
-        return r;
-    }
+    // Sends use MSG_NOSIGNAL: the thread needs no signal.
+    m_impl->io_thread = KOS_TRY(launch_io_thread(std::move(on_thread_start), [this] { m_impl->io_loop(); }));
     return {};
 }
 
