@@ -256,6 +256,14 @@ struct Resolver {
         return g_rt.rootfs.find(len ? path : "/", len ? len : 1);
     }
 
+    // ".." (lexically: the last component goes; "/.." is "/").
+    void pop_component() {
+        while (len > 0 && path[len - 1] != '/')
+            --len;
+        if (len > 0)
+            --len;
+    }
+
     // Resolves `in` relative to the current `path`.
     i64 walk(const char* in, bool follow_last) {
         const char* p = in;
@@ -277,10 +285,7 @@ struct Resolver {
                 if (clen == 1 && comp[0] == '.')
                     continue;
                 if (clen == 2 && comp[0] == '.' && comp[1] == '.') {
-                    while (len > 0 && path[len - 1] != '/')
-                        --len;
-                    if (len > 0)
-                        --len;
+                    pop_component();
                     in_volume = len > 0 && volume_at(path, len) >= 0;
                     cur = in_volume ? kInVolume : lookup();
                     continue;
@@ -306,10 +311,7 @@ struct Resolver {
             if (clen == 1 && comp[0] == '.')
                 continue;
             if (clen == 2 && comp[0] == '.' && comp[1] == '.') {
-                while (len > 0 && path[len - 1] != '/')
-                    --len;
-                if (len > 0)
-                    --len;
+                pop_component();
                 cur = lookup();
                 continue;
             }

@@ -474,6 +474,22 @@ i64 sys_recvfrom(int fd, u64 buf, u64 len, int flags, u64 addr, u64 alenp) {
     return r;
 }
 
+// A message's buffers: their total length, how many are not empty and the
+// last such one's address (a datagram of one buffer needs no bounce); false
+// if one lies outside user memory.
+static bool sum_buffers(const Iovec* v, u64 count, u64* total, u64* used, u64* single) {
+    for (u64 i = 0; i < count; ++i) {
+        if (!range_ok(v[i].base, v[i].len))
+            return false;
+        *total += v[i].len;
+        if (v[i].len) {
+            ++*used;
+            *single = v[i].base;
+        }
+    }
+    return true;
+}
+
 i64 sys_sendmsg(int fd, u64 msg, int flags) {
     if (!range_ok(msg, sizeof(MsgHdr)))
         return -kEFAULT;
@@ -484,15 +500,8 @@ i64 sys_sendmsg(int fd, u64 msg, int flags) {
     if (is_dgram(fd)) {
         // One datagram of every buffer, to msg_name or the connected peer.
         u64 total = 0, used = 0, single = 0;
-        for (u64 i = 0; i < m->iovlen; ++i) {
-            if (!range_ok(v[i].base, v[i].len))
-                return -kEFAULT;
-            total += v[i].len;
-            if (v[i].len) {
-                ++used;
-                single = v[i].base;
-            }
-        }
+        if (!sum_buffers(v, m->iovlen, &total, &used, &single))
+            return -kEFAULT;
         if (total > net::kMaxDatagram)
             return -kEMSGSIZE;
         const Iovec* gather = used > 1 ? v : nullptr;
@@ -528,15 +537,8 @@ i64 sys_recvmsg(int fd, u64 msg, int flags) {
     if (is_dgram(fd)) {
         // One datagram scattered over the buffers; its source in msg_name.
         u64 total = 0, used = 0, single = 0;
-        for (u64 i = 0; i < m->iovlen; ++i) {
-            if (!range_ok(v[i].base, v[i].len))
-                return -kEFAULT;
-            total += v[i].len;
-            if (v[i].len) {
-                ++used;
-                single = v[i].base;
-            }
-        }
+        if (!sum_buffers(v, m->iovlen, &total, &used, &single))
+            return -kEFAULT;
         if (total > net::kMaxDatagram)
             total = net::kMaxDatagram;
         net::NetAddress from{};
