@@ -295,20 +295,7 @@ FileService::Impl::~Impl() {
 Result<int> FileService::ring_result_for_test(uint8_t opcode) {
     io_uring ring{};
     KOS_TRY(create_ring(ring));
-    io_uring_sqe* e = ::io_uring_get_sqe(&ring);
-    ::io_uring_prep_nop(e);
-    e->opcode = opcode;
-    if (opcode == IORING_OP_OPENAT)
-        ::io_uring_prep_openat(e, AT_FDCWD, "/", O_RDONLY | O_DIRECTORY, 0);
-    io_uring_cqe* cqe = nullptr;
-    int rc = ::io_uring_submit_and_wait(&ring, 1);
-    if (rc >= 0)
-        rc = ::io_uring_peek_cqe(&ring, &cqe);
-    int res = rc < 0 ? rc : cqe->res;
-    if (res >= 0 && opcode == IORING_OP_OPENAT)
-        ::close(res);
-    ::io_uring_queue_exit(&ring);
-    return res;
+    return submit_one_and_exit(ring, opcode);
 }
 
 std::vector<FileService::VolumeAccess> FileService::volume_access() const {

@@ -1,5 +1,6 @@
 #include "service_io.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -45,6 +46,23 @@ Result<void> create_restricted_ring(io_uring& ring, unsigned entries, unsigned c
         return make_error(-rc, std::string("restricting the io_uring of ") + who + " failed: " + std::strerror(-rc));
     }
     return {};
+}
+
+int submit_one_and_exit(io_uring& ring, uint8_t opcode) {
+    io_uring_sqe* e = ::io_uring_get_sqe(&ring);
+    ::io_uring_prep_nop(e);
+    e->opcode = opcode;
+    if (opcode == IORING_OP_OPENAT)
+        ::io_uring_prep_openat(e, AT_FDCWD, "/", O_RDONLY | O_DIRECTORY, 0);
+    io_uring_cqe* cqe = nullptr;
+    int rc = ::io_uring_submit_and_wait(&ring, 1);
+    if (rc >= 0)
+        rc = ::io_uring_peek_cqe(&ring, &cqe);
+    int res = rc < 0 ? rc : cqe->res;
+    if (res >= 0 && opcode == IORING_OP_OPENAT)
+        ::close(res);
+    ::io_uring_queue_exit(&ring);
+    return res;
 }
 
 Result<std::thread> launch_io_thread(std::function<Result<void>()> setup, std::function<void()> loop) {

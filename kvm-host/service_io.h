@@ -20,6 +20,11 @@ namespace kos::vmm {
 Result<void> create_restricted_ring(io_uring& ring, unsigned entries, unsigned cq_entries,
                                     std::span<const uint8_t> ops, const char* who);
 
+// For the services' ring tests: submits one `opcode` SQE (an OPENAT of "/"
+// when asked for that) to `ring`, returns its result and tears the ring
+// down. A restricted ring answers -EACCES for every opcode it was not given.
+int submit_one_and_exit(io_uring& ring, uint8_t opcode);
+
 // Starts a service's I/O thread: it blocks every signal (they belong to the
 // vCPU thread's watchdog), runs `setup` first (the jail installs the
 // thread's seccomp filter there) and then `loop`. Returns once `setup` has

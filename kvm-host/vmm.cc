@@ -194,6 +194,22 @@ struct HypercallState {
 
 // Handles one hypercall; returns an error only for conditions that end the
 // run (panic, output limit). Malformed requests get a negative result.
+// A service call page (NetCall, FileCall) at `gpa`: the service works on
+// its own copy of the page and validates the segments against RAM itself;
+// the page is copied back. ENOSYS when the VM has no such service.
+template <class Call, class Service> int64_t serve_page(HypercallState& st, Service* service, uint64_t gpa) {
+    if (!service)
+        return -ENOSYS;
+    if (!st.ram.in_ram(gpa, sizeof(Call)))
+        return -EFAULT;
+    Call call;
+    std::memcpy(&call, st.ram.at(gpa), sizeof call);
+    int64_t result =
+        service->handle(call, NetGuestMemory{st.ram.base, st.ram.size, st.mem.image, st.mem.image_gpa, st.mem.image_size});
+    std::memcpy(st.ram.at(gpa), &call, sizeof call);
+    return result;
+}
+
 Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
     if (!st.ram.in_ram(block_gpa, sizeof(hc::HypercallBlock)))
         return make_error(EFAULT, "guest passed a hypercall block outside its memory (gpa " +
@@ -289,44 +305,12 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
         result = 0;
         break;
     }
-    case hc::Op::Net: {
-        // The service reads and writes its own copy of the page; segments
-        // it validates against RAM itself.
-        uint64_t gpa = b.args[0];
-        if (!st.net) {
-            result = -ENOSYS;
-            break;
-        }
-        if (!st.ram.in_ram(gpa, sizeof(abi::net::NetCall))) {
-            result = -EFAULT;
-            break;
-        }
-        abi::net::NetCall call;
-        std::memcpy(&call, st.ram.at(gpa), sizeof call);
-        result = st.net->handle(call, NetGuestMemory{st.ram.base, st.ram.size, st.mem.image, st.mem.image_gpa,
-                                                     st.mem.image_size});
-        std::memcpy(st.ram.at(gpa), &call, sizeof call);
+    case hc::Op::Net:
+        result = serve_page<abi::net::NetCall>(st, st.net, b.args[0]);
         break;
-    }
-    case hc::Op::File: {
-        // As Net: the service works on its own copy of the page and
-        // validates the segments against RAM itself.
-        uint64_t gpa = b.args[0];
-        if (!st.files) {
-            result = -ENOSYS;
-            break;
-        }
-        if (!st.ram.in_ram(gpa, sizeof(abi::file::FileCall))) {
-            result = -EFAULT;
-            break;
-        }
-        abi::file::FileCall call;
-        std::memcpy(&call, st.ram.at(gpa), sizeof call);
-        result = st.files->handle(call, NetGuestMemory{st.ram.base, st.ram.size, st.mem.image, st.mem.image_gpa,
-                                                       st.mem.image_size});
-        std::memcpy(st.ram.at(gpa), &call, sizeof call);
+    case hc::Op::File:
+        result = serve_page<abi::file::FileCall>(st, st.files, b.args[0]);
         break;
-    }
     case hc::Op::Panic: {
         uint64_t gpa = b.args[0], len = std::min<uint64_t>(b.args[1], hc::kMaxPanicMessage);
         std::string msg = st.ram.in_ram(gpa, len)
