@@ -5,8 +5,10 @@
 #include <linux/landlock.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -113,7 +115,51 @@ std::string JailReport::summary() const {
     std::string landlock = landlock_abi ? "Landlock ABI " + std::to_string(landlock_abi) : "no Landlock (kernel lacks it)";
     if (landlock_abi && volumes)
         landlock += " (" + std::to_string(volumes) + (volumes == 1 ? " volume)" : " volumes)");
-    return threads + ", no capabilities, no_new_privs, " + landlock;
+    std::string ns = namespaces.empty() ? "no new namespaces (" + namespaces_refused + ")"
+                                        : "namespaces (" + namespaces + ")";
+    return threads + ", " + ns + ", no capabilities, no_new_privs, " + landlock;
+}
+
+namespace {
+
+bool write_file(const char* path, const std::string& text) {
+    int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ::close(fd);
+    return ok;
+}
+
+} // namespace
+
+Result<std::string> enter_namespaces(bool keep_network, std::string* why) {
+    int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (keep_network ? 0 : CLONE_NEWNET);
+    std::string entered;
+    if (::unshare(flags) != 0) {
+        if (errno != EPERM) {
+            *why = "unshare: " + errno_string(errno);
+            return std::string();
+        }
+        // Unprivileged: a user namespace holding the caller's ids gives the
+        // rights to make the others (and the capabilities go right after).
+        uid_t uid = ::geteuid();
+        gid_t gid = ::getegid();
+        if (::unshare(CLONE_NEWUSER | flags) != 0) {
+            *why = "unshare (user namespace): " + errno_string(errno);
+            return std::string();
+        }
+        if (!write_file("/proc/self/setgroups", "deny") ||
+            !write_file("/proc/self/uid_map", std::to_string(uid) + " " + std::to_string(uid) + " 1") ||
+            !write_file("/proc/self/gid_map", std::to_string(gid) + " " + std::to_string(gid) + " 1"))
+            return make_error(errno, "mapping the VMM's ids in its user namespace: " + errno_string(errno));
+        entered = "user, ";
+    }
+    // Nothing mounted here reaches the host's namespace, and back.
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+        return make_error(errno, "making the VMM's mounts private: " + errno_string(errno));
+    entered += keep_network ? "mount, IPC, UTS" : "mount, IPC, UTS, network";
+    return entered;
 }
 
 Result<void> drop_privileges(unsigned extra_fds) {
@@ -283,6 +329,9 @@ Result<void> install_file_thread_filter() {
 
 Result<JailReport> enter_jail(const JailOptions& options, const std::function<Result<void>()>& start_threads) {
     JailReport report;
+    std::string why;
+    report.namespaces = KOS_TRY(enter_namespaces(options.net_connect, &why));
+    report.namespaces_refused = why;
     KOS_TRY(drop_privileges(options.net_fds + options.file_fds));
     report.landlock_abi = KOS_TRY(restrict_with_landlock(options.net_connect, options.volumes));
     if (start_threads)

@@ -68,12 +68,23 @@ struct JailOptions {
 };
 
 struct JailReport {
+    std::string namespaces; // the new namespaces entered ("" when none could be)
+    std::string namespaces_refused; // why not, then
     int landlock_abi = 0; // 0: Landlock unavailable on this kernel
     bool network = false; // the network I/O thread has its own filter
     bool files = false;   // the file service's I/O thread has its own filter
     size_t volumes = 0;   // Landlock rules for volumes
     std::string summary() const;
 };
+
+// New namespaces for the calling (single-threaded) process: mount (all
+// mounts private), IPC, UTS and, unless `keep_network`, network (the
+// sockets made before, such as published listeners, keep working; nothing
+// new reaches the host's network). Without CAP_SYS_ADMIN a user namespace
+// (the caller's own ids mapped) comes first. Returns what was entered, or
+// "" with `*why` set when the kernel refuses (a container without user
+// namespaces): the rest of the jail still applies.
+Result<std::string> enter_namespaces(bool keep_network, std::string* why);
 
 // Applies the whole jail to the calling process, which must be
 // single-threaded when called. `start_threads` (may be empty) runs after

@@ -730,3 +730,45 @@ TEST(Jail, UdpDatagramsGoOutFromTheIoThread) {
     ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
     EXPECT_EQ(WEXITSTATUS(status), 0);
 }
+
+// The jail's new namespaces, read from the parent while the jailed child
+// waits: mount, IPC and UTS always; network too unless the policy may
+// connect out (the service then needs the host's network).
+TEST(Jail, TheVmmEntersNewNamespaces) {
+    auto ns_of = [](const std::string& pid, const char* kind) {
+        std::error_code ec;
+        return std::filesystem::read_symlink("/proc/" + pid + "/ns/" + kind, ec).string();
+    };
+    for (bool connect : {false, true}) {
+        int go[2];
+        ASSERT_EQ(::pipe(go), 0);
+        pid_t pid = ::fork();
+        if (pid == 0) {
+            ::close(go[1]);
+            kos::vmm::JailOptions o = options();
+            o.stdin_fd = go[0];
+            o.net_connect = connect;
+            auto r = kos::vmm::enter_jail(o);
+            if (!r || r->namespaces.empty())
+                ::_exit(100);
+            char c;
+            ::_exit(::read(go[0], &c, 1) == 0 ? 0 : 101); // until the parent closes its end
+        }
+        ::close(go[0]);
+        std::string child = std::to_string(pid);
+        // Wait until the child has entered its namespaces.
+        for (int i = 0; i < 200 && ns_of(child, "ipc") == ns_of("self", "ipc"); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        for (const char* kind : {"mnt", "ipc", "uts"})
+            EXPECT_NE(ns_of(child, kind), ns_of("self", kind)) << kind;
+        if (connect)
+            EXPECT_EQ(ns_of(child, "net"), ns_of("self", "net"));
+        else
+            EXPECT_NE(ns_of(child, "net"), ns_of("self", "net"));
+        ::close(go[1]);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+        EXPECT_EQ(WEXITSTATUS(status), 0);
+    }
+}
