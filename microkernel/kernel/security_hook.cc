@@ -166,6 +166,12 @@ Verdict check_file(const Task& subject, u32 label, bool write) {
     static u32 file_class = g_engine.find_class("file", 4);
     static u32 read_perm = file_class == sec::kNone ? sec::kNone : g_engine.find_perm(file_class, "read", 4);
     static u32 write_perm = file_class == sec::kNone ? sec::kNone : g_engine.find_perm(file_class, "write", 5);
+    if ((write ? write_perm : read_perm) == sec::kNone) {
+        // The policy does not speak of files: nothing of a volume is allowed.
+        Verdict out{false, true, "no-file-class", 0};
+        audit_denied(write ? "file.write" : "file.read", subject, nullptr, nullptr, nullptr, out);
+        return out;
+    }
     sec::Request r{sec::Kind::Security, subject.policy_label, label, file_class, write ? write_perm : read_perm,
                    nullptr, 0, now_ns()};
     sec::Verdict v = g_engine.decide(r);
