@@ -889,6 +889,10 @@ i64 sys_read(int fd, u64 buf, u64 len) {
     }
     if (f->kind == FdKind::Pipe || f->kind == FdKind::UnixPair) {
         u32 h = f->handle;
+        // O_NONBLOCK: EAGAIN rather than a wait while the pipe is empty and
+        // has a writer.
+        if ((f->flags & kONonblock) && !(native(Sys::pipe_poll, h) & 1))
+            return -11; // EAGAIN
         runtime_unlock();
         i64 r = native(Sys::pipe_read, h, buf, len);
         runtime_lock();
@@ -933,6 +937,8 @@ i64 sys_write(int fd, u64 buf, u64 len) {
             return -32; // EPIPE: this end was shut down for writing
         // A blocking write returns once every byte is in the pipe.
         u32 h = f->kind == FdKind::UnixPair ? f->handle2 : f->handle;
+        if ((f->flags & kONonblock) && !(native(Sys::pipe_poll, h) & 2))
+            return -11; // EAGAIN: full (a non-blocking write takes what fits below)
         runtime_unlock();
         u64 done = 0;
         i64 r = 0;
@@ -941,6 +947,8 @@ i64 sys_write(int fd, u64 buf, u64 len) {
             if (r <= 0)
                 break;
             done += static_cast<u64>(r);
+            if (f->flags & kONonblock)
+                break; // what fitted
         }
         runtime_lock();
         // EPIPE without readers (SIGPIPE comes with signal delivery).
@@ -1134,7 +1142,7 @@ i64 sys_pipe2(u64 fds, int flags) {
         f = Fd{};
         f.kind = FdKind::Pipe;
         f.handle = handles[end];
-        f.flags = end == 0 ? kORdonly : 1;
+        f.flags = (end == 0 ? kORdonly : 1) | (flags & kONonblock);
         f.cloexec = flags & kOCloexec;
         ref_handle(f);
     }
@@ -1747,7 +1755,7 @@ i64 sys_fcntl(int fd, int cmd, u64 arg) {
     case 1: return f->cloexec ? 1 : 0; // F_GETFD
     case 2: f->cloexec = arg & 1; return 0; // F_SETFD
     case 3: return f->flags; // F_GETFL
-    case 4: // F_SETFL: O_NONBLOCK matters for sockets; O_APPEND has no effect on these files
+    case 4: // F_SETFL: O_NONBLOCK matters for sockets and pipes; O_APPEND has no effect on these files
         f->flags = (f->flags & ~kONonblock) | (static_cast<u32>(arg) & kONonblock);
         return 0;
     default: return -kEINVAL;

@@ -829,11 +829,13 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::wait4: {
         if (a3 && a3 < sys::kUserTop)
             memset(reinterpret_cast<void*>(a3), 0, 144); // struct rusage: not measured yet
-        if (a2 & ~3ull)
+        constexpr u64 kWnohang = 1, kWuntraced = 2, kWcontinued = 8;
+        if (a2 & ~(kWnohang | kWuntraced | kWcontinued))
             return -kEINVAL;
         {
             abi::i64 pid = static_cast<abi::i32>(a0); // pid_t: -1 any child, 0 the group
-            return native(Sys::process_wait, static_cast<u64>(pid <= 0 ? -1 : pid), a1, a2 & 1 /* WNOHANG */);
+            u64 flags = (a2 & kWnohang ? 1 : 0) | (a2 & kWuntraced ? 4 : 0) | (a2 & kWcontinued ? 8 : 0);
+            return native(Sys::process_wait, static_cast<u64>(pid <= 0 ? -1 : pid), a1, flags);
         }
     }
     case nr::rt_sigsuspend: {

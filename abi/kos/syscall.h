@@ -42,7 +42,8 @@ namespace kos::abi::sys {
     X(19, process_fork, "a0 = the child's initial user registers (LinuxSyscallFrame*) " \
                         "-> child pid (a copy of this task: memory, handles, one thread)") \
     X(20, process_wait, "a0 = pid (-1: any child), a1 = u32* Linux wait status, a2 = " \
-                        "1: do not wait | 2: leave the child collectable -> pid, 0, or ECHILD") \
+                        "1: do not wait | 2: leave the child collectable | 4: report a stop " \
+                        "(WUNTRACED) | 8: report a continuation (WCONTINUED) -> pid, 0, or ECHILD") \
     X(21, process_self, "-> pid | parent pid << 32")                                    \
     X(22, pipe_create, "a0 = u32[2]: the read handle, then the write handle")           \
     X(23, pipe_read, "a0 = read handle, a1 = buffer, a2 = length -> bytes, 0 at the "   \

@@ -187,6 +187,10 @@ Thread* alloc_thread(Task* task) {
 bool other_threads_runnable() { return g_run_head != nullptr; }
 
 void make_runnable(Thread* t) {
+    if (t->task && t->task->stopped) {
+        t->state = ThreadState::Stopped; // runs again when its task continues
+        return;
+    }
     t->state = ThreadState::Runnable;
     t->next = nullptr;
     if (g_run_tail)
@@ -239,6 +243,50 @@ void schedule(arch::TrapFrame* f, bool save) {
     load_thread(next, f);
 }
 
+namespace {
+
+// A parent waiting for its children runs its wait again.
+void wake_parent_waiters(Task* task) {
+    if (!task->parent)
+        return;
+    for (Thread& w : g_threads)
+        if (w.state == ThreadState::BlockedWait && w.task == task->parent)
+            make_runnable(&w);
+}
+
+// SIGSTOP and friends: every thread of `t` stops where it is (a blocked one
+// when its wait ends); its parent's wait(WUNTRACED) reports it.
+void stop_task(Task* t, u64 sig) {
+    if (t->stopped || t->dead)
+        return;
+    t->stopped = true;
+    t->stop_signal = static_cast<u32>(sig);
+    t->stop_unreported = true;
+    t->continue_unreported = false;
+    for (Thread& th : g_threads)
+        if (th.task == t && th.state == ThreadState::Runnable) {
+            if (&th != g_current)
+                unqueue(&th);
+            th.state = ThreadState::Stopped;
+        }
+    wake_parent_waiters(t);
+}
+
+// SIGCONT: a stopped task's threads run again; wait(WCONTINUED) reports it.
+void continue_task(Task* t) {
+    if (!t->stopped)
+        return;
+    t->stopped = false;
+    t->stop_unreported = false;
+    t->continue_unreported = true;
+    for (Thread& th : g_threads)
+        if (th.task == t && th.state == ThreadState::Stopped)
+            make_runnable(&th);
+    wake_parent_waiters(t);
+}
+
+} // namespace
+
 void task_exit(Task* task, u32 wait_status) {
     if (task->dead)
         return;
@@ -275,10 +323,7 @@ void task_exit(Task* task, u32 wait_status) {
     // current or next system call returns, or at a tick).
     if (task->parent && !task->parent->dead && !task->parent->released && (task->parent->sig_caught & kSigchld))
         signal_task(nullptr, task->parent, 17);
-    // A parent waiting for its children runs its wait again.
-    for (Thread& t : g_threads)
-        if (t.state == ThreadState::BlockedWait && task->parent && t.task == task->parent)
-            make_runnable(&t);
+    wake_parent_waiters(task);
     // Address space teardown waits for a later change (frames of a dead
     // task stay allocated until the run ends).
 }
@@ -314,6 +359,12 @@ i64 signal_task(Thread* self, Task* t, u64 sig) {
     u64 bit = 1ull << (sig - 1);
     bool ignored_by_default = sig == 17 || sig == 18 || sig == 23 || sig == 28; // CHLD CONT URG WINCH
     bool stops = sig == 19 || sig == 20 || sig == 21 || sig == 22;             // STOP TSTP TTIN TTOU
+    if (sig == 18)
+        continue_task(t); // whatever its disposition, SIGCONT continues
+    if (sig == 19 || (stops && !(t->sig_caught & bit) && !(t->sig_ignored & bit))) {
+        stop_task(t, sig); // SIGSTOP cannot be caught or ignored
+        return 0;
+    }
     if (sig != 9 && (t->sig_ignored & bit))
         return 0;
     if (sig == 9 || (!(t->sig_caught & bit) && !ignored_by_default && !stops)) {
@@ -323,7 +374,7 @@ i64 signal_task(Thread* self, Task* t, u64 sig) {
         return self && t == self->task ? kBlocked : 0;
     }
     if (!(t->sig_caught & bit))
-        return 0; // stopping is not supported yet; default-ignored signals vanish
+        return 0; // default-ignored signals vanish
     // Handled: posted to the process's first thread, which runs the handler
     // when its current or next system call returns.
     Thread* main = t->thread;
@@ -586,7 +637,7 @@ i64 process_fork(Thread* self, u64 regs_va) {
     return static_cast<i64>(pid_of(child));
 }
 
-i64 process_wait(Thread* self, i64 pid, u64 status_va, bool nohang, bool reap) {
+i64 process_wait(Thread* self, i64 pid, u64 status_va, bool nohang, bool reap, bool stopped, bool continued) {
     Task* me = self->task;
     bool any_child = false;
     for (u32 i = 0; i < g_task_count; ++i) {
@@ -594,6 +645,19 @@ i64 process_wait(Thread* self, i64 pid, u64 status_va, bool nohang, bool reap) {
         if (c.parent != me || c.reaped || (pid > 0 && static_cast<u64>(pid) != pid_of(&c)))
             continue;
         any_child = true;
+        // A stop or a continuation not yet reported, when asked for.
+        bool report_stop = !c.dead && stopped && c.stopped && c.stop_unreported;
+        bool report_cont = !c.dead && continued && c.continue_unreported;
+        if (report_stop || report_cont) {
+            u32 st = report_stop ? 0x7f | (c.stop_signal << 8) : 0xffff;
+            if (status_va && !user_u32(me, status_va, &st, true))
+                return -kEfault;
+            if (reap) {
+                c.stop_unreported = c.stop_unreported && !report_stop;
+                c.continue_unreported = c.continue_unreported && !report_cont;
+            }
+            return static_cast<i64>(pid_of(&c));
+        }
         if (!c.dead)
             continue;
         if (status_va) {

@@ -27,6 +27,7 @@ enum class ThreadState : abi::u8 {
     BlockedFutex,
     BlockedPipe, // waits on `pipe`, then executes its call again
     BlockedWait, // waits for a child task to end, then executes its call again
+    Stopped,     // its task is stopped (SIGSTOP...): runs again at SIGCONT
     Dead
 };
 
@@ -89,6 +90,12 @@ struct Task {
     const abi::rootfs_access::Label* rootfs_access = nullptr;
     bool linux_personality = false;
     bool dead = false;
+    // Stopped by SIGSTOP (or SIGTSTP, SIGTTIN, SIGTTOU without a handler)
+    // until SIGCONT; what the parent's wait has yet to report of it.
+    bool stopped = false;
+    abi::u32 stop_signal = 0;
+    bool stop_unreported = false;
+    bool continue_unreported = false;
     Task* parent = nullptr;     // the task that forked this one
     abi::u32 wait_status = 0;   // Linux wait status once dead
     bool reaped = false;        // its status was collected by the parent (or no one will)
@@ -143,7 +150,10 @@ abi::u64 monotonic_ns();
 // fork and wait (native calls process_fork, process_wait), and wake-ups.
 abi::i64 process_fork(Thread* self, abi::u64 regs_va);
 // Without `reap`, the child stays collectable (WNOWAIT).
-abi::i64 process_wait(Thread* self, abi::i64 pid, abi::u64 status_va, bool nohang, bool reap);
+// `stopped`/`continued`: also report a child's stop or continuation not
+// reported yet (WUNTRACED, WCONTINUED).
+abi::i64 process_wait(Thread* self, abi::i64 pid, abi::u64 status_va, bool nohang, bool reap, bool stopped = false,
+                      bool continued = false);
 void wake_pipe_waiters(void* pipe);
 inline abi::u64 pid_of(const Task* t) { return t ? t->index + 1 : 0; }
 

@@ -290,7 +290,7 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return r;
     }
     case sys::Sys::process_wait:
-        return process_wait(self, static_cast<i64>(a0), a1, a2 & 1, !(a2 & 2));
+        return process_wait(self, static_cast<i64>(a0), a1, a2 & 1, !(a2 & 2), a2 & 4, a2 & 8);
     case sys::Sys::process_self:
         return static_cast<i64>(pid_of(&p) | (pid_of(p.parent) << 32));
     case sys::Sys::pipe_create:
@@ -368,6 +368,8 @@ void syscall_entry(Thread* self, TrapFrame* f) {
             return;
         }
         f->rax = static_cast<u64>(r);
+        if (self->state == ThreadState::Stopped) [[unlikely]]
+            schedule(f, true); // its task stopped itself (kill(getpid(), SIGSTOP))
         return;
     }
     // A Linux system call of the application: hand it to the personality

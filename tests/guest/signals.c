@@ -4,10 +4,14 @@
  * between processes ends a process by default, runs its handler, or is
  * ignored; raise runs a handler before it returns; SIGCHLD arrives without
  * sigsuspend; sigsuspend waits for a signal from another process; handlers
- * with SA_ONSTACK run on the sigaltstack, even after a stack overflow.
+ * with SA_ONSTACK run on the sigaltstack, even after a stack overflow;
+ * SIGSTOP stops a process (wait reports it with WUNTRACED), SIGCONT lets it
+ * go on (WCONTINUED), SIGKILL ends a stopped one.
  * Prints "signals: N failures" and returns N; runs natively and under kos. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <setjmp.h>
+#include <time.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -234,6 +238,65 @@ static void test_sigaltstack(void) {
     CHECK(sigaltstack(&ss, 0) == 0);
 }
 
+/* A child that writes a byte to `fd` again and again: it is running while
+ * bytes arrive. */
+static int bytes_arrive(int fd, int want) {
+    char buf[256];
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    int got = 0;
+    for (int i = 0; i < 50; ++i) { /* up to about a second */
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n > 0)
+            got += (int)n;
+        if (got >= want)
+            return 1;
+        nanosleep(&pause, 0);
+    }
+    return 0;
+}
+
+static void test_stop_and_continue(void) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    CHECK(fcntl(p[0], F_SETFL, O_NONBLOCK) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        close(p[0]);
+        for (;;) {
+            if (write(p[1], "x", 1) != 1)
+                _exit(1);
+            struct timespec t = {0, 5 * 1000 * 1000};
+            nanosleep(&t, 0);
+        }
+    }
+    close(p[1]);
+    CHECK(bytes_arrive(p[0], 1));
+    int status = 0;
+    CHECK(kill(child, SIGSTOP) == 0);
+    CHECK(waitpid(child, &status, WUNTRACED) == child);
+    CHECK(WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP);
+    /* Stopped: nothing more arrives (after what was on its way). */
+    char buf[256];
+    while (read(p[0], buf, sizeof buf) > 0) {
+    }
+    struct timespec t = {0, 200 * 1000 * 1000};
+    nanosleep(&t, 0);
+    CHECK(read(p[0], buf, sizeof buf) < 0 && errno == EAGAIN);
+    /* Nothing more to report until it changes. */
+    CHECK(waitpid(child, &status, WUNTRACED | WNOHANG) == 0);
+    CHECK(kill(child, SIGCONT) == 0);
+    CHECK(waitpid(child, &status, WCONTINUED) == child);
+    CHECK(WIFCONTINUED(status));
+    CHECK(bytes_arrive(p[0], 1));
+    /* SIGKILL ends a stopped process. */
+    CHECK(kill(child, SIGSTOP) == 0);
+    CHECK(waitpid(child, &status, WUNTRACED) == child && WIFSTOPPED(status));
+    CHECK(kill(child, SIGKILL) == 0);
+    CHECK(waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    close(p[0]);
+}
+
 int main(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -278,6 +341,7 @@ int main(void) {
     test_sigchld_without_suspend();
     test_sigsuspend_for_kill();
     test_sigaltstack();
+    test_stop_and_continue();
 
     printf("signals: %d failures\n", failures);
     return failures;
