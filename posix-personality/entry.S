@@ -37,6 +37,9 @@
   .quad runtime_linux_entry
   .quad __text_start
   .quad __text_end
+  .quad runtime_fpu_saved
+  .quad resume_application
+  .quad runtime_resume_end
 
   .text
   .globl runtime_start
@@ -55,6 +58,8 @@ runtime_linux_entry:
   je 1f
   fxsave64 FPU_AREA(%rdi)
 1:
+  .globl runtime_fpu_saved
+runtime_fpu_saved:
   call linux_syscall
   /* fall through */
 
@@ -81,5 +86,7 @@ resume_application:
   mov %gs:FRAME_R15, %r15
   mov %gs:FRAME_RSP, %rsp
   jmp *%gs:FRAME_RIP
+  .globl runtime_resume_end
+runtime_resume_end:
 
   .section .note.GNU-stack, "", @progbits

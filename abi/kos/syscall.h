@@ -236,6 +236,14 @@ struct RuntimeHeader {
     u64 linux_entry;    // entered after a Linux syscall, frame in the ThreadBlock
     u64 text_start;     // `syscall` between these is a native call
     u64 text_end;
+    // Where the program's vector registers are still (or again) in the CPU
+    // but not in the thread block: [linux_entry, fpu_saved) before the
+    // runtime saves them, [resume_start, resume_end) after it loads them
+    // back. A timer tick there must not switch threads (the ring-0 FPU
+    // switch does not work on every hypervisor).
+    u64 fpu_saved;
+    u64 resume_start;
+    u64 resume_end;
 };
 inline constexpr u64 kRuntimeMagic = 0x454d49544e55524bull; // "KRUNTIME"
 

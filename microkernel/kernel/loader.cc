@@ -123,6 +123,9 @@ const char* start_linux_task(Task* task) {
     task->runtime_text_start = header->text_start;
     task->runtime_text_end = header->text_end;
     task->runtime_linux_entry = header->linux_entry;
+    task->runtime_fpu_saved = header->fpu_saved;
+    task->runtime_resume_start = header->resume_start;
+    task->runtime_resume_end = header->resume_end;
 
     // The header, the launch description and what of the rootfs the task's
     // label may read, read-only; never what follows the rootfs (the init

@@ -613,6 +613,9 @@ i64 process_fork(Thread* self, u64 regs_va) {
     child->runtime_text_start = parent->runtime_text_start;
     child->runtime_text_end = parent->runtime_text_end;
     child->runtime_linux_entry = parent->runtime_linux_entry;
+    child->runtime_fpu_saved = parent->runtime_fpu_saved;
+    child->runtime_resume_start = parent->runtime_resume_start;
+    child->runtime_resume_end = parent->runtime_resume_end;
     Thread* t = alloc_thread(child);
     if (!t) {
         task_exit(child, 0);

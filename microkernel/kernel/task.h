@@ -104,6 +104,11 @@ struct Task {
     abi::u64 runtime_text_start = 0; // `syscall` from here is a native call (Linux tasks)
     abi::u64 runtime_text_end = 0;
     abi::u64 runtime_linux_entry = 0;
+    // RuntimeHeader's windows where the program's vector registers are in
+    // the CPU only: no preemption there.
+    abi::u64 runtime_fpu_saved = 0;
+    abi::u64 runtime_resume_start = 0;
+    abi::u64 runtime_resume_end = 0;
 };
 
 inline constexpr abi::u32 kMaxTasks = 64;

@@ -111,6 +111,16 @@ bool in_application(const Thread& t, const TrapFrame* f) {
            (f->rip < p.runtime_text_start || f->rip >= p.runtime_text_end);
 }
 
+// Whether `t` is at the runtime's entry before it saved the program's
+// vector registers, or at its exit after it loaded them back.
+bool in_fpu_window(const Thread& t, const TrapFrame* f) {
+    const Task& p = *t.task;
+    if (!p.linux_personality || (f->cs & 3) != 3)
+        return false;
+    return (f->rip >= p.runtime_linux_entry && f->rip < p.runtime_fpu_saved) ||
+           (f->rip >= p.runtime_resume_start && f->rip < p.runtime_resume_end);
+}
+
 // Ends the current task for a fault. The first task is the bundle's app:
 // its end ends the run; another task's end fails its peers (EPIPE).
 void kill_current(TrapFrame* f, u64 fault_addr) {
@@ -433,6 +443,11 @@ extern "C" void trap_dispatch(TrapFrame* f) {
                 return;
             }
         }
+        // Not at the runtime's edges either, where the program's vector
+        // registers are in the CPU and not in the thread block: another
+        // thread would run over them. The next tick preempts it.
+        if (in_fpu_window(*self, f))
+            return;
         schedule(f, true);
         // Handled signals reach a thread that computes without system
         // calls: its runtime runs them now.
