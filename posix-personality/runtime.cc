@@ -267,7 +267,8 @@ void publish_dispositions() {
         else if (g_sigactions[sig].handler > 1)
             caught |= 1ull << (sig - 1);
     }
-    native(Sys::signal_disposition, caught, ignored);
+    constexpr u64 kSaNocldstop = 1;
+    native(Sys::signal_disposition, caught, ignored, (g_sigactions[17].flags & kSaNocldstop) ? 1 : 0);
 }
 
 constexpr u64 bit(int sig) { return 1ull << (sig - 1); }
@@ -281,7 +282,8 @@ i64 sys_rt_sigaction(u64 sig, u64 act, u64 oldact, u64 size) {
         KSigaction before = g_sigactions[sig];
         memcpy(&g_sigactions[sig], reinterpret_cast<const void*>(act), sizeof(KSigaction));
         bool was = before.handler > 1, is = g_sigactions[sig].handler > 1;
-        if (was != is || (before.handler == 1) != (g_sigactions[sig].handler == 1))
+        if (was != is || (before.handler == 1) != (g_sigactions[sig].handler == 1) ||
+            (sig == 17 && ((before.flags ^ g_sigactions[sig].flags) & 1 /* SA_NOCLDSTOP */)))
             publish_dispositions();
         // Ignoring a signal discards it if pending (POSIX), as does the
         // default action of a signal ignored by default. Signals are posted
@@ -996,14 +998,23 @@ bool run_pending_signals(sys::ThreadBlock* tb, i64 r) {
     SigInfo info{};
     info.signo = sig;
     if (sig == 17) {
-        // Which child: one that has ended, left for the program's wait.
+        // Which child: one that has ended, stopped or continued, left for
+        // the program's wait.
         abi::u32 status = 0;
-        i64 pid = native(Sys::process_wait, static_cast<u64>(-1), reinterpret_cast<u64>(&status), 1 | 2);
+        i64 pid = native(Sys::process_wait, static_cast<u64>(-1), reinterpret_cast<u64>(&status), 1 | 2 | 4 | 8);
         if (pid > 0) {
             info.pid = static_cast<abi::i32>(pid);
-            bool killed = (status & 0x7f) != 0;
-            info.code = killed ? 2 : 1; // CLD_KILLED, CLD_EXITED
-            info.status = static_cast<abi::i32>(killed ? (status & 0x7f) : (status >> 8) & 0xff);
+            if (status == 0xffff) {
+                info.code = 6; // CLD_CONTINUED
+                info.status = 18;
+            } else if ((status & 0xff) == 0x7f) {
+                info.code = 5; // CLD_STOPPED
+                info.status = static_cast<abi::i32>((status >> 8) & 0xff);
+            } else {
+                bool killed = (status & 0x7f) != 0;
+                info.code = killed ? 2 : 1; // CLD_KILLED, CLD_EXITED
+                info.status = static_cast<abi::i32>(killed ? (status & 0x7f) : (status >> 8) & 0xff);
+            }
         }
     }
     runtime_lock();
@@ -1049,6 +1060,12 @@ void async_entry(sys::ThreadBlock* tb) {
 }
 
 extern "C" void linux_syscall(sys::ThreadBlock* tb) {
+    // A tick came while the entry had not saved the program's vector
+    // registers yet; they are saved now: others may run.
+    if (tb->yield_requested) [[unlikely]] {
+        tb->yield_requested = 0;
+        native(Sys::thread_yield);
+    }
     if (tb->async_entry) [[unlikely]] {
         async_entry(tb);
         return;

@@ -65,7 +65,8 @@ namespace kos::abi::sys {
     X(29, ipc_grant_write, "server: a0 = offset in the grant, a1 = buffer, a2 = length " \
                            "-> bytes copied; EACCES unless the grant is writable")         \
     X(30, signal_disposition, "a0 = signals the process handles, a1 = signals it ignores " \
-                              "(bit sig - 1): what process_kill does with them")          \
+                              "(bit sig - 1): what process_kill does with them; a2 = 1: " \
+                              "no SIGCHLD when a child stops or continues (SA_NOCLDSTOP)") \
     X(31, process_kill, "a0 = pid, a1 = signal (0: only check the pid) -> 0, ESRCH "     \
                         "without such a live process, EPERM unless it is of the caller's " \
                         "tree (its init process and all forked from it). SIGKILL, or a signal without a " \
@@ -195,8 +196,12 @@ struct ThreadBlock {
     // holds every register as the application left it.
     u64 async_entry;
     u64 fault_addr;
+    // Set by the kernel when a tick found the thread at the runtime's entry
+    // before it saved the program's vector registers (no switch there): the
+    // runtime yields once it has saved them.
+    u64 yield_requested;
 };
-static_assert(sizeof(ThreadBlock) == 28 * 8);
+static_assert(sizeof(ThreadBlock) == 29 * 8);
 inline constexpr u64 kAsyncSignals = 1;
 // The timer tick interrupted the thread in application code: the runtime
 // saves the program's vector registers, yields, and runs pending signals.

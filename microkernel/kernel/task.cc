@@ -254,6 +254,16 @@ void wake_parent_waiters(Task* task) {
             make_runnable(&w);
 }
 
+// A parent that handles SIGCHLD without SA_NOCLDSTOP hears of its
+// children's stops and continuations.
+void notify_parent_of_stop(Task* t) {
+    Task* parent = t->parent;
+    constexpr u64 kSigchld = 1ull << 16;
+    if (parent && !parent->dead && !parent->released && (parent->sig_caught & kSigchld) &&
+        !parent->no_child_stop_signal)
+        signal_task(nullptr, parent, 17);
+}
+
 // SIGSTOP and friends: every thread of `t` stops where it is (a blocked one
 // when its wait ends); its parent's wait(WUNTRACED) reports it.
 void stop_task(Task* t, u64 sig) {
@@ -270,6 +280,7 @@ void stop_task(Task* t, u64 sig) {
             th.state = ThreadState::Stopped;
         }
     wake_parent_waiters(t);
+    notify_parent_of_stop(t);
 }
 
 // SIGCONT: a stopped task's threads run again; wait(WCONTINUED) reports it.
@@ -283,6 +294,7 @@ void continue_task(Task* t) {
         if (th.task == t && th.state == ThreadState::Stopped)
             make_runnable(&th);
     wake_parent_waiters(t);
+    notify_parent_of_stop(t);
 }
 
 } // namespace

@@ -95,6 +95,7 @@ struct Task {
     bool stopped = false;
     abi::u32 stop_signal = 0;
     bool stop_unreported = false;
+    bool no_child_stop_signal = false; // SA_NOCLDSTOP on its SIGCHLD handler
     bool continue_unreported = false;
     Task* parent = nullptr;     // the task that forked this one
     abi::u32 wait_status = 0;   // Linux wait status once dead

@@ -121,6 +121,26 @@ bool in_fpu_window(const Thread& t, const TrapFrame* f) {
            (f->rip >= p.runtime_resume_start && f->rip < p.runtime_resume_end);
 }
 
+// A tick at one of those edges. At the exit (the program's state loaded
+// back) the return starts over from the runtime stack, since it reloads
+// everything from the block: the thread can be switched out now (true). At
+// the entry (not saved yet; ring-0 FXSAVE/FXRSTOR do not work on every
+// hypervisor) the thread goes on, and its runtime yields right after saving
+// (false: no switch here). Leaving it there until a later tick would starve
+// the others: a thread making calls back to back is at its entry at almost
+// every tick, which waits while the kernel handles the call.
+bool leave_fpu_window(Thread& t, TrapFrame* f) {
+    const Task& p = *t.task;
+    if (f->rip >= p.runtime_resume_start && f->rip < p.runtime_resume_end) {
+        f->rip = p.runtime_resume_start;
+        f->rsp = t.runtime_stack_top;
+        return true;
+    }
+    auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
+    tb->yield_requested = 1;
+    return false;
+}
+
 // Ends the current task for a fault. The first task is the bundle's app:
 // its end ends the run; another task's end fails its peers (EPIPE).
 void kill_current(TrapFrame* f, u64 fault_addr) {
@@ -318,6 +338,7 @@ i64 native_call(Thread* self, TrapFrame* f) {
     case sys::Sys::signal_disposition:
         p.sig_caught = a0;
         p.sig_ignored = a1;
+        p.no_child_stop_signal = a2 & 1;
         return 0;
     case sys::Sys::process_kill:
         return process_kill(self, a0, a1);
@@ -443,10 +464,9 @@ extern "C" void trap_dispatch(TrapFrame* f) {
                 return;
             }
         }
-        // Not at the runtime's edges either, where the program's vector
-        // registers are in the CPU and not in the thread block: another
-        // thread would run over them. The next tick preempts it.
-        if (in_fpu_window(*self, f))
+        // At the runtime's edges the program's vector registers are in the
+        // CPU and not in the thread block: another thread would run over them.
+        if (in_fpu_window(*self, f) && !leave_fpu_window(*self, f))
             return;
         schedule(f, true);
         // Handled signals reach a thread that computes without system

@@ -255,7 +255,32 @@ static int bytes_arrive(int fd, int want) {
     return 0;
 }
 
+static volatile int stop_codes; /* bit 0: CLD_STOPPED seen, bit 1: CLD_CONTINUED seen */
+static void on_chld_stop(int sig, siginfo_t* info, void* uc) {
+    (void)sig, (void)uc;
+    if (info->si_code == CLD_STOPPED && info->si_status == SIGSTOP)
+        stop_codes |= 1;
+    if (info->si_code == CLD_CONTINUED)
+        stop_codes |= 2;
+}
+
+/* Waits (making calls, where signals arrive) until `bits` are in stop_codes. */
+static int codes_arrive(int bits) {
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < 100 && (stop_codes & bits) != bits; ++i)
+        nanosleep(&pause, 0);
+    return (stop_codes & bits) == bits;
+}
+
 static void test_stop_and_continue(void) {
+    /* SIGCHLD tells of stops and continuations (no SA_NOCLDSTOP). */
+    signal(SIGCHLD, SIG_IGN); /* drop what earlier children left pending */
+    struct sigaction sc;
+    memset(&sc, 0, sizeof sc);
+    sc.sa_sigaction = on_chld_stop;
+    sc.sa_flags = SA_SIGINFO;
+    CHECK(sigaction(SIGCHLD, &sc, 0) == 0);
+    stop_codes = 0;
     int p[2];
     CHECK(pipe(p) == 0);
     CHECK(fcntl(p[0], F_SETFL, O_NONBLOCK) == 0);
@@ -275,6 +300,7 @@ static void test_stop_and_continue(void) {
     CHECK(kill(child, SIGSTOP) == 0);
     CHECK(waitpid(child, &status, WUNTRACED) == child);
     CHECK(WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP);
+    CHECK(codes_arrive(1));
     /* Stopped: nothing more arrives (after what was on its way). */
     char buf[256];
     while (read(p[0], buf, sizeof buf) > 0) {
@@ -287,14 +313,21 @@ static void test_stop_and_continue(void) {
     CHECK(kill(child, SIGCONT) == 0);
     CHECK(waitpid(child, &status, WCONTINUED) == child);
     CHECK(WIFCONTINUED(status));
+    CHECK(codes_arrive(2));
     CHECK(bytes_arrive(p[0], 1));
+    /* With SA_NOCLDSTOP, stops are not told. */
+    sc.sa_flags = SA_SIGINFO | SA_NOCLDSTOP;
+    CHECK(sigaction(SIGCHLD, &sc, 0) == 0);
+    stop_codes = 0;
     /* SIGKILL ends a stopped process. */
     CHECK(kill(child, SIGSTOP) == 0);
     CHECK(waitpid(child, &status, WUNTRACED) == child && WIFSTOPPED(status));
     CHECK(kill(child, SIGKILL) == 0);
     CHECK(waitpid(child, &status, 0) == child);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    CHECK(stop_codes == 0);
     close(p[0]);
+    signal(SIGCHLD, SIG_DFL);
 }
 
 int main(void) {
