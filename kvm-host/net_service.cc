@@ -299,6 +299,9 @@ struct NetService::Impl {
     void kick();
     uint16_t ephemeral_port(bool udp = false);
     int64_t bind_dgram(NetSocket& s, net::NetAddress a);
+    // A datagram socket without a local address gets the unspecified one
+    // of its family and an ephemeral port (before a connect or a send).
+    int64_t bind_if_unbound(NetSocket& s);
     int64_t op_send_dgram(net::NetCall& c, NetSocket& s, NetGuestMemory ram, bool to_address);
     int64_t op_recv_dgram(net::NetCall& c, NetSocket& s, NetGuestMemory ram);
     void deliver_local(NetSocket& from, const net::NetAddress& to, std::vector<uint8_t>&& data);
@@ -661,15 +664,8 @@ int64_t NetService::Impl::op_connect(net::NetCall& c, NetSocket& s) {
         sec::make_net_connect(r, c.subject, net_label, c.address.ip, c.address.port, sec::kProtoUdp, now_ns());
         if (!allowed(r))
             return -EACCES;
-        if (!s.has_local) {
-            net::NetAddress any{};
-            if (s.family == net::kFamilyInet) {
-                const uint8_t zero[4] = {};
-                set_v4(any.ip, zero);
-            }
-            if (int64_t rc = bind_dgram(s, any); rc < 0)
-                return rc;
-        }
+        if (int64_t rc = bind_if_unbound(s); rc < 0)
+            return rc;
         s.peer = c.address;
         s.peer.family = static_cast<uint16_t>(s.family);
         s.has_peer = true;
@@ -934,6 +930,17 @@ int64_t NetService::Impl::op_recv(net::NetCall& c, NetSocket& s, NetGuestMemory 
 // Binds a datagram socket to `a` (port 0: an ephemeral one); UDP ports are
 // their own namespace, as on Linux. A published UDP port's guest socket
 // uses the published host socket (the I/O thread takes it in pump).
+int64_t NetService::Impl::bind_if_unbound(NetSocket& s) {
+    if (s.has_local)
+        return 0;
+    net::NetAddress any{};
+    if (s.family == net::kFamilyInet) {
+        const uint8_t zero[4] = {};
+        set_v4(any.ip, zero);
+    }
+    return bind_dgram(s, any);
+}
+
 int64_t NetService::Impl::bind_dgram(NetSocket& s, net::NetAddress a) {
     if (s.has_local)
         return -EINVAL;
@@ -994,16 +1001,9 @@ int64_t NetService::Impl::op_send_dgram(net::NetCall& c, NetSocket& s, NetGuestM
     bool local = !outside && is_loopback(to.ip);
     if (!local && (s.dtx_bytes + static_cast<size_t>(total) > opts.buffer_bytes || s.dtx.size() >= kMaxQueuedDatagrams))
         return -EAGAIN;
-    if (!s.has_local) {
-        // Linux binds an unbound socket to an ephemeral port on its first send.
-        net::NetAddress any{};
-        if (s.family == net::kFamilyInet) {
-            const uint8_t zero[4] = {};
-            set_v4(any.ip, zero);
-        }
-        if (int64_t rc = bind_dgram(s, any); rc < 0)
-            return rc;
-    }
+    // Linux binds an unbound socket to an ephemeral port on its first send.
+    if (int64_t rc = bind_if_unbound(s); rc < 0)
+        return rc;
     std::vector<uint8_t> data;
     data.reserve(static_cast<size_t>(total));
     for (uint32_t i = 0; i < c.segment_count; ++i) {
