@@ -302,8 +302,8 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
 
     // The kernel enforces the policy; checking labels and programs here too
     // turns a refused boot into an error that names the rule.
+    HostPolicy host;
     if (!policy.empty()) {
-        HostPolicy host;
         if (auto ok = host.load(policy); !ok)
             return fail(kExitKosError, ok.error().message);
         for (const vmm::InitProcessSpec& p : launch.init.processes) {
@@ -340,30 +340,27 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
     // attached but useless: say so, and what rule would change that (the
     // process backend says the same).
     if (!volumes->empty() && !policy.empty()) {
-        HostPolicy host;
-        if (host.load(policy)) {
-            const std::string& domain = config->policy.domain;
-            uint32_t subject = host.engine.find_label(domain.data(), static_cast<uint32_t>(domain.size()));
-            uint32_t cls = host.engine.find_class("file", 4);
-            auto allows = [&](const std::string& label, const char* perm) {
-                uint32_t p = cls == security::kNone ? security::kNone
-                                                    : host.engine.find_perm(cls, perm, static_cast<uint32_t>(std::strlen(perm)));
-                uint32_t l = host.engine.find_label(label.data(), static_cast<uint32_t>(label.size()));
-                return p != security::kNone && l != security::kNone && subject != security::kNone &&
-                       host.engine.decide(security::Request{security::Kind::Security, subject, l, cls, p, nullptr, 0, 0}).allow;
-            };
-            for (const pkg::VolumeMount& v : *volumes)
-                if (!allows(v.label, "read") && !allows(v.label, "write"))
-                    std::fprintf(stderr,
-                                 "kos: note: volume %s: the bundle's policy lets %s neither read nor write it, so "
-                                 "every access fails (EACCES); to use it, add `allow security %s -> %s file.read`%s "
-                                 "to the bundle's policy%s\n",
-                                 pkg::describe(v).c_str(), domain.c_str(), domain.c_str(), v.label.c_str(),
-                                 v.writable ? " (and `file.write` to write)" : "",
-                                 cls == security::kNone ? "; it declares no class file, so also declare "
-                                                          "class file { read: read, write: write }"
-                                                        : "");
-        }
+        const std::string& domain = config->policy.domain;
+        uint32_t subject = host.engine.find_label(domain.data(), static_cast<uint32_t>(domain.size()));
+        uint32_t cls = host.engine.find_class("file", 4);
+        auto allows = [&](const std::string& label, const char* perm) {
+            uint32_t p = cls == security::kNone ? security::kNone
+                                                : host.engine.find_perm(cls, perm, static_cast<uint32_t>(std::strlen(perm)));
+            uint32_t l = host.engine.find_label(label.data(), static_cast<uint32_t>(label.size()));
+            return p != security::kNone && l != security::kNone && subject != security::kNone &&
+                   host.engine.decide(security::Request{security::Kind::Security, subject, l, cls, p, nullptr, 0, 0}).allow;
+        };
+        for (const pkg::VolumeMount& v : *volumes)
+            if (!allows(v.label, "read") && !allows(v.label, "write"))
+                std::fprintf(stderr,
+                             "kos: note: volume %s: the bundle's policy lets %s neither read nor write it, so "
+                             "every access fails (EACCES); to use it, add `allow security %s -> %s file.read`%s "
+                             "to the bundle's policy%s\n",
+                             pkg::describe(v).c_str(), domain.c_str(), domain.c_str(), v.label.c_str(),
+                             v.writable ? " (and `file.write` to write)" : "",
+                             cls == security::kNone ? "; it declares no class file, so also declare "
+                                                      "class file { read: read, write: write }"
+                                                    : "");
     }
 
     auto image = vmm::build_boot_image(launch, rootfs);
