@@ -357,7 +357,10 @@ Result<void> precheck_toml(const std::string& text, const std::string& origin) {
             } else {
                 // Bare values that look like dates or times: bundle.toml has
                 // none, and toml++ 3.3 asserts on some malformed ones
-                // ("3318--I"), so they are refused here.
+                // ("3318--I"; and any value with '-' at its 5th and 8th
+                // characters followed by " D " for a digit D, "33/I------ 5 ",
+                // since toml++ takes that shape for a date-time with a space
+                // whatever the other characters are), so they are refused here.
                 if ((std::isdigit(static_cast<unsigned char>(c)) || c == '+' || c == '-') &&
                     (prev_sig == '=' || prev_sig == '[' || prev_sig == ',')) {
                     size_t k = i + 1;
@@ -367,6 +370,8 @@ Result<void> precheck_toml(const std::string& text, const std::string& origin) {
                             datey = true;
                         ++k;
                     }
+                    if (k - i >= 8 && text[i + 4] == '-' && text[i + 7] == '-')
+                        datey = true; // no number has these; toml++'s date shape
                     if (datey)
                         return bad("dates and times are not used in bundle.toml (write a number or a quoted string)");
                 }

@@ -148,12 +148,20 @@ TEST(BundleConfig, RefusesInputsThatBreakTheTomlLibrary) {
         {"[app]\nname = 5\xc5\xbb\n", "b.toml:2:9: non-ASCII byte"},
         {"x = " + std::string(40, '[') + "\n", "b.toml:1:37: arrays or inline tables nested deeper than 32"},
         {"x = [{ a = [ }]\n", "b.toml:1:14: mismatched '}'"},
+        // toml++ takes any value shaped ....-..-.. followed by " D " for a
+        // date-time with a space, and asserts (pkg_config_fuzz).
+        {"\ne = 33/I------ 5 5", "b.toml:2:5: dates and times are not used"},
+        {"e = 2024-01-01 5 ", "b.toml:1:5: dates and times are not used"},
     };
     for (const Case& c : cases) {
         auto cfg = parse_bundle_config(c.text, "b.toml");
         ASSERT_FALSE(cfg) << c.text;
         EXPECT_EQ(cfg.error().message.substr(0, c.message.size()), c.message) << cfg.error().message;
     }
+    // Numbers with signs and exponents are no dates.
+    auto numbers = parse_bundle_config(
+        "[app]\nname = \"x\"\nentrypoint = [\"/a\"]\n[limits]\npids = +64\nopen_files = 1_024\n", "b.toml");
+    EXPECT_TRUE(numbers) << numbers.error().message;
     // Brackets and non-header lines inside strings are fine.
     auto ok = parse_bundle_config("[app]\nname = \"x\"\nargs = [\"[`]\", '''\n[`not a header]\n''']\n", "b.toml");
     EXPECT_TRUE(ok) << ok.error().message;
