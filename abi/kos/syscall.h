@@ -200,8 +200,9 @@ struct ThreadBlock {
     // before it saved the program's vector registers (no switch there): the
     // runtime yields once it has saved them.
     u64 yield_requested;
+    u64 cpu;            // the CPU running the thread, set by the kernel as it loads it (getcpu)
 };
-static_assert(sizeof(ThreadBlock) == 29 * 8);
+static_assert(sizeof(ThreadBlock) == 30 * 8);
 inline constexpr u64 kAsyncSignals = 1;
 // The timer tick interrupted the thread in application code: the runtime
 // saves the program's vector registers, yields, and runs pending signals.
@@ -230,6 +231,7 @@ struct RuntimeStartInfo {
     u64 tsc_khz;
     u64 realtime_at_tsc0_ns;
     u8 random_seed[32];
+    u64 cpus;           // CPUs the kernel runs threads on (sched_getaffinity)
 };
 inline constexpr u64 kRuntimeStartMagic = 0x5452415453534f4bull; // "KOSSTART"
 

@@ -15,10 +15,6 @@
 
 namespace kos {
 
-Thread* g_current = nullptr;
-abi::u64 g_loaded_fs = ~0ull; // FS/GS bases in the MSRs now (~0: unknown)
-abi::u64 g_loaded_gs = ~0ull;
-
 namespace {
 
 using abi::i64;
@@ -124,13 +120,25 @@ Task* task_at(abi::u32 index) { return index < g_task_count ? &g_tasks[index] : 
 
 void task_release(Task* t);
 
+// Whether a CPU still runs one of `t`'s threads or has its address space
+// loaded (a task ended by another CPU runs until that CPU enters the
+// kernel).
+bool task_in_use(const Task& t) {
+    if (t.as.loaded_on())
+        return true;
+    for (u32 i = 0; i < g_cpu_count; ++i)
+        if (g_cpus[i].current && g_cpus[i].current->task == &t)
+            return true;
+    return false;
+}
+
 Task* alloc_task() {
     // A slot whose task ended and was reaped (and released) is reused; one
     // reaped without a wait (see task_exit) is released first, unless its
     // address space is the one loaded.
     for (u32 i = 0; i < g_task_count; ++i) {
         Task& t = g_tasks[i];
-        if (t.dead && t.reaped && !t.released && (!g_current || g_current->task != &t))
+        if (t.dead && t.reaped && !t.released && !task_in_use(t))
             task_release(&t);
         if (t.released) {
             g_tasks[i] = Task{};
@@ -184,7 +192,7 @@ Thread* alloc_thread(Task* task) {
     return nullptr;
 }
 
-bool other_threads_runnable() { return g_run_head != nullptr; }
+bool other_threads_runnable() { return g_run_head != nullptr || other_cpus_busy(); }
 
 void make_runnable(Thread* t) {
     if (t->task && t->task->stopped) {
@@ -192,55 +200,115 @@ void make_runnable(Thread* t) {
         return;
     }
     t->state = ThreadState::Runnable;
+    if (t->on_cpu >= 0)
+        return; // still running on a CPU (stopped and continued before it noticed)
     t->next = nullptr;
     if (g_run_tail)
         g_run_tail->next = t;
     else
         g_run_head = t;
     g_run_tail = t;
+    wake_idle_cpu();
 }
 
+namespace {
+
+// Loads `task`'s address space on this CPU (nullptr: the kernel's tables).
+void load_address_space(PerCpu& cpu, Task* task) {
+    if (cpu.loaded == task)
+        return;
+    if (cpu.loaded)
+        cpu.loaded->as.set_loaded_on(cpu.index, false);
+    arch::write_cr3(task ? task->as.pml4() : kernel_page_tables());
+    if (task)
+        task->as.set_loaded_on(cpu.index, true);
+    cpu.loaded = task;
+}
+
+// Nothing to run here: the CPU waits until a thread is runnable. When no
+// other CPU runs anything either, nothing ever will: every thread waits
+// for another.
+Thread* idle(PerCpu& cpu) {
+    load_address_space(cpu, nullptr); // its task may end and free it meanwhile
+    for (;;) {
+        if (Thread* next = pop_runnable())
+            return next;
+        if (!other_cpus_busy())
+            platform::panic_stop("kos: every task is blocked (each waits for another): the "
+                                 "program deadlocked\n",
+                                 71);
+        wait_for_interrupt(cpu);
+        fire_alarms();
+    }
+}
+
+} // namespace
+
 void load_thread(Thread* t, arch::TrapFrame* f) {
-    Task* task = t->task;
-    if (!g_current || g_current->task != task)
-        arch::write_cr3(task->as.pml4());
+    PerCpu& cpu = this_cpu();
+    load_address_space(cpu, t->task);
     *f = t->frame;
     // FS and GS bases change only through the kernel (user-mode
     // wrfsbase/wrgsbase are off), so the loaded values are known and an
     // MSR is written only when it differs: MSR accesses trap to the
     // hypervisor.
-    if (t->fs_base != g_loaded_fs) {
+    if (t->fs_base != cpu.loaded_fs) {
         arch::wrmsr(arch::kMsrFsBase, t->fs_base);
-        g_loaded_fs = t->fs_base;
+        cpu.loaded_fs = t->fs_base;
     }
-    if (t->gs_base != g_loaded_gs) {
+    if (t->gs_base != cpu.loaded_gs) {
         arch::wrmsr(arch::kMsrGsBase, t->gs_base);
-        g_loaded_gs = t->gs_base;
+        cpu.loaded_gs = t->gs_base;
     }
-    g_current = t;
+    t->on_cpu = static_cast<int>(cpu.index);
+    cpu.current = t;
+    if (t->thread_block_pa) // getcpu
+        static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t->thread_block_pa))->cpu = cpu.index;
 }
 
 void schedule(arch::TrapFrame* f, bool save) {
-    Thread* cur = g_current;
+    PerCpu& cpu = this_cpu();
+    Thread* cur = cpu.current;
     Thread* next = pop_runnable();
-    if (!next) {
-        if (cur && cur->state == ThreadState::Runnable)
-            return;
-        platform::panic_stop("kos: every task is blocked (each waits for another): the "
-                             "program deadlocked\n",
-                             71);
-    }
+    if (!next && cur && cur->state == ThreadState::Runnable)
+        return;
     u64 save_pa = 0;
-    if (cur && save) {
-        cur->frame = *f;
-        save_pa = cur->fpu_pa;
-        cur->fs_base = arch::rdmsr(arch::kMsrFsBase);
-        cur->gs_base = arch::rdmsr(arch::kMsrGsBase);
-        if (cur->state == ThreadState::Runnable)
+    if (cur) {
+        if (save) {
+            cur->frame = *f;
+            save_pa = cur->fpu_pa;
+            cur->fs_base = arch::rdmsr(arch::kMsrFsBase);
+            cur->gs_base = arch::rdmsr(arch::kMsrGsBase);
+        }
+        cur->on_cpu = -1;
+        cpu.current = nullptr;
+        if (save && cur->state == ThreadState::Runnable)
             make_runnable(cur);
+    }
+    if (!next) {
+        fpu_switch(save_pa, 0);
+        save_pa = 0;
+        next = idle(cpu);
     }
     fpu_switch(save_pa, next->fpu_pa);
     load_thread(next, f);
+}
+
+bool switched_out_by_others(arch::TrapFrame* f, bool syscall) {
+    Thread* self = current_thread();
+    if (self->state == ThreadState::Runnable)
+        return false;
+    if (self->state == ThreadState::Stopped && syscall) {
+        // Its task was stopped: it executes this `syscall` again once
+        // continued (the frame is the user's, see trap.cc).
+        f->rip = f->rcx - 2;
+        f->rflags = (f->r11 & 0xcd5) | 0x202;
+        f->cs = arch::kUserCs;
+        f->ss = arch::kUserDs;
+    }
+    // Stopped: saved, to run on at SIGCONT; ended: dropped.
+    schedule(f, self->state == ThreadState::Stopped);
+    return true;
 }
 
 namespace {
@@ -275,8 +343,10 @@ void stop_task(Task* t, u64 sig) {
     t->continue_unreported = false;
     for (Thread& th : g_threads)
         if (th.task == t && th.state == ThreadState::Runnable) {
-            if (&th != g_current)
+            if (th.on_cpu < 0)
                 unqueue(&th);
+            else
+                kick_cpu(static_cast<u32>(th.on_cpu)); // it stops at its next entry
             th.state = ThreadState::Stopped;
         }
     wake_parent_waiters(t);
@@ -306,7 +376,9 @@ void task_exit(Task* task, u32 wait_status) {
     task->wait_status = wait_status;
     for (Thread& t : g_threads)
         if (t.task == task && t.state != ThreadState::Free) {
-            if (t.state == ThreadState::Runnable && &t != g_current)
+            if (t.on_cpu >= 0)
+                kick_cpu(static_cast<u32>(t.on_cpu)); // it is switched out at its next entry
+            else if (t.state == ThreadState::Runnable)
                 unqueue(&t);
             t.state = ThreadState::Dead;
         }
@@ -394,6 +466,8 @@ i64 signal_task(Thread* self, Task* t, u64 sig) {
         return 0;
     auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(main->thread_block_pa));
     __atomic_or_fetch(&tb->pending_signals, bit, __ATOMIC_RELAXED);
+    if (main->on_cpu >= 0)
+        kick_cpu(static_cast<u32>(main->on_cpu)); // its handler runs at once, not at a tick
     return 0;
 }
 
