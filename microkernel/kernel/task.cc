@@ -758,7 +758,10 @@ i64 process_wait(Thread* self, i64 pid, u64 status_va, bool nohang, bool reap, b
             return static_cast<i64>(pid_of(&c));
         c.reaped = true;
         i64 reaped_pid = static_cast<i64>(pid_of(&c));
-        task_release(&c);
+        // A child killed while running on another CPU runs until that CPU
+        // enters the kernel: then its slot is released (alloc_task).
+        if (!task_in_use(c))
+            task_release(&c);
         return reaped_pid;
     }
     if (!any_child)

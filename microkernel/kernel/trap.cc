@@ -268,6 +268,7 @@ i64 native_call(Thread* self, TrapFrame* f) {
     }
     case sys::Sys::ipc_call:
         self->grant_size = 0;
+        self->grant_write = false;
         return ipc_call(self, a0, a1, a2, a3, a4);
     case sys::Sys::ipc_call_grant:
         return ipc_call_grant(self, a0, a1, a2, a3, a4, f->r9);
