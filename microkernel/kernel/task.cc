@@ -237,8 +237,7 @@ Thread* idle(PerCpu& cpu) {
             platform::panic_stop("kos: every task is blocked (each waits for another): the "
                                  "program deadlocked\n",
                                  71);
-        wait_for_interrupt(cpu);
-        fire_alarms();
+        wait_for_interrupt(cpu); // alarms: the busy CPUs' ticks fire them
     }
 }
 

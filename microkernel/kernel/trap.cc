@@ -550,8 +550,12 @@ extern "C" void trap_dispatch(TrapFrame* f) {
         }
         // Interrupts reach ring 0 only in the idle loop and while waiting
         // for the kernel lock: the CPU looks at the run queue next anyway.
+        // An idle CPU's timer stays off until it runs a thread again.
         if (f->vector == arch::kVecTimer) {
-            arch::apic_eoi();
+            if (this_cpu().idle)
+                arch::apic_eoi_only();
+            else
+                arch::apic_eoi();
             return;
         }
         if (f->vector == arch::kVecReschedule) {
