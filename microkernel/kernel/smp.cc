@@ -24,6 +24,7 @@ u32 g_cpu_count = 1;
 namespace {
 
 u32 g_lock = 0;
+u32 g_lock_waiters = 0; // bit n: CPU n waits for the lock
 u64 g_kernel_pml4 = 0;
 // CPU 0 runs on the boot stack (boot.S); the others on these.
 alignas(arch::kKernelStackSize) abi::u8 g_ap_stacks[arch::kMaxCpus - 1][arch::kKernelStackSize];
@@ -33,16 +34,48 @@ bool g_wake_sent[arch::kMaxCpus];
 } // namespace
 
 void kernel_lock() {
-    while (__atomic_exchange_n(&g_lock, 1u, __ATOMIC_ACQUIRE)) {
-        // Interrupts on while waiting: the holder may be waiting for this
-        // CPU to flush its TLB.
-        do
-            asm volatile("sti; pause; cli" : : : "memory");
-        while (__atomic_load_n(&g_lock, __ATOMIC_RELAXED));
+    if (!__atomic_exchange_n(&g_lock, 1u, __ATOMIC_ACQUIRE)) [[likely]]
+        return;
+    u64 t0 = arch::rdtsc();
+    PerCpu& cpu = this_cpu();
+    u32 bit = 1u << cpu.index;
+    for (;;) {
+        // Halt rather than spin: on nested KVM a spinning CPU runs emulated
+        // ring-0 code on a host core the holder needs. The holder's unlock
+        // sends an IPI to a waiter (seen in g_lock_waiters; both sides use
+        // sequentially consistent order, so either the waiter sees the lock
+        // free or the holder sees the waiter). Interrupts are on while
+        // halted: the holder may be waiting for this CPU to flush its TLB,
+        // and the ticks go on.
+        __atomic_or_fetch(&g_lock_waiters, bit, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&g_lock, __ATOMIC_SEQ_CST))
+            asm volatile("sti; hlt; cli" : : : "memory");
+        __atomic_and_fetch(&g_lock_waiters, ~bit, __ATOMIC_SEQ_CST);
+        if (!__atomic_exchange_n(&g_lock, 1u, __ATOMIC_ACQUIRE))
+            break;
     }
+    ++cpu.lock_waits;
+    cpu.lock_wait_cycles += arch::rdtsc() - t0;
 }
 
-void kernel_unlock() { __atomic_store_n(&g_lock, 0u, __ATOMIC_RELEASE); }
+bool kernel_try_lock() { return !__atomic_exchange_n(&g_lock, 1u, __ATOMIC_ACQUIRE); }
+
+void kernel_unlock() {
+    __atomic_store_n(&g_lock, 0u, __ATOMIC_SEQ_CST);
+    u32 waiters = __atomic_load_n(&g_lock_waiters, __ATOMIC_SEQ_CST);
+    if (waiters) [[unlikely]]
+        arch::apic_send_ipi(static_cast<u32>(__builtin_ctz(waiters)), arch::kVecReschedule);
+}
+
+void smp_print_stats() {
+    u64 waits = 0, cycles = 0;
+    for (u32 i = 0; i < g_cpu_count; ++i) {
+        waits += g_cpus[i].lock_waits;
+        cycles += g_cpus[i].lock_wait_cycles;
+    }
+    kprintf("kos kernel: %u CPUs; %lu kernel entries waited for the kernel lock (%lu kcycles)\n", g_cpu_count,
+            waits, cycles >> 10);
+}
 
 u64 kernel_page_tables() { return g_kernel_pml4; }
 
@@ -96,9 +129,15 @@ void wait_for_interrupt(PerCpu& cpu) {
     // An interrupt that arrives before the hlt (IF is still clear) stays
     // pending and ends it at once: `sti` takes effect after `hlt` starts.
     // A thread becoming runnable sends a reschedule IPI; the CPU's ticks
-    // go on meanwhile (with the timer off, an idle CPU hung on nested KVM
-    // once in a few hundred wake-ups: an IPI must have gone missing there).
-    asm volatile("sti; hlt; cli" : : : "memory");
+    // go on meanwhile as a safety net (with the timer off, an idle CPU hung
+    // on nested KVM once in a few hundred wake-ups, as if an IPI went
+    // missing). A tick with nothing queued goes back to sleep without the
+    // lock: on nested KVM, waiting for it is emulated ring-0 code that
+    // slows the CPU holding it (a page-fault-heavy program ran 1.7x
+    // slower beside an idle CPU that took the lock at every tick).
+    do
+        asm volatile("sti; hlt; cli" : : : "memory");
+    while (!__atomic_load_n(&g_wake_sent[cpu.index], __ATOMIC_RELAXED) && !run_queue_hint());
     kernel_lock();
     cpu.idle = false;
     g_wake_sent[cpu.index] = false;

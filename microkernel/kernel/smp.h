@@ -27,7 +27,10 @@ struct PerCpu {
     abi::u64 loaded_gs = ~0ull;
     volatile abi::u64 flush_seq = 0;  // TLB flushes asked of it
     volatile abi::u64 flush_done = 0; // and done
-    abi::u64 ticks = 0;
+    // Kernel entries that found the lock taken, and the cycles they waited
+    // (kos run --stats).
+    abi::u64 lock_waits = 0;
+    abi::u64 lock_wait_cycles = 0;
 };
 
 extern PerCpu g_cpus[arch::kMaxCpus];
@@ -35,7 +38,11 @@ extern abi::u32 g_cpu_count; // CPUs online
 inline PerCpu& this_cpu() { return g_cpus[arch::cpu_index()]; }
 
 void kernel_lock();
+// Takes the lock only if it is free.
+bool kernel_try_lock();
 void kernel_unlock();
+// One line for kos run --stats: the CPUs and how long they waited for the lock.
+void smp_print_stats();
 
 // Starts CPUs 1 .. count-1 through the VMM (kos.cpus=N); each runs ap_main
 // and joins the scheduler. Returns how many CPUs are online.

@@ -210,6 +210,8 @@ void make_runnable(Thread* t) {
     g_run_tail = t;
 }
 
+bool run_queue_hint() { return __atomic_load_n(&g_run_head, __ATOMIC_RELAXED) != nullptr; }
+
 void wake_cpu_for_queued_threads() {
     if (g_run_head)
         wake_idle_cpu();

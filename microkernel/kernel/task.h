@@ -133,6 +133,9 @@ void make_runnable(Thread* t);
 // at make_runnable: a caller that wakes a thread and then waits itself,
 // as an IPC call does, runs it on this CPU without an IPI).
 void wake_cpu_for_queued_threads();
+// Whether threads wait in the run queue, read without the kernel lock (a
+// hint for an idle CPU).
+bool run_queue_hint();
 // Whether a thread other than the running one waits for a CPU or runs on
 // another.
 bool other_threads_runnable();

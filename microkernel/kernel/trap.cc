@@ -231,6 +231,8 @@ i64 native_call(Thread* self, TrapFrame* f) {
                     g_counters.timer_ticks,
                     p.as.mapped_pages(), (g_counters.tsc_at_user - g_counters.tsc_at_boot) >> 10,
                     (arch::rdtsc() - g_counters.tsc_at_user) >> 10);
+        if (g_stats)
+            smp_print_stats();
         platform::exit(a0 == 1 ? hc::ExitKind::Signaled : hc::ExitKind::Exited, a1);
     case sys::Sys::console_write:
         if (a0 != 1 && a0 != 2)
@@ -564,7 +566,15 @@ extern "C" void trap_dispatch(TrapFrame* f) {
     }
     if (f->vector == arch::kVecSpurious)
         return;
-    kernel_lock();
+    if (f->vector == arch::kVecTimer && !kernel_try_lock()) {
+        // Another CPU is in the kernel (on nested KVM a fork there takes
+        // tens of milliseconds): this thread keeps the CPU until the next
+        // tick rather than wait to be preempted.
+        arch::apic_eoi();
+        return;
+    }
+    if (f->vector != arch::kVecTimer)
+        kernel_lock();
     user_trap(f);
     wake_cpu_for_queued_threads();
     kernel_unlock();
