@@ -62,6 +62,14 @@ struct Thread {
     bool grant_write = false;
     Thread* reply_to = nullptr; // server: the client awaiting this thread's reply
     Channel* reply_channel = nullptr;
+
+    // CPU time: TSC cycles the scheduler gave the thread until run_start,
+    // when it was last loaded or charged. A thread that said it waits
+    // (thread_yield a0 = 1) is charged nothing until its runtime writes
+    // ThreadBlock::wait_end_tsc.
+    abi::u64 cpu_cycles = 0;
+    abi::u64 run_start = 0;
+    bool waiting = false;
 };
 
 struct Task {
@@ -77,12 +85,20 @@ struct Task {
     abi::u64 sig_ignored = 0;  // signals set to SIG_IGN
     // Timer 0 is the alarm (alarm, setitimer ITIMER_REAL: SIGALRM), the
     // others POSIX timers (timer_create); each posts its signal when due.
+    // Timers 9 and 10 are ITIMER_VIRTUAL and ITIMER_PROF. A CPU-time timer
+    // counts the CPU time of the process or of one thread (abi TimerClock).
     struct Timer {
-        abi::u64 at = 0;       // monotonic ns when it is next due (0: disarmed)
+        abi::u64 at = 0;       // ns of its clock when it is next due (0: disarmed)
         abi::u64 interval = 0; // ns between expirations after it (0: once)
         abi::u32 signal = 0;   // 0: none (SIGEV_NONE)
+        abi::u32 tid = 0;      // the thread its signal goes to (0: the process)
+        abi::u32 clock = 0;    // abi::sys::TimerClock
+        abi::u32 clock_tid = 0; // kTimerThreadCpu: whose CPU time
+        abi::u32 posted_tid = 0; // the thread its last signal was posted to
     };
-    static constexpr abi::u32 kTimers = 9;
+    static constexpr abi::u32 kTimers = 11;
+    // CPU time of its children that ended and were waited for (times, getrusage).
+    abi::u64 children_cycles = 0;
     Timer timers[kTimers] = {};
     const char* name = "";
     const char* label_name = "";
@@ -152,6 +168,12 @@ abi::i64 process_alarm(Thread* self, abi::u64 delay_ns, abi::u64 interval_ns);
 abi::i64 process_timer(Thread* self, abi::u64 index, abi::u64 delay_ns, abi::u64 interval_ns, abi::u64 signal);
 void fire_alarms();
 abi::u64 monotonic_ns();
+// tkill/tgkill: `sig` to thread `tid` of the caller's process.
+abi::i64 thread_kill(Thread* self, abi::u64 tid, abi::u64 sig);
+// CPU time (abi/kos/syscall.h cpu_time), and the accounting of it.
+abi::i64 cpu_time(Thread* self, abi::u64 which, abi::u64 id);
+// thread_yield with a0 = 1: the caller waits, and is not charged for it.
+void thread_wait_yield(Thread* self);
 
 // fork and wait (native calls process_fork, process_wait), and wake-ups.
 abi::i64 process_fork(Thread* self, abi::u64 regs_va);

@@ -296,6 +296,8 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return r.as_syscall_result();
     }
     case sys::Sys::thread_yield:
+        if (a0 == 1 && p.linux_personality)
+            thread_wait_yield(self); // a wait: not CPU time
         return kYield;
     case sys::Sys::thread_create:
         return thread_create(self, a0, a1, a2);
@@ -356,6 +358,10 @@ i64 native_call(Thread* self, TrapFrame* f) {
         if (a0 == 0)
             return -err::kInval; // the alarm's, through process_alarm
         return process_timer(self, a0, a1, a2, a3);
+    case sys::Sys::cpu_time:
+        return cpu_time(self, a0, a1);
+    case sys::Sys::thread_kill:
+        return thread_kill(self, a0, a1);
     case sys::Sys::exec_check: {
         char path[abi::rootfs::kMaxPath + 1];
         if (a1 == 0 || a1 > abi::rootfs::kMaxPath)

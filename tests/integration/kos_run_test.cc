@@ -52,6 +52,15 @@ protected:
         EXPECT_EQ(r.status, 0) << r.out << r.err;
         EXPECT_EQ(r.out, name + ": 0 failures\n");
     }
+
+    // The same, natively first (the test of the test: Linux's answers are
+    // the ones the program asserts).
+    static void expect_no_failures_here_and_in_kos(const std::string& program, const std::string& name) {
+        auto n = run_process({kApps + "/rootfs/bin/" + program}, 120);
+        ASSERT_EQ(n.status, 0) << "natively: " << n.out << n.err;
+        ASSERT_EQ(n.out, name + ": 0 failures\n") << "natively: " << n.err;
+        expect_no_failures(program, name);
+    }
 };
 
 // A scratch bundle directory, removed at the end.
@@ -386,6 +395,17 @@ TEST_F(KosRun, UdpPublishedPortEchoes) {
 // (from a timer and from another process), SIGSEGV handlers with si_addr,
 // default actions of SIGALRM and of a blocked SIGSEGV.
 TEST_F(KosRun, TimersAndAsyncSignals) { expect_no_failures("timers", "timers"); }
+
+// timer_create with SIGEV_THREAD (musl's helper thread waiting in
+// sigwaitinfo for its SIGEV_THREAD_ID signal) calls back repeatedly until
+// timer_delete; SIGEV_THREAD_ID with sigtimedwait, si_code, si_value and
+// overruns; signal masks per thread; pthread_kill.
+TEST_F(KosRun, TimersNotifyThreads) { expect_no_failures_here_and_in_kos("timerthreads", "timerthreads"); }
+
+// CPU-time clocks of processes and threads, getrusage and times,
+// ITIMER_VIRTUAL and ITIMER_PROF, timers on CPU-time clocks; sleeping is
+// not CPU time.
+TEST_F(KosRun, CpuTimeClocksAndTimers) { expect_no_failures_here_and_in_kos("cputime", "cputime"); }
 
 // The service example: Debian's busybox httpd in the VM, published with
 // -p and fetched from the host, twice (httpd forks for each connection).
