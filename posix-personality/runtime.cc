@@ -19,6 +19,13 @@ namespace kos::rt {
 
 constinit Runtime g_rt;
 
+// The XCR0 components entry.S saves and loads with xsave64/xrstor64 (0:
+// fxsave64/fxrstor64), and the size of that area (RuntimeStartInfo).
+extern "C" {
+u64 kos_xsave_mask = 0;
+u64 kos_xsave_size = 512;
+}
+
 void print(int stream, const char* s, u64 len) {
     native(Sys::console_write, static_cast<u64>(stream), reinterpret_cast<u64>(s), len);
 }
@@ -392,12 +399,26 @@ bool deliver_signal(sys::ThreadBlock* tb, int sig, const SigInfo& info, i64 resu
     u64 alt_top = 0;
     if ((a.flags & kSaOnstack) && alt_signal_stack(f.rsp, &alt_top))
         sp = alt_top; // sigaltstack: a fresh stack (a stack overflow's SIGSEGV still runs)
-    sp = (sp - 512) & ~63ull;
+    sp = (sp - kos_xsave_size - 4) & ~63ull; // xsave's area is 64-byte aligned, then FP_XSTATE_MAGIC2
     u64 fx = sp;
     sp = ((sp - sizeof(SigFrame)) & ~15ull) - 8; // at the handler's entry, rsp + 8 is 16-aligned
     if (sp >= sys::kUserTop || f.rsp >= sys::kUserTop || sp < 4096)
         return false;
-    memcpy(reinterpret_cast<void*>(fx), reinterpret_cast<const u8*>(tb) + sys::kFpuAreaOffset, 512);
+    memcpy(reinterpret_cast<void*>(fx), reinterpret_cast<const u8*>(tb) + sys::kFpuAreaOffset, kos_xsave_size);
+    if (kos_xsave_mask) {
+        // Linux's marks of an XSAVE frame (struct _fpx_sw_bytes, then
+        // FP_XSTATE_MAGIC2 after the area).
+        struct {
+            u32 magic1, extended_size;
+            u64 xfeatures;
+            u32 xstate_size, padding[7];
+        } sw = {0x46505853u, static_cast<u32>(kos_xsave_size + 4), kos_xsave_mask,
+                static_cast<u32>(kos_xsave_size), {}};
+        static_assert(sizeof sw == 48);
+        memcpy(reinterpret_cast<u8*>(fx) + 464, &sw, sizeof sw);
+        u32 magic2 = 0x46505845u;
+        memcpy(reinterpret_cast<u8*>(fx) + kos_xsave_size, &magic2, 4);
+    }
     auto* fr = reinterpret_cast<SigFrame*>(sp);
     memset(fr, 0, sizeof *fr);
     fr->pretcode = a.restorer;
@@ -443,11 +464,30 @@ i64 sys_rt_sigreturn(sys::ThreadBlock* tb) {
     f.rflags = (mc.eflags & 0x40dd5ull) | 0x202;
     tb->sigmask = uc->sigmask & ~kUnblockable;
     u64 fx = mc.fpstate;
-    if (fx && fx % 16 == 0 && fx < sys::kUserTop - 512) {
+    if (fx && fx % 16 == 0 && fx < sys::kUserTop - kos_xsave_size) {
         u32 mxcsr;
         memcpy(&mxcsr, reinterpret_cast<const void*>(fx + 24), 4);
-        if ((mxcsr & ~0xffffu) == 0) // loaded as the call returns to the program
-            memcpy(reinterpret_cast<u8*>(tb) + sys::kFpuAreaOffset, reinterpret_cast<const void*>(fx), 512);
+        u8* area = reinterpret_cast<u8*>(tb) + sys::kFpuAreaOffset;
+        if ((mxcsr & ~0xffffu) == 0) { // loaded as the call returns to the program
+            memcpy(area, reinterpret_cast<const void*>(fx), 512);
+            if (kos_xsave_mask) {
+                // The XSAVE header and the extended state, if the frame is
+                // one (64-byte aligned, its header loadable with XCR0's
+                // components, standard format); else x87/SSE only.
+                u64 header[8];
+                memcpy(header, reinterpret_cast<const void*>(fx + 512), sizeof header);
+                bool ok = fx % 64 == 0 && (header[0] & ~kos_xsave_mask) == 0 && header[1] == 0;
+                for (int i = 2; i < 8; ++i)
+                    ok = ok && header[i] == 0;
+                if (ok) {
+                    memcpy(area + 512, reinterpret_cast<const void*>(fx + 512), kos_xsave_size - 512);
+                } else {
+                    memset(area + 512, 0, 64);
+                    u64 legacy = 3; // x87 and SSE from the legacy area
+                    memcpy(area + 512, &legacy, 8);
+                }
+            }
+        }
     }
     return static_cast<i64>(mc.rax);
 }
@@ -721,10 +761,11 @@ i64 copy_string_vector(u64 vec, const char** out, u64 max, u64* used) {
     return 0;
 }
 
-// The x87/SSE state a program starts with (FCW 0x37f, MXCSR 0x1f80).
+// The x87/SSE state a program starts with (FCW 0x37f, MXCSR 0x1f80; an
+// empty XSAVE header: every other component in its initial state).
 void fpu_reset(sys::ThreadBlock* tb) {
     u8* area = reinterpret_cast<u8*>(tb) + sys::kFpuAreaOffset;
-    memset(area, 0, 512);
+    memset(area, 0, kos_xsave_size);
     u16 fcw = 0x37f;
     u32 mxcsr = 0x1f80;
     memcpy(area, &fcw, 2);
@@ -1224,6 +1265,10 @@ extern "C" [[noreturn]] void runtime_main(const sys::RuntimeStartInfo* si) {
     if (si->magic != sys::kRuntimeStartMagic)
         native_exit(0, 127);
     g_rt.info = *si;
+    if (si->xsave_mask & ~3ull && si->xsave_size >= 576 && si->xsave_size <= sys::kFpuAreaMax) {
+        kos_xsave_size = si->xsave_size;
+        kos_xsave_mask = si->xsave_mask;
+    }
     g_rt.trace = si->boot_flags & abi::boot::kBootTrace;
     g_rt.rootfs = abi::rootfs::RootfsView(reinterpret_cast<const u8*>(si->rootfs_base), si->rootfs_size);
     u32 bad = 0;

@@ -241,12 +241,16 @@ inline constexpr u64 kAsyncPreempt = 3;
 // loads the vector registers saved in its block and resumes the frame.
 inline constexpr u64 kAsyncResume = 2;
 inline constexpr u64 kAsyncFault = 0x100;
-// The program's x87/SSE state (FXSAVE format, 512 bytes) lives in the
-// thread block's page at this offset whenever the runtime runs: saved on
-// every entry, loaded on every return to the program. The runtime does it
-// in ring 3, so no thread ever sees another's registers, whatever the
-// hypervisor does with ring-0 FPU switching.
-inline constexpr u64 kFpuAreaOffset = 2048;
+// The program's vector state lives in the thread block's page at this
+// offset whenever the runtime runs: saved on every entry, loaded on every
+// return to the program. The runtime does it in ring 3, so no thread ever
+// sees another's registers, whatever the hypervisor does with ring-0 FPU
+// switching. FXSAVE format (512 bytes), or XSAVE's standard format (64-byte
+// aligned, at most kFpuAreaMax bytes) with the components of
+// RuntimeStartInfo::xsave_mask when the kernel enabled more than x87/SSE
+// in XCR0 (AVX: the YMM upper halves).
+inline constexpr u64 kFpuAreaOffset = 1024;
+inline constexpr u64 kFpuAreaMax = 4096 - kFpuAreaOffset;
 
 // What the kernel hands the runtime at start (pointer in rdi).
 struct RuntimeStartInfo {
@@ -261,6 +265,10 @@ struct RuntimeStartInfo {
     u64 tsc_khz;
     u64 realtime_at_tsc0_ns;
     u8 random_seed[32];
+    // XCR0 components the runtime saves with xsave64/xrstor64 (0: fxsave64
+    // and fxrstor64 only), and the size of that save area.
+    u64 xsave_mask;
+    u64 xsave_size;
 };
 inline constexpr u64 kRuntimeStartMagic = 0x5452415453534f4bull; // "KOSSTART"
 

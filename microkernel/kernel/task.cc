@@ -33,14 +33,19 @@ Thread* g_run_head = nullptr;
 Thread* g_run_tail = nullptr;
 bool g_xsave = false;
 u64 g_xcr0 = 0;
+u64 g_runtime_xsave_mask = 0; // what the runtimes save with xsave64 (0: fxsave64)
+u64 g_runtime_xsave_size = 512;
 
 bool g_ring0_fpu = true;
+bool g_no_fpu_switch = false; // kos.ring3_fpu
 
 // Switches the user FPU/SSE/AVX state: `save_pa` receives the running
 // thread's state, `load_pa` provides the next one's (either may be 0).
 // Where ring-0 FXRSTOR/XRSTOR do not work (nested kvm_pvm), the kos VMM
 // does it with KVM_GET_XSAVE/KVM_SET_XSAVE: one exit per switch there.
 void fpu_switch(u64 save_pa, u64 load_pa) {
+    if (g_no_fpu_switch)
+        return;
     if (!g_ring0_fpu) {
         platform::fpu_switch_via_vmm(save_pa, load_pa);
         return;
@@ -94,7 +99,23 @@ Thread* pop_runnable() {
 
 extern "C" int probe_fxrstor(void* area);
 
-void fpu_init(bool xsave, u64 xcr0) {
+void fpu_init(bool xsave, u64 xcr0, bool ring3_only) {
+    g_no_fpu_switch = ring3_only;
+    // The runtimes save user vector state in ring 3 into the thread block's
+    // page (kFpuAreaMax bytes): with more than x87/SSE enabled they use
+    // xsave64. AVX-512's state does not fit there: without it then.
+    if (xsave && (xcr0 & ~3ull)) {
+        u64 size = arch::cpuid(0xd, 0).ebx; // for the components XCR0 enables now
+        if (size > sys::kFpuAreaMax && (xcr0 & 0xe0)) {
+            xcr0 &= 7;
+            asm volatile("xsetbv" : : "c"(0), "a"(u32(xcr0)), "d"(u32(xcr0 >> 32)));
+            size = arch::cpuid(0xd, 0).ebx;
+        }
+        if (size <= sys::kFpuAreaMax && size >= 576) {
+            g_runtime_xsave_mask = xcr0;
+            g_runtime_xsave_size = size;
+        }
+    }
     g_xsave = xsave;
     g_xcr0 = xcr0;
     // Probe with a valid initial-state image (a fresh thread's).
@@ -108,6 +129,9 @@ void fpu_init(bool xsave, u64 xcr0) {
         platform::panic_stop("kos kernel: this CPU cannot restore FPU state in ring 0 and the VMM "
                              "offers no other way\n", 89);
 }
+
+u64 runtime_xsave_mask() { return g_runtime_xsave_mask; }
+u64 runtime_xsave_size() { return g_runtime_xsave_size; }
 
 void fpu_init_area(u64 pa) {
     // The state a fresh Linux thread has: x87 control word 0x37f, MXCSR
@@ -761,7 +785,8 @@ i64 thread_create(Thread* self, u64 regs_va, u64 fs_base, u64 clear_tid) {
         // It starts in the runtime with its creator's vector state (saved
         // in the creator's block when the runtime was entered).
         const auto* mine = static_cast<const abi::u8*>(pmm::phys_to_virt(self->thread_block_pa));
-        memcpy(reinterpret_cast<abi::u8*>(tb) + sys::kFpuAreaOffset, mine + sys::kFpuAreaOffset, 512);
+        memcpy(reinterpret_cast<abi::u8*>(tb) + sys::kFpuAreaOffset, mine + sys::kFpuAreaOffset,
+               g_runtime_xsave_size);
         // And its signal mask (its pending signals start empty).
         tb->sigmask = reinterpret_cast<const sys::ThreadBlock*>(mine)->sigmask;
         start_in_runtime(*t, tb, regs);

@@ -194,7 +194,12 @@ abi::i64 futex_wait(Thread* self, abi::u64 addr, abi::u64 expected);
 abi::i64 futex_wake(Task* task, abi::u64 addr, abi::u64 count);
 
 // FPU state: save/restore areas (fxsave, or xsave where the CPU has it).
-void fpu_init(bool xsave, abi::u64 xcr0);
+// `ring3_only`: no switch of user FPU state by the kernel (for tests; native
+// tasks then share one state).
+void fpu_init(bool xsave, abi::u64 xcr0, bool ring3_only = false);
 void fpu_init_area(abi::u64 pa);
+// What the runtimes save in ring 3 with xsave64 (0: fxsave64), and its size.
+abi::u64 runtime_xsave_mask();
+abi::u64 runtime_xsave_size();
 
 } // namespace kos
