@@ -94,8 +94,9 @@ namespace kos::abi::sys {
     X(37, file_call, "a0 = file::FileCall* (kos/file.h): an operation on a volume of the " \
                      "VMM's file service, checked by the policy -> its result; ENOENT " \
                      "when the path is in no volume")                               \
-    X(38, cpu_time, "a0 = CpuClock, a1 = pid or thread id (0: the caller's) -> CPU ns " \
-                    "the scheduler gave it (ESRCH: none such)")                         \
+    X(38, cpu_time, "a0 = CpuClock, a1 = pid (of the caller's tree) or thread id of " \
+                    "the caller's process (0: the caller's) -> CPU ns the scheduler gave " \
+                    "it (ESRCH: none such)")                                           \
     X(39, thread_kill, "a0 = thread id of the caller's process, a1 = signal (0: only "  \
                        "check) -> 0, ESRCH: a thread-directed signal (tkill, tgkill)")
 

@@ -576,8 +576,14 @@ i64 cpu_time(Thread* self, u64 which, u64 id) {
     Task* task = self->task;
     switch (which) {
     case sys::kCpuProcess: {
-        Task* t = id ? task_at(static_cast<u32>(id - 1)) : task;
-        if (!t || t->released || id > 0xffffffffu)
+        Task* t = id && id <= 0xffffffffu ? task_at(static_cast<u32>(id - 1)) : task;
+        auto root = [](Task* a) {
+            while (a->parent)
+                a = a->parent;
+            return a;
+        };
+        // Only of the caller's tree, as for process_kill.
+        if (!t || t->released || id > 0xffffffffu || root(t) != root(task))
             return -3; // ESRCH
         return static_cast<i64>(ns_of_cycles(task_cycles(t, now)));
     }
