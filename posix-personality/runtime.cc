@@ -964,16 +964,25 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::fork:
     case nr::vfork: return sys_fork(tb, 0, 0, false);
     case nr::wait4: {
-        if (a3 && a3 < sys::kUserTop)
-            memset(reinterpret_cast<void*>(a3), 0, 144); // struct rusage: not measured yet
+        bool usage = a3 && a3 < sys::kUserTop - 144;
+        if (usage)
+            memset(reinterpret_cast<void*>(a3), 0, 144);
         constexpr u64 kWnohang = 1, kWuntraced = 2, kWcontinued = 8;
         if (a2 & ~(kWnohang | kWuntraced | kWcontinued))
             return -kEINVAL;
-        {
-            abi::i64 pid = static_cast<abi::i32>(a0); // pid_t: -1 any child, 0 the group
-            u64 flags = (a2 & kWnohang ? 1 : 0) | (a2 & kWuntraced ? 4 : 0) | (a2 & kWcontinued ? 8 : 0);
-            return native(Sys::process_wait, static_cast<u64>(pid <= 0 ? -1 : pid), a1, flags);
+        abi::i64 pid = static_cast<abi::i32>(a0); // pid_t: -1 any child, 0 the group
+        u64 flags = (a2 & kWnohang ? 1 : 0) | (a2 & kWuntraced ? 4 : 0) | (a2 & kWcontinued ? 8 : 0);
+        // struct rusage: the CPU time the reaped child adds to this
+        // process's children total (all of it user time).
+        i64 before = usage ? native(Sys::cpu_time, sys::kCpuChildren, 0) : 0;
+        i64 r = native(Sys::process_wait, static_cast<u64>(pid <= 0 ? -1 : pid), a1, flags);
+        if (usage && r > 0) {
+            i64 after = native(Sys::cpu_time, sys::kCpuChildren, 0);
+            i64 ns = after > before ? after - before : 0;
+            abi::i64 utime[2] = {ns / 1'000'000'000, ns % 1'000'000'000 / 1000};
+            memcpy(reinterpret_cast<void*>(a3), utime, sizeof utime);
         }
+        return r;
     }
     case nr::rt_sigsuspend: {
         // Waits with the given mask until a signal it lets through is

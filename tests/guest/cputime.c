@@ -119,6 +119,16 @@ static void usage(void) {
     CHECK(getrusage(RUSAGE_CHILDREN, &ru) == 0);
     CHECK(ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6 >= 0.19);
     CHECK(times(&t) != (clock_t)-1 && (double)(t.tms_cutime + t.tms_cstime) / (double)hz >= 0.15);
+    /* wait4 reports the child it reaped. */
+    pid = fork();
+    if (pid == 0) {
+        spin_cpu(0.1);
+        _exit(0);
+    }
+    CHECK(wait4(pid, &status, 0, &ru) == pid && WIFEXITED(status));
+    double child = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                   ru.ru_stime.tv_usec / 1e6;
+    CHECK(child >= 0.09 && child < 1.0);
 }
 
 static volatile sig_atomic_t vtalrm, prof, usr1;
