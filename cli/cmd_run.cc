@@ -1,4 +1,5 @@
 // `kos run`: start a bundle in a KVM virtual machine.
+#include <algorithm>
 #include <unistd.h>
 
 #include <sys/stat.h>
@@ -45,6 +46,17 @@ constexpr int kExitKosError = 125;
 constexpr int kExitCannotExecute = 126;
 constexpr int kExitNotFound = 127;
 
+// The VM's vCPUs: --cpus, else the bundle's [limits] vcpus (the VM runs at
+// most abi::boot::kMaxCpus), else 2; never more than the host's CPUs, which
+// would only add contention.
+uint32_t vm_cpus(uint32_t option, uint32_t bundle_vcpus) {
+    uint32_t want = option ? option : bundle_vcpus ? std::min<uint32_t>(bundle_vcpus, abi::boot::kMaxCpus) : 2;
+    long host = ::sysconf(_SC_NPROCESSORS_ONLN);
+    if (host > 0 && want > static_cast<uint32_t>(host))
+        want = static_cast<uint32_t>(host);
+    return want ? want : 1;
+}
+
 struct RunArgs {
     std::string bundle;
     std::vector<std::string> args;
@@ -54,6 +66,7 @@ struct RunArgs {
     uint64_t output_limit_mib = 0; // 0: the bundle's [limits] output, else 1 GiB
     double timeout_s = -1;         // < 0: the bundle's [limits] wall_time, else none
     double cpu_time_s = -1;        // < 0: the bundle's [limits] cpu_time, else none
+    uint32_t cpus = 0;             // 0: the bundle's [limits] vcpus, else the default
     std::vector<std::string> env;  // -e KEY=VALUE, after the bundle's [app] env
     std::vector<std::string> publish; // -p [HOST_ADDR:]HOST_PORT:GUEST_PORT
     std::vector<std::string> volumes; // -v HOST_DIR:GUEST_PATH[:ro|rw][,label=L] or NAME=HOST_DIR
@@ -394,8 +407,8 @@ int run_command(const RunArgs& a) {
         }
         proc::BackendResult result;
         req.result = &result;
-        if (!a.env.empty() || a.memory_mib || a.output_limit_mib || a.cpu_time_s >= 0) {
-            std::fprintf(stderr, "kos: -e, --memory, --output-limit and --cpu-time apply to the VM backend only; "
+        if (!a.env.empty() || a.memory_mib || a.output_limit_mib || a.cpu_time_s >= 0 || a.cpus) {
+            std::fprintf(stderr, "kos: -e, --memory, --output-limit, --cpu-time and --cpus apply to the VM backend only; "
                                  "the process backend takes them from the bundle's config\n");
             return kExitKosError;
         }
@@ -435,6 +448,7 @@ int run_command(const RunArgs& a) {
                                             : 1ull << 30;
     vm.wall_timeout_ms = a.timeout_s >= 0 ? static_cast<uint64_t>(a.timeout_s * 1000) : limits.wall_time_ms;
     vm.cpu_time_ms = a.cpu_time_s >= 0 ? static_cast<uint64_t>(a.cpu_time_s * 1000) : limits.cpu_time_ms;
+    vm.cpus = vm_cpus(a.cpus, limits.vcpus);
     vm.jail = true;
 
     // Audit records from the guest: one line each on stderr (the first 100),
@@ -587,6 +601,10 @@ void add_run_commands(CLI::App& app, Context& ctx) {
                     "Stop the run after this many seconds of wall time (0: no limit; default: the "
                     "bundle's [limits] wall_time)")
         ->check(CLI::Range(0.0, 1e7));
+    run->add_option("--cpus", args->cpus,
+                    "Virtual CPUs of the VM, 1 to 8 (default: the bundle's [limits] vcpus, at most 8, "
+                    "else 2, never more than the host has)")
+        ->check(CLI::Range(1, 8));
     run->add_option("--cpu-time", args->cpu_time_s,
                     "Stop the run once the VM has used this many seconds of CPU time (0: no limit; "
                     "default: the bundle's [limits] cpu_time; checked every 0.5 s)")

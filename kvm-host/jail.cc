@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <signal.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -244,13 +245,29 @@ Result<void> install_seccomp_filter(const JailOptions& o) {
     auto fd_is = [](unsigned arg, int fd) { return cmp(arg, SCMP_CMP_EQ, static_cast<uint64_t>(fd)); };
 
     // Run the vCPU and read its registers for error reports; only on the
-    // vCPU descriptor.
+    // vCPU descriptors.
     // KVM_GET/SET_XSAVE: user FPU state switches where the guest kernel
     // cannot do them itself (nested kvm_pvm); KVM_GET_MP_STATE: is the
-    // guest halted for good.
-    for (uint64_t req : {uint64_t{KVM_RUN}, uint64_t{KVM_GET_REGS}, uint64_t{KVM_GET_SREGS},
-                         uint64_t{KVM_GET_XSAVE}, uint64_t{KVM_SET_XSAVE}, uint64_t{KVM_GET_MP_STATE}})
-        f.allow(SCMP_SYS(ioctl), {fd_is(0, o.vcpu_fd), cmp(1, SCMP_CMP_EQ, req)});
+    // guest halted for good. A further vCPU is set up when the guest
+    // kernel starts it: KVM_SET_REGS, KVM_SET_SREGS, KVM_SET_MP_STATE.
+    std::vector<int> vcpus{o.vcpu_fd};
+    vcpus.insert(vcpus.end(), o.more_vcpu_fds.begin(), o.more_vcpu_fds.end());
+    for (int fd : vcpus) {
+        for (uint64_t req : {uint64_t{KVM_RUN}, uint64_t{KVM_GET_REGS}, uint64_t{KVM_GET_SREGS},
+                             uint64_t{KVM_GET_XSAVE}, uint64_t{KVM_SET_XSAVE}, uint64_t{KVM_GET_MP_STATE}})
+            f.allow(SCMP_SYS(ioctl), {fd_is(0, fd), cmp(1, SCMP_CMP_EQ, req)});
+        if (fd != o.vcpu_fd)
+            for (uint64_t req : {uint64_t{KVM_SET_REGS}, uint64_t{KVM_SET_SREGS}, uint64_t{KVM_SET_MP_STATE}})
+                f.allow(SCMP_SYS(ioctl), {fd_is(0, fd), cmp(1, SCMP_CMP_EQ, req)});
+    }
+    // vCPU threads stop each other's KVM_RUN at the end of the run (the
+    // watchdog's signal, to this process's threads only).
+    if (!o.more_vcpu_fds.empty()) {
+        f.allow(SCMP_SYS(tgkill), {cmp(0, SCMP_CMP_EQ, static_cast<uint64_t>(::getpid())),
+                                   cmp(2, SCMP_CMP_EQ, SIGUSR1)});
+        f.allow(SCMP_SYS(getpid)); // pthread_kill's first argument
+        f.allow(SCMP_SYS(rt_sigprocmask)); // thread exit blocks signals
+    }
     // Guest console input and output, and kos's own messages.
     f.allow(SCMP_SYS(read), {fd_is(0, o.stdin_fd)});
     f.allow(SCMP_SYS(write), {fd_is(0, o.stdout_fd)});

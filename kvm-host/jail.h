@@ -46,7 +46,8 @@ struct JailVolume {
 };
 
 struct JailOptions {
-    int vcpu_fd = -1;  // the only descriptor that may receive ioctls
+    int vcpu_fd = -1;  // the first vCPU: the descriptors that may receive ioctls are
+    std::vector<int> more_vcpu_fds = {}; // its and those of the further vCPUs
     int stdin_fd = 0;  // read for the guest's console input
     int stdout_fd = 1; // guest output
     int stderr_fd = 2; // guest output and kos's own messages

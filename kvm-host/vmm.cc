@@ -6,11 +6,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "kos/base/elf.h"
 #include "kos/boot.h"
@@ -125,7 +132,7 @@ void build_boot_page_tables(const GuestRam& ram) {
         pd[i] = (i << 21) | 0x83;
 }
 
-void write_start_info(const GuestRam& ram, uint64_t image_gpa, uint64_t image_size) {
+void write_start_info(const GuestRam& ram, uint64_t image_gpa, uint64_t image_size, uint32_t cpus) {
     uint64_t base = boot::kStartInfoPaddr;
     uint64_t modlist = base + 0x100, memmap = base + 0x200, cmdline = base + 0x400;
     pvh::StartInfo si{};
@@ -145,11 +152,12 @@ void write_start_info(const GuestRam& ram, uint64_t image_gpa, uint64_t image_si
     std::memcpy(ram.at(base), &si, sizeof si);
     std::memcpy(ram.at(modlist), &mod, sizeof mod);
     std::memcpy(ram.at(memmap), map, sizeof map);
-    const char kCmdline[] = "kos.vmm";
-    std::memcpy(ram.at(cmdline), kCmdline, sizeof kCmdline);
+    std::string line = "kos.vmm kos.cpus=" + std::to_string(cpus);
+    std::memcpy(ram.at(cmdline), line.c_str(), line.size() + 1);
 }
 
-Result<void> setup_long_mode(Vcpu& vcpu, uint64_t entry) {
+// 64-bit mode at `entry` on page tables `cr3`, with `rdi` and `rsp`.
+Result<void> setup_long_mode(Vcpu& vcpu, uint64_t entry, uint64_t cr3, uint64_t rdi, uint64_t rsp = 0) {
     kvm_sregs s = KOS_TRY(vcpu.sregs());
     kvm_segment code{};
     code.base = 0;
@@ -167,7 +175,7 @@ Result<void> setup_long_mode(Vcpu& vcpu, uint64_t entry) {
     data.db = 1;
     s.cs = code;
     s.ds = s.es = s.fs = s.gs = s.ss = data;
-    s.cr3 = boot::kBootPml4Paddr;
+    s.cr3 = cr3;
     s.cr4 = 1u << 5;                                      // PAE
     s.cr0 = 0x80000000u | 0x10000u | 0x20u | 0x10u | 0x1u; // PG WP NE ET PE
     s.efer = 0x500 | 0x800 | 0x1;                         // LME LMA NXE SCE
@@ -175,21 +183,33 @@ Result<void> setup_long_mode(Vcpu& vcpu, uint64_t entry) {
     kvm_regs r{};
     r.rip = entry;
     r.rflags = 2;
-    r.rdi = boot::kStartInfoPaddr;
+    r.rdi = rdi;
+    r.rsp = rsp;
     KOS_TRY(vcpu.set_regs(r));
     return {};
 }
 
+// A further vCPU's start, asked by the guest kernel (hc::Op::StartCpu).
+struct CpuStart {
+    bool requested = false;
+    uint64_t rip = 0, rsp = 0, cr3 = 0;
+};
+
 struct HypercallState {
     const GuestRam& ram;
     const GuestMemory& mem;
-    int vcpu_fd;
     const VmOptions& opts;
     NetService* net = nullptr;    // null: no networking
     FileService* files = nullptr; // null: no volumes
     uint64_t output_bytes = 0;
-    bool done = false;
+    std::atomic<bool> done = false;
     RunOutcome outcome;
+    // One hypercall at a time: the guest kernel's lock serializes them,
+    // and a guest that did not must not corrupt the VMM's state either.
+    std::mutex mutex;
+    // Further vCPUs wait here for their start (index 1 ..).
+    std::condition_variable start_cv;
+    CpuStart starts[boot::kMaxCpus];
 };
 
 // Handles one hypercall; returns an error only for conditions that end the
@@ -210,7 +230,8 @@ template <class Call, class Service> int64_t serve_page(HypercallState& st, Serv
     return result;
 }
 
-Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
+Result<void> handle_hypercall(HypercallState& st, int vcpu_fd, uint32_t block_gpa) {
+    std::lock_guard lock(st.mutex);
     if (!st.ram.in_ram(block_gpa, sizeof(hc::HypercallBlock)))
         return make_error(EFAULT, "guest passed a hypercall block outside its memory (gpa " +
                                       std::to_string(block_gpa) + ")");
@@ -268,9 +289,9 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
             break;
         }
         result = 0;
-        if (save && ::ioctl(st.vcpu_fd, KVM_GET_XSAVE, st.ram.at(save)) != 0)
+        if (save && ::ioctl(vcpu_fd, KVM_GET_XSAVE, st.ram.at(save)) != 0)
             result = -errno;
-        if (result == 0 && load && ::ioctl(st.vcpu_fd, KVM_SET_XSAVE, st.ram.at(load)) != 0)
+        if (result == 0 && load && ::ioctl(vcpu_fd, KVM_SET_XSAVE, st.ram.at(load)) != 0)
             result = -errno;
         break;
     }
@@ -311,6 +332,17 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
     case hc::Op::File:
         result = serve_page<abi::file::FileCall>(st, st.files, b.args[0]);
         break;
+    case hc::Op::StartCpu: {
+        uint64_t cpu = b.args[0];
+        if (cpu == 0 || cpu >= st.opts.cpus || st.starts[cpu].requested) {
+            result = -EINVAL; // no such vCPU, or started already
+            break;
+        }
+        st.starts[cpu] = {true, b.args[1], b.args[2], b.args[3]};
+        st.start_cv.notify_all();
+        result = 0;
+        break;
+    }
     case hc::Op::Panic: {
         uint64_t gpa = b.args[0], len = std::min<uint64_t>(b.args[1], hc::kMaxPanicMessage);
         std::string msg = st.ram.in_ram(gpa, len)
@@ -329,29 +361,31 @@ Result<void> handle_hypercall(HypercallState& st, uint32_t block_gpa) {
     return {};
 }
 
-// Interrupts KVM_RUN twice a second: a POSIX timer signals the vCPU
-// thread, whose handler sets immediate_exit so KVM_RUN returns EINTR now or
-// at its next entry (Documentation/virt/kvm/api.rst, "immediate_exit").
-// The run loop then checks the wall-time limit and whether the guest
-// halted for good. No extra thread: the timer signals the vCPU thread
-// itself (SIGEV_THREAD_ID); the network I/O thread, when there is one,
-// blocks every signal.
-std::atomic<bool> g_watchdog_fired = false;
-kvm_run* g_watchdog_run = nullptr;
+// SIGUSR1 interrupts KVM_RUN on the thread it is sent to: its handler sets
+// that thread's immediate_exit, so KVM_RUN returns EINTR now or at its next
+// entry (Documentation/virt/kvm/api.rst, "immediate_exit"). The watchdog,
+// a POSIX timer, sends it to the first vCPU's thread twice a second (no
+// extra thread), whose run loop then checks the limits and whether the
+// guest halted for good; vCPU threads send it to each other when the run
+// ends. The services' I/O threads block every signal.
+thread_local kvm_run* t_run = nullptr;
+thread_local volatile sig_atomic_t t_kicked = 0;
 constexpr long kWatchdogPeriodNs = 500'000'000;
+
+void on_kick(int) {
+    t_kicked = 1;
+    if (t_run)
+        t_run->immediate_exit = 1;
+}
 
 class Watchdog {
 public:
     // Ticks every 500 ms, or at the wall-time limit if that is sooner.
     Watchdog(kvm_run* run, uint64_t timeout_ms) {
-        g_watchdog_fired = false;
-        g_watchdog_run = run;
+        t_kicked = 0;
+        t_run = run;
         struct sigaction sa{};
-        sa.sa_handler = [](int) {
-            g_watchdog_fired = true;
-            if (g_watchdog_run)
-                g_watchdog_run->immediate_exit = 1;
-        };
+        sa.sa_handler = on_kick;
         sigemptyset(&sa.sa_mask);
         ::sigaction(SIGUSR1, &sa, nullptr); // no SA_RESTART: KVM_RUN returns EINTR
         sigevent sev{};
@@ -372,10 +406,14 @@ public:
     ~Watchdog() {
         if (m_armed)
             ::timer_delete(m_timer);
-        g_watchdog_run = nullptr;
+        t_run = nullptr;
     }
-    // True once per timer tick.
-    bool take_tick() { return g_watchdog_fired.exchange(false); }
+    // True once per timer tick (or kick from another vCPU).
+    bool take_tick() {
+        bool fired = t_kicked;
+        t_kicked = 0;
+        return fired;
+    }
 
 private:
     timer_t m_timer{};
@@ -394,12 +432,158 @@ bool halted_for_good(const Vcpu& vcpu) {
 
 } // namespace
 
+// Handles the exit `vcpu` just made; an error ends the run.
+Result<void> handle_exit(HypercallState& st, Vcpu& vcpu) {
+    kvm_run* run = vcpu.run();
+    switch (run->exit_reason) {
+    case KVM_EXIT_IO: {
+        if (run->io.port == hc::kPort && run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 4 &&
+            run->io.count == 1) {
+            uint32_t gpa;
+            std::memcpy(&gpa, reinterpret_cast<uint8_t*>(run) + run->io.data_offset, 4);
+            return handle_hypercall(st, vcpu.fd(), gpa);
+        }
+        if (run->io.direction == KVM_EXIT_IO_IN) {
+            // No device behind other ports: reads see a floating bus.
+            std::memset(reinterpret_cast<uint8_t*>(run) + run->io.data_offset, 0xff,
+                        static_cast<size_t>(run->io.size) * run->io.count);
+        }
+        return {};
+    }
+    case KVM_EXIT_HLT:
+        return make_error(EIO, "the guest halted and can never continue\n" + vcpu.describe());
+    case KVM_EXIT_SHUTDOWN:
+        return make_error(EIO, "the guest triple-faulted (CPU reset)\n" + vcpu.describe());
+    case KVM_EXIT_FAIL_ENTRY:
+        return make_error(EIO, "KVM could not enter the guest (hardware reason " +
+                                   std::to_string(run->fail_entry.hardware_entry_failure_reason) + ")\n" +
+                                   vcpu.describe());
+    case KVM_EXIT_INTERNAL_ERROR:
+        return make_error(EIO, "KVM internal error (suberror " + std::to_string(run->internal.suberror) +
+                                   ") while running the guest\n" + vcpu.describe());
+    case KVM_EXIT_MMIO:
+        return make_error(EFAULT, std::string("the guest ") + (run->mmio.is_write ? "wrote" : "read") +
+                                      " unbacked memory at guest physical address " +
+                                      std::to_string(run->mmio.phys_addr) + "\n" + vcpu.describe());
+    default:
+        return make_error(EIO, "unexpected VM exit (reason " + std::to_string(run->exit_reason) + ")\n" +
+                                   vcpu.describe());
+    }
+}
+
+// The vCPU threads of one run: the first is the caller's; the others start
+// when the guest kernel asks. The first error (or the guest's exit) ends
+// the run on all of them.
+class VcpuThreads {
+public:
+    VcpuThreads(HypercallState& st, std::vector<Vcpu>& vcpus) : m_st(st), m_vcpus(vcpus) {
+        m_first = ::pthread_self();
+    }
+    ~VcpuThreads() { join(); }
+
+    // Starts a thread per further vCPU, each waiting for the guest's
+    // StartCpu. `setup` runs first on each (the jail's filter).
+    Result<void> launch(std::function<Result<void>()> setup) {
+        for (uint32_t i = 1; i < m_vcpus.size(); ++i) {
+            std::promise<Result<void>> started;
+            auto ready = started.get_future();
+            m_threads.emplace_back([this, i, &started, setup] {
+                t_run = m_vcpus[i].run();
+                Result<void> r = setup ? setup() : Result<void>{};
+                bool ok = r.has_value();
+                started.set_value(std::move(r));
+                if (ok)
+                    run_further(i);
+            });
+            Result<void> r = ready.get();
+            if (!r)
+                return std::unexpected(r.error());
+        }
+        return {};
+    }
+
+    // Ends the run on every vCPU: the first error wins.
+    void stop(std::optional<Error> error) {
+        {
+            std::lock_guard lock(m_st.mutex);
+            if (error && !m_error)
+                m_error = std::move(error);
+            m_st.done = true;
+        }
+        m_st.start_cv.notify_all();
+        pthread_t self = ::pthread_self();
+        if (!::pthread_equal(self, m_first))
+            ::pthread_kill(m_first, SIGUSR1);
+        for (std::thread& t : m_threads)
+            if (!::pthread_equal(self, t.native_handle()))
+                ::pthread_kill(t.native_handle(), SIGUSR1);
+    }
+
+    void join() {
+        for (std::thread& t : m_threads)
+            if (t.joinable())
+                t.join();
+        m_threads.clear();
+    }
+
+    std::optional<Error> error() {
+        std::lock_guard lock(m_st.mutex);
+        return m_error;
+    }
+    uint64_t further_exits() const { return m_exits; }
+
+private:
+    void run_further(uint32_t i) {
+        Vcpu& vcpu = m_vcpus[i];
+        CpuStart start;
+        {
+            std::unique_lock lock(m_st.mutex);
+            m_st.start_cv.wait(lock, [&] { return m_st.starts[i].requested || m_st.done; });
+            if (m_st.done)
+                return;
+            start = m_st.starts[i];
+        }
+        auto fail = [&](const std::string& what) {
+            stop(Error{EIO, "vCPU " + std::to_string(i) + ": " + what});
+        };
+        if (auto r = setup_long_mode(vcpu, start.rip, start.cr3, i, start.rsp); !r)
+            return fail(r.error().message);
+        kvm_mp_state mp{KVM_MP_STATE_RUNNABLE};
+        if (::ioctl(vcpu.fd(), KVM_SET_MP_STATE, &mp) != 0)
+            return fail("KVM_SET_MP_STATE: " + errno_string(errno));
+        while (!m_st.done) {
+            if (::ioctl(vcpu.fd(), KVM_RUN, 0) != 0) {
+                if (errno == EINTR || errno == EAGAIN) {
+                    vcpu.run()->immediate_exit = 0;
+                    continue;
+                }
+                return fail("KVM_RUN: " + errno_string(errno));
+            }
+            m_exits.fetch_add(1, std::memory_order_relaxed);
+            if (auto r = handle_exit(m_st, vcpu); !r)
+                return fail(r.error().message);
+            if (m_st.done)
+                stop(std::nullopt); // the guest's exit: the first vCPU ends the run
+        }
+    }
+
+    HypercallState& m_st;
+    std::vector<Vcpu>& m_vcpus;
+    pthread_t m_first;
+    std::vector<std::thread> m_threads;
+    std::optional<Error> m_error;
+    std::atomic<uint64_t> m_exits = 0;
+};
+
 Result<RunOutcome> run_vm(VmOptions opts) {
     uint64_t t0 = now_ns();
     if (opts.ram_bytes < (16ull << 20) || opts.ram_bytes > (64ull << 30) || opts.ram_bytes % 4096)
         return make_error(EINVAL, "guest memory must be between 16 MiB and 64 GiB");
     if (opts.boot_image.empty() || opts.boot_image.size() % 4096)
         return make_error(EINVAL, "internal error: boot image must be a non-empty multiple of 4 KiB");
+    if (opts.cpus < 1 || opts.cpus > boot::kMaxCpus)
+        return make_error(EINVAL, "a VM has 1 to " + std::to_string(boot::kMaxCpus) + " vCPUs, not " +
+                                      std::to_string(opts.cpus));
 
     UniqueFd kvm = KOS_TRY(open_kvm());
     Vm vm = KOS_TRY(Vm::create(kvm.get()));
@@ -418,7 +602,7 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     uint64_t image_gpa = boot::kImageSlotPaddr;
     if (opts.ram_bytes > image_gpa)
         image_gpa = (opts.ram_bytes + (1ull << 30) - 1) & ~((1ull << 30) - 1);
-    write_start_info(ram, image_gpa, opts.boot_image.size());
+    write_start_info(ram, image_gpa, opts.boot_image.size(), opts.cpus);
 
     // Slots first, then the in-kernel irqchip (its local APIC timer drives
     // preemption; adding slots after it is slow on nested KVM), then the
@@ -430,8 +614,14 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     if (::ioctl(vm.fd(), KVM_CREATE_IRQCHIP, 0) != 0)
         return make_error(errno, "KVM_CREATE_IRQCHIP: " + errno_string(errno) +
                                      " (kos needs KVM's in-kernel interrupt controller)");
-    Vcpu vcpu = KOS_TRY(vm.create_vcpu(0));
-    KOS_TRY(setup_long_mode(vcpu, entry));
+    // All vCPUs now (the further ones wait for the guest kernel to start
+    // them), their TSCs set to 0 together, which KVM takes as synchronized.
+    std::vector<Vcpu> vcpus;
+    vcpus.reserve(opts.cpus);
+    for (uint32_t i = 0; i < opts.cpus; ++i)
+        vcpus.push_back(KOS_TRY(vm.create_vcpu(static_cast<int>(i))));
+    Vcpu& vcpu = vcpus[0];
+    KOS_TRY(setup_long_mode(vcpu, entry, boot::kBootPml4Paddr, boot::kStartInfoPaddr));
 
     int tsc_khz = ::ioctl(vcpu.fd(), KVM_GET_TSC_KHZ, 0);
     header->tsc_khz = tsc_khz > 0 ? static_cast<uint64_t>(tsc_khz) : 0;
@@ -440,7 +630,8 @@ Result<RunOutcome> run_vm(VmOptions opts) {
     msrs->nmsrs = 1;
     msrs->entries[0].index = 0x10; // IA32_TIME_STAMP_COUNTER
     msrs->entries[0].data = 0;
-    ::ioctl(vcpu.fd(), KVM_SET_MSRS, msrs);
+    for (Vcpu& v : vcpus)
+        ::ioctl(v.fd(), KVM_SET_MSRS, msrs);
     header->realtime_at_tsc0_ns = now_ns(CLOCK_REALTIME);
     std::memcpy(image_map.data(), opts.boot_image.data(), opts.boot_image.size());
 
@@ -466,11 +657,14 @@ Result<RunOutcome> run_vm(VmOptions opts) {
         fo.volumes = std::move(opts.volumes);
         files = KOS_TRY(FileService::start(std::move(fo)));
     }
-    HypercallState st{ram, mem, vcpu.fd(), opts, net.get(), files.get(), 0, false, {}};
+    HypercallState st{ram, mem, opts, net.get(), files.get(), 0, false, {}, {}, {}, {}};
     kvm_run* run = vcpu.run();
     Watchdog watchdog(run, opts.wall_timeout_ms);
+    VcpuThreads threads(st, vcpus);
     if (opts.jail) {
-        JailOptions jo{vcpu.fd(), opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.audit_fd};
+        JailOptions jo{vcpu.fd(), {}, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.audit_fd};
+        for (size_t i = 1; i < vcpus.size(); ++i)
+            jo.more_vcpu_fds.push_back(vcpus[i].fd());
         if (net) {
             jo.net_wake_fd = net->wake_fd();
             jo.net_fds = net->max_host_fds();
@@ -489,6 +683,7 @@ Result<RunOutcome> run_vm(VmOptions opts) {
                 KOS_TRY(net->launch([] { return install_io_thread_filter(); }));
             if (files)
                 KOS_TRY(files->launch([] { return install_file_thread_filter(); }));
+            KOS_TRY(threads.launch([&jo] { return install_seccomp_filter(jo); }));
             return {};
         };
         st.outcome.jail = KOS_TRY(enter_jail(jo, start_threads)).summary();
@@ -497,18 +692,29 @@ Result<RunOutcome> run_vm(VmOptions opts) {
             KOS_TRY(net->launch());
         if (files)
             KOS_TRY(files->launch());
+        KOS_TRY(threads.launch(nullptr));
     }
+    // From here on, an error ends the run on every vCPU first.
+    auto fail = [&](Error e) -> Result<RunOutcome> {
+        threads.stop(std::nullopt);
+        threads.join();
+        if (auto first = threads.error())
+            return std::unexpected(*first);
+        return std::unexpected(std::move(e));
+    };
     uint64_t t1 = now_ns();
     st.outcome.setup_ns = t1 - t0;
     while (!st.done) {
         if (::ioctl(vcpu.fd(), KVM_RUN, 0) != 0) {
             if (watchdog.take_tick()) {
                 run->immediate_exit = 0;
+                if (st.done)
+                    break; // another vCPU ended the run
                 if (opts.wall_timeout_ms && now_ns() - t1 >= opts.wall_timeout_ms * 1000000) {
                     char limit[32];
                     std::snprintf(limit, sizeof limit, "%g", static_cast<double>(opts.wall_timeout_ms) / 1000);
-                    return make_error(ETIMEDOUT, std::string("the run reached its wall-time limit of ") +
-                                                     limit + " s and was stopped\n" + vcpu.describe());
+                    return fail(Error{ETIMEDOUT, std::string("the run reached its wall-time limit of ") + limit +
+                                                     " s and was stopped\n" + vcpu.describe()});
                 }
                 if (opts.cpu_time_ms) {
                     timespec cpu{};
@@ -517,59 +723,30 @@ Result<RunOutcome> run_vm(VmOptions opts) {
                     if (used_ms >= opts.cpu_time_ms) {
                         char limit[32];
                         std::snprintf(limit, sizeof limit, "%g", static_cast<double>(opts.cpu_time_ms) / 1000);
-                        return make_error(EDQUOT, std::string("the run used its CPU-time limit of ") + limit +
-                                                      " s and was stopped\n" + vcpu.describe());
+                        return fail(Error{EDQUOT, std::string("the run used its CPU-time limit of ") + limit +
+                                                      " s and was stopped\n" + vcpu.describe()});
                     }
                 }
+                // This vCPU only: an ioctl on another waits until that
+                // thread leaves KVM_RUN (the vCPU's mutex).
                 if (halted_for_good(vcpu))
-                    return make_error(EIO, "the guest halted with interrupts disabled and can never "
-                                           "continue\n" + vcpu.describe());
+                    return fail(Error{EIO, "the guest halted with interrupts disabled and can never "
+                                           "continue\n" + vcpu.describe()});
                 continue;
             }
             if (errno == EINTR || errno == EAGAIN)
                 continue;
-            return make_error(errno, "KVM_RUN: " + errno_string(errno));
+            return fail(Error{errno, "KVM_RUN: " + errno_string(errno)});
         }
         ++st.outcome.exits;
-        switch (run->exit_reason) {
-        case KVM_EXIT_IO: {
-            if (run->io.port == hc::kPort && run->io.direction == KVM_EXIT_IO_OUT &&
-                run->io.size == 4 && run->io.count == 1) {
-                uint32_t gpa;
-                std::memcpy(&gpa, reinterpret_cast<uint8_t*>(run) + run->io.data_offset, 4);
-                auto r = handle_hypercall(st, gpa);
-                if (!r)
-                    return make_error(r.error().code, r.error().message);
-            } else if (run->io.direction == KVM_EXIT_IO_IN) {
-                // No device behind other ports: reads see a floating bus.
-                std::memset(reinterpret_cast<uint8_t*>(run) + run->io.data_offset, 0xff,
-                            static_cast<size_t>(run->io.size) * run->io.count);
-            }
-            break;
-        }
-        case KVM_EXIT_HLT:
-            return make_error(EIO, "the guest halted and can never continue\n" + vcpu.describe());
-        case KVM_EXIT_SHUTDOWN:
-            return make_error(EIO, "the guest triple-faulted (CPU reset)\n" + vcpu.describe());
-        case KVM_EXIT_FAIL_ENTRY:
-            return make_error(EIO, "KVM could not enter the guest (hardware reason " +
-                                       std::to_string(run->fail_entry.hardware_entry_failure_reason) +
-                                       ")\n" + vcpu.describe());
-        case KVM_EXIT_INTERNAL_ERROR:
-            return make_error(EIO, "KVM internal error (suberror " +
-                                       std::to_string(run->internal.suberror) +
-                                       ") while running the guest\n" + vcpu.describe());
-        case KVM_EXIT_MMIO:
-            return make_error(EFAULT, std::string("the guest ") +
-                                          (run->mmio.is_write ? "wrote" : "read") +
-                                          " unbacked memory at guest physical address " +
-                                          std::to_string(run->mmio.phys_addr) + "\n" +
-                                          vcpu.describe());
-        default:
-            return make_error(EIO, "unexpected VM exit (reason " + std::to_string(run->exit_reason) +
-                                       ")\n" + vcpu.describe());
-        }
+        if (auto r = handle_exit(st, vcpu); !r)
+            return fail(r.error());
     }
+    threads.stop(std::nullopt);
+    threads.join();
+    if (auto error = threads.error())
+        return std::unexpected(*error);
+    st.outcome.exits += threads.further_exits();
     st.outcome.run_ns = now_ns() - t1;
     return st.outcome;
 }

@@ -18,6 +18,9 @@ struct VmOptions {
     std::span<const uint8_t> kernel_elf;  // the guest image (ELF with a 64-bit entry)
     std::vector<uint8_t> boot_image;      // see boot_image.h
     uint64_t ram_bytes = 256ull << 20;
+    // Virtual CPUs (1 .. abi::boot::kMaxCpus). The guest kernel starts the
+    // further ones itself (hypercall StartCpu); each runs on its own thread.
+    uint32_t cpus = 1;
     uint64_t output_limit = 1ull << 30;   // console bytes before the run is stopped
     uint64_t wall_timeout_ms = 0;         // 0: no wall-time limit
     // CPU time the VMM process may use (its vCPU and I/O threads, guest

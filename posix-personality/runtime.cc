@@ -1006,6 +1006,7 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::pipe: return sys_pipe2(a0, 0);
     case nr::pipe2: return sys_pipe2(a0, static_cast<int>(a1));
     case nr::gettid: return static_cast<i64>(tb->tid);
+    case nr::getcpu: return sys_getcpu(a0, a1, __atomic_load_n(&tb->cpu, __ATOMIC_RELAXED));
     case nr::getppid: return static_cast<i64>(process_self() >> 32);
     case nr::getuid: case nr::geteuid: return g_rt.launch.uid;
     case nr::getgid: case nr::getegid: return g_rt.launch.gid;

@@ -197,14 +197,28 @@ i64 cpu_clock_ns(abi::i32 clock) {
     return ns < 0 ? -kEINVAL : ns;
 }
 
+i64 sys_getcpu(u64 cpu_out, u64 node_out, u64 cpu) {
+    // One NUMA node; the CPU as of the kernel's last switch to the thread.
+    if ((cpu_out && !user_ok(cpu_out, 4)) || (node_out && !user_ok(node_out, 4)))
+        return -kEFAULT;
+    if (cpu_out)
+        *reinterpret_cast<u32*>(cpu_out) = static_cast<u32>(cpu);
+    if (node_out)
+        *reinterpret_cast<u32*>(node_out) = 0;
+    return 0;
+}
+
 i64 sys_sched_getaffinity(int pid, u64 size, u64 mask) {
-    // One vCPU: CPU 0.
+    // Every thread may run on each of the VM's CPUs (0 .. cpus - 1).
     if (size < 8 || size % 8)
         return -kEINVAL;
     if (!user_ok(mask, size))
         return -kEFAULT;
     memset(reinterpret_cast<void*>(mask), 0, size);
-    *reinterpret_cast<u64*>(mask) = 1;
+    u64 cpus = g_rt.info.cpus;
+    if (cpus == 0 || cpus > 64)
+        cpus = 1;
+    *reinterpret_cast<u64*>(mask) = cpus == 64 ? ~0ull : (1ull << cpus) - 1;
     return 8;
 }
 

@@ -20,6 +20,7 @@ i64 sys_setsid();
 i64 sys_sysinfo(u64 info);
 i64 sys_times(u64 buf);
 i64 sys_getrusage(int who, u64 usage);
+i64 sys_getcpu(u64 cpu_out, u64 node_out, u64 cpu);
 i64 sys_sched_getaffinity(int pid, u64 size, u64 mask);
 // sp: the caller's stack pointer (no change while running on the stack).
 i64 sys_sigaltstack(u64 ss, u64 old, u64 sp);

@@ -20,6 +20,11 @@ inline constexpr u64 kStartInfoPaddr = 0x6000;  // StartInfo, modlist, memmap, c
 inline constexpr u64 kKernelPaddr = 0x100000;   // the kernel's LMA
 inline constexpr u64 kImageSlotPaddr = 1ull << 32; // read-only slot for the boot image
 
+// Virtual CPUs the kernel supports. The kos VMM passes the count on the
+// kernel command line (`kos.cpus=N`) and starts each further CPU when the
+// kernel asks (hypercall StartCpu); under other VMMs the kernel uses one.
+inline constexpr u32 kMaxCpus = 8;
+
 // Kernel virtual layout.
 inline constexpr u64 kDirectMapBase = 0xffff800000000000ull;
 inline constexpr u64 kKernelVirtBase = 0xffffffff80000000ull;

@@ -32,6 +32,9 @@ enum class Op : u32 {
                       // the VMM's network service answers, writing into the page
     File = 10,        // a0 = gpa of a file::FileCall page (kos/file.h) -> result of the call;
                       // the VMM's file service (volumes) answers, writing into the page
+    StartCpu = 11,    // a0 = CPU index (1 .. kos.cpus - 1), a1 = rip, a2 = rsp, a3 = cr3:
+                      // the VMM starts that vCPU in 64-bit mode there, rdi = the index;
+                      // once per CPU
 };
 
 enum class ExitKind : u64 {

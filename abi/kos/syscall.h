@@ -218,6 +218,7 @@ struct ThreadBlock {
     // before it saved the program's vector registers (no switch there): the
     // runtime yields once it has saved them.
     u64 yield_requested;
+    u64 cpu;            // the CPU running the thread, set by the kernel as it loads it (getcpu)
     // The thread's blocked signals (bit sig - 1), kept by the runtime; the
     // kernel reads them to pick the thread for a process's signal (one that
     // does not block it) and to leave a blocked signal pending whatever
@@ -233,7 +234,7 @@ struct ThreadBlock {
     u64 wait_end_tsc;
     u64 waited; // the runtime's own: it told the kernel of a wait in this call
 };
-static_assert(sizeof(ThreadBlock) == 39 * 8);
+static_assert(sizeof(ThreadBlock) == 40 * 8);
 inline constexpr u64 kAsyncSignals = 1;
 // The timer tick interrupted the thread in application code: the runtime
 // saves the program's vector registers, yields, and runs pending signals.
@@ -266,6 +267,7 @@ struct RuntimeStartInfo {
     u64 tsc_khz;
     u64 realtime_at_tsc0_ns;
     u8 random_seed[32];
+    u64 cpus;           // CPUs the kernel runs threads on (sched_getaffinity)
     // XCR0 components the runtime saves with xsave64/xrstor64 (0: fxsave64
     // and fxrstor64 only), and the size of that save area.
     u64 xsave_mask;

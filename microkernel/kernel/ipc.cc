@@ -141,9 +141,8 @@ i64 ipc_call(Thread* self, u64 handle, u64 req, u64 req_size, u64 reply, u64 rep
     const auto* h = static_cast<const ipc::MessageHeader*>(msg_of(self));
     if (h->payload_size != req_size - sizeof(ipc::MessageHeader))
         return -err::kInval;
-    Verdict v = check_request(*t, *ch, *h);
-    if (v.allow && self->grant_size)
-        v = check_grant(*h, self->grant_size, self->grant_write);
+    // The grant (if any) is part of the question: its declaration, then the policy.
+    Verdict v = check_request(*t, *ch, *h, self->grant_size, self->grant_write);
     if (!v.allow) {
         audit_denied("request", *t, ch->server, ch, h, v);
         return -err::kAccess;

@@ -182,6 +182,7 @@ const char* start_linux_task(Task* task) {
         si->realtime_at_tsc0_ns = c.realtime_at_tsc0_ns;
     }
     memcpy(si->random_seed, bh->random_seed, sizeof si->random_seed);
+    si->cpus = g_cpu_count;
     si->xsave_mask = runtime_xsave_mask();
     si->xsave_size = runtime_xsave_size();
 

@@ -13,6 +13,7 @@
 #include "file.h"
 #include "rootfs_access.h"
 #include "loader.h"
+#include "smp.h"
 #include "task.h"
 
 extern "C" char kernel_start[];
@@ -41,6 +42,23 @@ bool cmdline_has(const char* cmdline, const char* word) {
             return true;
     }
     return false;
+}
+
+// The value of `word=N` on the command line (0 when absent or malformed).
+u64 cmdline_number(const char* cmdline, const char* word) {
+    if (!cmdline)
+        return 0;
+    size_t n = strlen(word);
+    for (const char* p = cmdline; *p; ++p) {
+        if ((p != cmdline && p[-1] != ' ') || strncmp(p, word, n) != 0 || p[n] != '=')
+            continue;
+        u64 v = 0;
+        const char* d = p + n + 1;
+        for (; *d >= '0' && *d <= '9' && v < 1000; ++d)
+            v = v * 10 + static_cast<u64>(*d - '0');
+        return (*d == 0 || *d == ' ') ? v : 0;
+    }
+    return 0;
 }
 
 u64 alloc_table() {
@@ -120,9 +138,12 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
     // Tests: leave Linux threads' vector state to their runtime alone, as
     // on nested KVM where the kernel's switch does nothing (QEMU runs).
     bool ring3_fpu_only = cmdline_has(cmdline, "kos.ring3_fpu");
+    u64 cpus = kos_vmm ? cmdline_number(cmdline, "kos.cpus") : 1; // before the boot tables go
     platform::init(kos_vmm);
+    // Other CPUs wait for the lock until this one enters ring 3.
+    kernel_lock();
     arch::CpuFeatures features =
-        arch::cpu_init(reinterpret_cast<u64>(boot_stack_top));
+        arch::cpu_init(0, reinterpret_cast<u64>(boot_stack_top));
     pg::set_nx(features.nx);
 
     if (si->version < 1 || si->memmap_entries == 0 || si->memmap_paddr >= kGiB)
@@ -179,6 +200,9 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
         panic("kos kernel: %s\n", error);
     if (const char* error = rootfs_access_init())
         panic("kos kernel: %s\n", error);
+    // The other CPUs wait for the lock (this CPU holds it) until the
+    // first thread runs; the programs' start info says how many there are.
+    smp_start(cpus ? static_cast<abi::u32>(cpus) : 1, kernel_pml4);
     if (const char* error = start_tasks(kernel_pml4))
         panic("kos kernel: %s\n", error);
 
@@ -186,6 +210,7 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
     static arch::TrapFrame frame;
     schedule(&frame, false);
     stats_user();
+    kernel_unlock();
     enter_user(&frame);
 }
 

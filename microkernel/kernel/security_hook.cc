@@ -97,35 +97,44 @@ Verdict check_execute(const Task& subject, const Task& target, const char* progr
 namespace {
 
 Verdict check_message(sec::Kind kind, const Task& src, const Task& dst, const Channel& ch,
-                      const abi::ipc::MessageHeader& h) {
+                      const abi::ipc::MessageHeader& h, u64 grant_size, bool grant_write) {
     if (h.interface_id != ch.interface_id)
         return {false, true, "channel-interface", 0};
     if (!g_engine.loaded())
         return {false, true, "no-policy", 0};
+    grant_write = grant_write && grant_size != 0; // an empty grant lends nothing to write
+    if (grant_size) {
+        // The IDL's declaration bounds what the policy may allow.
+        Verdict g = check_grant(h, grant_size, grant_write);
+        if (!g.allow)
+            return g;
+    }
     const u8* payload = reinterpret_cast<const u8*>(&h + 1);
     u64 now = now_ns();
-    sec::Verdict v =
-        g_engine.decide_message(kind, src.policy_label, dst.policy_label, h, payload, h.payload_size, now);
+    sec::Verdict v = g_engine.decide_message(kind, src.policy_label, dst.policy_label, h, payload,
+                                             h.payload_size, now, grant_size, grant_write);
     Verdict out{v.allow, v.audit, nullptr, v.rule};
     if (v.audit && g_engine.make_message_audit_record(kind, src.policy_label, dst.policy_label, h, payload,
-                                                      h.payload_size, now, v, g_audit_record))
+                                                      h.payload_size, now, v, g_audit_record, grant_size,
+                                                      grant_write))
         report(kind == sec::Kind::Request ? "request" : "response", src, &dst, out);
     return out;
 }
 
 } // namespace
 
-Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::MessageHeader& h) {
+Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::MessageHeader& h, u64 grant_size,
+                      bool grant_write) {
     if (&src != ch.client)
         return {false, true, "channel-endpoints", 0};
-    return check_message(sec::Kind::Request, src, *ch.server, ch, h);
+    return check_message(sec::Kind::Request, src, *ch.server, ch, h, grant_size, grant_write);
 }
 
 Verdict check_response(const Task& server, const Task& client, const Channel& ch,
                        const abi::ipc::MessageHeader& h) {
     if (&server != ch.server)
         return {false, true, "channel-endpoints", 0};
-    return check_message(sec::Kind::Response, server, client, ch, h);
+    return check_message(sec::Kind::Response, server, client, ch, h, 0, false);
 }
 
 Verdict check_grant(const abi::ipc::MessageHeader& h, u64 size, bool write) {

@@ -38,7 +38,12 @@ const char* security_bind(Task& t);
 // May `subject` start `program` as `target`? (Processes of the init
 // description are checked as execute L -> L.)
 Verdict check_execute(const Task& subject, const Task& target, const char* program);
-Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::MessageHeader& h);
+// A request with the memory its caller lends (ipc_call_grant; size 0:
+// none): the grant must be one the method declares (check_grant), then the
+// engine judges the request with the grant's size and writability (the
+// policy's `grant.size` and `grant.write` conditions).
+Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::MessageHeader& h,
+                      abi::u64 grant_size, bool grant_write);
 Verdict check_response(const Task& server, const Task& client, const Channel& ch,
                        const abi::ipc::MessageHeader& h);
 

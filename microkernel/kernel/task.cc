@@ -15,10 +15,6 @@
 
 namespace kos {
 
-Thread* g_current = nullptr;
-abi::u64 g_loaded_fs = ~0ull; // FS/GS bases in the MSRs now (~0: unknown)
-abi::u64 g_loaded_gs = ~0ull;
-
 namespace {
 
 using abi::i64;
@@ -103,14 +99,10 @@ void fpu_init(bool xsave, u64 xcr0, bool ring3_only) {
     g_no_fpu_switch = ring3_only;
     // The runtimes save user vector state in ring 3 into the thread block's
     // page (kFpuAreaMax bytes): with more than x87/SSE enabled they use
-    // xsave64. AVX-512's state does not fit there: without it then.
+    // xsave64 (cpu_init enables no more than AVX: AVX-512's state would not
+    // fit there).
     if (xsave && (xcr0 & ~3ull)) {
         u64 size = arch::cpuid(0xd, 0).ebx; // for the components XCR0 enables now
-        if (size > sys::kFpuAreaMax && (xcr0 & 0xe0)) {
-            xcr0 &= 7;
-            asm volatile("xsetbv" : : "c"(0), "a"(u32(xcr0)), "d"(u32(xcr0 >> 32)));
-            size = arch::cpuid(0xd, 0).ebx;
-        }
         if (size <= sys::kFpuAreaMax && size >= 576) {
             g_runtime_xsave_mask = xcr0;
             g_runtime_xsave_size = size;
@@ -148,13 +140,25 @@ Task* task_at(abi::u32 index) { return index < g_task_count ? &g_tasks[index] : 
 
 void task_release(Task* t);
 
+// Whether a CPU still runs one of `t`'s threads or has its address space
+// loaded (a task ended by another CPU runs until that CPU enters the
+// kernel).
+bool task_in_use(const Task& t) {
+    if (t.as.loaded_on())
+        return true;
+    for (u32 i = 0; i < g_cpu_count; ++i)
+        if (g_cpus[i].current && g_cpus[i].current->task == &t)
+            return true;
+    return false;
+}
+
 Task* alloc_task() {
     // A slot whose task ended and was reaped (and released) is reused; one
     // reaped without a wait (see task_exit) is released first, unless its
     // address space is the one loaded.
     for (u32 i = 0; i < g_task_count; ++i) {
         Task& t = g_tasks[i];
-        if (t.dead && t.reaped && !t.released && (!g_current || g_current->task != &t))
+        if (t.dead && t.reaped && !t.released && !task_in_use(t))
             task_release(&t);
         if (t.released) {
             g_tasks[i] = Task{};
@@ -208,7 +212,7 @@ Thread* alloc_thread(Task* task) {
     return nullptr;
 }
 
-bool other_threads_runnable() { return g_run_head != nullptr; }
+bool other_threads_runnable() { return g_run_head != nullptr || other_cpus_busy(); }
 
 namespace {
 
@@ -247,60 +251,116 @@ void make_runnable(Thread* t) {
         return;
     }
     t->state = ThreadState::Runnable;
+    if (t->on_cpu >= 0)
+        return; // still running on a CPU (stopped and continued before it noticed)
     t->next = nullptr;
     if (g_run_tail)
         g_run_tail->next = t;
     else
         g_run_head = t;
     g_run_tail = t;
+    wake_idle_cpu();
 }
 
+namespace {
+
+// Loads `task`'s address space on this CPU (nullptr: the kernel's tables).
+void load_address_space(PerCpu& cpu, Task* task) {
+    if (cpu.loaded == task)
+        return;
+    if (cpu.loaded)
+        cpu.loaded->as.set_loaded_on(cpu.index, false);
+    arch::write_cr3(task ? task->as.pml4() : kernel_page_tables());
+    if (task)
+        task->as.set_loaded_on(cpu.index, true);
+    cpu.loaded = task;
+}
+
+// Nothing to run here: the CPU waits until a thread is runnable. When no
+// other CPU runs anything either, nothing ever will: every thread waits
+// for another.
+Thread* idle(PerCpu& cpu) {
+    load_address_space(cpu, nullptr); // its task may end and free it meanwhile
+    for (;;) {
+        if (Thread* next = pop_runnable())
+            return next;
+        if (!other_cpus_busy())
+            platform::panic_stop("kos: every task is blocked (each waits for another): the "
+                                 "program deadlocked\n",
+                                 71);
+        wait_for_interrupt(cpu); // alarms: the busy CPUs' ticks fire them
+    }
+}
+
+} // namespace
+
 void load_thread(Thread* t, arch::TrapFrame* f) {
-    Task* task = t->task;
-    // CPU time: the thread switched out is charged up to now.
-    u64 now = arch::rdtsc();
-    if (g_current)
-        charge(g_current, now, true);
-    t->run_start = now;
-    if (!g_current || g_current->task != task)
-        arch::write_cr3(task->as.pml4());
+    PerCpu& cpu = this_cpu();
+    load_address_space(cpu, t->task);
+    t->run_start = arch::rdtsc(); // CPU time counts from here (charge at its switch-out)
     *f = t->frame;
     // FS and GS bases change only through the kernel (user-mode
     // wrfsbase/wrgsbase are off), so the loaded values are known and an
     // MSR is written only when it differs: MSR accesses trap to the
     // hypervisor.
-    if (t->fs_base != g_loaded_fs) {
+    if (t->fs_base != cpu.loaded_fs) {
         arch::wrmsr(arch::kMsrFsBase, t->fs_base);
-        g_loaded_fs = t->fs_base;
+        cpu.loaded_fs = t->fs_base;
     }
-    if (t->gs_base != g_loaded_gs) {
+    if (t->gs_base != cpu.loaded_gs) {
         arch::wrmsr(arch::kMsrGsBase, t->gs_base);
-        g_loaded_gs = t->gs_base;
+        cpu.loaded_gs = t->gs_base;
     }
-    g_current = t;
+    t->on_cpu = static_cast<int>(cpu.index);
+    cpu.current = t;
+    if (t->thread_block_pa) // getcpu
+        static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t->thread_block_pa))->cpu = cpu.index;
 }
 
 void schedule(arch::TrapFrame* f, bool save) {
-    Thread* cur = g_current;
+    PerCpu& cpu = this_cpu();
+    Thread* cur = cpu.current;
     Thread* next = pop_runnable();
-    if (!next) {
-        if (cur && cur->state == ThreadState::Runnable)
-            return;
-        platform::panic_stop("kos: every task is blocked (each waits for another): the "
-                             "program deadlocked\n",
-                             71);
-    }
+    if (!next && cur && cur->state == ThreadState::Runnable)
+        return;
     u64 save_pa = 0;
-    if (cur && save) {
-        cur->frame = *f;
-        save_pa = cur->fpu_pa;
-        cur->fs_base = arch::rdmsr(arch::kMsrFsBase);
-        cur->gs_base = arch::rdmsr(arch::kMsrGsBase);
-        if (cur->state == ThreadState::Runnable)
+    if (cur) {
+        if (save) {
+            cur->frame = *f;
+            save_pa = cur->fpu_pa;
+            cur->fs_base = arch::rdmsr(arch::kMsrFsBase);
+            cur->gs_base = arch::rdmsr(arch::kMsrGsBase);
+        }
+        charge(cur, arch::rdtsc(), true); // CPU time, up to its switch-out
+        cur->on_cpu = -1;
+        cpu.current = nullptr;
+        if (save && cur->state == ThreadState::Runnable)
             make_runnable(cur);
+    }
+    if (!next) {
+        fpu_switch(save_pa, 0);
+        save_pa = 0;
+        next = idle(cpu);
     }
     fpu_switch(save_pa, next->fpu_pa);
     load_thread(next, f);
+}
+
+bool switched_out_by_others(arch::TrapFrame* f, bool syscall) {
+    Thread* self = current_thread();
+    if (self->state == ThreadState::Runnable)
+        return false;
+    if (self->state == ThreadState::Stopped && syscall) {
+        // Its task was stopped: it executes this `syscall` again once
+        // continued (the frame is the user's, see trap.cc).
+        f->rip = f->rcx - 2;
+        f->rflags = (f->r11 & 0xcd5) | 0x202;
+        f->cs = arch::kUserCs;
+        f->ss = arch::kUserDs;
+    }
+    // Stopped: saved, to run on at SIGCONT; ended: dropped.
+    schedule(f, self->state == ThreadState::Stopped);
+    return true;
 }
 
 namespace {
@@ -335,8 +395,10 @@ void stop_task(Task* t, u64 sig) {
     t->continue_unreported = false;
     for (Thread& th : g_threads)
         if (th.task == t && th.state == ThreadState::Runnable) {
-            if (&th != g_current)
+            if (th.on_cpu < 0)
                 unqueue(&th);
+            else
+                kick_cpu(static_cast<u32>(th.on_cpu)); // it stops at its next entry
             th.state = ThreadState::Stopped;
         }
     wake_parent_waiters(t);
@@ -366,7 +428,9 @@ void task_exit(Task* task, u32 wait_status) {
     task->wait_status = wait_status;
     for (Thread& t : g_threads)
         if (t.task == task && t.state != ThreadState::Free) {
-            if (t.state == ThreadState::Runnable && &t != g_current)
+            if (t.on_cpu >= 0)
+                kick_cpu(static_cast<u32>(t.on_cpu)); // it is switched out at its next entry
+            else if (t.state == ThreadState::Runnable)
                 unqueue(&t);
             t.state = ThreadState::Dead;
         }
@@ -473,6 +537,8 @@ void post_signal(Thread* th, u64 sig, int timer) {
         th->task->timers[timer].posted_tid = th->tid;
     }
     __atomic_or_fetch(&tb->pending_signals, bit, __ATOMIC_RELAXED);
+    if (th->on_cpu >= 0 && !(mask_of(th) & bit))
+        kick_cpu(static_cast<u32>(th->on_cpu)); // its handler runs at once, not at a tick
     if (th->state == ThreadState::BlockedFutex && !(mask_of(th) & bit)) {
         th->frame.rax = static_cast<u64>(-4); // EINTR
         make_runnable(th);
@@ -541,7 +607,7 @@ u64 ns_of_cycles(u64 c) {
 
 // CPU cycles of a thread, and of a task's threads (the running one's
 // current slice included).
-u64 thread_cycles(Thread* t, u64 now) { return t->cpu_cycles + (t == g_current ? charge(t, now, false) : 0); }
+u64 thread_cycles(Thread* t, u64 now) { return t->cpu_cycles + (t->on_cpu >= 0 ? charge(t, now, false) : 0); }
 
 u64 task_cycles(Task* task, u64 now) {
     u64 sum = 0;
@@ -936,7 +1002,10 @@ i64 process_wait(Thread* self, i64 pid, u64 status_va, bool nohang, bool reap, b
         c.reaped = true;
         me->children_cycles += task_cycles(&c, arch::rdtsc()) + c.children_cycles;
         i64 reaped_pid = static_cast<i64>(pid_of(&c));
-        task_release(&c);
+        // A child killed while running on another CPU runs until that CPU
+        // enters the kernel: then its slot is released (alloc_task).
+        if (!task_in_use(c))
+            task_release(&c);
         return reaped_pid;
     }
     if (!any_child)

@@ -1,16 +1,17 @@
 // Tasks (an address space, a handle table and a label) and their threads,
-// and the scheduler that runs them on the one kernel stack of the CPU.
+// and the scheduler that runs them on the CPUs (one run queue; see smp.h).
 //
 // Threads never block inside the kernel: a thread that must wait (for a
 // message, for a reply) has its user state saved in its Thread and the
 // trap returns into another thread. Switching is done by replacing the
-// trap frame on the kernel stack (see switch_to in task.cc).
+// trap frame on the CPU's kernel stack (see schedule in task.cc).
 #pragma once
 
 #include "../arch/x86_64/cpu.h"
 #include "handle_table.h"
 #include "kos/rootfs_access.h"
 #include "kos/syscall.h"
+#include "smp.h"
 #include "vm.h"
 
 namespace kos {
@@ -42,6 +43,7 @@ struct Thread {
     abi::u64 futex_addr = 0;   // BlockedFutex: the user address waited on
     void* pipe = nullptr;      // BlockedPipe: the pipe waited on
     Thread* next = nullptr;    // run queue or channel send queue
+    int on_cpu = -1;           // the CPU running it now (-1: none)
 
     // Linux personality: the runtime's per-thread block and stack.
     abi::u64 thread_block_va = 0;
@@ -134,8 +136,8 @@ inline constexpr abi::u32 kMaxTasks = 64;
 // another thread, and the waker sets the caller's result.
 inline constexpr abi::i64 kBlocked = 1ll << 62;
 
-extern Thread* g_current;
-extern abi::u64 g_loaded_fs; // what the FS base MSR holds (set_fs_base keeps it current)
+// The thread this CPU runs.
+inline Thread* current_thread() { return this_cpu().current; }
 
 Task* task_at(abi::u32 index);
 Task* alloc_task();
@@ -143,13 +145,19 @@ Thread* alloc_thread(Task* task);
 
 // Scheduler.
 void make_runnable(Thread* t);
-// Whether a thread other than the running one waits for the CPU.
+// Whether a thread other than the running one waits for a CPU or runs on
+// another.
 bool other_threads_runnable();
 // Saves the running thread into its Thread (if `save`), picks the next
 // runnable thread and loads it into `f`; a running thread that is still
 // runnable goes to the back of the queue (the caller must not queue it).
-// Stops the run with a clear error when nothing can run.
+// With nothing to run, the CPU waits (idle) until a thread is runnable;
+// stops the run with a clear error when no CPU runs anything either.
 void schedule(arch::TrapFrame* f, bool save);
+// At an entry from ring 3: whether another CPU stopped or ended the
+// running thread meanwhile (then it was switched out, and `f` holds the
+// next thread).
+bool switched_out_by_others(arch::TrapFrame* f, bool syscall);
 // Loads `t` as the running thread (first entry to user mode).
 void load_thread(Thread* t, arch::TrapFrame* f);
 

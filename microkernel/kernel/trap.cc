@@ -145,13 +145,14 @@ bool leave_fpu_window(Thread& t, TrapFrame* f) {
 // its end ends the run; another task's end fails its peers (EPIPE).
 void kill_current(TrapFrame* f, u64 fault_addr) {
     int sig = signal_for(f->vector);
-    Task* task = g_current->task;
+    Thread* self = current_thread();
+    Task* task = self->task;
     // A fault in application code of a process with a handler for its
     // signal: the handler runs (the runtime ends the process instead if the
     // signal is blocked, as Linux does).
-    if (in_application(*g_current, f) && (task->sig_caught & (1ull << (sig - 1))) &&
+    if (in_application(*self, f) && (task->sig_caught & (1ull << (sig - 1))) &&
         !(f->vector == arch::kVecPageFault && task->as.last_fault_out_of_memory())) {
-        enter_runtime_async(*g_current, f, sys::kAsyncFault | static_cast<u64>(sig), fault_addr);
+        enter_runtime_async(*self, f, sys::kAsyncFault | static_cast<u64>(sig), fault_addr);
         return;
     }
     const char* who = task->index == 0 ? "program" : task->name;
@@ -252,7 +253,7 @@ i64 native_call(Thread* self, TrapFrame* f) {
             return -err::kPerm;
         arch::wrmsr(arch::kMsrFsBase, a0);
         self->fs_base = a0;
-        g_loaded_fs = a0;
+        this_cpu().loaded_fs = a0;
         return 0;
     case sys::Sys::vm_map_image: {
         // a2: offset inside the rootfs image; only whole pages of it.
@@ -267,6 +268,7 @@ i64 native_call(Thread* self, TrapFrame* f) {
     }
     case sys::Sys::ipc_call:
         self->grant_size = 0;
+        self->grant_write = false;
         return ipc_call(self, a0, a1, a2, a3, a4);
     case sys::Sys::ipc_call_grant:
         return ipc_call_grant(self, a0, a1, a2, a3, a4, f->r9);
@@ -435,30 +437,45 @@ extern "C" char probe_fxrstor_fail[];
 extern "C" char safe_wrmsr_insn[];
 extern "C" char safe_wrmsr_fail[];
 
-extern "C" void trap_dispatch(TrapFrame* f) {
-    bool from_user = (f->cs & 3) == 3;
-    if (!from_user) [[unlikely]] {
-        if (f->vector == 6 && f->rip == reinterpret_cast<u64>(probe_fxrstor_insn)) {
-            f->rip = reinterpret_cast<u64>(probe_fxrstor_fail);
-            return;
-        }
-        if (f->vector == 13 && f->rip == reinterpret_cast<u64>(safe_wrmsr_insn)) {
-            f->rip = reinterpret_cast<u64>(safe_wrmsr_fail);
-            return;
-        }
-        if (f->vector == arch::kVecSpurious)
-            return;
-        kernel_fault(f);
-    }
-    Thread* self = g_current;
+namespace {
+
+// Signals posted for a thread that computes without system calls: its
+// runtime runs their handlers now.
+void enter_runtime_for_signals(Thread& t, TrapFrame* f) {
+    if (!in_application(t, f))
+        return;
+    auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
+    if (__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) && !tb->async_entry)
+        enter_runtime_async(t, f, sys::kAsyncSignals, 0);
+}
+
+// A trap from ring 3, with the kernel lock held.
+void user_trap(TrapFrame* f) {
+    Thread* self = current_thread();
     if (!self || !self->task) [[unlikely]]
         panic("kos kernel: trap %lu from user mode with no current thread (rip %#lx)\n", f->vector, f->rip);
+    if (f->vector == arch::kVecTimer) {
+        ++g_counters.timer_ticks;
+        arch::apic_eoi(); // and the next tick armed
+        fire_alarms();
+    } else if (f->vector == arch::kVecReschedule) {
+        arch::apic_eoi_only();
+    }
+    bool syscall = f->vector == arch::kVecSyscall ||
+                   (f->vector == arch::kVecPageFault && f->rip == arch::syscall_entry_address());
+    if (switched_out_by_others(f, syscall)) [[unlikely]] {
+        enter_runtime_for_signals(*current_thread(), f);
+        return;
+    }
     Task& p = *self->task;
+    if (f->vector == arch::kVecReschedule) {
+        // Another CPU posted a signal for this thread (or stopped or ended
+        // it: handled above).
+        enter_runtime_for_signals(*self, f);
+        return;
+    }
     if (f->vector == arch::kVecTimer) {
         // Preemption: the running thread goes to the back of the queue.
-        ++g_counters.timer_ticks;
-        arch::apic_eoi();
-        fire_alarms();
         // A Linux thread in its program's code is preempted through its
         // runtime, which saves the program's vector registers in ring 3
         // first (ring-0 FPU switching does not work on every hypervisor)
@@ -475,14 +492,7 @@ extern "C" void trap_dispatch(TrapFrame* f) {
         if (in_fpu_window(*self, f) && !leave_fpu_window(*self, f))
             return;
         schedule(f, true);
-        // Handled signals reach a thread that computes without system
-        // calls: its runtime runs them now.
-        Thread& t = *g_current;
-        if (in_application(t, f)) {
-            auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
-            if (__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) && !tb->async_entry)
-                enter_runtime_async(t, f, sys::kAsyncSignals, 0);
-        }
+        enter_runtime_for_signals(*current_thread(), f);
         return;
     }
     if (f->vector == arch::kVecSpurious)
@@ -526,6 +536,47 @@ extern "C" void trap_dispatch(TrapFrame* f) {
         }
     }
     kill_current(f, 0);
+}
+
+} // namespace
+
+extern "C" void trap_dispatch(TrapFrame* f) {
+    if (f->vector == arch::kVecTlbFlush) {
+        tlb_flush_ipi(); // from ring 3, or while waiting for the lock or idle: no lock
+        return;
+    }
+    if ((f->cs & 3) != 3) [[unlikely]] {
+        if (f->vector == 6 && f->rip == reinterpret_cast<u64>(probe_fxrstor_insn)) {
+            f->rip = reinterpret_cast<u64>(probe_fxrstor_fail);
+            return;
+        }
+        if (f->vector == 13 && f->rip == reinterpret_cast<u64>(safe_wrmsr_insn)) {
+            f->rip = reinterpret_cast<u64>(safe_wrmsr_fail);
+            return;
+        }
+        // Interrupts reach ring 0 only in the idle loop and while waiting
+        // for the kernel lock: the CPU looks at the run queue next anyway.
+        // An idle CPU's timer stays off until it runs a thread again.
+        if (f->vector == arch::kVecTimer) {
+            if (this_cpu().idle)
+                arch::apic_eoi_only();
+            else
+                arch::apic_eoi();
+            return;
+        }
+        if (f->vector == arch::kVecReschedule) {
+            arch::apic_eoi_only();
+            return;
+        }
+        if (f->vector == arch::kVecSpurious)
+            return;
+        kernel_fault(f);
+    }
+    if (f->vector == arch::kVecSpurious)
+        return;
+    kernel_lock();
+    user_trap(f);
+    kernel_unlock();
 }
 
 } // namespace kos

@@ -195,9 +195,26 @@ void AddressSpace::clear_ptes(u64 start, u64 end, bool free_frames, bool flush_e
                 pmm::release_user_frame(*pte & pg::kAddrMask);
             *pte = 0;
             if (flush_each)
-                arch::flush_tlb_page(p);
+                flush_page(p);
             --m_pages;
         }
+    }
+}
+
+void AddressSpace::flush_page(u64 va) const {
+    arch::flush_tlb_page(va);
+    m_stale_cpus |= m_cpus & ~arch::tlb_this_cpu_bit();
+}
+
+void AddressSpace::flush_all() const {
+    arch::flush_tlb_all();
+    m_stale_cpus |= m_cpus & ~arch::tlb_this_cpu_bit();
+}
+
+void AddressSpace::sync_tlbs() const {
+    if (m_stale_cpus) {
+        arch::tlb_shootdown(m_stale_cpus);
+        m_stale_cpus = 0;
     }
 }
 
@@ -245,7 +262,8 @@ i64 AddressSpace::unmap(u64 addr, u64 len) {
         }
     }
     if (!flush_each)
-        arch::flush_tlb_all();
+        flush_all();
+    sync_tlbs();
     return 0;
 }
 
@@ -329,8 +347,10 @@ bool AddressSpace::clone_from(const AddressSpace& src) {
             }
         }
     }
-    if (shared_any)
-        arch::flush_tlb_all(); // the source is the current address space
+    if (shared_any) {
+        src.flush_all(); // its pages became read-only
+        src.sync_tlbs();
+    }
     return true;
 }
 
@@ -358,7 +378,8 @@ void AddressSpace::unmap_unpinned() {
         *link = v->next;
         g_vmas.free(v);
     }
-    arch::flush_tlb_all();
+    flush_all();
+    sync_tlbs();
 }
 
 void AddressSpace::apply_prot(u64 start, u64 end, u32 prot) {
@@ -380,7 +401,7 @@ void AddressSpace::apply_prot(u64 start, u64 end, u32 prot) {
         } else {
             *pte = (*pte & pg::kAddrMask) | pte_bits(prot);
         }
-        arch::flush_tlb_page(p);
+        flush_page(p);
     }
 }
 
@@ -415,6 +436,7 @@ i64 AddressSpace::protect(u64 addr, u64 len, u32 prot) {
             apply_prot(v->start, v->end, prot);
         }
     }
+    sync_tlbs();
     return 0;
 }
 
@@ -433,7 +455,8 @@ bool AddressSpace::break_cow(u64* pte, u64 page) {
         frame = copy;
     }
     *pte = frame | ((*pte & ~pg::kAddrMask & ~kCow) | pg::kWrite);
-    arch::flush_tlb_page(page);
+    flush_page(page);
+    sync_tlbs(); // before the other holder can write to the old frame
     return true;
 }
 
@@ -453,7 +476,7 @@ bool AddressSpace::handle_fault(u64 addr, bool write, bool exec) {
         // Present: only a stale TLB entry after a permission upgrade can
         // fault here legitimately; the VMA allows the access.
         if ((*pte & pg::kUser) && (!write || (*pte & pg::kWrite))) {
-            arch::flush_tlb_page(page);
+            arch::flush_tlb_page(page); // an upgrade: other CPUs fault and flush themselves
             return true;
         }
         return false;

@@ -73,7 +73,23 @@ public:
 
     u64 mapped_pages() const { return m_pages; }
 
+    // The CPUs whose CR3 holds this address space (bit n: CPU n). Changes
+    // that take rights away (unmap, protect, copy-on-write) flush their
+    // TLBs before the operation returns.
+    void set_loaded_on(u32 cpu, bool loaded) {
+        if (loaded)
+            m_cpus |= 1ull << cpu;
+        else
+            m_cpus &= ~(1ull << cpu);
+    }
+    u64 loaded_on() const { return m_cpus; }
+
 private:
+    // A TLB entry of `va` (or all) is stale: flushed here at once, on the
+    // other CPUs that have this address space loaded by sync_tlbs().
+    void flush_page(u64 va) const;
+    void flush_all() const;
+    void sync_tlbs() const;
     Vma* find(u64 addr) const;
     bool overlaps(u64 start, u64 end, bool* pinned) const;
     u64 find_free(u64 len) const;
@@ -90,6 +106,8 @@ private:
     Vma* m_head = nullptr;
     u64 m_pages = 0;
     bool m_fault_oom = false;
+    u64 m_cpus = 0;
+    mutable u64 m_stale_cpus = 0; // other CPUs with stale entries, until sync_tlbs()
 };
 
 

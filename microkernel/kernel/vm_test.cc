@@ -17,6 +17,9 @@ namespace kos::arch {
 std::set<abi::u64> g_flushed;
 void flush_tlb_page(abi::u64 va) { g_flushed.insert(va); }
 void flush_tlb_all() {}
+abi::u64 tlb_this_cpu_bit() { return 1; }
+abi::u64 g_shootdowns = 0;
+void tlb_shootdown(abi::u64 mask) { g_shootdowns |= mask; }
 } // namespace kos::arch
 
 namespace kos::platform {

@@ -22,6 +22,14 @@ u64 rotl(u64 x, int r) { return (x << r) | (x >> (64 - r)); }
 
 u64 align8(u64 x) { return (x + 7) & ~u64{7}; }
 
+// A grant only comes with a request, within the ABI's bound; a writable
+// grant has a size.
+bool grant_valid(const Request& r) {
+    if (r.grant_size == 0)
+        return !r.grant_write;
+    return r.kind == Kind::Request && r.grant_size <= kMaxGrantSize;
+}
+
 bool bytes_equal(const char* a, u32 an, const char* b, u32 bn) {
     if (an != bn)
         return false;
@@ -135,7 +143,8 @@ LoadError Engine::load(const u8* blob, u64 size, void* state, u64 state_size) {
         return LoadError::TooSmall;
     if (h->magic != kPolicyMagic)
         return LoadError::BadMagic;
-    if (h->version != kPolicyVersion || h->header_size != sizeof(PolicyHeader))
+    if ((h->version != kPolicyVersion && h->version != kPolicyVersionNoGrants) ||
+        h->header_size != sizeof(PolicyHeader))
         return LoadError::BadVersion;
     if (h->total_size > size || h->total_size < sizeof(PolicyHeader))
         return LoadError::TooSmall;
@@ -341,9 +350,20 @@ bool Engine::condition_holds(const Condition& c, const Request& r, u32 field_fir
                              u32 field_count) const {
     // Callers set broken_ semantics by treating an unreadable condition as
     // holding for denies and failing for allows; see evaluate().
-    if (c.field >= field_count || c.field >= r.field_count)
-        return false;
-    const FieldValue& v = r.fields[c.field];
+    FieldValue grant{};
+    const FieldValue* vp = nullptr;
+    if (c.field == kFieldGrantSize || c.field == kFieldGrantWrite) {
+        // Not a payload field: the memory lent with the request.
+        if (r.kind != Kind::Request)
+            return false;
+        grant.integer = c.field == kFieldGrantSize ? r.grant_size : (r.grant_write ? 1 : 0);
+        vp = &grant;
+    } else {
+        if (c.field >= field_count || c.field >= r.field_count)
+            return false;
+        vp = &r.fields[c.field];
+    }
+    const FieldValue& v = *vp;
     bool result = false;
     auto ints = [&](u32 i) -> const u64* { return table<u64>(Section::Ints, i); };
     auto less = [&](u64 x, u64 y) {
@@ -504,6 +524,8 @@ Verdict Engine::evaluate(const Request& r, bool* cacheable) {
     u32 kind = static_cast<u32>(r.kind);
     if (kind == 0 || kind >= kKindCount || !label(r.source) || !label(r.target))
         return deny_unknown;
+    if (!grant_valid(r))
+        return malformed;
 
     // The fields this key's conditions read, and their validity.
     u32 field_first = 0, field_count = 0;
@@ -727,6 +749,12 @@ Verdict Engine::decide(const Request& r) {
     u32 kind = static_cast<u32>(r.kind);
     if (kind == 0 || kind >= kKindCount)
         return Verdict{false, true, false, kRuleUnknown};
+    // Checked before the cache too: a cached verdict is never given to a
+    // request with an impossible grant.
+    if (!grant_valid(r))
+        return Verdict{false, true, false, kRuleMalformed};
+    // A key is cacheable only when no rule of it has conditions (grant
+    // conditions included), so a cached verdict holds for any grant.
     u64 k0 = static_cast<u64>(r.source) << 32 | r.target;
     u64 k1 = static_cast<u64>(r.a) << 32 | r.b;
     u32 tag = generation_ << 3 | kind;
@@ -849,7 +877,8 @@ u32 Engine::decode(Kind kind, const abi::ipc::MessageHeader& h, const u8* payloa
 }
 
 Verdict Engine::decide_message(Kind kind, u32 source, u32 target, const abi::ipc::MessageHeader& h,
-                               const u8* payload, u32 payload_size, u64 now_ns) {
+                               const u8* payload, u32 payload_size, u64 now_ns, u64 grant_size,
+                               bool grant_write) {
     if (!header_)
         return Verdict{false, true, false, kRuleDefaultDeny};
     // An error reply is a status and nothing else.
@@ -865,17 +894,21 @@ Verdict Engine::decide_message(Kind kind, u32 source, u32 target, const abi::ipc
     if (bad != kNone)
         return Verdict{false, true, false, bad};
     Request r{kind, source, target, h.interface_id, h.method_id, values, count, now_ns};
+    r.grant_size = grant_size;
+    r.grant_write = grant_write;
     return decide(r);
 }
 
 bool Engine::make_message_audit_record(Kind kind, u32 source, u32 target, const abi::ipc::MessageHeader& h,
                                        const u8* payload, u32 payload_size, u64 now_ns, const Verdict& v,
-                                       AuditRecord& out) {
+                                       AuditRecord& out, u64 grant_size, bool grant_write) {
     FieldValue values[kMaxFields];
     u32 count = 0;
     if (decode(kind, h, payload, payload_size, values, &count) != kNone)
         count = 0;
     Request r{kind, source, target, h.interface_id, h.method_id, values, count, now_ns};
+    r.grant_size = grant_size;
+    r.grant_write = grant_write;
     return make_audit_record(r, v, out);
 }
 
@@ -911,6 +944,21 @@ bool Engine::make_audit_record(const Request& r, const Verdict& v, AuditRecord& 
     if (field_count > r.field_count)
         field_count = r.field_count;
     u32 pos = 0;
+    if (r.grant_size || r.grant_write) {
+        // The grant first: it is small, and often what decided.
+        const u8 ids[2] = {kAuditFieldGrantSize, kAuditFieldGrantWrite};
+        const u8 types[2] = {static_cast<u8>(FieldType::U64), static_cast<u8>(FieldType::Bool)};
+        const u64 values[2] = {r.grant_size, r.grant_write ? 1u : 0u};
+        for (u32 g = 0; g < 2; ++g) {
+            out.data[pos] = ids[g];
+            out.data[pos + 1] = types[g];
+            out.data[pos + 2] = 8;
+            out.data[pos + 3] = 0;
+            for (u32 j = 0; j < 8; ++j)
+                out.data[pos + 4 + j] = static_cast<u8>(values[g] >> (8 * j));
+            pos += 12;
+        }
+    }
     for (u32 i = 0; i < field_count && i < 256; ++i) {
         const FieldValue& fv = r.fields[i];
         u8 type = static_cast<u8>(FieldType::String);

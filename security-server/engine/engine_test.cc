@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -632,6 +633,219 @@ TEST(Engine, ErrorRepliesCarryNoFieldsAndMatchNoFieldCondition) {
     // A successful reply without its fixed part is still malformed.
     abi::ipc::MessageHeader ok{kFiles, kOpen, 0, 0};
     EXPECT_EQ(l.engine.decide_message(Kind::Response, kVfs, kApp, ok, nullptr, 0, 0).rule, kRuleMalformed);
+}
+
+
+// --- grants -------------------------------------------------------------------
+
+// t.Blobs: put lends up to 64 KiB the server may write, get up to 8 KiB it
+// only reads, ping lends nothing.
+constexpr uint32_t kBlobs = 0x20;
+constexpr uint32_t kPut = 1, kGet = 2, kPing = 3;
+
+PolicyModel grant_model() {
+    PolicyModel m = base_model();
+    idl::Interface in;
+    in.name = "t.Blobs";
+    in.id = kBlobs;
+    idl::Field size;
+    size.name = "size";
+    size.type = idl::Type::U32;
+    size.offset = 0;
+    idl::Method put;
+    put.name = "put";
+    put.id = kPut;
+    put.request = {size};
+    put.request_fixed_size = 8;
+    put.grant = idl::Grant::Write;
+    put.grant_max = 65536;
+    idl::Method get = put;
+    get.name = "get";
+    get.id = kGet;
+    get.grant = idl::Grant::Read;
+    get.grant_max = 8192;
+    idl::Method ping = put;
+    ping.name = "ping";
+    ping.id = kPing;
+    ping.grant = idl::Grant::None;
+    ping.grant_max = 0;
+    in.methods = {put, get, ping};
+    m.idl.interfaces.push_back(in);
+    return m;
+}
+
+Verdict grant_verdict(Engine& e, uint32_t method, uint64_t grant_size, bool write, uint32_t size = 16,
+                      Kind kind = Kind::Request) {
+    uint8_t p[8]{};
+    std::memcpy(p, &size, 4);
+    abi::ipc::MessageHeader h{kBlobs, method, sizeof p, 0};
+    return e.decide_message(kind, kind == Kind::Request ? kApp : kVfs, kind == Kind::Request ? kVfs : kApp, h, p,
+                            sizeof p, 0, grant_size, write);
+}
+
+TEST(Engine, GrantConditionsJudgeSizeAndWritability) {
+    using Op = ConditionDef::Op;
+    PolicyModel m = grant_model();
+    // put: at most 64 KiB, but nothing over 16 KiB that the server may write.
+    RuleDef allow_put = rule(Effect::Allow, Kind::Request, {kApp}, {kVfs}, {{kBlobs, kPut}}, "allow put");
+    allow_put.conditions.push_back(cond(policy::kGrantSizeField, Op::Le, {65536}));
+    RuleDef deny_put = rule(Effect::Deny, Kind::Request, {kApp}, {kVfs}, {{kBlobs, kPut}}, "deny big writable put");
+    deny_put.conditions.push_back(cond(policy::kGrantSizeField, Op::InRanges, {16385, 65536}));
+    deny_put.conditions.push_back(cond(policy::kGrantWriteField, Op::Eq, {1}));
+    // get: exactly one or two pages, read-only.
+    RuleDef allow_get = rule(Effect::Allow, Kind::Request, {kApp}, {kVfs}, {{kBlobs, kGet}}, "allow get");
+    allow_get.conditions.push_back(cond(policy::kGrantSizeField, Op::InSet, {8192, 4096}));
+    allow_get.conditions.push_back(cond(policy::kGrantWriteField, Op::Ne, {1}));
+    m.rules = {allow_put, deny_put, allow_get};
+    Loaded l(m);
+    EXPECT_EQ(l.blob[8], kPolicyVersion); // uses grant conditions: version 2
+
+    Verdict v = grant_verdict(l.engine, kPut, 4096, false);
+    EXPECT_TRUE(v.allow);
+    EXPECT_EQ(v.rule, kFirstUserRule);
+    EXPECT_TRUE(grant_verdict(l.engine, kPut, 4096, true).allow);
+    EXPECT_TRUE(grant_verdict(l.engine, kPut, 32768, false).allow);
+    EXPECT_TRUE(grant_verdict(l.engine, kPut, 0, false).allow); // no grant: size 0
+    v = grant_verdict(l.engine, kPut, 32768, true);
+    EXPECT_FALSE(v.allow);
+    EXPECT_EQ(v.rule, kFirstUserRule + 1); // the explicit deny, by its id
+    EXPECT_TRUE(v.audit);
+    EXPECT_TRUE(grant_verdict(l.engine, kPut, 16384, true).allow); // one below the range
+    v = grant_verdict(l.engine, kPut, 65537, false);
+    EXPECT_FALSE(v.allow);
+    EXPECT_EQ(v.rule, kRuleDefaultDeny);
+
+    EXPECT_TRUE(grant_verdict(l.engine, kGet, 8192, false).allow);
+    EXPECT_TRUE(grant_verdict(l.engine, kGet, 4096, false).allow);
+    EXPECT_EQ(grant_verdict(l.engine, kGet, 4095, false).rule, kRuleDefaultDeny);
+    EXPECT_EQ(grant_verdict(l.engine, kGet, 0, false).rule, kRuleDefaultDeny);
+    v = grant_verdict(l.engine, kGet, 4096, true);
+    EXPECT_FALSE(v.allow);
+    EXPECT_EQ(v.rule, kRuleDefaultDeny);
+
+    // Impossible grants are malformed: with a reply, past the ABI's bound,
+    // writable without a size.
+    EXPECT_EQ(grant_verdict(l.engine, kPut, 4096, false, 16, Kind::Response).rule, kRuleMalformed);
+    EXPECT_EQ(grant_verdict(l.engine, kPut, kMaxGrantSize + 1, false).rule, kRuleMalformed);
+    EXPECT_EQ(grant_verdict(l.engine, kPut, 0, true).rule, kRuleMalformed);
+    EXPECT_EQ(grant_verdict(l.engine, kPut, kMaxGrantSize, false).rule, kRuleDefaultDeny);
+
+    // The same through decide(): a Request with the grant set.
+    FieldValue fv[1]{};
+    Request r{Kind::Request, kApp, kVfs, kBlobs, kPut, fv, 1, 0};
+    r.grant_size = 20000;
+    r.grant_write = true;
+    EXPECT_EQ(l.engine.decide(r).rule, kFirstUserRule + 1);
+    r.grant_write = false;
+    EXPECT_TRUE(l.engine.decide(r).allow);
+    EXPECT_TRUE(l.engine.decide_uncached(r).allow);
+}
+
+TEST(Engine, TheCacheNeverAnswersForAnotherGrant) {
+    using Op = ConditionDef::Op;
+    PolicyModel m = grant_model();
+    RuleDef small = rule(Effect::Allow, Kind::Request, {kApp}, {kVfs}, {{kBlobs, kPut}}, "allow small put");
+    small.conditions.push_back(cond(policy::kGrantSizeField, Op::Le, {4096}));
+    // get has no condition: a static key, cached whatever the grant.
+    RuleDef any_get = rule(Effect::Allow, Kind::Request, {kApp}, {kVfs}, {{kBlobs, kGet}}, "allow get");
+    m.rules = {small, any_get};
+    Loaded l(m);
+    for (int round = 0; round < 3; ++round) {
+        Verdict a = grant_verdict(l.engine, kPut, 4096, false);
+        Verdict b = grant_verdict(l.engine, kPut, 4097, false);
+        Verdict c = grant_verdict(l.engine, kPut, 65536, true);
+        EXPECT_TRUE(a.allow) << round;
+        EXPECT_FALSE(b.allow) << round;
+        EXPECT_FALSE(c.allow) << round;
+        EXPECT_FALSE(a.cached || b.cached || c.cached) << round;
+    }
+    EXPECT_EQ(l.engine.cache_stats().hits, 0u);
+    // A verdict that depends on no condition holds for any grant, so the
+    // cache may answer it: the grant is still checked for sense first.
+    EXPECT_TRUE(grant_verdict(l.engine, kGet, 0, false).allow);
+    Verdict cached = grant_verdict(l.engine, kGet, 8192, false);
+    EXPECT_TRUE(cached.allow);
+    EXPECT_TRUE(cached.cached);
+    Verdict impossible = grant_verdict(l.engine, kGet, kMaxGrantSize + 1, false);
+    EXPECT_FALSE(impossible.allow);
+    EXPECT_EQ(impossible.rule, kRuleMalformed);
+}
+
+TEST(Engine, GrantsAppearFirstInAuditRecords) {
+    using Op = ConditionDef::Op;
+    PolicyModel m = grant_model();
+    RuleDef small = rule(Effect::Allow, Kind::Request, {kApp}, {kVfs}, {{kBlobs, kPut}}, "allow small put");
+    small.conditions.push_back(cond(policy::kGrantSizeField, Op::Le, {4096}));
+    m.rules = {small};
+    Loaded l(m);
+    uint32_t size = 99;
+    uint8_t p[8]{};
+    std::memcpy(p, &size, 4);
+    abi::ipc::MessageHeader h{kBlobs, kPut, sizeof p, 0};
+    Verdict v = l.engine.decide_message(Kind::Request, kApp, kVfs, h, p, sizeof p, 5, 0x12345, true);
+    EXPECT_FALSE(v.allow);
+    AuditRecord rec;
+    ASSERT_TRUE(l.engine.make_message_audit_record(Kind::Request, kApp, kVfs, h, p, sizeof p, 5, v, rec, 0x12345,
+                                                   true));
+    EXPECT_EQ(rec.rule, kRuleDefaultDeny);
+    ASSERT_EQ(rec.data_size, 12u + 12u + 12u);
+    EXPECT_EQ(rec.data[0], kAuditFieldGrantSize);
+    EXPECT_EQ(rec.data[1], static_cast<uint8_t>(FieldType::U64));
+    uint64_t got = 0;
+    std::memcpy(&got, rec.data + 4, 8);
+    EXPECT_EQ(got, 0x12345u);
+    EXPECT_EQ(rec.data[12], kAuditFieldGrantWrite);
+    EXPECT_EQ(rec.data[12 + 4], 1);
+    EXPECT_EQ(rec.data[24], 0); // then the payload's field 0: size
+    EXPECT_EQ(rec.data[24 + 4], 99);
+    // Without a grant the record has the payload's fields only.
+    ASSERT_TRUE(l.engine.make_message_audit_record(Kind::Request, kApp, kVfs, h, p, sizeof p, 5, v, rec));
+    EXPECT_EQ(rec.data_size, 12u);
+    EXPECT_EQ(rec.data[0], 0);
+}
+
+TEST(Engine, OnlyPoliciesWithGrantConditionsNeedTheNewFormat) {
+    using Op = ConditionDef::Op;
+    PolicyModel m = grant_model();
+    m.rules = {rule(Effect::Allow, Kind::Request, {kApp}, {kVfs}, {{kBlobs, kPut}}, "allow put")};
+    Loaded plain_policy(m);
+    EXPECT_EQ(plain_policy.blob[8], kPolicyVersionNoGrants); // readable by engines before grants
+    m.rules[0].conditions.push_back(cond(policy::kGrantWriteField, Op::Eq, {0}));
+    Loaded with_grants(m);
+    EXPECT_EQ(with_grants.blob[8], kPolicyVersion);
+    // Another version is refused.
+    std::vector<uint8_t> bad = with_grants.blob;
+    bad[8] = 3;
+    auto* hdr = reinterpret_cast<PolicyHeader*>(bad.data());
+    hdr->checksum = checksum64(bad.data(), bad.size(), offsetof(PolicyHeader, checksum));
+    std::vector<uint64_t> state(with_grants.state.size());
+    Engine e;
+    EXPECT_EQ(e.load(bad.data(), bad.size(), state.data(), state.size() * 8), LoadError::BadVersion);
+}
+
+TEST(Engine, TheBuilderRefusesGrantConditionsWhereNoGrantIsDeclared) {
+    using Op = ConditionDef::Op;
+    PolicyModel m = grant_model();
+    RuleDef r = rule(Effect::Allow, Kind::Request, {kApp}, {kVfs}, {{kBlobs, kPut}, {kBlobs, kPing}}, "allow");
+    r.conditions.push_back(cond(policy::kGrantSizeField, Op::Le, {4096}));
+    m.rules = {r};
+    auto b = policy::build_policy(m);
+    ASSERT_FALSE(b);
+    EXPECT_NE(b.error().message.find("'grant.size' on a method that declares no grant"), std::string::npos)
+        << b.error().message;
+    r = rule(Effect::Allow, Kind::Response, {kVfs}, {kApp}, {{kBlobs, kPut}}, "allow response");
+    r.conditions.push_back(cond(policy::kGrantWriteField, Op::Eq, {0}));
+    m.rules = {r};
+    EXPECT_FALSE(policy::build_policy(m));
+    r = rule(Effect::Allow, Kind::Request, {kApp}, {kVfs}, {{kBlobs, kPut}}, "allow");
+    r.conditions.push_back(cond(policy::kGrantSizeField, Op::Le, {-1}));
+    m.rules = {r};
+    b = policy::build_policy(m);
+    ASSERT_FALSE(b);
+    EXPECT_NE(b.error().message.find("grant size -1 outside 0..67108864"), std::string::npos) << b.error().message;
+    r.conditions[0] = cond(policy::kGrantWriteField, Op::Eq, {2});
+    m.rules = {r};
+    EXPECT_FALSE(policy::build_policy(m));
 }
 
 } // namespace

@@ -126,6 +126,10 @@ Named resolve(const sec::Engine& e, const sec::AuditRecord& r) {
         std::string name;
         if (kind == sec::Kind::Execute) {
             name = "program";
+        } else if (kind == sec::Kind::Request && index == sec::kAuditFieldGrantSize) {
+            name = "grant.size";
+        } else if (kind == sec::Kind::Request && index == sec::kAuditFieldGrantWrite) {
+            name = "grant.write";
         } else if (index < field_count) {
             const sec::Field* f = e.field(field_first + index);
             name = f ? blob_string(e, f->name) : "";

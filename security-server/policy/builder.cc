@@ -99,7 +99,8 @@ private:
     Result<void> machines();
     Result<void> rules();
     Result<uint32_t> dfa(const Dfa& d);
-    Result<void> condition(const RuleDef& r, const ConditionDef& c, const std::vector<idl::Field>& fields);
+    Result<void> condition(const RuleDef& r, const ConditionDef& c, const std::vector<idl::Field>& fields,
+                           const idl::Method* method);
     Result<void> index();
 
     const PolicyModel& m_;
@@ -114,6 +115,7 @@ private:
     std::vector<sec::Rule> rules_;
     std::vector<sec::Instance> instances_;
     std::vector<sec::Condition> conditions_;
+    bool uses_grants_ = false; // a condition on grant.size or grant.write: format version 2
     std::vector<uint64_t> ints_;
     std::vector<sec::Cidr> cidrs_;
     std::vector<sec::DfaHeader> dfas_;
@@ -280,15 +282,33 @@ Result<uint32_t> Builder::dfa(const Dfa& d) {
     return static_cast<uint32_t>(dfas_.size() - 1);
 }
 
-Result<void> Builder::condition(const RuleDef& r, const ConditionDef& c, const std::vector<idl::Field>& fields) {
+Result<void> Builder::condition(const RuleDef& r, const ConditionDef& c, const std::vector<idl::Field>& fields,
+                               const idl::Method* method) {
     using Op = ConditionDef::Op;
     std::string where = c.where.empty() ? r.where : c.where;
     auto err = [&](const std::string& what) { return make_error(EINVAL, where + ": " + what); };
-    auto it = std::find_if(fields.begin(), fields.end(), [&](const idl::Field& f) { return f.name == c.field; });
-    if (it == fields.end())
-        return err("no field '" + c.field + "' in every method the rule names");
-    uint32_t index = static_cast<uint32_t>(it - fields.begin());
-    idl::Type t = it->type;
+    uint32_t index = 0;
+    idl::Type t = idl::Type::U64;
+    if (c.field == kGrantSizeField || c.field == kGrantWriteField) {
+        // The grant lent with a request: only where the method declares one.
+        if (r.kind != Kind::Request || !method || method->grant == idl::Grant::None)
+            return err("'" + c.field + "' on a method that declares no grant");
+        bool size = c.field == kGrantSizeField;
+        index = size ? sec::kFieldGrantSize : sec::kFieldGrantWrite;
+        t = size ? idl::Type::U64 : idl::Type::Bool;
+        if (size)
+            for (int64_t v : c.ints)
+                if (v < 0 || static_cast<uint64_t>(v) > sec::kMaxGrantSize)
+                    return err("grant size " + std::to_string(v) + " outside 0.." +
+                               std::to_string(sec::kMaxGrantSize));
+        uses_grants_ = true;
+    } else {
+        auto it = std::find_if(fields.begin(), fields.end(), [&](const idl::Field& f) { return f.name == c.field; });
+        if (it == fields.end())
+            return err("no field '" + c.field + "' in every method the rule names");
+        index = static_cast<uint32_t>(it - fields.begin());
+        t = it->type;
+    }
     sec::Condition out{};
     out.field = index;
     out.is_signed = is_signed(t);
@@ -515,6 +535,7 @@ Result<void> Builder::rules() {
         }
         for (const OpRef& op : ops) {
             const std::vector<idl::Field>* fields = nullptr;
+            const idl::Method* method = nullptr;
             static const std::vector<idl::Field> kNoFields;
             if (r.kind == Kind::Execute) {
                 fields = &execute_method().request;
@@ -529,10 +550,11 @@ Result<void> Builder::rules() {
                     return std::unexpected(rule_error(r, "interface " + std::to_string(op.a) + " method " +
                                                              std::to_string(op.b) + " is not in the IDL"));
                 fields = r.kind == Kind::Request ? &mt->request : &mt->response;
+                method = mt;
             }
             sec::Instance inst{id, static_cast<uint32_t>(conditions_.size()), 0};
             for (const ConditionDef& c : r.conditions)
-                KOS_TRY(condition(r, c, *fields));
+                KOS_TRY(condition(r, c, *fields, method));
             inst.cond_count = static_cast<uint32_t>(conditions_.size() - inst.cond_first);
             uint32_t inst_index = static_cast<uint32_t>(instances_.size());
             instances_.push_back(inst);
@@ -631,7 +653,8 @@ Result<std::vector<uint8_t>> Builder::build() {
 
     sec::PolicyHeader h{};
     h.magic = sec::kPolicyMagic;
-    h.version = sec::kPolicyVersion;
+    // Only a policy with grant conditions needs an engine that knows them.
+    h.version = uses_grants_ ? sec::kPolicyVersion : sec::kPolicyVersionNoGrants;
     h.header_size = sizeof(sec::PolicyHeader);
     h.limit_count = limit_count_;
     h.machine_count = static_cast<uint32_t>(machines_.size());

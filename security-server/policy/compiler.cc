@@ -736,6 +736,7 @@ class Resolver {
         OpRef op;
         std::string name; // "vfs.File.open"
         const std::vector<idl::Field>* fields;
+        const idl::Method* method = nullptr; // Request/Response rules
     };
 
     bool resolve_what(const ast::Rule& r, Kind kind, std::vector<Target>* out) {
@@ -813,7 +814,7 @@ class Resolver {
         };
         if (w.kind == ast::What::Kind::All) {
             for (const idl::Method& m : in->methods)
-                out->push_back(Target{{in->id, m.id}, owner + "." + m.name, fields_of(m)});
+                out->push_back(Target{{in->id, m.id}, owner + "." + m.name, fields_of(m), &m});
             return true;
         }
         bool ok = true;
@@ -829,7 +830,7 @@ class Resolver {
                 ok = false;
                 continue;
             }
-            out->push_back(Target{{in->id, m->id}, owner + "." + m->name, fields_of(*m)});
+            out->push_back(Target{{in->id, m->id}, owner + "." + m->name, fields_of(*m), m});
         }
         return ok;
     }
@@ -846,15 +847,43 @@ class Resolver {
                       "found a condition, expected none: security queries carry no fields");
             return false;
         }
-        // Every method must have the field, with one kind of type.
+        // `grant.size` / `grant.write`: the memory a request lends, on
+        // methods that declare a grant in the IDL.
+        bool grant_size = c.field.text == kGrantSizeField;
+        bool grant_cond = grant_size || c.field.text == kGrantWriteField;
         std::vector<sec::FieldType> types;
+        if (grant_cond) {
+            if (kind != Kind::Request) {
+                m_d.error(c.field.loc,
+                          "found '" + c.field.text + "' in " +
+                              (kind == Kind::Execute ? "an execute" : "a response") +
+                              " rule, expected it in a request rule: only a request lends memory");
+                return false;
+            }
+            for (const Target& t : targets) {
+                if (!t.method || t.method->grant == idl::Grant::None) {
+                    m_d.error(c.field.loc,
+                              "found '" + c.field.text + "' for " + t.name +
+                                  ", expected a method that declares a grant ([grant read N] or "
+                                  "[grant write N] in its IDL): " + t.name + " lends none");
+                    return false;
+                }
+                types.push_back(grant_size ? sec::FieldType::U64 : sec::FieldType::Bool);
+            }
+        }
+        // Every method must have the field, with one kind of type.
         for (const Target& t : targets) {
+            if (grant_cond)
+                break;
             auto it = std::find_if(t.fields->begin(), t.fields->end(),
                                    [&](const idl::Field& f) { return f.name == c.field.text; });
             if (it == t.fields->end()) {
                 std::string all;
                 for (const idl::Field& f : *t.fields)
                     all.append(all.empty() ? "" : ", ").append(f.name);
+                bool lends = kind == Kind::Request && t.method && t.method->grant != idl::Grant::None;
+                if (lends)
+                    all.append(all.empty() ? "" : ", ").append("grant.size, grant.write");
                 m_d.error(c.field.loc, "found field '" + c.field.text + "', expected a field of " +
                                            t.name + (kind == Kind::Response ? "'s response" : "") +
                                            (all.empty() ? " (it has none)" : " (" + all + ")"));
@@ -894,6 +923,12 @@ class Resolver {
         auto int_bits = [&](const ast::Value& v, bool hi, uint64_t* bits) {
             bool neg = hi ? v.hi_negative : v.negative;
             uint64_t mag = hi ? v.hi_magnitude : v.magnitude;
+            if (grant_size && (neg || mag > sec::kMaxGrantSize)) {
+                m_d.error(v.loc, "found " + std::string(neg ? "-" : "") + std::to_string(mag) +
+                                     ", expected a grant size of 0 to " +
+                                     std::to_string(sec::kMaxGrantSize) + " bytes (64 MiB)");
+                return false;
+            }
             for (sec::FieldType t : types) {
                 std::string why;
                 if (!integer_fits(t, neg, mag, bits, &why)) {
@@ -1235,6 +1270,8 @@ bool build_step(const ast::Step& s, const PolicyModel& m, const sec::Engine& e, 
             r.a = in->id;
             r.b = mt->id;
             specs = specs_of(r.kind == Kind::Request ? mt->request : mt->response);
+            if (r.kind == Kind::Request && mt->grant != idl::Grant::None)
+                add_grant_specs(specs, mt->grant_max, mt->grant == idl::Grant::Write);
         }
     }
     if (!fill_fields(s, specs, method, out, d))

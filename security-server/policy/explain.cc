@@ -93,11 +93,17 @@ bool cidr_contains(const sec::Cidr& c, const sec::FieldValue& f) {
     return true;
 }
 
-bool condition_holds(const View& v, const sec::Condition& c,
+bool condition_holds(const View& v, const sec::Condition& c, const sec::Request& req,
                      const std::vector<sec::FieldValue>& values) {
-    if (c.field >= values.size())
+    sec::FieldValue grant{};
+    if (c.field == sec::kFieldGrantSize || c.field == sec::kFieldGrantWrite) {
+        if (req.kind != sec::Kind::Request)
+            return false;
+        grant.integer = c.field == sec::kFieldGrantSize ? req.grant_size : req.grant_write;
+    } else if (c.field >= values.size()) {
         return false;
-    const sec::FieldValue& f = values[c.field];
+    }
+    const sec::FieldValue& f = c.field < values.size() ? values[c.field] : grant;
     auto arg = [&](uint64_t i, uint64_t* out) {
         const uint64_t* p = v.at<uint64_t>(sec::Section::Ints, uint64_t{c.arg_first} + i);
         if (p)
@@ -263,6 +269,8 @@ Result<std::string> explain_request(std::span<const uint8_t> blob, std::string_v
                         specs.push_back(FieldSpec{
                             str(e, f->name), static_cast<sec::FieldType>(f->type), f->max_size});
                 }
+                if (req && (m->grant == 1 || m->grant == 2))
+                    add_grant_specs(specs, uint64_t{m->grant_pages} * 4096, m->grant == 2);
             }
         }
     }
@@ -305,9 +313,13 @@ Result<std::string> explain_request(std::span<const uint8_t> blob, std::string_v
                 for (uint32_t c = 0; c < inst->cond_count; ++c) {
                     const sec::Condition* cond = v.at<sec::Condition>(
                         sec::Section::Conditions, uint64_t{inst->cond_first} + c);
-                    bool ok = cond && condition_holds(v, *cond, br.values);
+                    bool ok = cond && condition_holds(v, *cond, r, br.values);
                     std::string field =
-                        cond && cond->field < specs.size() ? specs[cond->field].name : "?";
+                        !cond                                   ? "?"
+                        : cond->field == sec::kFieldGrantSize  ? "grant.size"
+                        : cond->field == sec::kFieldGrantWrite ? "grant.write"
+                        : cond->field < specs.size()            ? specs[cond->field].name
+                                                                : "?";
                     status += " " + field + ":" + (ok ? "yes" : "no");
                     holds &= ok;
                 }

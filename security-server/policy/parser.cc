@@ -222,6 +222,22 @@ class Parser {
         return true;
     }
 
+    // A field name in a condition or a test step: a name, or `grant.size` /
+    // `grant.write` (properties of the request, not payload fields; the
+    // resolver says which names a method has).
+    bool field_name(ast::Name* out, const std::string& what) {
+        if (!name(out, what))
+            return false;
+        if (out->text == "grant" && is_sym(".")) {
+            advance();
+            ast::Name member;
+            if (!name(&member, "size or write (grant.size, grant.write)"))
+                return false;
+            out->text += "." + member.text;
+        }
+        return true;
+    }
+
     bool string(std::string* out, const std::string& what) {
         if (cur().kind != Tok::String)
             return found(what);
@@ -413,7 +429,7 @@ class Parser {
     }
 
     bool condition(ast::Condition* c) {
-        if (!name(&c->field, "a field name"))
+        if (!field_name(&c->field, "a field name"))
             return false;
         c->op_loc = cur().loc;
         using Op = ast::Condition::Op;
@@ -657,7 +673,8 @@ class Parser {
         }
         while (cur().kind == Tok::Ident) {
             ast::FieldAssign a;
-            name(&a.field, "");
+            if (!field_name(&a.field, ""))
+                return false;
             if (!expect_sym("="))
                 return false;
             if (!value(&a.value, false))

@@ -779,6 +779,168 @@ allow request app_t -> vfs_t vfs.File.close
                                  "quoted string (field 'path' is string)");
 }
 
+// --- grants ------------------------------------------------------------------------
+
+// A bundle's own interface with grants: put lends up to 64 KiB the server
+// may write, get up to 8 KiB it only reads, ping nothing.
+const MemorySource kBlobsIdl = {"blobs.kidl", R"K(package blobs
+interface Store 0x3000 {
+    put 1 (size: u32) -> () [grant write 65536]
+    get 2 (size: u32) -> (total: u64) [grant read 8192]
+    ping 3 () -> ()
+}
+)K"};
+const std::string kGrantHeader = "idl \"blobs.kidl\"\ndomain app_t, store_t\n";
+
+std::string grant_error(const std::string& text) { return error_of(kGrantHeader + text, {kBlobsIdl}); }
+
+TEST(PolicyGrants, SizeAndWritabilityConditions) {
+    auto r = compile_text(kGrantHeader + R"K(
+allow request app_t -> store_t blobs.Store.put where grant.size <= 65536
+deny request app_t -> store_t blobs.Store.put where grant.size in 16385..65536 and grant.write == true
+allow request app_t -> store_t blobs.Store.get where grant.size in {4096, 8192} and grant.write == 0
+allow request app_t -> store_t blobs.Store.{put, get} where grant.size < 4096 and size == 7
+allow response store_t -> app_t blobs.Store.get
+test "put: up to 64 KiB, nothing writable over 16 KiB" {
+    expect allow request app_t -> store_t blobs.Store.put size=1 grant.size=4096
+    expect allow request app_t -> store_t blobs.Store.put grant.size=4096 grant.write=1
+    expect allow request app_t -> store_t blobs.Store.put grant.size=16384 grant.write=true
+    expect allow request app_t -> store_t blobs.Store.put grant.size=32768
+    expect deny request app_t -> store_t blobs.Store.put grant.size=32768 grant.write=1
+    expect deny request app_t -> store_t blobs.Store.put grant.size=65536 grant.write=1
+    expect allow request app_t -> store_t blobs.Store.put
+}
+test "get: one or two pages, read-only" {
+    expect allow request app_t -> store_t blobs.Store.get grant.size=8192
+    expect allow request app_t -> store_t blobs.Store.get grant.size=4096 grant.write=0
+    expect deny request app_t -> store_t blobs.Store.get grant.size=100
+    expect allow request app_t -> store_t blobs.Store.get grant.size=100 size=7
+    expect deny request app_t -> store_t blobs.Store.get
+    expect allow request app_t -> store_t blobs.Store.get size=7
+    expect allow response store_t -> app_t blobs.Store.get total=5
+}
+)K",
+                          {kBlobsIdl});
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_EQ(r->tests.size(), 2u);
+    EXPECT_TRUE(r->all_tests_passed()) << failures(*r);
+    EXPECT_EQ(r->tests[0].steps + r->tests[1].steps, 14u);
+    // A policy with grant conditions needs an engine that knows them.
+    EXPECT_EQ(reinterpret_cast<const sec::PolicyHeader*>(r->blob.data())->version, sec::kPolicyVersion);
+    auto plain = compile_text(kGrantHeader + "allow request app_t -> store_t blobs.Store.put\n", {kBlobsIdl});
+    ASSERT_TRUE(plain) << plain.error().message;
+    EXPECT_EQ(reinterpret_cast<const sec::PolicyHeader*>(plain->blob.data())->version,
+              sec::kPolicyVersionNoGrants);
+}
+
+TEST(PolicyGrants, BadConditionsAreErrorsAtTheirPosition) {
+    // Only where the IDL declares a grant.
+    EXPECT_EQ(grant_error("allow request app_t -> store_t blobs.Store.ping where grant.size <= 4096\n"),
+              "p.kpol:3:55: found 'grant.size' for blobs.Store.ping, expected a method that declares a "
+              "grant ([grant read N] or [grant write N] in its IDL): blobs.Store.ping lends none");
+    EXPECT_EQ(grant_error("allow request app_t -> store_t blobs.Store.* where grant.write == 0\n"),
+              "p.kpol:3:52: found 'grant.write' for blobs.Store.ping, expected a method that declares a "
+              "grant ([grant read N] or [grant write N] in its IDL): blobs.Store.ping lends none");
+    // Only requests lend memory.
+    EXPECT_EQ(grant_error("allow response store_t -> app_t blobs.Store.get where grant.size < 10\n"),
+              "p.kpol:3:55: found 'grant.size' in a response rule, expected it in a request rule: only a "
+              "request lends memory");
+    EXPECT_EQ(grant_error("allow execute app_t -> app_t where grant.size < 10\n"),
+              "p.kpol:3:36: found 'grant.size' in an execute rule, expected it in a request rule: only a "
+              "request lends memory");
+    // Sizes: 0 to 64 MiB, no negative or overflowing values.
+    EXPECT_EQ(grant_error("allow request app_t -> store_t blobs.Store.put where grant.size <= -1\n"),
+              "p.kpol:3:68: found -1, expected a grant size of 0 to 67108864 bytes (64 MiB)");
+    EXPECT_EQ(grant_error("allow request app_t -> store_t blobs.Store.put where grant.size < 67108865\n"),
+              "p.kpol:3:67: found 67108865, expected a grant size of 0 to 67108864 bytes (64 MiB)");
+    EXPECT_EQ(grant_error("allow request app_t -> store_t blobs.Store.put where grant.size in {1, 2..0x8000000}\n"),
+              "p.kpol:3:72: found 134217728, expected a grant size of 0 to 67108864 bytes (64 MiB)");
+    EXPECT_EQ(
+        grant_error("allow request app_t -> store_t blobs.Store.put where grant.size < 99999999999999999999\n"),
+        "p.kpol:3:67: found '99999999999999999999', expected an integer of at most 64 bits");
+    EXPECT_EQ(grant_error("allow request app_t -> store_t blobs.Store.put where grant.size in 9..8\n"),
+              "p.kpol:3:68: found an empty range, expected lo..hi with lo <= hi");
+    // Writability is a bool.
+    EXPECT_EQ(grant_error("allow request app_t -> store_t blobs.Store.put where grant.write == 2\n"),
+              "p.kpol:3:69: found 2, expected a value in 0 or 1 (the field is bool)");
+    EXPECT_EQ(grant_error("allow request app_t -> store_t blobs.Store.put where grant.write glob \"1\"\n"),
+              "p.kpol:3:66: found an operator that does not apply to field 'grant.write' (bool), expected "
+              "== != < <= > >= or in");
+    // Other names after `grant.` are not fields.
+    EXPECT_EQ(grant_error("allow request app_t -> store_t blobs.Store.put where grant.colour == 1\n"),
+              "p.kpol:3:54: found field 'grant.colour', expected a field of blobs.Store.put (size, "
+              "grant.size, grant.write)");
+    EXPECT_EQ(grant_error("allow request app_t -> store_t blobs.Store.put where grant. == 1\n"),
+              "p.kpol:3:61: found '==', expected size or write (grant.size, grant.write)");
+}
+
+TEST(PolicyGrants, TestStepsCheckGrantsLikeTheIdl) {
+    auto step = [](const std::string& s) {
+        return grant_error("allow request app_t -> store_t blobs.Store.*\ntest \"t\" {\n expect allow " + s +
+                           "\n}\n");
+    };
+    EXPECT_EQ(step("request app_t -> store_t blobs.Store.put grant.size=65537"),
+              "p.kpol:5:67: found 65537, expected 0..65536 (the largest grant blobs.Store.put declares, "
+              "in bytes)");
+    EXPECT_EQ(step("request app_t -> store_t blobs.Store.put grant.size=-1"),
+              "p.kpol:5:67: found -1, expected 0..65536 (the largest grant blobs.Store.put declares, in "
+              "bytes)");
+    EXPECT_EQ(step("request app_t -> store_t blobs.Store.get grant.size=1 grant.write=1"),
+              "p.kpol:5:81: found 1, expected 0: blobs.Store.get declares a read-only grant ([grant read N])");
+    EXPECT_EQ(step("request app_t -> store_t blobs.Store.put grant.write=1"),
+              "p.kpol:5:68: found grant.write=1 without a grant.size, expected the size of the writable "
+              "grant (1 or more bytes)");
+    EXPECT_EQ(step("request app_t -> store_t blobs.Store.ping grant.size=1"),
+              "p.kpol:5:57: found field 'grant.size', expected a field of blobs.Store.ping (it has none)");
+    EXPECT_EQ(step("response store_t -> app_t blobs.Store.get grant.size=1"),
+              "p.kpol:5:57: found field 'grant.size', expected a field of blobs.Store.get (total)");
+}
+
+TEST(PolicyGrants, ExplainAndAuditNameTheGrant) {
+    auto r = compile_text(kGrantHeader + R"K(
+allow request app_t -> store_t blobs.Store.put where grant.size <= 65536
+deny request app_t -> store_t blobs.Store.put where grant.size > 16384 and grant.write == 1
+)K",
+                          {kBlobsIdl});
+    ASSERT_TRUE(r) << r.error().message;
+    auto e = explain_request(r->blob, "request app_t -> store_t blobs.Store.put size=3 grant.size=32768 grant.write=1");
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_NE(e->find("verdict: deny"), std::string::npos) << *e;
+    EXPECT_NE(e->find("rule:    p.kpol:5:1\n"), std::string::npos) << *e;
+    EXPECT_NE(e->find("deny       p.kpol:5:1  applies (grant.size:yes grant.write:yes)"), std::string::npos) << *e;
+    EXPECT_NE(e->find("allow      p.kpol:4:1  applies (grant.size:yes)"), std::string::npos) << *e;
+    EXPECT_NE(e->find("not cacheable"), std::string::npos) << *e;
+    e = explain_request(r->blob, "request app_t -> store_t blobs.Store.put grant.size=32768");
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_NE(e->find("verdict: allow"), std::string::npos) << *e;
+    EXPECT_NE(e->find("deny       p.kpol:5:1  does not apply (grant.size:yes grant.write:no)"), std::string::npos)
+        << *e;
+
+    sec::Engine eng;
+    std::vector<uint64_t> state(sec::Engine::required_state_size(r->blob.data(), r->blob.size()) / 8 + 1);
+    ASSERT_EQ(eng.load(r->blob.data(), r->blob.size(), state.data(), state.size() * 8), sec::LoadError::None);
+    uint32_t app = eng.find_label("app_t", 5), store = eng.find_label("store_t", 7);
+    sec::FieldValue f[1] = {};
+    f[0].integer = 3;
+    sec::Request q{sec::Kind::Request, app, store, 0x3000, 1, f, 1, 9};
+    q.grant_size = 32768;
+    q.grant_write = true;
+    sec::Verdict v = eng.decide(q);
+    ASSERT_FALSE(v.allow);
+    sec::AuditRecord rec;
+    ASSERT_TRUE(eng.make_audit_record(q, v, rec));
+    EXPECT_EQ(render_audit_human(eng, rec), "kos: denied request app_t -> store_t blobs.Store.put grant.size=32768 "
+                                            "grant.write=1 size=3 [rule p.kpol:5:1]");
+    std::string json = render_audit_json(eng, rec);
+    EXPECT_NE(json.find("\"rule_id\":" + std::to_string(v.rule)), std::string::npos) << json;
+    EXPECT_NE(json.find("\"fields\":{\"grant.size\":32768,\"grant.write\":1,\"size\":3}"), std::string::npos)
+        << json;
+    auto a = parse_audit_json(json);
+    ASSERT_TRUE(a) << a.error().message;
+    ASSERT_EQ(a->fields.size(), 3u);
+    EXPECT_EQ(a->fields[0], std::make_pair(std::string("grant.size"), std::string("32768")));
+}
+
 // --- audit records -------------------------------------------------------------------
 
 class Audit : public ::testing::Test {

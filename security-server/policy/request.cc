@@ -165,6 +165,13 @@ std::string format_address(const uint8_t bytes[16]) {
     return buf;
 }
 
+void add_grant_specs(std::vector<FieldSpec>& specs, uint64_t max_bytes, bool writable) {
+    FieldSpec size{"grant.size", FieldType::U64, static_cast<uint32_t>(max_bytes), FieldSpec::Grant::Size};
+    FieldSpec write{"grant.write", FieldType::Bool, writable ? 1u : 0u, FieldSpec::Grant::Write};
+    specs.push_back(std::move(size));
+    specs.push_back(std::move(write));
+}
+
 bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs,
                  const std::string& method, BuiltRequest& out, Diagnostics& diags) {
     out.values.assign(specs.size(), security::FieldValue{});
@@ -214,9 +221,17 @@ bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs,
                                        ", expected an integer (field '" + s.name + "' is " +
                                        field_type_name(s.type) + ")");
                 ok = false;
-            } else if (!integer_fits(s.type, v.negative, v.magnitude, &bits, &why)) {
+            } else if (!integer_fits(s.type, v.negative, v.magnitude, &bits, &why) ||
+                       (s.grant == FieldSpec::Grant::Size && bits > s.max_size)) {
+                if (s.grant == FieldSpec::Grant::Size)
+                    why = "0.." + std::to_string(s.max_size) + " (the largest grant " + method +
+                          " declares, in bytes)";
                 diags.error(v.loc, "found " + std::string(v.negative ? "-" : "") +
                                        std::to_string(v.magnitude) + ", expected " + why);
+                ok = false;
+            } else if (s.grant == FieldSpec::Grant::Write && bits > s.max_size) {
+                diags.error(v.loc, "found 1, expected 0: " + method +
+                                       " declares a read-only grant ([grant read N])");
                 ok = false;
             } else {
                 out.values[i].integer = bits;
@@ -254,6 +269,26 @@ bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs,
             }
         }
     }
+    // The grant specs come last: their values go to the request.
+    size_t payload = specs.size();
+    while (payload > 0 && specs[payload - 1].grant != FieldSpec::Grant::No)
+        --payload;
+    for (size_t i = payload; i < specs.size(); ++i) {
+        if (specs[i].grant == FieldSpec::Grant::Size)
+            out.request.grant_size = out.values[i].integer;
+        else
+            out.request.grant_write = out.values[i].integer != 0;
+    }
+    if (out.request.grant_write && out.request.grant_size == 0) {
+        ast::Loc at = step.loc;
+        for (const ast::FieldAssign& a : step.fields)
+            if (a.field.text == "grant.write")
+                at = a.value.loc;
+        diags.error(at, "found grant.write=1 without a grant.size, expected the size of the "
+                              "writable grant (1 or more bytes)");
+        ok = false;
+    }
+    out.values.resize(payload);
     out.request.fields = out.values.empty() ? nullptr : out.values.data();
     out.request.field_count = static_cast<uint32_t>(out.values.size());
     return ok;

@@ -57,6 +57,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                         e.make_audit_record(r, v, rec);
                         kos::abi::ipc::MessageHeader mh{iface_id, m, tail_size, 0};
                         e.decide_message(static_cast<Kind>(k), s, t, mh, tail, tail_size, 0);
+                        // The same with a grant (sizes around a page, some writable).
+                        e.decide_message(static_cast<Kind>(k), s, t, mh, tail, tail_size, 0, 4095u + m, (m & 1) != 0);
+                        Request g = r;
+                        g.grant_size = uint64_t{m} << 12;
+                        g.grant_write = (m & 2) != 0;
+                        e.decide(g);
                     }
                 }
                 e.decide(Request{static_cast<Kind>(k), s, t, 0, 0, fields, 8, 0});

@@ -10,14 +10,24 @@
 #include "kos/policy/compiler.h"
 #include "kos/policy/parser.h"
 
+// A bundle's own interface with grants (the system interfaces declare
+// none), so `idl "blobs.kidl"` and grant conditions resolve too.
+static const char kBlobsKidl[] = "package fuzz\n"
+                                 "interface Blobs 0x7f00 {\n"
+                                 "    put 1 (size: u32) -> () [grant write 65536]\n"
+                                 "    get 2 (size: u32) -> (total: u64) [grant read 8192]\n"
+                                 "    ping 3 () -> ()\n"
+                                 "}\n";
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string text(reinterpret_cast<const char*>(data), size);
     kos::policy::CompileOptions o;
     o.build = false;
     o.idl_path = {KOS_IDL_DIR};
     // The input is the bundle's only policy file (includes of itself are
-    // cycles; anything else is outside the bundle).
-    auto r = kos::policy::compile_policy_sources({{"policy/fuzz.kpol", text}}, o);
+    // cycles; anything else is outside the bundle), beside one .kidl.
+    std::vector<kos::policy::MemorySource> sources = {{"policy/fuzz.kpol", text}, {"policy/blobs.kidl", kBlobsKidl}};
+    auto r = kos::policy::compile_policy_sources(sources, o);
     if (!r && r.error().message.empty())
         __builtin_trap(); // every failure says what and where
     if (r) {
@@ -27,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         o.build = true;
         o.limits.max_index_keys = 20000;
         o.limits.max_blob_bytes = 4u << 20;
-        auto b = kos::policy::compile_policy_sources({{"policy/fuzz.kpol", text}}, o);
+        auto b = kos::policy::compile_policy_sources(sources, o);
         if (b && b->blob.empty())
             __builtin_trap();
     }

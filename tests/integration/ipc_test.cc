@@ -127,6 +127,10 @@ TEST_F(Ipc, CallsRightsForgeriesDenialsAndServerCrash) {
                              "ok a writable grant to a method that only reads one is refused (-13)",
                              "ok a grant larger than the method declares is refused (-13)",
                              "ok a grant to a method that declares none is refused (-13)",
+                             "ok the policy lets a 4 KiB read-only grant through (368640)",
+                             "ok the same call with a 64 KiB grant is denied by the policy (-13)",
+                             "ok the small grant still passes after the large one was denied (368640)",
+                             "ok a writable grant the policy does not allow is denied (-13)",
                              "ok a call for another interface is denied (-13)",
                              "ok a forged handle fails (-9)", "ok an undeclared handle fails (-9)",
                              "ok a handle with fewer rights cannot call (-1)",
@@ -164,6 +168,29 @@ TEST_F(Ipc, CallsRightsForgeriesDenialsAndServerCrash) {
     ASSERT_GT(deny_line, 0);
     EXPECT_TRUE(has("ipc.kpol:" + std::to_string(deny_line) + ":1]")) << all;
     EXPECT_TRUE(has("denied response echo_t -> app_t ipctest.Echo.echo")) << all;
+    // A request denied for its grant: the record carries the grant the
+    // kernel saw and the deciding rule (the deny on its size, by line and
+    // id; the writable one falls to the default deny).
+    int grant_line = 0;
+    policy.clear();
+    policy.seekg(0);
+    for (int n = 1; std::getline(policy, line); ++n)
+        if (line.rfind("deny request app_t -> echo_t ipctest.Echo.peek where grant.size", 0) == 0)
+            grant_line = n;
+    ASSERT_GT(grant_line, 0);
+    EXPECT_TRUE(has("denied request app_t -> echo_t ipctest.Echo.peek grant.size=65536 grant.write=0 size=16 "
+                    "[rule ")) << all;
+    EXPECT_TRUE(has("ipc.kpol:" + std::to_string(grant_line) + ":1]")) << all;
+    EXPECT_TRUE(has("denied request app_t -> echo_t ipctest.Echo.peek grant.size=4096 grant.write=1 size=16 "
+                    "[rule default-deny]")) << all;
+    bool grant_json = false;
+    for (const std::string& j : r.audit_json)
+        grant_json |= j.find("ipc.kpol:" + std::to_string(grant_line) + ":1\",\"rule_id\":") != std::string::npos &&
+                      j.find("\"fields\":{\"grant.size\":65536,\"grant.write\":0,\"size\":16}") != std::string::npos &&
+                      j.find("\"verdict\":\"deny\"") != std::string::npos;
+    EXPECT_TRUE(grant_json) << all;
+    // Allowed grants within the policy leave no record; nothing else about peek does.
+    EXPECT_FALSE(has("ipctest.Echo.peek grant.size=4096 grant.write=0")) << all;
     EXPECT_TRUE(has("[rule malformed]")) << all;
     EXPECT_TRUE(has("denied security app_t -> vault_t vault.lock [rule default-deny]")) << all;
     bool json_ok = false;

@@ -447,6 +447,19 @@ TEST_F(KosRun, YmmRegistersStayWithTheirThread) {
     EXPECT_EQ(r.out, "vecregs ymm: 0 failures\n");
 }
 
+// Two vCPUs: threads run at the same time on both (sched_getcpu), and a
+// thread on the other CPU loses access the moment munmap or mprotect
+// returns (its TLB was flushed): 300 rounds, each access afterwards must
+// fault. With one vCPU the program sees one CPU.
+TEST_F(KosRun, ThreadsRunOnTwoCpusAndMappingChangesReachTheOtherCpuAtOnce) {
+    auto r = run_process({kKos, "run", "--cpus", "2", "--timeout", "120", kApps, "--", "/bin/smp", "2"}, 180);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "smp: 0 failures\n") << r.err;
+    auto one = run_process({kKos, "run", "--cpus", "1", "--timeout", "60", kApps, "--", "/bin/smp", "1"}, 120);
+    EXPECT_EQ(one.status, 0) << one.out << one.err;
+    EXPECT_NE(one.out.find("smp: 0 failures\n"), std::string::npos) << one.out << one.err;
+}
+
 // /proc/self: exe, cmdline, status, comm and fd links.
 TEST_F(KosRun, ProcSelf) { expect_no_failures("procself", "procself", {"second"}); }
 

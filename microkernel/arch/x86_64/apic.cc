@@ -16,18 +16,21 @@ constexpr u32 kMsrSvr = 0x80f;
 constexpr u32 kMsrLvtTimer = 0x832;
 constexpr u32 kMsrInitialCount = 0x838;
 constexpr u32 kMsrDivide = 0x83e;
+constexpr u32 kMsrIcr = 0x830;
 // KVM's and QEMU's local APIC timers count at 1 GHz with divide-by-1.
 constexpr u64 kTimerHz = 1000000000;
 
 // xAPIC register offsets in the MMIO page.
-constexpr u64 kXTpr = 0x80, kXEoi = 0xb0, kXSvr = 0xf0, kXLvtTimer = 0x320,
-              kXInitialCount = 0x380, kXDivide = 0x3e0;
+constexpr u64 kXTpr = 0x80, kXEoi = 0xb0, kXSvr = 0xf0, kXIcrLow = 0x300, kXIcrHigh = 0x310,
+              kXLvtTimer = 0x320, kXInitialCount = 0x380, kXDivide = 0x3e0;
+constexpr u32 kIcrPending = 1u << 12; // xAPIC delivery status
 
 bool g_x2apic = false;
 volatile u32* g_xapic = nullptr;
 u64 g_count = 0;
 
 void xapic_write(u64 reg, u32 v) { g_xapic[reg / 4] = v; }
+u32 xapic_read(u64 reg) { return g_xapic[reg / 4]; }
 
 } // namespace
 
@@ -70,6 +73,38 @@ void apic_eoi() {
     } else if (g_xapic) {
         xapic_write(kXEoi, 0);
         xapic_write(kXInitialCount, static_cast<u32>(g_count));
+    }
+}
+
+} // namespace kos::arch
+
+namespace kos::arch {
+
+void apic_timer_arm() {
+    if (g_x2apic)
+        wrmsr(kMsrInitialCount, g_count);
+    else if (g_xapic)
+        xapic_write(kXInitialCount, static_cast<u32>(g_count));
+}
+
+void apic_eoi_only() {
+    if (g_x2apic)
+        wrmsr(kMsrEoi, 0);
+    else if (g_xapic)
+        xapic_write(kXEoi, 0);
+}
+
+// Fixed delivery, physical destination, edge, no shorthand (SDM §11.6.1).
+void apic_send_ipi(u32 apic_id, u32 vector) {
+    if (g_x2apic) {
+        wrmsr(kMsrIcr, (u64(apic_id) << 32) | vector);
+    } else if (g_xapic) {
+        // KVM's local APIC delivers at once; others may still be sending
+        // the previous one. Bounded: a stuck bit must not hang the kernel.
+        for (int i = 0; i < 1000 && (xapic_read(kXIcrLow) & kIcrPending); ++i)
+            asm volatile("pause");
+        xapic_write(kXIcrHigh, apic_id << 24);
+        xapic_write(kXIcrLow, vector);
     }
 }
 

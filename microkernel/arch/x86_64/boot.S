@@ -66,6 +66,19 @@ kernel_entry64:
   hlt
   jmp 1b
 
+/* ap_entry64: a further CPU, started by the kos VMM (hypercall StartCpu)
+ * in 64-bit mode on the kernel's page tables, rsp = its kernel stack's
+ * top, rdi = its index. */
+  .globl ap_entry64
+ap_entry64:
+  cli
+  cld
+  xor %ebp, %ebp
+  call ap_main
+2:
+  hlt
+  jmp 2b
+
   .section .data
   .balign 4096
 boot_pml4:
@@ -94,7 +107,9 @@ boot_gdtr:
   .long boot_gdt - KERNEL_VIRT
 
   .section .bss
-  .balign 16
+  /* CPU 0's kernel stack (arch::kKernelStackSize, aligned to its size;
+   * its lowest word, the CPU index, is 0). */
+  .balign 32768
 boot_stack:
   .skip 32768
   .globl boot_stack_top

@@ -2,12 +2,12 @@
 
 #include "../../kernel/tlb.h"
 
-extern "C" const kos::abi::u64 isr_stub_table[33];
+extern "C" const kos::abi::u64 isr_stub_table[35];
 extern "C" const kos::abi::u64 isr_spurious;
-extern "C" char syscall_entry[];
-extern "C" kos::abi::u64 kernel_stack_top;
+extern "C" const kos::abi::u64 syscall_entry_table[kos::arch::kMaxCpus];
+extern "C" kos::abi::u64 kernel_stack_top[kos::arch::kMaxCpus];
 
-kos::abi::u64 kernel_stack_top; // used by syscall_entry (entry.S)
+kos::abi::u64 kernel_stack_top[kos::arch::kMaxCpus]; // used by the syscall stubs (entry.S)
 
 namespace kos::arch {
 namespace {
@@ -39,10 +39,12 @@ struct [[gnu::packed]] DescriptorPointer {
     u64 base;
 };
 
-alignas(16) u64 g_gdt[7];
-alignas(16) Tss g_tss;
+// Per CPU: a GDT (its TSS descriptor is marked busy once loaded, so CPUs
+// cannot share one), a TSS and a double-fault stack. One IDT for all.
+alignas(16) u64 g_gdt[kMaxCpus][7];
+alignas(16) Tss g_tss[kMaxCpus];
 alignas(16) IdtGate g_idt[256];
-alignas(16) u8 g_double_fault_stack[8192];
+alignas(16) u8 g_double_fault_stack[kMaxCpus][8192];
 
 void set_gate(int vec, u64 handler, u8 dpl, u8 ist) {
     IdtGate& g = g_idt[vec];
@@ -55,22 +57,24 @@ void set_gate(int vec, u64 handler, u8 dpl, u8 ist) {
     g.zero = 0;
 }
 
-void load_gdt_and_tss(u64 stack_top) {
-    g_gdt[0] = 0;
-    g_gdt[1] = 0x00af9a000000ffffull; // kernel code, 64-bit
-    g_gdt[2] = 0x00cf92000000ffffull; // kernel data
-    g_gdt[3] = 0x00cff2000000ffffull; // user data (DPL 3)
-    g_gdt[4] = 0x00affa000000ffffull; // user code, 64-bit (DPL 3)
-    u64 base = reinterpret_cast<u64>(&g_tss);
+void load_gdt_and_tss(u32 cpu, u64 stack_top) {
+    u64* gdt = g_gdt[cpu];
+    Tss& tss = g_tss[cpu];
+    gdt[0] = 0;
+    gdt[1] = 0x00af9a000000ffffull; // kernel code, 64-bit
+    gdt[2] = 0x00cf92000000ffffull; // kernel data
+    gdt[3] = 0x00cff2000000ffffull; // user data (DPL 3)
+    gdt[4] = 0x00affa000000ffffull; // user code, 64-bit (DPL 3)
+    u64 base = reinterpret_cast<u64>(&tss);
     u64 limit = sizeof(Tss) - 1;
     // 64-bit TSS descriptor (SDM vol. 3 §8.2.3): type 9, present.
-    g_gdt[5] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
-               (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-    g_gdt[6] = base >> 32;
-    g_tss.rsp[0] = stack_top;
-    g_tss.ist[0] = reinterpret_cast<u64>(g_double_fault_stack + sizeof g_double_fault_stack);
-    g_tss.iomap_base = sizeof(Tss); // no I/O bitmap: ring 3 has no port access
-    DescriptorPointer gdtr{sizeof g_gdt - 1, reinterpret_cast<u64>(g_gdt)};
+    gdt[5] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
+           (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
+    gdt[6] = base >> 32;
+    tss.rsp[0] = stack_top;
+    tss.ist[0] = reinterpret_cast<u64>(g_double_fault_stack[cpu] + sizeof g_double_fault_stack[cpu]);
+    tss.iomap_base = sizeof(Tss); // no I/O bitmap: ring 3 has no port access
+    DescriptorPointer gdtr{sizeof g_gdt[cpu] - 1, reinterpret_cast<u64>(gdt)};
     asm volatile("lgdt %0" : : "m"(gdtr));
     asm volatile("pushq %0\n"
                  "leaq 1f(%%rip), %%rax\n"
@@ -90,7 +94,7 @@ void load_gdt_and_tss(u64 stack_top) {
     asm volatile("ltr %w0" : : "r"(kTss));
 }
 
-void load_idt() {
+void build_idt() {
     for (int v = 0; v < 32; ++v) {
         // #BP and #OF may be raised by ring-3 instructions (int3, into).
         u8 dpl = (v == 3 || v == 4) ? 3 : 0;
@@ -98,7 +102,12 @@ void load_idt() {
         set_gate(v, isr_stub_table[v], dpl, ist);
     }
     set_gate(kVecTimer, isr_stub_table[kVecTimer], 0, 0);
+    set_gate(kVecReschedule, isr_stub_table[kVecReschedule], 0, 0);
+    set_gate(kVecTlbFlush, isr_stub_table[kVecTlbFlush], 0, 0);
     set_gate(kVecSpurious, isr_spurious, 0, 0);
+}
+
+void load_idt() {
     DescriptorPointer idtr{sizeof g_idt - 1, reinterpret_cast<u64>(g_idt)};
     asm volatile("lidt %0" : : "m"(idtr));
 }
@@ -108,11 +117,13 @@ void load_idt() {
 void flush_tlb_page(u64 va) { invlpg(va); }
 void flush_tlb_all() { write_cr3(read_cr3()); }
 
-u64 syscall_entry_address() { return reinterpret_cast<u64>(syscall_entry); }
+u64 syscall_entry_address() { return syscall_entry_table[cpu_index()]; }
 
-CpuFeatures cpu_init(u64 stack_top) {
-    kernel_stack_top = stack_top;
-    load_gdt_and_tss(stack_top);
+CpuFeatures cpu_init(u32 cpu, u64 stack_top) {
+    kernel_stack_top[cpu] = stack_top;
+    load_gdt_and_tss(cpu, stack_top);
+    if (cpu == 0)
+        build_idt();
     load_idt();
 
     CpuFeatures f;
@@ -136,8 +147,10 @@ CpuFeatures cpu_init(u64 stack_top) {
     write_cr4(cr4);
     if (f.xsave) {
         CpuidResult d = cpuid(0xd, 0);
-        // x87, SSE, AVX and the AVX-512 components; no supervisor state.
-        f.xcr0 = d.eax & 0xe7;
+        // x87, SSE and AVX; no supervisor state. Not AVX-512: Linux threads'
+        // runtimes save user state in ring 3 where its 2.5 KiB do not fit
+        // (abi::sys::kFpuAreaMax), and programs see through XCR0 it is off.
+        f.xcr0 = d.eax & 0x7;
         asm volatile("xsetbv" : : "c"(0), "a"(u32(f.xcr0)), "d"(u32(f.xcr0 >> 32)));
     }
 
@@ -156,7 +169,7 @@ CpuFeatures cpu_init(u64 stack_top) {
         wrmsr(kMsrEfer, efer);
     f.nx = efer & (1u << 11);
     wrmsr(kMsrStar, (u64(kKernelDs) << 48) | (u64(kKernelCs) << 32));
-    wrmsr(kMsrLstar, syscall_entry_address());
+    wrmsr(kMsrLstar, syscall_entry_table[cpu]);
     // Mask TF, DF, IF, IOPL, NT, AC on entry (as Linux does).
     wrmsr(kMsrSfmask, 0x47700);
     return f;

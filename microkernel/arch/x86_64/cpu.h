@@ -23,7 +23,21 @@ inline constexpr u16 kTss = 0x28;
 inline constexpr u64 kVecSyscall = 256;
 inline constexpr u64 kVecPageFault = 14;
 inline constexpr u64 kVecTimer = 32;    // local APIC timer (apic.h)
+inline constexpr u64 kVecReschedule = 33; // IPI: a thread became runnable, or yours must stop
+inline constexpr u64 kVecTlbFlush = 34;   // IPI: flush your TLB (an address space you run changed)
 inline constexpr u64 kVecSpurious = 255;
+
+// Each CPU's kernel stack is kKernelStackSize bytes aligned to its size,
+// with the CPU's index in its lowest word: the kernel finds its CPU from
+// rsp without a segment register or an MSR read (both trap on nested KVM).
+inline constexpr u64 kKernelStackSize = 32768;
+inline constexpr u32 kMaxCpus = 8; // abi::boot::kMaxCpus
+inline u32 cpu_index() {
+    u64 rsp;
+    asm volatile("mov %%rsp, %0" : "=r"(rsp));
+    u64 index = *reinterpret_cast<const u64*>(rsp & ~(kKernelStackSize - 1));
+    return index < kMaxCpus ? static_cast<u32>(index) : 0; // 0 on the double-fault stack
+}
 
 // Saved by entry.S; field order matches the pushes there.
 struct TrapFrame {
@@ -90,12 +104,13 @@ struct CpuFeatures {
     u64 xcr0 = 0; // state components enabled for user code
 };
 
-// Loads the GDT, TSS and IDT, enables the FPU/SSE/AVX state for ring-3 code
-// (the kernel itself never touches it), and points the syscall MSRs at
-// syscall_entry. Returns the features found.
-CpuFeatures cpu_init(u64 kernel_stack_top);
+// Loads CPU `cpu`'s GDT and TSS (its kernel stack: `kernel_stack_top`, whose
+// lowest word must hold `cpu`) and the IDT, enables the FPU/SSE/AVX state
+// for ring-3 code (the kernel itself never touches it), and points the
+// syscall MSRs at the CPU's syscall stub. Returns the features found.
+CpuFeatures cpu_init(u32 cpu, u64 kernel_stack_top);
 
-// Address used as LSTAR: recognised by the #PF path (see entry.S).
+// This CPU's LSTAR: recognised by the #PF path (see entry.S).
 u64 syscall_entry_address();
 
 } // namespace kos::arch

@@ -67,13 +67,15 @@ ISR_ERR 29
 ISR_ERR 30
 ISR_NOERR 31
 ISR_NOERR 32
+ISR_NOERR 33
+ISR_NOERR 34
 ISR_NOERR 255
 
   .section .rodata
   .balign 8
   .globl isr_stub_table
 isr_stub_table:
-  .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32
+  .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34
   .quad isr_\n
   .endr
   .globl isr_spurious
@@ -121,21 +123,38 @@ trap_return:
   iretq
 
 /* Hardware `syscall` entry (ring 0, interrupts masked by SFMASK, user rsp).
- * Single CPU for now: the scratch slot and kernel stack are globals. */
-  .balign 4096
-  .globl syscall_entry
-syscall_entry:
-  mov %rsp, syscall_user_rsp(%rip)
-  mov kernel_stack_top(%rip), %rsp
+ * `syscall` switches no stack, and the kernel keeps nothing in GS, so each
+ * CPU has its own stub (its LSTAR) with its own scratch slot and kernel
+ * stack: syscall_user_rsp[n], kernel_stack_top[n] (cpu.cc). */
+.macro SYSCALL_STUB n
+  .balign 64
+syscall_entry_\n:
+  mov %rsp, syscall_user_rsp+8*\n(%rip)
+  mov kernel_stack_top+8*\n(%rip), %rsp
   pushq $USER_SS
-  pushq syscall_user_rsp(%rip)
+  pushq syscall_user_rsp+8*\n(%rip)
   pushq %r11
   pushq $USER_CS
   pushq %rcx
   pushq $0
   pushq $VEC_SYSCALL
   jmp trap_common
+.endm
+
   .balign 4096
+  .irp n, 0,1,2,3,4,5,6,7
+  SYSCALL_STUB \n
+  .endr
+  .balign 4096
+
+  .section .rodata
+  .balign 8
+  .globl syscall_entry_table
+syscall_entry_table:
+  .irp n, 0,1,2,3,4,5,6,7
+  .quad syscall_entry_\n
+  .endr
+  .text
 
 /* probe_fxrstor(area) -> 1 if FXRSTOR works in ring 0, 0 if it raised #UD
  * (trap_dispatch resumes a #UD at probe_fxrstor_insn at probe_fxrstor_fail).
@@ -177,6 +196,6 @@ enter_user:
   .section .bss
   .balign 8
 syscall_user_rsp:
-  .quad 0
+  .skip 8 * 8
 
   .section .note.GNU-stack, "", @progbits

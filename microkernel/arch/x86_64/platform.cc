@@ -12,16 +12,20 @@ namespace {
 namespace hc = abi::hc;
 
 bool g_kos_vmm = false;
-hc::HypercallBlock g_block;
+// One block per CPU: the kernel lock serializes hypercalls, but a CPU
+// waiting for it may still panic.
+hc::HypercallBlock g_blocks[arch::kMaxCpus];
 
-i64 hypercall(hc::Op op, u64 a0 = 0, u64 a1 = 0, u64 a2 = 0) {
-    g_block.op = static_cast<abi::u32>(op);
-    g_block.args[0] = a0;
-    g_block.args[1] = a1;
-    g_block.args[2] = a2;
-    g_block.result = 0;
-    arch::outl(hc::kPort, static_cast<abi::u32>(kernel_virt_to_phys(&g_block)));
-    return g_block.result;
+i64 hypercall(hc::Op op, u64 a0 = 0, u64 a1 = 0, u64 a2 = 0, u64 a3 = 0) {
+    hc::HypercallBlock& block = g_blocks[arch::cpu_index()];
+    block.op = static_cast<abi::u32>(op);
+    block.args[0] = a0;
+    block.args[1] = a1;
+    block.args[2] = a2;
+    block.args[3] = a3;
+    block.result = 0;
+    arch::outl(hc::kPort, static_cast<abi::u32>(kernel_virt_to_phys(&block)));
+    return block.result;
 }
 
 void serial_write(const char* s, u64 len) {
@@ -53,6 +57,12 @@ void init(bool kos_vmm) {
     }
 }
 bool is_kos_vmm() { return g_kos_vmm; }
+
+i64 start_cpu(abi::u32 cpu, u64 rip, u64 rsp, u64 cr3) {
+    if (!g_kos_vmm)
+        return -38; // ENOSYS: other VMMs start CPUs with INIT/SIPI, which kos does not send
+    return hypercall(hc::Op::StartCpu, cpu, rip, rsp, cr3);
+}
 
 i64 console_write_phys(int stream, u64 paddr, u64 len) {
     if (g_kos_vmm)

@@ -16,6 +16,10 @@ using abi::u64;
 void init(bool kos_vmm);
 bool is_kos_vmm();
 
+// Starts CPU `cpu` (1 ..) in 64-bit mode at `rip` with `rsp` and `cr3`,
+// rdi = `cpu` (kos VMM only; ENOSYS elsewhere).
+i64 start_cpu(abi::u32 cpu, u64 rip, u64 rsp, u64 cr3);
+
 // Writes a physically contiguous buffer to stdout (1) or stderr (2).
 i64 console_write_phys(int stream, u64 paddr, u64 len);
 // Reads into a physically contiguous buffer; 0 at end of input.

@@ -28,20 +28,22 @@ struct Echo {
         return 0;
     }
     // Large payloads through the caller's grant, a page at a time.
-    int32_t sum(const E::sum::Request& req, E::sum::Response& resp) {
+    static int32_t grant_sum(kn::u32 size, kn::u64& total) {
         static kos::abi::u8 page[4096];
-        resp.total = 0;
-        for (kn::u32 done = 0; done < req.size;) {
-            kn::u32 n = req.size - done < sizeof page ? req.size - done : sizeof page;
+        total = 0;
+        for (kn::u32 done = 0; done < size;) {
+            kn::u32 n = size - done < sizeof page ? size - done : sizeof page;
             kn::i64 r = kn::sys(kn::Sys::ipc_grant_read, done, reinterpret_cast<kn::u64>(page), n);
             if (r < 0)
                 return static_cast<int32_t>(r);
             for (kn::u32 i = 0; i < n; ++i)
-                resp.total += page[i];
+                total += page[i];
             done += n;
         }
         return 0;
     }
+    int32_t sum(const E::sum::Request& req, E::sum::Response& resp) { return grant_sum(req.size, resp.total); }
+    int32_t peek(const E::peek::Request& req, E::peek::Response& resp) { return grant_sum(req.size, resp.total); }
     int32_t fill(const E::fill::Request& req, E::fill::Response&) {
         static kos::abi::u8 page[4096];
         for (kn::u32 i = 0; i < sizeof page; ++i)

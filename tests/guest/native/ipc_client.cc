@@ -123,6 +123,31 @@ int main(const kn::NativeStartInfo* info) {
         E::echo::Response echoed{};
         r = lender.echo({text("lent")}, echoed);
         check(r == kEacces, "a grant to a method that declares none is refused", r);
+
+        // The policy narrows what the IDL declares: peek may borrow at most
+        // 4 KiB, read-only (ipc.kpol). The kernel passes the real grant.
+        kn::u64 page_sum = 0;
+        for (kn::u32 i = 0; i < 4096; ++i)
+            page_sum += big[i];
+        kos::abi::sys::Grant page{reinterpret_cast<kn::u64>(big), 4096, 0, 0};
+        kos::abi::sys::Grant page_rw{reinterpret_cast<kn::u64>(big), 4096, kos::abi::sys::kGrantWrite, 0};
+        E::peek::Response pk{};
+        lend.grant = &page;
+        r = lender.peek({4096}, pk);
+        check(r == 0 && pk.total == page_sum, "the policy lets a 4 KiB read-only grant through",
+              r == 0 ? static_cast<kn::i64>(pk.total) : r);
+        lend.grant = &ro;
+        r = lender.peek({16}, pk);
+        check(r == kEacces, "the same call with a 64 KiB grant is denied by the policy", r);
+        lend.grant = &page;
+        pk.total = 0;
+        r = lender.peek({4096}, pk);
+        check(r == 0 && pk.total == page_sum, "the small grant still passes after the large one was denied",
+              r == 0 ? static_cast<kn::i64>(pk.total) : r);
+        lend.grant = &page_rw;
+        r = lender.peek({16}, pk);
+        check(r == kEacces, "a writable grant the policy does not allow is denied", r);
+        lend.grant = &ro;
     }
 
     // Forged, undeclared and stale handles.

@@ -46,6 +46,12 @@ struct Request {
     // A reply carrying only an error status (no payload): its fields are
     // absent, and a condition on an absent field never holds.
     bool error_reply = false;
+    // Memory lent with a request (ipc_call_grant): its size in bytes (0:
+    // none) and whether the server may write it. Conditions on `grant.size`
+    // and `grant.write` read these. Set on another kind, larger than
+    // kMaxGrantSize, or writable without a size: the request is malformed.
+    u64 grant_size = 0;
+    bool grant_write = false;
 };
 
 struct Verdict {
@@ -70,9 +76,13 @@ const char* describe(LoadError e);
 // The compact binary audit record (rendered as JSON by host tools, which
 // resolve names through the blob). Field values are copied in as a TLV
 // list: {u8 field, u8 type, u16 size, bytes[size]}, strings cut at
-// kAuditValueMax bytes, as many as fit in `data`.
+// kAuditValueMax bytes, as many as fit in `data`. A request's grant comes
+// first, when it has one: field kAuditFieldGrantSize (U64, its size) and
+// kAuditFieldGrantWrite (Bool), rendered as `grant.size` and `grant.write`.
 inline constexpr u32 kAuditDataMax = 200;
 inline constexpr u32 kAuditValueMax = 96;
+inline constexpr u8 kAuditFieldGrantSize = 0xfe;  // methods have at most 64 fields
+inline constexpr u8 kAuditFieldGrantWrite = 0xff;
 struct AuditRecord {
     u64 sequence;  // per engine, from 1
     u64 time_ns;   // Request::now_ns
@@ -123,8 +133,11 @@ public:
     // An IPC message as the kernel holds it (its own copy): decodes the
     // fields from the payload by the method's layout, then decides. A
     // payload that does not fit the layout is denied (kRuleMalformed).
+    // `grant_size`/`grant_write`: the memory lent with a request (see
+    // Request::grant_size); the kernel passes what the caller really lent.
     Verdict decide_message(Kind kind, u32 source, u32 target, const abi::ipc::MessageHeader& h,
-                           const u8* payload, u32 payload_size, u64 now_ns);
+                           const u8* payload, u32 payload_size, u64 now_ns, u64 grant_size = 0,
+                           bool grant_write = false);
 
     // Fills `out` for a verdict of `r`. Returns false when no policy is loaded.
     bool make_audit_record(const Request& r, const Verdict& v, AuditRecord& out);
@@ -132,7 +145,7 @@ public:
     // a malformed message gets a record without fields).
     bool make_message_audit_record(Kind kind, u32 source, u32 target, const abi::ipc::MessageHeader& h,
                                    const u8* payload, u32 payload_size, u64 now_ns, const Verdict& v,
-                                   AuditRecord& out);
+                                   AuditRecord& out, u64 grant_size = 0, bool grant_write = false);
 
     CacheStats cache_stats() const { return stats_; }
 

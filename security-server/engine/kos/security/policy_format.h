@@ -21,7 +21,13 @@ using abi::u64;
 using abi::u8;
 
 inline constexpr u64 kPolicyMagic = 0x31304c4f50534f4bull; // "KOSPOL01"
-inline constexpr u32 kPolicyVersion = 1;
+// Version 2 adds conditions on a request's grant (kFieldGrantSize,
+// kFieldGrantWrite). The builder writes 2 only for a policy that uses them,
+// so an engine that does not know them refuses such a blob instead of
+// reading those conditions as never holding (which would drop a deny), and
+// blobs without them stay readable by older engines.
+inline constexpr u32 kPolicyVersion = 2;
+inline constexpr u32 kPolicyVersionNoGrants = 1;
 inline constexpr u32 kNone = 0xffffffffu;
 
 // What is being asked (docs/security-server.md, "Requests").
@@ -205,8 +211,18 @@ enum class CondOp : u8 {
     InCidr,                 // Ip in any of Cidrs[arg_first .. +arg_count]
 };
 
+// Condition::field values past any method's fields (at most 64): the grant
+// lent with a request (ipc_call_grant), which is not part of the payload.
+// A request without a grant has size 0 and is not writable; for other
+// kinds such a condition never holds (the builder only writes them for
+// request rules on methods that declare a grant).
+inline constexpr u32 kFieldGrantSize = 0xfffffff0u;  // bytes, compared unsigned
+inline constexpr u32 kFieldGrantWrite = 0xfffffff1u; // 1: the server may write it
+inline constexpr u64 kMaxGrantSize = 64ull << 20;     // abi/kos/syscall.h kMaxGrant
+
 struct Condition {
-    u32 field; // index among the method's fields (request fields for Request, response for Response)
+    u32 field; // index among the method's fields (request fields for Request, response for
+               // Response), or kFieldGrantSize / kFieldGrantWrite
     u8 op;     // CondOp
     u8 negate; // 1: the condition holds when the test fails
     u8 is_signed; // integer comparisons treat values as i64

@@ -7,7 +7,8 @@
 //    "interface":"vfs.File","method":"open","fields":{"path":"/etc/x","flags":0},"cached":false}
 //
 // Security records carry "class"/"perm" instead of interface/method;
-// execute records carry "program". Integers are JSON numbers, strings
+// execute records carry "program". A request that lent memory has
+// "grant.size" and "grant.write" (0 or 1) first among its fields. Integers are JSON numbers, strings
 // JSON strings (bytes that are not UTF-8 as \u00XX escapes of each byte),
 // bytes fields {"hex":"..."} and addresses strings. "truncated":true when a
 // value was cut or did not fit the record.

@@ -51,7 +51,13 @@ struct MachineDef {
     uint32_t initial = 0;
 };
 
-// One condition on a field, by field name (resolved per method).
+// The names conditions use for the grant lent with a request (not payload
+// fields: IDL field names have no dot).
+inline constexpr const char* kGrantSizeField = "grant.size";
+inline constexpr const char* kGrantWriteField = "grant.write";
+
+// One condition on a field, by field name (resolved per method), or on the
+// request's grant (kGrantSizeField, kGrantWriteField).
 struct ConditionDef {
     enum class Op { Eq, Ne, Lt, Le, Gt, Ge, InSet, NotInSet, InRanges, NotInRanges,
                     Regex, NotRegex, Glob, NotGlob, InCidr, NotInCidr, BytesEq, BytesNe,

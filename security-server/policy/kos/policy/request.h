@@ -18,8 +18,17 @@ namespace kos::policy {
 struct FieldSpec {
     std::string name;
     security::FieldType type = security::FieldType::U32;
-    uint32_t max_size = 0;
+    uint32_t max_size = 0; // String/Bytes; GrantSize: the largest grant; GrantWrite: 1 if writable
+    // Not a payload field: the grant lent with a request (`grant.size`,
+    // `grant.write`), filled into Request::grant_size / grant_write. These
+    // specs come after the payload's.
+    enum class Grant : uint8_t { No, Size, Write };
+    Grant grant = Grant::No;
 };
+
+// Appends `grant.size` and `grant.write` for a request of a method that
+// declares a grant of at most `max_bytes`, `writable` or read-only.
+void add_grant_specs(std::vector<FieldSpec>& specs, uint64_t max_bytes, bool writable);
 
 // A request with the storage its field values point into (not copyable:
 // the values point into `strings`/`addresses`).
@@ -54,7 +63,8 @@ std::string format_address(const uint8_t bytes[16]);
 // Fills `out.values` (one per spec, in order) from a step's `field=value`
 // list: unknown or repeated fields and values of the wrong type or range are
 // errors at their position; a field left out is 0 (or empty). `method`
-// names the method in messages.
+// names the method in messages. Grant specs (add_grant_specs) set the
+// request's grant instead of a value; left out, the request lends nothing.
 bool fill_fields(const ast::Step& step, const std::vector<FieldSpec>& specs,
                  const std::string& method, BuiltRequest& out, Diagnostics& diags);
 
