@@ -332,8 +332,8 @@ i64 sys_timer_create(int clock, u64 sevp, u64 id_out) {
         value = static_cast<u64>(ev.value);
         if (ev.notify == 1) // SIGEV_NONE
             signal = 0;
-        else if ((ev.notify == 0 || ev.notify == 4) && ev.signo > 0 && ev.signo <= 64) // SIGEV_SIGNAL, SIGEV_THREAD_ID
-            signal = static_cast<u32>(ev.signo);
+        else if ((ev.notify == 0 || ev.notify == 4) && ev.signo > 0 && ev.signo <= 64)
+            signal = static_cast<u32>(ev.signo); // SIGEV_SIGNAL, SIGEV_THREAD_ID
         else
             return -kEINVAL; // SIGEV_THREAD is the C library's (a thread with SIGEV_THREAD_ID)
         if (ev.notify == 4) {

@@ -217,7 +217,8 @@ bool other_threads_runnable() { return g_run_head != nullptr || other_cpus_busy(
 namespace {
 
 sys::ThreadBlock* block_of(const Thread* t) {
-    return t->thread_block_pa ? static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t->thread_block_pa)) : nullptr;
+    return t->thread_block_pa ? static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t->thread_block_pa))
+                              : nullptr;
 }
 
 // CPU time: the cycles `t` ran since run_start that count (none while it

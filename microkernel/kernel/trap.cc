@@ -445,7 +445,10 @@ void enter_runtime_for_signals(Thread& t, TrapFrame* f) {
     if (!in_application(t, f))
         return;
     auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
-    if (__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) && !tb->async_entry)
+    // Not for signals it blocks: they wait, pending, until it unblocks them.
+    u64 ready = __atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) &
+                ~__atomic_load_n(&tb->sigmask, __ATOMIC_RELAXED);
+    if (ready && !tb->async_entry)
         enter_runtime_async(t, f, sys::kAsyncSignals, 0);
 }
 
