@@ -71,7 +71,7 @@ static void clocks(void) {
 static atomic_int spun, stop;
 static void* spinner(void* arg) {
     (void)arg;
-    spin_cpu(0.15);
+    spin_cpu(0.3);
     atomic_store(&spun, 1);
     while (!atomic_load(&stop))
         for (int i = 0; i < 100000; ++i)
@@ -88,11 +88,12 @@ static void thread_clocks(void) {
     clockid_t c;
     CHECK(pthread_getcpuclockid(th, &c) == 0);
     double theirs = clock_s(c);
-    CHECK(theirs >= 0.15);
+    CHECK(theirs >= 0.3);
     atomic_store(&stop, 1);
     CHECK(pthread_join(th, NULL) == 0);
-    /* This thread slept meanwhile. */
-    CHECK(clock_s(CLOCK_THREAD_CPUTIME_ID) - mine0 < 0.1);
+    /* This thread slept meanwhile (in a VM, time the host took its vCPU
+     * away while it ran counts too: a margin). */
+    CHECK(clock_s(CLOCK_THREAD_CPUTIME_ID) - mine0 < 0.5 * theirs);
     CHECK(clock_s(CLOCK_PROCESS_CPUTIME_ID) >= theirs);
 }
 
