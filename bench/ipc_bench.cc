@@ -44,7 +44,7 @@ struct GuestTimes {
     double cached = 0, uncached = 0;
 };
 
-GuestTimes guest_round_trip_ns(const std::string& rootfs_dir) {
+GuestTimes guest_round_trip_ns(const std::string& rootfs_dir, uint32_t cpus) {
     auto rootfs = kos::pkg::build_rootfs_image(rootfs_dir, {});
     if (!rootfs) {
         std::fprintf(stderr, "%s\n", rootfs.error().message.c_str());
@@ -67,6 +67,7 @@ GuestTimes guest_round_trip_ns(const std::string& rootfs_dir) {
     o.boot_image = std::move(*image);
     o.stdout_fd = out;
     o.wall_timeout_ms = 120000;
+    o.cpus = cpus;
     auto r = kos::vmm::run_vm(std::move(o));
     if (!r) {
         std::fprintf(stderr, "%s\n", r.error().message.c_str());
@@ -90,11 +91,14 @@ int main(int argc, char** argv) {
         std::printf("SKIPPED: /dev/kvm is not usable: %s\n", why.c_str());
         return 0;
     }
-    GuestTimes guest = guest_round_trip_ns(rootfs);
+    GuestTimes guest = guest_round_trip_ns(rootfs, 1);
+    GuestTimes smp = guest_round_trip_ns(rootfs, 2);
     double host = pipe_ping_pong_ns(20000);
     std::printf("%-64s %12s\n", "measure", "ns");
     std::printf("%-64s %12.0f\n", "guest IPC call+reply, cached verdicts (ipctest.Bench.ping, 2000x)", guest.cached);
     std::printf("%-64s %12.0f\n", "guest IPC call+reply, uncached verdicts (ping_checked, 2000x)", guest.uncached);
+    std::printf("%-64s %12.0f\n", "  the same with 2 vCPUs, cached (client and server may differ)", smp.cached);
+    std::printf("%-64s %12.0f\n", "  the same with 2 vCPUs, uncached", smp.uncached);
     std::printf("%-64s %12.0f\n", "host pipe ping-pong between two processes (20000x)", host);
     std::printf("%-64s %11.1fx\n", "ratio cached / host", host > 0 ? guest.cached / host : 0);
     std::printf("%-64s %11.1fx\n", "ratio uncached / host", host > 0 ? guest.uncached / host : 0);

@@ -95,13 +95,13 @@ void wait_for_interrupt(PerCpu& cpu) {
     kernel_unlock();
     // An interrupt that arrives before the hlt (IF is still clear) stays
     // pending and ends it at once: `sti` takes effect after `hlt` starts.
-    // An idle CPU's tick is not re-armed (trap.cc): it sleeps until a
-    // reschedule IPI, which a thread becoming runnable sends.
+    // A thread becoming runnable sends a reschedule IPI; the CPU's ticks
+    // go on meanwhile (with the timer off, an idle CPU hung on nested KVM
+    // once in a few hundred wake-ups: an IPI must have gone missing there).
     asm volatile("sti; hlt; cli" : : : "memory");
     kernel_lock();
     cpu.idle = false;
     g_wake_sent[cpu.index] = false;
-    arch::apic_timer_arm();
 }
 
 void tlb_flush_ipi() {

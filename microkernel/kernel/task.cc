@@ -260,7 +260,11 @@ void make_runnable(Thread* t) {
     else
         g_run_head = t;
     g_run_tail = t;
-    wake_idle_cpu();
+}
+
+void wake_cpu_for_queued_threads() {
+    if (g_run_head)
+        wake_idle_cpu();
 }
 
 namespace {
@@ -283,8 +287,10 @@ void load_address_space(PerCpu& cpu, Task* task) {
 Thread* idle(PerCpu& cpu) {
     load_address_space(cpu, nullptr); // its task may end and free it meanwhile
     for (;;) {
-        if (Thread* next = pop_runnable())
+        if (Thread* next = pop_runnable()) {
+            wake_cpu_for_queued_threads(); // more than one became runnable
             return next;
+        }
         if (!other_cpus_busy())
             platform::panic_stop("kos: every task is blocked (each waits for another): the "
                                  "program deadlocked\n",

@@ -145,6 +145,10 @@ Thread* alloc_thread(Task* task);
 
 // Scheduler.
 void make_runnable(Thread* t);
+// At the end of a kernel entry: threads still queued wake an idle CPU (not
+// at make_runnable: a caller that wakes a thread and then waits itself,
+// as an IPC call does, runs it on this CPU without an IPI).
+void wake_cpu_for_queued_threads();
 // Whether a thread other than the running one waits for a CPU or runs on
 // another.
 bool other_threads_runnable();

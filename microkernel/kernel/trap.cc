@@ -559,12 +559,8 @@ extern "C" void trap_dispatch(TrapFrame* f) {
         }
         // Interrupts reach ring 0 only in the idle loop and while waiting
         // for the kernel lock: the CPU looks at the run queue next anyway.
-        // An idle CPU's timer stays off until it runs a thread again.
         if (f->vector == arch::kVecTimer) {
-            if (this_cpu().idle)
-                arch::apic_eoi_only();
-            else
-                arch::apic_eoi();
+            arch::apic_eoi();
             return;
         }
         if (f->vector == arch::kVecReschedule) {
@@ -579,6 +575,7 @@ extern "C" void trap_dispatch(TrapFrame* f) {
         return;
     kernel_lock();
     user_trap(f);
+    wake_cpu_for_queued_threads();
     kernel_unlock();
 }
 

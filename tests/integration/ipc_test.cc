@@ -54,7 +54,7 @@ const std::vector<uint8_t>& ipc_policy() {
     return blob;
 }
 
-VmRun run_ipc(const kos::vmm::InitSpec& init, std::vector<uint8_t> policy = ipc_policy()) {
+VmRun run_ipc(const kos::vmm::InitSpec& init, std::vector<uint8_t> policy = ipc_policy(), uint32_t cpus = 1) {
     auto rootfs = kos::pkg::build_rootfs_image(KOS_IPC_ROOTFS, {});
     EXPECT_TRUE(rootfs) << rootfs.error().message;
     kos::vmm::LaunchSpec launch;
@@ -74,6 +74,7 @@ VmRun run_ipc(const kos::vmm::InitSpec& init, std::vector<uint8_t> policy = ipc_
     o.stdout_fd = out;
     o.stderr_fd = err;
     o.wall_timeout_ms = 20000;
+    o.cpus = cpus;
     auto audit = std::make_shared<std::vector<std::string>>();
     auto audit_json = std::make_shared<std::vector<std::string>>();
     o.audit = [host, state, audit, audit_json](std::span<const uint8_t> bytes) {
@@ -107,8 +108,13 @@ protected:
 
 } // namespace
 
-TEST_F(Ipc, CallsRightsForgeriesDenialsAndServerCrash) {
-    VmRun r = run_ipc(echo_bundle(sys::kRightCall | sys::kRightDuplicate | sys::kRightTransfer));
+// With one vCPU, and with two: client and server then run on different
+// CPUs (each call and reply wakes the other CPU).
+class IpcCpus : public Ipc, public ::testing::WithParamInterface<uint32_t> {};
+INSTANTIATE_TEST_SUITE_P(Cpus, IpcCpus, ::testing::Values(1u, 2u));
+
+TEST_P(IpcCpus, CallsRightsForgeriesDenialsAndServerCrash) {
+    VmRun r = run_ipc(echo_bundle(sys::kRightCall | sys::kRightDuplicate | sys::kRightTransfer), ipc_policy(), GetParam());
     ASSERT_TRUE(r.outcome) << r.outcome.error().message << "\n" << r.out << r.err;
     EXPECT_EQ(r.outcome->value, 0) << r.out << r.err;
     for (const char* line : {"ok an allowed call gets the server's reply (0)",
@@ -204,7 +210,7 @@ TEST_F(Ipc, CallsRightsForgeriesDenialsAndServerCrash) {
     EXPECT_NE(r.err.find("kos: echo killed by SIGILL: invalid opcode"), std::string::npos) << r.err;
 }
 
-TEST_F(Ipc, ABusyLoopInOneTaskDoesNotStopTheOthers) {
+TEST_P(IpcCpus, ABusyLoopInOneTaskDoesNotStopTheOthers) {
     // The spinner is runnable before the server: without preemption the
     // client's first call would never be answered.
     kos::vmm::InitSpec s;
@@ -212,7 +218,7 @@ TEST_F(Ipc, ABusyLoopInOneTaskDoesNotStopTheOthers) {
                    {"spinner", "spin_t", true, {"/bin/spinner"}, ""},
                    {"echo", "echo_t", true, {"/bin/echo_server"}, ""}};
     s.channels = {{"echo", 0, 2, 0x7100, sys::kRightCall | sys::kRightDuplicate}};
-    VmRun r = run_ipc(s);
+    VmRun r = run_ipc(s, ipc_policy(), GetParam());
     ASSERT_TRUE(r.outcome) << r.outcome.error().message << "\n" << r.out << r.err;
     EXPECT_NE(r.out.find("ok an allowed call gets the server's reply (0)"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("ok a server crash is reported to its client (-32)"), std::string::npos) << r.out;

@@ -80,13 +80,6 @@ void apic_eoi() {
 
 namespace kos::arch {
 
-void apic_timer_arm() {
-    if (g_x2apic)
-        wrmsr(kMsrInitialCount, g_count);
-    else if (g_xapic)
-        xapic_write(kXInitialCount, static_cast<u32>(g_count));
-}
-
 void apic_eoi_only() {
     if (g_x2apic)
         wrmsr(kMsrEoi, 0);

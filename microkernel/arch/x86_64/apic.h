@@ -14,10 +14,8 @@ inline constexpr abi::u64 kXapicPhys = 0xfee00000;
 bool apic_timer_start(abi::u64 period_us, abi::u64 xapic_va);
 // Acknowledges the timer interrupt and arms the next tick.
 void apic_eoi();
-// Acknowledges another interrupt (an IPI), or a tick without arming the next.
+// Acknowledges another interrupt (an IPI).
 void apic_eoi_only();
-// Arms the next tick (after a tick acknowledged with apic_eoi_only).
-void apic_timer_arm();
 // Sends interrupt `vector` to the CPU whose local APIC ID is `apic_id`
 // (kos numbers CPUs by their APIC IDs: the kos VMM's vCPU n has ID n).
 // Call after this CPU's apic_timer_start.
