@@ -28,7 +28,7 @@
 #define FRAME_RFLAGS 136
 #define TB_SELF 144
 #define TB_ASYNC 208
-#define FPU_AREA 2048   /* abi::sys::kFpuAreaOffset */
+#define FPU_AREA 1024   /* abi::sys::kFpuAreaOffset */
 #define ASYNC_RESUME 2  /* abi::sys::kAsyncResume */
 
   .section .kos_header, "a"
@@ -53,9 +53,17 @@ runtime_linux_entry:
   and $-16, %rsp
   mov %gs:TB_SELF, %rdi
   /* The program's vector registers, before anything can switch threads
-     (a new thread's were put in its block by the kernel). */
+     (a new thread's were put in its block by the kernel): with xsave64
+     when the kernel enabled more than x87/SSE (AVX's upper halves). */
   cmpq $ASYNC_RESUME, TB_ASYNC(%rdi)
   je 1f
+  mov kos_xsave_mask(%rip), %eax
+  test %eax, %eax
+  jz 2f
+  mov kos_xsave_mask+4(%rip), %edx
+  xsave64 FPU_AREA(%rdi)
+  jmp 1f
+2:
   fxsave64 FPU_AREA(%rdi)
 1:
   .globl runtime_fpu_saved
@@ -65,8 +73,16 @@ runtime_fpu_saved:
 
   .globl resume_application
 resume_application:
-  mov %gs:TB_SELF, %rax
-  fxrstor64 FPU_AREA(%rax)
+  mov %gs:TB_SELF, %rcx
+  mov kos_xsave_mask(%rip), %eax
+  test %eax, %eax
+  jz 3f
+  mov kos_xsave_mask+4(%rip), %edx
+  xrstor64 FPU_AREA(%rcx)
+  jmp 4f
+3:
+  fxrstor64 FPU_AREA(%rcx)
+4:
   pushq %gs:FRAME_RFLAGS
   popfq
   mov %gs:FRAME_RAX, %rax

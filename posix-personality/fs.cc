@@ -503,7 +503,7 @@ i64 eventfd_rw(Fd& f, u64 buf, u64 len, bool write) {
             return -11; // EAGAIN
         // Wait for another thread of this process (the only possible peer).
         runtime_unlock();
-        native(Sys::thread_yield);
+        wait_yield();
         runtime_lock();
     }
     if (write) {
@@ -568,7 +568,7 @@ template <class Check> i64 wait_ready(u64 deadline_ns, Check check) {
         // Sockets wait in the network service (which wakes when one is
         // ready); everything else changes only when other threads run.
         if (!socket_wait_noted(deadline_ns))
-            native(Sys::thread_yield);
+            wait_yield();
         if (deadline_ns != kNoDeadline && monotonic_ns() >= deadline_ns)
             return 0;
     }

@@ -19,6 +19,13 @@ namespace kos::rt {
 
 constinit Runtime g_rt;
 
+// The XCR0 components entry.S saves and loads with xsave64/xrstor64 (0:
+// fxsave64/fxrstor64), and the size of that area (RuntimeStartInfo).
+extern "C" {
+u64 kos_xsave_mask = 0;
+u64 kos_xsave_size = 512;
+}
+
 void print(int stream, const char* s, u64 len) {
     native(Sys::console_write, static_cast<u64>(stream), reinterpret_cast<u64>(s), len);
 }
@@ -208,12 +215,29 @@ i64 sys_clock_gettime(u64 clock, u64 ts) {
     switch (clock) {
     case 0: case 5: case 8: ns = realtime_ns(); break;          // REALTIME(_COARSE), TAI
     case 1: case 4: case 6: case 7: ns = monotonic_ns(); break; // MONOTONIC*, BOOTTIME
-    case 2: case 3: ns = monotonic_ns(); break; // process/thread CPU time: one thread, no sleeps yet
-    default: return -kEINVAL;
+    default: {
+        i64 cpu = cpu_clock_ns(static_cast<abi::i32>(clock));
+        if (cpu < 0)
+            return cpu;
+        ns = static_cast<u64>(cpu);
+    }
     }
     auto* t = reinterpret_cast<Timespec*>(ts);
     t->sec = static_cast<i64>(ns / 1000000000ull);
     t->nsec = static_cast<i64>(ns % 1000000000ull);
+    return 0;
+}
+
+i64 sys_clock_getres(u64 clock, u64 ts) {
+    // The TSC's clocks; CPU-time clocks too (charged at each switch, the
+    // running thread's slice up to now).
+    if (clock > 8 && cpu_clock_ns(static_cast<abi::i32>(clock)) < 0)
+        return -kEINVAL;
+    if (ts) {
+        if (ts >= sys::kUserTop - sizeof(Timespec))
+            return -kEFAULT;
+        *reinterpret_cast<Timespec*>(ts) = {0, 1};
+    }
     return 0;
 }
 
@@ -246,7 +270,7 @@ struct KSigaction {
     u64 handler, flags, restorer, mask;
 };
 KSigaction g_sigactions[65];
-u64 g_sigmask = 0;
+// Each thread's signal mask is its block's sigmask (the kernel reads it).
 
 // execve keeps ignored signals ignored and resets handlers to the default.
 void publish_dispositions();
@@ -290,9 +314,7 @@ i64 sys_rt_sigaction(u64 sig, u64 act, u64 oldact, u64 size) {
         // to a process's first thread; this thread's block is checked too.
         bool default_ignored = sig == 17 || sig == 18 || sig == 23 || sig == 28;
         if (g_sigactions[sig].handler == 1 || (g_sigactions[sig].handler == 0 && default_ignored)) {
-            u64 self;
-            asm volatile("mov %%gs:%c1, %0" : "=r"(self) : "i"(offsetof(sys::ThreadBlock, self)));
-            u64 blocks[2] = {self, sys::kRuntimeStackTop};
+            u64 blocks[2] = {reinterpret_cast<u64>(self_block()), sys::kRuntimeStackTop};
             for (u64 block : blocks)
                 __atomic_and_fetch(&reinterpret_cast<sys::ThreadBlock*>(block)->pending_signals, ~bit(static_cast<int>(sig)),
                                    __ATOMIC_RELAXED);
@@ -301,19 +323,20 @@ i64 sys_rt_sigaction(u64 sig, u64 act, u64 oldact, u64 size) {
     return 0;
 }
 
-i64 sys_rt_sigprocmask(u64 how, u64 set, u64 oldset, u64 size) {
+i64 sys_rt_sigprocmask(sys::ThreadBlock* tb, u64 how, u64 set, u64 oldset, u64 size) {
     if (size != 8)
         return -kEINVAL;
+    u64& mask = tb->sigmask;
     if (oldset)
-        memcpy(reinterpret_cast<void*>(oldset), &g_sigmask, 8);
+        memcpy(reinterpret_cast<void*>(oldset), &mask, 8);
     if (set) {
         u64 s;
         memcpy(&s, reinterpret_cast<const void*>(set), 8);
         s &= ~((1ull << 8) | (1ull << 18)); // SIGKILL, SIGSTOP cannot be blocked
         switch (how) {
-        case 0: g_sigmask |= s; break;
-        case 1: g_sigmask &= ~s; break;
-        case 2: g_sigmask = s; break;
+        case 0: mask |= s; break;
+        case 1: mask &= ~s; break;
+        case 2: mask = s; break;
         default: return -kEINVAL;
         }
     }
@@ -376,12 +399,26 @@ bool deliver_signal(sys::ThreadBlock* tb, int sig, const SigInfo& info, i64 resu
     u64 alt_top = 0;
     if ((a.flags & kSaOnstack) && alt_signal_stack(f.rsp, &alt_top))
         sp = alt_top; // sigaltstack: a fresh stack (a stack overflow's SIGSEGV still runs)
-    sp = (sp - 512) & ~63ull;
+    sp = (sp - kos_xsave_size - 4) & ~63ull; // xsave's area is 64-byte aligned, then FP_XSTATE_MAGIC2
     u64 fx = sp;
     sp = ((sp - sizeof(SigFrame)) & ~15ull) - 8; // at the handler's entry, rsp + 8 is 16-aligned
     if (sp >= sys::kUserTop || f.rsp >= sys::kUserTop || sp < 4096)
         return false;
-    memcpy(reinterpret_cast<void*>(fx), reinterpret_cast<const u8*>(tb) + sys::kFpuAreaOffset, 512);
+    memcpy(reinterpret_cast<void*>(fx), reinterpret_cast<const u8*>(tb) + sys::kFpuAreaOffset, kos_xsave_size);
+    if (kos_xsave_mask) {
+        // Linux's marks of an XSAVE frame (struct _fpx_sw_bytes, then
+        // FP_XSTATE_MAGIC2 after the area).
+        struct {
+            u32 magic1, extended_size;
+            u64 xfeatures;
+            u32 xstate_size, padding[7];
+        } sw = {0x46505853u, static_cast<u32>(kos_xsave_size + 4), kos_xsave_mask,
+                static_cast<u32>(kos_xsave_size), {}};
+        static_assert(sizeof sw == 48);
+        memcpy(reinterpret_cast<u8*>(fx) + 464, &sw, sizeof sw);
+        u32 magic2 = 0x46505845u;
+        memcpy(reinterpret_cast<u8*>(fx) + kos_xsave_size, &magic2, 4);
+    }
     auto* fr = reinterpret_cast<SigFrame*>(sp);
     memset(fr, 0, sizeof *fr);
     fr->pretcode = a.restorer;
@@ -394,10 +431,10 @@ bool deliver_signal(sys::ThreadBlock* tb, int sig, const SigInfo& info, i64 resu
     mc.ss = 0x2b;
     mc.fpstate = fx;
     // After rt_sigsuspend, the handler returns to the mask from before it.
-    fr->uc.sigmask = tb->scratch[3] ? tb->scratch[2] : g_sigmask;
+    fr->uc.sigmask = tb->scratch[3] ? tb->scratch[2] : tb->sigmask;
     tb->scratch[3] = 0;
     fr->info = info;
-    g_sigmask |= (a.mask | ((a.flags & kSaNodefer) ? 0 : bit(sig))) & ~kUnblockable;
+    tb->sigmask |= (a.mask | ((a.flags & kSaNodefer) ? 0 : bit(sig))) & ~kUnblockable;
     u64 handler = a.handler;
     if (a.flags & kSaResethand)
         a = KSigaction{};
@@ -425,15 +462,102 @@ i64 sys_rt_sigreturn(sys::ThreadBlock* tb) {
     f.rdx = mc.rdx, f.rcx = mc.rcx, f.rsp = mc.rsp, f.rip = mc.rip;
     // Only the flags a program may change (Linux's FIX_EFLAGS), interrupts on.
     f.rflags = (mc.eflags & 0x40dd5ull) | 0x202;
-    g_sigmask = uc->sigmask & ~kUnblockable;
+    tb->sigmask = uc->sigmask & ~kUnblockable;
     u64 fx = mc.fpstate;
-    if (fx && fx % 16 == 0 && fx < sys::kUserTop - 512) {
+    if (fx && fx % 16 == 0 && fx < sys::kUserTop - kos_xsave_size) {
         u32 mxcsr;
         memcpy(&mxcsr, reinterpret_cast<const void*>(fx + 24), 4);
-        if ((mxcsr & ~0xffffu) == 0) // loaded as the call returns to the program
-            memcpy(reinterpret_cast<u8*>(tb) + sys::kFpuAreaOffset, reinterpret_cast<const void*>(fx), 512);
+        u8* area = reinterpret_cast<u8*>(tb) + sys::kFpuAreaOffset;
+        if ((mxcsr & ~0xffffu) == 0) { // loaded as the call returns to the program
+            memcpy(area, reinterpret_cast<const void*>(fx), 512);
+            if (kos_xsave_mask) {
+                // The XSAVE header and the extended state, if the frame is
+                // one (64-byte aligned, its header loadable with XCR0's
+                // components, standard format); else x87/SSE only.
+                u64 header[8];
+                memcpy(header, reinterpret_cast<const void*>(fx + 512), sizeof header);
+                bool ok = fx % 64 == 0 && (header[0] & ~kos_xsave_mask) == 0 && header[1] == 0;
+                for (int i = 2; i < 8; ++i)
+                    ok = ok && header[i] == 0;
+                if (ok) {
+                    memcpy(area + 512, reinterpret_cast<const void*>(fx + 512), kos_xsave_size - 512);
+                } else {
+                    memset(area + 512, 0, 64);
+                    u64 legacy = 3; // x87 and SSE from the legacy area
+                    memcpy(area + 512, &legacy, 8);
+                }
+            }
+        }
     }
     return static_cast<i64>(mc.rax);
+}
+
+// What a signal taken from `block` says of its sender: the timer that
+// posted it (SI_TIMER, its id, overruns and value), else a process.
+void fill_timer_info(sys::ThreadBlock* block, int sig, SigInfo& info) {
+    abi::i32 timerid = 0, overrun = 0;
+    u64 value = 0;
+    if (!timer_signal_info(block, sig, &timerid, &overrun, &value))
+        return;
+    info.code = -2; // SI_TIMER
+    info.pid = timerid;          // si_timerid
+    info.uid = static_cast<abi::u32>(overrun); // si_overrun
+    memcpy(&info.status, &value, 8); // si_value
+}
+
+// Takes `sig` from a block's pending signals; false if it was not there.
+bool take_pending(sys::ThreadBlock* block, int sig) {
+    return __atomic_fetch_and(&block->pending_signals, ~bit(sig), __ATOMIC_RELAXED) & bit(sig);
+}
+
+// rt_sigtimedwait (sigwaitinfo, sigtimedwait, sigwait): a signal of `set`
+// pending for this thread, or for the process (posted to the first
+// thread while every thread blocked it), taken without running a handler.
+i64 sys_rt_sigtimedwait(sys::ThreadBlock* tb, u64 set_p, u64 info_p, u64 timeout_p, u64 size) {
+    if (size != 8)
+        return -kEINVAL;
+    if (!set_p || set_p >= sys::kUserTop - 8 || (info_p && info_p >= sys::kUserTop - sizeof(SigInfo)) ||
+        (timeout_p && timeout_p >= sys::kUserTop - 16))
+        return -kEFAULT;
+    u64 set;
+    memcpy(&set, reinterpret_cast<const void*>(set_p), 8);
+    set &= ~kUnblockable;
+    u64 deadline = kNoDeadline;
+    if (timeout_p) {
+        const auto* t = reinterpret_cast<const abi::i64*>(timeout_p);
+        if (t[0] < 0 || t[1] < 0 || t[1] >= 1000000000)
+            return -kEINVAL;
+        deadline = monotonic_ns() + static_cast<u64>(t[0]) * 1000000000ull + static_cast<u64>(t[1]);
+    }
+    sys::ThreadBlock* blocks[2] = {tb, main_block() != tb ? main_block() : nullptr};
+    for (;;) {
+        for (sys::ThreadBlock* block : blocks) {
+            if (!block)
+                continue;
+            u64 p = __atomic_load_n(&block->pending_signals, __ATOMIC_RELAXED) & set;
+            if (!p)
+                continue;
+            int sig = __builtin_ctzll(p) + 1;
+            SigInfo info{};
+            info.signo = sig;
+            runtime_lock();
+            fill_timer_info(block, sig, info);
+            bool taken = take_pending(block, sig);
+            runtime_unlock();
+            if (!taken)
+                continue;
+            if (info_p)
+                memcpy(reinterpret_cast<void*>(info_p), &info, sizeof info);
+            return sig;
+        }
+        // A signal with a handler interrupts the wait (it runs as the call
+        // returns EINTR).
+        if (__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~tb->sigmask & ~set)
+            return -4;
+        if (deadline != kNoDeadline && monotonic_ns() >= deadline)
+            return -11; // EAGAIN
+        wait_yield();
+    }
 }
 
 // --- threads and futexes ------------------------------------------------------
@@ -529,7 +653,7 @@ constexpr u64 kFutexWait = 0, kFutexWake = 1, kFutexWaitBitset = 9, kFutexWakeBi
 // yielding: the kernel has no timed waits yet, so a timed wait returns
 // EINTR (a spurious wakeup, which callers handle) until the deadline.
 i64 timed_yield(u64 deadline_ns, bool realtime) {
-    native(Sys::thread_yield);
+    wait_yield();
     u64 now = realtime ? realtime_ns() : monotonic_ns();
     return now >= deadline_ns ? -110 /* ETIMEDOUT */ : -4 /* EINTR */;
 }
@@ -637,10 +761,11 @@ i64 copy_string_vector(u64 vec, const char** out, u64 max, u64* used) {
     return 0;
 }
 
-// The x87/SSE state a program starts with (FCW 0x37f, MXCSR 0x1f80).
+// The x87/SSE state a program starts with (FCW 0x37f, MXCSR 0x1f80; an
+// empty XSAVE header: every other component in its initial state).
 void fpu_reset(sys::ThreadBlock* tb) {
     u8* area = reinterpret_cast<u8*>(tb) + sys::kFpuAreaOffset;
-    memset(area, 0, 512);
+    memset(area, 0, kos_xsave_size);
     u16 fcw = 0x37f;
     u32 mxcsr = 0x1f80;
     memcpy(area, &fcw, 2);
@@ -679,8 +804,9 @@ i64 sys_execve(sys::ThreadBlock* tb, const char* path, u64 argv, u64 envp) {
 
 // --- dispatch ---------------------------------------------------------------
 
-// ITIMER_REAL through the kernel's alarm (process_alarm); the other
-// interval timers measure CPU time, which kos does not account yet.
+// ITIMER_REAL through the kernel's alarm (process_alarm); ITIMER_VIRTUAL
+// and ITIMER_PROF through the kernel's timers on the process's CPU time
+// (one count: the kernel does not tell user from system time).
 u64 g_alarm_interval_ns = 0;
 i64 sys_itimer(bool set, int which, u64 new_value, u64 old_value) {
     struct Timeval {
@@ -689,7 +815,7 @@ i64 sys_itimer(bool set, int which, u64 new_value, u64 old_value) {
     struct Itimerval {
         Timeval interval, value;
     };
-    if (which != 0)
+    if (which < 0 || which > 2)
         return -kEINVAL;
     u64 out = set ? old_value : new_value; // getitimer(which, curr)
     Itimerval nv{};
@@ -705,10 +831,16 @@ i64 sys_itimer(bool set, int which, u64 new_value, u64 old_value) {
         return -kEFAULT;
     auto ns = [](const Timeval& t) { return static_cast<u64>(t.sec) * 1'000'000'000ull + static_cast<u64>(t.usec) * 1000; };
     u64 interval = g_alarm_interval_ns;
-    u64 left = set ? static_cast<u64>(native(Sys::process_alarm, ns(nv.value), ns(nv.interval)))
+    u64 left = 0;
+    if (which != 0) {
+        if (i64 r = cpu_itimer(which, ns(nv.value), ns(nv.interval), set, &left, &interval); r < 0)
+            return r;
+    } else {
+        left = set ? static_cast<u64>(native(Sys::process_alarm, ns(nv.value), ns(nv.interval)))
                    : static_cast<u64>(native(Sys::process_alarm, ~0ull, 0));
-    if (set)
-        g_alarm_interval_ns = ns(nv.value) ? ns(nv.interval) : 0;
+        if (set)
+            g_alarm_interval_ns = ns(nv.value) ? ns(nv.interval) : 0;
+    }
     if (out) {
         Itimerval ov{};
         ov.value = {static_cast<i64>(left / 1'000'000'000ull), static_cast<i64>(left % 1'000'000'000ull / 1000)};
@@ -815,13 +947,16 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     }
     case nr::tkill:
     case nr::tgkill: {
-        // To this process (raise(), abort()); other threads' signals are
-        // directed at the process, as a handler runs on its first thread.
+        // To a thread of this process (raise(), abort(), pthread_kill, the
+        // end of a SIGEV_THREAD timer).
         u64 sig = f.rax == nr::tkill ? a1 : a2;
+        abi::i64 tid = static_cast<abi::i32>(f.rax == nr::tkill ? a0 : a1);
         if (f.rax == nr::tgkill && static_cast<abi::i64>(static_cast<abi::i32>(a0)) !=
                                        static_cast<abi::i64>(process_self() & 0xffffffff))
             return -3; // ESRCH
-        return native(Sys::process_kill, process_self() & 0xffffffff, sig);
+        if (tid <= 0 || sig > 64)
+            return -kEINVAL;
+        return native(Sys::thread_kill, static_cast<u64>(tid), sig);
     }
     case nr::set_robust_list: return a1 == 24 ? 0 : -kEINVAL; // no robust futex cleanup yet
     case nr::uname: return sys_uname(a0);
@@ -829,16 +964,25 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::fork:
     case nr::vfork: return sys_fork(tb, 0, 0, false);
     case nr::wait4: {
-        if (a3 && a3 < sys::kUserTop)
-            memset(reinterpret_cast<void*>(a3), 0, 144); // struct rusage: not measured yet
+        bool usage = a3 && a3 < sys::kUserTop - 144;
+        if (usage)
+            memset(reinterpret_cast<void*>(a3), 0, 144);
         constexpr u64 kWnohang = 1, kWuntraced = 2, kWcontinued = 8;
         if (a2 & ~(kWnohang | kWuntraced | kWcontinued))
             return -kEINVAL;
-        {
-            abi::i64 pid = static_cast<abi::i32>(a0); // pid_t: -1 any child, 0 the group
-            u64 flags = (a2 & kWnohang ? 1 : 0) | (a2 & kWuntraced ? 4 : 0) | (a2 & kWcontinued ? 8 : 0);
-            return native(Sys::process_wait, static_cast<u64>(pid <= 0 ? -1 : pid), a1, flags);
+        abi::i64 pid = static_cast<abi::i32>(a0); // pid_t: -1 any child, 0 the group
+        u64 flags = (a2 & kWnohang ? 1 : 0) | (a2 & kWuntraced ? 4 : 0) | (a2 & kWcontinued ? 8 : 0);
+        // struct rusage: the CPU time the reaped child adds to this
+        // process's children total (all of it user time).
+        i64 before = usage ? native(Sys::cpu_time, sys::kCpuChildren, 0) : 0;
+        i64 r = native(Sys::process_wait, static_cast<u64>(pid <= 0 ? -1 : pid), a1, flags);
+        if (usage && r > 0) {
+            i64 after = native(Sys::cpu_time, sys::kCpuChildren, 0);
+            i64 ns = after > before ? after - before : 0;
+            abi::i64 utime[2] = {ns / 1'000'000'000, ns % 1'000'000'000 / 1000};
+            memcpy(reinterpret_cast<void*>(a3), utime, sizeof utime);
         }
+        return r;
     }
     case nr::rt_sigsuspend: {
         // Waits with the given mask until a signal it lets through is
@@ -851,11 +995,11 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
             return -kEFAULT;
         u64 suspend_mask;
         memcpy(&suspend_mask, reinterpret_cast<const void*>(a0), 8);
-        tb->scratch[2] = g_sigmask; // the mask the handler's frame restores
+        tb->scratch[2] = tb->sigmask; // the mask the handler's frame restores
         tb->scratch[3] = 1;
-        g_sigmask = suspend_mask & ~kUnblockable;
-        while (!(__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~g_sigmask))
-            native(Sys::thread_yield);
+        tb->sigmask = suspend_mask & ~kUnblockable;
+        while (!(__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~tb->sigmask))
+            wait_yield();
         return -4; // EINTR
     }
     case nr::rt_sigreturn: return sys_rt_sigreturn(tb);
@@ -876,7 +1020,19 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     }
     case nr::getrandom: return sys_getrandom(a0, a1, a2);
     case nr::rt_sigaction: return sys_rt_sigaction(a0, a1, a2, a3);
-    case nr::rt_sigprocmask: return sys_rt_sigprocmask(a0, a1, a2, a3);
+    case nr::rt_sigprocmask: return sys_rt_sigprocmask(tb, a0, a1, a2, a3);
+    case nr::rt_sigtimedwait: return sys_rt_sigtimedwait(tb, a0, a1, a2, a3);
+    case nr::rt_sigpending: {
+        if (a1 != 8)
+            return -kEINVAL;
+        if (!a0 || a0 >= sys::kUserTop - 8)
+            return -kEFAULT;
+        u64 p = (__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) |
+                 __atomic_load_n(&main_block()->pending_signals, __ATOMIC_RELAXED)) & tb->sigmask;
+        memcpy(reinterpret_cast<void*>(a0), &p, 8);
+        return 0;
+    }
+    case nr::clock_getres: return sys_clock_getres(a0, a1);
     case nr::alarm: {
         u64 left = static_cast<u64>(native(Sys::process_alarm, a0 * 1'000'000'000ull, 0));
         g_alarm_interval_ns = 0;
@@ -891,8 +1047,8 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
     case nr::setitimer: return sys_itimer(f.rax == nr::setitimer, i0, a1, a2);
     case nr::pause:
         // Until a signal is posted; it runs as the call returns EINTR.
-        while (!(__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~g_sigmask))
-            native(Sys::thread_yield);
+        while (!(__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~tb->sigmask))
+            wait_yield();
         return -4; // EINTR
     case nr::mremap: return sys_mremap(a0, a1, a2, a3, a4);
     case nr::timer_create: return sys_timer_create(i0, a1, a2);
@@ -973,7 +1129,7 @@ volatile u32 g_lock = 0;
 bool waits_or_exits(u64 n) {
     return n == nr::pause || n == nr::futex || n == nr::sched_yield || n == nr::nanosleep ||
            n == nr::clock_nanosleep || n == nr::exit || n == nr::exit_group || n == nr::wait4 ||
-           n == nr::rt_sigsuspend ||
+           n == nr::rt_sigsuspend || n == nr::rt_sigtimedwait ||
            // These take the lock themselves, around each check of their wait.
            n == nr::poll || n == nr::ppoll || n == nr::select || n == nr::pselect6 ||
            n == nr::epoll_wait || n == nr::epoll_pwait;
@@ -991,13 +1147,16 @@ void runtime_unlock() { __atomic_store_n(&g_lock, 0u, __ATOMIC_RELEASE); }
 // unblocked one runs now; its default action if it no longer has a
 // handler. `r` is what the interrupted code's rax holds. Whether one ran.
 bool run_pending_signals(sys::ThreadBlock* tb, i64 r) {
-    u64 pending = __atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~g_sigmask;
+    u64 pending = __atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~tb->sigmask;
     if (!pending) [[likely]]
         return false;
     int sig = __builtin_ctzll(pending) + 1;
-    __atomic_and_fetch(&tb->pending_signals, ~(1ull << (sig - 1)), __ATOMIC_RELAXED);
     SigInfo info{};
     info.signo = sig;
+    runtime_lock();
+    fill_timer_info(tb, sig, info);
+    runtime_unlock();
+    __atomic_and_fetch(&tb->pending_signals, ~(1ull << (sig - 1)), __ATOMIC_RELAXED);
     if (sig == 17) {
         // Which child: one that has ended, stopped or continued, left for
         // the program's wait.
@@ -1048,7 +1207,7 @@ void async_entry(sys::ThreadBlock* tb) {
         info.code = 1; // SEGV_MAPERR / BUS_ADRALN / ILL_ILLOPC / FPE_INTDIV
         memcpy(&info.pid, &tb->fault_addr, 8); // si_addr: where si_pid is for SIGCHLD
         runtime_lock();
-        bool blocked = g_sigmask & bit(sig);
+        bool blocked = tb->sigmask & bit(sig);
         bool ran = !blocked && deliver_signal(tb, sig, info, rax);
         runtime_unlock();
         if (!ran) // blocked or handler gone: what Linux does, the default action
@@ -1081,6 +1240,11 @@ extern "C" void linux_syscall(sys::ThreadBlock* tb) {
     i64 r = dispatch(tb, f);
     if (locked)
         runtime_unlock();
+    if (tb->waited) [[unlikely]] {
+        // The wait is over: CPU time counts again from here.
+        tb->waited = 0;
+        __atomic_store_n(&tb->wait_end_tsc, read_tsc(), __ATOMIC_RELAXED);
+    }
     // Writing where no one reads raises SIGPIPE, as on Linux (it ends the
     // process unless it is ignored or handled; the call still fails EPIPE),
     // unless a send says MSG_NOSIGNAL.
@@ -1101,7 +1265,7 @@ extern "C" void linux_syscall(sys::ThreadBlock* tb) {
     if (tb->scratch[3]) [[unlikely]] {
         // rt_sigsuspend's signal ran no handler: its mask ends with the call.
         tb->scratch[3] = 0;
-        g_sigmask = tb->scratch[2];
+        tb->sigmask = tb->scratch[2];
     }
 }
 
@@ -1111,6 +1275,10 @@ extern "C" [[noreturn]] void runtime_main(const sys::RuntimeStartInfo* si) {
     if (si->magic != sys::kRuntimeStartMagic)
         native_exit(0, 127);
     g_rt.info = *si;
+    if (si->xsave_mask & ~3ull && si->xsave_size >= 576 && si->xsave_size <= sys::kFpuAreaMax) {
+        kos_xsave_size = si->xsave_size;
+        kos_xsave_mask = si->xsave_mask;
+    }
     g_rt.trace = si->boot_flags & abi::boot::kBootTrace;
     g_rt.rootfs = abi::rootfs::RootfsView(reinterpret_cast<const u8*>(si->rootfs_base), si->rootfs_size);
     u32 bad = 0;

@@ -70,6 +70,31 @@ i64 exec_program(const char* path, const char* const* argv, const char* const* e
 // This process's pid, and its parent's << 32 (cached; fork empties the cache).
 u64 process_self();
 
+// The calling thread's block (at its GS base).
+inline abi::sys::ThreadBlock* self_block() {
+    u64 self;
+    asm volatile("mov %%gs:%c1, %0" : "=r"(self) : "i"(__builtin_offsetof(abi::sys::ThreadBlock, self)));
+    return reinterpret_cast<abi::sys::ThreadBlock*>(self);
+}
+// The first thread's block, where signals every thread blocks wait.
+inline abi::sys::ThreadBlock* main_block() {
+    return reinterpret_cast<abi::sys::ThreadBlock*>(abi::sys::kRuntimeStackTop);
+}
+
+inline u64 read_tsc() {
+    abi::u32 lo, hi;
+    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (u64(hi) << 32) | lo;
+}
+
+// Lets other threads run while this one waits (for a deadline, a signal,
+// another thread): the kernel does not count it as CPU time, from here
+// until the system call returns.
+inline void wait_yield() {
+    self_block()->waited = 1;
+    native(Sys::thread_yield, 1);
+}
+
 // Time and randomness (misc.cc).
 void time_init();
 u64 monotonic_ns();

@@ -27,7 +27,8 @@ i64 sys_sigaltstack(u64 ss, u64 old, u64 sp);
 // The top of the alternate signal stack for a handler with SA_ONSTACK
 // interrupting code at `sp`; false without one, or when already on it.
 bool alt_signal_stack(u64 sp, u64* top);
-// POSIX timers (SIGEV_SIGNAL, SIGEV_NONE) on the kernel's per-process timers.
+// POSIX timers (SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID; on the
+// monotonic, realtime and CPU-time clocks) on the kernel's per-process timers.
 i64 sys_timer_create(int clock, u64 sevp, u64 id_out);
 i64 sys_timer_settime(int id, int flags, u64 new_value, u64 old_value);
 i64 sys_timer_gettime(int id, u64 value);
@@ -35,5 +36,15 @@ i64 sys_timer_getoverrun(int id);
 i64 sys_timer_delete(int id);
 // execve: POSIX timers do not survive it (the alarm does).
 void timers_reset_on_exec();
+// Whether `sig`, pending in `block`, was posted by a POSIX timer: which,
+// its overruns until now (timer_getoverrun reports them from then on) and
+// its sigev_value. Called with the runtime lock held.
+bool timer_signal_info(abi::sys::ThreadBlock* block, int sig, abi::i32* timerid, abi::i32* overrun, u64* value);
+// A CPU-time clock's value in ns (CLOCK_PROCESS_CPUTIME_ID,
+// CLOCK_THREAD_CPUTIME_ID, or one made by clock_getcpuclockid or
+// pthread_getcpuclockid), or -EINVAL.
+i64 cpu_clock_ns(abi::i32 clock);
+// ITIMER_VIRTUAL and ITIMER_PROF: `which` 1 or 2, on the process's CPU time.
+i64 cpu_itimer(int which, u64 value_ns, u64 interval_ns, bool set, u64* left_ns, u64* interval_out);
 
 } // namespace kos::rt

@@ -29,7 +29,8 @@ namespace kos::abi::sys {
     X(10, ipc_reply, "a0 = reply (ipc::MessageHeader + payload), a1 = size -> 0")         \
     X(11, handle_close, "a0 = handle")                                                   \
     X(12, handle_duplicate, "a0 = handle, a1 = rights (a subset) -> new handle")          \
-    X(13, thread_yield, "let other runnable threads run")                               \
+    X(13, thread_yield, "let other runnable threads run; a0 = 1: the caller waits (its "  \
+                        "time from here until ThreadBlock::wait_end_tsc is not CPU time)") \
     X(14, thread_create, "a0 = initial user registers (LinuxSyscallFrame*), a1 = FS base, " \
                          "a2 = u32 address to clear and futex-wake at exit (0: none) -> tid") \
     X(15, thread_exit, "a0 = u32 address to clear and futex-wake (0: none), a1 = status; " \
@@ -84,12 +85,20 @@ namespace kos::abi::sys {
     X(35, exec_check, "a0 = program path, a1 = length: may the caller execute it "     \
                       "(execute, its label to itself)? -> 0, EACCES (audited as the "   \
                       "policy says); 0 without a policy")                                \
-    X(36, process_timer, "a0 = timer 1..8, a1 = ns until it is due (0: disarm; ~0: only ask), " \
-                         "a2 = ns between expirations (0: once), a3 = signal to post (0: " \
-                         "none) -> ns that were left (timer 0 is process_alarm's)")  \
+    X(36, process_timer, "a0 = timer 1..10 | TimerClock << 8 | thread id << 32 (whose " \
+                         "CPU time for kTimerThreadCpu; 0: the caller), a1 = ns until it is due " \
+                         "(0: disarm; ~0: only ask), a2 = ns between expirations (0: "   \
+                         "once), a3 = signal to post (0: none) | thread id << 32 (0: the " \
+                         "process; else that thread, SIGEV_THREAD_ID) -> ns that were "   \
+                         "left (timer 0 is process_alarm's); EINVAL for no such thread")  \
     X(37, file_call, "a0 = file::FileCall* (kos/file.h): an operation on a volume of the " \
                      "VMM's file service, checked by the policy -> its result; ENOENT " \
-                     "when the path is in no volume")
+                     "when the path is in no volume")                               \
+    X(38, cpu_time, "a0 = CpuClock, a1 = pid (of the caller's tree) or thread id of " \
+                    "the caller's process (0: the caller's) -> CPU ns the scheduler gave " \
+                    "it (ESRCH: none such)")                                           \
+    X(39, thread_kill, "a0 = thread id of the caller's process, a1 = signal (0: only "  \
+                       "check) -> 0, ESRCH: a thread-directed signal (tkill, tgkill)")
 
 // Memory a client lends the server for one call (ipc_call_grant): at most
 // kMaxGrant bytes, never kernel memory.
@@ -101,6 +110,15 @@ struct Grant {
     u32 flags; // kGrantWrite
     u32 reserved;
 };
+
+// What a timer of process_timer counts (a0 >> 8): the monotonic clock, or
+// CPU time the scheduler gave the process or the thread that set it.
+enum TimerClock : u64 { kTimerMonotonic = 0, kTimerProcessCpu = 1, kTimerThreadCpu = 2 };
+// Timers 9 and 10 are setitimer's ITIMER_VIRTUAL and ITIMER_PROF.
+inline constexpr u64 kTimerVirtual = 9, kTimerProf = 10;
+
+// Whose CPU time cpu_time reads.
+enum CpuClock : u64 { kCpuProcess = 0, kCpuThread = 1, kCpuChildren = 2 };
 
 // What security_resolve looks up.
 enum class SecurityName : u64 { Label = 1, Class = 2, Permission = 3 };
@@ -201,8 +219,22 @@ struct ThreadBlock {
     // runtime yields once it has saved them.
     u64 yield_requested;
     u64 cpu;            // the CPU running the thread, set by the kernel as it loads it (getcpu)
+    // The thread's blocked signals (bit sig - 1), kept by the runtime; the
+    // kernel reads them to pick the thread for a process's signal (one that
+    // does not block it) and to leave a blocked signal pending whatever
+    // its disposition. A new thread starts with its creator's.
+    u64 sigmask;
+    // Timers whose signal the kernel posted to this thread and the runtime
+    // has not taken yet (bit = timer index), and how many expirations of
+    // each came while its signal was still pending (timer_getoverrun).
+    u64 timer_fired;
+    u32 timer_overrun[12];
+    // The runtime writes the TSC here when a wait it told the kernel of
+    // (thread_yield with a0 = 1) ends: the CPU time it charges resumes there.
+    u64 wait_end_tsc;
+    u64 waited; // the runtime's own: it told the kernel of a wait in this call
 };
-static_assert(sizeof(ThreadBlock) == 30 * 8);
+static_assert(sizeof(ThreadBlock) == 40 * 8);
 inline constexpr u64 kAsyncSignals = 1;
 // The timer tick interrupted the thread in application code: the runtime
 // saves the program's vector registers, yields, and runs pending signals.
@@ -211,12 +243,16 @@ inline constexpr u64 kAsyncPreempt = 3;
 // loads the vector registers saved in its block and resumes the frame.
 inline constexpr u64 kAsyncResume = 2;
 inline constexpr u64 kAsyncFault = 0x100;
-// The program's x87/SSE state (FXSAVE format, 512 bytes) lives in the
-// thread block's page at this offset whenever the runtime runs: saved on
-// every entry, loaded on every return to the program. The runtime does it
-// in ring 3, so no thread ever sees another's registers, whatever the
-// hypervisor does with ring-0 FPU switching.
-inline constexpr u64 kFpuAreaOffset = 2048;
+// The program's vector state lives in the thread block's page at this
+// offset whenever the runtime runs: saved on every entry, loaded on every
+// return to the program. The runtime does it in ring 3, so no thread ever
+// sees another's registers, whatever the hypervisor does with ring-0 FPU
+// switching. FXSAVE format (512 bytes), or XSAVE's standard format (64-byte
+// aligned, at most kFpuAreaMax bytes) with the components of
+// RuntimeStartInfo::xsave_mask when the kernel enabled more than x87/SSE
+// in XCR0 (AVX: the YMM upper halves).
+inline constexpr u64 kFpuAreaOffset = 1024;
+inline constexpr u64 kFpuAreaMax = 4096 - kFpuAreaOffset;
 
 // What the kernel hands the runtime at start (pointer in rdi).
 struct RuntimeStartInfo {
@@ -232,6 +268,10 @@ struct RuntimeStartInfo {
     u64 realtime_at_tsc0_ns;
     u8 random_seed[32];
     u64 cpus;           // CPUs the kernel runs threads on (sched_getaffinity)
+    // XCR0 components the runtime saves with xsave64/xrstor64 (0: fxsave64
+    // and fxrstor64 only), and the size of that save area.
+    u64 xsave_mask;
+    u64 xsave_size;
 };
 inline constexpr u64 kRuntimeStartMagic = 0x5452415453534f4bull; // "KOSSTART"
 

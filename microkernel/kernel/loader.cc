@@ -183,6 +183,8 @@ const char* start_linux_task(Task* task) {
     }
     memcpy(si->random_seed, bh->random_seed, sizeof si->random_seed);
     si->cpus = g_cpu_count;
+    si->xsave_mask = runtime_xsave_mask();
+    si->xsave_size = runtime_xsave_size();
 
     t->frame = arch::TrapFrame{};
     t->frame.rip = header->start_entry;

@@ -135,6 +135,9 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
                               ? static_cast<const char*>(pmm::phys_to_virt(si->cmdline_paddr))
                               : nullptr;
     bool kos_vmm = cmdline_has(cmdline, "kos.vmm");
+    // Tests: leave Linux threads' vector state to their runtime alone, as
+    // on nested KVM where the kernel's switch does nothing (QEMU runs).
+    bool ring3_fpu_only = cmdline_has(cmdline, "kos.ring3_fpu");
     u64 cpus = kos_vmm ? cmdline_number(cmdline, "kos.cpus") : 1; // before the boot tables go
     platform::init(kos_vmm);
     // Other CPUs wait for the lock until this one enters ring 3.
@@ -186,7 +189,7 @@ extern "C" [[noreturn]] void kernel_main(u64 start_info_pa) {
 
     g_stats = bh->flags & boot::kBootStats;
     g_boot_image = {image_pa, bh->total_size, bh};
-    fpu_init(features.xsave, features.xcr0);
+    fpu_init(features.xsave, features.xcr0, ring3_fpu_only);
     // Preemption every 10 ms. Without an x2APIC the threads still run, each
     // until it blocks or exits.
     if (!arch::apic_timer_start(10000, boot::kDirectMapBase + arch::kXapicPhys))

@@ -29,14 +29,19 @@ Thread* g_run_head = nullptr;
 Thread* g_run_tail = nullptr;
 bool g_xsave = false;
 u64 g_xcr0 = 0;
+u64 g_runtime_xsave_mask = 0; // what the runtimes save with xsave64 (0: fxsave64)
+u64 g_runtime_xsave_size = 512;
 
 bool g_ring0_fpu = true;
+bool g_no_fpu_switch = false; // kos.ring3_fpu
 
 // Switches the user FPU/SSE/AVX state: `save_pa` receives the running
 // thread's state, `load_pa` provides the next one's (either may be 0).
 // Where ring-0 FXRSTOR/XRSTOR do not work (nested kvm_pvm), the kos VMM
 // does it with KVM_GET_XSAVE/KVM_SET_XSAVE: one exit per switch there.
 void fpu_switch(u64 save_pa, u64 load_pa) {
+    if (g_no_fpu_switch)
+        return;
     if (!g_ring0_fpu) {
         platform::fpu_switch_via_vmm(save_pa, load_pa);
         return;
@@ -90,7 +95,19 @@ Thread* pop_runnable() {
 
 extern "C" int probe_fxrstor(void* area);
 
-void fpu_init(bool xsave, u64 xcr0) {
+void fpu_init(bool xsave, u64 xcr0, bool ring3_only) {
+    g_no_fpu_switch = ring3_only;
+    // The runtimes save user vector state in ring 3 into the thread block's
+    // page (kFpuAreaMax bytes): with more than x87/SSE enabled they use
+    // xsave64 (cpu_init enables no more than AVX: AVX-512's state would not
+    // fit there).
+    if (xsave && (xcr0 & ~3ull)) {
+        u64 size = arch::cpuid(0xd, 0).ebx; // for the components XCR0 enables now
+        if (size <= sys::kFpuAreaMax && size >= 576) {
+            g_runtime_xsave_mask = xcr0;
+            g_runtime_xsave_size = size;
+        }
+    }
     g_xsave = xsave;
     g_xcr0 = xcr0;
     // Probe with a valid initial-state image (a fresh thread's).
@@ -104,6 +121,9 @@ void fpu_init(bool xsave, u64 xcr0) {
         platform::panic_stop("kos kernel: this CPU cannot restore FPU state in ring 0 and the VMM "
                              "offers no other way\n", 89);
 }
+
+u64 runtime_xsave_mask() { return g_runtime_xsave_mask; }
+u64 runtime_xsave_size() { return g_runtime_xsave_size; }
 
 void fpu_init_area(u64 pa) {
     // The state a fresh Linux thread has: x87 control word 0x37f, MXCSR
@@ -194,6 +214,38 @@ Thread* alloc_thread(Task* task) {
 
 bool other_threads_runnable() { return g_run_head != nullptr || other_cpus_busy(); }
 
+namespace {
+
+sys::ThreadBlock* block_of(const Thread* t) {
+    return t->thread_block_pa ? static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t->thread_block_pa))
+                              : nullptr;
+}
+
+// CPU time: the cycles `t` ran since run_start that count (none while it
+// waits, until its runtime says when the wait ended); with `commit`,
+// added to its total and run_start moved to `now`.
+u64 charge(Thread* t, u64 now, bool commit) {
+    u64 add = 0;
+    if (t->waiting) {
+        const sys::ThreadBlock* tb = block_of(t);
+        u64 end = tb ? __atomic_load_n(&tb->wait_end_tsc, __ATOMIC_RELAXED) : 0;
+        if (end > t->run_start && end <= now) {
+            add = now - end;
+            if (commit)
+                t->waiting = false;
+        }
+    } else if (now > t->run_start) {
+        add = now - t->run_start;
+    }
+    if (commit) {
+        t->cpu_cycles += add;
+        t->run_start = now;
+    }
+    return add;
+}
+
+} // namespace
+
 void make_runnable(Thread* t) {
     if (t->task && t->task->stopped) {
         t->state = ThreadState::Stopped; // runs again when its task continues
@@ -254,6 +306,7 @@ Thread* idle(PerCpu& cpu) {
 void load_thread(Thread* t, arch::TrapFrame* f) {
     PerCpu& cpu = this_cpu();
     load_address_space(cpu, t->task);
+    t->run_start = arch::rdtsc(); // CPU time counts from here (charge at its switch-out)
     *f = t->frame;
     // FS and GS bases change only through the kernel (user-mode
     // wrfsbase/wrgsbase are off), so the loaded values are known and an
@@ -287,6 +340,7 @@ void schedule(arch::TrapFrame* f, bool save) {
             cur->fs_base = arch::rdmsr(arch::kMsrFsBase);
             cur->gs_base = arch::rdmsr(arch::kMsrGsBase);
         }
+        charge(cur, arch::rdtsc(), true); // CPU time, up to its switch-out
         cur->on_cpu = -1;
         cpu.current = nullptr;
         if (save && cur->state == ThreadState::Runnable)
@@ -446,7 +500,65 @@ i64 process_kill(Thread* self, u64 pid, u64 sig) {
     return signal_task(self, t, sig);
 }
 
-i64 signal_task(Thread* self, Task* t, u64 sig) {
+namespace {
+
+bool thread_live(const Thread& th) { return th.state != ThreadState::Free && th.state != ThreadState::Dead; }
+
+u64 mask_of(const Thread* t) {
+    const sys::ThreadBlock* tb = block_of(t);
+    return tb ? __atomic_load_n(&tb->sigmask, __ATOMIC_RELAXED) : 0;
+}
+
+Thread* find_thread(Task* task, u64 tid) {
+    for (Thread& th : g_threads)
+        if (th.task == task && th.tid == tid && thread_live(th))
+            return &th;
+    return nullptr;
+}
+
+// Where a process's signal goes: the first thread (the main one first)
+// that does not block it, else the first live one, where it stays pending.
+Thread* thread_for_signal(Task* t, u64 bit) {
+    if (t->thread && thread_live(*t->thread) && !(mask_of(t->thread) & bit))
+        return t->thread;
+    Thread* any = t->thread && thread_live(*t->thread) ? t->thread : nullptr;
+    for (Thread& th : g_threads) {
+        if (th.task != t || !thread_live(th))
+            continue;
+        if (!(mask_of(&th) & bit))
+            return &th;
+        if (!any)
+            any = &th;
+    }
+    return any;
+}
+
+// Posts `sig` to `th`'s block, for its handler, its sigwaitinfo or, once
+// unblocked, its default action. `timer`: the timer that sent it (-1: none).
+// A thread waiting on a futex that lets it through wakes with EINTR.
+void post_signal(Thread* th, u64 sig, int timer) {
+    sys::ThreadBlock* tb = block_of(th);
+    if (!tb)
+        return;
+    u64 bit = 1ull << (sig - 1);
+    if (timer >= 0) {
+        __atomic_or_fetch(&tb->timer_fired, 1ull << timer, __ATOMIC_RELAXED);
+        th->task->timers[timer].posted_tid = th->tid;
+    }
+    __atomic_or_fetch(&tb->pending_signals, bit, __ATOMIC_RELAXED);
+    if (th->on_cpu >= 0 && !(mask_of(th) & bit))
+        kick_cpu(static_cast<u32>(th->on_cpu)); // its handler runs at once, not at a tick
+    if (th->state == ThreadState::BlockedFutex && !(mask_of(th) & bit)) {
+        th->frame.rax = static_cast<u64>(-4); // EINTR
+        make_runnable(th);
+    }
+}
+
+// Sends `sig` to `t`, or to its thread `target` (no permission check): its
+// default action, or posted for its handler (or a sigwaitinfo) to the
+// target or to a thread that does not block it. kBlocked if it ended
+// `self`'s task.
+i64 send_signal(Thread* self, Task* t, Thread* target, u64 sig, int timer) {
     u64 bit = 1ull << (sig - 1);
     bool ignored_by_default = sig == 17 || sig == 18 || sig == 23 || sig == 28; // CHLD CONT URG WINCH
     bool stops = sig == 19 || sig == 20 || sig == 21 || sig == 22;             // STOP TSTP TTIN TTOU
@@ -458,45 +570,135 @@ i64 signal_task(Thread* self, Task* t, u64 sig) {
     }
     if (sig != 9 && (t->sig_ignored & bit))
         return 0;
+    if (sig != 9) {
+        // Blocked (in the target, or in every thread): pending, whatever
+        // its disposition; handled: posted.
+        Thread* th = target ? target : thread_for_signal(t, bit);
+        if (th && ((mask_of(th) & bit) || (t->sig_caught & bit))) {
+            post_signal(th, sig, timer);
+            return 0;
+        }
+        if (ignored_by_default || stops)
+            return 0; // default-ignored signals vanish
+    }
     if (sig == 9 || (!(t->sig_caught & bit) && !ignored_by_default && !stops)) {
         if (t->index == 0) // the bundle's app: its end is the run's
             platform::exit(abi::hc::ExitKind::Signaled, sig);
         task_exit(t, static_cast<u32>(sig));
         return self && t == self->task ? kBlocked : 0;
     }
-    if (!(t->sig_caught & bit))
-        return 0; // default-ignored signals vanish
-    // Handled: posted to the process's first thread, which runs the handler
-    // when its current or next system call returns.
-    Thread* main = t->thread;
-    if (!main || !main->thread_block_pa)
-        return 0;
-    auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(main->thread_block_pa));
-    __atomic_or_fetch(&tb->pending_signals, bit, __ATOMIC_RELAXED);
-    if (main->on_cpu >= 0)
-        kick_cpu(static_cast<u32>(main->on_cpu)); // its handler runs at once, not at a tick
     return 0;
 }
 
-u64 monotonic_ns() {
-    u64 khz = g_boot_image.header ? g_boot_image.header->tsc_khz : 0;
-    u64 tsc = arch::rdtsc();
-    if (khz == 0)
-        return tsc;
-    return tsc / khz * 1'000'000 + (tsc % khz) * 1'000'000 / khz;
+} // namespace
+
+i64 signal_task(Thread* self, Task* t, u64 sig) { return send_signal(self, t, nullptr, sig, -1); }
+
+i64 thread_kill(Thread* self, u64 tid, u64 sig) {
+    if (sig > 64)
+        return -err::kInval;
+    Thread* th = find_thread(self->task, tid);
+    if (!th)
+        return -3; // ESRCH
+    if (sig == 0)
+        return 0;
+    return send_signal(self, self->task, th, sig, -1);
 }
 
-i64 process_timer(Thread* self, u64 index, u64 delay_ns, u64 interval_ns, u64 signal) {
-    if (index >= Task::kTimers || signal > 64)
+namespace {
+
+u64 ns_of_cycles(u64 c) {
+    u64 khz = g_boot_image.header ? g_boot_image.header->tsc_khz : 0;
+    if (khz == 0)
+        return c;
+    return c / khz * 1'000'000 + (c % khz) * 1'000'000 / khz;
+}
+
+// CPU cycles of a thread, and of a task's threads (the running one's
+// current slice included).
+u64 thread_cycles(Thread* t, u64 now) { return t->cpu_cycles + (t->on_cpu >= 0 ? charge(t, now, false) : 0); }
+
+u64 task_cycles(Task* task, u64 now) {
+    u64 sum = 0;
+    for (Thread& th : g_threads)
+        if (th.task == task && th.state != ThreadState::Free)
+            sum += thread_cycles(&th, now);
+    return sum;
+}
+
+// The current value of a timer's clock (0 when the thread it measures is gone).
+u64 timer_clock_now(Task* task, u32 clock, u32 clock_tid, u64 tsc) {
+    if (clock == sys::kTimerProcessCpu)
+        return ns_of_cycles(task_cycles(task, tsc));
+    if (clock == sys::kTimerThreadCpu) {
+        Thread* th = find_thread(task, clock_tid);
+        return th ? ns_of_cycles(thread_cycles(th, tsc)) : 0;
+    }
+    return ns_of_cycles(tsc);
+}
+
+} // namespace
+
+u64 monotonic_ns() { return ns_of_cycles(arch::rdtsc()); }
+
+void thread_wait_yield(Thread* self) {
+    charge(self, arch::rdtsc(), true);
+    self->waiting = true;
+}
+
+i64 cpu_time(Thread* self, u64 which, u64 id) {
+    u64 now = arch::rdtsc();
+    Task* task = self->task;
+    switch (which) {
+    case sys::kCpuProcess: {
+        Task* t = id && id <= 0xffffffffu ? task_at(static_cast<u32>(id - 1)) : task;
+        auto root = [](Task* a) {
+            while (a->parent)
+                a = a->parent;
+            return a;
+        };
+        // Only of the caller's tree, as for process_kill.
+        if (!t || t->released || id > 0xffffffffu || root(t) != root(task))
+            return -3; // ESRCH
+        return static_cast<i64>(ns_of_cycles(task_cycles(t, now)));
+    }
+    case sys::kCpuThread: {
+        Thread* th = id ? find_thread(task, id) : self;
+        if (!th)
+            return -3;
+        return static_cast<i64>(ns_of_cycles(thread_cycles(th, now)));
+    }
+    case sys::kCpuChildren:
+        return static_cast<i64>(ns_of_cycles(task->children_cycles));
+    default:
         return -err::kInval;
-    Task::Timer& tm = self->task->timers[index];
-    u64 now = monotonic_ns();
+    }
+}
+
+i64 process_timer(Thread* self, u64 which, u64 delay_ns, u64 interval_ns, u64 signal_and_tid) {
+    u64 index = which & 0xff, clock = (which >> 8) & 0xff, clock_tid = which >> 32;
+    u64 signal = signal_and_tid & 0xffffffffu, tid = signal_and_tid >> 32;
+    if (index >= Task::kTimers || signal > 64 || clock > sys::kTimerThreadCpu)
+        return -err::kInval;
+    Task* task = self->task;
+    if (tid && !find_thread(task, tid))
+        return -err::kInval; // SIGEV_THREAD_ID: a thread of the caller's process
+    Task::Timer& tm = task->timers[index];
+    u64 tsc = arch::rdtsc();
+    u64 now = timer_clock_now(task, tm.clock, tm.clock_tid, tsc);
     u64 left = tm.at > now ? tm.at - now : (tm.at ? 1 : 0);
     if (delay_ns == ~0ull)
         return static_cast<i64>(left); // a query (getitimer, timer_gettime)
+    tm.clock = static_cast<u32>(clock);
+    if (clock == sys::kTimerThreadCpu && clock_tid && !find_thread(task, clock_tid))
+        return -err::kInval;
+    tm.clock_tid = clock == sys::kTimerThreadCpu ? static_cast<u32>(clock_tid ? clock_tid : self->tid) : 0;
+    now = timer_clock_now(task, tm.clock, tm.clock_tid, tsc);
     tm.at = delay_ns ? now + delay_ns : 0;
     tm.interval = delay_ns ? interval_ns : 0;
     tm.signal = static_cast<u32>(signal);
+    tm.tid = static_cast<u32>(tid);
+    tm.posted_tid = 0;
     return static_cast<i64>(left);
 }
 
@@ -504,24 +706,64 @@ i64 process_alarm(Thread* self, u64 delay_ns, u64 interval_ns) {
     return process_timer(self, 0, delay_ns, interval_ns, 14); // SIGALRM
 }
 
+namespace {
+
+// A due timer's signal, to its thread or its process; if the signal it
+// posted last is still pending there, this expiration is an overrun.
+void fire_timer(Task& t, u32 index) {
+    Task::Timer& tm = t.timers[index];
+    if (!tm.signal)
+        return;
+    u64 bit = 1ull << (tm.signal - 1);
+    if (tm.posted_tid) {
+        Thread* last = find_thread(&t, tm.posted_tid);
+        sys::ThreadBlock* tb = last ? block_of(last) : nullptr;
+        if (tb && (__atomic_load_n(&tb->timer_fired, __ATOMIC_RELAXED) & (1ull << index)) &&
+            (__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & bit)) {
+            if (tb->timer_overrun[index] < 0x7fffffffu)
+                __atomic_add_fetch(&tb->timer_overrun[index], 1u, __ATOMIC_RELAXED);
+            return;
+        }
+    }
+    Thread* target = nullptr;
+    if (tm.tid && !(target = find_thread(&t, tm.tid)))
+        return; // its thread is gone
+    send_signal(nullptr, &t, target, tm.signal, static_cast<int>(index));
+}
+
+} // namespace
+
 // At each timer tick: the signal of every timer that is due (so timers
-// have the tick's resolution, 10 ms).
+// have the tick's resolution, 10 ms; CPU-time timers count what the
+// scheduler gave the process or thread up to the tick).
 void fire_alarms() {
+    u64 tsc = arch::rdtsc();
     u64 now = 0;
     for (u32 i = 0; i < g_task_count; ++i) {
         Task& t = g_tasks[i];
         if (t.dead || t.released)
             continue;
-        for (Task::Timer& tm : t.timers) {
+        u64 process_cpu = ~0ull; // computed once, when a timer needs it
+        for (u32 index = 0; index < Task::kTimers; ++index) {
+            Task::Timer& tm = t.timers[index];
             if (!tm.at)
                 continue;
-            if (!now)
-                now = monotonic_ns();
-            if (now < tm.at)
+            u64 clock_now;
+            if (tm.clock == sys::kTimerMonotonic) {
+                if (!now)
+                    now = ns_of_cycles(tsc);
+                clock_now = now;
+            } else if (tm.clock == sys::kTimerProcessCpu) {
+                if (process_cpu == ~0ull)
+                    process_cpu = timer_clock_now(&t, tm.clock, 0, tsc);
+                clock_now = process_cpu;
+            } else {
+                clock_now = timer_clock_now(&t, tm.clock, tm.clock_tid, tsc);
+            }
+            if (clock_now < tm.at)
                 continue;
-            tm.at = tm.interval ? now + tm.interval : 0;
-            if (tm.signal)
-                signal_task(nullptr, &t, tm.signal);
+            tm.at = tm.interval ? clock_now + tm.interval : 0;
+            fire_timer(t, index);
             if (t.dead)
                 break;
         }
@@ -624,7 +866,10 @@ i64 thread_create(Thread* self, u64 regs_va, u64 fs_base, u64 clear_tid) {
         // It starts in the runtime with its creator's vector state (saved
         // in the creator's block when the runtime was entered).
         const auto* mine = static_cast<const abi::u8*>(pmm::phys_to_virt(self->thread_block_pa));
-        memcpy(reinterpret_cast<abi::u8*>(tb) + sys::kFpuAreaOffset, mine + sys::kFpuAreaOffset, 512);
+        memcpy(reinterpret_cast<abi::u8*>(tb) + sys::kFpuAreaOffset, mine + sys::kFpuAreaOffset,
+               g_runtime_xsave_size);
+        // And its signal mask (its pending signals start empty).
+        tb->sigmask = reinterpret_cast<const sys::ThreadBlock*>(mine)->sigmask;
         start_in_runtime(*t, tb, regs);
     } else {
         frame_from_regs(t->frame, regs);
@@ -764,6 +1009,7 @@ i64 process_wait(Thread* self, i64 pid, u64 status_va, bool nohang, bool reap, b
         if (!reap)
             return static_cast<i64>(pid_of(&c));
         c.reaped = true;
+        me->children_cycles += task_cycles(&c, arch::rdtsc()) + c.children_cycles;
         i64 reaped_pid = static_cast<i64>(pid_of(&c));
         // A child killed while running on another CPU runs until that CPU
         // enters the kernel: then its slot is released (alloc_task).

@@ -64,6 +64,14 @@ struct Thread {
     bool grant_write = false;
     Thread* reply_to = nullptr; // server: the client awaiting this thread's reply
     Channel* reply_channel = nullptr;
+
+    // CPU time: TSC cycles the scheduler gave the thread until run_start,
+    // when it was last loaded or charged. A thread that said it waits
+    // (thread_yield a0 = 1) is charged nothing until its runtime writes
+    // ThreadBlock::wait_end_tsc.
+    abi::u64 cpu_cycles = 0;
+    abi::u64 run_start = 0;
+    bool waiting = false;
 };
 
 struct Task {
@@ -79,12 +87,20 @@ struct Task {
     abi::u64 sig_ignored = 0;  // signals set to SIG_IGN
     // Timer 0 is the alarm (alarm, setitimer ITIMER_REAL: SIGALRM), the
     // others POSIX timers (timer_create); each posts its signal when due.
+    // Timers 9 and 10 are ITIMER_VIRTUAL and ITIMER_PROF. A CPU-time timer
+    // counts the CPU time of the process or of one thread (abi TimerClock).
     struct Timer {
-        abi::u64 at = 0;       // monotonic ns when it is next due (0: disarmed)
+        abi::u64 at = 0;       // ns of its clock when it is next due (0: disarmed)
         abi::u64 interval = 0; // ns between expirations after it (0: once)
         abi::u32 signal = 0;   // 0: none (SIGEV_NONE)
+        abi::u32 tid = 0;      // the thread its signal goes to (0: the process)
+        abi::u32 clock = 0;    // abi::sys::TimerClock
+        abi::u32 clock_tid = 0; // kTimerThreadCpu: whose CPU time
+        abi::u32 posted_tid = 0; // the thread its last signal was posted to
     };
-    static constexpr abi::u32 kTimers = 9;
+    static constexpr abi::u32 kTimers = 11;
+    // CPU time of its children that ended and were waited for (times, getrusage).
+    abi::u64 children_cycles = 0;
     Timer timers[kTimers] = {};
     const char* name = "";
     const char* label_name = "";
@@ -167,6 +183,12 @@ abi::i64 process_alarm(Thread* self, abi::u64 delay_ns, abi::u64 interval_ns);
 abi::i64 process_timer(Thread* self, abi::u64 index, abi::u64 delay_ns, abi::u64 interval_ns, abi::u64 signal);
 void fire_alarms();
 abi::u64 monotonic_ns();
+// tkill/tgkill: `sig` to thread `tid` of the caller's process.
+abi::i64 thread_kill(Thread* self, abi::u64 tid, abi::u64 sig);
+// CPU time (abi/kos/syscall.h cpu_time), and the accounting of it.
+abi::i64 cpu_time(Thread* self, abi::u64 which, abi::u64 id);
+// thread_yield with a0 = 1: the caller waits, and is not charged for it.
+void thread_wait_yield(Thread* self);
 
 // fork and wait (native calls process_fork, process_wait), and wake-ups.
 abi::i64 process_fork(Thread* self, abi::u64 regs_va);
@@ -187,7 +209,12 @@ abi::i64 futex_wait(Thread* self, abi::u64 addr, abi::u64 expected);
 abi::i64 futex_wake(Task* task, abi::u64 addr, abi::u64 count);
 
 // FPU state: save/restore areas (fxsave, or xsave where the CPU has it).
-void fpu_init(bool xsave, abi::u64 xcr0);
+// `ring3_only`: no switch of user FPU state by the kernel (for tests; native
+// tasks then share one state).
+void fpu_init(bool xsave, abi::u64 xcr0, bool ring3_only = false);
 void fpu_init_area(abi::u64 pa);
+// What the runtimes save in ring 3 with xsave64 (0: fxsave64), and its size.
+abi::u64 runtime_xsave_mask();
+abi::u64 runtime_xsave_size();
 
 } // namespace kos

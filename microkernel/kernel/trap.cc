@@ -300,6 +300,8 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return r.as_syscall_result();
     }
     case sys::Sys::thread_yield:
+        if (a0 == 1 && p.linux_personality)
+            thread_wait_yield(self); // a wait: not CPU time
         return kYield;
     case sys::Sys::thread_create:
         return thread_create(self, a0, a1, a2);
@@ -360,6 +362,10 @@ i64 native_call(Thread* self, TrapFrame* f) {
         if (a0 == 0)
             return -err::kInval; // the alarm's, through process_alarm
         return process_timer(self, a0, a1, a2, a3);
+    case sys::Sys::cpu_time:
+        return cpu_time(self, a0, a1);
+    case sys::Sys::thread_kill:
+        return thread_kill(self, a0, a1);
     case sys::Sys::exec_check: {
         char path[abi::rootfs::kMaxPath + 1];
         if (a1 == 0 || a1 > abi::rootfs::kMaxPath)
@@ -441,7 +447,10 @@ void enter_runtime_for_signals(Thread& t, TrapFrame* f) {
     if (!in_application(t, f))
         return;
     auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
-    if (__atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) && !tb->async_entry)
+    // Not for signals it blocks: they wait, pending, until it unblocks them.
+    u64 ready = __atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) &
+                ~__atomic_load_n(&tb->sigmask, __ATOMIC_RELAXED);
+    if (ready && !tb->async_entry)
         enter_runtime_async(t, f, sys::kAsyncSignals, 0);
 }
 

@@ -147,8 +147,10 @@ CpuFeatures cpu_init(u32 cpu, u64 stack_top) {
     write_cr4(cr4);
     if (f.xsave) {
         CpuidResult d = cpuid(0xd, 0);
-        // x87, SSE, AVX and the AVX-512 components; no supervisor state.
-        f.xcr0 = d.eax & 0xe7;
+        // x87, SSE and AVX; no supervisor state. Not AVX-512: Linux threads'
+        // runtimes save user state in ring 3 where its 2.5 KiB do not fit
+        // (abi::sys::kFpuAreaMax), and programs see through XCR0 it is off.
+        f.xcr0 = d.eax & 0x7;
         asm volatile("xsetbv" : : "c"(0), "a"(u32(f.xcr0)), "d"(u32(f.xcr0 >> 32)));
     }
 
