@@ -504,7 +504,7 @@ Result<BundleConfig> parse_bundle_config(const std::string& text, const std::str
     for (const std::string& e : a.env)
         if (e.find('=') == std::string::npos || e.front() == '=')
             return make_error(EINVAL, at + ": [app] env entry \"" + e + "\" must be KEY=VALUE");
-    if (!a.entrypoint.empty() && a.entrypoint[0].front() != '/')
+    if (!a.entrypoint.empty() && (a.entrypoint[0].empty() || a.entrypoint[0].front() != '/'))
         return make_error(EINVAL, at + ": [app] entrypoint[0] must be an absolute path inside "
                                        "rootfs, got \"" + a.entrypoint[0] + "\"");
     if (a.workdir.empty() || a.workdir.front() != '/')

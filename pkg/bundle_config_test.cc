@@ -49,6 +49,9 @@ TEST(BundleConfig, RejectsUnknownSectionKeyAndBadValues) {
     auto e = parse_bundle_config("[app]\nname='x'\nentrypoint=['bin/a']\n", "b.toml");
     ASSERT_FALSE(e);
     EXPECT_NE(e.error().message.find("absolute path"), std::string::npos);
+    auto e2 = parse_bundle_config("[app]\nname='x'\nentrypoint=['']\n", "b.toml");
+    ASSERT_FALSE(e2);
+    EXPECT_NE(e2.error().message.find("entrypoint[0] must be an absolute path"), std::string::npos);
     auto f = parse_bundle_config("", "b.toml");
     ASSERT_FALSE(f);
     EXPECT_NE(f.error().message.find("missing [app]"), std::string::npos);
