@@ -46,9 +46,15 @@ Value& Table::insert(std::string key, Position key_position, Value value) {
     return m_entries.back().value;
 }
 
-std::span<const Entry> Table::entries() const { return m_entries; }
-size_t Table::size() const { return m_entries.size(); }
-bool Table::empty() const { return m_entries.empty(); }
+std::span<const Entry> Table::entries() const {
+    return m_entries;
+}
+size_t Table::size() const {
+    return m_entries.size();
+}
+bool Table::empty() const {
+    return m_entries.empty();
+}
 
 namespace {
 
@@ -57,7 +63,9 @@ bool is_bare_key_char(unsigned char c) {
            c == '-';
 }
 
-bool is_digit(int c) { return c >= '0' && c <= '9'; }
+bool is_digit(int c) {
+    return c >= '0' && c <= '9';
+}
 
 int hex_value(int c) {
     if (c >= '0' && c <= '9')
@@ -71,7 +79,9 @@ int hex_value(int c) {
 
 // TOML 1.0 allows no control characters but tab in strings and comments
 // (line ends are handled by the callers).
-bool is_control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
+bool is_control(unsigned char c) {
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
 
 // The length of the well-formed UTF-8 sequence at `s` (RFC 3629: no
 // overlong forms, no surrogates, nothing above U+10FFFF), or 0.
@@ -179,14 +189,18 @@ std::string display_path(std::span<const std::string> prefix, std::span<const Ke
     return out;
 }
 
-std::string display_path(std::span<const KeyPart> parts) { return display_path({}, parts); }
+std::string display_path(std::span<const KeyPart> parts) {
+    return display_path({}, parts);
+}
 
-std::string display_position(Position p) { return std::to_string(p.line) + ":" + std::to_string(p.column); }
+std::string display_position(Position p) {
+    return std::to_string(p.line) + ":" + std::to_string(p.column);
+}
 
 } // namespace
 
 class Parser {
-public:
+  public:
     Parser(std::string_view text, const std::string& origin, const Limits& limits)
         : m_text(text), m_origin(origin), m_limits(limits) {}
 
@@ -217,11 +231,12 @@ public:
         return std::move(m_root);
     }
 
-private:
+  private:
     // The cursor.
     bool at_end() const { return m_pos >= m_text.size(); }
     int peek(size_t ahead = 0) const {
-        return m_pos + ahead < m_text.size() ? static_cast<unsigned char>(m_text[m_pos + ahead]) : -1;
+        return m_pos + ahead < m_text.size() ? static_cast<unsigned char>(m_text[m_pos + ahead])
+                                             : -1;
     }
     // Moves past one byte. Columns count characters: a UTF-8 continuation
     // byte does not start a new one.
@@ -290,11 +305,15 @@ private:
             return fail(m_at, std::string("a carriage return in ") + where +
                                   " must be followed by a line feed");
         if (is_control(c))
-            return fail(m_at, found() + " in " + where + " (TOML allows no control characters but tab" +
-                                  (std::string_view(where) == "a comment" ? ")" : "; write an escape such as \\u0000)"));
+            return fail(m_at, found() + " in " + where +
+                                  " (TOML allows no control characters but tab" +
+                                  (std::string_view(where) == "a comment"
+                                       ? ")"
+                                       : "; write an escape such as \\u0000)"));
         size_t n = c < 0x80 ? 1 : utf8_length(m_text.substr(m_pos));
         if (n == 0)
-            return fail(m_at, "invalid UTF-8 in " + std::string(where) + " (byte 0x" + hex4(c, 2) + ")");
+            return fail(m_at,
+                        "invalid UTF-8 in " + std::string(where) + " (byte 0x" + hex4(c, 2) + ")");
         if (out)
             out->append(m_text.substr(m_pos, n));
         advance(n);
@@ -358,8 +377,8 @@ private:
             } else {
                 while (peek() >= 0 && is_bare_key_char(static_cast<unsigned char>(peek()))) {
                     if (part.name.size() >= m_limits.max_key_bytes)
-                        return fail(part.at, "a key longer than " + std::to_string(m_limits.max_key_bytes) +
-                                                 " bytes");
+                        return fail(part.at, "a key longer than " +
+                                                 std::to_string(m_limits.max_key_bytes) + " bytes");
                     part.name += static_cast<char>(peek());
                     advance();
                 }
@@ -367,8 +386,8 @@ private:
                     return expected("a key (letters, digits, '_' and '-', or a quoted string)");
             }
             if (parts.size() >= m_limits.max_depth)
-                return fail(part.at, "a dotted key with more than " + std::to_string(m_limits.max_depth) +
-                                         " parts");
+                return fail(part.at, "a dotted key with more than " +
+                                         std::to_string(m_limits.max_depth) + " parts");
             parts.push_back(std::move(part));
             skip_blanks();
             if (peek() != '.')
@@ -379,7 +398,8 @@ private:
 
     Result<void> check_depth(uint32_t depth, Position at) const {
         if (depth > m_limits.max_depth)
-            return fail(at, "tables and arrays nested deeper than " + std::to_string(m_limits.max_depth));
+            return fail(at, "tables and arrays nested deeper than " +
+                                std::to_string(m_limits.max_depth));
         return {};
     }
 
@@ -402,7 +422,8 @@ private:
             advance();
         std::vector<KeyPart> parts = KOS_TRY(key());
         if (peek() != ']')
-            return expected(array ? "']]' to end the [[table]] header" : "']' to end the [table] header");
+            return expected(array ? "']]' to end the [[table]] header"
+                                  : "']' to end the [table] header");
         advance();
         if (array) {
             if (peek() != ']')
@@ -419,14 +440,16 @@ private:
             Value* v = t->find_mutable(part.name);
             if (!v) {
                 KOS_TRY(check_depth(t->m_depth + 1, part.at));
-                v = &t->insert(part.name, part.at, Value(new_table(Table::Origin::Implicit, t->m_depth + 1), start));
+                v = &t->insert(part.name, part.at,
+                               Value(new_table(Table::Origin::Implicit, t->m_depth + 1), start));
                 t = table_of(*v);
                 continue;
             }
             std::string so_far = display_path(std::span(parts).first(i + 1));
             if (Table* sub = table_of(*v)) {
                 if (sub->m_origin == Table::Origin::Inline)
-                    return fail(part.at, so_far + " is an inline table (" + display_position(v->m_position) +
+                    return fail(part.at, so_far + " is an inline table (" +
+                                             display_position(v->m_position) +
                                              "), which cannot be extended");
                 t = sub;
             } else if (v->m_table_array) {
@@ -448,9 +471,11 @@ private:
                 return table_of(std::get<Array>(v->m_data).back());
             }
             if (!v->m_table_array) {
-                std::string what = v->type() == Type::Array ? "an array value" : describe(v->type());
+                std::string what =
+                    v->type() == Type::Array ? "an array value" : describe(v->type());
                 return fail(start, "[[" + name + "]]: " + name + " is already " + what + " (" +
-                                       display_position(v->m_position) + "), not an array of tables");
+                                       display_position(v->m_position) +
+                                       "), not an array of tables");
             }
             Array& elements = std::get<Array>(v->m_data);
             elements.emplace_back(new_table(Table::Origin::Header, t->m_depth + 2), start);
@@ -458,16 +483,18 @@ private:
         }
         if (!v) {
             KOS_TRY(check_depth(t->m_depth + 1, last.at));
-            v = &t->insert(last.name, last.at, Value(new_table(Table::Origin::Header, t->m_depth + 1), start));
+            v = &t->insert(last.name, last.at,
+                           Value(new_table(Table::Origin::Header, t->m_depth + 1), start));
             return table_of(*v);
         }
         std::string first = " (" + display_position(v->m_position) + ")";
         Table* sub = table_of(*v);
         if (v->m_table_array)
-            return fail(start, "[" + name + "] is an array of tables" + first + "; write [[" + name +
-                                   "]] to add a table to it");
+            return fail(start, "[" + name + "] is an array of tables" + first + "; write [[" +
+                                   name + "]] to add a table to it");
         if (!sub)
-            return fail(start, "[" + name + "]: " + name + " is already " + describe(v->type()) + first);
+            return fail(start,
+                        "[" + name + "]: " + name + " is already " + describe(v->type()) + first);
         switch (sub->m_origin) {
         case Table::Origin::Implicit:
             // Named before as a super-table ([a.b] names a): this defines it.
@@ -477,12 +504,14 @@ private:
         case Table::Origin::Dotted:
             return fail(start, "table [" + name + "] is already defined by dotted keys" + first);
         case Table::Origin::Inline:
-            return fail(start, "table [" + name + "] is already defined as an inline table" + first);
+            return fail(start,
+                        "table [" + name + "] is already defined as an inline table" + first);
         case Table::Origin::Root:
         case Table::Origin::Header:
             break;
         }
-        return fail(start, "table [" + name + "] is defined twice (first at " + display_position(v->m_position) + ")");
+        return fail(start, "table [" + name + "] is defined twice (first at " +
+                               display_position(v->m_position) + ")");
     }
 
     // key = value, into `into` (the current section's table or an inline
@@ -500,8 +529,9 @@ private:
             Value* v = t->find_mutable(part.name);
             if (!v) {
                 KOS_TRY(check_depth(t->m_depth + 1, part.at));
-                v = &t->insert(part.name, part.at,
-                               Value(new_table(Table::Origin::Dotted, t->m_depth + 1, section), part.at));
+                v = &t->insert(
+                    part.name, part.at,
+                    Value(new_table(Table::Origin::Dotted, t->m_depth + 1, section), part.at));
                 t = table_of(*v);
                 continue;
             }
@@ -509,7 +539,8 @@ private:
             std::string first = " (" + display_position(v->m_position) + ")";
             Table* sub = table_of(*v);
             if (!sub)
-                return fail(part.at, so_far + " is already " + describe(v->type()) + first + ", not a table");
+                return fail(part.at, so_far + " is already " + describe(v->type()) + first +
+                                         ", not a table");
             switch (sub->m_origin) {
             case Table::Origin::Implicit:
                 // A super-table a header named but nobody defined: these
@@ -520,14 +551,15 @@ private:
             case Table::Origin::Dotted:
                 if (sub->m_section == section)
                     break;
-                return fail(part.at, "table " + so_far + " is defined by dotted keys elsewhere" + first +
-                                         "; they cannot add to it here");
+                return fail(part.at, "table " + so_far + " is defined by dotted keys elsewhere" +
+                                         first + "; they cannot add to it here");
             case Table::Origin::Root:
             case Table::Origin::Header:
                 return fail(part.at, "table " + so_far + " is defined by a header" + first +
                                          "; dotted keys cannot add to it");
             case Table::Origin::Inline:
-                return fail(part.at, so_far + " is an inline table" + first + ", which cannot be extended");
+                return fail(part.at,
+                            so_far + " is an inline table" + first + ", which cannot be extended");
             }
             t = sub;
         }
@@ -574,7 +606,8 @@ private:
             break;
         }
         default:
-            if (is_digit(c) || c == '+' || c == '-' || (c == 'i' && peek(1) == 'n' && peek(2) == 'f' ) ||
+            if (is_digit(c) || c == '+' || c == '-' ||
+                (c == 'i' && peek(1) == 'n' && peek(2) == 'f') ||
                 (c == 'n' && peek(1) == 'a' && peek(2) == 'n'))
                 return number();
             break;
@@ -610,7 +643,8 @@ private:
             }
             if (peek() == ']')
                 break;
-            return expected("',' or ']' after an array element (the array starts at " + display_position(at) + ")");
+            return expected("',' or ']' after an array element (the array starts at " +
+                            display_position(at) + ")");
         }
         advance(); // ']'
         return Value(std::move(items), at);
@@ -632,8 +666,9 @@ private:
             for (;;) {
                 skip_blanks();
                 if (peek() == '\n' || peek() == '\r')
-                    return fail(m_at, "an inline table must be on one line (TOML 1.0); use a [table] "
-                                      "for more keys");
+                    return fail(m_at,
+                                "an inline table must be on one line (TOML 1.0); use a [table] "
+                                "for more keys");
                 if (peek() == '}')
                     return fail(m_at, "no trailing comma allowed in an inline table");
                 KOS_TRY(key_value(t, section));
@@ -647,9 +682,11 @@ private:
                     break;
                 }
                 if (peek() == '\n' || peek() == '\r')
-                    return fail(m_at, "an inline table must be on one line (TOML 1.0); the one at " +
-                                          display_position(at) + " has no '}'");
-                return expected("',' or '}' in the inline table (it starts at " + display_position(at) + ")");
+                    return fail(m_at,
+                                "an inline table must be on one line (TOML 1.0); the one at " +
+                                    display_position(at) + " has no '}'");
+                return expected("',' or '}' in the inline table (it starts at " +
+                                display_position(at) + ")");
             }
         }
         return Value(std::move(t), at);
@@ -661,13 +698,27 @@ private:
         advance(); // '\'
         int c = peek();
         switch (c) {
-        case 'b': out += '\b'; break;
-        case 't': out += '\t'; break;
-        case 'n': out += '\n'; break;
-        case 'f': out += '\f'; break;
-        case 'r': out += '\r'; break;
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
+        case 'b':
+            out += '\b';
+            break;
+        case 't':
+            out += '\t';
+            break;
+        case 'n':
+            out += '\n';
+            break;
+        case 'f':
+            out += '\f';
+            break;
+        case 'r':
+            out += '\r';
+            break;
+        case '"':
+            out += '"';
+            break;
+        case '\\':
+            out += '\\';
+            break;
         case 'u':
         case 'U': {
             int digits = c == 'u' ? 4 : 8;
@@ -675,27 +726,32 @@ private:
             for (int i = 1; i <= digits; ++i) {
                 int h = hex_value(peek(static_cast<size_t>(i)));
                 if (h < 0)
-                    return fail(at, std::string("\\") + static_cast<char>(c) + " needs " + std::to_string(digits) +
-                                        " hexadecimal digits");
+                    return fail(at, std::string("\\") + static_cast<char>(c) + " needs " +
+                                        std::to_string(digits) + " hexadecimal digits");
                 cp = (cp << 4) | static_cast<uint32_t>(h);
             }
             if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return fail(at, std::string("\\") + static_cast<char>(c) + std::string(m_text.substr(m_pos + 1, digits)) +
-                                    " is not a Unicode scalar value (U+0000 to U+D7FF or U+E000 to U+10FFFF)");
+                return fail(
+                    at,
+                    std::string("\\") + static_cast<char>(c) +
+                        std::string(m_text.substr(m_pos + 1, digits)) +
+                        " is not a Unicode scalar value (U+0000 to U+D7FF or U+E000 to U+10FFFF)");
             append_utf8(out, cp);
             advance(static_cast<size_t>(digits));
             break;
         }
         default:
-            return fail(at, "unknown escape " + (c >= 0x21 && c < 0x7f ? std::string("\\") + static_cast<char>(c)
-                                                                       : "'\\' before " + found()) +
+            return fail(at, "unknown escape " +
+                                (c >= 0x21 && c < 0x7f ? std::string("\\") + static_cast<char>(c)
+                                                       : "'\\' before " + found()) +
                                 " (TOML has \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)");
         }
         advance(); // the escape's letter (or last hex digit)
         return {};
     }
 
-    Result<void> check_length(const std::string& s, size_t max, Position at, const char* what) const {
+    Result<void> check_length(const std::string& s, size_t max, Position at,
+                              const char* what) const {
         if (s.size() > max)
             return fail(at, std::string(what) + " longer than " + std::to_string(max) + " bytes");
         return {};
@@ -709,8 +765,9 @@ private:
         for (;;) {
             int c = peek();
             if (c < 0 || c == '\n' || c == '\r')
-                return fail(at, std::string(what) + " without its closing '\"' on the same line (use \"\"\" for "
-                                                    "a multi-line string)");
+                return fail(at, std::string(what) +
+                                    " without its closing '\"' on the same line (use \"\"\" for "
+                                    "a multi-line string)");
             if (c == '"') {
                 advance();
                 return out;
@@ -731,8 +788,9 @@ private:
         for (;;) {
             int c = peek();
             if (c < 0 || c == '\n' || c == '\r')
-                return fail(at, std::string(what) + " without its closing \"'\" on the same line (use ''' for "
-                                                    "a multi-line string)");
+                return fail(at, std::string(what) +
+                                    " without its closing \"'\" on the same line (use ''' for "
+                                    "a multi-line string)");
             if (c == '\'') {
                 advance();
                 return out;
@@ -764,8 +822,9 @@ private:
                     ++run;
                 if (run >= 3) {
                     if (run > 5)
-                        return fail(m_at, "too many quotes at the end of a multi-line string (at most two "
-                                          "may come before the closing three)");
+                        return fail(
+                            m_at, "too many quotes at the end of a multi-line string (at most two "
+                                  "may come before the closing three)");
                     out.append(run - 3, quote);
                     advance(run);
                     KOS_TRY(check_length(out, m_limits.max_string_bytes, at, "a string"));
@@ -806,7 +865,8 @@ private:
         Position at = m_at;
         size_t end = m_pos;
         auto number_char = [](char c) {
-            return is_bare_key_char(static_cast<unsigned char>(c)) || c == '+' || c == '.' || c == ':';
+            return is_bare_key_char(static_cast<unsigned char>(c)) || c == '+' || c == '.' ||
+                   c == ':';
         };
         while (end < m_text.size() && number_char(m_text[end]))
             ++end;
@@ -826,8 +886,10 @@ private:
                     return false;
             return true;
         };
-        if ((digits(0, 4) && tok.size() > 4 && tok[4] == '-') || (digits(0, 2) && tok.size() > 2 && tok[2] == ':'))
-            return fail(at, "dates and times are not supported (write the value as a quoted string)");
+        if ((digits(0, 4) && tok.size() > 4 && tok[4] == '-') ||
+            (digits(0, 2) && tok.size() > 2 && tok[2] == ':'))
+            return fail(at,
+                        "dates and times are not supported (write the value as a quoted string)");
 
         size_t i = 0;
         bool negative = false;
@@ -842,7 +904,8 @@ private:
             return Value(negative ? -v : v, at);
         }
         // Prefixed integers: no sign, leading zeros allowed after the prefix.
-        if (body.size() >= 2 && body[0] == '0' && (body[1] == 'x' || body[1] == 'o' || body[1] == 'b')) {
+        if (body.size() >= 2 && body[0] == '0' &&
+            (body[1] == 'x' || body[1] == 'o' || body[1] == 'b')) {
             if (i != 0)
                 return bad("a hexadecimal, octal or binary integer has no sign");
             unsigned base = body[1] == 'x' ? 16 : body[1] == 'o' ? 8 : 2;
@@ -858,9 +921,11 @@ private:
                 }
                 int d = hex_value(c);
                 if (d < 0 || static_cast<unsigned>(d) >= base)
-                    return bad(std::string("'") + c + "' is not a base-" + std::to_string(base) + " digit");
+                    return bad(std::string("'") + c + "' is not a base-" + std::to_string(base) +
+                               " digit");
                 if (v > (static_cast<uint64_t>(INT64_MAX) - static_cast<unsigned>(d)) / base)
-                    return fail(at, "integer " + std::string(tok) + " does not fit in 64 bits (signed)");
+                    return fail(at, "integer " + std::string(tok) +
+                                        " does not fit in 64 bits (signed)");
                 v = v * base + static_cast<unsigned>(d);
                 any = prev_digit = true;
             }
@@ -906,11 +971,13 @@ private:
                 clean += c;
         if (!is_float) {
             uint64_t v = 0;
-            uint64_t limit = negative ? static_cast<uint64_t>(INT64_MAX) + 1 : static_cast<uint64_t>(INT64_MAX);
+            uint64_t limit =
+                negative ? static_cast<uint64_t>(INT64_MAX) + 1 : static_cast<uint64_t>(INT64_MAX);
             for (size_t j = i; j < clean.size(); ++j) {
                 unsigned d = static_cast<unsigned>(clean[j] - '0');
                 if (v > (limit - d) / 10)
-                    return fail(at, "integer " + std::string(tok) + " does not fit in 64 bits (signed)");
+                    return fail(at, "integer " + std::string(tok) +
+                                        " does not fit in 64 bits (signed)");
                 v = v * 10 + d;
             }
             advance(tok.size());

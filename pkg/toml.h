@@ -17,9 +17,9 @@
 // Tables keep their keys in the order of the text.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <concepts>
 #include <map>
 #include <span>
 #include <string>
@@ -47,7 +47,7 @@ struct Entry;
 
 // A table: keys in the order the text defines them, each found in O(log n).
 class Table {
-public:
+  public:
     Table();
     ~Table();
     Table(Table&&) noexcept;
@@ -61,7 +61,7 @@ public:
     size_t size() const;
     bool empty() const;
 
-private:
+  private:
     friend class Parser;
     // How the table came to be, for the redefinition rules of TOML 1.0 §Table.
     enum class Origin : uint8_t {
@@ -84,7 +84,7 @@ private:
 using Array = std::vector<Value>;
 
 class Value {
-public:
+  public:
     Value(std::string s, Position at) : m_data(std::move(s)), m_position(at) {}
     Value(int64_t i, Position at) : m_data(i), m_position(at) {}
     Value(double d, Position at) : m_data(d), m_position(at) {}
@@ -107,7 +107,7 @@ public:
     const Array* as_array() const { return std::get_if<Array>(&m_data); }
     const Table* as_table() const { return std::get_if<Table>(&m_data); }
 
-private:
+  private:
     friend class Parser;
     friend class Table;
     // Alternatives in the order of Type.

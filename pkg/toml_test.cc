@@ -60,15 +60,18 @@ std::string pos(const Value& v) {
 }
 
 TEST(Toml, CommentsBlankLinesAndLineEnds) {
-    auto r = parse_text("# a comment\n\n  \t\na = 1 # after a value\r\n[t] # after a header\nb = 2\n# last, no line end");
+    auto r = parse_text("# a comment\n\n  \t\na = 1 # after a value\r\n[t] # after a header\nb = "
+                        "2\n# last, no line end");
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(integer(*r, "a"), 1);
     EXPECT_EQ(integer(table(*r, "t"), "b"), 2);
     // Comments may hold any character but controls, UTF-8 included.
-    auto u = parse_text("a = 1 # Gr\xc3\xbc\xc3\x9f" "e \xf0\x9f\x99\x82 \t tab\n");
+    auto u = parse_text("a = 1 # Gr\xc3\xbc\xc3\x9f"
+                        "e \xf0\x9f\x99\x82 \t tab\n");
     EXPECT_TRUE(u) << u.error().message;
     EXPECT_TRUE(parse_text(""));
-    EXPECT_TRUE(parse_text("\xef\xbb\xbf" "a = 1\n")); // byte order mark
+    EXPECT_TRUE(parse_text("\xef\xbb\xbf"
+                           "a = 1\n")); // byte order mark
 }
 
 TEST(Toml, Keys) {
@@ -94,8 +97,8 @@ site."google.com" = 8
     std::vector<std::string> keys;
     for (const Entry& e : r->entries())
         keys.push_back(e.key);
-    EXPECT_EQ(keys, (std::vector<std::string>{"bare_key-1", "1234", "quoted key", "literal \"key\"", "",
-                                              "\xc3\xa9", "a", "site"}));
+    EXPECT_EQ(keys, (std::vector<std::string>{"bare_key-1", "1234", "quoted key", "literal \"key\"",
+                                              "", "\xc3\xa9", "a", "site"}));
 }
 
 TEST(Toml, Tables) {
@@ -218,7 +221,8 @@ d = ""
 )");
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(str(*r, "a"), "tab\there \"q\" back\\slash \b\f\n\r");
-    EXPECT_EQ(str(*r, "b"), std::string("\xc3\xa9\xe2\x82\xac\xf0\x9f\x99\x82") + std::string(1, '\0'));
+    EXPECT_EQ(str(*r, "b"),
+              std::string("\xc3\xa9\xe2\x82\xac\xf0\x9f\x99\x82") + std::string(1, '\0'));
     EXPECT_EQ(str(*r, "c"), "raw UTF-8: \xc3\xa9\xe2\x82\xac\xf0\x9f\x99\x82 and a\ttab");
     EXPECT_EQ(str(*r, "d"), "");
 }
@@ -328,7 +332,8 @@ TEST(Toml, Booleans) {
 }
 
 TEST(Toml, PositionsOfKeysAndValues) {
-    auto r = parse_text("[app]\n  name   = \"x\"\n# \xc3\xa9\xc3\xa9\n\"\xc3\xa9\xc3\xa9\" = 'y'\na.b = 1\n");
+    auto r = parse_text(
+        "[app]\n  name   = \"x\"\n# \xc3\xa9\xc3\xa9\n\"\xc3\xa9\xc3\xa9\" = 'y'\na.b = 1\n");
     ASSERT_TRUE(r) << r.error().message;
     const Table& app = table(*r, "app");
     ASSERT_EQ(app.entries().size(), 3u);
@@ -353,107 +358,158 @@ TEST(Toml, DatesAndTimesAreRefused) {
 
 TEST(Toml, SyntaxErrorsNamePositionAndExpectation) {
     EXPECT_TOML_ERROR("a = 1\nb 2\n", "t.toml:2:3: expected '=' after the key, found '2'");
-    EXPECT_TOML_ERROR("a = \n", "t.toml:1:5: expected a value (a string, number, true, false, [array] or "
-                                "{inline table}), found the end of the line");
-    EXPECT_TOML_ERROR("a = 1 2\n", "t.toml:1:7: expected a new line or a comment after the value, found '2'");
-    EXPECT_TOML_ERROR("[a] b = 1\n", "t.toml:1:5: expected a new line or a comment after the table header, found 'b'");
-    EXPECT_TOML_ERROR("= 1\n", "t.toml:1:1: expected a key (letters, digits, '_' and '-', or a quoted string), "
-                               "found '='");
-    EXPECT_TOML_ERROR("a.= 1\n", "t.toml:1:3: expected a key (letters, digits, '_' and '-', or a quoted string), "
-                                 "found '='");
-    EXPECT_TOML_ERROR("[a\n", "t.toml:1:3: expected ']' to end the [table] header, found the end of the line");
-    EXPECT_TOML_ERROR("[[a]\n", "t.toml:1:5: expected ']]' to end the [[table]] header, found the end of the line");
-    EXPECT_TOML_ERROR("[]\n", "t.toml:1:2: expected a key (letters, digits, '_' and '-', or a quoted string), "
-                              "found ']'");
-    EXPECT_TOML_ERROR("name = web\n", "t.toml:1:8: expected a value, found web (strings need quotes: \"web\"; "
-                                      "booleans are true and false)");
-    EXPECT_TOML_ERROR("b = True\n", "t.toml:1:5: expected a value, found True (strings need quotes: \"True\"; "
-                                    "booleans are true and false)");
-    EXPECT_TOML_ERROR("b = truely\n", "t.toml:1:5: expected a value, found truely (strings need quotes: "
-                                      "\"truely\"; booleans are true and false)");
-    EXPECT_TOML_ERROR("a = [1 2]\n", "t.toml:1:8: expected ',' or ']' after an array element (the array starts "
-                                     "at 1:5), found '2'");
-    EXPECT_TOML_ERROR("a = [1,,]\n", "t.toml:1:8: expected a value (a string, number, true, false, [array] or "
-                                     "{inline table}), found ','");
-    EXPECT_TOML_ERROR("a = [1,\n", "t.toml:2:1: expected a value (a string, number, true, false, [array] or "
-                                   "{inline table}), found the end of the file");
-    EXPECT_TOML_ERROR("a = { b = 1 c = 2 }\n", "t.toml:1:13: expected ',' or '}' in the inline table (it starts "
-                                               "at 1:5), found 'c'");
-    EXPECT_TOML_ERROR("a = { b = 1, }\n", "t.toml:1:14: no trailing comma allowed in an inline table");
-    EXPECT_TOML_ERROR("a = { b = 1,\nc = 2 }\n", "t.toml:1:13: an inline table must be on one line (TOML 1.0); "
-                                                 "use a [table] for more keys");
-    EXPECT_TOML_ERROR("a = { b = 1\n}\n", "t.toml:1:12: an inline table must be on one line (TOML 1.0); the one "
-                                          "at 1:5 has no '}'");
-    EXPECT_TOML_ERROR("a = 1\r\n\rb = 2\n", "t.toml:2:1: a carriage return must be followed by a line feed");
+    EXPECT_TOML_ERROR("a = \n",
+                      "t.toml:1:5: expected a value (a string, number, true, false, [array] or "
+                      "{inline table}), found the end of the line");
+    EXPECT_TOML_ERROR("a = 1 2\n",
+                      "t.toml:1:7: expected a new line or a comment after the value, found '2'");
+    EXPECT_TOML_ERROR(
+        "[a] b = 1\n",
+        "t.toml:1:5: expected a new line or a comment after the table header, found 'b'");
+    EXPECT_TOML_ERROR(
+        "= 1\n", "t.toml:1:1: expected a key (letters, digits, '_' and '-', or a quoted string), "
+                 "found '='");
+    EXPECT_TOML_ERROR(
+        "a.= 1\n", "t.toml:1:3: expected a key (letters, digits, '_' and '-', or a quoted string), "
+                   "found '='");
+    EXPECT_TOML_ERROR(
+        "[a\n", "t.toml:1:3: expected ']' to end the [table] header, found the end of the line");
+    EXPECT_TOML_ERROR(
+        "[[a]\n",
+        "t.toml:1:5: expected ']]' to end the [[table]] header, found the end of the line");
+    EXPECT_TOML_ERROR(
+        "[]\n", "t.toml:1:2: expected a key (letters, digits, '_' and '-', or a quoted string), "
+                "found ']'");
+    EXPECT_TOML_ERROR("name = web\n",
+                      "t.toml:1:8: expected a value, found web (strings need quotes: \"web\"; "
+                      "booleans are true and false)");
+    EXPECT_TOML_ERROR("b = True\n",
+                      "t.toml:1:5: expected a value, found True (strings need quotes: \"True\"; "
+                      "booleans are true and false)");
+    EXPECT_TOML_ERROR("b = truely\n",
+                      "t.toml:1:5: expected a value, found truely (strings need quotes: "
+                      "\"truely\"; booleans are true and false)");
+    EXPECT_TOML_ERROR("a = [1 2]\n",
+                      "t.toml:1:8: expected ',' or ']' after an array element (the array starts "
+                      "at 1:5), found '2'");
+    EXPECT_TOML_ERROR("a = [1,,]\n",
+                      "t.toml:1:8: expected a value (a string, number, true, false, [array] or "
+                      "{inline table}), found ','");
+    EXPECT_TOML_ERROR("a = [1,\n",
+                      "t.toml:2:1: expected a value (a string, number, true, false, [array] or "
+                      "{inline table}), found the end of the file");
+    EXPECT_TOML_ERROR("a = { b = 1 c = 2 }\n",
+                      "t.toml:1:13: expected ',' or '}' in the inline table (it starts "
+                      "at 1:5), found 'c'");
+    EXPECT_TOML_ERROR("a = { b = 1, }\n",
+                      "t.toml:1:14: no trailing comma allowed in an inline table");
+    EXPECT_TOML_ERROR("a = { b = 1,\nc = 2 }\n",
+                      "t.toml:1:13: an inline table must be on one line (TOML 1.0); "
+                      "use a [table] for more keys");
+    EXPECT_TOML_ERROR("a = { b = 1\n}\n",
+                      "t.toml:1:12: an inline table must be on one line (TOML 1.0); the one "
+                      "at 1:5 has no '}'");
+    EXPECT_TOML_ERROR("a = 1\r\n\rb = 2\n",
+                      "t.toml:2:1: a carriage return must be followed by a line feed");
     EXPECT_TOML_ERROR("\"\"\"k\"\"\" = 1\n", "t.toml:1:1: a key cannot be a multi-line string");
 }
 
 TEST(Toml, StringErrors) {
-    EXPECT_TOML_ERROR("a = \"abc\n", "t.toml:1:5: a string without its closing '\"' on the same line (use \"\"\" "
-                                     "for a multi-line string)");
-    EXPECT_TOML_ERROR("a = 'abc", "t.toml:1:5: a string without its closing \"'\" on the same line (use ''' for "
-                                  "a multi-line string)");
-    EXPECT_TOML_ERROR("a = \"\"\"abc\n", "t.toml:1:5: a multi-line string without its closing \"\"\"");
+    EXPECT_TOML_ERROR("a = \"abc\n",
+                      "t.toml:1:5: a string without its closing '\"' on the same line (use \"\"\" "
+                      "for a multi-line string)");
+    EXPECT_TOML_ERROR(
+        "a = 'abc", "t.toml:1:5: a string without its closing \"'\" on the same line (use ''' for "
+                    "a multi-line string)");
+    EXPECT_TOML_ERROR("a = \"\"\"abc\n",
+                      "t.toml:1:5: a multi-line string without its closing \"\"\"");
     EXPECT_TOML_ERROR("a = '''abc''", "t.toml:1:5: a multi-line string without its closing '''");
-    EXPECT_TOML_ERROR("a = \"\\q\"\n", "t.toml:1:6: unknown escape \\q (TOML has \\b \\t \\n \\f \\r \\\" \\\\ "
-                                      "\\uXXXX \\UXXXXXXXX)");
-    EXPECT_TOML_ERROR("a = \"\\ \"\n", "t.toml:1:6: unknown escape '\\' before ' ' (TOML has \\b \\t \\n \\f \\r "
-                                      "\\\" \\\\ \\uXXXX \\UXXXXXXXX)");
-    EXPECT_TOML_ERROR("a = \"\\x41\"\n", "t.toml:1:6: unknown escape \\x (TOML has \\b \\t \\n \\f \\r \\\" \\\\ "
-                                        "\\uXXXX \\UXXXXXXXX)");
+    EXPECT_TOML_ERROR("a = \"\\q\"\n",
+                      "t.toml:1:6: unknown escape \\q (TOML has \\b \\t \\n \\f \\r \\\" \\\\ "
+                      "\\uXXXX \\UXXXXXXXX)");
+    EXPECT_TOML_ERROR("a = \"\\ \"\n",
+                      "t.toml:1:6: unknown escape '\\' before ' ' (TOML has \\b \\t \\n \\f \\r "
+                      "\\\" \\\\ \\uXXXX \\UXXXXXXXX)");
+    EXPECT_TOML_ERROR("a = \"\\x41\"\n",
+                      "t.toml:1:6: unknown escape \\x (TOML has \\b \\t \\n \\f \\r \\\" \\\\ "
+                      "\\uXXXX \\UXXXXXXXX)");
     EXPECT_TOML_ERROR("a = \"\\u12\"\n", "t.toml:1:6: \\u needs 4 hexadecimal digits");
     EXPECT_TOML_ERROR("a = \"\\U0000004\"\n", "t.toml:1:6: \\U needs 8 hexadecimal digits");
-    EXPECT_TOML_ERROR("a = \"\\uD800\"\n", "t.toml:1:6: \\uD800 is not a Unicode scalar value (U+0000 to U+D7FF "
-                                          "or U+E000 to U+10FFFF)");
-    EXPECT_TOML_ERROR("a = \"\\U00110000\"\n", "t.toml:1:6: \\U00110000 is not a Unicode scalar value (U+0000 to "
-                                              "U+D7FF or U+E000 to U+10FFFF)");
-    EXPECT_TOML_ERROR("a = \"\"\"x\"\"\"\"\"\"\n", "t.toml:1:9: too many quotes at the end of a multi-line string "
-                                                  "(at most two may come before the closing three)");
-    EXPECT_TOML_ERROR("a = \"\"\"x \\ y\"\"\"\n", "t.toml:1:10: unknown escape '\\' before ' ' (TOML has \\b \\t "
-                                                 "\\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)");
-    EXPECT_TOML_ERROR(std::string("a = \"x\x01\"\n"), "t.toml:1:7: control character U+0001 in a string (TOML "
-                                                      "allows no control characters but tab; write an escape such "
-                                                      "as \\u0000)");
-    EXPECT_TOML_ERROR(std::string("a = 'x\x7f'\n"), "t.toml:1:7: control character U+007F in a string (TOML "
-                                                    "allows no control characters but tab; write an escape such "
-                                                    "as \\u0000)");
-    EXPECT_TOML_ERROR("a = '''x\ry'''\n", "t.toml:1:9: a carriage return in a string must be followed by a line feed");
-    EXPECT_TOML_ERROR("# x\x02\n", "t.toml:1:4: control character U+0002 in a comment (TOML allows no control "
-                                   "characters but tab)");
+    EXPECT_TOML_ERROR("a = \"\\uD800\"\n",
+                      "t.toml:1:6: \\uD800 is not a Unicode scalar value (U+0000 to U+D7FF "
+                      "or U+E000 to U+10FFFF)");
+    EXPECT_TOML_ERROR("a = \"\\U00110000\"\n",
+                      "t.toml:1:6: \\U00110000 is not a Unicode scalar value (U+0000 to "
+                      "U+D7FF or U+E000 to U+10FFFF)");
+    EXPECT_TOML_ERROR("a = \"\"\"x\"\"\"\"\"\"\n",
+                      "t.toml:1:9: too many quotes at the end of a multi-line string "
+                      "(at most two may come before the closing three)");
+    EXPECT_TOML_ERROR("a = \"\"\"x \\ y\"\"\"\n",
+                      "t.toml:1:10: unknown escape '\\' before ' ' (TOML has \\b \\t "
+                      "\\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)");
+    EXPECT_TOML_ERROR(std::string("a = \"x\x01\"\n"),
+                      "t.toml:1:7: control character U+0001 in a string (TOML "
+                      "allows no control characters but tab; write an escape such "
+                      "as \\u0000)");
+    EXPECT_TOML_ERROR(std::string("a = 'x\x7f'\n"),
+                      "t.toml:1:7: control character U+007F in a string (TOML "
+                      "allows no control characters but tab; write an escape such "
+                      "as \\u0000)");
+    EXPECT_TOML_ERROR("a = '''x\ry'''\n",
+                      "t.toml:1:9: a carriage return in a string must be followed by a line feed");
+    EXPECT_TOML_ERROR("# x\x02\n",
+                      "t.toml:1:4: control character U+0002 in a comment (TOML allows no control "
+                      "characters but tab)");
     // UTF-8 is checked: overlong forms, surrogates, stray continuation bytes.
     EXPECT_TOML_ERROR("a = \"\xc0\xaf\"\n", "t.toml:1:6: invalid UTF-8 in a string (byte 0xC0)");
-    EXPECT_TOML_ERROR("a = \"\xed\xa0\x80\"\n", "t.toml:1:6: invalid UTF-8 in a string (byte 0xED)");
+    EXPECT_TOML_ERROR("a = \"\xed\xa0\x80\"\n",
+                      "t.toml:1:6: invalid UTF-8 in a string (byte 0xED)");
     EXPECT_TOML_ERROR("# \x80\n", "t.toml:1:3: invalid UTF-8 in a comment (byte 0x80)");
-    EXPECT_TOML_ERROR("a = \"\xf4\x90\x80\x80\"\n", "t.toml:1:6: invalid UTF-8 in a string (byte 0xF4)");
-    EXPECT_TOML_ERROR("\xc3\xa9 = 1\n", "t.toml:1:1: expected a key (letters, digits, '_' and '-', or a quoted "
-                                       "string), found character U+00E9");
+    EXPECT_TOML_ERROR("a = \"\xf4\x90\x80\x80\"\n",
+                      "t.toml:1:6: invalid UTF-8 in a string (byte 0xF4)");
+    EXPECT_TOML_ERROR("\xc3\xa9 = 1\n",
+                      "t.toml:1:1: expected a key (letters, digits, '_' and '-', or a quoted "
+                      "string), found character U+00E9");
 }
 
 TEST(Toml, NumberErrors) {
     EXPECT_TOML_ERROR("a = 012\n", "t.toml:1:5: invalid number 012: leading zeros are not allowed");
-    EXPECT_TOML_ERROR("a = -01.5\n", "t.toml:1:5: invalid number -01.5: leading zeros are not allowed");
-    EXPECT_TOML_ERROR("a = 1__0\n", "t.toml:1:5: invalid number 1__0: '_' must be between two digits");
-    EXPECT_TOML_ERROR("a = 10_\n", "t.toml:1:5: invalid number 10_: '_' must be between two digits");
-    EXPECT_TOML_ERROR("a = 1.\n", "t.toml:1:5: invalid number 1.: expected a digit after the decimal point");
-    EXPECT_TOML_ERROR("a = 1.e5\n", "t.toml:1:5: invalid number 1.e5: expected a digit after the decimal point");
-    EXPECT_TOML_ERROR("a = 1e\n", "t.toml:1:5: invalid number 1e: expected a digit in the exponent");
+    EXPECT_TOML_ERROR("a = -01.5\n",
+                      "t.toml:1:5: invalid number -01.5: leading zeros are not allowed");
+    EXPECT_TOML_ERROR("a = 1__0\n",
+                      "t.toml:1:5: invalid number 1__0: '_' must be between two digits");
+    EXPECT_TOML_ERROR("a = 10_\n",
+                      "t.toml:1:5: invalid number 10_: '_' must be between two digits");
+    EXPECT_TOML_ERROR("a = 1.\n",
+                      "t.toml:1:5: invalid number 1.: expected a digit after the decimal point");
+    EXPECT_TOML_ERROR("a = 1.e5\n",
+                      "t.toml:1:5: invalid number 1.e5: expected a digit after the decimal point");
+    EXPECT_TOML_ERROR("a = 1e\n",
+                      "t.toml:1:5: invalid number 1e: expected a digit in the exponent");
     EXPECT_TOML_ERROR("a = +\n", "t.toml:1:5: invalid number +: expected a digit after the sign");
     EXPECT_TOML_ERROR("a = 12abc\n", "t.toml:1:5: invalid number 12abc: unexpected 'a'");
-    EXPECT_TOML_ERROR("a = +0x10\n", "t.toml:1:5: invalid number +0x10: a hexadecimal, octal or binary integer "
-                                     "has no sign");
+    EXPECT_TOML_ERROR("a = +0x10\n",
+                      "t.toml:1:5: invalid number +0x10: a hexadecimal, octal or binary integer "
+                      "has no sign");
     EXPECT_TOML_ERROR("a = 0x\n", "t.toml:1:5: invalid number 0x: no digits after the prefix");
     EXPECT_TOML_ERROR("a = 0o8\n", "t.toml:1:5: invalid number 0o8: '8' is not a base-8 digit");
-    EXPECT_TOML_ERROR("a = 0b_1\n", "t.toml:1:5: invalid number 0b_1: '_' must be between two digits");
-    EXPECT_TOML_ERROR("a = 9223372036854775808\n", "t.toml:1:5: integer 9223372036854775808 does not fit in 64 "
-                                                   "bits (signed)");
-    EXPECT_TOML_ERROR("a = -9223372036854775809\n", "t.toml:1:5: integer -9223372036854775809 does not fit in 64 "
-                                                    "bits (signed)");
-    EXPECT_TOML_ERROR("a = 0x8000000000000000\n", "t.toml:1:5: integer 0x8000000000000000 does not fit in 64 "
-                                                  "bits (signed)");
+    EXPECT_TOML_ERROR("a = 0b_1\n",
+                      "t.toml:1:5: invalid number 0b_1: '_' must be between two digits");
+    EXPECT_TOML_ERROR("a = 9223372036854775808\n",
+                      "t.toml:1:5: integer 9223372036854775808 does not fit in 64 "
+                      "bits (signed)");
+    EXPECT_TOML_ERROR("a = -9223372036854775809\n",
+                      "t.toml:1:5: integer -9223372036854775809 does not fit in 64 "
+                      "bits (signed)");
+    EXPECT_TOML_ERROR("a = 0x8000000000000000\n",
+                      "t.toml:1:5: integer 0x8000000000000000 does not fit in 64 "
+                      "bits (signed)");
     EXPECT_TOML_ERROR("a = 1e400\n", "t.toml:1:5: float 1e400 is out of range");
-    EXPECT_TOML_ERROR("a = infinity\n", "t.toml:1:5: invalid number infinity: expected a digit first");
-    EXPECT_TOML_ERROR("a = .5\n", "t.toml:1:5: expected a value (a string, number, true, false, [array] or "
-                                  "{inline table}), found '.'");
+    EXPECT_TOML_ERROR("a = infinity\n",
+                      "t.toml:1:5: invalid number infinity: expected a digit first");
+    EXPECT_TOML_ERROR("a = .5\n",
+                      "t.toml:1:5: expected a value (a string, number, true, false, [array] or "
+                      "{inline table}), found '.'");
 }
 
 // TOML 1.0 §Table, §Array of Tables, §Inline Table: a key or a table is
@@ -464,33 +520,46 @@ TEST(Toml, RedefinitionsAreErrors) {
     EXPECT_TOML_ERROR("[t]\n[t]\n", "t.toml:2:1: table [t] is defined twice (first at 1:1)");
     EXPECT_TOML_ERROR("[t.u]\n[t]\n[t]\n", "t.toml:3:1: table [t] is defined twice (first at 2:1)");
     EXPECT_TOML_ERROR("[t]\nu = 1\n[t.u]\n", "t.toml:3:1: [t.u]: t.u is already an integer (2:5)");
-    EXPECT_TOML_ERROR("[t]\nu = 1\n[t.u.v]\n", "t.toml:3:4: t.u is already an integer (2:5), not a table");
+    EXPECT_TOML_ERROR("[t]\nu = 1\n[t.u.v]\n",
+                      "t.toml:3:4: t.u is already an integer (2:5), not a table");
     EXPECT_TOML_ERROR("a.b = 1\na = 2\n", "t.toml:2:1: a is defined twice (first at 1:1)");
     EXPECT_TOML_ERROR("a = 1\na.b = 2\n", "t.toml:2:1: a is already an integer (1:5), not a table");
     // Tables made by dotted keys cannot be defined by a header...
     EXPECT_TOML_ERROR("[fruit]\napple.color = 'red'\n[fruit.apple]\n",
                       "t.toml:3:1: table [fruit.apple] is already defined by dotted keys (2:1)");
-    EXPECT_TOML_ERROR("a.b = 1\n[a]\n", "t.toml:2:1: table [a] is already defined by dotted keys (1:1)");
+    EXPECT_TOML_ERROR("a.b = 1\n[a]\n",
+                      "t.toml:2:1: table [a] is already defined by dotted keys (1:1)");
     // ...and dotted keys cannot add to tables a header defined.
-    EXPECT_TOML_ERROR("[a.b.c]\nz = 9\n[a]\nb.c.t = 1\n",
-                      "t.toml:4:3: table a.b.c is defined by a header (1:1); dotted keys cannot add to it");
-    EXPECT_TOML_ERROR("[a.b.c.d]\n[a]\nb.c.d.k.t = 1\n",
-                      "t.toml:3:5: table a.b.c.d is defined by a header (1:1); dotted keys cannot add to it");
+    EXPECT_TOML_ERROR(
+        "[a.b.c]\nz = 9\n[a]\nb.c.t = 1\n",
+        "t.toml:4:3: table a.b.c is defined by a header (1:1); dotted keys cannot add to it");
+    EXPECT_TOML_ERROR(
+        "[a.b.c.d]\n[a]\nb.c.d.k.t = 1\n",
+        "t.toml:3:5: table a.b.c.d is defined by a header (1:1); dotted keys cannot add to it");
     // Inline tables are complete once closed.
-    EXPECT_TOML_ERROR("a = {}\n[a]\n", "t.toml:2:1: table [a] is already defined as an inline table (1:5)");
-    EXPECT_TOML_ERROR("a = {b = 1}\n[a.c]\n", "t.toml:2:2: a is an inline table (1:5), which cannot be extended");
-    EXPECT_TOML_ERROR("a = {b = 1}\na.c = 2\n", "t.toml:2:1: a is an inline table (1:5), which cannot be extended");
+    EXPECT_TOML_ERROR("a = {}\n[a]\n",
+                      "t.toml:2:1: table [a] is already defined as an inline table (1:5)");
+    EXPECT_TOML_ERROR("a = {b = 1}\n[a.c]\n",
+                      "t.toml:2:2: a is an inline table (1:5), which cannot be extended");
+    EXPECT_TOML_ERROR("a = {b = 1}\na.c = 2\n",
+                      "t.toml:2:1: a is an inline table (1:5), which cannot be extended");
     EXPECT_TOML_ERROR("a = {b = {c = 1}, b.d = 2}\n",
                       "t.toml:1:19: a.b is an inline table (1:10), which cannot be extended");
-    EXPECT_TOML_ERROR("a = {b.c = 1, b.c = 2}\n", "t.toml:1:17: a.b.c is defined twice (first at 1:12)");
-    EXPECT_TOML_ERROR("a = [{b = 1}]\n[a.c]\n", "t.toml:2:2: a is already an array (1:5), not a table");
+    EXPECT_TOML_ERROR("a = {b.c = 1, b.c = 2}\n",
+                      "t.toml:1:17: a.b.c is defined twice (first at 1:12)");
+    EXPECT_TOML_ERROR("a = [{b = 1}]\n[a.c]\n",
+                      "t.toml:2:2: a is already an array (1:5), not a table");
     // Arrays of tables and static arrays.
-    EXPECT_TOML_ERROR("a = [1]\n[[a]]\n",
-                      "t.toml:2:1: [[a]]: a is already an array value (1:5), not an array of tables");
-    EXPECT_TOML_ERROR("[a]\n[[a]]\n", "t.toml:2:1: [[a]]: a is already a table (1:1), not an array of tables");
-    EXPECT_TOML_ERROR("[[a]]\n[a]\n", "t.toml:2:1: [a] is an array of tables (1:1); write [[a]] to add a table "
-                                      "to it");
-    EXPECT_TOML_ERROR("[[a]]\nb = 1\n[a.b]\n", "t.toml:3:1: [a.b]: a.b is already an integer (2:5)");
+    EXPECT_TOML_ERROR(
+        "a = [1]\n[[a]]\n",
+        "t.toml:2:1: [[a]]: a is already an array value (1:5), not an array of tables");
+    EXPECT_TOML_ERROR("[a]\n[[a]]\n",
+                      "t.toml:2:1: [[a]]: a is already a table (1:1), not an array of tables");
+    EXPECT_TOML_ERROR("[[a]]\n[a]\n",
+                      "t.toml:2:1: [a] is an array of tables (1:1); write [[a]] to add a table "
+                      "to it");
+    EXPECT_TOML_ERROR("[[a]]\nb = 1\n[a.b]\n",
+                      "t.toml:3:1: [a.b]: a.b is already an integer (2:5)");
     // But these are fine: a header through an array of tables goes to its
     // last table; a super-table is defined once after its sub-tables.
     EXPECT_TRUE(parse_text("[[a]]\n[a.b]\n[[a]]\n[a.b]\n"));
@@ -504,7 +573,8 @@ TEST(Toml, Limits) {
     EXPECT_TRUE(parse_text(deep_ok)) << error_of(deep_ok);
     EXPECT_TOML_ERROR("a = " + std::string(65, '[') + std::string(65, ']') + "\n",
                       "t.toml:1:69: tables and arrays nested deeper than 64");
-    EXPECT_TOML_ERROR("a = " + std::string(100000, '['), "t.toml:1:69: tables and arrays nested deeper than 64");
+    EXPECT_TOML_ERROR("a = " + std::string(100000, '['),
+                      "t.toml:1:69: tables and arrays nested deeper than 64");
     std::string inl = "a = ";
     for (int i = 0; i < 70; ++i)
         inl += "{b = ";
@@ -524,7 +594,8 @@ TEST(Toml, Limits) {
     // Sizes.
     Limits tiny;
     tiny.max_input_bytes = 16;
-    EXPECT_EQ(error_of(std::string(17, '#'), tiny), "t.toml:1:1: the file has 17 bytes; at most 16 are accepted");
+    EXPECT_EQ(error_of(std::string(17, '#'), tiny),
+              "t.toml:1:1: the file has 17 bytes; at most 16 are accepted");
     EXPECT_TRUE(parse_text(std::string(16, '#'), tiny));
     Limits small;
     small.max_key_bytes = 4;
@@ -533,9 +604,11 @@ TEST(Toml, Limits) {
     EXPECT_EQ(error_of("'abcde' = 1", small), "t.toml:1:1: a key longer than 4 bytes");
     EXPECT_TRUE(parse_text("abcd = 'abcde'", small));
     EXPECT_EQ(error_of("a = 'abcdef'", small), "t.toml:1:5: a string longer than 5 bytes");
-    EXPECT_EQ(error_of("a = \"\\u00e9\\u00e9\\u00e9\"", small), "t.toml:1:5: a string longer than 5 bytes");
+    EXPECT_EQ(error_of("a = \"\\u00e9\\u00e9\\u00e9\"", small),
+              "t.toml:1:5: a string longer than 5 bytes");
     EXPECT_EQ(error_of("a = '''abcdef'''", small), "t.toml:1:5: a string longer than 5 bytes");
-    EXPECT_EQ(error_of("a = " + std::string(200, '1')), "t.toml:1:5: a number longer than 128 characters");
+    EXPECT_EQ(error_of("a = " + std::string(200, '1')),
+              "t.toml:1:5: a number longer than 128 characters");
 }
 
 // Inputs that crashed toml++ 3.3 (tests/fuzz/seeds/pkg_config/toml_*), which
@@ -544,19 +617,24 @@ TEST(Toml, InputsThatBrokeTomlPlusPlus) {
     struct Case {
         std::string text, message;
     } cases[] = {
-        {"[`app]\n", "t.toml:1:2: expected a key (letters, digits, '_' and '-', or a quoted string), found '`'"},
+        {"[`app]\n", "t.toml:1:2: expected a key (letters, digits, '_' and '-', or a quoted "
+                     "string), found '`'"},
         {"[app]\nname = \"x" + std::string(1, '\0') + "y\"\n",
-         "t.toml:2:10: control character U+0000 in a string (TOML allows no control characters but tab; write an "
+         "t.toml:2:10: control character U+0000 in a string (TOML allows no control characters but "
+         "tab; write an "
          "escape such as \\u0000)"},
         {"[app]\nname = 5\xc5\xbb\n",
          "t.toml:2:9: expected a new line or a comment after the value, found character U+017B"},
         {"x = " + std::string(40, '[') + "\n",
-         "t.toml:2:1: expected a value (a string, number, true, false, [array] or {inline table}), found the end "
+         "t.toml:2:1: expected a value (a string, number, true, false, [array] or {inline table}), "
+         "found the end "
          "of the file"},
-        {"x = [{ a = [ }]\n",
-         "t.toml:1:14: expected a value (a string, number, true, false, [array] or {inline table}), found '}'"},
-        {"\ne = 33/I------ 5 5", "t.toml:2:7: expected a new line or a comment after the value, found '/'"},
-        {"e = 2024-01-01 5 ", "t.toml:1:5: dates and times are not supported (write the value as a quoted string)"},
+        {"x = [{ a = [ }]\n", "t.toml:1:14: expected a value (a string, number, true, false, "
+                              "[array] or {inline table}), found '}'"},
+        {"\ne = 33/I------ 5 5",
+         "t.toml:2:7: expected a new line or a comment after the value, found '/'"},
+        {"e = 2024-01-01 5 ",
+         "t.toml:1:5: dates and times are not supported (write the value as a quoted string)"},
     };
     for (const Case& c : cases)
         EXPECT_EQ(error_of(c.text), c.message) << "input: " << c.text;
@@ -566,18 +644,22 @@ TEST(Toml, InputsThatBrokeTomlPlusPlus) {
 // the ones that crashed toml++ fail with these messages.
 TEST(Toml, FuzzSeeds) {
     const std::map<std::string, std::string> expected = {
-        {"toml_bad_date", "seed:2:5: dates and times are not supported (write the value as a quoted string)"},
+        {"toml_bad_date",
+         "seed:2:5: dates and times are not supported (write the value as a quoted string)"},
         {"toml_bad_table_header",
          "seed:1:2: expected a key (letters, digits, '_' and '-', or a quoted string), found '`'"},
-        {"toml_date_space_digit", "seed:2:7: expected a new line or a comment after the value, found '/'"},
+        {"toml_date_space_digit",
+         "seed:2:7: expected a new line or a comment after the value, found '/'"},
         {"toml_deep_arrays", "seed:1:70: tables and arrays nested deeper than 64"},
-        {"toml_escape_non_ascii", "seed:2:5: dates and times are not supported (write the value as a quoted string)"},
-        {"toml_mismatched_close",
-         "seed:8:49: expected a value (a string, number, true, false, [array] or {inline table}), found '}'"},
+        {"toml_escape_non_ascii",
+         "seed:2:5: dates and times are not supported (write the value as a quoted string)"},
+        {"toml_mismatched_close", "seed:8:49: expected a value (a string, number, true, false, "
+                                  "[array] or {inline table}), found '}'"},
         {"toml_non_ascii", "seed:1:33: expected '=' after the key, found character U+017B"},
-        {"toml_non_ascii_value", "seed:3:9: expected a new line or a comment after the value, found '('"},
-        {"toml_nul_in_array",
-         "seed:1:26: expected a value (a string, number, true, false, [array] or {inline table}), found '}'"},
+        {"toml_non_ascii_value",
+         "seed:3:9: expected a new line or a comment after the value, found '('"},
+        {"toml_nul_in_array", "seed:1:26: expected a value (a string, number, true, false, [array] "
+                              "or {inline table}), found '}'"},
     };
     size_t seen = 0;
     for (const auto& entry : std::filesystem::directory_iterator(KOS_PKG_CONFIG_SEEDS)) {
