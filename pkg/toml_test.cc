@@ -515,6 +515,11 @@ TEST(Toml, NumberErrors) {
 // TOML 1.0 §Table, §Array of Tables, §Inline Table: a key or a table is
 // defined once; inline tables and static arrays are complete.
 TEST(Toml, RedefinitionsAreErrors) {
+    // Keys in messages are written as in TOML, escaped: no terminal controls.
+    EXPECT_TOML_ERROR("\"a\\u001b\" = 1\n\"a\\u001b\" = 2\n",
+                      "t.toml:2:1: \"a\\u001B\" is defined twice (first at 1:13)");
+    EXPECT_TOML_ERROR("a.\"b c\" = 1\na.\"b c\" = 2\n",
+                      "t.toml:2:3: a.\"b c\" is defined twice (first at 1:11)");
     EXPECT_TOML_ERROR("a = 1\na = 2\n", "t.toml:2:1: a is defined twice (first at 1:5)");
     EXPECT_TOML_ERROR("a = 1\n\"a\" = 2\n", "t.toml:2:1: a is defined twice (first at 1:5)");
     EXPECT_TOML_ERROR("[t]\n[t]\n", "t.toml:2:1: table [t] is defined twice (first at 1:1)");
