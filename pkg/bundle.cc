@@ -22,7 +22,6 @@ namespace kos::pkg {
 namespace rfs = kos::abi::rootfs;
 namespace {
 
-constexpr uint64_t kMaxConfigSize = 1 << 20;
 constexpr uint64_t kMaxPolicySize = 16 << 20;
 constexpr uint64_t kMaxBundleSize = 16ull << 30;
 
@@ -79,7 +78,7 @@ Result<LoadedDir> load_dir(const std::string& dir, const PolicyCompiler& compile
         return make_error(errno, dir + ": " + errno_string(errno));
     LoadedDir d;
     std::string config_path = dir + "/" + kConfigFileName;
-    auto text = read_beneath(dfd.get(), kConfigFileName, kMaxConfigSize, config_path);
+    auto text = read_beneath(dfd.get(), kConfigFileName, kMaxConfigBytes, config_path);
     if (!text) {
         if (text.error().code == ENOENT)
             return make_error(ENOENT, dir + ": no behavior config: " + kConfigFileName +

@@ -1,55 +1,48 @@
 #include "bundle_config.h"
 
-// Errors as values, not exceptions (see support/kos/support/result.h).
-#define TOML_EXCEPTIONS 0
-#include <toml++/toml.h>
-
 #include <cctype>
-#include <cstring>
-#include <optional>
-#include <sstream>
+#include <initializer_list>
 
 #include "kos/rootfs_image.h"
 #include "label_matcher.h"
+#include "toml.h"
 
 namespace kos::pkg {
 namespace {
 
-std::string where(const std::string& origin, const toml::source_region& src) {
-    std::ostringstream out;
-    out << origin << ':' << src.begin.line << ':' << src.begin.column;
-    return out.str();
+std::string where(const std::string& origin, toml::Position at) {
+    return origin + ':' + std::to_string(at.line) + ':' + std::to_string(at.column);
 }
 
-Result<std::vector<std::string>> string_array(const toml::table& t, const char* key,
+Result<std::vector<std::string>> string_array(const toml::Table& t, const char* key,
                                               const std::string& origin, const char* section) {
     std::vector<std::string> out;
-    const toml::node* n = t.get(key);
+    const toml::Value* n = t.find(key);
     if (!n)
         return out;
-    const toml::array* arr = n->as_array();
+    const toml::Array* arr = n->as_array();
     if (!arr)
-        return make_error(EINVAL, where(origin, n->source()) + ": [" + section + "] " + key +
+        return make_error(EINVAL, where(origin, n->position()) + ": [" + section + "] " + key +
                                       " must be an array of strings, e.g. " + key +
                                       " = [\"/bin/app\"]");
-    for (const toml::node& item : *arr) {
-        auto s = item.value<std::string>();
+    for (const toml::Value& item : *arr) {
+        const std::string* s = item.as_string();
         if (!s)
-            return make_error(EINVAL, where(origin, item.source()) + ": [" + section + "] " + key +
+            return make_error(EINVAL, where(origin, item.position()) + ": [" + section + "] " + key +
                                           " must contain only strings");
         out.push_back(*s);
     }
     return out;
 }
 
-Result<std::string> string_field(const toml::table& t, const char* key, const std::string& def,
+Result<std::string> string_field(const toml::Table& t, const char* key, const std::string& def,
                                  const std::string& origin, const char* section) {
-    const toml::node* n = t.get(key);
+    const toml::Value* n = t.find(key);
     if (!n)
         return def;
-    auto s = n->value<std::string>();
+    const std::string* s = n->as_string();
     if (!s)
-        return make_error(EINVAL, where(origin, n->source()) + ": [" + section + "] " + key +
+        return make_error(EINVAL, where(origin, n->position()) + ": [" + section + "] " + key +
                                       " must be a string");
     return *s;
 }
@@ -74,36 +67,36 @@ Result<void> parse_user(const std::string& user, const std::string& at, AppConfi
     return {};
 }
 
-Result<void> check_keys(const toml::table& t, std::initializer_list<const char*> known,
+Result<void> check_keys(const toml::Table& t, std::initializer_list<const char*> known,
                         const std::string& origin, const std::string& section) {
-    for (auto&& [key, node] : t) {
+    for (const toml::Entry& e : t.entries()) {
         bool ok = false;
         for (const char* k : known)
-            ok = ok || key.str() == k;
+            ok = ok || e.key == k;
         if (!ok) {
             std::string list;
             for (const char* k : known)
                 list += (list.empty() ? "" : ", ") + std::string(k);
-            return make_error(EINVAL, where(origin, key.source()) + ": unknown key [" + section +
-                                          "] " + std::string(key.str()) + " (known: " + list + ")");
+            return make_error(EINVAL, where(origin, e.key_position) + ": unknown key [" + section +
+                                          "] " + e.key + " (known: " + list + ")");
         }
     }
     return {};
 }
 
 // "256MiB", "1G", "4096" or an integer: bytes.
-Result<uint64_t> size_field(const toml::table& t, const char* key, const std::string& origin,
+Result<uint64_t> size_field(const toml::Table& t, const char* key, const std::string& origin,
                             const char* section) {
-    const toml::node* n = t.get(key);
+    const toml::Value* n = t.find(key);
     if (!n)
         return 0;
-    std::string at = where(origin, n->source()) + ": [" + section + "] " + key;
-    if (auto i = n->value<int64_t>()) {
+    std::string at = where(origin, n->position()) + ": [" + section + "] " + key;
+    if (const int64_t* i = n->as_integer()) {
         if (*i < 0)
             return make_error(EINVAL, at + " must not be negative");
         return static_cast<uint64_t>(*i);
     }
-    auto s = n->value<std::string>();
+    const std::string* s = n->as_string();
     if (!s)
         return make_error(EINVAL, at + " must be a size such as \"256MiB\" or a number of bytes");
     size_t digits = s->find_first_not_of("0123456789");
@@ -121,18 +114,18 @@ Result<uint64_t> size_field(const toml::table& t, const char* key, const std::st
 }
 
 // "500ms", "10s", "2m", "1h" or an integer number of seconds: milliseconds.
-Result<uint64_t> duration_field(const toml::table& t, const char* key, const std::string& origin,
+Result<uint64_t> duration_field(const toml::Table& t, const char* key, const std::string& origin,
                                 const char* section) {
-    const toml::node* n = t.get(key);
+    const toml::Value* n = t.find(key);
     if (!n)
         return 0;
-    std::string at = where(origin, n->source()) + ": [" + section + "] " + key;
-    if (auto i = n->value<int64_t>()) {
+    std::string at = where(origin, n->position()) + ": [" + section + "] " + key;
+    if (const int64_t* i = n->as_integer()) {
         if (*i < 0 || *i > (int64_t(1) << 40))
             return make_error(EINVAL, at + " is out of range");
         return static_cast<uint64_t>(*i) * 1000;
     }
-    auto s = n->value<std::string>();
+    const std::string* s = n->as_string();
     if (!s)
         return make_error(EINVAL, at + " must be a duration such as \"30s\" or a number of seconds");
     size_t digits = s->find_first_not_of("0123456789");
@@ -147,25 +140,26 @@ Result<uint64_t> duration_field(const toml::table& t, const char* key, const std
     return make_error(EINVAL, at + ": unknown unit \"" + unit + "\" (use ms, s, m, h)");
 }
 
-Result<uint32_t> count_field(const toml::table& t, const char* key, uint32_t max,
+Result<uint32_t> count_field(const toml::Table& t, const char* key, uint32_t max,
                              const std::string& origin, const char* section) {
-    const toml::node* n = t.get(key);
+    const toml::Value* n = t.find(key);
     if (!n)
         return 0;
-    auto i = n->value<int64_t>();
+    const int64_t* i = n->as_integer();
     if (!i || *i < 0 || *i > int64_t(max))
-        return make_error(EINVAL, where(origin, n->source()) + ": [" + section + "] " + key +
+        return make_error(EINVAL, where(origin, n->position()) + ": [" + section + "] " + key +
                                       " must be an integer from 0 to " + std::to_string(max));
     return static_cast<uint32_t>(*i);
 }
 
-Result<std::string> label_field(const toml::table& t, const char* key, const std::string& origin,
-                                const std::string& section) {
-    const toml::node* n = t.get(key);
-    std::string at = where(origin, (n ? n->source() : t.source())) + ": [" + section + "] " + key;
+// `table_at`: where the table starts, for a missing label.
+Result<std::string> label_field(const toml::Table& t, toml::Position table_at, const char* key,
+                                const std::string& origin, const std::string& section) {
+    const toml::Value* n = t.find(key);
+    std::string at = where(origin, (n ? n->position() : table_at)) + ": [" + section + "] " + key;
     if (!n)
         return make_error(EINVAL, at + " is required (every resource carries a label)");
-    auto s = n->value<std::string>();
+    const std::string* s = n->as_string();
     if (!s || !valid_label(*s))
         return make_error(EINVAL, at + " must be a label ([A-Za-z_][A-Za-z0-9_.:-]*, at most 128 bytes)");
     return *s;
@@ -176,12 +170,13 @@ bool valid_rootfs_path(const std::string& p) {
            kos::abi::rootfs::RootfsView::path_normalized(p.data(), p.size());
 }
 
-Result<void> parse_labels(const toml::table& t, const std::string& origin, BundleConfig& cfg) {
+Result<void> parse_labels(const toml::Table& t, toml::Position, const std::string& origin,
+                          BundleConfig& cfg) {
     cfg.has_labels = true;
-    for (auto&& [key, node] : t) {
-        std::string pattern(key.str());
-        std::string at = where(origin, key.source());
-        auto label = node.value<std::string>();
+    for (const toml::Entry& e : t.entries()) {
+        const std::string& pattern = e.key;
+        std::string at = where(origin, e.key_position);
+        const std::string* label = e.value.as_string();
         if (!label || !valid_label(*label))
             return make_error(EINVAL, at + ": [labels] \"" + pattern +
                                           "\" must map to a label string ([A-Za-z_][A-Za-z0-9_.:-]*)");
@@ -192,22 +187,24 @@ Result<void> parse_labels(const toml::table& t, const std::string& origin, Bundl
     return {};
 }
 
-Result<void> parse_policy(const toml::table& t, const std::string& origin, BundleConfig& cfg) {
+Result<void> parse_policy(const toml::Table& t, toml::Position table_at, const std::string& origin,
+                          BundleConfig& cfg) {
     KOS_TRY(check_keys(t, {"domain", "sources"}, origin, "policy"));
     cfg.has_policy = true;
-    if (t.get("domain"))
-        cfg.policy.domain = KOS_TRY(label_field(t, "domain", origin, "policy"));
+    if (t.find("domain"))
+        cfg.policy.domain = KOS_TRY(label_field(t, table_at, "domain", origin, "policy"));
     cfg.policy.sources = KOS_TRY(string_array(t, "sources", origin, "policy"));
     for (const std::string& src : cfg.policy.sources)
         if (!valid_bundle_relpath(src) || src == kConfigFileName || src.starts_with("rootfs/") ||
             src == "rootfs")
-            return make_error(EINVAL, where(origin, t.source()) + ": [policy] source \"" + src +
+            return make_error(EINVAL, where(origin, table_at) + ": [policy] source \"" + src +
                                           "\" must be a relative path inside the bundle directory, "
                                           "outside rootfs/ (components of A-Z a-z 0-9 . _ -)");
     return {};
 }
 
-Result<void> parse_limits(const toml::table& t, const std::string& origin, BundleConfig& cfg) {
+Result<void> parse_limits(const toml::Table& t, toml::Position, const std::string& origin,
+                          BundleConfig& cfg) {
     KOS_TRY(check_keys(t, {"memory", "vcpus", "cpu_time", "wall_time", "output", "pids", "open_files"},
                        origin, "limits"));
     LimitsConfig& l = cfg.limits;
@@ -221,20 +218,20 @@ Result<void> parse_limits(const toml::table& t, const std::string& origin, Bundl
     return {};
 }
 
-Result<void> parse_endpoints(const toml::table& t, const char* key, bool with_host,
+Result<void> parse_endpoints(const toml::Table& t, const char* key, bool with_host,
                              const std::string& origin, std::vector<NetworkEndpoint>& out) {
-    const toml::node* n = t.get(key);
+    const toml::Value* n = t.find(key);
     if (!n)
         return {};
-    const toml::array* arr = n->as_array();
+    const toml::Array* arr = n->as_array();
     std::string sec = std::string("network.") + key;
     if (!arr)
-        return make_error(EINVAL, where(origin, n->source()) + ": [network] " + key +
+        return make_error(EINVAL, where(origin, n->position()) + ": [network] " + key +
                                       " must be an array of tables, e.g. " + key +
                                       " = [{ proto = \"tcp\", port = 8080, label = \"http_port_t\" }]");
-    for (const toml::node& item : *arr) {
-        const toml::table* e = item.as_table();
-        std::string at = where(origin, item.source());
+    for (const toml::Value& item : *arr) {
+        const toml::Table* e = item.as_table();
+        std::string at = where(origin, item.position());
         if (!e)
             return make_error(EINVAL, at + ": [network] " + key + " entries must be tables");
         if (with_host)
@@ -245,7 +242,7 @@ Result<void> parse_endpoints(const toml::table& t, const char* key, bool with_ho
         ep.proto = KOS_TRY(string_field(*e, "proto", "tcp", origin, sec.c_str()));
         if (ep.proto != "tcp" && ep.proto != "udp")
             return make_error(EINVAL, at + ": [" + sec + "] proto must be \"tcp\" or \"udp\"");
-        auto port = e->get("port") ? e->get("port")->value<int64_t>() : std::nullopt;
+        const int64_t* port = e->find("port") ? e->find("port")->as_integer() : nullptr;
         if (!port || *port < 1 || *port > 65535)
             return make_error(EINVAL, at + ": [" + sec + "] port must be an integer from 1 to 65535");
         ep.port = static_cast<uint16_t>(*port);
@@ -257,24 +254,26 @@ Result<void> parse_endpoints(const toml::table& t, const char* key, bool with_ho
                 return make_error(EINVAL, at + ": [" + sec + "] host must be an address, CIDR "
                                                "or host name");
         }
-        ep.label = KOS_TRY(label_field(*e, "label", origin, sec));
+        ep.label = KOS_TRY(label_field(*e, item.position(), "label", origin, sec));
         out.push_back(std::move(ep));
     }
     return {};
 }
 
-Result<void> parse_network(const toml::table& t, const std::string& origin, BundleConfig& cfg) {
+Result<void> parse_network(const toml::Table& t, toml::Position, const std::string& origin,
+                           BundleConfig& cfg) {
     KOS_TRY(check_keys(t, {"listen", "connect"}, origin, "network"));
     KOS_TRY(parse_endpoints(t, "listen", false, origin, cfg.network.listen));
     KOS_TRY(parse_endpoints(t, "connect", true, origin, cfg.network.connect));
     return {};
 }
 
-Result<void> parse_volumes(const toml::table& t, const std::string& origin, BundleConfig& cfg) {
-    for (auto&& [key, node] : t) {
-        std::string name(key.str());
-        std::string at = where(origin, key.source());
-        const toml::table* v = node.as_table();
+Result<void> parse_volumes(const toml::Table& t, toml::Position, const std::string& origin,
+                           BundleConfig& cfg) {
+    for (const toml::Entry& e : t.entries()) {
+        const std::string& name = e.key;
+        std::string at = where(origin, e.key_position);
+        const toml::Table* v = e.value.as_table();
         if (!v)
             return make_error(EINVAL, at + ": [volumes] " + name +
                                           " must be a table: [volumes." + name +
@@ -295,143 +294,8 @@ Result<void> parse_volumes(const toml::table& t, const std::string& origin, Bund
         if (access != "ro" && access != "rw")
             return make_error(EINVAL, at + ": [" + sec + "] access must be \"ro\" or \"rw\"");
         vol.writable = access == "rw";
-        vol.label = KOS_TRY(label_field(*v, "label", origin, sec));
+        vol.label = KOS_TRY(label_field(*v, e.value.position(), "label", origin, sec));
         cfg.volumes.push_back(std::move(vol));
-    }
-    return {};
-}
-
-// toml++ 3.3 crashes on some invalid input (assertions, and in release
-// builds undefined behavior), found by tests/fuzz/pkg_config_fuzz.cc: a table
-// header whose key starts with another character than a bare-key character
-// or a quote ("[`x]"), control characters, and non-ASCII characters in some
-// values. A small lexer refuses those before toml++ sees the text; the
-// price is that bundle.toml must be ASCII (\uXXXX escapes work in strings).
-Result<void> precheck_toml(const std::string& text, const std::string& origin) {
-    enum class S { Normal, Comment, Basic, Literal, MlBasic, MlLiteral } st = S::Normal;
-    size_t line = 1, col = 0;
-    std::string nesting;
-    bool line_start = true;
-    char prev_sig = '\n'; // the last character that is not a blank
-    auto at = [&](size_t i) { return i < text.size() ? text[i] : '\0'; };
-    auto bad = [&](const std::string& what) {
-        return make_error(EINVAL, origin + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + what);
-    };
-    for (char c : text) {
-        ++col;
-        if (c == '\n') {
-            ++line;
-            col = 0;
-        }
-        // TOML allows no control characters but tab and line ends anywhere
-        // (toml++ 3.3 trips an assertion on some, e.g. NUL in an array).
-        if ((static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
-            return bad("control character (byte " + std::to_string(static_cast<unsigned char>(c)) + ")");
-        // bundle.toml is ASCII: toml++ 3.3 reaches undefined behavior on some
-        // non-ASCII characters in values. Strings can use \uXXXX escapes.
-        if (static_cast<unsigned char>(c) >= 0x80)
-            return bad("non-ASCII byte; bundle.toml is ASCII (use \\uXXXX escapes in strings)");
-    }
-    line = 1;
-    col = 0;
-    for (size_t i = 0; i < text.size(); ++i) {
-        char c = text[i];
-        ++col;
-        if (c == '\n') {
-            ++line;
-            col = 0;
-        }
-        switch (st) {
-        case S::Normal:
-            if (c == '\n') {
-                line_start = true;
-            } else if (c == ' ' || c == '\t' || c == '\r') {
-            } else if (c == '#') {
-                st = S::Comment;
-            } else if (c == '"' || c == '\'') {
-                bool ml = at(i + 1) == c && at(i + 2) == c;
-                st = c == '"' ? (ml ? S::MlBasic : S::Basic) : (ml ? S::MlLiteral : S::Literal);
-                if (ml)
-                    i += 2, col += 2;
-                line_start = false;
-            } else {
-                // Bare values that look like dates or times: bundle.toml has
-                // none, and toml++ 3.3 asserts on some malformed ones
-                // ("3318--I"; and any value with '-' at its 5th and 8th
-                // characters followed by " D " for a digit D, "33/I------ 5 ",
-                // since toml++ takes that shape for a date-time with a space
-                // whatever the other characters are), so they are refused here.
-                if ((std::isdigit(static_cast<unsigned char>(c)) || c == '+' || c == '-') &&
-                    (prev_sig == '=' || prev_sig == '[' || prev_sig == ',')) {
-                    size_t k = i + 1;
-                    bool datey = false;
-                    while (k < text.size() && !std::strchr(" \t\r\n,]}#", text[k])) {
-                        if (text[k] == ':' || (text[k] == '-' && k > i + 1 && std::isdigit(static_cast<unsigned char>(text[k - 1]))))
-                            datey = true;
-                        ++k;
-                    }
-                    if (k - i >= 8 && text[i + 4] == '-' && text[i + 7] == '-')
-                        datey = true; // no number has these; toml++'s date shape
-                    if (datey)
-                        return bad("dates and times are not used in bundle.toml (write a number or a quoted string)");
-                }
-                if (c == '[' && line_start) {
-                    size_t k = i + 1;
-                    if (at(k) == '[')
-                        ++k;
-                    while (at(k) == ' ' || at(k) == '\t')
-                        ++k;
-                    auto kc = static_cast<unsigned char>(at(k));
-                    if (!(std::isalnum(kc) || kc == '_' || kc == '-' || kc == '"' || kc == '\''))
-                        return bad("invalid table header (a key starts with a letter, digit, '_', '-' or a quote)");
-                } else if (c == '[' || c == '{') {
-                    // toml++ 3.3 asserts on arrays nested past its limit and
-                    // on a '}' closing an array.
-                    if (nesting.size() >= 32)
-                        return bad("arrays or inline tables nested deeper than 32");
-                    nesting.push_back(c);
-                } else if ((c == ']' || c == '}') && !nesting.empty()) {
-                    if (nesting.back() != (c == ']' ? '[' : '{'))
-                        return bad(std::string("mismatched '") + c + "'");
-                    nesting.pop_back();
-                }
-                line_start = false;
-            }
-            if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
-                prev_sig = c;
-            break;
-        case S::Comment:
-            if (c == '\n') {
-                st = S::Normal;
-                line_start = true;
-            }
-            break;
-        case S::Basic:
-        case S::Literal:
-            if (st == S::Basic && c == '\\') {
-                ++i, ++col;
-            } else if (c == (st == S::Basic ? '"' : '\'')) {
-                st = S::Normal;
-            } else if (c == '\n') {
-                st = S::Normal;
-                line_start = true;
-            }
-            break;
-        case S::MlBasic:
-        case S::MlLiteral: {
-            char q = st == S::MlBasic ? '"' : '\'';
-            if (st == S::MlBasic && c == '\\') {
-                ++i, ++col;
-            } else if (c == q && at(i + 1) == q && at(i + 2) == q) {
-                i += 2, col += 2;
-                // Up to two more quotes belong to the string.
-                while (at(i + 1) == q)
-                    ++i, ++col;
-                st = S::Normal;
-            }
-            break;
-        }
-        }
     }
     return {};
 }
@@ -492,41 +356,43 @@ Result<void> require_behavior_config(const BundleConfig& config, const std::stri
 }
 
 // [[process]] and [[channel]]: the bundle's init description.
-Result<void> parse_processes_and_channels(const toml::table& root, const std::string& origin,
+Result<void> parse_processes_and_channels(const toml::Table& root, const std::string& origin,
                                           BundleConfig& cfg) {
-    auto tables = [&](const char* key) -> Result<std::vector<const toml::table*>> {
-        std::vector<const toml::table*> out;
-        const toml::node* n = root.get(key);
+    // Each table with where it starts.
+    auto tables = [&](const char* key) -> Result<std::vector<const toml::Value*>> {
+        std::vector<const toml::Value*> out;
+        const toml::Value* n = root.find(key);
         if (!n)
             return out;
-        const toml::array* arr = n->as_array();
+        const toml::Array* arr = n->as_array();
         if (!arr)
-            return make_error(EINVAL, where(origin, n->source()) + ": [[" + key +
+            return make_error(EINVAL, where(origin, n->position()) + ": [[" + key +
                                           "]] must be an array of tables (write [[" + key + "]])");
-        for (const toml::node& item : *arr) {
+        for (const toml::Value& item : *arr) {
             if (!item.as_table())
-                return make_error(EINVAL, where(origin, item.source()) + ": [[" + key + "]] entries must be tables");
-            out.push_back(item.as_table());
+                return make_error(EINVAL, where(origin, item.position()) + ": [[" + key + "]] entries must be tables");
+            out.push_back(&item);
         }
         return out;
     };
-    auto check_keys = [&](const toml::table& t, const char* section,
+    auto check_keys = [&](const toml::Table& t, const char* section,
                           std::initializer_list<const char*> known) -> Result<void> {
-        for (auto&& [k, v] : t) {
+        for (const toml::Entry& e : t.entries()) {
             bool ok = false;
             for (const char* kk : known)
-                ok = ok || k.str() == kk;
+                ok = ok || e.key == kk;
             if (!ok)
-                return make_error(EINVAL, where(origin, k.source()) + ": unknown key [[" + section +
-                                              "]] " + std::string(k.str()));
+                return make_error(EINVAL, where(origin, e.key_position) + ": unknown key [[" + section +
+                                              "]] " + e.key);
         }
         return {};
     };
     std::vector<std::string> names = {"app"};
-    for (const toml::table* t : KOS_TRY(tables("process"))) {
+    for (const toml::Value* node : KOS_TRY(tables("process"))) {
+        const toml::Table* t = node->as_table();
         KOS_TRY(check_keys(*t, "process", {"name", "label", "program"}));
         ProcessConfig p;
-        p.where = where(origin, t->source());
+        p.where = where(origin, node->position());
         p.name = KOS_TRY(string_field(*t, "name", "", origin, "[process]"));
         p.label = KOS_TRY(string_field(*t, "label", "", origin, "[process]"));
         p.program = KOS_TRY(string_array(*t, "program", origin, "[process]"));
@@ -543,18 +409,19 @@ Result<void> parse_processes_and_channels(const toml::table& root, const std::st
         names.push_back(p.name);
         cfg.processes.push_back(std::move(p));
     }
-    for (const toml::table* t : KOS_TRY(tables("channel"))) {
+    for (const toml::Value* node : KOS_TRY(tables("channel"))) {
+        const toml::Table* t = node->as_table();
         KOS_TRY(check_keys(*t, "channel", {"name", "client", "server", "interface", "rights"}));
         ChannelConfig c;
-        c.where = where(origin, t->source());
+        c.where = where(origin, node->position());
         c.name = KOS_TRY(string_field(*t, "name", "", origin, "[channel]"));
         c.client = KOS_TRY(string_field(*t, "client", "", origin, "[channel]"));
         c.server = KOS_TRY(string_field(*t, "server", "", origin, "[channel]"));
         c.rights = KOS_TRY(string_array(*t, "rights", origin, "[channel]"));
         if (c.rights.empty())
             c.rights = {"call"};
-        const toml::node* iface = t->get("interface");
-        auto id = iface ? iface->value<int64_t>() : std::nullopt;
+        const toml::Value* iface = t->find("interface");
+        const int64_t* id = iface ? iface->as_integer() : nullptr;
         if (!id || *id <= 0 || *id > 0xffffffffll)
             return make_error(EINVAL, c.where + ": [[channel]] " + c.name +
                                           ": interface must be a positive interface id");
@@ -584,37 +451,36 @@ Result<void> parse_processes_and_channels(const toml::table& root, const std::st
 }
 
 Result<BundleConfig> parse_bundle_config(const std::string& text, const std::string& origin) {
-    KOS_TRY(precheck_toml(text, origin));
-    toml::parse_result parsed = toml::parse(text, origin);
-    if (!parsed) {
-        const toml::parse_error& err = parsed.error();
-        return make_error(EINVAL, where(origin, err.source()) + ": " + std::string(err.description()));
-    }
-    const toml::table& root = parsed.table();
+    // bundle.toml is read whole by every caller, some without a size limit
+    // of their own; the parser's limits bound the text, keys, strings and
+    // nesting (toml.h).
+    toml::Limits limits;
+    limits.max_input_bytes = kMaxConfigBytes;
+    const toml::Table root = KOS_TRY(toml::parse(text, origin, limits));
     BundleConfig cfg;
 
-    for (auto&& [key, node] : root) {
-        std::string k(key.str());
+    for (const toml::Entry& e : root.entries()) {
+        const std::string& k = e.key;
         if (k != "app" && k != "labels" && k != "policy" && k != "limits" && k != "network" &&
             k != "volumes" && k != "process" && k != "channel")
-            return make_error(EINVAL, where(origin, key.source()) + ": unknown section [" + k +
+            return make_error(EINVAL, where(origin, e.key_position) + ": unknown section [" + k +
                                           "]; known sections: app, labels, policy, limits, "
                                           "network, volumes, [[process]], [[channel]]");
     }
 
-    const toml::table* app = root["app"].as_table();
+    const toml::Value* app_node = root.find("app");
+    const toml::Table* app = app_node ? app_node->as_table() : nullptr;
     if (!app)
         return make_error(EINVAL, origin + ": missing [app] section (it names the entrypoint: "
                                            "[app] entrypoint = [\"/bin/program\"])");
-    for (auto&& [key, node] : *app) {
+    for (const toml::Entry& e : app->entries()) {
         static const char* known[] = {"name", "version", "entrypoint", "args", "env",
                                       "workdir", "user", "hostname", "native"};
         bool ok = false;
         for (const char* kk : known)
-            ok = ok || key.str() == kk;
+            ok = ok || e.key == kk;
         if (!ok)
-            return make_error(EINVAL, where(origin, key.source()) + ": unknown key [app] " +
-                                          std::string(key.str()));
+            return make_error(EINVAL, where(origin, e.key_position) + ": unknown key [app] " + e.key);
     }
     AppConfig& a = cfg.app;
     a.name = KOS_TRY(string_field(*app, "name", "", origin, "app"));
@@ -625,38 +491,39 @@ Result<BundleConfig> parse_bundle_config(const std::string& text, const std::str
     a.workdir = KOS_TRY(string_field(*app, "workdir", "/", origin, "app"));
     a.hostname = KOS_TRY(string_field(*app, "hostname", "kos", origin, "app"));
     std::string user = KOS_TRY(string_field(*app, "user", "0:0", origin, "app"));
-    if (const toml::node* n = app->get("native")) {
-        auto v = n->value<bool>();
+    if (const toml::Value* n = app->find("native")) {
+        const bool* v = n->as_boolean();
         if (!v)
-            return make_error(EINVAL, where(origin, n->source()) + ": [app] native must be true or false");
+            return make_error(EINVAL, where(origin, n->position()) + ": [app] native must be true or false");
         a.native = *v;
     }
-    std::string at = where(origin, app->source());
+    std::string at = where(origin, app_node->position());
     KOS_TRY(parse_user(user, at, a));
     if (a.name.empty())
         return make_error(EINVAL, at + ": [app] name is required");
     for (const std::string& e : a.env)
         if (e.find('=') == std::string::npos || e.front() == '=')
             return make_error(EINVAL, at + ": [app] env entry \"" + e + "\" must be KEY=VALUE");
-    if (!a.entrypoint.empty() && a.entrypoint[0].front() != '/')
+    if (!a.entrypoint.empty() && (a.entrypoint[0].empty() || a.entrypoint[0].front() != '/'))
         return make_error(EINVAL, at + ": [app] entrypoint[0] must be an absolute path inside "
                                        "rootfs, got \"" + a.entrypoint[0] + "\"");
     if (a.workdir.empty() || a.workdir.front() != '/')
         return make_error(EINVAL, at + ": [app] workdir must be an absolute path");
 
     // The table sections, each with its parser.
-    using SectionParser = Result<void> (*)(const toml::table&, const std::string&, BundleConfig&);
+    using SectionParser = Result<void> (*)(const toml::Table&, toml::Position, const std::string&,
+                                           BundleConfig&);
     static const std::pair<const char*, SectionParser> kSections[] = {
         {"labels", parse_labels},   {"policy", parse_policy},   {"limits", parse_limits},
         {"network", parse_network}, {"volumes", parse_volumes},
     };
     for (const auto& [name, parse] : kSections) {
-        const toml::node* n = root.get(name);
+        const toml::Value* n = root.find(name);
         if (!n)
             continue;
         if (!n->as_table())
-            return make_error(EINVAL, where(origin, n->source()) + ": [" + name + "] must be a table");
-        KOS_TRY(parse(*n->as_table(), origin, cfg));
+            return make_error(EINVAL, where(origin, n->position()) + ": [" + name + "] must be a table");
+        KOS_TRY(parse(*n->as_table(), n->position(), origin, cfg));
     }
     KOS_TRY(parse_processes_and_channels(root, origin, cfg));
     return cfg;

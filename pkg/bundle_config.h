@@ -3,6 +3,7 @@
 // See docs/bundle-format.md.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -112,6 +113,8 @@ struct BundleConfig {
 };
 
 inline constexpr const char* kConfigFileName = "bundle.toml";
+// The largest bundle.toml accepted (parse_bundle_config refuses more).
+inline constexpr size_t kMaxConfigBytes = 1 << 20;
 
 // Parses bundle.toml text; `origin` names the file in error messages
 // ("bundle.toml:3:7: ...").

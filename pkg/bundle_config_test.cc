@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 using kos::pkg::parse_bundle_config;
 
 TEST(BundleConfig, ParsesApp) {
@@ -46,6 +49,9 @@ TEST(BundleConfig, RejectsUnknownSectionKeyAndBadValues) {
     auto e = parse_bundle_config("[app]\nname='x'\nentrypoint=['bin/a']\n", "b.toml");
     ASSERT_FALSE(e);
     EXPECT_NE(e.error().message.find("absolute path"), std::string::npos);
+    auto e2 = parse_bundle_config("[app]\nname='x'\nentrypoint=['']\n", "b.toml");
+    ASSERT_FALSE(e2);
+    EXPECT_NE(e2.error().message.find("entrypoint[0] must be an absolute path"), std::string::npos);
     auto f = parse_bundle_config("", "b.toml");
     ASSERT_FALSE(f);
     EXPECT_NE(f.error().message.find("missing [app]"), std::string::npos);
@@ -137,32 +143,82 @@ TEST(BundleConfig, RequireBehaviorConfigNamesTheMissingSection) {
     EXPECT_NE(r.error().message.find("missing [policy] section"), std::string::npos);
 }
 
-// Inputs that crash toml++ 3.3 (found by tests/fuzz/pkg_config_fuzz.cc) are
-// refused with a position before toml++ sees them.
-TEST(BundleConfig, RefusesInputsThatBreakTheTomlLibrary) {
+// Inputs that crashed toml++ 3.3, which parsed bundle.toml before pkg/toml.h
+// (found by tests/fuzz/pkg_config_fuzz.cc): refused with their position.
+// pkg/toml_test.cc covers the parser itself.
+TEST(BundleConfig, RefusesMalformedToml) {
     struct Case {
         std::string text, message;
     } cases[] = {
-        {"[`app]\n", "b.toml:1:1: invalid table header"},
-        {"[app]\nname = \"x" + std::string(1, '\0') + "y\"\n", "b.toml:2:10: control character (byte 0)"},
-        {"[app]\nname = 5\xc5\xbb\n", "b.toml:2:9: non-ASCII byte"},
-        {"x = " + std::string(40, '[') + "\n", "b.toml:1:37: arrays or inline tables nested deeper than 32"},
-        {"x = [{ a = [ }]\n", "b.toml:1:14: mismatched '}'"},
-        // toml++ takes any value shaped ....-..-.. followed by " D " for a
-        // date-time with a space, and asserts (pkg_config_fuzz).
-        {"\ne = 33/I------ 5 5", "b.toml:2:5: dates and times are not used"},
-        {"e = 2024-01-01 5 ", "b.toml:1:5: dates and times are not used"},
+        {"[`app]\n", "b.toml:1:2: expected a key"},
+        {"[app]\nname = \"x" + std::string(1, '\0') + "y\"\n", "b.toml:2:10: control character U+0000 in a string"},
+        {"[app]\nname = 5\xc5\xbb\n",
+         "b.toml:2:9: expected a new line or a comment after the value, found character U+017B"},
+        {"x = " + std::string(40, '[') + "\n", "b.toml:2:1: expected a value"},
+        {"x = " + std::string(70, '[') + "\n", "b.toml:1:69: tables and arrays nested deeper than 64"},
+        {"x = [{ a = [ }]\n", "b.toml:1:14: expected a value"},
+        {"\ne = 33/I------ 5 5", "b.toml:2:7: expected a new line or a comment after the value, found '/'"},
+        {"e = 2024-01-01 5 ", "b.toml:1:5: dates and times are not supported"},
+        {"[app]\nname = 'x'\n[app]\n", "b.toml:3:1: table [app] is defined twice (first at 1:1)"},
     };
     for (const Case& c : cases) {
         auto cfg = parse_bundle_config(c.text, "b.toml");
         ASSERT_FALSE(cfg) << c.text;
         EXPECT_EQ(cfg.error().message.substr(0, c.message.size()), c.message) << cfg.error().message;
     }
-    // Numbers with signs and exponents are no dates.
+    // Numbers with signs and underscores are no dates.
     auto numbers = parse_bundle_config(
         "[app]\nname = \"x\"\nentrypoint = [\"/a\"]\n[limits]\npids = +64\nopen_files = 1_024\n", "b.toml");
-    EXPECT_TRUE(numbers) << numbers.error().message;
+    ASSERT_TRUE(numbers) << numbers.error().message;
+    EXPECT_EQ(numbers->limits.open_files, 1024u);
     // Brackets and non-header lines inside strings are fine.
     auto ok = parse_bundle_config("[app]\nname = \"x\"\nargs = [\"[`]\", '''\n[`not a header]\n''']\n", "b.toml");
     EXPECT_TRUE(ok) << ok.error().message;
+    // The text is bounded whoever read it.
+    auto big = parse_bundle_config(std::string(kos::pkg::kMaxConfigBytes + 1, '#'), "b.toml");
+    ASSERT_FALSE(big);
+    EXPECT_EQ(big.error().message, "b.toml:1:1: the file has 1048577 bytes; at most 1048576 are accepted");
+}
+
+// UTF-8 is TOML's encoding: comments and strings may use it.
+TEST(BundleConfig, AcceptsUtf8InCommentsAndStrings) {
+    auto cfg = parse_bundle_config("# caf\xc3\xa9\n[app]\nname = \"x\" # gr\xc3\xbc\xc3\x9f\n"
+                                   "env = [\"GREETING=gr\xc3\xbc\xc3\x9f\", \"E=\\u00e9\"]\n",
+                                   "b.toml");
+    ASSERT_TRUE(cfg) << cfg.error().message;
+    EXPECT_EQ(cfg->app.env, (std::vector<std::string>{"GREETING=gr\xc3\xbc\xc3\x9f", "E=\xc3\xa9"}));
+}
+
+// A value has the type its field names: no integers as booleans, no floats
+// or booleans as counts.
+TEST(BundleConfig, ValuesAreNotConverted) {
+    auto native = parse_bundle_config("[app]\nname = 'x'\nnative = 1\n", "b.toml");
+    ASSERT_FALSE(native);
+    EXPECT_EQ(native.error().message, "b.toml:3:10: [app] native must be true or false");
+    auto pids = parse_bundle_config("[app]\nname = 'x'\n[limits]\npids = 64.0\n", "b.toml");
+    ASSERT_FALSE(pids);
+    EXPECT_EQ(pids.error().message, "b.toml:4:8: [limits] pids must be an integer from 0 to 4194304");
+    auto port = parse_bundle_config("[app]\nname = 'x'\n[network]\nlisten = [{port = true, label = 'p_t'}]\n",
+                                    "b.toml");
+    ASSERT_FALSE(port);
+    EXPECT_EQ(port.error().message, "b.toml:4:11: [network.listen] port must be an integer from 1 to 65535");
+}
+
+// The bundles in the tree parse and carry a behavior config.
+TEST(BundleConfig, BundlesInTheTreeParse) {
+    size_t found = 0;
+    for (const char* dir : {"examples", "tests"}) {
+        for (const auto& entry :
+             std::filesystem::recursive_directory_iterator(std::string(KOS_SOURCE_DIR) + "/" + dir)) {
+            if (entry.path().filename() != kos::pkg::kConfigFileName)
+                continue;
+            ++found;
+            std::ifstream in(entry.path(), std::ios::binary);
+            std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            auto cfg = parse_bundle_config(text, entry.path());
+            ASSERT_TRUE(cfg) << cfg.error().message;
+            EXPECT_TRUE(kos::pkg::require_behavior_config(*cfg, entry.path())) << entry.path();
+        }
+    }
+    EXPECT_GE(found, 4u);
 }
