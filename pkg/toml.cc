@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <locale.h>
 
+#include "kos/support/text.h"
+
 namespace kos::pkg::toml {
 
 const char* describe(Type type) {
@@ -65,16 +67,6 @@ bool is_bare_key_char(unsigned char c) {
 
 bool is_digit(int c) {
     return c >= '0' && c <= '9';
-}
-
-int hex_value(int c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 // TOML 1.0 allows no control characters but tab in strings and comments
@@ -724,7 +716,7 @@ class Parser {
             int digits = c == 'u' ? 4 : 8;
             uint32_t cp = 0;
             for (int i = 1; i <= digits; ++i) {
-                int h = hex_value(peek(static_cast<size_t>(i)));
+                int h = kos::hex_value(peek(static_cast<size_t>(i)));
                 if (h < 0)
                     return fail(at, std::string("\\") + static_cast<char>(c) + " needs " +
                                         std::to_string(digits) + " hexadecimal digits");
@@ -919,7 +911,7 @@ class Parser {
                     prev_digit = false;
                     continue;
                 }
-                int d = hex_value(c);
+                int d = kos::hex_value(c);
                 if (d < 0 || static_cast<unsigned>(d) >= base)
                     return bad(std::string("'") + c + "' is not a base-" + std::to_string(base) +
                                " digit");

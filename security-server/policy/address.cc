@@ -4,21 +4,13 @@
 #include <cstring>
 #include <vector>
 
+#include "kos/support/text.h"
+
 namespace kos::policy {
 namespace {
 
 std::unexpected<Error> bad(std::string_view text, const std::string& why) {
     return make_error(EINVAL, "invalid IP address \"" + std::string(text) + "\": " + why);
-}
-
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 // A dotted quad into out[0..3]; `whole` is the text named in errors.
@@ -72,7 +64,7 @@ Result<void> parse_groups(std::string_view s, std::string_view whole, bool tail_
         } else {
             unsigned v = 0;
             for (char c : g) {
-                int d = hex_digit(c);
+                int d = kos::hex_value(c);
                 if (d < 0)
                     return bad(whole, "'" + std::string(1, c) + "' is not a hex digit");
                 v = v * 16 + static_cast<unsigned>(d);

@@ -11,6 +11,8 @@
 #include <map>
 #include <unordered_map>
 
+#include "kos/support/text.h"
+
 namespace kos::policy {
 namespace {
 
@@ -129,16 +131,6 @@ bool is_punct(char c) {
     return b > 0x20 && b < 0x7f && !alnum_set().test(b);
 }
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool named_class(std::string_view name, ByteSet& out) {
     if (name == "alpha")
         out = alpha_set();
@@ -187,8 +179,8 @@ Result<ByteSet> parse_escape(std::string_view p, size_t& i, bool glob, const cha
         s.set('\r');
         return s;
     case 'x': {
-        int hi = i < p.size() ? hex_value(p[i]) : -1;
-        int lo = i + 1 < p.size() ? hex_value(p[i + 1]) : -1;
+        int hi = i < p.size() ? kos::hex_value(p[i]) : -1;
+        int lo = i + 1 < p.size() ? kos::hex_value(p[i + 1]) : -1;
         if (hi < 0 || lo < 0)
             return make_error(EINVAL, std::string(who) + ": " +
                                           at("'\\x' needs two hex digits (\\x2f)", start));
