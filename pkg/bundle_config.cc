@@ -107,9 +107,14 @@ Result<uint64_t> size_field(const toml::Table& t, const char* key, const std::st
         {"TiB", 1ull << 40}};
     if (num.empty() || num.size() > 12)
         return make_error(EINVAL, at + ": \"" + *s + "\" is not a size (e.g. \"256MiB\")");
-    for (auto& [name, mult] : units)
-        if (unit == name)
-            return std::stoull(num) * mult;
+    for (auto& [name, mult] : units) {
+        if (unit != name)
+            continue;
+        uint64_t v = std::stoull(num);
+        if (v > UINT64_MAX / mult)
+            return make_error(EINVAL, at + ": \"" + *s + "\" is too large");
+        return v * mult;
+    }
     return make_error(EINVAL, at + ": unknown unit \"" + unit + "\" (use B, KiB, MiB, GiB, TiB)");
 }
 
@@ -134,9 +139,14 @@ Result<uint64_t> duration_field(const toml::Table& t, const char* key, const std
         {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
     if (num.empty() || num.size() > 12)
         return make_error(EINVAL, at + ": \"" + *s + "\" is not a duration (e.g. \"30s\")");
-    for (auto& [name, mult] : units)
-        if (unit == name)
-            return std::stoull(num) * mult;
+    for (auto& [name, mult] : units) {
+        if (unit != name)
+            continue;
+        uint64_t v = std::stoull(num);
+        if (v > UINT64_MAX / mult)
+            return make_error(EINVAL, at + ": \"" + *s + "\" is too large");
+        return v * mult;
+    }
     return make_error(EINVAL, at + ": unknown unit \"" + unit + "\" (use ms, s, m, h)");
 }
 
