@@ -455,8 +455,7 @@ void enter_runtime_for_signals(Thread& t, TrapFrame* f) {
 }
 
 // A trap from ring 3, with the kernel lock held.
-void user_trap(TrapFrame* f) {
-    Thread* self = current_thread();
+void user_trap(TrapFrame* f, Thread* self) {
     if (!self || !self->task) [[unlikely]]
         panic("kos kernel: trap %lu from user mode with no current thread (rip %#lx)\n", f->vector, f->rip);
     if (f->vector == arch::kVecTimer) {
@@ -466,9 +465,12 @@ void user_trap(TrapFrame* f) {
     } else if (f->vector == arch::kVecReschedule) {
         arch::apic_eoi_only();
     }
-    bool syscall = f->vector == arch::kVecSyscall ||
-                   (f->vector == arch::kVecPageFault && f->rip == arch::syscall_entry_address());
-    if (switched_out_by_others(f, syscall)) [[unlikely]] {
+    // Every kernel instruction counts where ring 0 is emulated: the common
+    // case (still runnable) costs one load here.
+    if (self->state != ThreadState::Runnable) [[unlikely]] {
+        bool syscall = f->vector == arch::kVecSyscall ||
+                       (f->vector == arch::kVecPageFault && arch::is_syscall_entry(f->rip));
+        switched_out_by_others(f, syscall);
         enter_runtime_for_signals(*current_thread(), f);
         return;
     }
@@ -508,7 +510,7 @@ void user_trap(TrapFrame* f) {
     }
     if (f->vector == arch::kVecPageFault) {
         u64 cr2 = arch::read_cr2();
-        if (cr2 == arch::syscall_entry_address() && f->rip == cr2) {
+        if (f->rip == cr2 && arch::is_syscall_entry(cr2)) {
             // `syscall` on nested KVM: see entry.S.
             syscall_entry(self, f);
             return;
@@ -575,6 +577,10 @@ extern "C" void trap_dispatch(TrapFrame* f) {
     }
     if (f->vector == arch::kVecSpurious)
         return;
+    if (g_cpu_count == 1) { // nothing to lock against
+        user_trap(f, g_cpus[0].current);
+        return;
+    }
     if (f->vector == arch::kVecTimer && !kernel_try_lock()) {
         // Another CPU is in the kernel (on nested KVM a fork there takes
         // tens of milliseconds): this thread keeps the CPU until the next
@@ -584,7 +590,7 @@ extern "C" void trap_dispatch(TrapFrame* f) {
     }
     if (f->vector != arch::kVecTimer)
         kernel_lock();
-    user_trap(f);
+    user_trap(f, current_thread());
     wake_cpu_for_queued_threads();
     kernel_unlock();
 }

@@ -119,6 +119,13 @@ void flush_tlb_all() { write_cr3(read_cr3()); }
 
 u64 syscall_entry_address() { return syscall_entry_table[cpu_index()]; }
 
+extern "C" char syscall_stubs[];
+bool is_syscall_entry(u64 va) {
+    // The stubs are 64-byte aligned in one page (entry.S).
+    u64 base = reinterpret_cast<u64>(syscall_stubs);
+    return va - base < 64 * kMaxCpus && va % 64 == 0;
+}
+
 CpuFeatures cpu_init(u32 cpu, u64 stack_top) {
     kernel_stack_top[cpu] = stack_top;
     load_gdt_and_tss(cpu, stack_top);

@@ -142,6 +142,8 @@ syscall_entry_\n:
 .endm
 
   .balign 4096
+  .globl syscall_stubs
+syscall_stubs:
   .irp n, 0,1,2,3,4,5,6,7
   SYSCALL_STUB \n
   .endr
