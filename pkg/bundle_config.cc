@@ -460,7 +460,46 @@ Result<void> parse_processes_and_channels(const toml::Table& root, const std::st
     return {};
 }
 
+namespace {
+
+// Error messages quote the bundle's own keys and values: control characters
+// (C0, DEL, and C1 as UTF-8) become \xNN so an untrusted bundle.toml cannot
+// drive the terminal that shows the error.
+std::string printable(const std::string& msg) {
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(msg.size());
+    for (size_t i = 0; i < msg.size(); ++i) {
+        auto c = static_cast<unsigned char>(msg[i]);
+        bool c1 = c == 0xc2 && i + 1 < msg.size() && static_cast<unsigned char>(msg[i + 1]) >= 0x80 &&
+                  static_cast<unsigned char>(msg[i + 1]) <= 0x9f;
+        if ((c < 0x20 && c != '\n') || c == 0x7f || c1) {
+            if (c1)
+                c = static_cast<unsigned char>(msg[++i]);
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
+Result<BundleConfig> parse_bundle_config_unescaped(const std::string& text, const std::string& origin);
+
+} // namespace
+
 Result<BundleConfig> parse_bundle_config(const std::string& text, const std::string& origin) {
+    auto r = parse_bundle_config_unescaped(text, origin);
+    if (!r)
+        r.error().message = printable(r.error().message);
+    return r;
+}
+
+namespace {
+
+Result<BundleConfig> parse_bundle_config_unescaped(const std::string& text, const std::string& origin) {
     // bundle.toml is read whole by every caller, some without a size limit
     // of their own; the parser's limits bound the text, keys, strings and
     // nesting (toml.h).
@@ -538,5 +577,7 @@ Result<BundleConfig> parse_bundle_config(const std::string& text, const std::str
     KOS_TRY(parse_processes_and_channels(root, origin, cfg));
     return cfg;
 }
+
+} // namespace
 
 } // namespace kos::pkg

@@ -125,6 +125,9 @@ TEST(BundleConfig, BehaviorSectionErrorsNameTheField) {
     expect_err("[policy]\ndomain='a_t'\nsources=['rootfs/p']\n", "outside rootfs/");
     expect_err("[limits]\nmemory='12XB'\n", "unknown unit \"XB\"");
     expect_err("[limits]\nmemory='999999999999TiB'\n", "\"999999999999TiB\" is too large");
+    // The bundle's own text in a message cannot drive the terminal.
+    expect_err("[limits]\nmemory=\"1\\u001b[2J\"\n", "unknown unit \"\\x1b[2J\"");
+    expect_err("[limits]\nmemory=\"1\\u009b2J\"\n", "unknown unit \"\\x9b2J\"");
     expect_err("[limits]\nvcpu=2\n", "unknown key [limits] vcpu");
     expect_err("[network]\nlisten=[{port=80}]\n", "[network.listen] label is required");
     expect_err("[network]\nlisten=[{port=0, label='p_t'}]\n", "port must be an integer from 1 to 65535");
