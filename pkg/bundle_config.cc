@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <initializer_list>
+#include <span>
 
 #include "kos/rootfs_image.h"
 #include "label_matcher.h"
@@ -84,6 +85,30 @@ Result<void> check_keys(const toml::Table& t, std::initializer_list<const char*>
     return {};
 }
 
+struct Unit {
+    const char* name;
+    uint64_t multiplier;
+};
+
+// "<digits><unit>" times the unit's multiplier (`bare`: the unit of plain
+// digits). `what` and `unit_list` go into the errors.
+Result<uint64_t> scaled(const std::string& s, const char* bare, std::span<const Unit> units,
+                        const std::string& at, const char* what, const char* unit_list) {
+    size_t digits = s.find_first_not_of("0123456789");
+    std::string num = s.substr(0, digits), unit = digits == std::string::npos ? bare : s.substr(digits);
+    if (num.empty() || num.size() > 12)
+        return make_error(EINVAL, at + ": \"" + s + "\" is not " + what);
+    for (const Unit& u : units) {
+        if (unit != u.name)
+            continue;
+        uint64_t v = std::stoull(num);
+        if (v > UINT64_MAX / u.multiplier)
+            return make_error(EINVAL, at + ": \"" + s + "\" is too large");
+        return v * u.multiplier;
+    }
+    return make_error(EINVAL, at + ": unknown unit \"" + unit + "\" (use " + unit_list + ")");
+}
+
 // "256MiB", "1G", "4096" or an integer: bytes.
 Result<uint64_t> size_field(const toml::Table& t, const char* key, const std::string& origin,
                             const char* section) {
@@ -99,23 +124,11 @@ Result<uint64_t> size_field(const toml::Table& t, const char* key, const std::st
     const std::string* s = n->as_string();
     if (!s)
         return make_error(EINVAL, at + " must be a size such as \"256MiB\" or a number of bytes");
-    size_t digits = s->find_first_not_of("0123456789");
-    std::string num = s->substr(0, digits), unit = digits == std::string::npos ? "" : s->substr(digits);
-    static const std::pair<const char*, uint64_t> units[] = {
+    static constexpr Unit units[] = {
         {"", 1}, {"B", 1}, {"K", 1ull << 10}, {"KiB", 1ull << 10}, {"M", 1ull << 20},
         {"MiB", 1ull << 20}, {"G", 1ull << 30}, {"GiB", 1ull << 30}, {"T", 1ull << 40},
         {"TiB", 1ull << 40}};
-    if (num.empty() || num.size() > 12)
-        return make_error(EINVAL, at + ": \"" + *s + "\" is not a size (e.g. \"256MiB\")");
-    for (auto& [name, mult] : units) {
-        if (unit != name)
-            continue;
-        uint64_t v = std::stoull(num);
-        if (v > UINT64_MAX / mult)
-            return make_error(EINVAL, at + ": \"" + *s + "\" is too large");
-        return v * mult;
-    }
-    return make_error(EINVAL, at + ": unknown unit \"" + unit + "\" (use B, KiB, MiB, GiB, TiB)");
+    return scaled(*s, "", units, at, "a size (e.g. \"256MiB\")", "B, KiB, MiB, GiB, TiB");
 }
 
 // "500ms", "10s", "2m", "1h" or an integer number of seconds: milliseconds.
@@ -133,21 +146,8 @@ Result<uint64_t> duration_field(const toml::Table& t, const char* key, const std
     const std::string* s = n->as_string();
     if (!s)
         return make_error(EINVAL, at + " must be a duration such as \"30s\" or a number of seconds");
-    size_t digits = s->find_first_not_of("0123456789");
-    std::string num = s->substr(0, digits), unit = digits == std::string::npos ? "s" : s->substr(digits);
-    static const std::pair<const char*, uint64_t> units[] = {
-        {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
-    if (num.empty() || num.size() > 12)
-        return make_error(EINVAL, at + ": \"" + *s + "\" is not a duration (e.g. \"30s\")");
-    for (auto& [name, mult] : units) {
-        if (unit != name)
-            continue;
-        uint64_t v = std::stoull(num);
-        if (v > UINT64_MAX / mult)
-            return make_error(EINVAL, at + ": \"" + *s + "\" is too large");
-        return v * mult;
-    }
-    return make_error(EINVAL, at + ": unknown unit \"" + unit + "\" (use ms, s, m, h)");
+    static constexpr Unit units[] = {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+    return scaled(*s, "s", units, at, "a duration (e.g. \"30s\")", "ms, s, m, h");
 }
 
 Result<uint32_t> count_field(const toml::Table& t, const char* key, uint32_t max,

@@ -81,7 +81,6 @@ u64 kernel_page_tables() { return g_kernel_pml4; }
 
 u32 smp_start(u32 count, u64 kernel_pml4) {
     g_kernel_pml4 = kernel_pml4;
-    g_cpus[0].online = true;
     if (count > arch::kMaxCpus)
         count = arch::kMaxCpus;
     for (u32 cpu = 1; cpu < count; ++cpu) {
@@ -186,7 +185,6 @@ extern "C" [[noreturn]] void ap_main(u64 index) {
     if (!arch::apic_timer_start(10000, abi::boot::kDirectMapBase + arch::kXapicPhys))
         kprintf("kos kernel: CPU %u has no APIC timer: its threads are not preempted\n", cpu);
     kernel_lock();
-    g_cpus[cpu].online = true;
     arch::TrapFrame* frame = &g_first_frames[cpu];
     schedule(frame, false); // waits until a thread is runnable
     kernel_unlock();

@@ -19,7 +19,6 @@ struct Thread;
 
 struct PerCpu {
     abi::u32 index = 0;
-    bool online = false;
     bool idle = false;             // halted in the idle loop (without the lock)
     Thread* current = nullptr;     // the thread it runs; null: none (idle)
     Task* loaded = nullptr;        // whose address space CR3 holds; null: the kernel's tables

@@ -140,17 +140,10 @@ Task* task_at(abi::u32 index) { return index < g_task_count ? &g_tasks[index] : 
 
 void task_release(Task* t);
 
-// Whether a CPU still runs one of `t`'s threads or has its address space
-// loaded (a task ended by another CPU runs until that CPU enters the
-// kernel).
-bool task_in_use(const Task& t) {
-    if (t.as.loaded_on())
-        return true;
-    for (u32 i = 0; i < g_cpu_count; ++i)
-        if (g_cpus[i].current && g_cpus[i].current->task == &t)
-            return true;
-    return false;
-}
+// Whether a CPU still has `t`'s address space loaded (a CPU running one of
+// its threads always has: load_thread; a task ended by another CPU runs
+// until that CPU enters the kernel).
+bool task_in_use(const Task& t) { return t.as.loaded_on() != 0; }
 
 Task* alloc_task() {
     // A slot whose task ended and was reaped (and released) is reused; one
@@ -355,10 +348,7 @@ void schedule(arch::TrapFrame* f, bool save) {
     load_thread(next, f);
 }
 
-bool switched_out_by_others(arch::TrapFrame* f, bool syscall) {
-    Thread* self = current_thread();
-    if (self->state == ThreadState::Runnable)
-        return false;
+void switch_out_stopped_or_ended(Thread* self, arch::TrapFrame* f, bool syscall) {
     if (self->state == ThreadState::Stopped && syscall) {
         // Its task was stopped: it executes this `syscall` again once
         // continued (the frame is the user's, see trap.cc).
@@ -369,7 +359,6 @@ bool switched_out_by_others(arch::TrapFrame* f, bool syscall) {
     }
     // Stopped: saved, to run on at SIGCONT; ended: dropped.
     schedule(f, self->state == ThreadState::Stopped);
-    return true;
 }
 
 namespace {

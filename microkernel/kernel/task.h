@@ -161,10 +161,10 @@ bool other_threads_runnable();
 // With nothing to run, the CPU waits (idle) until a thread is runnable;
 // stops the run with a clear error when no CPU runs anything either.
 void schedule(arch::TrapFrame* f, bool save);
-// At an entry from ring 3: whether another CPU stopped or ended the
-// running thread meanwhile (then it was switched out, and `f` holds the
-// next thread).
-bool switched_out_by_others(arch::TrapFrame* f, bool syscall);
+// At an entry from ring 3 of `self`, which another CPU stopped or ended
+// meanwhile (its state is no longer Runnable): switches it out, and `f`
+// holds the next thread.
+void switch_out_stopped_or_ended(Thread* self, arch::TrapFrame* f, bool syscall);
 // Loads `t` as the running thread (first entry to user mode).
 void load_thread(Thread* t, arch::TrapFrame* f);
 

@@ -470,7 +470,7 @@ void user_trap(TrapFrame* f, Thread* self) {
     if (self->state != ThreadState::Runnable) [[unlikely]] {
         bool syscall = f->vector == arch::kVecSyscall ||
                        (f->vector == arch::kVecPageFault && arch::is_syscall_entry(f->rip));
-        switched_out_by_others(f, syscall);
+        switch_out_stopped_or_ended(self, f, syscall);
         enter_runtime_for_signals(*current_thread(), f);
         return;
     }

@@ -117,8 +117,6 @@ void load_idt() {
 void flush_tlb_page(u64 va) { invlpg(va); }
 void flush_tlb_all() { write_cr3(read_cr3()); }
 
-u64 syscall_entry_address() { return syscall_entry_table[cpu_index()]; }
-
 extern "C" char syscall_stubs[];
 bool is_syscall_entry(u64 va) {
     // The stubs are 64-byte aligned in one page (entry.S).

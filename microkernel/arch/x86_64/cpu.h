@@ -110,8 +110,6 @@ struct CpuFeatures {
 // syscall MSRs at the CPU's syscall stub. Returns the features found.
 CpuFeatures cpu_init(u32 cpu, u64 kernel_stack_top);
 
-// This CPU's LSTAR (see entry.S).
-u64 syscall_entry_address();
 // Whether `va` is one of the CPUs' LSTAR stubs: the #PF path recognises a
 // `syscall` on nested KVM by it (one compare, no lookup of the CPU).
 bool is_syscall_entry(u64 va);
