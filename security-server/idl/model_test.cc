@@ -44,7 +44,8 @@ TEST(IdlParse, EverySystemInterface) {
     EXPECT_EQ(vfs->id, 0x100u);
     EXPECT_EQ(m->find(0x100u), vfs);
     for (const char* n :
-         {"open", "read", "write", "close", "stat", "unlink", "mkdir", "rename", "readdir"})
+         {"open", "read", "write", "close", "stat", "unlink", "mkdir", "rename", "readdir", "readlink", "symlink",
+          "link", "chmod", "set_times", "rmdir"})
         EXPECT_NE(vfs->find_method(n), nullptr) << n;
     const Method* open = vfs->find_method("open");
     EXPECT_EQ(vfs->find_method(1u), open);
@@ -52,7 +53,7 @@ TEST(IdlParse, EverySystemInterface) {
     EXPECT_EQ(open->request[0].name, "path");
     EXPECT_EQ(open->request[0].type, Type::String);
     EXPECT_EQ(open->request[0].max_size, 1024u);
-    EXPECT_EQ(open->request[0].where.line, 11u);
+    EXPECT_EQ(open->request[0].where.line, 19u);
     EXPECT_EQ(open->request[0].where.column, 13u);
     EXPECT_EQ(vfs->find_method("read")->flow, Flow::Read);
     EXPECT_EQ(vfs->find_method("write")->flow, Flow::Write);

@@ -275,7 +275,7 @@ TEST(PolicyResolver, NamesInRulesResolve) {
     EXPECT_EQ(error_of(kHeader + "allow request app_t -> vfs_t vfs.File.{open, opne}\n"),
               "p.kpol:6:46: found 'opne', expected a method of vfs.File (open, read, write, close, "
               "stat, unlink, "
-              "mkdir, rename, readdir)");
+              "mkdir, rename, readdir, readlink, symlink, link, chmod, set_times, rmdir)");
     EXPECT_EQ(error_of(kHeader + "allow security app_t -> data_t file.read\n"),
               "p.kpol:6:32: found 'file', expected a declared class (declare it: class file { "
               "perm: read, ... })");
@@ -299,7 +299,7 @@ TEST(PolicyResolver, ConditionFieldsExistWithApplicableTypes) {
               "p.kpol:6:58: found field 'path', expected a field of vfs.File.read (file, size)");
     EXPECT_EQ(
         error_of(kHeader + "allow response vfs_t -> app_t vfs.File.open where path == \"/x\"\n"),
-        "p.kpol:6:51: found field 'path', expected a field of vfs.File.open's response (file)");
+        "p.kpol:6:51: found field 'path', expected a field of vfs.File.open's response (file, mode)");
     EXPECT_EQ(
         error_of(kHeader + "allow request app_t -> vfs_t vfs.File.open where flags glob \"1*\"\n"),
         "p.kpol:6:56: found an operator that does not apply to field 'flags' (u32), expected == != "
