@@ -43,6 +43,9 @@ namespace rfs = abi::rootfs;
 // Exit statuses of `kos run` itself, as container runtimes use them; a
 // program's own status passes through unchanged.
 constexpr int kExitKosError = 125;
+// The VFS server's label and interface (abi/idl/vfs.kidl).
+constexpr char kVfsLabel[] = "vfs_t";
+constexpr uint32_t kVfsInterface = 0x100;
 constexpr int kExitCannotExecute = 126;
 constexpr int kExitNotFound = 127;
 
@@ -349,6 +352,25 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
     }
     if (scratch)
         launch.volumes.push_back({"/tmp", "", true, true});
+    // Labeled volumes are the VFS server's (posix-personality/servers): the
+    // app's calls that name a path in one are vfs.File requests to vfs_t,
+    // judged by the policy, over a channel "vfs". Without vfs_t in the
+    // policy there is no server and every such call is refused.
+    if (!volumes->empty() && !policy.empty()) {
+        if (host.engine.find_label(kVfsLabel, sizeof kVfsLabel - 1) == security::kNone) {
+            std::fprintf(stderr,
+                         "kos: note: the bundle's policy declares no %s, the label of the VFS server that serves "
+                         "volumes, so every path in %s fails (EACCES); to use %s, declare `domain %s` and allow "
+                         "`request %s -> %s vfs.File.*` and `response %s -> %s vfs.File.*` (or narrower rules)\n",
+                         kVfsLabel, pkg::describe(volumes->front()).c_str(),
+                         volumes->size() > 1 ? "the volumes" : "it", kVfsLabel, launch.init.processes[0].label.c_str(),
+                         kVfsLabel, kVfsLabel, launch.init.processes[0].label.c_str());
+        } else {
+            uint32_t server = static_cast<uint32_t>(launch.init.processes.size());
+            launch.init.processes.push_back({"vfs-server", kVfsLabel, true, {abi::sys::kVfsServerProgram}, ""});
+            launch.init.channels.push_back({"vfs", 0, server, kVfsInterface, abi::sys::kRightCall});
+        }
+    }
     // A volume the policy lets the program neither read nor write is
     // attached but useless: say so, and what rule would change that (the
     // process backend says the same).

@@ -16,7 +16,7 @@ enum Errno : long {
     kEPERM = 1, kENOENT = 2, kEIO = 5, kEBADF = 9, kECHILD = 10, kENOMEM = 12, kEACCES = 13,
     kEFAULT = 14, kEEXIST = 17, kENOTDIR = 20, kEISDIR = 21, kEINVAL = 22, kEMFILE = 24,
     kENOTTY = 25, kESPIPE = 29, kEROFS = 30, kERANGE = 34, kENAMETOOLONG = 36, kENOSYS = 38,
-    kELOOP = 40,
+    kEPIPE = 32, kELOOP = 40, kEPROTO = 71,
 };
 
 struct Launch {

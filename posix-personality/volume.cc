@@ -3,6 +3,7 @@
 #include "kos/base/string.h"
 #include "kos/boot.h"
 #include "kos/file.h"
+#include "kos/idl/vfs.h"
 
 namespace kos::rt {
 namespace {
@@ -47,6 +48,56 @@ i64 set_path(char* field, u32* len_field, const char* path) {
 }
 
 i64 call() { return native(Sys::file_call, reinterpret_cast<u64>(&g_call)); }
+
+// Labeled volumes are reached by path through the VFS server: each call is
+// a vfs.File request the policy judges (posix-personality/servers). The
+// scratch /tmp, private to the VM, is reached directly.
+namespace V = idl::vfs::File;
+
+struct VfsTransport {
+    alignas(8) u8 out[abi::ipc::kMaxMessage];
+    alignas(8) u8 in[abi::ipc::kMaxMessage];
+
+    abi::i32 call(const abi::ipc::MessageHeader& h, const u8* payload, u8* reply, u32 reply_cap,
+                  abi::ipc::MessageHeader& reply_h) {
+        u64 handle = g_rt.info.vfs_channel;
+        if (handle == 0)
+            return -kEACCES; // no VFS server: the policy declares no vfs_t
+        if (h.payload_size > sizeof out - sizeof h)
+            return -kENAMETOOLONG;
+        memcpy(out, &h, sizeof h);
+        memcpy(out + sizeof h, payload, h.payload_size);
+        i64 n = native(Sys::ipc_call, handle, reinterpret_cast<u64>(out), sizeof h + h.payload_size,
+                       reinterpret_cast<u64>(in), sizeof in);
+        if (n == -kEPIPE)
+            return -kEIO; // the server ended
+        if (n < 0)
+            return static_cast<abi::i32>(n);
+        if (static_cast<u64>(n) < sizeof reply_h)
+            return -kEIO;
+        memcpy(&reply_h, in, sizeof reply_h);
+        if (reply_h.payload_size != static_cast<u64>(n) - sizeof reply_h || reply_h.payload_size > reply_cap)
+            return -kEIO;
+        memcpy(reply, in + sizeof reply_h, reply_h.payload_size);
+        return 0;
+    }
+};
+// Used under the runtime lock, as g_call.
+VfsTransport g_vfs_transport;
+V::Client<VfsTransport> g_vfs(g_vfs_transport);
+
+idl::Span span(const char* s) {
+    return {reinterpret_cast<const u8*>(s), static_cast<u32>(cstr_len(s, fsabi::kMaxFilePath + 1))};
+}
+
+// Whether a path lies in a labeled volume (not the scratch /tmp).
+bool labeled(const char* path) {
+    int v = volume_at(path, cstr_len(path, fsabi::kMaxFilePath + 1));
+    return v >= 0 && !(g_table->entries[v].flags & fsabi::kVolumeScratch);
+}
+
+// A server answer the client stub cannot decode is an I/O error.
+i64 vfs_result(abi::i32 r) { return r == -kEPROTO ? -kEIO : r; }
 
 i64 path_call(FileOp op, const char* path, u32 arg = 0) {
     begin(op);
@@ -148,12 +199,26 @@ i64 vol_open(const char* path, int flags, int mode) {
     int fd = fd_alloc();
     if (fd < 0)
         return fd;
-    begin(FileOp::Open);
-    g_call.flags = static_cast<u32>(flags) & ~static_cast<u32>(kOCloexec);
-    g_call.mode = static_cast<u32>(mode) & 07777;
-    i64 r = set_path(g_call.path, &g_call.path_len, path);
-    if (r == 0)
-        r = call();
+    u32 open_flags = static_cast<u32>(flags) & ~static_cast<u32>(kOCloexec);
+    u32 open_mode = static_cast<u32>(mode) & 07777;
+    i64 r;
+    u32 file_mode = 0;
+    if (labeled(path)) {
+        V::open::Response resp;
+        r = vfs_result(g_vfs.open({span(path), open_flags, open_mode}, resp));
+        if (r == 0) {
+            r = resp.file;
+            file_mode = resp.mode;
+        }
+    } else {
+        begin(FileOp::Open);
+        g_call.flags = open_flags;
+        g_call.mode = open_mode;
+        r = set_path(g_call.path, &g_call.path_len, path);
+        if (r == 0)
+            r = call();
+        file_mode = g_call.stat.mode;
+    }
     if (r < 0)
         return r;
     Fd& f = g_fds[fd];
@@ -161,7 +226,7 @@ i64 vol_open(const char* path, int flags, int mode) {
     f.handle = static_cast<u32>(r);
     f.flags = static_cast<u32>(flags);
     f.cloexec = flags & kOCloexec;
-    bool dir = (g_call.stat.mode & 0170000) == 0040000;
+    bool dir = (file_mode & 0170000) == 0040000;
     f.kind = dir ? FdKind::VolDir : FdKind::VolFile;
     if ((flags & kODirectory) && !dir) {
         native(Sys::handle_close, f.handle);
@@ -200,6 +265,24 @@ void vol_release(const Fd& f) {
 }
 
 i64 vol_stat(const char* path, bool follow, LinuxStat* st) {
+    if (labeled(path)) {
+        V::stat::Response resp;
+        i64 r = vfs_result(g_vfs.stat({span(path), follow}, resp));
+        if (r < 0)
+            return r;
+        fsabi::FileStat s{};
+        s.ino = resp.ino;
+        s.size = resp.size;
+        s.blocks = resp.blocks;
+        s.atime_ns = resp.atime;
+        s.mtime_ns = resp.mtime;
+        s.ctime_ns = resp.ctime;
+        s.mode = resp.mode;
+        s.nlink = resp.nlink;
+        s.blksize = resp.blksize;
+        to_linux(s, st);
+        return 0;
+    }
     i64 r = path_call(FileOp::Stat, path, follow ? 0 : fsabi::kNoFollow);
     if (r < 0)
         return r;
@@ -212,6 +295,15 @@ i64 vol_readlink(const char* path, u64 buf, u64 len) {
         return -kEINVAL;
     if (!user_range_ok(buf, len))
         return -kEFAULT;
+    if (labeled(path)) {
+        V::readlink::Response resp;
+        i64 r = vfs_result(g_vfs.readlink({span(path)}, resp));
+        if (r < 0)
+            return r;
+        u64 n = resp.target.size < len ? resp.target.size : len;
+        memcpy(reinterpret_cast<void*>(buf), resp.target.data, n);
+        return static_cast<i64>(n);
+    }
     begin(FileOp::ReadLink);
     i64 r = set_path(g_call.path, &g_call.path_len, path);
     if (r < 0)
@@ -222,6 +314,10 @@ i64 vol_readlink(const char* path, u64 buf, u64 len) {
 }
 
 i64 vol_mkdir(const char* path, u32 mode) {
+    if (labeled(path)) {
+        V::mkdir::Response resp;
+        return vfs_result(g_vfs.mkdir({span(path), mode & 07777}, resp));
+    }
     begin(FileOp::Mkdir);
     g_call.mode = mode & 07777;
     i64 r = set_path(g_call.path, &g_call.path_len, path);
@@ -229,20 +325,50 @@ i64 vol_mkdir(const char* path, u32 mode) {
 }
 
 i64 vol_unlink(const char* path, bool dir) {
+    if (labeled(path)) {
+        if (dir) {
+            V::rmdir::Response resp;
+            return vfs_result(g_vfs.rmdir({span(path)}, resp));
+        }
+        V::unlink::Response resp;
+        return vfs_result(g_vfs.unlink({span(path)}, resp));
+    }
     return path_call(FileOp::Unlink, path, dir ? fsabi::kRemoveDir : 0);
 }
 
-i64 vol_rename(const char* from, const char* to) { return two_path_call(FileOp::Rename, from, to); }
+i64 vol_rename(const char* from, const char* to) {
+    if (labeled(from)) {
+        V::rename::Response resp;
+        return vfs_result(g_vfs.rename({span(from), span(to)}, resp));
+    }
+    return two_path_call(FileOp::Rename, from, to);
+}
 
-i64 vol_link(const char* from, const char* to) { return two_path_call(FileOp::Link, from, to); }
+i64 vol_link(const char* from, const char* to) {
+    if (labeled(from)) {
+        V::link::Response resp;
+        return vfs_result(g_vfs.link({span(from), span(to)}, resp));
+    }
+    return two_path_call(FileOp::Link, from, to);
+}
 
 i64 vol_symlink(const char* target, const char* path) {
     if (!target)
         return -kEFAULT;
+    if (labeled(path)) {
+        if (cstr_len(target, fsabi::kMaxFilePath + 1) > fsabi::kMaxFilePath)
+            return -kENAMETOOLONG;
+        V::symlink::Response resp;
+        return vfs_result(g_vfs.symlink({span(path), span(target)}, resp));
+    }
     return two_path_call(FileOp::Symlink, path, target);
 }
 
 i64 vol_chmod(const char* path, u32 mode, bool follow) {
+    if (labeled(path)) {
+        V::chmod::Response resp;
+        return vfs_result(g_vfs.chmod({span(path), mode & 07777, follow}, resp));
+    }
     begin(FileOp::Chmod);
     g_call.mode = mode & 07777;
     g_call.arg = follow ? 0 : fsabi::kNoFollow;
@@ -273,6 +399,9 @@ i64 vol_set_times(const char* path, const Fd* f, u64 times, bool follow) {
     }
     if (f) {
         g_call.file = f->handle;
+    } else if (labeled(path)) {
+        V::set_times::Response resp;
+        return vfs_result(g_vfs.set_times({span(path), g_call.times[0], g_call.times[1], follow}, resp));
     } else {
         i64 r = set_path(g_call.path, &g_call.path_len, path);
         if (r < 0)

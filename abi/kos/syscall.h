@@ -158,6 +158,9 @@ struct NativeStartInfo {
     NativeHandle handles[kMaxNativeHandles];
 };
 inline constexpr u64 kNativeStartMagic = 0x5654414e534f4bull; // "KOSNATV"
+// An init description's program naming the VFS server, which the kernel
+// image carries (posix-personality/servers), rather than a rootfs file.
+inline constexpr char kVfsServerProgram[] = "kos:vfs";
 inline constexpr u64 kNativeStackSize = 256 * 1024;
 
 enum Prot : u64 {
@@ -272,6 +275,10 @@ struct RuntimeStartInfo {
     // and fxrstor64 only), and the size of that save area.
     u64 xsave_mask;
     u64 xsave_size;
+    // The handle of the channel "vfs" to the VFS server (vfs.kidl): calls
+    // naming a path in a labeled volume go there. 0: no such channel (no
+    // labeled volume, or a policy without vfs_t).
+    u64 vfs_channel;
 };
 inline constexpr u64 kRuntimeStartMagic = 0x5452415453534f4bull; // "KOSSTART"
 

@@ -19,6 +19,7 @@ using abi::i64;
 using abi::u32;
 using abi::u64;
 
+constexpr i64 kPerm = 1;
 constexpr i64 kBadf = 9;
 constexpr i64 kXdev = 18;
 constexpr i64 kMfile = 24;
@@ -109,7 +110,7 @@ i64 take_path(Task& t, u64 call_va, u64 field, char* path, u32* len) {
 }
 
 // Policy and mount checks of a call on volume `v`.
-i64 check_access(Task& t, u32 v, bool read, bool write) {
+i64 check_access(const Task& t, u32 v, bool read, bool write) {
     const fs::VolumeEntry& e = *g_volumes[v].entry;
     if (write && !(e.flags & fs::kVolumeWritable))
         return -kRofs;
@@ -225,10 +226,21 @@ i64 file_call(Thread* self, u64 call_va) {
     }
 
     i64 v = 0;
+    const Task* subject = &t;
     if (by_path) {
         v = take_path(t, call_va, offsetof(fs::FileCall, path), g_call.path, &path_len);
         if (v < 0)
             return v;
+        // A labeled volume is reached by path only through the VFS server,
+        // for the client whose request (judged by the policy) it serves;
+        // the scratch /tmp, private to the VM, by every task.
+        if (!(g_volumes[v].entry->flags & fs::kVolumeScratch)) {
+            Thread* client = self->reply_to;
+            if (!t.vfs_server || !client || client->task->dead)
+                return -kPerm;
+            subject = client->task;
+            g_call.subject = subject->policy_label;
+        }
         g_call.path_len = path_len;
         if (op == fs::FileOp::Rename || op == fs::FileOp::Link) {
             i64 v2 = take_path(t, call_va, offsetof(fs::FileCall, path2), g_call.path2, &path2_len);
@@ -254,7 +266,7 @@ i64 file_call(Thread* self, u64 call_va) {
     }
     g_call.volume = static_cast<u32>(v);
     if (by_path || write) {
-        i64 a = check_access(t, static_cast<u32>(v), read, write);
+        i64 a = check_access(*subject, static_cast<u32>(v), read, write);
         if (a < 0)
             return a;
     }

@@ -49,6 +49,7 @@ const char* start_tasks(u64 kernel_pml4) {
         Task* app = new_task(kernel_pml4);
         if (!app)
             return "out of memory creating the first task";
+        app->origin = app;
         app->name = "app";
         app->label_name = "app";
         if (security_enforcing())
@@ -93,6 +94,10 @@ const char* start_tasks(u64 kernel_pml4) {
         tasks[i] = new_task(kernel_pml4);
         if (!tasks[i])
             return "out of memory creating tasks";
+        tasks[i]->origin = tasks[i];
+        tasks[i]->vfs_server = p.kind == u32(init::ProcessKind::Native) && p.argc &&
+                               string_at(strings, h->strings_size, p.argv) &&
+                               is_system_server(strings + p.argv);
         tasks[i]->name = strings + p.name;
         tasks[i]->label = p.label;
         tasks[i]->label_name = strings + labels[p.label];
@@ -137,6 +142,10 @@ const char* start_tasks(u64 kernel_pml4) {
             nh.handle = *handle;
             nh.rights = end.rights;
         }
+        // A Linux process's channel "vfs" to the VFS server carries its
+        // calls on labeled volumes (RuntimeStartInfo::vfs_channel).
+        if (tasks[c.server]->vfs_server && strcmp(name, "vfs") == 0 && !tasks[c.client]->vfs_server)
+            tasks[c.client]->vfs_channel = handles[c.client][handle_count[c.client] - 1].handle;
     }
 
     for (u32 i = 0; i < h->process_count; ++i) {
@@ -146,7 +155,10 @@ const char* start_tasks(u64 kernel_pml4) {
         const char* program = p.program ? string_at(strings, h->strings_size, p.program)
                               : p.argc  ? string_at(strings, h->strings_size, p.argv)
                                         : nullptr;
-        Verdict v = check_execute(*tasks[i], *tasks[i], program ? program : "");
+        // The VFS server is part of the kernel image, not a program of the
+        // bundle: no policy decides whether it runs.
+        Verdict v = tasks[i]->vfs_server ? Verdict{true, false, "system-server", 0}
+                                         : check_execute(*tasks[i], *tasks[i], program ? program : "");
         if (!v.allow) {
             format(g_error, sizeof g_error, "the policy does not allow %s (%s) to execute %s", tasks[i]->name,
                    tasks[i]->label_name, program ? program : "?");

@@ -37,12 +37,16 @@ void wake(Thread* t, i64 result) {
 }
 
 // Passes the handles a message carries (its `handle` fields, by the IDL
-// layout) from `from` to `to`: each non-zero value must be a channel handle
-// of `from` with the transfer right; `to` gets a handle to the same channel
-// with the same rights (never more), and the field is rewritten to it. The
-// sender keeps its handle. 0, or a negated errno with nothing transferred.
+// layout) from `from` to `to`: each non-zero value must be a handle of
+// `from` with the transfer right, of a channel's client end or of a volume
+// file (what the VFS server opened for its client); `to` gets a handle to
+// the same object with the same rights (never more), and the field is
+// rewritten to it. The sender keeps its handle. 0, or a negated errno with
+// nothing transferred.
 i64 transfer_handles(bool request, void* msg, Task* from, Task* to) {
     auto* h = static_cast<ipc::MessageHeader*>(msg);
+    if (!request && h->status != 0)
+        return 0; // an error reply carries no fields
     constexpr u32 kMax = 16;
     u32 offsets[kMax];
     u32 n = handle_field_offsets(request, *h, offsets, kMax);
@@ -56,6 +60,8 @@ i64 transfer_handles(bool request, void* msg, Task* from, Task* to) {
         if (value == kInvalidHandle)
             continue;
         auto e = from->handles.get(value, ObjectType::ChannelClient, kRightTransfer);
+        if (e.is_error() && e.error() != 1) // not a channel: a volume file?
+            e = from->handles.get(value, ObjectType::VolumeFile, kRightTransfer);
         if (e.is_error())
             return -e.error();
         entries[i] = *e;
@@ -64,7 +70,7 @@ i64 transfer_handles(bool request, void* msg, Task* from, Task* to) {
     for (u32 i = 0; i < n; ++i) {
         if (!entries[i].object)
             continue;
-        auto nh = to->handles.insert(entries[i].object, ObjectType::ChannelClient, entries[i].rights);
+        auto nh = to->handles.insert(entries[i].object, entries[i].type, entries[i].rights);
         if (nh.is_error()) {
             for (u32 j = 0; j < i; ++j)
                 if (given[j])

@@ -9,6 +9,8 @@
 
 extern "C" const unsigned char kos_runtime_elf[];
 extern "C" const unsigned char kos_runtime_elf_end[];
+extern "C" const unsigned char kos_vfs_server_elf[];
+extern "C" const unsigned char kos_vfs_server_elf_end[];
 
 namespace kos {
 abi::u64 boot_tsc(); // the TSC at the kernel's entry (trap.cc)
@@ -185,6 +187,7 @@ const char* start_linux_task(Task* task) {
     si->cpus = g_cpu_count;
     si->xsave_mask = runtime_xsave_mask();
     si->xsave_size = runtime_xsave_size();
+    si->vfs_channel = task->vfs_channel;
 
     t->frame = arch::TrapFrame{};
     t->frame.rip = header->start_entry;
@@ -197,17 +200,26 @@ const char* start_linux_task(Task* task) {
     return nullptr;
 }
 
+bool is_system_server(const char* program) { return strcmp(program, sys::kVfsServerProgram) == 0; }
+
 const char* start_native_task(Task* task, const char* const* argv, u32 argc,
                               const sys::NativeHandle* handles, u32 handle_count) {
     Thread* t = task->thread;
     vm::AddressSpace& as = task->as;
     if (argc == 0 || argc > 32 || handle_count > sys::kMaxNativeHandles)
         return "too many arguments or handles for a native program";
-    const rfs::RootfsEntry* e = rootfs_find(argv[0]);
-    if (!e || (e->mode & rfs::kTypeMask) != rfs::kTypeFile)
-        return "the program is not a regular file in the rootfs";
-    u64 file_pa = g_boot_image.pa + g_boot_image.header->rootfs_offset + e->data_offset;
-    elf::Image img(static_cast<const abi::u8*>(pmm::phys_to_virt(file_pa)), e->size);
+    u64 file_pa = 0, file_size = 0;
+    if (is_system_server(argv[0])) {
+        file_pa = platform::kernel_virt_to_phys(kos_vfs_server_elf);
+        file_size = static_cast<u64>(kos_vfs_server_elf_end - kos_vfs_server_elf);
+    } else {
+        const rfs::RootfsEntry* e = rootfs_find(argv[0]);
+        if (!e || (e->mode & rfs::kTypeMask) != rfs::kTypeFile)
+            return "the program is not a regular file in the rootfs";
+        file_pa = g_boot_image.pa + g_boot_image.header->rootfs_offset + e->data_offset;
+        file_size = e->size;
+    }
+    elf::Image img(static_cast<const abi::u8*>(pmm::phys_to_virt(file_pa)), file_size);
     if (elf::Error err = img.validate(); err != elf::Error::None)
         return elf::error_string(err);
     if (img.ehdr().type != elf::kTypeExec || img.ehdr().entry < kNativeBase)

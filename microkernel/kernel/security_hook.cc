@@ -125,7 +125,7 @@ Verdict check_message(sec::Kind kind, const Task& src, const Task& dst, const Ch
 
 Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::MessageHeader& h, u64 grant_size,
                       bool grant_write) {
-    if (&src != ch.client)
+    if (src.origin != ch.client)
         return {false, true, "channel-endpoints", 0};
     return check_message(sec::Kind::Request, src, *ch.server, ch, h, grant_size, grant_write);
 }

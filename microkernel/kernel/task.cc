@@ -929,6 +929,8 @@ i64 process_fork(Thread* self, u64 regs_va) {
     }
     child->handles.copy_from(parent->handles);
     child->parent = parent;
+    child->origin = parent->origin;
+    child->vfs_channel = parent->vfs_channel;
     child->label = parent->label;
     child->name = parent->name;
     child->label_name = parent->label_name;

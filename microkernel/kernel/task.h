@@ -116,6 +116,16 @@ struct Task {
     bool no_child_stop_signal = false; // SA_NOCLDSTOP on its SIGCHLD handler
     bool continue_unreported = false;
     Task* parent = nullptr;     // the task that forked this one
+    // The process of the init description this task is (or descends from
+    // by fork): the client end its channels were declared for. Its fork
+    // children call over the channels they inherit as that process.
+    Task* origin = nullptr;
+    // The VFS server (posix-personality/servers): the one task that may
+    // ask the kernel for volume calls that name a path, each on behalf of
+    // the client whose request it serves.
+    bool vfs_server = false;
+    // Linux tasks: their handle of the channel to the VFS server (0: none).
+    abi::u32 vfs_channel = 0;
     abi::u32 wait_status = 0;   // Linux wait status once dead
     bool reaped = false;        // its status was collected by the parent (or no one will)
     bool orphaned = false;      // its parent ended first: no one will collect its status

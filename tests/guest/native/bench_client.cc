@@ -3,7 +3,7 @@
 // and ping_checked (a field condition, judged every time). Prints the mean
 // of each in nanoseconds.
 #include "kos/idl/ipctest.h"
-#include "kos_native.h"
+#include "kos/native.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 // case, crash faults (the kernel kills this task and its clients get
 // EPIPE), store answers level * 10. Also answers ipctest.Bench.
 #include "kos/idl/ipctest.h"
-#include "kos_native.h"
+#include "kos/native.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 // policy (ipc.kpol) against the echo server and prints one line per check
 // (ATTACKS.md 18).
 #include "kos/idl/ipctest.h"
-#include "kos_native.h"
+#include "kos/native.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // Spins forever without a system call: only preemption lets others run.
-#include "kos_native.h"
+#include "kos/native.h"
 
 int main(const kn::NativeStartInfo*) {
     for (;;)

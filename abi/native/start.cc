@@ -1,5 +1,5 @@
-// Entry of native test programs: rdi = NativeStartInfo*, no return address.
-#include "kos_native.h"
+// Entry of native kos programs: rdi = NativeStartInfo*, no return address.
+#include "kos/native.h"
 
 extern "C" [[noreturn]] void _start(const kn::NativeStartInfo* info) {
     if (info->magic != kos::abi::sys::kNativeStartMagic)

@@ -1,5 +1,8 @@
-// A minimal native kos runtime for test programs: system call wrappers
-// (abi/kos/syscall.h), console output and the program entry.
+// A minimal runtime for native kos programs (the VFS server, the IPC test
+// programs): system call wrappers (abi/kos/syscall.h), console output, IPC
+// client and server loops for IDL-generated code. The entry is
+// abi/native/start.cc, the layout abi/native/native.ld (library
+// kos_native_start).
 #pragma once
 
 #include "kos/base/format.h"
