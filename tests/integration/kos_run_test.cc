@@ -614,16 +614,21 @@ TEST_F(KosRun, VolumesReadAndWriteHostDirectories) {
     EXPECT_TRUE(std::filesystem::is_empty(vm.path()));
 }
 
-// A bundle with busybox whose policy reads and writes vol_t, only reads
-// ro_t, and may do nothing with secret_t.
-void volume_bundle(TempBundle& b) {
+// A bundle with busybox whose policy sends every volume path call to the
+// VFS server (`vfs_rules`: all of them by default) and reads and writes
+// vol_t, only reads ro_t, and may do nothing with secret_t.
+void volume_bundle(TempBundle& b,
+                   const std::string& vfs_rules = "allow request app_t -> vfs_t vfs.File.*\n") {
     b.config("/bin/busybox");
     b.write("policy/app.kpol", "domain app_t\nresource app_file_t, vol_t, ro_t, secret_t\n"
                                "class file { read: read, write: write }\n"
                                "allow execute app_t -> app_t\n"
                                "allow security app_t -> app_file_t file.read\n"
                                "allow security app_t -> vol_t file.{read, write}\n"
-                               "allow security app_t -> ro_t file.read\n");
+                               "allow security app_t -> ro_t file.read\n"
+                               "idl \"vfs.kidl\"\ndomain vfs_t\n"
+                               "allow response vfs_t -> app_t vfs.File.*\n" +
+                                   vfs_rules);
     b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
     ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
 }
@@ -654,6 +659,70 @@ TEST_F(KosRun, VolumeEscapesFail) {
     EXPECT_EQ(r.out, "inside\ndone\n") << r.err;
     EXPECT_EQ(outside.read("secret.txt"), "OUTSIDE-SECRET\n");
     EXPECT_FALSE(outside.exists("planted"));
+}
+
+// Every call that names a path in a labeled volume is a vfs.File request to
+// the VFS server, judged with its path and flags before anything happens
+// (DESIGN.md's path of one request): rules by path decide within one
+// volume whose label allows everything; denials are EACCES with an audit
+// line naming the request, and nothing changes on the host. The shell's
+// commands run in forked children, which call over the app's channel.
+TEST_F(KosRun, VolumePathCallsAreRequestsThePolicyJudgesByPath) {
+    TempBundle b;
+    volume_bundle(b, "allow request app_t -> vfs_t vfs.File.{open, stat} where path glob \"/data/ok/**\"\n"
+                     "allow request app_t -> vfs_t vfs.File.{open, stat} where path in {\"/data\", \"/data/ok\"}\n"
+                     "deny request app_t -> vfs_t vfs.File.open where path glob \"/data/ok/ro*\" and flags != 0\n"
+                     "allow request app_t -> vfs_t vfs.File.mkdir where path glob \"/data/ok/**\"\n"
+                     "allow request app_t -> vfs_t vfs.File.rename where old_path glob \"/data/ok/**\" and "
+                     "new_path glob \"/data/ok/**\"\n");
+    HostDir d;
+    std::filesystem::create_directory(d.path() + "/ok");
+    { std::ofstream(d.path() + "/ok/f") << "fine\n"; }
+    { std::ofstream(d.path() + "/ok/ro.txt") << "read only\n"; }
+    { std::ofstream(d.path() + "/secret") << "SECRET\n"; }
+    auto r = run_process({kKos, "run", "--no-audit-log", "-v", d.path() + ":/data:rw,label=vol_t", b.dir(), "--",
+                          "/bin/busybox", "sh", "-c",
+                          "busybox cat /data/ok/f; busybox cat /data/secret; echo secret=$?; "
+                          "cd /data/ok && busybox cat ../secret; echo rel=$?; busybox cat ro.txt; "
+                          "echo x >> ro.txt; echo ro=$?; echo new > /data/ok/new; busybox cat new; "
+                          "busybox mkdir /data/ok/d && busybox mv /data/ok/new /data/ok/d/moved; echo mv=$?; "
+                          "busybox rm /data/ok/d/moved; echo rm=$?; busybox mkdir /data/top; echo top=$?"},
+                         60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "fine\nsecret=1\nrel=1\nread only\nro=1\nnew\nmv=0\nrm=1\ntop=1\n") << r.err;
+    EXPECT_NE(r.err.find("kos: denied request app_t -> vfs_t vfs.File.open path=\"/data/secret\" flags=0"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("vfs.File.open path=\"/data/ok/ro.txt\" flags=1089"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("kos: denied request app_t -> vfs_t vfs.File.unlink path=\"/data/ok/d/moved\""),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("vfs.File.mkdir path=\"/data/top\""), std::string::npos) << r.err;
+    EXPECT_EQ(d.read("ok/ro.txt"), "read only\n");
+    EXPECT_EQ(d.read("ok/d/moved"), "new\n");
+    EXPECT_FALSE(d.exists("top"));
+}
+
+// A policy that declares no vfs_t has no VFS server: the run says so, and
+// every path in the volume is refused (fail closed).
+TEST_F(KosRun, VolumesWithoutAVfsServerInThePolicyAreRefused) {
+    TempBundle b;
+    b.config("/bin/busybox");
+    b.write("policy/app.kpol", "domain app_t\nresource app_file_t, vol_t\nclass file { read: read, write: write }\n"
+                               "allow execute app_t -> app_t\nallow security app_t -> { app_file_t, vol_t } "
+                               "file.{read, write}\n");
+    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
+    ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
+    HostDir d;
+    { std::ofstream(d.path() + "/f") << "data\n"; }
+    auto r = run_process({kKos, "run", "--no-audit-log", "-v", d.path() + ":/data:rw,label=vol_t", b.dir(), "--",
+                          "/bin/busybox", "sh", "-c", "busybox cat /data/f; echo x > /data/g; echo rc=$?"},
+                         60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "rc=1\n") << r.err;
+    EXPECT_NE(r.err.find("declares no vfs_t"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << r.err;
+    EXPECT_FALSE(d.exists("g"));
 }
 
 // ro volumes refuse changes (EROFS); the policy's labels decide the rest:
