@@ -166,9 +166,11 @@ struct Prepared {
     pkg::LimitsConfig limits;
     std::vector<uint8_t> policy; // the compiled policy in the boot image (empty: none)
     // The volume table's entries in order: the -v volumes, then (when
-    // `scratch`) the VM's private /tmp.
+    // `scratch`) the VM's private /tmp, one per label of its Linux
+    // processes (`scratch_labels`; "" when the run has no init description).
     std::vector<pkg::VolumeMount> volumes;
     bool scratch = false;
+    std::vector<std::string> scratch_labels;
 };
 
 // A compiled policy loaded on the host: to check labels and programs before
@@ -297,7 +299,7 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
             auto program = check_program(view, p.program[0]);
             if (!program)
                 return fail(program.error().status, "cannot run process " + p.name + ": " + program.error().message);
-            launch.init.processes.push_back({p.name, p.label, true, p.program, *program});
+            launch.init.processes.push_back({p.name, p.label, p.native, p.program, *program});
         }
         auto index_of = [&](const std::string& name) {
             for (uint32_t i = 0; i < launch.init.processes.size(); ++i)
@@ -350,8 +352,18 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
                                        "choose a guest path outside /tmp");
         launch.volumes.push_back({v.guest, v.label, v.writable, false});
     }
-    if (scratch)
-        launch.volumes.push_back({"/tmp", "", true, true});
+    // The VM's /tmp: each label of its Linux processes gets its own, so /tmp
+    // is no channel between domains.
+    std::vector<std::string> scratch_labels;
+    if (scratch) {
+        for (const vmm::InitProcessSpec& p : launch.init.processes)
+            if (!p.native && std::find(scratch_labels.begin(), scratch_labels.end(), p.label) == scratch_labels.end())
+                scratch_labels.push_back(p.label);
+        if (launch.init.processes.empty())
+            scratch_labels.push_back("");
+        for (const std::string& label : scratch_labels)
+            launch.volumes.push_back({"/tmp", label, true, true});
+    }
     // Labeled volumes are the VFS server's (posix-personality/servers): the
     // app's calls that name a path in one are vfs.File requests to vfs_t,
     // judged by the policy, over a channel "vfs". Without vfs_t in the
@@ -367,8 +379,10 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
                          kVfsLabel, kVfsLabel, launch.init.processes[0].label.c_str());
         } else {
             uint32_t server = static_cast<uint32_t>(launch.init.processes.size());
+            for (uint32_t i = 0; i < server; ++i)
+                if (!launch.init.processes[i].native)
+                    launch.init.channels.push_back({"vfs", i, server, kVfsInterface, abi::sys::kRightCall});
             launch.init.processes.push_back({"vfs-server", kVfsLabel, true, {abi::sys::kVfsServerProgram}, ""});
-            launch.init.channels.push_back({"vfs", 0, server, kVfsInterface, abi::sys::kRightCall});
         }
     }
     // A volume the policy lets the program neither read nor write is
@@ -401,7 +415,8 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
     auto image = vmm::build_boot_image(launch, rootfs);
     if (!image)
         return fail(kExitKosError, image.error().message);
-    return Prepared{std::move(*image), config->limits, std::move(policy), std::move(*volumes), scratch};
+    return Prepared{std::move(*image), config->limits, std::move(policy), std::move(*volumes), scratch,
+                    std::move(scratch_labels)};
 }
 
 int run_command(const RunArgs& a) {
@@ -524,13 +539,19 @@ int run_command(const RunArgs& a) {
     }
     if (prepared->scratch) {
         auto dir = cli::make_scratch_dir();
-        int fd = dir ? ::open(dir->c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
-        if (fd < 0) {
-            report({kExitKosError, dir ? "cannot open the VM's /tmp " + *dir + ": " + std::strerror(errno)
-                                       : dir.error().message});
-            return kExitKosError;
+        for (const std::string& label : prepared->scratch_labels) {
+            // One directory per label (labels are [A-Za-z_][A-Za-z0-9_.:-]*).
+            std::string path = dir ? (label.empty() ? *dir : *dir + "/" + label) : std::string();
+            int fd = dir && (label.empty() || ::mkdir(path.c_str(), 0700) == 0)
+                         ? ::open(path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                         : -1;
+            if (fd < 0) {
+                report({kExitKosError, dir ? "cannot make the VM's /tmp " + path + ": " + std::strerror(errno)
+                                           : dir.error().message});
+                return kExitKosError;
+            }
+            vm.volumes.push_back({UniqueFd(fd), "/tmp", label, true, true, cli::kScratchQuotaBytes});
         }
-        vm.volumes.push_back({UniqueFd(fd), "/tmp", "", true, true, cli::kScratchQuotaBytes});
     }
     auto outcome = vmm::run_vm(std::move(vm));
     if (audit_fd >= 0)

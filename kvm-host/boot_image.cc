@@ -40,8 +40,8 @@ Result<std::vector<uint8_t>> encode_init(const InitSpec& spec) {
         const auto& p = spec.processes[i];
         if (p.name.empty() || p.label.empty())
             return make_error(EINVAL, "init: process " + std::to_string(i) + " needs a name and a label");
-        if (!p.native && i != 0)
-            return make_error(EINVAL, "init: process " + p.name + ": only the first process may be a Linux process for now");
+        if (!p.native && i != 0 && (p.argv.empty() || p.argv[0].empty()))
+            return make_error(EINVAL, "init: process " + p.name + ": a Linux process needs a program");
         if (p.native && (p.argv.empty() || p.argv.size() > 32))
             return make_error(EINVAL, "init: process " + p.name + ": a native process needs a program (and at most 32 arguments)");
         init::InitProcess ip{};
@@ -100,30 +100,48 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
     if (launch.argv.size() > boot::kMaxArgs || launch.env.size() > boot::kMaxArgs)
         return make_error(E2BIG, "too many arguments or environment variables (at most " +
                                      std::to_string(boot::kMaxArgs) + " each)");
-    std::string strings;
-    auto add = [&](const std::string& s) -> Result<void> {
-        if (s.find('\0') != std::string::npos)
-            return make_error(EINVAL, "argument or environment entry contains a NUL byte");
-        strings += s;
-        strings.push_back('\0');
-        return {};
-    };
-    for (const auto& a : launch.argv)
-        KOS_TRY(add(a));
-    for (const auto& e : launch.env)
-        KOS_TRY(add(e));
-    KOS_TRY(add(launch.cwd));
-    KOS_TRY(add(launch.hostname));
-    if (strings.size() > boot::kMaxLaunchStrings)
-        return make_error(E2BIG, "arguments and environment exceed " +
-                                     std::to_string(boot::kMaxLaunchStrings / 1024) + " KiB");
-
-    boot::LaunchHeader lh{};
-    lh.argc = static_cast<uint32_t>(launch.argv.size());
-    lh.envc = static_cast<uint32_t>(launch.env.size());
-    lh.uid = launch.uid;
-    lh.gid = launch.gid;
-    lh.strings_size = static_cast<uint32_t>(strings.size());
+    // One launch description per Linux process (abi/kos/boot.h): the app's
+    // arguments, then each Linux [[process]]'s program, all with the app's
+    // environment, directory, host name and user.
+    std::vector<const std::vector<std::string>*> argvs = {&launch.argv};
+    for (size_t i = 1; i < launch.init.processes.size(); ++i)
+        if (!launch.init.processes[i].native)
+            argvs.push_back(&launch.init.processes[i].argv);
+    std::string section;
+    for (size_t k = 0; k < argvs.size(); ++k) {
+        const std::vector<std::string>& argv = *argvs[k];
+        if (argv.size() > boot::kMaxArgs)
+            return make_error(E2BIG, "too many arguments (at most " + std::to_string(boot::kMaxArgs) + ")");
+        std::string strings;
+        auto add = [&](const std::string& s) -> Result<void> {
+            if (s.find('\0') != std::string::npos)
+                return make_error(EINVAL, "argument or environment entry contains a NUL byte");
+            strings += s;
+            strings.push_back('\0');
+            return {};
+        };
+        for (const auto& a : argv)
+            KOS_TRY(add(a));
+        for (const auto& e : launch.env)
+            KOS_TRY(add(e));
+        KOS_TRY(add(launch.cwd));
+        KOS_TRY(add(launch.hostname));
+        if (strings.size() > boot::kMaxLaunchStrings)
+            return make_error(E2BIG, "arguments and environment exceed " +
+                                         std::to_string(boot::kMaxLaunchStrings / 1024) + " KiB");
+        boot::LaunchHeader lh{};
+        lh.argc = static_cast<uint32_t>(argv.size());
+        lh.envc = static_cast<uint32_t>(launch.env.size());
+        lh.uid = launch.uid;
+        lh.gid = launch.gid;
+        lh.strings_size = static_cast<uint32_t>(strings.size());
+        size_t here = section.size();
+        if (k + 1 < argvs.size())
+            lh.next = static_cast<uint32_t>((here + sizeof lh + strings.size() + 7) & ~size_t{7});
+        section.append(reinterpret_cast<const char*>(&lh), sizeof lh);
+        section += strings;
+        section.resize(lh.next ? lh.next : section.size(), '\0');
+    }
 
     namespace file = abi::file;
     if (launch.volumes.size() > file::kMaxVolumes)
@@ -154,7 +172,7 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
     h.version = boot::kBootImageVersion;
     h.header_size = sizeof h;
     h.launch_offset = align_page(sizeof h);
-    h.launch_size = sizeof lh + strings.size();
+    h.launch_size = section.size();
     uint64_t after_launch = align_page(h.launch_offset + h.launch_size);
     if (!launch.volumes.empty()) {
         h.volumes_offset = after_launch;
@@ -184,8 +202,7 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
 
     std::vector<uint8_t> img(h.total_size, 0);
     std::memcpy(img.data(), &h, sizeof h);
-    std::memcpy(img.data() + h.launch_offset, &lh, sizeof lh);
-    std::memcpy(img.data() + h.launch_offset + sizeof lh, strings.data(), strings.size());
+    std::memcpy(img.data() + h.launch_offset, section.data(), section.size());
     if (h.volumes_offset)
         std::memcpy(img.data() + h.volumes_offset, &vt, sizeof vt);
     if (h.readable_offset)

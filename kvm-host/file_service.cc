@@ -263,7 +263,7 @@ Result<std::unique_ptr<FileService>> FileService::start(FileServiceOptions optio
         }
     }
     for (const FileVolume& v : vols)
-        impl->labels.push_back(v.scratch || !impl->engine.loaded()
+        impl->labels.push_back(v.label.empty() || !impl->engine.loaded()
                                    ? sec::kNone
                                    : impl->engine.find_label(v.label.data(), static_cast<uint32_t>(v.label.size())));
     impl->scratch_used.assign(vols.size(), 0);
@@ -386,10 +386,12 @@ OpenFile* FileService::Impl::find(uint32_t id) {
 
 // `security <subject> -> <volume label> file.read|write`, the question the
 // guest kernel asked, of the same policy. A label or class the policy does
-// not know is denied by the engine. Scratch volumes have no label.
+// not know is denied by the engine. Scratch volumes have no label to ask
+// about; one with a label is the private /tmp of that label's processes
+// only (the guest kernel picks it by the caller's label; checked again).
 bool FileService::Impl::allowed(uint32_t subject, uint32_t volume, bool write) {
     if (opts.volumes[volume].scratch)
-        return true;
+        return opts.volumes[volume].label.empty() || (labels[volume] != sec::kNone && labels[volume] == subject);
     sec::Request r{sec::Kind::Security, subject, labels[volume], file_class, write ? perm_write : perm_read,
                    nullptr, 0, now_ns()};
     sec::Verdict v = engine.decide(r);

@@ -400,12 +400,18 @@ Result<void> parse_processes_and_channels(const toml::Table& root, const std::st
     std::vector<std::string> names = {"app"};
     for (const toml::Value* node : KOS_TRY(tables("process"))) {
         const toml::Table* t = node->as_table();
-        KOS_TRY(check_keys(*t, "process", {"name", "label", "program"}));
+        KOS_TRY(check_keys(*t, "process", {"name", "label", "program", "native"}));
         ProcessConfig p;
         p.where = where(origin, node->position());
         p.name = KOS_TRY(string_field(*t, "name", "", origin, "[process]"));
         p.label = KOS_TRY(string_field(*t, "label", "", origin, "[process]"));
         p.program = KOS_TRY(string_array(*t, "program", origin, "[process]"));
+        if (const toml::Value* n = t->find("native")) {
+            const bool* v = n->as_boolean();
+            if (!v)
+                return make_error(EINVAL, where(origin, n->position()) + ": [[process]] native must be true or false");
+            p.native = *v;
+        }
         if (p.name.empty() || p.name.size() > 39)
             return make_error(EINVAL, p.where + ": [[process]] name must have 1 to 39 characters");
         for (const std::string& n : names)
@@ -451,6 +457,20 @@ Result<void> parse_processes_and_channels(const toml::Table& root, const std::st
             return make_error(EINVAL, c.where + ": [[channel]] " + c.name +
                                           ": client and server must be two different declared processes "
                                           "(\"app\" or a [[process]] name)");
+        auto native = [&](const std::string& n) {
+            if (n == "app")
+                return cfg.app.native;
+            for (const ProcessConfig& p : cfg.processes)
+                if (p.name == n)
+                    return p.native;
+            return false;
+        };
+        for (const std::string& end : {c.client, c.server})
+            if (!native(end))
+                return make_error(EINVAL, c.where + ": [[channel]] " + c.name + ": " + end +
+                                              " is a Linux program, and channels connect native kos programs "
+                                              "(native = true); Linux programs reach each other through files, "
+                                              "pipes and signals, under the policy");
         for (const std::string& r : c.rights)
             if (r != "call" && r != "transfer" && r != "duplicate")
                 return make_error(EINVAL, c.where + ": [[channel]] " + c.name + ": unknown right \"" + r +

@@ -31,6 +31,7 @@ struct ProcessConfig {
     std::string name;
     std::string label;
     std::vector<std::string> program; // path inside rootfs, then arguments
+    bool native = false;              // a native kos program; else Linux, on the POSIX personality
     std::string where;
 };
 

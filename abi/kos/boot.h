@@ -75,13 +75,17 @@ static_assert(sizeof(BootImageHeader) == 176);
 // Launch description: counts, then NUL-terminated strings back to back:
 // argv[0..argc), envp[0..envc), cwd, hostname. argv[0] is the program path
 // inside the rootfs.
+// The launch section holds one LaunchHeader + strings per Linux process of
+// the init description, in its order (the first: process 0), each at an
+// 8-byte aligned offset; `next` is the offset of the following one from the
+// section's start (0: the last).
 struct LaunchHeader {
     u32 argc;
     u32 envc;
     u32 uid;
     u32 gid;
     u32 strings_size;
-    u32 reserved;
+    u32 next;
 };
 static_assert(sizeof(LaunchHeader) == 24);
 

@@ -39,7 +39,8 @@ enum VolumeFlags : u32 {
 
 struct VolumeEntry {
     char path[kMaxVolumePath];   // absolute, normalized, NUL-terminated, not "/"
-    char label[kMaxVolumeLabel]; // the volume's label (NUL-terminated; "" for scratch)
+    char label[kMaxVolumeLabel]; // the volume's label (NUL-terminated); scratch: "", or the
+                                 // label whose processes alone see it (their private /tmp)
     u32 flags;                   // VolumeFlags
     u32 reserved;
     u64 reserved2;

@@ -32,6 +32,7 @@ struct Volume {
     const fs::VolumeEntry* entry = nullptr;
     u32 path_len = 0;
     u32 label = ~0u; // the policy's id for its label
+    u32 label_len = 0;
 };
 Volume g_volumes[fs::kMaxVolumes];
 u32 g_volume_count = 0;
@@ -88,6 +89,16 @@ i64 adopt(Task& t, u32 id, u32 volume) {
     return result;
 }
 
+// Whether task `t` sees volume `v`: a scratch /tmp with a label is the
+// private /tmp of that label's processes (each Linux label of the init
+// description has its own, so /tmp is no channel between domains).
+bool sees(const Task& t, u32 v) {
+    const Volume& vol = g_volumes[v];
+    if (!(vol.entry->flags & fs::kVolumeScratch) || vol.label_len == 0)
+        return true;
+    return strlen(t.label_name) == vol.label_len && memcmp(t.label_name, vol.entry->label, vol.label_len) == 0;
+}
+
 // Copies a path of the call in and rewrites it relative to its volume,
 // whose index it returns (or -errno).
 i64 take_path(Task& t, u64 call_va, u64 field, char* path, u32* len) {
@@ -99,7 +110,8 @@ i64 take_path(Task& t, u64 call_va, u64 field, char* path, u32* len) {
         return -err::kInval;
     for (u32 i = 0; i < g_volume_count; ++i) {
         u32 vl = g_volumes[i].path_len;
-        if (*len < vl || memcmp(path, g_volumes[i].entry->path, vl) != 0 || (*len > vl && path[vl] != '/'))
+        if (*len < vl || memcmp(path, g_volumes[i].entry->path, vl) != 0 || (*len > vl && path[vl] != '/') ||
+            !sees(t, i))
             continue;
         u32 skip = *len == vl ? vl : vl + 1;
         memmove(path, path + skip, *len - skip);
@@ -157,6 +169,10 @@ const char* volumes_init() {
             !abi::rootfs::RootfsView::path_normalized(e.path, pl) || (ll == 0 && !(e.flags & fs::kVolumeScratch)))
             return "a volume table entry is malformed (path or label)";
         for (u32 j = 0; j < i; ++j) {
+            const fs::VolumeEntry& o = *g_volumes[j].entry;
+            if ((e.flags & o.flags & fs::kVolumeScratch) && ll && g_volumes[j].label_len &&
+                strcmp(e.path, o.path) == 0 && strcmp(e.label, o.label) != 0)
+                continue; // the private /tmp of two labels
             u32 ol = g_volumes[j].path_len;
             u64 shorter = ol < pl ? ol : pl;
             const char* longer = ol < pl ? e.path : g_volumes[j].entry->path;
@@ -164,7 +180,8 @@ const char* volumes_init() {
                 (ol == pl || longer[shorter] == '/'))
                 return "two volumes of the volume table nest";
         }
-        g_volumes[i] = {&e, static_cast<u32>(pl), ll ? security_label_id(e.label, static_cast<u32>(ll)) : ~0u};
+        g_volumes[i] = {&e, static_cast<u32>(pl), ll ? security_label_id(e.label, static_cast<u32>(ll)) : ~0u,
+                        static_cast<u32>(ll)};
     }
     g_volume_count = vt->count;
     return nullptr;

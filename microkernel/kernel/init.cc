@@ -86,9 +86,6 @@ const char* start_tasks(u64 kernel_pml4) {
         if (p.label >= h->label_count || !string_at(strings, h->strings_size, labels[p.label]) ||
             !string_at(strings, h->strings_size, p.name))
             return fail("init description: process %u has a bad name or label", i);
-        if (p.kind == u32(init::ProcessKind::Linux) && i != 0)
-            return fail("init description: process %u is a Linux process; only the first process "
-                        "may be one for now", i);
         if (p.kind > u32(init::ProcessKind::Native))
             return fail("init description: process %u has an unknown kind", i);
         tasks[i] = new_task(kernel_pml4);
@@ -148,6 +145,7 @@ const char* start_tasks(u64 kernel_pml4) {
             tasks[c.client]->vfs_channel = handles[c.client][handle_count[c.client] - 1].handle;
     }
 
+    u32 next_launch = 1; // launch description 0 is the app's, whatever its kind
     for (u32 i = 0; i < h->process_count; ++i) {
         const init::InitProcess& p = procs[i];
         const char* err = nullptr;
@@ -165,7 +163,7 @@ const char* start_tasks(u64 kernel_pml4) {
             return g_error;
         }
         if (p.kind == u32(init::ProcessKind::Linux)) {
-            err = start_linux_task(tasks[i]);
+            err = start_linux_task(tasks[i], i == 0 ? 0 : next_launch++);
         } else {
             const char* argv[33];
             if (p.argc == 0 || p.argc > 32)

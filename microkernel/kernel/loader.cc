@@ -109,7 +109,37 @@ u64 user_visible_image_size() {
     return page_up(bh->rootfs_offset + bh->rootfs_size);
 }
 
-const char* start_linux_task(Task* task) {
+namespace {
+
+// The launch description of the `index`-th Linux process (abi/kos/boot.h):
+// its offset in the launch section and its size, or false when the
+// section holds no such block.
+bool find_launch(u32 index, u64* offset, u64* size) {
+    const auto* bh = g_boot_image.header;
+    const auto* base = static_cast<const abi::u8*>(pmm::phys_to_virt(g_boot_image.pa + bh->launch_offset));
+    u64 at = 0;
+    for (u32 i = 0;; ++i) {
+        if (at > bh->launch_size || bh->launch_size - at < sizeof(abi::boot::LaunchHeader))
+            return false;
+        abi::boot::LaunchHeader lh;
+        memcpy(&lh, base + at, sizeof lh);
+        u64 len = sizeof lh + u64{lh.strings_size};
+        if (len > bh->launch_size - at)
+            return false;
+        if (i == index) {
+            *offset = at;
+            *size = len;
+            return true;
+        }
+        if (lh.next <= at || lh.next % 8 != 0)
+            return false;
+        at = lh.next;
+    }
+}
+
+} // namespace
+
+const char* start_linux_task(Task* task, u32 launch_index) {
     Thread* t = task->thread;
     vm::AddressSpace& as = task->as;
     u64 size = static_cast<u64>(kos_runtime_elf_end - kos_runtime_elf);
@@ -165,8 +195,11 @@ const char* start_linux_task(Task* task) {
     si->magic = sys::kRuntimeStartMagic;
     si->rootfs_base = sys::kRootfsMapBase + bh->rootfs_offset;
     si->rootfs_size = bh->rootfs_size;
-    si->launch_base = sys::kRootfsMapBase + bh->launch_offset;
-    si->launch_size = bh->launch_size;
+    u64 launch_at = 0, launch_size = 0;
+    if (!find_launch(launch_index, &launch_at, &launch_size))
+        return "the boot image has no launch description for this Linux process";
+    si->launch_base = sys::kRootfsMapBase + bh->launch_offset + launch_at;
+    si->launch_size = launch_size;
     si->readable_bitmap = rootfs_readable_bitmap(task->rootfs_access);
     si->thread_block = t->thread_block_va;
     si->boot_flags = bh->flags;

@@ -17,7 +17,9 @@ struct BootImage {
 extern BootImage g_boot_image;
 
 // Each returns nullptr, or a static message saying what failed.
-const char* start_linux_task(Task* task);
+// launch_index: which Linux process of the init description (0: the app),
+// for its launch description (abi/kos/boot.h).
+const char* start_linux_task(Task* task, abi::u32 launch_index = 0);
 // Bytes of the boot image a Linux task sees (header, launch description,
 // rootfs): everything after them (init description, policy) stays kernel-only.
 abi::u64 user_visible_image_size();

@@ -278,7 +278,10 @@ TEST_F(Ipc, MalformedInitDescriptionsAreRefusedBeforeBoot) {
     EXPECT_EQ(bad.error().message, "init: channel echo must connect two different declared processes");
     s = echo_bundle(sys::kRightCall);
     s.processes[1].native = false;
-    EXPECT_FALSE(kos::vmm::encode_init(s));
+    s.processes[1].argv.clear();
+    bad = kos::vmm::encode_init(s);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().message, "init: process echo: a Linux process needs a program");
 }
 
 TEST_F(Ipc, AProgramMissingFromTheRootfsStopsTheBoot) {

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <iterator>
 #include <thread>
 
@@ -898,6 +899,7 @@ sources = ["policy/ipc.kpol", "policy/ipctest.kidl"]
 name = "echo"
 label = "echo_t"
 program = ["/bin/echo_server"]
+native = true
 
 [[channel]]
 name = "echo"
@@ -936,6 +938,68 @@ rights = ["call", "duplicate", "transfer"]
     EXPECT_EQ(bad.status, 125);
     EXPECT_NE(bad.err.find("client and server must be two different declared processes"), std::string::npos)
         << bad.err;
+    // Channels connect native programs; a Linux [[process]] has none.
+    b.write("bundle.toml", "[app]\nname = \"x\"\nentrypoint = [\"/bin/ipc_client\"]\nnative = true\n"
+                           "[[process]]\nname = \"echo\"\nlabel = \"echo_t\"\nprogram = [\"/bin/echo_server\"]\n"
+                           "[[channel]]\nname = \"c\"\nclient = \"app\"\nserver = \"echo\"\ninterface = 0x7100\n" +
+                               std::string(TempBundle::kBehavior));
+    auto linux_end = run_process({kKos, "run", b.dir()}, 30);
+    EXPECT_EQ(linux_end.status, 125);
+    EXPECT_NE(linux_end.err.find("[[channel]] c: echo is a Linux program, and channels connect native kos programs"),
+              std::string::npos)
+        << linux_end.err;
+}
+
+// A Linux [[process]] runs beside the app with its own label: it reads only
+// the rootfs files its label may read, and /tmp is private to each label,
+// so no file passes between the two domains outside the policy.
+TEST_F(KosRun, LinuxProcessesOfTwoLabelsShareNoFilesOutsideThePolicy) {
+    TempBundle b;
+    b.write("bundle.toml", R"([app]
+name = "two"
+entrypoint = ["/bin/busybox", "sh", "-c", "echo app > /tmp/app-file; busybox cat /secret.txt; busybox sleep 4; busybox ls /tmp; echo app-done"]
+env = ["PATH=/bin"]
+
+[labels]
+"/**" = "app_file_t"
+"/bin/**" = "app_exec_t"
+"/secret.txt" = "secret_t"
+
+[policy]
+domain = "app_t"
+sources = ["policy/app.kpol"]
+
+[[process]]
+name = "worker"
+label = "worker_t"
+program = ["/bin/busybox", "sh", "-c", "echo w > /tmp/mine; busybox sleep 1; busybox cat /tmp/app-file; echo cat=$?; busybox cat /secret.txt; echo secret=$?; busybox ls /tmp; echo worker-done"]
+)");
+    b.write("policy/app.kpol", "domain app_t, worker_t\nresource app_file_t, app_exec_t, secret_t\n"
+                               "class file { read: read, write: write }\n"
+                               "allow execute app_t -> app_t where program == \"/bin/busybox\"\n"
+                               "allow execute worker_t -> worker_t where program == \"/bin/busybox\"\n"
+                               "allow security { app_t, worker_t } -> { app_file_t, app_exec_t } file.read\n"
+                               "allow security app_t -> secret_t file.read\n");
+    b.write("rootfs/secret.txt", "top secret\n");
+    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
+    ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
+    auto r = run_process({kKos, "run", "--no-audit-log", b.dir()}, 60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    // The two interleave; each one's lines in its own order.
+    auto lines = [](const std::string& text) {
+        std::vector<std::string> out;
+        std::istringstream in(text);
+        for (std::string l; std::getline(in, l);)
+            out.push_back(l);
+        return out;
+    };
+    std::vector<std::string> app, worker;
+    for (const std::string& l : lines(r.out))
+        (l == "top secret" || l == "app-file" || l == "app-done" ? app : worker).push_back(l);
+    EXPECT_EQ(app, (std::vector<std::string>{"top secret", "app-file", "app-done"})) << r.out;
+    EXPECT_EQ(worker, (std::vector<std::string>{"cat=1", "secret=1", "mine", "worker-done"})) << r.out << r.err;
+    EXPECT_NE(r.err.find("can't open '/tmp/app-file': No such file or directory"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("can't open '/secret.txt': Permission denied"), std::string::npos) << r.err;
 }
 
 TEST_F(KosRun, TracePrintsSyscalls) {
