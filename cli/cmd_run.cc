@@ -43,9 +43,12 @@ namespace rfs = abi::rootfs;
 // Exit statuses of `kos run` itself, as container runtimes use them; a
 // program's own status passes through unchanged.
 constexpr int kExitKosError = 125;
-// The VFS server's label and interface (abi/idl/vfs.kidl).
+// The personality servers' labels and interfaces (abi/idl/vfs.kidl,
+// abi/idl/proc.kidl).
 constexpr char kVfsLabel[] = "vfs_t";
 constexpr uint32_t kVfsInterface = 0x100;
+constexpr char kProcLabel[] = "proc_t";
+constexpr uint32_t kProcInterface = 0x300;
 constexpr int kExitCannotExecute = 126;
 constexpr int kExitNotFound = 127;
 
@@ -384,6 +387,20 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
                     launch.init.channels.push_back({"vfs", i, server, kVfsInterface, abi::sys::kRightCall});
             launch.init.processes.push_back({"vfs-server", kVfsLabel, true, {abi::sys::kVfsServerProgram}, ""});
         }
+    }
+    // Signals between the bundle's Linux processes of different labels are
+    // the process server's: proc.Process.kill requests to proc_t, then
+    // `security SENDER -> TARGET process.signal`. Without proc_t they stay
+    // within each process's own tree (EPERM across).
+    size_t linux_processes = std::count_if(launch.init.processes.begin(), launch.init.processes.end(),
+                                           [](const vmm::InitProcessSpec& p) { return !p.native; });
+    if (linux_processes > 1 && !policy.empty() &&
+        host.engine.find_label(kProcLabel, sizeof kProcLabel - 1) != security::kNone) {
+        uint32_t server = static_cast<uint32_t>(launch.init.processes.size());
+        for (uint32_t i = 0; i < server; ++i)
+            if (!launch.init.processes[i].native)
+                launch.init.channels.push_back({"proc", i, server, kProcInterface, abi::sys::kRightCall});
+        launch.init.processes.push_back({"proc-server", kProcLabel, true, {abi::sys::kProcServerProgram}, ""});
     }
     // A volume the policy lets the program neither read nor write is
     // attached but useless: say so, and what rule would change that (the

@@ -943,7 +943,10 @@ i64 dispatch(sys::ThreadBlock* tb, const sys::LinuxSyscallFrame& f) {
             pid = static_cast<abi::i64>(process_self() & 0xffffffff);
         if (pid < 0)
             pid = -pid; // a process group: its leader, for now
-        return native(Sys::process_kill, static_cast<u64>(pid), a1);
+        abi::i64 r = native(Sys::process_kill, static_cast<u64>(pid), a1);
+        if (r == -kEPERM) // of another tree: the process server's, under the policy
+            r = kill_across(static_cast<u32>(pid), static_cast<u32>(a1));
+        return r;
     }
     case nr::tkill:
     case nr::tgkill: {

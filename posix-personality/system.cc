@@ -2,6 +2,8 @@
 
 #include "fs.h"
 #include "kos/base/string.h"
+#include "kos/idl/proc.h"
+#include "server_channel.h"
 
 namespace kos::rt {
 namespace {
@@ -456,6 +458,18 @@ void timers_reset_on_exec() {
     for (int i = 0; i < kTimers; ++i)
         if (g_timers[i].used)
             sys_timer_delete(i);
+}
+
+namespace {
+// Used under the runtime lock.
+ServerChannel g_proc_channel{&g_rt.info.proc_channel, -kEPERM};
+idl::proc::Process::Client<ServerChannel> g_proc(g_proc_channel);
+} // namespace
+
+i64 kill_across(u32 pid, u32 signal) {
+    idl::proc::Process::kill::Response resp;
+    abi::i32 r = g_proc.kill({pid, signal}, resp);
+    return r == -kEPROTO ? -kEIO : r;
 }
 
 } // namespace kos::rt

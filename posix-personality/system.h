@@ -9,6 +9,10 @@
 namespace kos::rt {
 
 i64 sys_prlimit(int pid, int resource, u64 new_limit, u64 old_limit);
+// kill() of a process outside the caller's tree (another label): a
+// proc.Process.kill request to the process server, which the policy
+// judges; EPERM when the bundle has no process server.
+i64 kill_across(u32 pid, u32 signal);
 i64 sys_umask(u32 mask);
 // The mask applied to the modes of files and directories made.
 u32 current_umask();

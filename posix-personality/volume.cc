@@ -4,6 +4,7 @@
 #include "kos/boot.h"
 #include "kos/file.h"
 #include "kos/idl/vfs.h"
+#include "server_channel.h"
 
 namespace kos::rt {
 namespace {
@@ -54,37 +55,10 @@ i64 call() { return native(Sys::file_call, reinterpret_cast<u64>(&g_call)); }
 // scratch /tmp, private to the VM, is reached directly.
 namespace V = idl::vfs::File;
 
-struct VfsTransport {
-    alignas(8) u8 out[abi::ipc::kMaxMessage];
-    alignas(8) u8 in[abi::ipc::kMaxMessage];
-
-    abi::i32 call(const abi::ipc::MessageHeader& h, const u8* payload, u8* reply, u32 reply_cap,
-                  abi::ipc::MessageHeader& reply_h) {
-        u64 handle = g_rt.info.vfs_channel;
-        if (handle == 0)
-            return -kEACCES; // no VFS server: the policy declares no vfs_t
-        if (h.payload_size > sizeof out - sizeof h)
-            return -kENAMETOOLONG;
-        memcpy(out, &h, sizeof h);
-        memcpy(out + sizeof h, payload, h.payload_size);
-        i64 n = native(Sys::ipc_call, handle, reinterpret_cast<u64>(out), sizeof h + h.payload_size,
-                       reinterpret_cast<u64>(in), sizeof in);
-        if (n == -kEPIPE)
-            return -kEIO; // the server ended
-        if (n < 0)
-            return static_cast<abi::i32>(n);
-        if (static_cast<u64>(n) < sizeof reply_h)
-            return -kEIO;
-        memcpy(&reply_h, in, sizeof reply_h);
-        if (reply_h.payload_size != static_cast<u64>(n) - sizeof reply_h || reply_h.payload_size > reply_cap)
-            return -kEIO;
-        memcpy(reply, in + sizeof reply_h, reply_h.payload_size);
-        return 0;
-    }
-};
-// Used under the runtime lock, as g_call.
-VfsTransport g_vfs_transport;
-V::Client<VfsTransport> g_vfs(g_vfs_transport);
+// Used under the runtime lock, as g_call. Without a VFS server (the
+// policy declares no vfs_t) every call is EACCES.
+ServerChannel g_vfs_channel{&g_rt.info.vfs_channel, -kEACCES};
+V::Client<ServerChannel> g_vfs(g_vfs_channel);
 
 idl::Span span(const char* s) {
     return {reinterpret_cast<const u8*>(s), static_cast<u32>(cstr_len(s, fsabi::kMaxFilePath + 1))};

@@ -98,7 +98,13 @@ namespace kos::abi::sys {
                     "the caller's process (0: the caller's) -> CPU ns the scheduler gave " \
                     "it (ESRCH: none such)")                                           \
     X(39, thread_kill, "a0 = thread id of the caller's process, a1 = signal (0: only "  \
-                       "check) -> 0, ESRCH: a thread-directed signal (tkill, tgkill)")
+                       "check) -> 0, ESRCH: a thread-directed signal (tkill, tgkill)")   \
+    X(40, process_kill_for_client, "the process server only, while it serves a "       \
+                                   "request: a0 = pid, a1 = signal (0: only check) "     \
+                                   "for the client, to a Linux process of another tree " \
+                                   "-> 0, ESRCH, EPERM (not the process server), "       \
+                                   "EACCES (security CLIENT -> TARGET process.signal "    \
+                                   "denied, audited as the policy says)")
 
 // Memory a client lends the server for one call (ipc_call_grant): at most
 // kMaxGrant bytes, never kernel memory.
@@ -158,9 +164,12 @@ struct NativeStartInfo {
     NativeHandle handles[kMaxNativeHandles];
 };
 inline constexpr u64 kNativeStartMagic = 0x5654414e534f4bull; // "KOSNATV"
-// An init description's program naming the VFS server, which the kernel
-// image carries (posix-personality/servers), rather than a rootfs file.
+// Init description programs naming the personality's servers, which the
+// kernel image carries (posix-personality/servers), rather than rootfs
+// files: the VFS server (vfs.kidl, label vfs_t) and the process server
+// (proc.kidl, label proc_t).
 inline constexpr char kVfsServerProgram[] = "kos:vfs";
+inline constexpr char kProcServerProgram[] = "kos:proc";
 inline constexpr u64 kNativeStackSize = 256 * 1024;
 
 enum Prot : u64 {
@@ -279,6 +288,9 @@ struct RuntimeStartInfo {
     // naming a path in a labeled volume go there. 0: no such channel (no
     // labeled volume, or a policy without vfs_t).
     u64 vfs_channel;
+    // The handle of the channel "proc" to the process server (proc.kidl):
+    // signals to processes of other labels go there. 0: none.
+    u64 proc_channel;
 };
 inline constexpr u64 kRuntimeStartMagic = 0x5452415453534f4bull; // "KOSSTART"
 

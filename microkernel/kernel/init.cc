@@ -92,9 +92,11 @@ const char* start_tasks(u64 kernel_pml4) {
         if (!tasks[i])
             return "out of memory creating tasks";
         tasks[i]->origin = tasks[i];
-        tasks[i]->vfs_server = p.kind == u32(init::ProcessKind::Native) && p.argc &&
-                               string_at(strings, h->strings_size, p.argv) &&
-                               is_system_server(strings + p.argv);
+        const char* program0 = p.kind == u32(init::ProcessKind::Native) && p.argc
+                                   ? string_at(strings, h->strings_size, p.argv)
+                                   : nullptr;
+        tasks[i]->vfs_server = program0 && strcmp(program0, sys::kVfsServerProgram) == 0;
+        tasks[i]->proc_server = program0 && strcmp(program0, sys::kProcServerProgram) == 0;
         tasks[i]->name = strings + p.name;
         tasks[i]->label = p.label;
         tasks[i]->label_name = strings + labels[p.label];
@@ -105,6 +107,7 @@ const char* start_tasks(u64 kernel_pml4) {
     }
 
     static sys::NativeHandle handles[init::kMaxProcesses][sys::kMaxNativeHandles];
+    static Channel* channel_of_declaration[init::kMaxChannels];
     u32 handle_count[init::kMaxProcesses] = {};
     for (u32 i = 0; i < h->channel_count; ++i) {
         const init::InitChannel& c = chans[i];
@@ -112,14 +115,26 @@ const char* start_tasks(u64 kernel_pml4) {
         if (!name || c.client >= h->process_count || c.server >= h->process_count || c.client == c.server ||
             (c.client_rights & ~(sys::kRightCall | sys::kRightTransfer | sys::kRightDuplicate)))
             return fail("init description: channel %u is malformed", i);
-        Channel* ch = alloc_channel();
-        if (!ch)
-            return "too many channels";
-        ch->type = ObjectType::ChannelClient;
-        ch->name = name;
-        ch->interface_id = c.interface_id;
-        ch->client = tasks[c.client];
-        ch->server = tasks[c.server];
+        // The same name, server and interface as a channel declared before:
+        // one more client of that channel.
+        Channel* ch = nullptr;
+        for (u32 j = 0; j < i; ++j)
+            if (chans[j].server == c.server && chans[j].interface_id == c.interface_id &&
+                strcmp(string_at(strings, h->strings_size, chans[j].name), name) == 0)
+                ch = channel_of_declaration[j];
+        bool shared = ch != nullptr;
+        if (!ch) {
+            ch = alloc_channel();
+            if (!ch)
+                return "too many channels";
+            ch->type = ObjectType::ChannelClient;
+            ch->name = name;
+            ch->interface_id = c.interface_id;
+            ch->client = tasks[c.client];
+            ch->server = tasks[c.server];
+        }
+        channel_of_declaration[i] = ch;
+        ch->clients |= 1ull << c.client;
         struct End {
             u32 process;
             ObjectType type;
@@ -127,6 +142,8 @@ const char* start_tasks(u64 kernel_pml4) {
         } ends[2] = {{c.client, ObjectType::ChannelClient, c.client_rights},
                      {c.server, ObjectType::ChannelServer, sys::kRightReceive}};
         for (const End& end : ends) {
+            if (shared && end.type == ObjectType::ChannelServer)
+                continue; // the server has its handle already
             auto handle = tasks[end.process]->handles.insert(ch, end.type, end.rights);
             u32& n = handle_count[end.process];
             if (handle.is_error() || n == sys::kMaxNativeHandles)
@@ -139,10 +156,15 @@ const char* start_tasks(u64 kernel_pml4) {
             nh.handle = *handle;
             nh.rights = end.rights;
         }
-        // A Linux process's channel "vfs" to the VFS server carries its
-        // calls on labeled volumes (RuntimeStartInfo::vfs_channel).
-        if (tasks[c.server]->vfs_server && strcmp(name, "vfs") == 0 && !tasks[c.client]->vfs_server)
-            tasks[c.client]->vfs_channel = handles[c.client][handle_count[c.client] - 1].handle;
+        // A Linux process's channels "vfs" and "proc" to the personality's
+        // servers (RuntimeStartInfo::vfs_channel, proc_channel).
+        Task& client = *tasks[c.client];
+        bool linux_client = procs[c.client].kind == u32(init::ProcessKind::Linux);
+        Handle client_handle = handles[c.client][handle_count[c.client] - 1].handle;
+        if (linux_client && tasks[c.server]->vfs_server && strcmp(name, "vfs") == 0)
+            client.vfs_channel = client_handle;
+        if (linux_client && tasks[c.server]->proc_server && strcmp(name, "proc") == 0)
+            client.proc_channel = client_handle;
     }
 
     u32 next_launch = 1; // launch description 0 is the app's, whatever its kind
@@ -153,9 +175,10 @@ const char* start_tasks(u64 kernel_pml4) {
         const char* program = p.program ? string_at(strings, h->strings_size, p.program)
                               : p.argc  ? string_at(strings, h->strings_size, p.argv)
                                         : nullptr;
-        // The VFS server is part of the kernel image, not a program of the
-        // bundle: no policy decides whether it runs.
-        Verdict v = tasks[i]->vfs_server ? Verdict{true, false, "system-server", 0}
+        // The personality's servers are part of the kernel image, not
+        // programs of the bundle: no policy decides whether they run.
+        bool system_server = tasks[i]->vfs_server || tasks[i]->proc_server;
+        Verdict v = system_server ? Verdict{true, false, "system-server", 0}
                                          : check_execute(*tasks[i], *tasks[i], program ? program : "");
         if (!v.allow) {
             format(g_error, sizeof g_error, "the policy does not allow %s (%s) to execute %s", tasks[i]->name,

@@ -16,7 +16,12 @@ namespace kos {
 struct Channel : KernelObject {
     const char* name = "";
     abi::u32 interface_id = 0;
-    Task* client = nullptr;
+    Task* client = nullptr;       // the first declared client
+    // Every declared client: bit i is process i of the init description.
+    // Channels declared with the same name, server and interface are one
+    // channel with several clients (each Linux process's channel to a
+    // personality server); the server receives them all on one handle.
+    abi::u64 clients = 0;
     Task* server = nullptr;
     Thread* receiver = nullptr;   // server thread blocked in receive
     Thread* send_head = nullptr;  // clients waiting for the server

@@ -9,8 +9,8 @@
 
 extern "C" const unsigned char kos_runtime_elf[];
 extern "C" const unsigned char kos_runtime_elf_end[];
-extern "C" const unsigned char kos_vfs_server_elf[];
-extern "C" const unsigned char kos_vfs_server_elf_end[];
+extern "C" const unsigned char kos_servers_elf[];
+extern "C" const unsigned char kos_servers_elf_end[];
 
 namespace kos {
 abi::u64 boot_tsc(); // the TSC at the kernel's entry (trap.cc)
@@ -221,6 +221,7 @@ const char* start_linux_task(Task* task, u32 launch_index) {
     si->xsave_mask = runtime_xsave_mask();
     si->xsave_size = runtime_xsave_size();
     si->vfs_channel = task->vfs_channel;
+    si->proc_channel = task->proc_channel;
 
     t->frame = arch::TrapFrame{};
     t->frame.rip = header->start_entry;
@@ -233,7 +234,9 @@ const char* start_linux_task(Task* task, u32 launch_index) {
     return nullptr;
 }
 
-bool is_system_server(const char* program) { return strcmp(program, sys::kVfsServerProgram) == 0; }
+bool is_system_server(const char* program) {
+    return strcmp(program, sys::kVfsServerProgram) == 0 || strcmp(program, sys::kProcServerProgram) == 0;
+}
 
 const char* start_native_task(Task* task, const char* const* argv, u32 argc,
                               const sys::NativeHandle* handles, u32 handle_count) {
@@ -243,8 +246,9 @@ const char* start_native_task(Task* task, const char* const* argv, u32 argc,
         return "too many arguments or handles for a native program";
     u64 file_pa = 0, file_size = 0;
     if (is_system_server(argv[0])) {
-        file_pa = platform::kernel_virt_to_phys(kos_vfs_server_elf);
-        file_size = static_cast<u64>(kos_vfs_server_elf_end - kos_vfs_server_elf);
+        // One program, both servers: argv[0] says which it is.
+        file_pa = platform::kernel_virt_to_phys(kos_servers_elf);
+        file_size = static_cast<u64>(kos_servers_elf_end - kos_servers_elf);
     } else {
         const rfs::RootfsEntry* e = rootfs_find(argv[0]);
         if (!e || (e->mode & rfs::kTypeMask) != rfs::kTypeFile)

@@ -24,7 +24,8 @@ const char* start_linux_task(Task* task, abi::u32 launch_index = 0);
 // rootfs): everything after them (init description, policy) stays kernel-only.
 abi::u64 user_visible_image_size();
 // Whether an init description's program is a server the kernel image
-// carries (abi::sys::kVfsServerProgram) rather than a rootfs file.
+// carries (abi::sys::kVfsServerProgram, kProcServerProgram) rather than a
+// rootfs file.
 bool is_system_server(const char* program);
 const char* start_native_task(Task* task, const char* const* argv, abi::u32 argc,
                               const abi::sys::NativeHandle* handles, abi::u32 handle_count);

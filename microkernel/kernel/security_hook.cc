@@ -125,7 +125,7 @@ Verdict check_message(sec::Kind kind, const Task& src, const Task& dst, const Ch
 
 Verdict check_request(const Task& src, const Channel& ch, const abi::ipc::MessageHeader& h, u64 grant_size,
                       bool grant_write) {
-    if (src.origin != ch.client)
+    if (!src.origin || src.origin->index >= 64 || !((ch.clients >> src.origin->index) & 1))
         return {false, true, "channel-endpoints", 0};
     return check_message(sec::Kind::Request, src, *ch.server, ch, h, grant_size, grant_write);
 }
@@ -187,6 +187,26 @@ Verdict check_file(const Task& subject, u32 label, bool write) {
     Verdict out{v.allow, v.audit, nullptr, v.rule};
     if (v.audit && g_engine.make_audit_record(r, v, g_audit_record))
         report(write ? "file.write" : "file.read", subject, nullptr, out);
+    return out;
+}
+
+Verdict check_signal(const Task& subject, const Task& target) {
+    if (!g_engine.loaded())
+        return {false, true, "no-policy", 0};
+    static u32 process_class = g_engine.find_class("process", 7);
+    static u32 signal_perm =
+        process_class == sec::kNone ? sec::kNone : g_engine.find_perm(process_class, "signal", 6);
+    if (signal_perm == sec::kNone) {
+        Verdict out{false, true, "no-process-class", 0};
+        audit_denied("process.signal", subject, &target, nullptr, nullptr, out);
+        return out;
+    }
+    sec::Request r{sec::Kind::Security, subject.policy_label, target.policy_label, process_class, signal_perm,
+                   nullptr, 0, now_ns()};
+    sec::Verdict v = g_engine.decide(r);
+    Verdict out{v.allow, v.audit, nullptr, v.rule};
+    if (v.audit && g_engine.make_audit_record(r, v, g_audit_record))
+        report("process.signal", subject, &target, out);
     return out;
 }
 

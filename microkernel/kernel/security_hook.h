@@ -67,6 +67,11 @@ abi::u32 security_label_id(const char* name, abi::u32 len);
 // policy says.
 Verdict check_file(const Task& subject, abi::u32 label, bool write);
 
+// May `subject` signal `target`, a process of another label's tree?
+// `security subject -> target process.signal`. Denied without a policy or
+// without class process. Audited as the policy says.
+Verdict check_signal(const Task& subject, const Task& target);
+
 // Payload offsets of a message's `handle` fields, by the policy's layout
 // (request fields, or response fields): how many, at most `max`. 0 without
 // a policy or for an unknown method.

@@ -6,6 +6,7 @@
 #include "ipc.h"
 #include "loader.h"
 #include "pipe.h"
+#include "security_hook.h"
 #include "net.h"
 #include "file.h"
 #include "kos/base/string.h"
@@ -583,6 +584,25 @@ i64 send_signal(Thread* self, Task* t, Thread* target, u64 sig, int timer) {
 
 i64 signal_task(Thread* self, Task* t, u64 sig) { return send_signal(self, t, nullptr, sig, -1); }
 
+i64 process_kill_for_client(Thread* self, u64 pid, u64 sig) {
+    constexpr i64 kEsrch = 3;
+    Thread* client = self->reply_to;
+    if (!self->task->proc_server || !client || client->task->dead)
+        return -err::kPerm;
+    if (sig > 64)
+        return -err::kInval;
+    if (pid == 0 || pid > 0xffffffffu)
+        return -kEsrch;
+    Task* t = task_at(static_cast<u32>(pid - 1));
+    if (!t || t->dead || t->released || t->reaped || !t->linux_personality)
+        return -kEsrch; // native programs and the servers take no signals
+    if (!check_signal(*client->task, *t).allow)
+        return -err::kAccess;
+    if (sig == 0)
+        return 0;
+    return signal_task(nullptr, t, sig);
+}
+
 i64 thread_kill(Thread* self, u64 tid, u64 sig) {
     if (sig > 64)
         return -err::kInval;
@@ -931,6 +951,7 @@ i64 process_fork(Thread* self, u64 regs_va) {
     child->parent = parent;
     child->origin = parent->origin;
     child->vfs_channel = parent->vfs_channel;
+    child->proc_channel = parent->proc_channel;
     child->label = parent->label;
     child->name = parent->name;
     child->label_name = parent->label_name;

@@ -124,8 +124,13 @@ struct Task {
     // ask the kernel for volume calls that name a path, each on behalf of
     // the client whose request it serves.
     bool vfs_server = false;
-    // Linux tasks: their handle of the channel to the VFS server (0: none).
+    // The process server: the one task that may signal a process of
+    // another tree, for the client whose request it serves.
+    bool proc_server = false;
+    // Linux tasks: their handles of the channels to the VFS and process
+    // servers (0: none).
     abi::u32 vfs_channel = 0;
+    abi::u32 proc_channel = 0;
     abi::u32 wait_status = 0;   // Linux wait status once dead
     bool reaped = false;        // its status was collected by the parent (or no one will)
     bool orphaned = false;      // its parent ended first: no one will collect its status
@@ -184,6 +189,8 @@ void load_thread(Thread* t, arch::TrapFrame* f);
 void task_exit(Task* task, abi::u32 wait_status = 0);
 // process_kill (abi/kos/syscall.h).
 abi::i64 process_kill(Thread* self, abi::u64 pid, abi::u64 sig);
+// process_kill_for_client (abi/kos/syscall.h): the process server's.
+abi::i64 process_kill_for_client(Thread* self, abi::u64 pid, abi::u64 sig);
 // Sends `sig` to `t` (no permission check): its default action, or posted
 // for its handler. kBlocked if it ended `self`'s task.
 abi::i64 signal_task(Thread* self, Task* t, abi::u64 sig);

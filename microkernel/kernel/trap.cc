@@ -348,6 +348,8 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return 0;
     case sys::Sys::process_kill:
         return process_kill(self, a0, a1);
+    case sys::Sys::process_kill_for_client:
+        return process_kill_for_client(self, a0, a1);
     case sys::Sys::security_resolve:
         return security_resolve(p, a0, a1, a2, a3);
     case sys::Sys::security_query:

@@ -16,7 +16,7 @@
 // reach a labeled volume by path without passing the policy here.
 #include "kos/file.h"
 #include "kos/idl/vfs.h"
-#include "kos/native.h"
+#include "servers.h"
 
 namespace {
 
@@ -165,7 +165,7 @@ struct Server {
 
 } // namespace
 
-int main(const kn::NativeStartInfo* info) {
+int vfs_server_main(const kn::NativeStartInfo* info) {
     u32 h = kn::handle(info, "vfs");
     if (!h) {
         kn::print("kos: vfs server: no channel 'vfs' in its init description\n");

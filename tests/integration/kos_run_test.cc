@@ -1002,6 +1002,59 @@ program = ["/bin/busybox", "sh", "-c", "echo w > /tmp/mine; busybox sleep 1; bus
     EXPECT_NE(r.err.find("can't open '/secret.txt': Permission denied"), std::string::npos) << r.err;
 }
 
+// A signal to a process of another label is a proc.Process.kill request to
+// the process server, judged with its pid and signal (the request rule),
+// then by the target's label (`security SENDER -> TARGET process.signal`):
+// the app may send the worker SIGTERM but not SIGUSR1; the worker may ask,
+// but may not signal the app's label. The worker learns its pid through a
+// shared volume; the app is pid 1.
+TEST_F(KosRun, SignalsBetweenLabelsAreRequestsToTheProcessServer) {
+    TempBundle b;
+    b.write("bundle.toml", R"([app]
+name = "two"
+entrypoint = ["/bin/busybox", "sh", "-c", "while [ ! -s /shared/worker.pid ]; do busybox sleep 1; done; busybox sleep 1; W=$(busybox cat /shared/worker.pid); busybox kill -USR1 $W; echo usr1=$?; busybox kill -TERM $W; echo term=$?; busybox sleep 2; busybox kill -0 $W; echo alive=$?"]
+env = ["PATH=/bin"]
+
+[labels]
+"/**" = "app_file_t"
+"/bin/**" = "app_exec_t"
+
+[policy]
+domain = "app_t"
+sources = ["policy/app.kpol"]
+
+[[process]]
+name = "worker"
+label = "worker_t"
+program = ["/bin/busybox", "sh", "-c", "trap 'echo worker: TERM; exit 7' TERM; busybox kill -TERM 1; echo app-kill=$?; echo $$ > /shared/worker.pid; while true; do busybox sleep 1; done"]
+)");
+    b.write("policy/app.kpol", R"(domain app_t, worker_t, proc_t, vfs_t
+resource app_file_t, app_exec_t, vol_t
+idl "proc.kidl"
+idl "vfs.kidl"
+class file { read: read, write: write }
+class process { signal: write }
+allow execute app_t -> app_t where program == "/bin/busybox"
+allow execute worker_t -> worker_t where program == "/bin/busybox"
+allow security { app_t, worker_t } -> { app_file_t, app_exec_t, vol_t } file.{read, write}
+allow request { app_t, worker_t } -> vfs_t vfs.File.*
+allow response vfs_t -> { app_t, worker_t } vfs.File.*
+allow request app_t -> proc_t proc.Process.kill where signal in {0, 15}
+allow request worker_t -> proc_t proc.Process.kill
+allow response proc_t -> { app_t, worker_t } proc.Process.*
+allow security app_t -> worker_t process.signal
+)");
+    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
+    ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
+    HostDir shared;
+    auto r = run_process({kKos, "run", "--no-audit-log", "-v", shared.path() + ":/shared:rw,label=vol_t", b.dir()}, 90);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "app-kill=1\nusr1=1\nterm=0\nworker: TERM\nalive=1\n") << r.err;
+    EXPECT_NE(r.err.find("kos: denied request app_t -> proc_t proc.Process.kill pid=2 signal=10"), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("kos: denied security worker_t -> app_t process.signal"), std::string::npos) << r.err;
+}
+
 TEST_F(KosRun, TracePrintsSyscalls) {
     auto r = run_process({kKos, "run", "--trace", kApps, "--", "/bin/exit3"});
     EXPECT_EQ(r.status, 3);
