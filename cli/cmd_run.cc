@@ -49,6 +49,8 @@ constexpr char kVfsLabel[] = "vfs_t";
 constexpr uint32_t kVfsInterface = 0x100;
 constexpr char kProcLabel[] = "proc_t";
 constexpr uint32_t kProcInterface = 0x300;
+constexpr char kPipeLabel[] = "pipe_t";
+constexpr uint32_t kPipeInterface = 0x500;
 constexpr int kExitCannotExecute = 126;
 constexpr int kExitNotFound = 127;
 
@@ -386,6 +388,51 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
                 if (!launch.init.processes[i].native)
                     launch.init.channels.push_back({"vfs", i, server, kVfsInterface, abi::sys::kRightCall});
             launch.init.processes.push_back({"vfs-server", kVfsLabel, true, {abi::sys::kVfsServerProgram}, ""});
+        }
+    }
+    // The bundle's declared pipes: entries of the volume table after the
+    // volumes, served by the pipe server (pipe_t) over a channel "pipe".
+    if (!config->pipes.empty()) {
+        auto nests = [](const std::string& a, const std::string& b) {
+            return a == b || a.starts_with(b + "/") || b.starts_with(a + "/");
+        };
+        for (const pkg::PipeConfig& p : config->pipes) {
+            // Its directory is the rootfs's; the name is the pipe's alone.
+            std::string parent = p.path.substr(0, p.path.rfind('/'));
+            if (parent.empty())
+                parent = "/";
+            int64_t dir = view.find(parent.data(), parent.size());
+            if (dir < 0 || (view.entry(static_cast<uint32_t>(dir)).mode & rfs::kTypeMask) != rfs::kTypeDir)
+                return fail(kExitKosError, p.where + ": [[pipe]] " + p.path + ": its directory " + parent +
+                                               " is not a directory of the rootfs; add it to the bundle");
+            if (view.find(p.path.data(), p.path.size()) >= 0)
+                return fail(kExitKosError, p.where + ": [[pipe]] " + p.path +
+                                               " is a file of the rootfs too; give the pipe a path of its own");
+            for (const vmm::LaunchVolume& v : launch.volumes)
+                if (nests(p.path, v.path))
+                    return fail(kExitKosError, p.where + ": [[pipe]] " + p.path + " and the volume at " + v.path +
+                                                   " overlap; give the pipe a path of its own");
+        }
+        if (launch.volumes.size() + config->pipes.size() > abi::file::kMaxVolumes || config->pipes.size() > 31)
+            return fail(kExitKosError, config_path + ": too many volumes and pipes (at most " +
+                                           std::to_string(abi::file::kMaxVolumes) + " together, 31 pipes)");
+        if (policy.empty() || host.engine.find_label(kPipeLabel, sizeof kPipeLabel - 1) == security::kNone) {
+            std::fprintf(stderr,
+                         "kos: note: the bundle's policy declares no %s, the label of the pipe server, so opening "
+                         "%s fails (EACCES); declare `domain %s` and allow `request DOMAIN -> %s pipe.Pipe.open`, "
+                         "`response %s -> DOMAIN pipe.Pipe.open` and `security DOMAIN -> LABEL pipe.{read, write}`\n",
+                         kPipeLabel, config->pipes.front().path.c_str(), kPipeLabel, kPipeLabel, kPipeLabel);
+        } else {
+            std::vector<std::string> argv = {abi::sys::kPipeServerProgram};
+            for (const pkg::PipeConfig& p : config->pipes) {
+                launch.volumes.push_back({p.path, p.label, false, false, true});
+                argv.push_back(p.path + " " + p.label);
+            }
+            uint32_t server = static_cast<uint32_t>(launch.init.processes.size());
+            for (uint32_t i = 0; i < server; ++i)
+                if (!launch.init.processes[i].native)
+                    launch.init.channels.push_back({"pipe", i, server, kPipeInterface, abi::sys::kRightCall});
+            launch.init.processes.push_back({"pipe-server", kPipeLabel, true, argv, ""});
         }
     }
     // Signals between the bundle's Linux processes of different labels are

@@ -157,7 +157,11 @@ Result<std::vector<uint8_t>> build_boot_image(const LaunchSpec& launch,
             return make_error(EINVAL, "volume " + v.path + ": its path or label does not fit the volume table");
         std::memcpy(vt.entries[i].path, v.path.data(), v.path.size());
         std::memcpy(vt.entries[i].label, v.label.data(), v.label.size());
-        vt.entries[i].flags = (v.writable || v.scratch ? file::kVolumeWritable : 0u) | (v.scratch ? file::kVolumeScratch : 0u);
+        if (i > 0 && launch.volumes[i - 1].pipe && !v.pipe)
+            return make_error(EINVAL, "volume " + v.path + ": the volume table lists volumes before pipes");
+        vt.entries[i].flags = v.pipe ? file::kVolumePipe
+                                     : (v.writable || v.scratch ? file::kVolumeWritable : 0u) |
+                                           (v.scratch ? file::kVolumeScratch : 0u);
     }
 
     // Which rootfs files the Linux processes' labels may read.

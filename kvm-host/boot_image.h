@@ -42,6 +42,7 @@ struct LaunchVolume {
     std::string label; // "" only for scratch
     bool writable = false;
     bool scratch = false; // the VM's private /tmp: no label check
+    bool pipe = false;    // a declared pipe (after every volume), not a volume
 };
 
 struct LaunchSpec {

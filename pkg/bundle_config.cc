@@ -477,6 +477,26 @@ Result<void> parse_processes_and_channels(const toml::Table& root, const std::st
                                               "\" (call, transfer, duplicate)");
         cfg.channels.push_back(std::move(c));
     }
+    for (const toml::Value* node : KOS_TRY(tables("pipe"))) {
+        const toml::Table* t = node->as_table();
+        KOS_TRY(check_keys(*t, "pipe", {"path", "label"}));
+        PipeConfig p;
+        p.where = where(origin, node->position());
+        p.path = KOS_TRY(string_field(*t, "path", "", origin, "[pipe]"));
+        p.label = KOS_TRY(string_field(*t, "label", "", origin, "[pipe]"));
+        if (!valid_rootfs_path(p.path) || p.path == "/" || p.path.size() >= 255 || p.path.find(' ') != std::string::npos)
+            return make_error(EINVAL, p.where + ": [[pipe]] path must be a normalized absolute path other than /, "
+                                                "without spaces, shorter than 255 bytes, e.g. \"/run/jobs\"");
+        if (p.path == "/tmp" || p.path.starts_with("/tmp/"))
+            return make_error(EINVAL, p.where + ": [[pipe]] " + p.path + ": /tmp is private to each label; "
+                                                "choose a path outside /tmp");
+        if (!valid_label(p.label))
+            return make_error(EINVAL, p.where + ": [[pipe]] " + p.path + " needs a label like \"jobs_t\"");
+        for (const PipeConfig& other : cfg.pipes)
+            if (other.path == p.path)
+                return make_error(EINVAL, p.where + ": [[pipe]] " + p.path + " is declared twice");
+        cfg.pipes.push_back(std::move(p));
+    }
     return {};
 }
 
@@ -531,10 +551,10 @@ Result<BundleConfig> parse_bundle_config_unescaped(const std::string& text, cons
     for (const toml::Entry& e : root.entries()) {
         const std::string& k = e.key;
         if (k != "app" && k != "labels" && k != "policy" && k != "limits" && k != "network" &&
-            k != "volumes" && k != "process" && k != "channel")
+            k != "volumes" && k != "process" && k != "channel" && k != "pipe")
             return make_error(EINVAL, where(origin, e.key_position) + ": unknown section [" + k +
                                           "]; known sections: app, labels, policy, limits, "
-                                          "network, volumes, [[process]], [[channel]]");
+                                          "network, volumes, [[process]], [[channel]], [[pipe]]");
     }
 
     const toml::Value* app_node = root.find("app");

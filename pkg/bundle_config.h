@@ -98,6 +98,16 @@ struct VolumeConfig {
     std::string label;
 };
 
+// [[pipe]]: a named pipe at `path` between the bundle's processes of
+// different labels; its ends are handed out by the pipe server, the policy
+// decides who opens which (`request D -> pipe_t pipe.Pipe.open`, then
+// `security D -> label pipe.read|write`).
+struct PipeConfig {
+    std::string path;  // absolute, normalized, not "/", not in /tmp
+    std::string label;
+    std::string where;
+};
+
 struct BundleConfig {
     AppConfig app;
     // The behavior config. A bundle is runnable only with both [labels]
@@ -111,6 +121,7 @@ struct BundleConfig {
     std::vector<VolumeConfig> volumes;
     std::vector<ProcessConfig> processes;
     std::vector<ChannelConfig> channels;
+    std::vector<PipeConfig> pipes;
 };
 
 inline constexpr const char* kConfigFileName = "bundle.toml";

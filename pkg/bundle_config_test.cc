@@ -134,6 +134,39 @@ TEST(BundleConfig, BehaviorSectionErrorsNameTheField) {
     expect_err("[volumes.d]\npath='data'\nlabel='d_t'\n", "path must be a normalized absolute path");
 }
 
+// [[process]] runs a Linux program unless native = true; channels connect
+// native programs only; [[pipe]] declares a named pipe with its label.
+TEST(BundleConfig, ProcessesPipesAndTheirErrors) {
+    auto cfg = parse_bundle_config("[app]\nname='x'\n"
+                                   "[[process]]\nname='w'\nlabel='w_t'\nprogram=['/bin/sh', '-c', 'x']\n"
+                                   "[[process]]\nname='n'\nlabel='n_t'\nprogram=['/bin/srv']\nnative=true\n"
+                                   "[[pipe]]\npath='/run/jobs'\nlabel='jobs_t'\n",
+                                   "b.toml");
+    ASSERT_TRUE(cfg) << cfg.error().message;
+    ASSERT_EQ(cfg->processes.size(), 2u);
+    EXPECT_FALSE(cfg->processes[0].native);
+    EXPECT_TRUE(cfg->processes[1].native);
+    ASSERT_EQ(cfg->pipes.size(), 1u);
+    EXPECT_EQ(cfg->pipes[0].path, "/run/jobs");
+    EXPECT_EQ(cfg->pipes[0].label, "jobs_t");
+    auto expect_err = [](const std::string& text, const std::string& needle) {
+        auto c = parse_bundle_config("[app]\nname='x'\n" + text, "b.toml");
+        ASSERT_FALSE(c) << text;
+        EXPECT_NE(c.error().message.find(needle), std::string::npos) << c.error().message;
+    };
+    expect_err("[[process]]\nname='w'\nlabel='w_t'\nprogram=['/p']\nnative='yes'\n",
+               "b.toml:7:8: [[process]] native must be true or false");
+    expect_err("[[process]]\nname='w'\nlabel='w_t'\nprogram=['/p']\n"
+               "[[channel]]\nname='c'\nclient='app'\nserver='w'\ninterface=7\n",
+               "[[channel]] c: app is a Linux program, and channels connect native kos programs");
+    expect_err("[[pipe]]\npath='run/jobs'\nlabel='j_t'\n", "[[pipe]] path must be a normalized absolute path");
+    expect_err("[[pipe]]\npath='/tmp/jobs'\nlabel='j_t'\n", "/tmp is private to each label");
+    expect_err("[[pipe]]\npath='/a b'\nlabel='j_t'\n", "without spaces");
+    expect_err("[[pipe]]\npath='/p'\nlabel='1'\n", "[[pipe]] /p needs a label");
+    expect_err("[[pipe]]\npath='/p'\nlabel='j_t'\n[[pipe]]\npath='/p'\nlabel='k_t'\n", "[[pipe]] /p is declared twice");
+    expect_err("[[pipe]]\npath='/p'\nlabel='j_t'\nmode=1\n", "unknown key [[pipe]] mode");
+}
+
 TEST(BundleConfig, RequireBehaviorConfigNamesTheMissingSection) {
     auto a = parse_bundle_config("[app]\nname='x'\n", "b.toml");
     ASSERT_TRUE(a);

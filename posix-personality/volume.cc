@@ -3,6 +3,7 @@
 #include "kos/base/string.h"
 #include "kos/boot.h"
 #include "kos/file.h"
+#include "kos/idl/pipe.h"
 #include "kos/idl/vfs.h"
 #include "server_channel.h"
 
@@ -64,14 +65,48 @@ idl::Span span(const char* s) {
     return {reinterpret_cast<const u8*>(s), static_cast<u32>(cstr_len(s, fsabi::kMaxFilePath + 1))};
 }
 
+// A server answer the client stub cannot decode is an I/O error.
+i64 vfs_result(abi::i32 r) { return r == -kEPROTO ? -kEIO : r; }
+
 // Whether a path lies in a labeled volume (not the scratch /tmp).
 bool labeled(const char* path) {
     int v = volume_at(path, cstr_len(path, fsabi::kMaxFilePath + 1));
     return v >= 0 && !(g_table->entries[v].flags & fsabi::kVolumeScratch);
 }
 
-// A server answer the client stub cannot decode is an I/O error.
-i64 vfs_result(abi::i32 r) { return r == -kEPROTO ? -kEIO : r; }
+// The bundle's declared pipes ([[pipe]]) are entries of the volume table
+// too, after the volumes; the pipe server hands out their ends.
+ServerChannel g_pipe_channel{&g_rt.info.pipe_channel, -kEACCES};
+idl::pipe::Pipe::Client<ServerChannel> g_pipe(g_pipe_channel);
+
+bool is_pipe(const char* path) {
+    u64 n = cstr_len(path, fsabi::kMaxFilePath + 1);
+    int v = volume_at(path, n);
+    return v >= 0 && (g_table->entries[v].flags & fsabi::kVolumePipe) && n == g_path_len[v];
+}
+
+i64 pipe_open(const char* path, int flags) {
+    constexpr int kOCloexec = 02000000, kONonblock = 04000;
+    int acc = flags & 3;
+    if (acc == 2)
+        return -kEINVAL; // a declared pipe is one-way: open it for reading or for writing
+    int fd = fd_alloc();
+    if (fd < 0)
+        return fd;
+    idl::pipe::Pipe::open::Response resp;
+    abi::i32 r = g_pipe.open({span(path), acc == 1}, resp);
+    if (r < 0)
+        return vfs_result(r);
+    Fd& f = g_fds[fd];
+    f = Fd{};
+    f.kind = FdKind::Pipe;
+    f.handle = resp.pipe;
+    f.flags = static_cast<u32>(acc | (flags & kONonblock));
+    f.cloexec = flags & kOCloexec;
+    fd_ref(f);
+    return fd;
+}
+
 
 i64 path_call(FileOp op, const char* path, u32 arg = 0) {
     begin(op);
@@ -170,6 +205,8 @@ int volume_at(const char* path, u64 len) {
 
 i64 vol_open(const char* path, int flags, int mode) {
     constexpr int kOCloexec = 02000000, kODirectory = 0200000;
+    if (is_pipe(path))
+        return (flags & kODirectory) ? -kENOTDIR : pipe_open(path, flags);
     int fd = fd_alloc();
     if (fd < 0)
         return fd;
@@ -239,6 +276,18 @@ void vol_release(const Fd& f) {
 }
 
 i64 vol_stat(const char* path, bool follow, LinuxStat* st) {
+    if (is_pipe(path)) {
+        // What the bundle declares: a named pipe, the program's own.
+        memset(st, 0, sizeof *st);
+        st->st_dev = 0x6b6f7602;
+        st->st_ino = static_cast<u64>(volume_at(path, cstr_len(path, fsabi::kMaxFilePath + 1))) + 1;
+        st->st_nlink = 1;
+        st->st_mode = 0010600;
+        st->st_uid = g_rt.launch.uid;
+        st->st_gid = g_rt.launch.gid;
+        st->st_blksize = 4096;
+        return 0;
+    }
     if (labeled(path)) {
         V::stat::Response resp;
         i64 r = vfs_result(g_vfs.stat({span(path), follow}, resp));

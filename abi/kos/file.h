@@ -35,6 +35,10 @@ inline constexpr u32 kMaxVolumeLabel = 128;
 enum VolumeFlags : u32 {
     kVolumeWritable = 1u << 0, // mounted read-write (else changes fail with EROFS)
     kVolumeScratch = 1u << 1,  // the VM's private /tmp: writable, no label check
+    // Not a volume: a declared pipe ([[pipe]]), served by the pipe server
+    // (pipe.kidl). Pipe entries follow every volume in the table; the
+    // kernel and the VMM's file service know nothing of them.
+    kVolumePipe = 1u << 2,
 };
 
 struct VolumeEntry {

@@ -170,6 +170,7 @@ inline constexpr u64 kNativeStartMagic = 0x5654414e534f4bull; // "KOSNATV"
 // (proc.kidl, label proc_t).
 inline constexpr char kVfsServerProgram[] = "kos:vfs";
 inline constexpr char kProcServerProgram[] = "kos:proc";
+inline constexpr char kPipeServerProgram[] = "kos:pipe"; // pipe.kidl, pipe_t
 inline constexpr u64 kNativeStackSize = 256 * 1024;
 
 enum Prot : u64 {
@@ -291,6 +292,9 @@ struct RuntimeStartInfo {
     // The handle of the channel "proc" to the process server (proc.kidl):
     // signals to processes of other labels go there. 0: none.
     u64 proc_channel;
+    // The handle of the channel "pipe" to the pipe server (pipe.kidl):
+    // opens of the bundle's declared pipes go there. 0: none.
+    u64 pipe_channel;
 };
 inline constexpr u64 kRuntimeStartMagic = 0x5452415453534f4bull; // "KOSSTART"
 

@@ -161,7 +161,13 @@ const char* volumes_init() {
     const auto* vt = static_cast<const fs::VolumeTable*>(pmm::phys_to_virt(g_boot_image.pa + bh->volumes_offset));
     if (vt->magic != fs::kVolumeTableMagic || vt->count > fs::kMaxVolumes)
         return "the volume table is malformed (magic or count)";
-    for (u32 i = 0; i < vt->count; ++i) {
+    u32 count = 0; // the volumes: the entries before the first pipe
+    while (count < vt->count && !(vt->entries[count].flags & fs::kVolumePipe))
+        ++count;
+    for (u32 i = count; i < vt->count; ++i)
+        if (!(vt->entries[i].flags & fs::kVolumePipe))
+            return "a volume table entry follows a pipe";
+    for (u32 i = 0; i < count; ++i) {
         const fs::VolumeEntry& e = vt->entries[i];
         u64 pl = bounded_len(e.path, fs::kMaxVolumePath);
         u64 ll = bounded_len(e.label, fs::kMaxVolumeLabel);
@@ -183,7 +189,7 @@ const char* volumes_init() {
         g_volumes[i] = {&e, static_cast<u32>(pl), ll ? security_label_id(e.label, static_cast<u32>(ll)) : ~0u,
                         static_cast<u32>(ll)};
     }
-    g_volume_count = vt->count;
+    g_volume_count = count;
     return nullptr;
 }
 

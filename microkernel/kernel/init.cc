@@ -97,6 +97,7 @@ const char* start_tasks(u64 kernel_pml4) {
                                    : nullptr;
         tasks[i]->vfs_server = program0 && strcmp(program0, sys::kVfsServerProgram) == 0;
         tasks[i]->proc_server = program0 && strcmp(program0, sys::kProcServerProgram) == 0;
+        tasks[i]->pipe_server = program0 && strcmp(program0, sys::kPipeServerProgram) == 0;
         tasks[i]->name = strings + p.name;
         tasks[i]->label = p.label;
         tasks[i]->label_name = strings + labels[p.label];
@@ -165,6 +166,8 @@ const char* start_tasks(u64 kernel_pml4) {
             client.vfs_channel = client_handle;
         if (linux_client && tasks[c.server]->proc_server && strcmp(name, "proc") == 0)
             client.proc_channel = client_handle;
+        if (linux_client && tasks[c.server]->pipe_server && strcmp(name, "pipe") == 0)
+            client.pipe_channel = client_handle;
     }
 
     u32 next_launch = 1; // launch description 0 is the app's, whatever its kind
@@ -177,7 +180,7 @@ const char* start_tasks(u64 kernel_pml4) {
                                         : nullptr;
         // The personality's servers are part of the kernel image, not
         // programs of the bundle: no policy decides whether they run.
-        bool system_server = tasks[i]->vfs_server || tasks[i]->proc_server;
+        bool system_server = tasks[i]->vfs_server || tasks[i]->proc_server || tasks[i]->pipe_server;
         Verdict v = system_server ? Verdict{true, false, "system-server", 0}
                                          : check_execute(*tasks[i], *tasks[i], program ? program : "");
         if (!v.allow) {

@@ -38,8 +38,9 @@ void wake(Thread* t, i64 result) {
 
 // Passes the handles a message carries (its `handle` fields, by the IDL
 // layout) from `from` to `to`: each non-zero value must be a handle of
-// `from` with the transfer right, of a channel's client end or of a volume
-// file (what the VFS server opened for its client); `to` gets a handle to
+// `from` with the transfer right, of a channel's client end, of a volume
+// file (what the VFS server opened for its client) or of a pipe's end (what
+// the pipe server hands out); `to` gets a handle to
 // the same object with the same rights (never more), and the field is
 // rewritten to it. The sender keeps its handle. 0, or a negated errno with
 // nothing transferred.
@@ -60,8 +61,10 @@ i64 transfer_handles(bool request, void* msg, Task* from, Task* to) {
         if (value == kInvalidHandle)
             continue;
         auto e = from->handles.get(value, ObjectType::ChannelClient, kRightTransfer);
-        if (e.is_error() && e.error() != 1) // not a channel: a volume file?
-            e = from->handles.get(value, ObjectType::VolumeFile, kRightTransfer);
+        static constexpr ObjectType kOthers[] = {ObjectType::VolumeFile, ObjectType::PipeRead, ObjectType::PipeWrite};
+        for (ObjectType other : kOthers)
+            if (e.is_error() && e.error() != 1) // not of this type
+                e = from->handles.get(value, other, kRightTransfer);
         if (e.is_error())
             return -e.error();
         entries[i] = *e;

@@ -222,6 +222,7 @@ const char* start_linux_task(Task* task, u32 launch_index) {
     si->xsave_size = runtime_xsave_size();
     si->vfs_channel = task->vfs_channel;
     si->proc_channel = task->proc_channel;
+    si->pipe_channel = task->pipe_channel;
 
     t->frame = arch::TrapFrame{};
     t->frame.rip = header->start_entry;
@@ -235,7 +236,8 @@ const char* start_linux_task(Task* task, u32 launch_index) {
 }
 
 bool is_system_server(const char* program) {
-    return strcmp(program, sys::kVfsServerProgram) == 0 || strcmp(program, sys::kProcServerProgram) == 0;
+    return strcmp(program, sys::kVfsServerProgram) == 0 || strcmp(program, sys::kProcServerProgram) == 0 ||
+           strcmp(program, sys::kPipeServerProgram) == 0;
 }
 
 const char* start_native_task(Task* task, const char* const* argv, u32 argc,

@@ -952,6 +952,7 @@ i64 process_fork(Thread* self, u64 regs_va) {
     child->origin = parent->origin;
     child->vfs_channel = parent->vfs_channel;
     child->proc_channel = parent->proc_channel;
+    child->pipe_channel = parent->pipe_channel;
     child->label = parent->label;
     child->name = parent->name;
     child->label_name = parent->label_name;

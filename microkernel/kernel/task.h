@@ -127,10 +127,12 @@ struct Task {
     // The process server: the one task that may signal a process of
     // another tree, for the client whose request it serves.
     bool proc_server = false;
+    bool pipe_server = false; // the pipe server (no authority beyond its pipes)
     // Linux tasks: their handles of the channels to the VFS and process
     // servers (0: none).
     abi::u32 vfs_channel = 0;
     abi::u32 proc_channel = 0;
+    abi::u32 pipe_channel = 0;
     abi::u32 wait_status = 0;   // Linux wait status once dead
     bool reaped = false;        // its status was collected by the parent (or no one will)
     bool orphaned = false;      // its parent ended first: no one will collect its status

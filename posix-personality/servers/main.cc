@@ -8,6 +8,8 @@ int main(const kn::NativeStartInfo* info) {
         return vfs_server_main(info);
     if (strcmp(role, kos::abi::sys::kProcServerProgram) == 0)
         return proc_server_main(info);
+    if (strcmp(role, kos::abi::sys::kPipeServerProgram) == 0)
+        return pipe_server_main(info);
     kn::printf("kos: personality servers: unknown server '%s'\n", role);
     return 1;
 }

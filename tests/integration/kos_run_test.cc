@@ -1055,6 +1055,83 @@ allow security app_t -> worker_t process.signal
     EXPECT_NE(r.err.find("kos: denied security worker_t -> app_t process.signal"), std::string::npos) << r.err;
 }
 
+// A declared pipe ([[pipe]]) is a one-way connection between two labels
+// that programs open by path: the pipe server hands out its ends after the
+// policy allowed the request (pipe.Pipe.open with its path and direction)
+// and the label check (pipe.read / pipe.write of the pipe's label). The
+// worker reads what the app writes until end-of-file; its own open for
+// writing is refused by the label check.
+TEST_F(KosRun, DeclaredPipesConnectTwoLabelsUnderThePolicy) {
+    TempBundle b;
+    b.write("bundle.toml", R"([app]
+name = "two"
+entrypoint = ["/bin/busybox", "sh", "-c", "for i in 1 2 3; do echo job $i; done > /run/jobs; echo app-done; busybox sleep 3"]
+env = ["PATH=/bin"]
+
+[labels]
+"/**" = "app_file_t"
+"/bin/**" = "app_exec_t"
+
+[policy]
+domain = "app_t"
+sources = ["policy/app.kpol"]
+
+[[process]]
+name = "worker"
+label = "worker_t"
+program = ["/bin/busybox", "sh", "-c", "busybox ls -l /run/jobs; while read l; do echo worker: $l; done < /run/jobs; echo eof; echo x > /run/jobs; echo write=$?; busybox cat /run/other; echo other=$?"]
+
+[[pipe]]
+path = "/run/jobs"
+label = "jobs_t"
+
+[[pipe]]
+path = "/run/other"
+label = "jobs_t"
+)");
+    b.write("policy/app.kpol", R"(domain app_t, worker_t, pipe_t
+resource app_file_t, app_exec_t, jobs_t
+idl "pipe.kidl"
+class file { read: read, write: write }
+class pipe { read: read, write: write }
+allow execute app_t -> app_t where program == "/bin/busybox"
+allow execute worker_t -> worker_t where program == "/bin/busybox"
+allow security { app_t, worker_t } -> { app_file_t, app_exec_t } file.read
+allow request { app_t, worker_t } -> pipe_t pipe.Pipe.open where path == "/run/jobs"
+allow response pipe_t -> { app_t, worker_t } pipe.Pipe.open
+allow security app_t -> jobs_t pipe.write
+allow security worker_t -> jobs_t pipe.read
+)");
+    b.write("rootfs/run/.keep", "");
+    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
+    ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
+    auto r = run_process({kKos, "run", "--no-audit-log", b.dir()}, 60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    std::vector<std::string> worker;
+    std::istringstream in(r.out);
+    for (std::string l; std::getline(in, l);)
+        if (l != "app-done")
+            worker.push_back(l);
+    ASSERT_EQ(worker.size(), 7u) << r.out << r.err;
+    EXPECT_EQ(worker[0].substr(0, 10), "prw-------") << r.out;
+    EXPECT_EQ(std::vector<std::string>(worker.begin() + 1, worker.end()),
+              (std::vector<std::string>{"worker: job 1", "worker: job 2", "worker: job 3", "eof", "write=1", "other=1"}))
+        << r.out << r.err;
+    EXPECT_NE(r.out.find("app-done"), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("kos: denied security worker_t -> jobs_t pipe.write"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("kos: denied request worker_t -> pipe_t pipe.Pipe.open path=\"/run/other\" write=0"),
+              std::string::npos)
+        << r.err;
+    // A pipe whose directory the rootfs lacks is refused before the run.
+    b.write("bundle.toml", "[app]\nname = \"x\"\nentrypoint = [\"/bin/busybox\"]\n[[pipe]]\npath = \"/nodir/p\"\n"
+                           "label = \"jobs_t\"\n" + std::string(TempBundle::kBehavior));
+    auto bad = run_process({kKos, "run", b.dir()}, 30);
+    EXPECT_EQ(bad.status, 125);
+    EXPECT_NE(bad.err.find("[[pipe]] /nodir/p: its directory /nodir is not a directory of the rootfs"),
+              std::string::npos)
+        << bad.err;
+}
+
 TEST_F(KosRun, TracePrintsSyscalls) {
     auto r = run_process({kKos, "run", "--trace", kApps, "--", "/bin/exit3"});
     EXPECT_EQ(r.status, 3);
