@@ -913,9 +913,11 @@ rights = ["call", "duplicate", "transfer"]
     b.copy(std::string(KOS_IPC_ROOTFS) + "/bin/ipc_client", "rootfs/bin/ipc_client");
     b.copy(std::string(KOS_IPC_ROOTFS) + "/bin/echo_server", "rootfs/bin/echo_server");
     std::string log = b.dir() + "/audit.jsonl";
-    auto r = run_process({kKos, "run", "--audit-log", log, b.dir()}, 60);
+    HostDir data; // a labeled volume the native client may not open by path itself
+    auto r = run_process({kKos, "run", "--audit-log", log, "-v", data.path() + ":/data:rw,label=app_file_t", b.dir()}, 60);
     EXPECT_EQ(r.status, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("ipc_client: 0 failures"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ipc_client: volume path refused"), std::string::npos) << r.out;
     EXPECT_NE(r.err.find("kos: denied request app (app_t) -> echo (echo_t): interface 99"),
               std::string::npos) << r.err;
     // The policy's denials: one line each on stderr, naming the rule; the

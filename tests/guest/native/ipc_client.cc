@@ -1,6 +1,7 @@
 // The app of the IPC test bundle: exercises the native IPC API and the
 // policy (ipc.kpol) against the echo server and prints one line per check
 // (ATTACKS.md 18).
+#include "kos/file.h"
 #include "kos/idl/ipctest.h"
 #include "kos/native.h"
 
@@ -172,6 +173,21 @@ int main(const kn::NativeStartInfo* info) {
     alignas(8) kos::abi::u8 m[64];
     kn::i64 rr = kn::sys(kn::Sys::ipc_receive, echo, reinterpret_cast<kn::u64>(m), sizeof m, 0);
     check(rr == kEbadf, "a client handle cannot receive", rr);
+
+    // The personality servers' authority is theirs alone: a task that is
+    // not the VFS server cannot have the kernel open a path in a labeled
+    // volume (EPERM; ENOENT when the run has no volume at /data), and one
+    // that is not the process server cannot signal for a client.
+    static kos::abi::file::FileCall fc{};
+    fc.op = static_cast<kn::u32>(kos::abi::file::FileOp::Open);
+    memcpy(fc.path, "/data/x", 7);
+    fc.path_len = 7;
+    kn::i64 fr = kn::sys(kn::Sys::file_call, reinterpret_cast<kn::u64>(&fc));
+    check(fr == kEperm || fr == -2, "only the VFS server opens paths of a labeled volume", fr);
+    if (fr == kEperm)
+        kn::print("ipc_client: volume path refused\n");
+    kn::i64 kr = kn::sys(kn::Sys::process_kill_for_client, 1, 0);
+    check(kr == kEperm, "only the process server signals for a client", kr);
 
     // The server crashes while handling a call: the caller gets EPIPE, and
     // so does every later call.
