@@ -191,6 +191,7 @@ struct alignas(16) NetSocket {
     net::NetAddress peer{};
     bool has_local = false;
     std::string unix_name; // kFamilyUnix: its bound name
+    uint32_t unix_label = 0; // kFamilyUnix, bound: the label of the process that bound it
     bool dgram = false;    // kTypeDgram (UDP); `peer` is the default destination when has_peer
     bool has_peer = false;
     bool local_ip_from_peer = false; // Connect chose `local`'s address (AF_UNSPEC forgets it)
@@ -280,7 +281,11 @@ struct NetService::Impl {
     std::vector<NetSocket*> dirty;
     std::unordered_map<uint16_t, uint32_t> ports; // guest port -> bound/listening socket id
     std::unordered_map<uint16_t, uint32_t> udp_ports; // guest UDP port -> bound datagram socket id
-    std::map<std::string, uint32_t> unix_names;   // AF_UNIX name -> bound/listening socket id
+    // AF_UNIX (label, name) -> bound/listening socket id. Each label has its
+    // own names: no policy request speaks of Unix names, so processes of
+    // different labels never meet through one (between labels: a loopback
+    // port the policy allows).
+    std::map<std::pair<uint32_t, std::string>, uint32_t> unix_names;
     std::vector<std::unique_ptr<Published>> published;
     std::vector<std::function<void()>> test_fns;
     uint32_t reserved = 0; // sockets promised to pending loopback connects
@@ -694,7 +699,7 @@ int64_t NetService::Impl::op_connect(net::NetCall& c, NetSocket& s) {
         // The bundle's own listener on that port (or name), never the host's.
         NetSocket* l = nullptr;
         if (unix_socket) {
-            auto it = unix_names.find(std::string(c.path, c.path_len));
+            auto it = unix_names.find({c.subject, std::string(c.path, c.path_len)});
             l = it != unix_names.end() ? find(it->second) : nullptr;
         } else {
             auto it = ports.find(c.address.port);
@@ -749,10 +754,11 @@ int64_t NetService::Impl::op_bind(net::NetCall& c, NetSocket& s) {
         if (c.path_len == 0 || c.path_len > sizeof c.path)
             return -EINVAL;
         std::string name(c.path, c.path_len);
-        if (unix_names.contains(name))
+        if (unix_names.contains({c.subject, name}))
             return -EADDRINUSE;
-        unix_names.emplace(name, s.id);
+        unix_names.emplace(std::pair{c.subject, name}, s.id);
         s.unix_name = std::move(name);
+        s.unix_label = c.subject;
         s.local = net::NetAddress{};
         s.local.family = net::kFamilyUnix;
         s.has_local = true;
@@ -1223,7 +1229,7 @@ void NetService::Impl::close_socket(NetSocket& s) {
         s.drx.clear();
         s.drx_bytes = 0;
     } else if (!s.unix_name.empty()) {
-        auto it = unix_names.find(s.unix_name);
+        auto it = unix_names.find({s.unix_label, s.unix_name});
         if (it != unix_names.end() && it->second == s.id)
             unix_names.erase(it);
     } else if (s.state == State::Listening || s.state == State::Bound) {

@@ -779,6 +779,35 @@ TEST_F(NetServiceTest, MalformedCallsAreRejected) {
     EXPECT_EQ(call(named), -EINVAL);
     named.path_len = 109;
     EXPECT_EQ(call(named), -EINVAL);
+    // Each label has its own Unix names: another label's connect to a name
+    // finds nothing, and may bind the same name itself.
+    named.path_len = 4;
+    std::memcpy(named.path, "jobs", 4);
+    ASSERT_EQ(call(named), 0);
+    ASSERT_EQ(simple(net::NetOp::Listen, unix_sock, 4), 0);
+    auto other_sock = make(net::NetOp::Socket);
+    other_sock.family = net::kFamilyUnix;
+    other_sock.type = net::kTypeStream;
+    ASSERT_EQ(call(other_sock), 0);
+    auto reach = make(net::NetOp::Connect, other_sock.socket);
+    reach.address.family = net::kFamilyUnix;
+    reach.path_len = 4;
+    std::memcpy(reach.path, "jobs", 4);
+    reach.subject = subject + 1;
+    EXPECT_EQ(call(reach), -ECONNREFUSED);
+    auto same_name = make(net::NetOp::Socket);
+    same_name.family = net::kFamilyUnix;
+    same_name.type = net::kTypeStream;
+    ASSERT_EQ(call(same_name), 0);
+    auto bind_other = make(net::NetOp::Bind, same_name.socket);
+    bind_other.address.family = net::kFamilyUnix;
+    bind_other.path_len = 4;
+    std::memcpy(bind_other.path, "jobs", 4);
+    EXPECT_EQ(call(bind_other), -EADDRINUSE); // the same label: taken
+    bind_other.subject = subject + 1;
+    EXPECT_EQ(call(bind_other), 0);           // another label: its own name
+    reach.subject = subject;
+    EXPECT_EQ(call(reach), -EINPROGRESS);     // the binder's own label reaches it
     sock.family = net::kFamilyInet;
     sock.type = 3; // SOCK_RAW
     EXPECT_EQ(call(sock), -EINVAL);
