@@ -231,6 +231,14 @@ json inspect_json(const pkg::RunnableBundle& b) {
     for (const auto& v : c.volumes)
         vols.push_back({{"name", v.name}, {"path", v.path}, {"writable", v.writable}, {"label", v.label}});
     j["volumes"] = vols;
+    json procs = json::array();
+    for (const auto& p : c.processes)
+        procs.push_back({{"name", p.name}, {"label", p.label}, {"program", p.program}, {"native", p.native}});
+    j["processes"] = procs;
+    json pipes = json::array();
+    for (const auto& p : c.pipes)
+        pipes.push_back({{"path", p.path}, {"label", p.label}});
+    j["pipes"] = pipes;
     json rules = json::array();
     for (const auto& r : c.labels)
         rules.push_back({{"pattern", r.pattern}, {"label", r.label}});
@@ -294,6 +302,15 @@ void print_human(const json& j) {
     for (const auto& v : j["volumes"])
         line("volume", str(v["name"]) + " at " + str(v["path"]) + (v["writable"].get<bool>() ? " rw" : " ro") +
                            " as " + str(v["label"]));
+    for (const auto& p : j["processes"]) {
+        std::string program;
+        for (const auto& a : p["program"])
+            program += (program.empty() ? "" : " ") + str(a);
+        line("process", str(p["name"]) + " as " + str(p["label"]) + ": " + program +
+                            (p["native"].get<bool>() ? " (native)" : ""));
+    }
+    for (const auto& p : j["pipes"])
+        line("pipe", str(p["path"]) + " as " + str(p["label"]));
     for (const auto& r : j["labels"]["rules"])
         line("label rule", str(r["pattern"]) + " -> " + str(r["label"]));
     for (auto& [k, v] : j["labels"]["entries_per_label"].items())

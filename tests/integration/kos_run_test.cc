@@ -1124,6 +1124,12 @@ allow security worker_t -> jobs_t pipe.read
     EXPECT_NE(r.err.find("kos: denied request worker_t -> pipe_t pipe.Pipe.open path=\"/run/other\" write=0"),
               std::string::npos)
         << r.err;
+    // kos inspect shows the declared processes and pipes.
+    auto insp = run_process({kKos, "inspect", b.dir()}, 30);
+    EXPECT_EQ(insp.status, 0) << insp.err;
+    EXPECT_NE(insp.out.find("process      worker as worker_t: /bin/busybox sh -c"), std::string::npos) << insp.out;
+    EXPECT_NE(insp.out.find("pipe         /run/jobs as jobs_t\npipe         /run/other as jobs_t\n"), std::string::npos)
+        << insp.out;
     // A pipe whose directory the rootfs lacks is refused before the run.
     b.write("bundle.toml", "[app]\nname = \"x\"\nentrypoint = [\"/bin/busybox\"]\n[[pipe]]\npath = \"/nodir/p\"\n"
                            "label = \"jobs_t\"\n" + std::string(TempBundle::kBehavior));
