@@ -113,8 +113,10 @@ struct Channel {
 inline ipc::ReceiveInfo g_sender{};
 
 // Serves one channel with an IDL-generated dispatch: receive, dispatch to
-// `handler`, reply; forever (returns only when receiving fails).
-template <class Dispatch> i64 serve(u32 h, Dispatch dispatch) {
+// `handler`, reply, then `after_reply()` (a server that passed one of its
+// handles in the reply closes its own there); forever (returns only when
+// receiving fails).
+template <class Dispatch, class AfterReply> i64 serve(u32 h, Dispatch dispatch, AfterReply after_reply) {
     for (;;) {
         alignas(8) kos::abi::u8 in[ipc::kMaxMessage];
         alignas(8) kos::abi::u8 out[ipc::kMaxMessage];
@@ -127,7 +129,12 @@ template <class Dispatch> i64 serve(u32 h, Dispatch dispatch) {
         dispatch(req, in + sizeof req, out + sizeof reply, static_cast<u32>(sizeof out - sizeof reply), reply);
         memcpy(out, &reply, sizeof reply);
         sys(Sys::ipc_reply, reinterpret_cast<u64>(out), sizeof reply + reply.payload_size);
+        after_reply();
     }
+}
+
+template <class Dispatch> i64 serve(u32 h, Dispatch dispatch) {
+    return serve(h, dispatch, [] {});
 }
 
 } // namespace kn

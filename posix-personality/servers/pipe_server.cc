@@ -101,23 +101,17 @@ int pipe_server_main(const kn::NativeStartInfo* info) {
         }
     }
     static Server server;
-    for (;;) {
-        alignas(8) u8 in[kn::ipc::kMaxMessage];
-        alignas(8) u8 out[kn::ipc::kMaxMessage];
-        i64 n = kn::sys(kn::Sys::ipc_receive, h, reinterpret_cast<u64>(in), sizeof in, reinterpret_cast<u64>(&kn::g_sender));
-        if (n < 0) {
-            kn::printf("kos: pipe server: receive failed: %ld\n", n);
-            return 2;
-        }
-        kn::ipc::MessageHeader req;
-        memcpy(&req, in, sizeof req);
-        kn::ipc::MessageHeader reply{};
-        P::dispatch(server, req, in + sizeof req, out + sizeof reply, static_cast<u32>(sizeof out - sizeof reply), reply);
-        memcpy(out, &reply, sizeof reply);
-        kn::sys(kn::Sys::ipc_reply, reinterpret_cast<u64>(out), sizeof reply + reply.payload_size);
-        if (g_handed) {
-            kn::sys(kn::Sys::handle_close, g_handed);
-            g_handed = 0;
-        }
-    }
+    i64 r = kn::serve(
+        h,
+        [](const kn::ipc::MessageHeader& req, const u8* payload, u8* reply, u32 cap, kn::ipc::MessageHeader& reply_h) {
+            P::dispatch(server, req, payload, reply, cap, reply_h);
+        },
+        [] {
+            if (g_handed) { // the client has its own handle of the end now
+                kn::sys(kn::Sys::handle_close, g_handed);
+                g_handed = 0;
+            }
+        });
+    kn::printf("kos: pipe server: receive failed: %ld\n", r);
+    return 2;
 }

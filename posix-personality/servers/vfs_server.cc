@@ -172,25 +172,19 @@ int vfs_server_main(const kn::NativeStartInfo* info) {
         return 1;
     }
     static Server server;
-    for (;;) {
-        alignas(8) u8 in[kn::ipc::kMaxMessage];
-        alignas(8) u8 out[kn::ipc::kMaxMessage];
-        i64 n = kn::sys(kn::Sys::ipc_receive, h, reinterpret_cast<u64>(in), sizeof in, reinterpret_cast<u64>(&kn::g_sender));
-        if (n < 0) {
-            kn::printf("kos: vfs server: receive failed: %ld\n", n);
-            return 2;
-        }
-        kn::ipc::MessageHeader req;
-        memcpy(&req, in, sizeof req);
-        kn::ipc::MessageHeader reply{};
-        F::dispatch(server, req, in + sizeof req, out + sizeof reply, static_cast<u32>(sizeof out - sizeof reply), reply);
-        memcpy(out, &reply, sizeof reply);
-        kn::sys(kn::Sys::ipc_reply, reinterpret_cast<u64>(out), sizeof reply + reply.payload_size);
-        // The client holds its own handle now (or the reply failed): this
-        // one goes, and with the last handle the file closes.
-        if (g_opened) {
-            kn::sys(kn::Sys::handle_close, g_opened);
-            g_opened = 0;
-        }
-    }
+    i64 r = kn::serve(
+        h,
+        [](const kn::ipc::MessageHeader& req, const u8* payload, u8* reply, u32 cap, kn::ipc::MessageHeader& reply_h) {
+            F::dispatch(server, req, payload, reply, cap, reply_h);
+        },
+        [] {
+            // The client holds its own handle now (or the reply failed):
+            // this one goes, and with the last handle the file closes.
+            if (g_opened) {
+                kn::sys(kn::Sys::handle_close, g_opened);
+                g_opened = 0;
+            }
+        });
+    kn::printf("kos: vfs server: receive failed: %ld\n", r);
+    return 2;
 }

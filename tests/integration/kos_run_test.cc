@@ -83,6 +83,11 @@ public:
         [[maybe_unused]] int rc = std::system(("mkdir -p $(dirname " + m_dir + "/" + rel + ") && cp " +
                                                from + " " + m_dir + "/" + rel).c_str());
     }
+    // Debian's busybox-static (examples/busybox) as /bin/busybox.
+    void add_busybox() {
+        copy(std::string(KOS_SOURCE_DIR) + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
+        ::chmod((m_dir + "/rootfs/bin/busybox").c_str(), 0755);
+    }
     // A bundle.toml with `extra` sections, and the behavior config every
     // bundle needs: all files labeled, a policy letting any program start.
     void config(const std::string& entry, const std::string& extra = "") {
@@ -630,8 +635,7 @@ void volume_bundle(TempBundle& b,
                                "idl \"vfs.kidl\"\ndomain vfs_t\n"
                                "allow response vfs_t -> app_t vfs.File.*\n" +
                                    vfs_rules);
-    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
-    ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
+    b.add_busybox();
 }
 
 // ATTACKS.md 26 in the VM: what lies outside a volume stays out of reach,
@@ -712,8 +716,7 @@ TEST_F(KosRun, VolumesWithoutAVfsServerInThePolicyAreRefused) {
     b.write("policy/app.kpol", "domain app_t\nresource app_file_t, vol_t\nclass file { read: read, write: write }\n"
                                "allow execute app_t -> app_t\nallow security app_t -> { app_file_t, vol_t } "
                                "file.{read, write}\n");
-    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
-    ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
+    b.add_busybox();
     HostDir d;
     { std::ofstream(d.path() + "/f") << "data\n"; }
     auto r = run_process({kKos, "run", "--no-audit-log", "-v", d.path() + ":/data:rw,label=vol_t", b.dir(), "--",
@@ -952,39 +955,47 @@ rights = ["call", "duplicate", "transfer"]
         << linux_end.err;
 }
 
+// A bundle of busybox scripts in two labels: the app (app_t) runs
+// `app_script`, a Linux [[process]] "worker" (worker_t) `worker_script`;
+// `extra` adds sections to bundle.toml, `policy` rules to the policy, which
+// lets each run busybox and read the bundle's files.
+void two_label_bundle(TempBundle& b, const std::string& app_script, const std::string& worker_script,
+                      const std::string& extra, const std::string& policy) {
+    auto quoted = [](const std::string& s) {
+        std::string q = "\"";
+        for (char c : s)
+            q += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+        return q + "\"";
+    };
+    b.write("bundle.toml", "[app]\nname = \"two\"\nentrypoint = [\"/bin/busybox\", \"sh\", \"-c\", " + quoted(app_script) +
+                               "]\nenv = [\"PATH=/bin\"]\n\n[labels]\n\"/**\" = \"app_file_t\"\n\"/bin/**\" = \"app_exec_t\"\n" +
+                               "\n[policy]\ndomain = \"app_t\"\nsources = [\"policy/app.kpol\"]\n\n[[process]]\nname = \"worker\"\n"
+                               "label = \"worker_t\"\nprogram = [\"/bin/busybox\", \"sh\", \"-c\", " +
+                               quoted(worker_script) + "]\n" + extra);
+    b.write("policy/app.kpol", "domain app_t, worker_t\nresource app_file_t, app_exec_t\n"
+                               "class file { read: read, write: write }\n"
+                               "allow execute app_t -> app_t where program == \"/bin/busybox\"\n"
+                               "allow execute worker_t -> worker_t where program == \"/bin/busybox\"\n"
+                               "allow security { app_t, worker_t } -> { app_file_t, app_exec_t } file.read\n" +
+                                   policy);
+    b.add_busybox();
+}
+
 // A Linux [[process]] runs beside the app with its own label: it reads only
 // the rootfs files its label may read, and /tmp is private to each label,
 // so no file passes between the two domains outside the policy.
 TEST_F(KosRun, LinuxProcessesOfTwoLabelsShareNoFilesOutsideThePolicy) {
     TempBundle b;
-    b.write("bundle.toml", R"([app]
-name = "two"
-entrypoint = ["/bin/busybox", "sh", "-c", "echo app > /tmp/app-file; busybox cat /secret.txt; busybox sleep 4; busybox ls /tmp; echo app-done"]
-env = ["PATH=/bin"]
-
-[labels]
-"/**" = "app_file_t"
-"/bin/**" = "app_exec_t"
-"/secret.txt" = "secret_t"
-
-[policy]
-domain = "app_t"
-sources = ["policy/app.kpol"]
-
-[[process]]
-name = "worker"
-label = "worker_t"
-program = ["/bin/busybox", "sh", "-c", "echo w > /tmp/mine; busybox sleep 1; busybox cat /tmp/app-file; echo cat=$?; busybox cat /secret.txt; echo secret=$?; busybox ls /tmp; echo worker-done"]
-)");
-    b.write("policy/app.kpol", "domain app_t, worker_t\nresource app_file_t, app_exec_t, secret_t\n"
-                               "class file { read: read, write: write }\n"
-                               "allow execute app_t -> app_t where program == \"/bin/busybox\"\n"
-                               "allow execute worker_t -> worker_t where program == \"/bin/busybox\"\n"
-                               "allow security { app_t, worker_t } -> { app_file_t, app_exec_t } file.read\n"
-                               "allow security app_t -> secret_t file.read\n");
+    two_label_bundle(b, "echo app > /tmp/app-file; busybox cat /secret.txt; busybox sleep 4; busybox ls /tmp; echo app-done",
+                     "echo w > /tmp/mine; busybox sleep 1; busybox cat /tmp/app-file; echo cat=$?; "
+                     "busybox cat /secret.txt; echo secret=$?; busybox ls /tmp; echo worker-done",
+                     "", "resource secret_t\nallow security app_t -> secret_t file.read\n");
+    // The most specific rule labels the secret.
+    std::string toml = b.dir() + "/bundle.toml";
+    std::ifstream in(toml);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    b.write("bundle.toml", text.replace(text.find("\"/bin/**\""), 0, "\"/secret.txt\" = \"secret_t\"\n"));
     b.write("rootfs/secret.txt", "top secret\n");
-    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
-    ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
     auto r = run_process({kKos, "run", "--no-audit-log", b.dir()}, 60);
     EXPECT_EQ(r.status, 0) << r.err;
     // The two interleave; each one's lines in its own order.
@@ -1012,33 +1023,18 @@ program = ["/bin/busybox", "sh", "-c", "echo w > /tmp/mine; busybox sleep 1; bus
 // shared volume; the app is pid 1.
 TEST_F(KosRun, SignalsBetweenLabelsAreRequestsToTheProcessServer) {
     TempBundle b;
-    b.write("bundle.toml", R"([app]
-name = "two"
-entrypoint = ["/bin/busybox", "sh", "-c", "while [ ! -s /shared/worker.pid ]; do busybox sleep 1; done; busybox sleep 1; W=$(busybox cat /shared/worker.pid); busybox kill -USR1 $W; echo usr1=$?; busybox kill -TERM $W; echo term=$?; busybox sleep 2; busybox kill -0 $W; echo alive=$?"]
-env = ["PATH=/bin"]
-
-[labels]
-"/**" = "app_file_t"
-"/bin/**" = "app_exec_t"
-
-[policy]
-domain = "app_t"
-sources = ["policy/app.kpol"]
-
-[[process]]
-name = "worker"
-label = "worker_t"
-program = ["/bin/busybox", "sh", "-c", "trap 'echo worker: TERM; exit 7' TERM; busybox kill -TERM 1; echo app-kill=$?; echo $$ > /shared/worker.pid; while true; do busybox sleep 1; done"]
-)");
-    b.write("policy/app.kpol", R"(domain app_t, worker_t, proc_t, vfs_t
-resource app_file_t, app_exec_t, vol_t
+    two_label_bundle(b,
+                     "while [ ! -s /shared/worker.pid ]; do busybox sleep 1; done; busybox sleep 1; "
+                     "W=$(busybox cat /shared/worker.pid); busybox kill -USR1 $W; echo usr1=$?; busybox kill -TERM $W; "
+                     "echo term=$?; busybox sleep 2; busybox kill -0 $W; echo alive=$?",
+                     "trap 'echo worker: TERM; exit 7' TERM; busybox kill -TERM 1; echo app-kill=$?; "
+                     "echo $$ > /shared/worker.pid; while true; do busybox sleep 1; done",
+                     "", R"(domain proc_t, vfs_t
+resource vol_t
 idl "proc.kidl"
 idl "vfs.kidl"
-class file { read: read, write: write }
 class process { signal: write }
-allow execute app_t -> app_t where program == "/bin/busybox"
-allow execute worker_t -> worker_t where program == "/bin/busybox"
-allow security { app_t, worker_t } -> { app_file_t, app_exec_t, vol_t } file.{read, write}
+allow security { app_t, worker_t } -> vol_t file.{read, write}
 allow request { app_t, worker_t } -> vfs_t vfs.File.*
 allow response vfs_t -> { app_t, worker_t } vfs.File.*
 allow request app_t -> proc_t proc.Process.kill where signal in {0, 15}
@@ -1046,8 +1042,6 @@ allow request worker_t -> proc_t proc.Process.kill
 allow response proc_t -> { app_t, worker_t } proc.Process.*
 allow security app_t -> worker_t process.signal
 )");
-    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
-    ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
     HostDir shared;
     auto r = run_process({kKos, "run", "--no-audit-log", "-v", shared.path() + ":/shared:rw,label=vol_t", b.dir()}, 90);
     EXPECT_EQ(r.status, 0) << r.out << r.err;
@@ -1065,48 +1059,20 @@ allow security app_t -> worker_t process.signal
 // writing is refused by the label check.
 TEST_F(KosRun, DeclaredPipesConnectTwoLabelsUnderThePolicy) {
     TempBundle b;
-    b.write("bundle.toml", R"([app]
-name = "two"
-entrypoint = ["/bin/busybox", "sh", "-c", "for i in 1 2 3; do echo job $i; done > /run/jobs; echo app-done; busybox sleep 3"]
-env = ["PATH=/bin"]
-
-[labels]
-"/**" = "app_file_t"
-"/bin/**" = "app_exec_t"
-
-[policy]
-domain = "app_t"
-sources = ["policy/app.kpol"]
-
-[[process]]
-name = "worker"
-label = "worker_t"
-program = ["/bin/busybox", "sh", "-c", "busybox ls -l /run/jobs; while read l; do echo worker: $l; done < /run/jobs; echo eof; echo x > /run/jobs; echo write=$?; busybox cat /run/other; echo other=$?"]
-
-[[pipe]]
-path = "/run/jobs"
-label = "jobs_t"
-
-[[pipe]]
-path = "/run/other"
-label = "jobs_t"
-)");
-    b.write("policy/app.kpol", R"(domain app_t, worker_t, pipe_t
-resource app_file_t, app_exec_t, jobs_t
+    two_label_bundle(b, "for i in 1 2 3; do echo job $i; done > /run/jobs; echo app-done; busybox sleep 3",
+                     "busybox ls -l /run/jobs; while read l; do echo worker: $l; done < /run/jobs; echo eof; "
+                     "echo x > /run/jobs; echo write=$?; busybox cat /run/other; echo other=$?",
+                     "\n[[pipe]]\npath = \"/run/jobs\"\nlabel = \"jobs_t\"\n\n[[pipe]]\npath = \"/run/other\"\nlabel = \"jobs_t\"\n",
+                     R"(domain pipe_t
+resource jobs_t
 idl "pipe.kidl"
-class file { read: read, write: write }
 class pipe { read: read, write: write }
-allow execute app_t -> app_t where program == "/bin/busybox"
-allow execute worker_t -> worker_t where program == "/bin/busybox"
-allow security { app_t, worker_t } -> { app_file_t, app_exec_t } file.read
 allow request { app_t, worker_t } -> pipe_t pipe.Pipe.open where path == "/run/jobs"
 allow response pipe_t -> { app_t, worker_t } pipe.Pipe.open
 allow security app_t -> jobs_t pipe.write
 allow security worker_t -> jobs_t pipe.read
 )");
     b.write("rootfs/run/.keep", "");
-    b.copy(kSrc + "/examples/busybox/rootfs/bin/busybox", "rootfs/bin/busybox");
-    ::chmod((b.dir() + "/rootfs/bin/busybox").c_str(), 0755);
     auto r = run_process({kKos, "run", "--no-audit-log", b.dir()}, 60);
     EXPECT_EQ(r.status, 0) << r.err;
     std::vector<std::string> worker;
