@@ -353,8 +353,8 @@ i64 sys_rt_sigprocmask(sys::ThreadBlock* tb, u64 how, u64 set, u64 oldset, u64 s
 // restorer's rt_sigreturn restores everything. Today signals are delivered
 // when a system call returns (SIGCHLD after rt_sigsuspend, below).
 
-constexpr u64 kSaRestorer = 0x04000000, kSaOnstack = 0x08000000, kSaNodefer = 0x40000000,
-              kSaResethand = 0x80000000;
+constexpr u64 kSaRestart = 0x10000000, kSaRestorer = 0x04000000, kSaOnstack = 0x08000000,
+              kSaNodefer = 0x40000000, kSaResethand = 0x80000000;
 constexpr u64 kUnblockable = (1ull << 8) | (1ull << 18); // SIGKILL, SIGSTOP (bits of signal - 1)
 
 struct SigContext {
@@ -389,8 +389,10 @@ struct SigFrame {
 
 
 // Redirects the thread, returning from its system call with `result`, into
-// the handler of `sig`. False if the signal has no handler to run.
-bool deliver_signal(sys::ThreadBlock* tb, int sig, const SigInfo& info, i64 result) {
+// the handler of `sig`. False if the signal has no handler to run. A call
+// the signal interrupted (EINTR) whose number is `restart_nr` is executed
+// again after the handler when the handler has SA_RESTART.
+bool deliver_signal(sys::ThreadBlock* tb, int sig, const SigInfo& info, i64 result, u64 restart_nr = ~0ull) {
     KSigaction& a = g_sigactions[sig];
     if (a.handler <= 1 || !(a.flags & kSaRestorer) || a.restorer >= sys::kUserTop || a.handler >= sys::kUserTop)
         return false;
@@ -426,6 +428,10 @@ bool deliver_signal(sys::ThreadBlock* tb, int sig, const SigInfo& info, i64 resu
     mc.r8 = f.r8, mc.r9 = f.r9, mc.r10 = f.r10, mc.r11 = f.r11, mc.r12 = f.r12, mc.r13 = f.r13;
     mc.r14 = f.r14, mc.r15 = f.r15, mc.rdi = f.rdi, mc.rsi = f.rsi, mc.rbp = f.rbp, mc.rbx = f.rbx;
     mc.rdx = f.rdx, mc.rax = static_cast<u64>(result), mc.rcx = f.rcx, mc.rsp = f.rsp, mc.rip = f.rip;
+    if (result == -4 && restart_nr != ~0ull && (a.flags & kSaRestart)) {
+        mc.rax = restart_nr; // the handler returns to the `syscall` again
+        mc.rip = f.rip - 2;
+    }
     mc.eflags = f.rflags;
     mc.cs = 0x33;
     mc.ss = 0x2b;
@@ -1149,7 +1155,7 @@ void runtime_unlock() { __atomic_store_n(&g_lock, 0u, __ATOMIC_RELEASE); }
 // Signals other processes (or this one, or its alarm) posted: the lowest
 // unblocked one runs now; its default action if it no longer has a
 // handler. `r` is what the interrupted code's rax holds. Whether one ran.
-bool run_pending_signals(sys::ThreadBlock* tb, i64 r) {
+bool run_pending_signals(sys::ThreadBlock* tb, i64 r, u64 restart_nr = ~0ull) {
     u64 pending = __atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~tb->sigmask;
     if (!pending) [[likely]]
         return false;
@@ -1181,7 +1187,7 @@ bool run_pending_signals(sys::ThreadBlock* tb, i64 r) {
         }
     }
     runtime_lock();
-    bool ran = deliver_signal(tb, sig, info, r);
+    bool ran = deliver_signal(tb, sig, info, r, restart_nr);
     u64 handler = g_sigactions[sig].handler;
     runtime_unlock();
     if (!ran && handler == 0 && sig != 17 && sig != 18 && sig != 23 && sig != 28)
@@ -1264,7 +1270,11 @@ extern "C" void linux_syscall(sys::ThreadBlock* tb) {
             printf(2, "[kos] syscall_%lu(%#lx, %#lx, %#lx) = %ld (unknown)\n", n, f.rdi, f.rsi, f.rdx, r);
     }
     f.rax = static_cast<u64>(r);
-    run_pending_signals(tb, r);
+    // Calls a signal may interrupt while they wait in the kernel (a pipe,
+    // a child), which SA_RESTART executes again, as Linux does.
+    bool restartable = n == nr::read || n == nr::readv || n == nr::write || n == nr::writev ||
+                       n == nr::pread64 || n == nr::pwrite64 || n == nr::wait4 || n == nr::waitid;
+    run_pending_signals(tb, r, restartable ? n : ~0ull);
     if (tb->scratch[3]) [[unlikely]] {
         // rt_sigsuspend's signal ran no handler: its mask ends with the call.
         tb->scratch[3] = 0;

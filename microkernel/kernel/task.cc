@@ -542,6 +542,16 @@ void post_signal(Thread* th, u64 sig, int timer) {
         th->frame.rax = static_cast<u64>(-4); // EINTR
         make_runnable(th);
     }
+    // A thread waiting on a pipe or for a child would execute its call again
+    // when woken (kRestart backed it up over the `syscall`): the signal ends
+    // the wait instead, with EINTR (the runtime restarts the call after the
+    // handler if it was installed with SA_RESTART, as Linux does).
+    if ((th->state == ThreadState::BlockedPipe || th->state == ThreadState::BlockedWait) && !(mask_of(th) & bit)) {
+        th->frame.rip += 2;
+        th->frame.rax = static_cast<u64>(-4); // EINTR
+        th->pipe = nullptr;
+        make_runnable(th);
+    }
 }
 
 // Sends `sig` to `t`, or to its thread `target` (no permission check): its

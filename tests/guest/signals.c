@@ -330,6 +330,63 @@ static void test_stop_and_continue(void) {
     signal(SIGCHLD, SIG_DFL);
 }
 
+/* A handled signal ends a wait on a pipe or for a child: EINTR without
+ * SA_RESTART, the call executed again after the handler with it. A child
+ * signals this process while it waits, then writes one byte (or exits). */
+static volatile int got_alarm;
+static void on_alarm_signal(int sig) { got_alarm = sig; }
+
+static pid_t signal_then(int pipe_w, int exit_code) {
+    pid_t parent = getpid();
+    pid_t c = fork();
+    if (c == 0) {
+        usleep(200 * 1000);
+        kill(parent, SIGUSR1);
+        usleep(200 * 1000);
+        if (pipe_w >= 0 && write(pipe_w, "y", 1) != 1)
+            _exit(100);
+        _exit(exit_code);
+    }
+    return c;
+}
+
+static void test_interrupted_waits(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm_signal;
+    sigemptyset(&sa.sa_mask);
+    int p[2], status;
+    char c = 0;
+    for (int restart = 0; restart < 2; ++restart) {
+        sa.sa_flags = restart ? SA_RESTART : 0;
+        CHECK(sigaction(SIGUSR1, &sa, 0) == 0);
+        CHECK(pipe(p) == 0);
+        got_alarm = 0;
+        pid_t w = signal_then(p[1], 0);
+        ssize_t n = read(p[0], &c, 1);
+        CHECK(got_alarm == SIGUSR1);
+        if (restart)
+            CHECK(n == 1 && c == 'y');
+        else
+            CHECK(n == -1 && errno == EINTR);
+        CHECK(waitpid(w, &status, 0) == w);
+        close(p[0]);
+        close(p[1]);
+
+        got_alarm = 0;
+        w = signal_then(-1, 5);
+        pid_t r = waitpid(w, &status, 0);
+        CHECK(got_alarm == SIGUSR1);
+        if (restart) {
+            CHECK(r == w && WIFEXITED(status) && WEXITSTATUS(status) == 5);
+        } else {
+            CHECK(r == -1 && errno == EINTR);
+            CHECK(waitpid(w, &status, 0) == w);
+        }
+    }
+    signal(SIGUSR1, SIG_DFL);
+}
+
 int main(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -375,6 +432,7 @@ int main(void) {
     test_sigsuspend_for_kill();
     test_sigaltstack();
     test_stop_and_continue();
+    test_interrupted_waits();
 
     printf("signals: %d failures\n", failures);
     return failures;
