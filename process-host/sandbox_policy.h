@@ -108,6 +108,8 @@ class SandboxPolicy {
     bool has_file_class() const;
     bool declares_net_label() const { return m_net != security::kNone; }
     bool declares_vfs_label() const { return m_vfs != security::kNone; }
+    // Whether the policy includes vfs.kidl (interface 0x100).
+    bool knows_vfs_interface() const { return m_engine.interface_by_id(security::kVfsInterface) != nullptr; }
     // Whether the policy declares `label` (a volume's label, for messages).
     bool declares_label(const std::string& label) const;
 

@@ -170,6 +170,69 @@ static int race(const char* allowed, const char* forbidden, int rounds) {
     return 0;
 }
 
+/* Paths in volumes: a thread rewrites the path while open waits for the
+ * supervisor's verdict. A file whose first line is "SECRET" must never be
+ * read through the path the verdict was not about. */
+static int openrace(const char* allowed, const char* denied, int rounds) {
+    g_a = allowed;
+    g_b = denied;
+    strcpy(g_path, allowed);
+    pthread_t t;
+    pthread_create(&t, NULL, flipper, NULL);
+    int ok = 0, refused = 0, other = 0;
+    for (int i = 0; i < rounds; ++i) {
+        int fd = open(g_path, O_RDONLY);
+        if (fd < 0) {
+            if (errno == EACCES)
+                ++refused;
+            else
+                ++other;
+            continue;
+        }
+        char buf[16] = {0};
+        read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (!strncmp(buf, "SECRET", 6))
+            printf("DENIED-READ\n");
+        else
+            ++ok;
+    }
+    g_stop = 1;
+    pthread_join(t, NULL);
+    printf("openrace ok=%d refused=%d other=%d\n", ok, refused, other);
+    return 0;
+}
+
+/* What a descriptor of a volume directory allows: a file opened relative
+ * to it, I/O, ftruncate, fchmod, fstat and listing on the descriptors. */
+static int fdops(const char* dir, const char* name) {
+    int d = open(dir, O_RDONLY | O_DIRECTORY);
+    printf("open %s %s\n", dir, d >= 0 ? "ok" : err(errno));
+    if (d < 0)
+        return 0;
+    int f = openat(d, name, O_RDWR | O_CREAT, 0644);
+    printf("openat %s %s\n", name, f >= 0 ? "ok" : err(errno));
+    if (f >= 0) {
+        printf("write %s\n", write(f, "0123456789", 10) == 10 ? "ok" : err(errno));
+        printf("ftruncate %s\n", ftruncate(f, 4) == 0 ? "ok" : err(errno));
+        char buf[16] = {0};
+        printf("pread %s %s\n", pread(f, buf, sizeof buf - 1, 0) == 4 ? "ok" : err(errno), buf);
+        printf("fchmod %s\n", fchmod(f, 0600) == 0 ? "ok" : err(errno));
+        struct stat st = {0};
+        int rc = fstat(f, &st);
+        printf("fstat %s mode=%o size=%lld\n", rc == 0 ? "ok" : err(errno), st.st_mode & 07777,
+               (long long)st.st_size);
+        int fl = fcntl(f, F_GETFD);
+        printf("cloexec %d\n", fl >= 0 && (fl & FD_CLOEXEC) ? 1 : 0);
+    }
+    char ents[4096];
+    long n = syscall(SYS_getdents64, d, ents, sizeof ents);
+    printf("getdents %s\n", n > 0 ? "ok" : err(errno));
+    struct stat st;
+    printf("fstatat %s\n", fstatat(d, name, &st, 0) == 0 ? "ok" : err(errno));
+    return 0;
+}
+
 static int tcp(const char* op, const char* ip, int port) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
@@ -266,6 +329,10 @@ int main(int argc, char** argv) {
         return say();
     if (!strcmp(c, "race") && argc == 5)
         return race(argv[2], argv[3], atoi(argv[4]));
+    if (!strcmp(c, "openrace") && argc == 5)
+        return openrace(argv[2], argv[3], atoi(argv[4]));
+    if (!strcmp(c, "fdops") && argc == 4)
+        return fdops(argv[2], argv[3]);
     if (!strcmp(c, "syscall") && argc >= 3) {
         long nr = strtol(argv[2], NULL, 0);
         long rc = syscall(nr, 0, 0, 0, 0, 0, 0);
