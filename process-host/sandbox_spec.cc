@@ -464,7 +464,9 @@ Result<void> add_volumes(SandboxSpec& s, const std::vector<pkg::VolumeMount>& vo
     if (rules - s.volumes.size() != before)
         s.report.push_back("volumes: the rootfs's Landlock rules around the mount points are now " +
                            std::to_string(rules - s.volumes.size()) + " (were " + std::to_string(before) +
-                           "): none reaches into a volume the policy does not let the program read");
+                           (s.volumes_by_supervisor ? "): none reaches into a volume"
+                                                    : "): none reaches into a volume the policy does not let the "
+                                                      "program read"));
     if (rules > kMaxLandlockPathRules)
         return make_error(EFBIG, s.origin + ": the volumes split the rootfs's Landlock rules into " +
                                      std::to_string(rules) + " path rules (at most " +

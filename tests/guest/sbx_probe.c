@@ -233,6 +233,65 @@ static int fdops(const char* dir, const char* name) {
     return 0;
 }
 
+/* Every other call that names a path, in directory DIR: one line each. */
+static int pathcalls(const char* dir) {
+    char a[256], b[256], l[256], d[256];
+    snprintf(a, sizeof a, "%s/pa", dir);
+    snprintf(b, sizeof b, "%s/pb", dir);
+    snprintf(l, sizeof l, "%s/pl", dir);
+    snprintf(d, sizeof d, "%s/pd", dir);
+#define SHOW(what, expr) printf("%s %s\n", what, (expr) ? "ok" : err(errno))
+    int fd = creat(a, 0666);
+    SHOW("creat", fd >= 0);
+    SHOW("write", write(fd, "0123456789", 10) == 10);
+    close(fd);
+    SHOW("truncate", truncate(a, 3) == 0);
+    struct stat st = {0};
+    int rc = stat(a, &st);
+    printf("stat %s size=%lld mode=%o uid=%d\n", rc == 0 ? "ok" : err(errno), (long long)st.st_size,
+           st.st_mode & 07777, (int)st.st_uid);
+    unsigned long long sx[32] = {0}; /* struct statx: stx_size at byte 40 */
+    rc = (int)syscall(SYS_statx, AT_FDCWD, a, 0, 0x7ff, sx);
+    printf("statx %s size=%llu\n", rc == 0 ? "ok" : err(errno), sx[5]);
+    SHOW("access", access(a, R_OK | W_OK) == 0);
+    SHOW("access-x", access(a, X_OK) == 0);
+    SHOW("faccessat2", syscall(SYS_faccessat2, AT_FDCWD, a, R_OK, AT_EACCESS) == 0);
+    SHOW("chmod", chmod(a, 0640) == 0);
+    rc = stat(a, &st);
+    printf("mode %o\n", st.st_mode & 07777);
+    struct timespec ts[2] = {{1000000000, 0}, {1200000000, 5}};
+    SHOW("utimensat", utimensat(AT_FDCWD, a, ts, 0) == 0);
+    rc = stat(a, &st);
+    printf("mtime %lld\n", (long long)st.st_mtime);
+    SHOW("symlink", symlink("pa", l) == 0);
+    char t[64] = {0};
+    ssize_t n = readlink(l, t, sizeof t - 1);
+    printf("readlink %s %s\n", n >= 0 ? "ok" : err(errno), t);
+    n = readlink(l, t, 1);
+    printf("readlink-short %zd\n", n);
+    SHOW("readlink-file", readlink(a, t, sizeof t) >= 0);
+    rc = lstat(l, &st);
+    printf("lstat %s link=%d\n", rc == 0 ? "ok" : err(errno), S_ISLNK(st.st_mode));
+    SHOW("chmod-nofollow", fchmodat(AT_FDCWD, l, 0600, AT_SYMLINK_NOFOLLOW) == 0);
+    SHOW("link", link(a, b) == 0);
+    rc = stat(a, &st);
+    printf("nlink %d\n", (int)st.st_nlink);
+    SHOW("unlink", unlink(b) == 0);
+    SHOW("linkat-follow", linkat(AT_FDCWD, l, AT_FDCWD, b, AT_SYMLINK_FOLLOW) == 0);
+    rc = lstat(b, &st);
+    printf("linked-file %d\n", rc == 0 && S_ISREG(st.st_mode));
+    SHOW("rename-noreplace", syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 1 /* RENAME_NOREPLACE */) == 0);
+    SHOW("rename", rename(a, b) == 0);
+    SHOW("mkdir", mkdir(d, 0700) == 0);
+    SHOW("rmdir-notdir", rmdir(b) == 0);
+    SHOW("rmdir", rmdir(d) == 0);
+    SHOW("mknod", mknod(d, S_IFIFO | 0600, 0) == 0);
+    SHOW("unlink-missing", unlink(a) == 0);
+    SHOW("unlink-all", unlink(b) == 0 && unlink(l) == 0);
+#undef SHOW
+    return 0;
+}
+
 static int tcp(const char* op, const char* ip, int port) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
@@ -331,6 +390,8 @@ int main(int argc, char** argv) {
         return race(argv[2], argv[3], atoi(argv[4]));
     if (!strcmp(c, "openrace") && argc == 5)
         return openrace(argv[2], argv[3], atoi(argv[4]));
+    if (!strcmp(c, "pathcalls") && argc == 3)
+        return pathcalls(argv[2]);
     if (!strcmp(c, "fdops") && argc == 4)
         return fdops(argv[2], argv[3]);
     if (!strcmp(c, "syscall") && argc >= 3) {

@@ -1144,3 +1144,42 @@ TEST_F(ProcessVolumes, APolicyWithoutVfsRefusesEveryVolumePathAndSaysSo) {
                      "sh: can't create /shared/new: Permission denied\n");
     EXPECT_EQ(list_dir(b.vol()), std::vector<std::string>{"in.txt"});
 }
+
+// The calls the supervisor performs behave as the kernel's own: stat
+// buffers, link targets, modes, times, links, renames, errors.
+TEST_F(ProcessVolumes, PathCallsPerformedByTheSupervisorBehaveAsLinuxOnes) {
+    VolumeBundle b;
+    auto r = kos_run(b.bundle(), {"/bin/sbx_probe", "pathcalls", "/shared"}, {"-v", "shared=" + b.vol()});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "creat ok\nwrite ok\ntruncate ok\nstat ok size=3 mode=644 uid=0\nstatx ok size=3\naccess ok\n"
+                     "access-x EACCES\nfaccessat2 ok\nchmod ok\nmode 640\nutimensat ok\nmtime 1200000000\nsymlink ok\n"
+                     "readlink ok pa\nreadlink-short 1\nreadlink-file Invalid argument\nlstat ok link=1\n"
+                     "chmod-nofollow Not supported\nlink ok\nnlink 2\nunlink ok\nlinkat-follow ok\nlinked-file 1\n"
+                     "rename-noreplace File exists\nrename ok\nmkdir ok\nrmdir-notdir Not a directory\nrmdir ok\n"
+                     "mknod EACCES\nunlink-missing ok\nunlink-all ok\n");
+    EXPECT_EQ(r.err, "kos: denied mknod \"/shared/pd\" by sbx_probe (app_t) [rule vfs.mknod]: device nodes, FIFOs and "
+                     "sockets cannot be made in a volume\n");
+    EXPECT_EQ(list_dir(b.vol()), std::vector<std::string>{"in.txt"});
+}
+
+// Without volumes nothing changes: path calls stay in the kernel (the
+// filter notifies only connect, bind and execve), so opening files costs
+// no notification.
+TEST_F(ProcessVolumes, RunsWithoutVolumesGetNoPathNotifications) {
+    VolumeBundle b;
+    auto count = [&](const std::string& script, const std::vector<std::string>& volume) {
+        std::vector<std::string> o = {"--stats"};
+        o.insert(o.end(), volume.begin(), volume.end());
+        auto r = kos_run(b.bundle(), {"/bin/busybox", "sh", "-c", script}, o);
+        EXPECT_EQ(r.status, 0) << r.err;
+        auto at = r.err.find(" notifications, ");
+        EXPECT_NE(at, std::string::npos) << r.err;
+        auto from = r.err.rfind(' ', at - 1) + 1;
+        return std::stoi(r.err.substr(from, at - from));
+    };
+    // One exec each (cat); one open, or five.
+    std::string one = "cat /etc/hostname > /dev/null";
+    std::string five = "cat /etc/hostname /etc/hostname /etc/hostname /etc/hostname /bin/busybox > /dev/null";
+    EXPECT_EQ(count(five, {}), count(one, {}));
+    EXPECT_GT(count(five, {"-v", "shared=" + b.vol()}), count(one, {"-v", "shared=" + b.vol()}));
+}
