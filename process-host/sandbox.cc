@@ -701,6 +701,15 @@ Result<RunOutcome> run_sandbox(const SandboxSpec& spec, const RunOptions& option
         }
     }
     UniqueFd notify(notify_fd);
+    if (notify) {
+        // Linux 6.6+: the program and the supervisor wake each other on the
+        // CPU that is running, instead of waking an idle one for every
+        // notification (which costs tens of microseconds in a VM). Older
+        // kernels refuse the request; nothing else changes.
+        constexpr unsigned long kNotifSetFlags = _IOW('!', 4, uint64_t); // SECCOMP_IOCTL_NOTIF_SET_FLAGS
+        constexpr uint64_t kSyncWakeUp = 1;                             // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+        ::ioctl(notify.get(), kNotifSetFlags, kSyncWakeUp);
+    }
     std::vector<UniqueFd> volume_trees;
     for (int fd : volume_tree_fds)
         volume_trees.emplace_back(fd);

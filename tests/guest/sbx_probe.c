@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char* err(int e) {
@@ -292,6 +293,24 @@ static int pathcalls(const char* dir) {
     return 0;
 }
 
+/* open+close of PATH, N times: the time per pair (for measurements). */
+static int openloop(const char* path, int n) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; ++i) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            printf("openloop %s %s\n", path, err(errno));
+            return 1;
+        }
+        close(fd);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+    printf("openloop %s %.0f ns\n", path, ns / n);
+    return 0;
+}
+
 static int tcp(const char* op, const char* ip, int port) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
@@ -390,6 +409,8 @@ int main(int argc, char** argv) {
         return race(argv[2], argv[3], atoi(argv[4]));
     if (!strcmp(c, "openrace") && argc == 5)
         return openrace(argv[2], argv[3], atoi(argv[4]));
+    if (!strcmp(c, "openloop") && argc == 4)
+        return openloop(argv[2], atoi(argv[3]));
     if (!strcmp(c, "pathcalls") && argc == 3)
         return pathcalls(argv[2]);
     if (!strcmp(c, "fdops") && argc == 4)
