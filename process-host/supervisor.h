@@ -81,6 +81,7 @@ struct SupervisedVolume {
     std::string label;
     bool writable = false; // declared rw (`ro` makes writes fail with EROFS)
     UniqueFd dir;
+    dev_t dev = 0; // its file system (set_volumes)
 };
 
 // The ids the program's files are created and checked with (kos as root:

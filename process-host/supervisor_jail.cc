@@ -44,6 +44,7 @@ constexpr Entry kAllow[] = {
     {"faccessat2", "access in a volume"},
     {"ftruncate", "truncate in a volume"},
     {"umask", "the program's umask, not the supervisor's, for files it creates in a volume"},
+    {"fstatfs", "telling /proc apart while resolving a path as the program's kernel would"},
     {"setfsuid", "acting with the program's host ids in a volume"},
     {"setfsgid", "acting with the program's host ids in a volume"},
     {"fcntl", "a blocking socket made non-blocking for the supervisor's connect, then restored"},

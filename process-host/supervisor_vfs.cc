@@ -24,6 +24,7 @@
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -265,6 +266,173 @@ mode_t umask_of(int pid) {
     return 022;
 }
 
+// The thread's ids in the sandbox's PID namespace (NStgid, NSpid: the
+// last of each), for /proc/self as the program sees it. False if gone.
+bool sandbox_ids(int pid, std::string* tgid, std::string* tid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    auto last = [](const std::string& l) { return l.substr(l.find_last_of(" \t") + 1); };
+    while (std::getline(f, line)) {
+        if (line.rfind("NStgid:", 0) == 0)
+            *tgid = last(line);
+        else if (line.rfind("NSpid:", 0) == 0)
+            *tid = last(line);
+    }
+    return !tgid->empty() && !tid->empty();
+}
+
+// The times of utime, utimes, futimesat or utimensat as timespecs (NULL:
+// both now). 0, or the errno the kernel would give.
+int read_times(int pid, const PathCall& c, struct timespec ts[2]) {
+    ts[0] = ts[1] = {0, UTIME_NOW};
+    if (!c.buf)
+        return 0;
+    if (c.times == PathCall::TimeArg::Utimbuf) {
+        utimbuf u{};
+        if (!read_mem(pid, c.buf, &u, sizeof u))
+            return EFAULT;
+        ts[0] = {u.actime, 0};
+        ts[1] = {u.modtime, 0};
+    } else if (c.times == PathCall::TimeArg::Timeval) {
+        timeval tv[2]{};
+        if (!read_mem(pid, c.buf, tv, sizeof tv))
+            return EFAULT;
+        for (int i = 0; i < 2; ++i) {
+            if (tv[i].tv_usec < 0 || tv[i].tv_usec >= 1000000)
+                return EINVAL;
+            ts[i] = {tv[i].tv_sec, tv[i].tv_usec * 1000};
+        }
+    } else if (!read_mem(pid, c.buf, ts, 2 * sizeof ts[0])) {
+        return EFAULT;
+    }
+    return 0;
+}
+
+constexpr long kProcSuperMagic = 0x9fa0;
+
+// Resolves `path` as the kernel would for the program, component by
+// component from its root and working directory (or `dirfd`), with the
+// caller's file system ids: symlinks are read and followed inside the
+// sandbox's root, `..` never leaves it, /proc/self and /proc/thread-self
+// name the program in its own PID namespace, and /proc's magic links (cwd,
+// root, fd/N, exe) lead to what the sandbox's processes hold. Returns an
+// O_PATH descriptor of what the path names (the symlink itself when not
+// `follow`ing the last one), or -errno: the error the kernel would give.
+int walk(int pid, int dirfd, const std::string& path, bool follow, std::string* self_link) {
+    std::string proc = "/proc/" + std::to_string(pid);
+    UniqueFd root(::open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root)
+        return -ESRCH;
+    struct stat root_st{};
+    if (::fstat(root.get(), &root_st) != 0)
+        return -errno;
+    UniqueFd cur;
+    if (path[0] == '/')
+        cur = UniqueFd(::fcntl(root.get(), F_DUPFD_CLOEXEC, 0));
+    else
+        cur = UniqueFd(
+            ::open((proc + (dirfd == AT_FDCWD ? "/cwd" : "/fd/" + std::to_string(dirfd))).c_str(),
+                   O_PATH | O_CLOEXEC));
+    if (!cur)
+        return dirfd == AT_FDCWD ? -ENOENT : -EBADF;
+    std::vector<std::string> todo; // components left, last first
+    auto push = [&](const std::string& text) {
+        std::vector<std::string> parts;
+        for (size_t i = 0; i <= text.size();) {
+            size_t j = text.find('/', i);
+            if (j == std::string::npos)
+                j = text.size();
+            parts.push_back(text.substr(i, j - i));
+            i = j + 1;
+        }
+        for (auto it = parts.rbegin(); it != parts.rend(); ++it)
+            todo.push_back(*it);
+    };
+    push(path);
+    bool must_be_dir = path.back() == '/';
+    int links = 0;
+    std::string tgid, tid;
+    while (!todo.empty()) {
+        std::string c = todo.back();
+        todo.pop_back();
+        bool last = true;
+        for (const std::string& t : todo)
+            if (!t.empty() && t != ".")
+                last = false;
+        if (c.empty() || c == ".")
+            continue;
+        struct stat st{};
+        if (c == "..") {
+            if (::fstat(cur.get(), &st) == 0 && st.st_dev == root_st.st_dev &&
+                st.st_ino == root_st.st_ino)
+                continue; // the sandbox's root is its own parent
+            int up = ::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (up < 0)
+                return -errno;
+            cur = UniqueFd(up);
+            continue;
+        }
+        struct statfs fs{};
+        bool in_proc = ::fstatfs(cur.get(), &fs) == 0 && fs.f_type == kProcSuperMagic;
+        if (in_proc && (c == "self" || c == "thread-self") && ::fstat(cur.get(), &st) == 0 &&
+            st.st_ino == 1) {
+            // /proc/self is the reader's own PID; the supervisor is not in the
+            // sandbox's PID namespace, so it names the program itself.
+            if (tgid.empty() && !sandbox_ids(pid, &tgid, &tid))
+                return -ENOENT;
+            std::string target = c == "self" ? tgid : tgid + "/task/" + tid;
+            if (last && !follow) {
+                if (self_link)
+                    *self_link = target;
+                int fd = ::openat(cur.get(), c.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                return fd < 0 ? -errno : fd;
+            }
+            push(target);
+            continue;
+        }
+        int fd = ::openat(cur.get(), c.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        UniqueFd next(fd);
+        if (::fstat(fd, &st) != 0)
+            return -errno;
+        if (S_ISLNK(st.st_mode) && !(last && !follow && !must_be_dir)) {
+            if (++links > 40)
+                return -ELOOP;
+            char buf[4096];
+            ssize_t n = ::readlinkat(fd, "", buf, sizeof buf);
+            std::string text = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+            if (in_proc) {
+                // Relative ones (mounts -> self/mounts) are read as text;
+                // magic links (cwd, root, fd/N, exe) lead to their object,
+                // which the kernel finds for the supervisor too.
+                if (n > 0 && text[0] != '/' && text.find(':') == std::string::npos) {
+                    push(text);
+                    continue;
+                }
+                int obj = ::openat(cur.get(), c.c_str(), O_PATH | O_CLOEXEC);
+                if (obj < 0)
+                    return -errno;
+                cur = UniqueFd(obj);
+                continue;
+            }
+            if (n <= 0)
+                return n == 0 ? -ENOENT : -errno;
+            if (text[0] == '/')
+                cur = UniqueFd(::fcntl(root.get(), F_DUPFD_CLOEXEC, 0));
+            push(text);
+            continue;
+        }
+        if (!last && !S_ISDIR(st.st_mode))
+            return -ENOTDIR;
+        cur = std::move(next);
+    }
+    struct stat st{};
+    if (must_be_dir && ::fstat(cur.get(), &st) == 0 && !S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    return cur.release();
+}
+
 uint64_t now_ns() {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -344,6 +512,80 @@ bool creates(uint64_t flags) {
     return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
 }
 
+// A metadata call on what a path outside every volume names (`fd`, from
+// walk), performed with the program's ids; `self_link` is the text of
+// /proc/self (or thread-self) when the path named that link itself.
+bool perform_outside(const PathCall& c, int fd, const std::string& self_link, int pid,
+                     const VolumeIdentity& id, seccomp_notif_resp& resp) {
+    auto fail = [&](int err) {
+        resp.error = -err;
+        return true;
+    };
+    auto result = [&](long rc) {
+        if (rc < 0)
+            resp.error = -errno;
+        else
+            resp.val = rc;
+        return true;
+    };
+    struct stat st{};
+    struct timespec ts[2];
+    if (c.call == Call::Times)
+        if (int e = read_times(pid, c, ts); e != 0)
+            return fail(e);
+    ActAs as(id, false, 0);
+    switch (c.call) {
+    case Call::Stat:
+        if (::fstat(fd, &st) != 0)
+            return fail(errno);
+        st.st_uid = shown_uid(id, st.st_uid);
+        st.st_gid = shown_gid(id, st.st_gid);
+        return write_mem(pid, c.buf, &st, sizeof st) ? result(0) : fail(EFAULT);
+    case Call::Statx: {
+        struct statx stx{};
+        if (::statx(fd, "", AT_EMPTY_PATH | static_cast<int>(c.flags & AT_STATX_SYNC_TYPE),
+                    static_cast<unsigned>(c.size), &stx) != 0)
+            return fail(errno);
+        stx.stx_uid = shown_uid(id, stx.stx_uid);
+        stx.stx_gid = shown_gid(id, stx.stx_gid);
+        return write_mem(pid, c.buf, &stx, sizeof stx) ? result(0) : fail(EFAULT);
+    }
+    case Call::Access:
+        return result(::syscall(SYS_faccessat2, fd, "", static_cast<int>(c.mode),
+                                AT_EMPTY_PATH | AT_EACCESS));
+    case Call::Readlink: {
+        if (static_cast<int>(c.size) <= 0)
+            return fail(EINVAL);
+        std::string text = self_link;
+        if (text.empty()) {
+            if (::fstat(fd, &st) != 0)
+                return fail(errno);
+            if (!S_ISLNK(st.st_mode))
+                return fail(EINVAL);
+            char buf[4096];
+            ssize_t n = ::readlinkat(fd, "", buf, sizeof buf);
+            if (n < 0)
+                return fail(errno);
+            text.assign(buf, static_cast<size_t>(n));
+        }
+        size_t len = std::min(text.size(), static_cast<size_t>(static_cast<int>(c.size)));
+        return write_mem(pid, c.buf, text.data(), len) ? result(static_cast<long>(len))
+                                                       : fail(EFAULT);
+    }
+    case Call::Chmod:
+        if (::fstat(fd, &st) != 0)
+            return fail(errno);
+        if (S_ISLNK(st.st_mode))
+            return fail(EOPNOTSUPP);
+        return result(::syscall(SYS_fchmodat, AT_FDCWD, self_fd(fd).c_str(),
+                                static_cast<mode_t>(c.mode & 07777)));
+    case Call::Times:
+        return result(::syscall(SYS_utimensat, fd, "", ts, AT_EMPTY_PATH));
+    default:
+        return fail(ENOSYS);
+    }
+}
+
 } // namespace
 
 std::string normalize_guest_path(const std::string& base, const std::string& path) {
@@ -377,6 +619,11 @@ void Supervisor::set_volumes(std::vector<SupervisedVolume> volumes,
                              const VolumeIdentity& identity) {
     m_volumes = std::move(volumes);
     m_identity = identity;
+    for (SupervisedVolume& v : m_volumes) {
+        struct stat st{};
+        if (::fstat(v.dir.get(), &st) == 0)
+            v.dev = st.st_dev;
+    }
 }
 
 int Supervisor::volume_of(const std::string& path, std::string* rel) const {
@@ -427,7 +674,8 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
         out = normalize_guest_path(base, p);
         return true;
     };
-    std::string guest, guest2, rel, rel2, path2, target;
+    std::string guest, guest2, rel, rel2, path2, target, self_link;
+    UniqueFd outside; // what a path outside every volume names (metadata calls)
     if (!guest_path(c.dirfd, path, guest))
         return cont();
     int v = volume_of(guest, &rel);
@@ -446,8 +694,35 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
         if (v != v2)
             return fail(EXDEV); // across volumes, or in and out of one
     } else if (v < 0) {
-        return cont();
+        // Landlock does not mediate what only reads or changes metadata
+        // (stat, access, readlink, chmod, file times), so with volumes the
+        // supervisor resolves and performs those calls for every path: one
+        // that leads into a volume without naming it (a symlink in /tmp,
+        // /proc/self/cwd) is judged by the path it resolves to, and a path
+        // rewritten after the copy changes nothing.
+        if (c.call != Call::Stat && c.call != Call::Statx && c.call != Call::Access &&
+            c.call != Call::Readlink && c.call != Call::Chmod && c.call != Call::Times)
+            return cont();
+        int fd;
+        {
+            ActAs as(m_identity, false, 0);
+            fd = walk(pid, c.dirfd, path, c.call != Call::Readlink && c.follow, &self_link);
+        }
+        if (fd < 0)
+            return fail(-fd);
+        outside = UniqueFd(fd);
+        struct stat st{};
+        std::string resolved = proc_link(::getpid(), "fd/" + std::to_string(fd));
+        int rv = -1;
+        if (!resolved.empty() && resolved[0] == '/' && (rv = volume_of(resolved, &rel)) >= 0 &&
+            ::fstat(fd, &st) == 0 && st.st_dev == m_volumes[static_cast<size_t>(rv)].dev) {
+            v = rv;
+            guest = resolved;
+            outside = UniqueFd();
+        }
     }
+    if (outside)
+        return perform_outside(c, outside.get(), self_link, pid, m_identity, resp);
     const SupervisedVolume& vol = m_volumes[static_cast<size_t>(v)];
     if (guest.size() > kMaxGuestPath || guest2.size() > kMaxGuestPath)
         return fail(ENAMETOOLONG);
@@ -536,26 +811,8 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
     case Call::Times: {
         call.op = VfsOp::SetTimes;
         write = true;
-        if (c.buf) {
-            if (c.times == PathCall::TimeArg::Utimbuf) {
-                utimbuf u{};
-                if (!read_mem(pid, c.buf, &u, sizeof u))
-                    return fail(EFAULT);
-                ts[0] = {u.actime, 0};
-                ts[1] = {u.modtime, 0};
-            } else if (c.times == PathCall::TimeArg::Timeval) {
-                timeval tv[2]{};
-                if (!read_mem(pid, c.buf, tv, sizeof tv))
-                    return fail(EFAULT);
-                for (int i = 0; i < 2; ++i) {
-                    if (tv[i].tv_usec < 0 || tv[i].tv_usec >= 1000000)
-                        return fail(EINVAL);
-                    ts[i] = {tv[i].tv_sec, tv[i].tv_usec * 1000};
-                }
-            } else if (!read_mem(pid, c.buf, ts, sizeof ts)) {
-                return fail(EFAULT);
-            }
-        }
+        if (int e = read_times(pid, c, ts); e != 0)
+            return fail(e);
         int64_t ns[2];
         for (int i = 0; i < 2; ++i) {
             if (ts[i].tv_nsec == UTIME_NOW)

@@ -1183,3 +1183,25 @@ TEST_F(ProcessVolumes, RunsWithoutVolumesGetNoPathNotifications) {
     EXPECT_EQ(count(five, {}), count(one, {}));
     EXPECT_GT(count(five, {"-v", "shared=" + b.vol()}), count(one, {"-v", "shared=" + b.vol()}));
 }
+
+// Landlock does not mediate metadata (stat, access, readlink, chmod, file
+// times): with volumes the supervisor resolves those calls for every path,
+// as the kernel would, so a symlink elsewhere, /proc/self/cwd or /dev/fd
+// that leads into a volume is judged by the path it reaches.
+TEST_F(ProcessVolumes, MetadataThroughPathsOutsideTheVolumeIsJudgedWhereItLeads) {
+    VfsBundle b;
+    auto r = kos_run(b.bundle(),
+                     {"/bin/busybox", "sh", "-c",
+                      "ln -s /shared/no/secret.txt /tmp/l; cd /shared/no; stat -c %s /proc/self/cwd/secret.txt; "
+                      "stat -c %s /dev/fd/../cwd/secret.txt; stat -L -c %s /tmp/l; touch /tmp/l; "
+                      "stat -c %s /proc/1/cwd/../ok/a; readlink /tmp/l; stat -c %a /etc/hostname; echo done"},
+                     b.shared());
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "3\n/shared/no/secret.txt\n644\ndone\n") << r.err;
+    EXPECT_EQ(count_lines(r.err, "kos: denied request app_t -> vfs_t vfs.File.stat path=\"/shared/no/secret.txt\""), 3)
+        << r.err;
+    EXPECT_EQ(count_lines(r.err, "kos: denied request app_t -> vfs_t vfs.File.set_times path=\"/shared/no/secret.txt\""),
+              1)
+        << r.err;
+    EXPECT_EQ(r.err.find("SECRET"), std::string::npos);
+}
