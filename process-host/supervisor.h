@@ -93,6 +93,14 @@ struct VolumeIdentity {
     uint32_t uid = 0, gid = 0;
 };
 
+// The sandbox's root as the supervisor holds it, and its /proc's device.
+struct SandboxRoot {
+    int fd = -1;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    dev_t proc_dev = 0;
+};
+
 class Supervisor {
 public:
     // `policy` (may be null: spec verdicts) and `audit_fd` (-1: none; JSON
@@ -125,6 +133,8 @@ private:
     int volume_of(const std::string& path, std::string* rel) const;
     std::vector<SupervisedVolume> m_volumes;
     VolumeIdentity m_identity;
+    UniqueFd m_root_fd;
+    SandboxRoot m_root;
     std::string who(int pid) const;
     // Prints (up to the cap) and logs one policy verdict's audit record.
     void audit(const PolicyDecision& d);

@@ -24,7 +24,6 @@
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -34,6 +33,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <optional>
 
 #include "supervisor.h"
 
@@ -248,9 +248,9 @@ int copy_string(int pid, uint64_t addr, std::string& out) {
 // The path of the program's cwd or descriptor, as its sandbox names it
 // (the kernel names a path relative to the root of the sandbox's mount
 // namespace, which the supervisor does not share). "" when it has none.
-std::string proc_link(int pid, const std::string& what) {
+std::string proc_link(const std::string& pid, const std::string& what) {
     char buf[4096];
-    ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/" + what).c_str(), buf, sizeof buf);
+    ssize_t n = ::readlink(("/proc/" + pid + "/" + what).c_str(), buf, sizeof buf);
     if (n <= 0 || static_cast<size_t>(n) >= sizeof buf)
         return "";
     return std::string(buf, static_cast<size_t>(n));
@@ -308,8 +308,6 @@ int read_times(int pid, const PathCall& c, struct timespec ts[2]) {
     return 0;
 }
 
-constexpr long kProcSuperMagic = 0x9fa0;
-
 // Resolves `path` as the kernel would for the program, component by
 // component from its root and working directory (or `dirfd`), with the
 // caller's file system ids: symlinks are read and followed inside the
@@ -318,23 +316,35 @@ constexpr long kProcSuperMagic = 0x9fa0;
 // root, fd/N, exe) lead to what the sandbox's processes hold. Returns an
 // O_PATH descriptor of what the path names (the symlink itself when not
 // `follow`ing the last one), or -errno: the error the kernel would give.
-int walk(int pid, int dirfd, const std::string& path, bool follow, std::string* self_link) {
-    std::string proc = "/proc/" + std::to_string(pid);
-    UniqueFd root(::open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!root)
-        return -ESRCH;
-    struct stat root_st{};
-    if (::fstat(root.get(), &root_st) != 0)
-        return -errno;
+int walk(const SandboxRoot& sr, int pid, int dirfd, const std::string& path, bool follow,
+         std::string* self_link, struct stat* final_st) {
     UniqueFd cur;
     if (path[0] == '/')
-        cur = UniqueFd(::fcntl(root.get(), F_DUPFD_CLOEXEC, 0));
+        cur = UniqueFd(::fcntl(sr.fd, F_DUPFD_CLOEXEC, 0));
     else
-        cur = UniqueFd(
-            ::open((proc + (dirfd == AT_FDCWD ? "/cwd" : "/fd/" + std::to_string(dirfd))).c_str(),
-                   O_PATH | O_CLOEXEC));
+        cur = UniqueFd(::open(("/proc/" + std::to_string(pid) +
+                               (dirfd == AT_FDCWD ? "/cwd" : "/fd/" + std::to_string(dirfd)))
+                                  .c_str(),
+                              O_PATH | O_CLOEXEC));
     if (!cur)
         return dirfd == AT_FDCWD ? -ENOENT : -EBADF;
+    struct stat cur_st{};
+    if (path[0] == '/') {
+        cur_st.st_dev = sr.dev;
+        cur_st.st_ino = sr.ino;
+        cur_st.st_mode = 0; // fstat'ed if the walk ends there
+    } else if (::fstat(cur.get(), &cur_st) != 0) {
+        return -errno;
+    }
+    // Moves to `fd`, whose stat is `st` (or fstat'ed when null).
+    auto move_to = [&](int fd, const struct stat* st) {
+        cur = UniqueFd(fd);
+        if (st)
+            cur_st = *st;
+        else if (::fstat(fd, &cur_st) != 0)
+            return -errno;
+        return 0;
+    };
     std::vector<std::string> todo; // components left, last first
     auto push = [&](const std::string& text) {
         std::vector<std::string> parts;
@@ -361,21 +371,18 @@ int walk(int pid, int dirfd, const std::string& path, bool follow, std::string* 
                 last = false;
         if (c.empty() || c == ".")
             continue;
-        struct stat st{};
         if (c == "..") {
-            if (::fstat(cur.get(), &st) == 0 && st.st_dev == root_st.st_dev &&
-                st.st_ino == root_st.st_ino)
+            if (cur_st.st_dev == sr.dev && cur_st.st_ino == sr.ino)
                 continue; // the sandbox's root is its own parent
             int up = ::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
             if (up < 0)
                 return -errno;
-            cur = UniqueFd(up);
+            if (int e = move_to(up, nullptr); e < 0)
+                return e;
             continue;
         }
-        struct statfs fs{};
-        bool in_proc = ::fstatfs(cur.get(), &fs) == 0 && fs.f_type == kProcSuperMagic;
-        if (in_proc && (c == "self" || c == "thread-self") && ::fstat(cur.get(), &st) == 0 &&
-            st.st_ino == 1) {
+        bool in_proc = cur_st.st_dev == sr.proc_dev;
+        if (in_proc && cur_st.st_ino == 1 && (c == "self" || c == "thread-self")) {
             // /proc/self is the reader's own PID; the supervisor is not in the
             // sandbox's PID namespace, so it names the program itself.
             if (tgid.empty() && !sandbox_ids(pid, &tgid, &tid))
@@ -385,7 +392,9 @@ int walk(int pid, int dirfd, const std::string& path, bool follow, std::string* 
                 if (self_link)
                     *self_link = target;
                 int fd = ::openat(cur.get(), c.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-                return fd < 0 ? -errno : fd;
+                if (fd < 0 || ::fstat(fd, final_st) != 0)
+                    return fd < 0 ? -errno : (::close(fd), -EIO);
+                return fd;
             }
             push(target);
             continue;
@@ -394,6 +403,7 @@ int walk(int pid, int dirfd, const std::string& path, bool follow, std::string* 
         if (fd < 0)
             return -errno;
         UniqueFd next(fd);
+        struct stat st{};
         if (::fstat(fd, &st) != 0)
             return -errno;
         if (S_ISLNK(st.st_mode) && !(last && !follow && !must_be_dir)) {
@@ -413,23 +423,29 @@ int walk(int pid, int dirfd, const std::string& path, bool follow, std::string* 
                 int obj = ::openat(cur.get(), c.c_str(), O_PATH | O_CLOEXEC);
                 if (obj < 0)
                     return -errno;
-                cur = UniqueFd(obj);
+                if (int e = move_to(obj, nullptr); e < 0)
+                    return e;
                 continue;
             }
             if (n <= 0)
                 return n == 0 ? -ENOENT : -errno;
-            if (text[0] == '/')
-                cur = UniqueFd(::fcntl(root.get(), F_DUPFD_CLOEXEC, 0));
+            if (text[0] == '/') {
+                cur = UniqueFd(::fcntl(sr.fd, F_DUPFD_CLOEXEC, 0));
+                cur_st.st_dev = sr.dev;
+                cur_st.st_ino = sr.ino;
+            }
             push(text);
             continue;
         }
         if (!last && !S_ISDIR(st.st_mode))
             return -ENOTDIR;
-        cur = std::move(next);
+        move_to(next.release(), &st);
     }
-    struct stat st{};
-    if (must_be_dir && ::fstat(cur.get(), &st) == 0 && !S_ISDIR(st.st_mode))
+    if (cur_st.st_mode == 0 && ::fstat(cur.get(), &cur_st) != 0) // the root, reached by a jump
+        return -errno;
+    if (must_be_dir && !S_ISDIR(cur_st.st_mode))
         return -ENOTDIR;
+    *final_st = cur_st;
     return cur.release();
 }
 
@@ -515,8 +531,9 @@ bool creates(uint64_t flags) {
 // A metadata call on what a path outside every volume names (`fd`, from
 // walk), performed with the program's ids; `self_link` is the text of
 // /proc/self (or thread-self) when the path named that link itself.
-bool perform_outside(const PathCall& c, int fd, const std::string& self_link, int pid,
-                     const VolumeIdentity& id, seccomp_notif_resp& resp) {
+bool perform_outside(const PathCall& c, int fd, const struct stat& found,
+                     const std::string& self_link, int pid, const VolumeIdentity& id,
+                     seccomp_notif_resp& resp) {
     auto fail = [&](int err) {
         resp.error = -err;
         return true;
@@ -533,11 +550,9 @@ bool perform_outside(const PathCall& c, int fd, const std::string& self_link, in
     if (c.call == Call::Times)
         if (int e = read_times(pid, c, ts); e != 0)
             return fail(e);
-    ActAs as(id, false, 0);
     switch (c.call) {
     case Call::Stat:
-        if (::fstat(fd, &st) != 0)
-            return fail(errno);
+        st = found;
         st.st_uid = shown_uid(id, st.st_uid);
         st.st_gid = shown_gid(id, st.st_gid);
         return write_mem(pid, c.buf, &st, sizeof st) ? result(0) : fail(EFAULT);
@@ -619,6 +634,14 @@ void Supervisor::set_volumes(std::vector<SupervisedVolume> volumes,
                              const VolumeIdentity& identity) {
     m_volumes = std::move(volumes);
     m_identity = identity;
+    // The sandbox's root (every process of it has this one: chroot is
+    // denied) and its /proc, for resolving paths as the program's kernel.
+    std::string root = "/proc/" + std::to_string(m_child) + "/root";
+    m_root_fd = UniqueFd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    struct stat rs{}, ps{};
+    if (m_root_fd && ::fstat(m_root_fd.get(), &rs) == 0 &&
+        ::stat((root + "/proc").c_str(), &ps) == 0)
+        m_root = {m_root_fd.get(), rs.st_dev, rs.st_ino, ps.st_dev};
     for (SupervisedVolume& v : m_volumes) {
         struct stat st{};
         if (::fstat(v.dir.get(), &st) == 0)
@@ -667,7 +690,8 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
     auto guest_path = [&](int dirfd, const std::string& p, std::string& out) {
         std::string base = "/";
         if (p[0] != '/') {
-            base = proc_link(pid, dirfd == AT_FDCWD ? "cwd" : "fd/" + std::to_string(dirfd));
+            base = proc_link(std::to_string(pid),
+                             dirfd == AT_FDCWD ? "cwd" : "fd/" + std::to_string(dirfd));
             if (base.empty() || base[0] != '/')
                 return false; // no such descriptor, or not a directory: the kernel says which
         }
@@ -703,26 +727,29 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
         if (c.call != Call::Stat && c.call != Call::Statx && c.call != Call::Access &&
             c.call != Call::Readlink && c.call != Call::Chmod && c.call != Call::Times)
             return cont();
-        int fd;
-        {
-            ActAs as(m_identity, false, 0);
-            fd = walk(pid, c.dirfd, path, c.call != Call::Readlink && c.follow, &self_link);
-        }
+        // Resolved and performed with the program's ids, in one go.
+        std::optional<ActAs> acting;
+        acting.emplace(m_identity, false, 0);
+        struct stat st{};
+        int fd =
+            walk(m_root, pid, c.dirfd, path, c.call != Call::Readlink && c.follow, &self_link, &st);
         if (fd < 0)
             return fail(-fd);
         outside = UniqueFd(fd);
-        struct stat st{};
-        std::string resolved = proc_link(::getpid(), "fd/" + std::to_string(fd));
+        bool volume_fs = false;
+        for (const SupervisedVolume& sv : m_volumes)
+            volume_fs = volume_fs || st.st_dev == sv.dev;
+        std::string resolved = volume_fs ? proc_link("self", "fd/" + std::to_string(fd)) : "";
         int rv = -1;
         if (!resolved.empty() && resolved[0] == '/' && (rv = volume_of(resolved, &rel)) >= 0 &&
-            ::fstat(fd, &st) == 0 && st.st_dev == m_volumes[static_cast<size_t>(rv)].dev) {
+            st.st_dev == m_volumes[static_cast<size_t>(rv)].dev) {
             v = rv;
             guest = resolved;
             outside = UniqueFd();
+        } else {
+            return perform_outside(c, outside.get(), st, self_link, pid, m_identity, resp);
         }
     }
-    if (outside)
-        return perform_outside(c, outside.get(), self_link, pid, m_identity, resp);
     const SupervisedVolume& vol = m_volumes[static_cast<size_t>(v)];
     if (guest.size() > kMaxGuestPath || guest2.size() > kMaxGuestPath)
         return fail(ENAMETOOLONG);

@@ -293,6 +293,22 @@ static int pathcalls(const char* dir) {
     return 0;
 }
 
+/* stat of PATH, N times: the time per call (for measurements). */
+static int statloop(const char* path, int n) {
+    struct timespec t0, t1;
+    struct stat st;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; ++i)
+        if (stat(path, &st) != 0) {
+            printf("statloop %s %s\n", path, err(errno));
+            return 1;
+        }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+    printf("statloop %s %.0f ns\n", path, ns / n);
+    return 0;
+}
+
 /* open+close of PATH, N times: the time per pair (for measurements). */
 static int openloop(const char* path, int n) {
     struct timespec t0, t1;
@@ -409,6 +425,8 @@ int main(int argc, char** argv) {
         return race(argv[2], argv[3], atoi(argv[4]));
     if (!strcmp(c, "openrace") && argc == 5)
         return openrace(argv[2], argv[3], atoi(argv[4]));
+    if (!strcmp(c, "statloop") && argc == 4)
+        return statloop(argv[2], atoi(argv[3]));
     if (!strcmp(c, "openloop") && argc == 4)
         return openloop(argv[2], atoi(argv[3]));
     if (!strcmp(c, "pathcalls") && argc == 3)
