@@ -747,6 +747,9 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
             guest = resolved;
             outside = UniqueFd();
         } else {
+            if ((c.call == Call::Chmod || c.call == Call::Times) &&
+                ::ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) != 0)
+                return false; // the call is gone: change nothing
             return perform_outside(c, outside.get(), st, self_link, pid, m_identity, resp);
         }
     }

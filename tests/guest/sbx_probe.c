@@ -204,6 +204,34 @@ static int openrace(const char* allowed, const char* denied, int rounds) {
     return 0;
 }
 
+/* The same race for stat, which Landlock does not mediate: the denied
+ * file's size (7: "SECRET\n") must never come back. */
+static int statrace(const char* allowed, const char* denied, int rounds) {
+    g_a = allowed;
+    g_b = denied;
+    strcpy(g_path, allowed);
+    pthread_t t;
+    pthread_create(&t, NULL, flipper, NULL);
+    int ok = 0, refused = 0, other = 0;
+    for (int i = 0; i < rounds; ++i) {
+        struct stat st;
+        if (stat(g_path, &st) != 0) {
+            if (errno == EACCES)
+                ++refused;
+            else
+                ++other;
+        } else if (st.st_size == 7) {
+            printf("DENIED-STAT\n");
+        } else {
+            ++ok;
+        }
+    }
+    g_stop = 1;
+    pthread_join(t, NULL);
+    printf("statrace ok=%d refused=%d other=%d\n", ok, refused, other);
+    return 0;
+}
+
 /* What a descriptor of a volume directory allows: a file opened relative
  * to it, I/O, ftruncate, fchmod, fstat and listing on the descriptors. */
 static int fdops(const char* dir, const char* name) {
@@ -431,6 +459,8 @@ int main(int argc, char** argv) {
         return openloop(argv[2], atoi(argv[3]));
     if (!strcmp(c, "pathcalls") && argc == 3)
         return pathcalls(argv[2]);
+    if (!strcmp(c, "statrace") && argc == 5)
+        return statrace(argv[2], argv[3], atoi(argv[4]));
     if (!strcmp(c, "fdops") && argc == 4)
         return fdops(argv[2], argv[3]);
     if (!strcmp(c, "syscall") && argc >= 3) {

@@ -1091,6 +1091,12 @@ TEST_F(ProcessVolumes, PolicyRacingPathRewriteInAVolumeStaysDenied) {
         EXPECT_EQ(r.out.find("DENIED-READ"), std::string::npos) << r.out;
         EXPECT_NE(r.out.find("openrace ok="), std::string::npos) << r.out;
         EXPECT_EQ(r.out.find("refused=0 "), std::string::npos) << r.out; // the race did reach the denied path
+        // stat, which the supervisor performs for every path while volumes are attached.
+        r = kos_run(b.bundle(), {"/bin/sbx_probe", "statrace", allowed, "/shared/no/secret.txt", "3000"}, b.shared(),
+                    60);
+        EXPECT_EQ(r.status, 0) << r.err.substr(0, 500);
+        EXPECT_EQ(r.out.find("DENIED-STAT"), std::string::npos) << r.out;
+        EXPECT_EQ(r.out.find("refused=0 "), std::string::npos) << r.out;
     }
 }
 
