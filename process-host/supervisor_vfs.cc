@@ -486,7 +486,7 @@ std::string self_fd(int fd) {
 // (kos as root) and no umask of the supervisor's own.
 class ActAs {
   public:
-    ActAs(const VolumeIdentity& id, bool creating, mode_t) : m_id(id), m_creating(creating) {
+    ActAs(const VolumeIdentity& id, bool creating) : m_id(id), m_creating(creating) {
         if (m_id.switch_fs_ids) {
             ::setfsgid(m_id.host_gid);
             ::setfsuid(m_id.host_uid);
@@ -729,7 +729,7 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
             return cont();
         // Resolved and performed with the program's ids, in one go.
         std::optional<ActAs> acting;
-        acting.emplace(m_identity, false, 0);
+        acting.emplace(m_identity, false);
         struct stat st{};
         int fd =
             walk(m_root, pid, c.dirfd, path, c.call != Call::Readlink && c.follow, &self_link, &st);
@@ -891,7 +891,7 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
     int dir = vol.dir.get();
     bool creating = (c.call == Call::Open && creates(how.flags)) || c.call == Call::Mkdir;
     mode_t mask = creating ? umask_of(pid) : 0;
-    ActAs as(m_identity, creating, mask);
+    ActAs as(m_identity, creating);
     auto result = [&](long rc) {
         if (rc < 0)
             resp.error = -errno;
