@@ -235,10 +235,12 @@ static int statrace(const char* allowed, const char* denied, int rounds) {
 /* What a descriptor of a volume directory allows: a file opened relative
  * to it, I/O, ftruncate, fchmod, fstat and listing on the descriptors. */
 static int fdops(const char* dir, const char* name) {
-    int d = open(dir, O_RDONLY | O_DIRECTORY);
+    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     printf("open %s %s\n", dir, d >= 0 ? "ok" : err(errno));
     if (d < 0)
         return 0;
+    int dfl = fcntl(d, F_GETFD);
+    printf("dir-cloexec %d\n", dfl >= 0 && (dfl & FD_CLOEXEC) ? 1 : 0);
     int f = openat(d, name, O_RDWR | O_CREAT, 0644);
     printf("openat %s %s\n", name, f >= 0 ? "ok" : err(errno));
     if (f >= 0) {

@@ -1107,11 +1107,11 @@ TEST_F(ProcessVolumes, OpenatRelativeToAVolumeDirectoryIsJudgedWithTheJoinedPath
     VfsBundle b;
     auto r = kos_run(b.bundle(), {"/bin/sbx_probe", "fdops", "/shared/ok", "f1"}, b.shared());
     EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(r.out, "open /shared/ok ok\nopenat f1 ok\nwrite ok\nftruncate ok\npread ok 0123\nfchmod ok\n"
+    EXPECT_EQ(r.out, "open /shared/ok ok\ndir-cloexec 1\nopenat f1 ok\nwrite ok\nftruncate ok\npread ok 0123\nfchmod ok\n"
                      "fstat ok mode=600 size=4\ncloexec 0\ngetdents ok\nfstatat ok\n");
     EXPECT_EQ(read_file(b.vol() + "/ok/f1"), "0123");
     r = kos_run(b.bundle(), {"/bin/sbx_probe", "fdops", "/shared/ok", "../no/secret.txt"}, b.shared());
-    EXPECT_EQ(r.out, "open /shared/ok ok\nopenat ../no/secret.txt EACCES\ngetdents ok\nfstatat EACCES\n");
+    EXPECT_EQ(r.out, "open /shared/ok ok\ndir-cloexec 1\nopenat ../no/secret.txt EACCES\ngetdents ok\nfstatat EACCES\n");
     EXPECT_EQ(count_lines(r.err, "kos: denied request app_t -> vfs_t vfs.File.open path=\"/shared/no/secret.txt\""), 1)
         << r.err;
     EXPECT_EQ(count_lines(r.err, "kos: denied request app_t -> vfs_t vfs.File.stat path=\"/shared/no/secret.txt\""), 1)
