@@ -7,12 +7,17 @@
 //   bind     request DOMAIN -> net_t net.Socket.bind socket=0 address=A port=P
 //   execve   execute DOMAIN -> DOMAIN program="/path/inside/the/rootfs"
 //   labels   security DOMAIN -> L file.read (file.write)
+//   volumes  request DOMAIN -> vfs_t vfs.File.open path="/v/x" flags=F mode=M
+//            (stat, unlink, rmdir, mkdir, rename, readlink, symlink, link,
+//            chmod, set_times: vfs.kidl's methods that name a path)
 //
 // Fields are in net.kidl's declaration order; IPv4 addresses travel as
-// ::ffff:a.b.c.d. `net_t` is the system label of the network server
+// ::ffff:a.b.c.d; vfs requests are built by vfs_request.h, as the guest
+// kernel sees them. `net_t` is the system label of the network server
 // (docs/security-server.md, "System labels"): the process backend has no
 // network server process, but it answers for one with the same label, so a
-// policy reads the same under both backends.
+// policy reads the same under both backends; likewise `vfs_t` for the VFS
+// server, for paths in volumes.
 //
 // Not thread-safe (the engine is not): the supervisor is one thread.
 #pragma once
@@ -24,6 +29,7 @@
 
 #include "kos/security/engine.h"
 #include "kos/security/net_request.h"
+#include "kos/security/vfs_request.h"
 #include "kos/support/result.h"
 
 namespace kos::proc {
@@ -32,6 +38,30 @@ struct IpEndpoint;
 
 // The network server's system label.
 inline constexpr const char* kNetLabel = security::kNetLabel;
+// The VFS server's system label.
+inline constexpr const char* kVfsLabel = security::kVfsLabel;
+
+// vfs.kidl's File methods that name a path.
+enum class VfsOp { Open, Stat, Unlink, Rmdir, Mkdir, Rename, Readlink, Symlink, Link, Chmod, SetTimes };
+
+// One path call on a volume as the VFS server would be asked it: `path` the
+// absolute, normalized guest path; `path2` the new path of rename and link,
+// or the target of symlink; flags (open: Linux O_* flags, O_CLOEXEC is
+// dropped), mode (open, mkdir, chmod: masked with 07777), follow (stat,
+// chmod, set_times), atime/mtime (set_times: ns, or kVfsTimeNow/Omit).
+struct VfsCall {
+    VfsOp op = VfsOp::Open;
+    std::string path;
+    std::string path2;
+    uint32_t flags = 0;
+    uint32_t mode = 0;
+    bool follow = false;
+    int64_t atime = 0;
+    int64_t mtime = 0;
+};
+
+// "vfs.File.open" and the like, for messages.
+const char* vfs_method_name(VfsOp op);
 
 // One verdict and, when the policy marks it for audit, its record (rendered
 // by render_audit_human / render_audit_json).
@@ -57,6 +87,12 @@ class SandboxPolicy {
     PolicyDecision decide_connect(const IpEndpoint& ep, uint8_t proto, uint64_t now_ns);
     PolicyDecision decide_bind(const IpEndpoint& ep, uint64_t now_ns);
     PolicyDecision decide_execute(const std::string& program, uint64_t now_ns);
+    // request DOMAIN -> vfs_t vfs.File.<method>{fields} (vfs_request.h).
+    PolicyDecision decide_vfs(const VfsCall& call, uint64_t now_ns);
+    // security DOMAIN -> label file.read / file.write at run time, as the
+    // guest kernel checks a volume's label for each path call (a policy
+    // without class `file`, the perm or the label gets the engine's deny).
+    PolicyDecision decide_file(const std::string& label, bool write, uint64_t now_ns);
 
     // Back to the policy's initial state (machines, rate buckets), when it
     // has any: questions asked before the run (the executables, the labels)
@@ -71,12 +107,16 @@ class SandboxPolicy {
     // (then the bundle's labels narrow what Landlock lets the program read).
     bool has_file_class() const;
     bool declares_net_label() const { return m_net != security::kNone; }
+    bool declares_vfs_label() const { return m_vfs != security::kNone; }
+    // Whether the policy includes vfs.kidl (interface 0x100).
+    bool knows_vfs_interface() const { return m_engine.interface_by_id(security::kVfsInterface) != nullptr; }
     // Whether the policy declares `label` (a volume's label, for messages).
     bool declares_label(const std::string& label) const;
 
     const security::Engine& engine() const { return m_engine; }
     uint32_t domain() const { return m_domain; }
     uint32_t net_label() const { return m_net; }
+    uint32_t vfs_label() const { return m_vfs; }
     const std::vector<uint8_t>& blob() const { return m_blob; }
 
   private:
@@ -88,6 +128,7 @@ class SandboxPolicy {
     security::Engine m_engine;
     uint32_t m_domain = security::kNone;
     uint32_t m_net = security::kNone;
+    uint32_t m_vfs = security::kNone;
 };
 
 // The 16-byte `ip` field of an endpoint (IPv4 as ::ffff:a.b.c.d).

@@ -415,15 +415,23 @@ TEST(SandboxPolicySpec, VolumesAreJudgedByLabelAndNoRootfsRuleReachesIntoThem) {
     EXPECT_TRUE(s->volumes[1].create_mount_point);
     // EXECUTE on /bin would reach /bin/sub: split into the other files.
     EXPECT_EQ(sorted(s->execs), (std::vector<std::string>{"/bin/app", "/bin/forbidden", "/bin/tool"}));
-    // Read on "/" would reach the unreadable /srv/x: split into the root's
-    // other entries (the readable /bin/sub volume may stay beneath /bin).
-    EXPECT_EQ(sorted(s->read_paths),
-              (std::vector<std::string>{"/bin", "/data", "/dev", "/etc", "/proc", "/tmp"}));
-    ASSERT_EQ(s->notes.size(), 1u);
-    EXPECT_NE(s->notes[0].find("add `allow security app_t -> secret_t file.read` to the bundle's policy "
+    // Under a policy the supervisor performs every call on a volume path,
+    // so no rule reaches into any volume, readable or not: read on "/" is
+    // split into the root's other entries, and /bin into its other files.
+    EXPECT_TRUE(s->volumes_by_supervisor);
+    EXPECT_EQ(sorted(s->read_paths), (std::vector<std::string>{"/bin/app", "/bin/forbidden", "/bin/tool", "/data",
+                                                               "/dev", "/etc", "/proc", "/tmp"}));
+    ASSERT_EQ(s->notes.size(), 2u);
+    // The policy declares no vfs_t: every path in the volumes is refused.
+    EXPECT_EQ(s->notes[0].find("the bundle's policy declares no vfs_t, the label of the VFS server that serves "
+                               "volumes, so every path in " + host + " -> /bin/sub (rw, label vol_t) fails (EACCES); to "
+                               "use the volumes, declare `domain vfs_t` and allow `request app_t -> vfs_t vfs.File.*`"),
+              0u)
+        << s->notes[0];
+    EXPECT_NE(s->notes[1].find("add `allow security app_t -> secret_t file.read` to the bundle's policy "
                                "(policy/app.kpol)"),
               std::string::npos)
-        << s->notes[0];
+        << s->notes[1];
 
     // Mount points the rootfs cannot offer.
     auto again = spec_from_bundle_dir(b.dir(), {});

@@ -451,7 +451,10 @@ Result<void> add_volumes(SandboxSpec& s, const std::vector<pkg::VolumeMount>& vo
     // (every right but execute and devices) and execute rules grant more
     // than any volume gets.
     size_t before = s.read_paths.size() + s.list_paths.size() + s.write_paths.size() + s.execs.size();
-    auto unreadable = [](const SandboxVolume& v) { return !v.readable; };
+    // Under a policy the supervisor performs every call on a volume path,
+    // so no rule may reach into any volume.
+    s.volumes_by_supervisor = pol != nullptr;
+    auto unreadable = [&](const SandboxVolume& v) { return !v.readable || s.volumes_by_supervisor; };
     auto every = [](const SandboxVolume&) { return true; };
     carve_rules(s, s.read_paths, unreadable);
     carve_rules(s, s.list_paths, unreadable);
@@ -461,13 +464,34 @@ Result<void> add_volumes(SandboxSpec& s, const std::vector<pkg::VolumeMount>& vo
     if (rules - s.volumes.size() != before)
         s.report.push_back("volumes: the rootfs's Landlock rules around the mount points are now " +
                            std::to_string(rules - s.volumes.size()) + " (were " + std::to_string(before) +
-                           "): none reaches into a volume the policy does not let the program read");
+                           (s.volumes_by_supervisor ? "): none reaches into a volume"
+                                                    : "): none reaches into a volume the policy does not let the "
+                                                      "program read"));
     if (rules > kMaxLandlockPathRules)
         return make_error(EFBIG, s.origin + ": the volumes split the rootfs's Landlock rules into " +
                                      std::to_string(rules) + " path rules (at most " +
                                      std::to_string(kMaxLandlockPathRules) + "); mount the volumes outside the "
                                      "rootfs's directories, or give whole directories one label");
 
+    // Without vfs_t there is no VFS server to ask: every path in a volume
+    // is refused, as under the VM backend, which says it in these words.
+    if (pol && !pol->declares_vfs_label()) {
+        const pkg::VolumeMount& first = s.volumes.front().mount;
+        s.notes.push_back(std::string("the bundle's policy declares no ") + kVfsLabel +
+                          ", the label of the VFS server that serves volumes, so every path in " +
+                          pkg::describe(first) + " fails (EACCES); to use " +
+                          (s.volumes.size() > 1 ? "the volumes" : "it") + ", declare `domain " + kVfsLabel +
+                          "` and allow `request " + s.domain + " -> " + kVfsLabel + " vfs.File.*` and `response " +
+                          kVfsLabel + " -> " + s.domain + " vfs.File.*` (or narrower rules)");
+    } else if (pol && !pol->knows_vfs_interface()) {
+        s.notes.push_back("the bundle's policy declares " + std::string(kVfsLabel) + " but does not include vfs.kidl, "
+                          "so every path in the volumes fails (EACCES); add `idl \"vfs.kidl\"` to it (" +
+                          s.policy_files + ")");
+    }
+    if (s.volumes_by_supervisor)
+        s.report.push_back("volumes: every call naming a path in a volume is judged by the policy (request " +
+                           s.domain + " -> " + kVfsLabel + " vfs.File.*, then the volume's label) and performed by "
+                           "the supervisor; Landlock grants the program nothing beneath a volume");
     for (const SandboxVolume& v : s.volumes) {
         const pkg::VolumeMount& m = v.mount;
         std::string access = v.readable && v.writable ? "read and write"

@@ -102,6 +102,11 @@ struct SandboxSpec {
     // and READ_DIR beneath when readable and the write rights when writable,
     // and no rule above may reach into them (add_volumes).
     std::vector<SandboxVolume> volumes;
+    // With a compiled policy: every call naming a path in a volume is judged
+    // by the supervisor (request DOMAIN -> vfs_t vfs.File.*, then the label)
+    // and performed by it; Landlock then grants nothing beneath any volume
+    // (supervisor_vfs.cc).
+    bool volumes_by_supervisor = false;
 
     // Supervisor verdicts for connect(2) and bind(2) on IP sockets.
     std::vector<NetRule> connect;

@@ -321,6 +321,20 @@ constexpr const char* kDeny[] = {
 
 constexpr const char* kNotify[] = {"connect", "bind", "execve", "execveat"};
 
+// With volumes under a policy: every call that names a path, so that the
+// supervisor can judge those that land in a volume as the VFS server's
+// requests and perform them itself (docs/process-backend.md, "Paths in
+// volumes"). Calls on descriptors (read, write, fstat, fchmod, ftruncate,
+// getdents) are not here: the open was the decision.
+constexpr const char* kNotifyPaths[] = {
+    "open", "openat", "openat2", "creat", "truncate",                       // vfs.File.open
+    "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", // vfs.File.stat
+    "mkdir", "mkdirat", "unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2",
+    "symlink", "symlinkat", "link", "linkat", "readlink", "readlinkat",
+    "chmod", "fchmodat", "fchmodat2", "utime", "utimes", "utimensat", "futimesat", // chmod, set_times
+    "mknod", "mknodat",                                                   // refused in volumes
+};
+
 constexpr uint64_t kNamespaceFlags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
                                      CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | 0x80 /*CLONE_NEWTIME*/;
 
@@ -366,6 +380,11 @@ const char* const* denied_syscall_names(size_t* count) {
     return kDeny;
 }
 
+const char* const* volume_path_syscall_names(size_t* count) {
+    *count = sizeof kNotifyPaths / sizeof kNotifyPaths[0];
+    return kNotifyPaths;
+}
+
 Result<SeccompFilter> SeccompFilter::build(const SeccompOptions& options) {
     Ctx c{seccomp_init(SCMP_ACT_ERRNO(kUnknownErrno))};
     if (!c.ctx)
@@ -380,11 +399,19 @@ Result<SeccompFilter> SeccompFilter::build(const SeccompOptions& options) {
     // call within 1.15x of native).
     if (int rc = seccomp_attr_set(c.ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2); rc < 0)
         return make_error(-rc, "seccomp: binary-tree optimization: " + errno_string(-rc));
+    auto notified_path = [&](const char* name) {
+        if (!(options.notify && options.volume_paths))
+            return false;
+        for (const char* n : kNotifyPaths)
+            if (std::strcmp(n, name) == 0)
+                return true;
+        return false;
+    };
     for (const Entry& e : kAllow) {
         int nr = resolve(e.name);
         if (nr == __NR_SCMP_ERROR)
             continue; // unknown to this libseccomp: falls to ENOSYS
-        KOS_TRY(rule(c.ctx, SCMP_ACT_ALLOW, nr, e.name, 0, nullptr));
+        KOS_TRY(rule(c.ctx, notified_path(e.name) ? SCMP_ACT_NOTIFY : SCMP_ACT_ALLOW, nr, e.name, 0, nullptr));
     }
     for (const char* name : kDeny) {
         int nr = resolve(name);

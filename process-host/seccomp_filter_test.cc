@@ -128,6 +128,30 @@ TEST(SeccompFilter, EmbeddedFilterMatchesTheTable) {
     auto f = SeccompFilter::build({.notify = true});
     ASSERT_TRUE(f) << f.error().message;
     EXPECT_EQ(SeccompFilter::embedded().bpf(), f->bpf());
+    auto v = SeccompFilter::build({.notify = true, .volume_paths = true});
+    ASSERT_TRUE(v) << v.error().message;
+    EXPECT_EQ(SeccompFilter::embedded(true).bpf(), v->bpf());
+    EXPECT_NE(v->bpf(), f->bpf());
+}
+
+// Path calls are notified only with volume_paths: a run without volumes
+// keeps them in the kernel (no supervisor round trip).
+TEST(SeccompFilter, PathCallsAreNotifiedOnlyForVolumes) {
+    size_t n = 0;
+    const char* const* names = volume_path_syscall_names(&n);
+    ASSERT_GT(n, 30u);
+    for (bool volumes : {false, true}) {
+        auto f = SeccompFilter::build({.notify = true, .volume_paths = volumes, .with_pfc = true});
+        ASSERT_TRUE(f) << f.error().message;
+        const std::string& pfc = f->pfc();
+        for (size_t i = 0; i < n; ++i) {
+            std::string quoted = std::string("\"") + names[i] + "\"";
+            auto at = pfc.find(quoted);
+            ASSERT_NE(at, std::string::npos) << names[i];
+            auto next = pfc.find("action", at);
+            EXPECT_EQ(pfc.substr(next, 17) == "action 0x7fc00000", volumes) << names[i];
+        }
+    }
 }
 
 } // namespace

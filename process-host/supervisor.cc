@@ -382,6 +382,10 @@ void Supervisor::handle(int fd, RunOutcome& stats) {
                 }
             }
         }
+    } else if (!m_volumes.empty() && m_policy) {
+        // A call naming a path (only notified with volumes).
+        if (!handle_path_call(fd, req, resp, stats))
+            return; // answered already (an added descriptor), or gone
     } else {
         resp.error = -ENOSYS; // the filter notifies nothing else
     }

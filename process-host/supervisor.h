@@ -15,6 +15,16 @@
 //   only on the files the policy allows (the spec lists), so a path
 //   rewritten after the check still cannot start anything else
 //   (ATTACKS.md 27).
+// - a call that names a path in a volume (with volumes under a policy,
+//   every such call is notified): the supervisor copies the path once,
+//   resolves it to the normalized guest path, asks the policy the VFS
+//   server's request (vfs.File.*, vfs_request.h) and the volume's label
+//   (file.read/file.write), and if both allow, performs the call itself on
+//   its copy, beneath the volume's mount (openat2 RESOLVE_BENEATH), and
+//   returns the result (an opened file is added to the program with
+//   SECCOMP_IOCTL_NOTIF_ADDFD). A path outside every volume continues in
+//   the kernel, where Landlock grants nothing in a volume, so a path
+//   rewritten after the check cannot reach one (supervisor_vfs.cc).
 // With a policy, every verdict the policy marks for audit prints
 // render_audit_human's line on stderr (as the VM backend does) and appends
 // render_audit_json's to the audit log, if one is open. Without one, every
@@ -22,6 +32,7 @@
 // network.connect]: why". At most 100 lines per run reach stderr.
 #pragma once
 
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <sys/types.h>
 
@@ -57,6 +68,39 @@ bool decode_ip_sockaddr(const void* bytes, size_t len, IpEndpoint* out);
 Verdict decide_net(const SandboxSpec& spec, NetOp op, Proto proto, int family, const uint8_t* addr,
                    uint16_t port);
 
+// `path` joined to `base` (an absolute directory; ignored when `path` is
+// absolute) and lexically normalized: "." and ".." and duplicate slashes
+// removed, ".." at the root stays there. Symlinks are not resolved.
+std::string normalize_guest_path(const std::string& base, const std::string& path);
+
+// A volume whose paths the supervisor judges and performs: its guest path
+// (normalized), label, declared access and its mounted tree inside the
+// sandbox (the descriptor the supervisor resolves beneath).
+struct SupervisedVolume {
+    std::string guest;
+    std::string label;
+    bool writable = false; // declared rw (`ro` makes writes fail with EROFS)
+    UniqueFd dir;
+    dev_t dev = 0; // its file system (set_volumes)
+};
+
+// The ids the program's files are created and checked with (kos as root:
+// the program's host ids, kHostNobody), and how its user namespace shows
+// host ids: `host_uid` as `uid`, any other as 65534.
+struct VolumeIdentity {
+    bool switch_fs_ids = false; // setfsuid/setfsgid to host_uid/host_gid around each call
+    uint32_t host_uid = 0, host_gid = 0;
+    uint32_t uid = 0, gid = 0;
+};
+
+// The sandbox's root as the supervisor holds it, and its /proc's device.
+struct SandboxRoot {
+    int fd = -1;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    dev_t proc_dev = 0;
+};
+
 class Supervisor {
 public:
     // `policy` (may be null: spec verdicts) and `audit_fd` (-1: none; JSON
@@ -69,6 +113,9 @@ public:
     void add_pollfds(std::vector<pollfd>& fds) const;
     void handle_pending(int notify_fd, const pollfd* fds, size_t count);
     size_t pending() const { return m_pending.size(); }
+    // The volumes whose path calls this supervisor judges and performs
+    // (the seccomp filter must notify path calls: SeccompOptions::volume_paths).
+    void set_volumes(std::vector<SupervisedVolume> volumes, const VolumeIdentity& identity);
 
 private:
     struct PendingConnect {
@@ -77,6 +124,17 @@ private:
     };
     std::vector<PendingConnect> m_pending;
     bool exec_allowed(dev_t dev, ino_t ino) const;
+    // A call naming a path (supervisor_vfs.cc). Fills `resp`; false when
+    // the response was already sent (an added descriptor) or must not be.
+    bool handle_path_call(int notify_fd, const struct seccomp_notif& req, struct seccomp_notif_resp& resp,
+                          RunOutcome& stats);
+    // The volume holding the normalized `path` (-1: none) and the path
+    // beneath its root ("" for the root itself).
+    int volume_of(const std::string& path, std::string* rel) const;
+    std::vector<SupervisedVolume> m_volumes;
+    VolumeIdentity m_identity;
+    UniqueFd m_root_fd;
+    SandboxRoot m_root;
     std::string who(int pid) const;
     // Prints (up to the cap) and logs one policy verdict's audit record.
     void audit(const PolicyDecision& d);

@@ -22,7 +22,7 @@ constexpr Entry kAllow[] = {
     {"write", "audit lines on stderr, relay"},
     {"writev", "stdio"},
     {"close", "descriptors"},
-    {"ioctl", "seccomp notifications: RECV, SEND, ID_VALID (checked below)"},
+    {"ioctl", "seccomp notifications: RECV, SEND, ID_VALID, ADDFD (checked below)"},
     {"process_vm_readv", "copying a path or address out of the program once"},
     {"openat", "/proc/<pid>/{root,cwd,fd,comm}, cgroup event files"},
     {"openat2", "resolving an execve path inside the sandbox root"},
@@ -32,6 +32,21 @@ constexpr Entry kAllow[] = {
     {"readlink", "the path of an execve target inside the sandbox (/proc/self/fd), for the policy's verdict"},
     {"readlinkat", "the same, where libc uses readlinkat"},
     {"lseek", "stdio"},
+    // Paths in volumes, performed for the program beneath the volume's mount (supervisor_vfs.cc).
+    {"process_vm_writev", "a stat buffer or a link's target written into the program"},
+    {"mkdirat", "mkdir in a volume"},
+    {"unlinkat", "unlink, rmdir in a volume"},
+    {"renameat2", "rename in a volume"},
+    {"symlinkat", "symlink in a volume"},
+    {"linkat", "link in a volume"},
+    {"fchmodat", "chmod in a volume"},
+    {"utimensat", "file times in a volume"},
+    {"faccessat2", "access in a volume"},
+    {"ftruncate", "truncate in a volume"},
+    {"umask", "the program's umask, not the supervisor's, for files it creates in a volume"},
+    {"fstatfs", "telling /proc apart while resolving a path as the program's kernel would"},
+    {"setfsuid", "acting with the program's host ids in a volume"},
+    {"setfsgid", "acting with the program's host ids in a volume"},
     {"fcntl", "a blocking socket made non-blocking for the supervisor's connect, then restored"},
     {"pidfd_open", "duplicating the program's socket"},
     {"pidfd_getfd", "duplicating the program's socket to connect/bind with the checked address"},
@@ -90,7 +105,8 @@ Result<void> jail_supervisor() {
         if (std::string(e.name) == "ioctl") {
             for (unsigned long req : {static_cast<unsigned long>(SECCOMP_IOCTL_NOTIF_RECV),
                                       static_cast<unsigned long>(SECCOMP_IOCTL_NOTIF_SEND),
-                                      static_cast<unsigned long>(SECCOMP_IOCTL_NOTIF_ID_VALID)}) {
+                                      static_cast<unsigned long>(SECCOMP_IOCTL_NOTIF_ID_VALID),
+                                      static_cast<unsigned long>(SECCOMP_IOCTL_NOTIF_ADDFD)}) {
                 scmp_arg_cmp cmp{1, SCMP_CMP_MASKED_EQ, 0xffffffffu, req & 0xffffffffu};
                 if (int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp); rc < 0)
                     return fail(rc, "ioctl rule");

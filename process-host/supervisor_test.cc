@@ -34,6 +34,19 @@ TEST(DecodeSockaddr, Ipv4Ipv6AndMappedAddresses) {
     EXPECT_FALSE(decode_ip_sockaddr(&in, 1, &ep));
 }
 
+// The guest path a volume call is judged by: joined, normalized, never
+// resolved (docs/process-backend.md, "Paths in volumes").
+TEST(NormalizeGuestPath, JoinsAndNormalizesLexically) {
+    EXPECT_EQ(normalize_guest_path("/", "/data/x"), "/data/x");
+    EXPECT_EQ(normalize_guest_path("/ignored", "/data//./x/"), "/data/x");
+    EXPECT_EQ(normalize_guest_path("/data/ok", "../no/secret"), "/data/no/secret");
+    EXPECT_EQ(normalize_guest_path("/data", "."), "/data");
+    EXPECT_EQ(normalize_guest_path("/", "../../.."), "/");
+    EXPECT_EQ(normalize_guest_path("/data", "../../../etc/passwd"), "/etc/passwd");
+    EXPECT_EQ(normalize_guest_path("/data/a", "b/../../c"), "/data/c");
+    EXPECT_EQ(normalize_guest_path("/", "data..x/..y"), "/data..x/..y");
+}
+
 TEST(DecideNet, OnlyDeclaredEndpointsAndTheRuleIsNamed) {
     SandboxSpec spec;
     spec.origin = "b/bundle.toml";

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char* err(int e) {
@@ -170,6 +171,192 @@ static int race(const char* allowed, const char* forbidden, int rounds) {
     return 0;
 }
 
+/* Paths in volumes: a thread rewrites the path while open waits for the
+ * supervisor's verdict. A file whose first line is "SECRET" must never be
+ * read through the path the verdict was not about. */
+static int openrace(const char* allowed, const char* denied, int rounds) {
+    g_a = allowed;
+    g_b = denied;
+    strcpy(g_path, allowed);
+    pthread_t t;
+    pthread_create(&t, NULL, flipper, NULL);
+    int ok = 0, refused = 0, other = 0;
+    for (int i = 0; i < rounds; ++i) {
+        int fd = open(g_path, O_RDONLY);
+        if (fd < 0) {
+            if (errno == EACCES)
+                ++refused;
+            else
+                ++other;
+            continue;
+        }
+        char buf[16] = {0};
+        read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (!strncmp(buf, "SECRET", 6))
+            printf("DENIED-READ\n");
+        else
+            ++ok;
+    }
+    g_stop = 1;
+    pthread_join(t, NULL);
+    printf("openrace ok=%d refused=%d other=%d\n", ok, refused, other);
+    return 0;
+}
+
+/* The same race for stat, which Landlock does not mediate: the denied
+ * file's size (7: "SECRET\n") must never come back. */
+static int statrace(const char* allowed, const char* denied, int rounds) {
+    g_a = allowed;
+    g_b = denied;
+    strcpy(g_path, allowed);
+    pthread_t t;
+    pthread_create(&t, NULL, flipper, NULL);
+    int ok = 0, refused = 0, other = 0;
+    for (int i = 0; i < rounds; ++i) {
+        struct stat st;
+        if (stat(g_path, &st) != 0) {
+            if (errno == EACCES)
+                ++refused;
+            else
+                ++other;
+        } else if (st.st_size == 7) {
+            printf("DENIED-STAT\n");
+        } else {
+            ++ok;
+        }
+    }
+    g_stop = 1;
+    pthread_join(t, NULL);
+    printf("statrace ok=%d refused=%d other=%d\n", ok, refused, other);
+    return 0;
+}
+
+/* What a descriptor of a volume directory allows: a file opened relative
+ * to it, I/O, ftruncate, fchmod, fstat and listing on the descriptors. */
+static int fdops(const char* dir, const char* name) {
+    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    printf("open %s %s\n", dir, d >= 0 ? "ok" : err(errno));
+    if (d < 0)
+        return 0;
+    int dfl = fcntl(d, F_GETFD);
+    printf("dir-cloexec %d\n", dfl >= 0 && (dfl & FD_CLOEXEC) ? 1 : 0);
+    int f = openat(d, name, O_RDWR | O_CREAT, 0644);
+    printf("openat %s %s\n", name, f >= 0 ? "ok" : err(errno));
+    if (f >= 0) {
+        printf("write %s\n", write(f, "0123456789", 10) == 10 ? "ok" : err(errno));
+        printf("ftruncate %s\n", ftruncate(f, 4) == 0 ? "ok" : err(errno));
+        char buf[16] = {0};
+        printf("pread %s %s\n", pread(f, buf, sizeof buf - 1, 0) == 4 ? "ok" : err(errno), buf);
+        printf("fchmod %s\n", fchmod(f, 0600) == 0 ? "ok" : err(errno));
+        struct stat st = {0};
+        int rc = fstat(f, &st);
+        printf("fstat %s mode=%o size=%lld\n", rc == 0 ? "ok" : err(errno), st.st_mode & 07777,
+               (long long)st.st_size);
+        int fl = fcntl(f, F_GETFD);
+        printf("cloexec %d\n", fl >= 0 && (fl & FD_CLOEXEC) ? 1 : 0);
+    }
+    char ents[4096];
+    long n = syscall(SYS_getdents64, d, ents, sizeof ents);
+    printf("getdents %s\n", n > 0 ? "ok" : err(errno));
+    struct stat st;
+    printf("fstatat %s\n", fstatat(d, name, &st, 0) == 0 ? "ok" : err(errno));
+    return 0;
+}
+
+/* Every other call that names a path, in directory DIR: one line each. */
+static int pathcalls(const char* dir) {
+    char a[256], b[256], l[256], d[256];
+    snprintf(a, sizeof a, "%s/pa", dir);
+    snprintf(b, sizeof b, "%s/pb", dir);
+    snprintf(l, sizeof l, "%s/pl", dir);
+    snprintf(d, sizeof d, "%s/pd", dir);
+#define SHOW(what, expr) printf("%s %s\n", what, (expr) ? "ok" : err(errno))
+    int fd = creat(a, 0666);
+    SHOW("creat", fd >= 0);
+    SHOW("write", write(fd, "0123456789", 10) == 10);
+    close(fd);
+    SHOW("truncate", truncate(a, 3) == 0);
+    struct stat st = {0};
+    int rc = stat(a, &st);
+    printf("stat %s size=%lld mode=%o uid=%d\n", rc == 0 ? "ok" : err(errno), (long long)st.st_size,
+           st.st_mode & 07777, (int)st.st_uid);
+    unsigned long long sx[32] = {0}; /* struct statx: stx_size at byte 40 */
+    rc = (int)syscall(SYS_statx, AT_FDCWD, a, 0, 0x7ff, sx);
+    printf("statx %s size=%llu\n", rc == 0 ? "ok" : err(errno), sx[5]);
+    SHOW("access", access(a, R_OK | W_OK) == 0);
+    SHOW("access-x", access(a, X_OK) == 0);
+    SHOW("faccessat2", syscall(SYS_faccessat2, AT_FDCWD, a, R_OK, AT_EACCESS) == 0);
+    SHOW("chmod", chmod(a, 0640) == 0);
+    rc = stat(a, &st);
+    printf("mode %o\n", st.st_mode & 07777);
+    struct timespec ts[2] = {{1000000000, 0}, {1200000000, 5}};
+    SHOW("utimensat", utimensat(AT_FDCWD, a, ts, 0) == 0);
+    rc = stat(a, &st);
+    printf("mtime %lld\n", (long long)st.st_mtime);
+    SHOW("symlink", symlink("pa", l) == 0);
+    char t[64] = {0};
+    ssize_t n = readlink(l, t, sizeof t - 1);
+    printf("readlink %s %s\n", n >= 0 ? "ok" : err(errno), t);
+    n = readlink(l, t, 1);
+    printf("readlink-short %zd\n", n);
+    SHOW("readlink-file", readlink(a, t, sizeof t) >= 0);
+    rc = lstat(l, &st);
+    printf("lstat %s link=%d\n", rc == 0 ? "ok" : err(errno), S_ISLNK(st.st_mode));
+    SHOW("chmod-nofollow", fchmodat(AT_FDCWD, l, 0600, AT_SYMLINK_NOFOLLOW) == 0);
+    SHOW("link", link(a, b) == 0);
+    rc = stat(a, &st);
+    printf("nlink %d\n", (int)st.st_nlink);
+    SHOW("unlink", unlink(b) == 0);
+    SHOW("linkat-follow", linkat(AT_FDCWD, l, AT_FDCWD, b, AT_SYMLINK_FOLLOW) == 0);
+    rc = lstat(b, &st);
+    printf("linked-file %d\n", rc == 0 && S_ISREG(st.st_mode));
+    SHOW("rename-noreplace", syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 1 /* RENAME_NOREPLACE */) == 0);
+    SHOW("rename", rename(a, b) == 0);
+    SHOW("mkdir", mkdir(d, 0700) == 0);
+    SHOW("rmdir-notdir", rmdir(b) == 0);
+    SHOW("rmdir", rmdir(d) == 0);
+    SHOW("mknod", mknod(d, S_IFIFO | 0600, 0) == 0);
+    SHOW("unlink-missing", unlink(a) == 0);
+    SHOW("unlink-all", unlink(b) == 0 && unlink(l) == 0);
+#undef SHOW
+    return 0;
+}
+
+/* stat of PATH, N times: the time per call (for measurements). */
+static int statloop(const char* path, int n) {
+    struct timespec t0, t1;
+    struct stat st;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; ++i)
+        if (stat(path, &st) != 0) {
+            printf("statloop %s %s\n", path, err(errno));
+            return 1;
+        }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+    printf("statloop %s %.0f ns\n", path, ns / n);
+    return 0;
+}
+
+/* open+close of PATH, N times: the time per pair (for measurements). */
+static int openloop(const char* path, int n) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; ++i) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            printf("openloop %s %s\n", path, err(errno));
+            return 1;
+        }
+        close(fd);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+    printf("openloop %s %.0f ns\n", path, ns / n);
+    return 0;
+}
+
 static int tcp(const char* op, const char* ip, int port) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
@@ -266,6 +453,18 @@ int main(int argc, char** argv) {
         return say();
     if (!strcmp(c, "race") && argc == 5)
         return race(argv[2], argv[3], atoi(argv[4]));
+    if (!strcmp(c, "openrace") && argc == 5)
+        return openrace(argv[2], argv[3], atoi(argv[4]));
+    if (!strcmp(c, "statloop") && argc == 4)
+        return statloop(argv[2], atoi(argv[3]));
+    if (!strcmp(c, "openloop") && argc == 4)
+        return openloop(argv[2], atoi(argv[3]));
+    if (!strcmp(c, "pathcalls") && argc == 3)
+        return pathcalls(argv[2]);
+    if (!strcmp(c, "statrace") && argc == 5)
+        return statrace(argv[2], argv[3], atoi(argv[4]));
+    if (!strcmp(c, "fdops") && argc == 4)
+        return fdops(argv[2], argv[3]);
     if (!strcmp(c, "syscall") && argc >= 3) {
         long nr = strtol(argv[2], NULL, 0);
         long rc = syscall(nr, 0, 0, 0, 0, 0, 0);
