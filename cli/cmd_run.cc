@@ -19,6 +19,7 @@
 #include "kos/policy/audit_json.h"
 #include "kos/security/engine.h"
 #include "kos/security/net_request.h"
+#include "kos/security/vfs_request.h"
 #include "kos/boot.h"
 #include "kos/rootfs_image.h"
 #include "kos/syscall.h"
@@ -43,10 +44,10 @@ namespace rfs = abi::rootfs;
 // Exit statuses of `kos run` itself, as container runtimes use them; a
 // program's own status passes through unchanged.
 constexpr int kExitKosError = 125;
-// The personality servers' labels and interfaces (abi/idl/vfs.kidl,
-// abi/idl/proc.kidl).
-constexpr char kVfsLabel[] = "vfs_t";
-constexpr uint32_t kVfsInterface = 0x100;
+// The personality servers' labels and interfaces (vfs_request.h,
+// abi/idl/proc.kidl, abi/idl/pipe.kidl).
+using security::kVfsLabel;
+using security::kVfsInterface;
 constexpr char kProcLabel[] = "proc_t";
 constexpr uint32_t kProcInterface = 0x300;
 constexpr char kPipeLabel[] = "pipe_t";

@@ -706,6 +706,20 @@ Result<SandboxSpec> spec_from_bundle_dir(const std::string& dir, const std::vect
         return std::unexpected(text.error());
     }
     auto config = KOS_TRY(pkg::parse_bundle_config(*text, config_path));
+    // One sandboxed program: what needs the VM's init description (more
+    // processes, channels between them, pipes between their labels, a
+    // native program) is refused rather than left out.
+    if (!config.processes.empty())
+        return make_error(ENOTSUP, config.processes[0].where + ": [[process]] " + config.processes[0].name +
+                                       ": the process backend runs the app alone; run this bundle in the VM "
+                                       "(kos run --backend vm, where /dev/kvm is usable)");
+    if (!config.pipes.empty())
+        return make_error(ENOTSUP, config.pipes[0].where + ": [[pipe]] " + config.pipes[0].path +
+                                       ": pipes between labels need the VM's pipe server; run this bundle in the "
+                                       "VM (kos run --backend vm)");
+    if (config.app.native)
+        return make_error(ENOTSUP, config_path + ": [app] native = true: native kos programs run in the VM "
+                                                 "only (kos run --backend vm)");
     SandboxSpec s;
     s.origin = config_path;
     const pkg::AppConfig& app = config.app;

@@ -612,6 +612,26 @@ TEST_F(ProcessBackend, PolicyWithFailingTestsRefusesTheRun) {
     EXPECT_NE(r.err.find("policy/sbx.kpol:"), std::string::npos) << r.err;
 }
 
+// What needs the VM's init description is refused, not left out: a second
+// process, a pipe between labels.
+TEST_F(ProcessBackend, BundlesThatNeedTheVmAreRefusedWithTheReason) {
+    PolicyBundle b;
+    std::string toml = read_file(b.dir() + "/bundle.toml");
+    std::ofstream(b.dir() + "/bundle.toml")
+        << toml << "\n[[process]]\nname = \"worker\"\nlabel = \"sbx_t\"\nprogram = [\"/bin/sbx_probe\"]\n";
+    auto r = kos_run(b.dir(), {});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("[[process]] worker: the process backend runs the app alone; run this bundle in the VM"),
+              std::string::npos)
+        << r.err;
+    std::ofstream(b.dir() + "/bundle.toml") << toml << "\n[[pipe]]\npath = \"/data/jobs\"\nlabel = \"jobs_t\"\n";
+    r = kos_run(b.dir(), {});
+    EXPECT_EQ(r.status, 125);
+    EXPECT_NE(r.err.find("[[pipe]] /data/jobs: pipes between labels need the VM's pipe server"), std::string::npos)
+        << r.err;
+}
+
 // [labels] + class file: Landlock lets the program read only what the
 // policy lets its domain read (security sbx_t -> L file.read).
 TEST_F(ProcessBackend, PolicyLabelsNarrowWhatTheProgramReads) {
