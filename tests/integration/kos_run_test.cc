@@ -1106,6 +1106,17 @@ allow security worker_t -> jobs_t pipe.read
         << bad.err;
 }
 
+// examples/pipeline: two labels, two declared pipes and a signal, as the
+// README's tour runs it.
+TEST_F(KosRun, PipelineExampleConnectsTwoLabels) {
+    auto r = run_process({kKos, "run", "--no-audit-log", kSrc + "/examples/pipeline"}, 60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "producer: job 1 -> e7ea57b9\nproducer: job 2 -> 2ac39b27\nproducer: job 3 -> a4d545e8\n"
+                     "producer: worker 2 has ended\n")
+        << r.err;
+    EXPECT_NE(r.err.find("worker: stopped"), std::string::npos) << r.err;
+}
+
 TEST_F(KosRun, TracePrintsSyscalls) {
     auto r = run_process({kKos, "run", "--trace", kApps, "--", "/bin/exit3"});
     EXPECT_EQ(r.status, 3);
