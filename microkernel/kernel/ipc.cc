@@ -43,7 +43,9 @@ void wake(Thread* t, i64 result) {
 // the pipe server hands out); `to` gets a handle to
 // the same object with the same rights (never more), and the field is
 // rewritten to it. The sender keeps its handle. 0, or a negated errno with
-// nothing transferred.
+// nothing transferred. The personality servers take no handles from
+// their clients (they would fill the server's handle table): a request to
+// one that carries a handle is EINVAL.
 i64 transfer_handles(bool request, void* msg, Task* from, Task* to) {
     auto* h = static_cast<ipc::MessageHeader*>(msg);
     if (!request && h->status != 0)
@@ -60,6 +62,8 @@ i64 transfer_handles(bool request, void* msg, Task* from, Task* to) {
         memcpy(&value, payload + offsets[i], 4);
         if (value == kInvalidHandle)
             continue;
+        if (request && (to->vfs_server || to->proc_server || to->pipe_server))
+            return -err::kInval;
         auto e = from->handles.get(value, ObjectType::ChannelClient, kRightTransfer);
         static constexpr ObjectType kOthers[] = {ObjectType::VolumeFile, ObjectType::PipeRead, ObjectType::PipeWrite};
         for (ObjectType other : kOthers)

@@ -156,7 +156,8 @@ struct Server {
         int32_t r = set_path(g_call.path, &g_call.path_len, req.path);
         return r < 0 ? r : call();
     }
-    // Calls on an open file go to the kernel with the file's handle.
+    // Calls on an open file go to the kernel with the file's handle (and
+    // the kernel refuses requests that would pass this server a handle).
     int32_t read(const F::read::Request&, F::read::Response&) { return -kEopnotsupp; }
     int32_t write(const F::write::Request&, F::write::Response&) { return -kEopnotsupp; }
     int32_t close(const F::close::Request&, F::close::Response&) { return -kEopnotsupp; }
