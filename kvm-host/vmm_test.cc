@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kos/boot.h"
 #include "kos/file.h"
 #include "kos/hypercall.h"
 #include "kvm-host/boot_image.h"
@@ -259,3 +260,54 @@ TEST(VmmImage, RejectsNonElfGuestImage) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().message, "guest image: not an ELF file (bad magic)");
 }
+
+namespace {
+
+// The boot image carries one launch description per Linux process of the
+// init description (abi/kos/boot.h), chained by `next`: the app's first,
+// then each Linux [[process]]'s program, all with the app's environment;
+// native processes get none. Pipe entries follow the volumes.
+TEST(BootImage, LaunchDescriptionsChainOnePerLinuxProcess) {
+    namespace boot = kos::abi::boot;
+    kos::vmm::LaunchSpec launch;
+    launch.argv = {"/bin/app", "a1"};
+    launch.env = {"K=V"};
+    launch.init.processes = {{"app", "app_t", false, launch.argv, ""},
+                             {"srv", "srv_t", true, {"/bin/srv"}, ""},
+                             {"worker", "worker_t", false, {"/bin/worker", "w1", "w2"}, ""}};
+    launch.volumes = {{"/data", "vol_t", true, false, false}, {"/run/jobs", "jobs_t", false, false, true}};
+    auto img = kos::vmm::build_boot_image(launch, {});
+    ASSERT_TRUE(img) << img.error().message;
+    boot::BootImageHeader h;
+    std::memcpy(&h, img->data(), sizeof h);
+    auto block = [&](uint64_t at, std::vector<std::string>* argv) {
+        boot::LaunchHeader lh;
+        std::memcpy(&lh, img->data() + h.launch_offset + at, sizeof lh);
+        const char* s = reinterpret_cast<const char*>(img->data() + h.launch_offset + at + sizeof lh);
+        for (uint32_t i = 0; i < lh.argc + lh.envc; ++i, s += std::strlen(s) + 1)
+            argv->push_back(s);
+        return lh;
+    };
+    std::vector<std::string> first, second;
+    boot::LaunchHeader a = block(0, &first);
+    EXPECT_EQ(first, (std::vector<std::string>{"/bin/app", "a1", "K=V"}));
+    ASSERT_NE(a.next, 0u);
+    EXPECT_EQ(a.next % 8, 0u);
+    boot::LaunchHeader b = block(a.next, &second);
+    EXPECT_EQ(second, (std::vector<std::string>{"/bin/worker", "w1", "w2", "K=V"}));
+    EXPECT_EQ(b.next, 0u);
+    EXPECT_EQ(h.launch_size, a.next + sizeof b + b.strings_size);
+
+    kos::abi::file::VolumeTable vt;
+    std::memcpy(&vt, img->data() + h.volumes_offset, sizeof vt);
+    ASSERT_EQ(vt.count, 2u);
+    EXPECT_EQ(vt.entries[0].flags, kos::abi::file::kVolumeWritable);
+    EXPECT_EQ(vt.entries[1].flags, kos::abi::file::kVolumePipe);
+    // A volume after a pipe is refused.
+    std::swap(launch.volumes[0], launch.volumes[1]);
+    auto bad = kos::vmm::build_boot_image(launch, {});
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("lists volumes before pipes"), std::string::npos) << bad.error().message;
+}
+
+} // namespace

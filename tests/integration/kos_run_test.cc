@@ -982,12 +982,14 @@ void two_label_bundle(TempBundle& b, const std::string& app_script, const std::s
 }
 
 // A Linux [[process]] runs beside the app with its own label: it reads only
-// the rootfs files its label may read, and /tmp is private to each label,
-// so no file passes between the two domains outside the policy.
+// the rootfs files its label may read, and /tmp is private to each label
+// (a symlink up and into the other label's directory leads nowhere), so
+// no file passes between the two domains outside the policy.
 TEST_F(KosRun, LinuxProcessesOfTwoLabelsShareNoFilesOutsideThePolicy) {
     TempBundle b;
     two_label_bundle(b, "echo app > /tmp/app-file; busybox cat /secret.txt; busybox sleep 4; busybox ls /tmp; echo app-done",
                      "echo w > /tmp/mine; busybox sleep 1; busybox cat /tmp/app-file; echo cat=$?; "
+                     "busybox ln -s ../app_t/app-file /tmp/up; busybox cat /tmp/up; echo up=$?; busybox rm /tmp/up; "
                      "busybox cat /secret.txt; echo secret=$?; busybox ls /tmp; echo worker-done",
                      "", "resource secret_t\nallow security app_t -> secret_t file.read\n");
     // The most specific rule labels the secret.
@@ -1010,7 +1012,8 @@ TEST_F(KosRun, LinuxProcessesOfTwoLabelsShareNoFilesOutsideThePolicy) {
     for (const std::string& l : lines(r.out))
         (l == "top secret" || l == "app-file" || l == "app-done" ? app : worker).push_back(l);
     EXPECT_EQ(app, (std::vector<std::string>{"top secret", "app-file", "app-done"})) << r.out;
-    EXPECT_EQ(worker, (std::vector<std::string>{"cat=1", "secret=1", "mine", "worker-done"})) << r.out << r.err;
+    EXPECT_EQ(worker, (std::vector<std::string>{"cat=1", "up=1", "secret=1", "mine", "worker-done"}))
+        << r.out << r.err;
     EXPECT_NE(r.err.find("can't open '/tmp/app-file': No such file or directory"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("can't open '/secret.txt': Permission denied"), std::string::npos) << r.err;
 }
