@@ -503,8 +503,13 @@ i64 sys_rt_sigreturn(sys::ThreadBlock* tb) {
 void fill_timer_info(sys::ThreadBlock* block, int sig, SigInfo& info) {
     abi::i32 timerid = 0, overrun = 0;
     u64 value = 0;
-    if (!timer_signal_info(block, sig, &timerid, &overrun, &value))
+    if (!timer_signal_info(block, sig, &timerid, &overrun, &value)) {
+        // kill, tgkill, or the kernel (SI_USER/SI_TKILL: 0 and -6; si_pid, si_uid).
+        info.pid = static_cast<abi::i32>(block->signal_sender[sig - 1]);
+        if (info.pid)
+            info.uid = g_rt.launch.uid;
         return;
+    }
     info.code = -2; // SI_TIMER
     info.pid = timerid;          // si_timerid
     info.uid = static_cast<abi::u32>(overrun); // si_overrun

@@ -246,8 +246,11 @@ struct ThreadBlock {
     // (thread_yield with a0 = 1) ends: the CPU time it charges resumes there.
     u64 wait_end_tsc;
     u64 waited; // the runtime's own: it told the kernel of a wait in this call
+    // The pid of the process that sent each signal posted to this thread
+    // (index sig - 1; 0: the kernel, or a timer), for siginfo's si_pid.
+    u32 signal_sender[64];
 };
-static_assert(sizeof(ThreadBlock) == 40 * 8);
+static_assert(sizeof(ThreadBlock) == 40 * 8 + 64 * 4);
 inline constexpr u64 kAsyncSignals = 1;
 // The timer tick interrupted the thread in application code: the runtime
 // saves the program's vector registers, yields, and runs pending signals.

@@ -380,7 +380,7 @@ void notify_parent_of_stop(Task* t) {
     constexpr u64 kSigchld = 1ull << 16;
     if (parent && !parent->dead && !parent->released && (parent->sig_caught & kSigchld) &&
         !parent->no_child_stop_signal)
-        signal_task(nullptr, parent, 17);
+        signal_task(nullptr, parent, 17, static_cast<u32>(pid_of(t)));
 }
 
 // SIGSTOP and friends: every thread of `t` stops where it is (a blocked one
@@ -457,7 +457,7 @@ void task_exit(Task* task, u32 wait_status) {
     // A parent that handles SIGCHLD gets it (its handler runs when its
     // current or next system call returns, or at a tick).
     if (task->parent && !task->parent->dead && !task->parent->released && (task->parent->sig_caught & kSigchld))
-        signal_task(nullptr, task->parent, 17);
+        signal_task(nullptr, task->parent, 17, static_cast<u32>(pid_of(task)));
     wake_parent_waiters(task);
     // Address space teardown waits for a later change (frames of a dead
     // task stay allocated until the run ends).
@@ -526,11 +526,12 @@ Thread* thread_for_signal(Task* t, u64 bit) {
 // Posts `sig` to `th`'s block, for its handler, its sigwaitinfo or, once
 // unblocked, its default action. `timer`: the timer that sent it (-1: none).
 // A thread waiting on a futex that lets it through wakes with EINTR.
-void post_signal(Thread* th, u64 sig, int timer) {
+void post_signal(Thread* th, u64 sig, int timer, u32 sender) {
     sys::ThreadBlock* tb = block_of(th);
     if (!tb)
         return;
     u64 bit = 1ull << (sig - 1);
+    tb->signal_sender[sig - 1] = sender;
     if (timer >= 0) {
         __atomic_or_fetch(&tb->timer_fired, 1ull << timer, __ATOMIC_RELAXED);
         th->task->timers[timer].posted_tid = th->tid;
@@ -558,7 +559,7 @@ void post_signal(Thread* th, u64 sig, int timer) {
 // default action, or posted for its handler (or a sigwaitinfo) to the
 // target or to a thread that does not block it. kBlocked if it ended
 // `self`'s task.
-i64 send_signal(Thread* self, Task* t, Thread* target, u64 sig, int timer) {
+i64 send_signal(Thread* self, Task* t, Thread* target, u64 sig, int timer, u32 sender = 0) {
     u64 bit = 1ull << (sig - 1);
     bool ignored_by_default = sig == 17 || sig == 18 || sig == 23 || sig == 28; // CHLD CONT URG WINCH
     bool stops = sig == 19 || sig == 20 || sig == 21 || sig == 22;             // STOP TSTP TTIN TTOU
@@ -575,7 +576,7 @@ i64 send_signal(Thread* self, Task* t, Thread* target, u64 sig, int timer) {
         // its disposition; handled: posted.
         Thread* th = target ? target : thread_for_signal(t, bit);
         if (th && ((mask_of(th) & bit) || (t->sig_caught & bit))) {
-            post_signal(th, sig, timer);
+            post_signal(th, sig, timer, sender);
             return 0;
         }
         if (ignored_by_default || stops)
@@ -592,7 +593,11 @@ i64 send_signal(Thread* self, Task* t, Thread* target, u64 sig, int timer) {
 
 } // namespace
 
-i64 signal_task(Thread* self, Task* t, u64 sig) { return send_signal(self, t, nullptr, sig, -1); }
+i64 signal_task(Thread* self, Task* t, u64 sig, u32 sender) {
+    if (!sender && self)
+        sender = static_cast<u32>(pid_of(self->task));
+    return send_signal(self, t, nullptr, sig, -1, sender);
+}
 
 i64 process_kill_for_client(Thread* self, u64 pid, u64 sig) {
     constexpr i64 kEsrch = 3;
@@ -610,7 +615,7 @@ i64 process_kill_for_client(Thread* self, u64 pid, u64 sig) {
         return -err::kAccess;
     if (sig == 0)
         return 0;
-    return signal_task(nullptr, t, sig);
+    return signal_task(nullptr, t, sig, static_cast<u32>(pid_of(client->task)));
 }
 
 i64 thread_kill(Thread* self, u64 tid, u64 sig) {
@@ -621,7 +626,7 @@ i64 thread_kill(Thread* self, u64 tid, u64 sig) {
         return -3; // ESRCH
     if (sig == 0)
         return 0;
-    return send_signal(self, self->task, th, sig, -1);
+    return send_signal(self, self->task, th, sig, -1, static_cast<u32>(pid_of(self->task)));
 }
 
 namespace {

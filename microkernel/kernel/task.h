@@ -195,7 +195,8 @@ abi::i64 process_kill(Thread* self, abi::u64 pid, abi::u64 sig);
 abi::i64 process_kill_for_client(Thread* self, abi::u64 pid, abi::u64 sig);
 // Sends `sig` to `t` (no permission check): its default action, or posted
 // for its handler. kBlocked if it ended `self`'s task.
-abi::i64 signal_task(Thread* self, Task* t, abi::u64 sig);
+// `sender`: the pid siginfo names (0: the caller's, if any).
+abi::i64 signal_task(Thread* self, Task* t, abi::u64 sig, abi::u32 sender = 0);
 // alarm/setitimer (abi/kos/syscall.h process_alarm), and the timer's check
 // of every task's alarm.
 abi::i64 process_alarm(Thread* self, abi::u64 delay_ns, abi::u64 interval_ns);

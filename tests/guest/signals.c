@@ -387,6 +387,55 @@ static void test_interrupted_waits(void) {
     signal(SIGUSR1, SIG_DFL);
 }
 
+/* siginfo names the sender of kill(): si_pid, si_uid, SI_USER; also for a
+ * signal taken with sigwaitinfo. */
+static volatile pid_t usr_sender;
+static volatile int usr_code = -99;
+static void on_usr_info(int sig, siginfo_t* info, void* uc) {
+    (void)sig;
+    (void)uc;
+    usr_sender = info->si_pid;
+    usr_code = info->si_code;
+}
+
+static void test_sender_pid(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_usr_info;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART; /* the wait below goes on */
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR2, &sa, 0) == 0);
+    pid_t parent = getpid();
+    pid_t c = fork();
+    if (c == 0) {
+        kill(parent, SIGUSR2);
+        _exit(0);
+    }
+    int status;
+    CHECK(waitpid(c, &status, 0) == c);
+    for (int i = 0; i < 100 && usr_sender == 0; ++i)
+        usleep(10 * 1000);
+    CHECK(usr_sender == c);
+    CHECK(usr_code == SI_USER);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    CHECK(sigprocmask(SIG_BLOCK, &set, 0) == 0);
+    c = fork();
+    if (c == 0) {
+        kill(parent, SIGUSR2);
+        _exit(0);
+    }
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    CHECK(sigwaitinfo(&set, &info) == SIGUSR2);
+    CHECK(info.si_pid == c);
+    CHECK(waitpid(c, &status, 0) == c);
+    CHECK(sigprocmask(SIG_UNBLOCK, &set, 0) == 0);
+    signal(SIGUSR2, SIG_DFL);
+}
+
 int main(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -433,6 +482,7 @@ int main(void) {
     test_sigaltstack();
     test_stop_and_continue();
     test_interrupted_waits();
+    test_sender_pid();
 
     printf("signals: %d failures\n", failures);
     return failures;
