@@ -113,14 +113,13 @@ struct Channel {
 inline ipc::ReceiveInfo g_sender{};
 
 // Serves one channel with an IDL-generated dispatch: receive, dispatch to
-// `handler`, reply, then `after_reply()` (a server that passed one of its
-// handles in the reply closes its own there); forever (returns only when
-// receiving fails).
-template <class Dispatch, class AfterReply> i64 serve(u32 h, Dispatch dispatch, AfterReply after_reply) {
+// `handler`, reply and receive the next request in one call; forever
+// (returns only when receiving fails).
+template <class Dispatch> i64 serve(u32 h, Dispatch dispatch) {
+    alignas(8) static kos::abi::u8 in[ipc::kMaxMessage];
+    alignas(8) static kos::abi::u8 out[ipc::kMaxMessage];
+    i64 n = sys(Sys::ipc_receive, h, reinterpret_cast<u64>(in), sizeof in, reinterpret_cast<u64>(&g_sender));
     for (;;) {
-        alignas(8) kos::abi::u8 in[ipc::kMaxMessage];
-        alignas(8) kos::abi::u8 out[ipc::kMaxMessage];
-        i64 n = sys(Sys::ipc_receive, h, reinterpret_cast<u64>(in), sizeof in, reinterpret_cast<u64>(&g_sender));
         if (n < 0)
             return n;
         ipc::MessageHeader req;
@@ -128,13 +127,9 @@ template <class Dispatch, class AfterReply> i64 serve(u32 h, Dispatch dispatch, 
         ipc::MessageHeader reply{};
         dispatch(req, in + sizeof req, out + sizeof reply, static_cast<u32>(sizeof out - sizeof reply), reply);
         memcpy(out, &reply, sizeof reply);
-        sys(Sys::ipc_reply, reinterpret_cast<u64>(out), sizeof reply + reply.payload_size);
-        after_reply();
+        n = sys(Sys::ipc_reply_receive, reinterpret_cast<u64>(out), sizeof reply + reply.payload_size, h,
+                reinterpret_cast<u64>(in), sizeof in, reinterpret_cast<u64>(&g_sender));
     }
-}
-
-template <class Dispatch> i64 serve(u32 h, Dispatch dispatch) {
-    return serve(h, dispatch, [] {});
 }
 
 } // namespace kn

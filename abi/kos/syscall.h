@@ -104,7 +104,11 @@ namespace kos::abi::sys {
                                    "for the client, to a Linux process of another tree " \
                                    "-> 0, ESRCH, EPERM (not the process server), "       \
                                    "EACCES (security CLIENT -> TARGET process.signal "    \
-                                   "denied, audited as the policy says)")
+                                   "denied, audited as the policy says)")                 \
+    X(41, ipc_reply_receive, "server: ipc_reply of a0 = reply, a1 = size (its own "      \
+                             "error is not reported), then ipc_receive on a2 = handle, " \
+                             "a3 = buffer, a4 = capacity, a5 = ReceiveInfo*: one entry " \
+                             "per request, and the client runs on this CPU")
 
 // Memory a client lends the server for one call (ipc_call_grant): at most
 // kMaxGrant bytes, never kernel memory.

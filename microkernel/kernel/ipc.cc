@@ -3,7 +3,9 @@
 #include "errno.h"
 #include "kos/base/string.h"
 #include "kos/ipc.h"
+#include "file.h"
 #include "object_pool.h"
+#include "pipe.h"
 #include "pmm.h"
 #include "security_hook.h"
 
@@ -42,8 +44,10 @@ void wake(Thread* t, i64 result) {
 // file (what the VFS server opened for its client) or of a pipe's end (what
 // the pipe server hands out); `to` gets a handle to
 // the same object with the same rights (never more), and the field is
-// rewritten to it. The sender keeps its handle. 0, or a negated errno with
-// nothing transferred. The personality servers take no handles from
+// rewritten to it. The sender keeps a channel handle; a volume file or pipe
+// end in a reply moves (the server that opened it keeps no copy, so the
+// client's last close is the object's). 0, or a negated errno with nothing
+// transferred. The personality servers take no handles from
 // their clients (they would fill the server's handle table): a request to
 // one that carries a handle is EINVAL.
 i64 transfer_handles(bool request, void* msg, Task* from, Task* to) {
@@ -87,8 +91,14 @@ i64 transfer_handles(bool request, void* msg, Task* from, Task* to) {
         given[i] = *nh;
     }
     for (u32 i = 0; i < n; ++i)
-        if (given[i])
+        if (given[i]) {
+            if (!request && entries[i].type != ObjectType::ChannelClient) {
+                u32 value;
+                memcpy(&value, payload + offsets[i], 4);
+                (void)from->handles.remove(value);
+            }
             memcpy(payload + offsets[i], &given[i], 4);
+        }
     return 0;
 }
 
@@ -115,6 +125,34 @@ i64 deliver(Channel* ch, Thread* client, Thread* server) {
     server->reply_to = client;
     server->reply_channel = ch;
     return client->msg_size;
+}
+
+// A reply that does not reach its client: the volume files and pipe ends
+// it would have moved are closed (their server keeps no copy of them).
+void drop_moving_handles(void* msg, Task* server) {
+    auto* h = static_cast<ipc::MessageHeader*>(msg);
+    if (h->status != 0)
+        return;
+    constexpr u32 kMax = 16;
+    u32 offsets[kMax];
+    u32 n = handle_field_offsets(false, *h, offsets, kMax);
+    const auto* payload = reinterpret_cast<const abi::u8*>(h + 1);
+    for (u32 i = 0; i < n; ++i) {
+        if (u64{offsets[i]} + 4 > h->payload_size)
+            continue;
+        u32 value;
+        memcpy(&value, payload + offsets[i], 4);
+        static constexpr ObjectType kMoving[] = {ObjectType::VolumeFile, ObjectType::PipeRead, ObjectType::PipeWrite};
+        for (ObjectType type : kMoving)
+            if (!server->handles.get(value, type, 0).is_error()) {
+                auto r = server->handles.remove(value);
+                if (!r.is_error()) {
+                    pipe_end_released((*r).object);
+                    volume_file_released((*r).object);
+                }
+                break;
+            }
+    }
 }
 
 Thread* dequeue(Channel* ch) {
@@ -264,18 +302,23 @@ i64 ipc_reply(Thread* self, u64 reply, u64 size) {
     Verdict v = check_response(*self->task, *client->task, *ch, *h);
     if (!v.allow) {
         audit_denied("response", *self->task, client->task, ch, h, v);
+        drop_moving_handles(msg_of(self), self->task);
         wake(client, -err::kAccess);
         return -err::kAccess;
     }
-    if (client->task->dead)
+    if (client->task->dead) {
+        drop_moving_handles(msg_of(self), self->task);
         return 0;
-    if (i64 r = transfer_handles(false, msg_of(self), self->task, client->task); r < 0) {
-        wake(client, r);
-        return r;
     }
     if (size > client->reply_cap) {
+        drop_moving_handles(msg_of(self), self->task);
         wake(client, -kEmsgsize);
         return 0;
+    }
+    if (i64 r = transfer_handles(false, msg_of(self), self->task, client->task); r < 0) {
+        drop_moving_handles(msg_of(self), self->task);
+        wake(client, r);
+        return r;
     }
     if (!copy_user(client->task, client->reply_buf, msg_of(self), size, true)) {
         wake(client, -err::kFault);

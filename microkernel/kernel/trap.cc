@@ -282,6 +282,11 @@ i64 native_call(Thread* self, TrapFrame* f) {
         return ipc_receive(self, a0, a1, a2, a3);
     case sys::Sys::ipc_reply:
         return ipc_reply(self, a0, a1);
+    case sys::Sys::ipc_reply_receive:
+        // The client becomes runnable, then this thread waits: the
+        // scheduler runs the client here, without an IPI to another CPU.
+        (void)ipc_reply(self, a0, a1);
+        return ipc_receive(self, a2, a3, a4, f->r9);
     case sys::Sys::handle_close: {
         if (a0 > 0xffffffffu)
             return -9;

@@ -40,8 +40,6 @@ struct Pipe {
 Pipe g_pipes[kMaxPipes];
 u32 g_count = 0;
 i64 g_class = -1, g_read = -1, g_write = -1;
-// The end just handed out: closed after the reply gave the client its own.
-u32 g_handed = 0;
 
 struct Server {
     int32_t open(const P::open::Request& req, P::open::Response& resp) {
@@ -61,8 +59,7 @@ struct Server {
         u32& end = p->ends[req.write ? 1 : 0];
         if (!end)
             return -kEbusy;
-        resp.pipe = end;
-        g_handed = end;
+        resp.pipe = end; // moves to the client with the reply
         end = 0;
         return 0;
     }
@@ -101,17 +98,8 @@ int pipe_server_main(const kn::NativeStartInfo* info) {
         }
     }
     static Server server;
-    i64 r = kn::serve(
-        h,
-        [](const kn::ipc::MessageHeader& req, const u8* payload, u8* reply, u32 cap, kn::ipc::MessageHeader& reply_h) {
-            P::dispatch(server, req, payload, reply, cap, reply_h);
-        },
-        [] {
-            if (g_handed) { // the client has its own handle of the end now
-                kn::sys(kn::Sys::handle_close, g_handed);
-                g_handed = 0;
-            }
-        });
+    i64 r = kn::serve(h, [](const kn::ipc::MessageHeader& req, const u8* payload, u8* reply, u32 cap,
+                            kn::ipc::MessageHeader& reply_h) { P::dispatch(server, req, payload, reply, cap, reply_h); });
     kn::printf("kos: pipe server: receive failed: %ld\n", r);
     return 2;
 }

@@ -8,8 +8,8 @@
 // asks the kernel to perform it on behalf of that client: the kernel
 // checks the volume's label for the client (`security DOMAIN -> LABEL
 // file.read` / `file.write`) and reaches the host through the VMM's file
-// service. A file it opens goes back to the client as a handle in the
-// reply; reading and writing it then go to the kernel with that handle.
+// service. A file it opens moves to the client as a handle in the reply;
+// reading and writing it then go to the kernel with that handle.
 //
 // The kernel serves such path calls only to this task and only while it
 // serves a request, for the task that sent it: a Linux process cannot
@@ -33,9 +33,6 @@ constexpr int32_t kEinval = 22, kEnametoolong = 36, kEopnotsupp = 95;
 alignas(4096) fsabi::FileCall g_call;
 // readlink's target, the reply's span points here.
 char g_target[fsabi::kMaxFilePath];
-// The handle of a file just opened for the client: the reply gives the
-// client its own handle to it, then this one is closed.
-u32 g_opened = 0;
 
 void begin(fsabi::FileOp op) {
     memset(&g_call, 0, offsetof(fsabi::FileCall, path));
@@ -92,8 +89,7 @@ struct Server {
             r = call();
         if (r < 0)
             return r;
-        g_opened = static_cast<u32>(r);
-        resp.file = g_opened;
+        resp.file = static_cast<u32>(r); // moves to the client with the reply
         resp.mode = g_call.stat.mode;
         return 0;
     }
@@ -173,19 +169,8 @@ int vfs_server_main(const kn::NativeStartInfo* info) {
         return 1;
     }
     static Server server;
-    i64 r = kn::serve(
-        h,
-        [](const kn::ipc::MessageHeader& req, const u8* payload, u8* reply, u32 cap, kn::ipc::MessageHeader& reply_h) {
-            F::dispatch(server, req, payload, reply, cap, reply_h);
-        },
-        [] {
-            // The client holds its own handle now (or the reply failed):
-            // this one goes, and with the last handle the file closes.
-            if (g_opened) {
-                kn::sys(kn::Sys::handle_close, g_opened);
-                g_opened = 0;
-            }
-        });
+    i64 r = kn::serve(h, [](const kn::ipc::MessageHeader& req, const u8* payload, u8* reply, u32 cap,
+                            kn::ipc::MessageHeader& reply_h) { F::dispatch(server, req, payload, reply, cap, reply_h); });
     kn::printf("kos: vfs server: receive failed: %ld\n", r);
     return 2;
 }
