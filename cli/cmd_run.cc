@@ -370,6 +370,17 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
         for (const std::string& label : scratch_labels)
             launch.volumes.push_back({"/tmp", label, true, true});
     }
+    // A personality server (posix-personality/servers): one task of the
+    // kernel image's program, with a channel `channel` from each Linux
+    // process of the init description.
+    auto add_server = [&](const char* name, const char* label, std::vector<std::string> argv, const char* channel,
+                          uint32_t interface_id) {
+        uint32_t server = static_cast<uint32_t>(launch.init.processes.size());
+        for (uint32_t i = 0; i < server; ++i)
+            if (!launch.init.processes[i].native)
+                launch.init.channels.push_back({channel, i, server, interface_id, abi::sys::kRightCall});
+        launch.init.processes.push_back({name, label, true, std::move(argv), ""});
+    };
     // Labeled volumes are the VFS server's (posix-personality/servers): the
     // app's calls that name a path in one are vfs.File requests to vfs_t,
     // judged by the policy, over a channel "vfs". Without vfs_t in the
@@ -384,11 +395,7 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
                          volumes->size() > 1 ? "the volumes" : "it", kVfsLabel, launch.init.processes[0].label.c_str(),
                          kVfsLabel, kVfsLabel, launch.init.processes[0].label.c_str());
         } else {
-            uint32_t server = static_cast<uint32_t>(launch.init.processes.size());
-            for (uint32_t i = 0; i < server; ++i)
-                if (!launch.init.processes[i].native)
-                    launch.init.channels.push_back({"vfs", i, server, kVfsInterface, abi::sys::kRightCall});
-            launch.init.processes.push_back({"vfs-server", kVfsLabel, true, {abi::sys::kVfsServerProgram}, ""});
+            add_server("vfs-server", kVfsLabel, {abi::sys::kVfsServerProgram}, "vfs", kVfsInterface);
         }
     }
     // The bundle's declared pipes: entries of the volume table after the
@@ -417,6 +424,12 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
         if (launch.volumes.size() + config->pipes.size() > abi::file::kMaxVolumes || config->pipes.size() > 31)
             return fail(kExitKosError, config_path + ": too many volumes and pipes (at most " +
                                            std::to_string(abi::file::kMaxVolumes) + " together, 31 pipes)");
+        // In the table either way: without the server, opening one is EACCES.
+        std::vector<std::string> argv = {abi::sys::kPipeServerProgram};
+        for (const pkg::PipeConfig& p : config->pipes) {
+            launch.volumes.push_back({p.path, p.label, false, false, true});
+            argv.push_back(p.path + " " + p.label);
+        }
         if (policy.empty() || host.engine.find_label(kPipeLabel, sizeof kPipeLabel - 1) == security::kNone) {
             std::fprintf(stderr,
                          "kos: note: the bundle's policy declares no %s, the label of the pipe server, so opening "
@@ -424,16 +437,7 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
                          "`response %s -> DOMAIN pipe.Pipe.open` and `security DOMAIN -> LABEL pipe.{read, write}`\n",
                          kPipeLabel, config->pipes.front().path.c_str(), kPipeLabel, kPipeLabel, kPipeLabel);
         } else {
-            std::vector<std::string> argv = {abi::sys::kPipeServerProgram};
-            for (const pkg::PipeConfig& p : config->pipes) {
-                launch.volumes.push_back({p.path, p.label, false, false, true});
-                argv.push_back(p.path + " " + p.label);
-            }
-            uint32_t server = static_cast<uint32_t>(launch.init.processes.size());
-            for (uint32_t i = 0; i < server; ++i)
-                if (!launch.init.processes[i].native)
-                    launch.init.channels.push_back({"pipe", i, server, kPipeInterface, abi::sys::kRightCall});
-            launch.init.processes.push_back({"pipe-server", kPipeLabel, true, argv, ""});
+            add_server("pipe-server", kPipeLabel, std::move(argv), "pipe", kPipeInterface);
         }
     }
     // Signals between the bundle's Linux processes of different labels are
@@ -443,13 +447,8 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
     size_t linux_processes = std::count_if(launch.init.processes.begin(), launch.init.processes.end(),
                                            [](const vmm::InitProcessSpec& p) { return !p.native; });
     if (linux_processes > 1 && !policy.empty() &&
-        host.engine.find_label(kProcLabel, sizeof kProcLabel - 1) != security::kNone) {
-        uint32_t server = static_cast<uint32_t>(launch.init.processes.size());
-        for (uint32_t i = 0; i < server; ++i)
-            if (!launch.init.processes[i].native)
-                launch.init.channels.push_back({"proc", i, server, kProcInterface, abi::sys::kRightCall});
-        launch.init.processes.push_back({"proc-server", kProcLabel, true, {abi::sys::kProcServerProgram}, ""});
-    }
+        host.engine.find_label(kProcLabel, sizeof kProcLabel - 1) != security::kNone)
+        add_server("proc-server", kProcLabel, {abi::sys::kProcServerProgram}, "proc", kProcInterface);
     // A volume the policy lets the program neither read nor write is
     // attached but useless: say so, and what rule would change that (the
     // process backend says the same).

@@ -157,8 +157,8 @@ const char* start_tasks(u64 kernel_pml4) {
             nh.handle = *handle;
             nh.rights = end.rights;
         }
-        // A Linux process's channels "vfs" and "proc" to the personality's
-        // servers (RuntimeStartInfo::vfs_channel, proc_channel).
+        // A Linux process's channels "vfs", "proc" and "pipe" to the
+        // personality's servers (RuntimeStartInfo::vfs_channel, ...).
         Task& client = *tasks[c.client];
         bool linux_client = procs[c.client].kind == u32(init::ProcessKind::Linux);
         Handle client_handle = handles[c.client][handle_count[c.client] - 1].handle;
@@ -182,7 +182,7 @@ const char* start_tasks(u64 kernel_pml4) {
         // programs of the bundle: no policy decides whether they run.
         bool system_server = tasks[i]->vfs_server || tasks[i]->proc_server || tasks[i]->pipe_server;
         Verdict v = system_server ? Verdict{true, false, "system-server", 0}
-                                         : check_execute(*tasks[i], *tasks[i], program ? program : "");
+                                  : check_execute(*tasks[i], *tasks[i], program ? program : "");
         if (!v.allow) {
             format(g_error, sizeof g_error, "the policy does not allow %s (%s) to execute %s", tasks[i]->name,
                    tasks[i]->label_name, program ? program : "?");
