@@ -3,6 +3,7 @@
 // instantiated, must build without any hosted header or runtime.
 #include "kos/idl/door.h"
 #include "kos/idl/net.h"
+#include "kos/idl/pipe.h"
 #include "kos/idl/proc.h"
 #include "kos/idl/test.h"
 #include "kos/idl/vfs.h"

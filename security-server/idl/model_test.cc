@@ -34,9 +34,14 @@ Module parse_ok(std::string_view src) {
 
 TEST(IdlParse, EverySystemInterface) {
     auto m = load_idl_files(
-        {abi("vfs.kidl"), abi("net.kidl"), abi("proc.kidl"), abi("door.kidl"), abi("echo.kidl")});
+        {abi("vfs.kidl"), abi("net.kidl"), abi("proc.kidl"), abi("door.kidl"), abi("pipe.kidl"), abi("echo.kidl")});
     ASSERT_TRUE(m) << m.error().message;
-    EXPECT_EQ(m->interfaces.size(), 5u);
+    EXPECT_EQ(m->interfaces.size(), 6u);
+    const Interface* pipe = m->find("pipe.Pipe");
+    ASSERT_NE(pipe, nullptr);
+    EXPECT_EQ(pipe->id, 0x500u);
+    ASSERT_NE(pipe->find_method("open"), nullptr);
+    EXPECT_EQ(pipe->find_method("open")->request.size(), 2u);
     EXPECT_EQ(m->package, ""); // several packages
 
     const Interface* vfs = m->find("vfs.File");
