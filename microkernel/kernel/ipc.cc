@@ -7,6 +7,7 @@
 #include "object_pool.h"
 #include "pipe.h"
 #include "pmm.h"
+#include "panic.h"
 #include "security_hook.h"
 
 namespace kos {
@@ -195,9 +196,11 @@ i64 ipc_call(Thread* self, u64 handle, u64 req, u64 req_size, u64 reply, u64 rep
     // The grant (if any) is part of the question: its declaration, then the policy.
     Verdict v = check_request(*t, *ch, *h, self->grant_size, self->grant_write);
     if (!v.allow) {
+        ++ch->denied;
         audit_denied("request", *t, ch->server, ch, h, v);
         return -err::kAccess;
     }
+    ++ch->calls;
     if (ch->server_dead)
         return -kEpipe;
     if (i64 r = transfer_handles(true, msg_of(self), t, ch->server); r < 0)
@@ -326,6 +329,15 @@ i64 ipc_reply(Thread* self, u64 reply, u64 size) {
     }
     wake(client, static_cast<i64>(size));
     return 0;
+}
+
+void ipc_print_stats() {
+    for (u32 i = 0; i < g_channel_count; ++i) {
+        const Channel& ch = g_channels[i];
+        if (ch.calls || ch.denied)
+            kprintf("kos kernel: channel %s to %s (%s): %lu requests, %lu denied\n", ch.name, ch.server->name,
+                    ch.server->label_name, ch.calls, ch.denied);
+    }
 }
 
 void ipc_task_died(Task* task) {

@@ -27,6 +27,8 @@ struct Channel : KernelObject {
     Thread* send_head = nullptr;  // clients waiting for the server
     Thread* send_tail = nullptr;
     bool server_dead = false;
+    abi::u64 calls = 0;  // requests delivered (kos run --stats)
+    abi::u64 denied = 0; // requests the security hook refused
 };
 
 Channel* alloc_channel();
@@ -45,5 +47,9 @@ abi::i64 ipc_grant_copy(Thread* self, abi::u64 offset, abi::u64 buf, abi::u64 le
 
 // A task ended: fail everything waiting on its channels.
 void ipc_task_died(Task* task);
+
+// kos run --stats: each channel that carried requests, with its server,
+// how many and how many were denied.
+void ipc_print_stats();
 
 } // namespace kos

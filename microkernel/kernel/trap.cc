@@ -231,8 +231,10 @@ i64 native_call(Thread* self, TrapFrame* f) {
                     g_counters.timer_ticks,
                     p.as.mapped_pages(), (g_counters.tsc_at_user - g_counters.tsc_at_boot) >> 10,
                     (arch::rdtsc() - g_counters.tsc_at_user) >> 10);
-        if (g_stats)
+        if (g_stats) {
             smp_print_stats();
+            ipc_print_stats();
+        }
         platform::exit(a0 == 1 ? hc::ExitKind::Signaled : hc::ExitKind::Exited, a1);
     case sys::Sys::console_write:
         if (a0 != 1 && a0 != 2)

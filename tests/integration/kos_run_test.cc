@@ -1112,8 +1112,12 @@ allow security worker_t -> jobs_t pipe.read
 // examples/pipeline: two labels, two declared pipes and a signal, as the
 // README's tour runs it.
 TEST_F(KosRun, PipelineExampleConnectsTwoLabels) {
-    auto r = run_process({kKos, "run", "--no-audit-log", kSrc + "/examples/pipeline"}, 60);
+    auto r = run_process({kKos, "run", "--no-audit-log", "--stats", kSrc + "/examples/pipeline"}, 60);
     EXPECT_EQ(r.status, 0) << r.err;
+    // --stats counts each server's requests: four opens, one per end.
+    EXPECT_NE(r.err.find("kos kernel: channel pipe to pipe-server (pipe_t): 4 requests, 0 denied"), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("kos kernel: channel proc to proc-server (proc_t): "), std::string::npos) << r.err;
     EXPECT_EQ(r.out, "producer: job 1 -> e7ea57b9\nproducer: job 2 -> 2ac39b27\nproducer: job 3 -> a4d545e8\n"
                      "producer: worker 2 has ended\n")
         << r.err;
