@@ -425,6 +425,16 @@ void task_exit(Task* task, u32 wait_status) {
         return;
     task->dead = true;
     task->wait_status = wait_status;
+    // A process of the init description other than the app ends: no parent
+    // waits for it, so the run says how, unless it went well (a fault was
+    // reported where it happened).
+    if (task->origin == task && task->index != 0 && wait_status != 0 && !task->end_reported) {
+        if (wait_status & 0x7f)
+            kprintf("kos: process %s (%s) ended by signal %u\n", task->name, task->label_name, wait_status & 0x7f);
+        else
+            kprintf("kos: process %s (%s) exited with status %u\n", task->name, task->label_name,
+                    (wait_status >> 8) & 0xff);
+    }
     for (Thread& t : g_threads)
         if (t.task == task && t.state != ThreadState::Free) {
             if (t.on_cpu >= 0)

@@ -128,6 +128,7 @@ struct Task {
     // another tree, for the client whose request it serves.
     bool proc_server = false;
     bool pipe_server = false; // the pipe server (no authority beyond its pipes)
+    bool end_reported = false; // its fault was reported where it happened
     // Linux tasks: their handles of the channels to the VFS and process
     // servers (0: none).
     abi::u32 vfs_channel = 0;

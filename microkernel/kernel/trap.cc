@@ -162,6 +162,7 @@ void kill_current(TrapFrame* f, u64 fault_addr) {
                 "raise it with --memory or [limits] memory)\n", who);
         if (task->index == 0)
             platform::exit(hc::ExitKind::OutOfMemory, 9);
+        task->end_reported = true;
         task_exit(task);
         schedule(f, false);
         return;
@@ -175,6 +176,7 @@ void kill_current(TrapFrame* f, u64 fault_addr) {
                 exception_name(f->vector), f->rip);
     if (task->index == 0)
         platform::exit(hc::ExitKind::Signaled, static_cast<u64>(sig));
+    task->end_reported = true;
     task_exit(task, static_cast<abi::u32>(sig));
     schedule(f, false);
 }

@@ -1052,6 +1052,8 @@ allow security app_t -> worker_t process.signal
     EXPECT_NE(r.err.find("kos: denied request app_t -> proc_t proc.Process.kill pid=2 signal=10"), std::string::npos)
         << r.err;
     EXPECT_NE(r.err.find("kos: denied security worker_t -> app_t process.signal"), std::string::npos) << r.err;
+    // The worker's end, which no parent waits for, is reported.
+    EXPECT_NE(r.err.find("kos: process worker (worker_t) exited with status 7"), std::string::npos) << r.err;
 }
 
 // A declared pipe ([[pipe]]) is a one-way connection between two labels
