@@ -294,3 +294,26 @@ TEST_F(Ipc, AProgramMissingFromTheRootfsStopsTheBoot) {
               std::string::npos)
         << r.outcome.error().message;
 }
+
+namespace {
+
+// The personality's VFS server, started from the kernel image ("kos:vfs")
+// for a native client: requests pass the policy by path before they reach
+// it, and the kernel refuses a request that would hand it a handle.
+TEST_F(Ipc, TheVfsServerTakesRequestsButNoHandles) {
+    kos::vmm::InitSpec s;
+    s.processes = {{"client", "app_t", true, {"/bin/vfs_probe"}, ""},
+                   {"vfs-server", "vfs_t", true, {sys::kVfsServerProgram}, ""}};
+    s.channels = {{"vfs", 0, 1, 0x100, sys::kRightCall | sys::kRightTransfer}};
+    VmRun r = run_ipc(s);
+    ASSERT_TRUE(r.outcome) << r.outcome.error().message << r.err;
+    EXPECT_EQ(r.outcome->value, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("vfs_probe: 0 failures"), std::string::npos) << r.out << r.err;
+    bool denied = false;
+    for (const std::string& line : r.audit)
+        denied |= line.find("denied request app_t -> vfs_t vfs.File.open path=\"/etc/passwd\"") != std::string::npos;
+    EXPECT_TRUE(denied) << ::testing::PrintToString(r.audit);
+}
+
+} // namespace
+
