@@ -210,7 +210,11 @@ i64 vol_open(const char* path, int flags, int mode) {
     int fd = fd_alloc();
     if (fd < 0)
         return fd;
-    u32 open_flags = static_cast<u32>(flags) & ~static_cast<u32>(kOCloexec);
+    // O_LARGEFILE (0100000) means nothing on x86-64 (musl sets it, glibc
+    // does not): the request's flags leave it out, so one policy rule
+    // reads the same for both.
+    constexpr u32 kOLargefile = 0100000;
+    u32 open_flags = static_cast<u32>(flags) & ~(static_cast<u32>(kOCloexec) | kOLargefile);
     u32 open_mode = static_cast<u32>(mode) & 07777;
     i64 r;
     u32 file_mode = 0;

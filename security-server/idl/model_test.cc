@@ -58,7 +58,7 @@ TEST(IdlParse, EverySystemInterface) {
     EXPECT_EQ(open->request[0].name, "path");
     EXPECT_EQ(open->request[0].type, Type::String);
     EXPECT_EQ(open->request[0].max_size, 1024u);
-    EXPECT_EQ(open->request[0].where.line, 19u);
+    EXPECT_EQ(open->request[0].where.line, 20u);
     EXPECT_EQ(open->request[0].where.column, 13u);
     EXPECT_EQ(vfs->find_method("read")->flow, Flow::Read);
     EXPECT_EQ(vfs->find_method("write")->flow, Flow::Write);
