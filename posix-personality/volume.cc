@@ -68,8 +68,13 @@ idl::Span span(const char* s) {
 // A server answer the client stub cannot decode is an I/O error.
 i64 vfs_result(abi::i32 r) { return r == -kEPROTO ? -kEIO : r; }
 
-// Whether a path lies in a labeled volume (not the scratch /tmp).
+bool too_long(const char* path) { return cstr_len(path, fsabi::kMaxFilePath + 1) > fsabi::kMaxFilePath; }
+
+// Whether a path lies in a labeled volume (not the scratch /tmp). A path
+// too long for any volume call is not: the direct call says ENAMETOOLONG.
 bool labeled(const char* path) {
+    if (too_long(path))
+        return false;
     int v = volume_at(path, cstr_len(path, fsabi::kMaxFilePath + 1));
     return v >= 0 && !(g_table->entries[v].flags & fsabi::kVolumeScratch);
 }
@@ -365,6 +370,8 @@ i64 vol_unlink(const char* path, bool dir) {
 
 i64 vol_rename(const char* from, const char* to) {
     if (labeled(from)) {
+        if (too_long(to))
+            return -kENAMETOOLONG;
         V::rename::Response resp;
         return vfs_result(g_vfs.rename({span(from), span(to)}, resp));
     }
@@ -373,6 +380,8 @@ i64 vol_rename(const char* from, const char* to) {
 
 i64 vol_link(const char* from, const char* to) {
     if (labeled(from)) {
+        if (too_long(to))
+            return -kENAMETOOLONG;
         V::link::Response resp;
         return vfs_result(g_vfs.link({span(from), span(to)}, resp));
     }
@@ -383,7 +392,7 @@ i64 vol_symlink(const char* target, const char* path) {
     if (!target)
         return -kEFAULT;
     if (labeled(path)) {
-        if (cstr_len(target, fsabi::kMaxFilePath + 1) > fsabi::kMaxFilePath)
+        if (too_long(target))
             return -kENAMETOOLONG;
         V::symlink::Response resp;
         return vfs_result(g_vfs.symlink({span(path), span(target)}, resp));
