@@ -287,6 +287,14 @@ TEST(SandboxPolicySpec, ExecutablesAndReadsComeFromThePolicy) {
     ASSERT_FALSE(s->report.empty());
     EXPECT_EQ(s->report[0].rfind("verdicts: the compiled bundle policy (policy/app.kpol)", 0), 0u)
         << s->report[0];
+    // With volumes, the directories above their mount points that these
+    // rules let the program list stay listable: /bin, not "/" (/etc is
+    // secret_t) nor /srv (created, under no rule).
+    pkg::VolumeMount sub{b.dir() + "/policy", "/bin/sub", false, "bin_t", ""};
+    pkg::VolumeMount srv{b.dir() + "/policy", "/srv/x", false, "bin_t", ""};
+    auto ok = add_volumes(*s, {sub, srv});
+    ASSERT_TRUE(ok) << ok.error().message;
+    EXPECT_EQ(s->listable_dirs, (std::vector<std::string>{"/bin"}));
 }
 
 TEST(SandboxPolicySpec, AWholeDirectoryOfAllowedProgramsIsOneRule) {
@@ -421,6 +429,9 @@ TEST(SandboxPolicySpec, VolumesAreJudgedByLabelAndNoRootfsRuleReachesIntoThem) {
     EXPECT_TRUE(s->volumes_by_supervisor);
     EXPECT_EQ(sorted(s->read_paths), (std::vector<std::string>{"/bin/app", "/bin/forbidden", "/bin/tool", "/data",
                                                                "/dev", "/etc", "/proc", "/tmp"}));
+    // The directories above the mount points stay listable as "/" made
+    // them: the supervisor opens them (supervisor_vfs.cc).
+    EXPECT_EQ(sorted(s->listable_dirs), (std::vector<std::string>{"/", "/bin", "/srv"}));
     ASSERT_EQ(s->notes.size(), 2u);
     // The policy declares no vfs_t: every path in the volumes is refused.
     EXPECT_EQ(s->notes[0].find("the bundle's policy declares no vfs_t, the label of the VFS server that serves "

@@ -454,6 +454,32 @@ Result<void> add_volumes(SandboxSpec& s, const std::vector<pkg::VolumeMount>& vo
     // Under a policy the supervisor performs every call on a volume path,
     // so no rule may reach into any volume.
     s.volumes_by_supervisor = pol != nullptr;
+    // The directories above a mount point lose their read and list rules
+    // below; whether each could be listed is decided here, by the rules as
+    // the labels made them, before that.
+    s.listable_dirs.clear();
+    if (s.volumes_by_supervisor) {
+        auto listed = [&](const std::string& dir) {
+            for (const auto* rules : {&s.read_paths, &s.list_paths})
+                for (const std::string& r : *rules)
+                    if (at_or_under(dir, r))
+                        return true;
+            return false;
+        };
+        for (const SandboxVolume& v : s.volumes) {
+            std::string dir = v.mount.guest;
+            while (dir != "/") {
+                size_t slash = dir.rfind('/');
+                dir = slash == 0 ? "/" : dir.substr(0, slash);
+                bool in_volume = false;
+                for (const SandboxVolume& w : s.volumes)
+                    in_volume = in_volume || at_or_under(dir, w.mount.guest);
+                if (!in_volume && listed(dir) &&
+                    std::find(s.listable_dirs.begin(), s.listable_dirs.end(), dir) == s.listable_dirs.end())
+                    s.listable_dirs.push_back(dir);
+            }
+        }
+    }
     auto unreadable = [&](const SandboxVolume& v) { return !v.readable || s.volumes_by_supervisor; };
     auto every = [](const SandboxVolume&) { return true; };
     carve_rules(s, s.read_paths, unreadable);

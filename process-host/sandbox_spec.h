@@ -107,6 +107,11 @@ struct SandboxSpec {
     // and performed by it; Landlock then grants nothing beneath any volume
     // (supervisor_vfs.cc).
     bool volumes_by_supervisor = false;
+    // Then: the directories above a mount point (outside every volume)
+    // that the rootfs's read or list rules let the program list before
+    // they were split around the volumes. The supervisor opens these for
+    // reading itself, so they stay listable (supervisor_vfs.cc).
+    std::vector<std::string> listable_dirs;
 
     // Supervisor verdicts for connect(2) and bind(2) on IP sockets.
     std::vector<NetRule> connect;

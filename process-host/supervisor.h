@@ -135,6 +135,10 @@ private:
     VolumeIdentity m_identity;
     UniqueFd m_root_fd;
     SandboxRoot m_root;
+    // The directories above mount points the program may list (the spec's
+    // listable_dirs): their guest paths, and what they were at setup.
+    std::set<std::string> m_listable_paths;
+    std::set<std::pair<dev_t, ino_t>> m_listable;
     std::string who(int pid) const;
     // Prints (up to the cap) and logs one policy verdict's audit record.
     void audit(const PolicyDecision& d);

@@ -6,7 +6,11 @@
 // them, and normalized lexically), and:
 // - outside every volume: the call continues in the kernel. Landlock grants
 //   nothing beneath a volume, so a path a racing thread rewrites into a
-//   volume after this check is refused there;
+//   volume after this check is refused there. Except: metadata calls,
+//   resolved and performed here, and read-only opens of a directory above
+//   a mount point that the program may list (Landlock's READ_DIR there
+//   would reach into the volume), opened here from what the path resolves
+//   to and added to the program;
 // - inside one: the policy judges `request DOMAIN -> vfs_t vfs.File.<m>`,
 //   then the volume's label (`security DOMAIN -> LABEL file.read/write`, as
 //   the guest kernel checks it; a volume attached `ro` gives EROFS to
@@ -30,10 +34,12 @@
 #include <unistd.h>
 #include <utime.h>
 
+#include <climits>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <optional>
+#include <set>
 
 #include "supervisor.h"
 
@@ -616,6 +622,57 @@ bool perform_outside(const PathCall& c, int fd, const struct stat& found,
     }
 }
 
+// A read-only open, outside every volume, of a directory above a mount
+// point that the program may list (`listable`, recorded at setup): opened
+// by the supervisor from what the walk found, never by the path again.
+// The descriptor to add, -errno, or kKernelDecides.
+constexpr int kKernelDecides = INT_MIN;
+int open_listable(const SandboxRoot& root, const VolumeIdentity& id,
+                  const std::set<std::pair<dev_t, ino_t>>& listable,
+                  const std::set<std::string>& listable_paths, int pid, long nr, const PathCall& c,
+                  const std::string& path, const std::string& guest, uint64_t* open_flags) {
+    uint64_t flags = c.flags;
+    if (nr == SYS_openat2) {
+        // A plain open_how only; anything else is the kernel's to judge.
+        open_how how{};
+        if (c.size != sizeof how || !read_mem(pid, c.buf, &how, sizeof how) || how.resolve ||
+            how.mode || (how.flags & ~kOpenFlags))
+            return kKernelDecides;
+        flags = how.flags;
+    }
+    // Read-only, creating nothing, not O_PATH (which Landlock allows), and
+    // no flag a listing has no use for.
+    constexpr uint64_t kKept =
+        O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_LARGEFILE | O_NOATIME | O_NOCTTY | O_CLOEXEC;
+    if ((flags & O_ACCMODE) != O_RDONLY ||
+        (flags & kOpenFlags & ~static_cast<uint64_t>(O_ACCMODE) & ~kKept))
+        return kKernelDecides;
+    // Named by its path, or opened as a directory (through a symlink, a
+    // relative path, /proc/self/root): resolved to see what it is.
+    if (!listable_paths.count(guest) && !(flags & O_DIRECTORY))
+        return kKernelDecides;
+    ActAs as(id, false);
+    struct stat st{};
+    int fd = walk(root, pid, c.dirfd, path, !(flags & O_NOFOLLOW), nullptr, &st);
+    if (fd < 0)
+        return kKernelDecides; // the kernel says why
+    UniqueFd found(fd);
+    if (!S_ISDIR(st.st_mode) || !listable.count({st.st_dev, st.st_ino}))
+        return kKernelDecides;
+    int dir = ::open(self_fd(found.get()).c_str(),
+                     static_cast<int>(O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+                                      (flags & (O_NONBLOCK | O_LARGEFILE | O_NOATIME))));
+    if (dir < 0)
+        return -errno;
+    struct stat now{};
+    if (::fstat(dir, &now) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+        ::close(dir);
+        return -EACCES;
+    }
+    *open_flags = flags;
+    return dir;
+}
+
 } // namespace
 
 std::string normalize_guest_path(const std::string& base, const std::string& path) {
@@ -662,6 +719,27 @@ void Supervisor::set_volumes(std::vector<SupervisedVolume> volumes,
         if (::fstat(v.dir.get(), &st) == 0)
             v.dev = st.st_dev;
     }
+    // The listable directories above the mount points, as they are now
+    // (read-only rootfs or root tmpfs: they stay these), found without
+    // following symlinks.
+    m_listable_paths.clear();
+    m_listable.clear();
+    for (const std::string& dir : m_spec.listable_dirs) {
+        if (!m_root_fd)
+            break;
+        open_how how{};
+        how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+        long fd = ::syscall(SYS_openat2, m_root_fd.get(), dir.c_str(), &how, sizeof how);
+        if (fd < 0)
+            continue;
+        UniqueFd held(static_cast<int>(fd));
+        struct stat st{};
+        if (::fstat(held.get(), &st) == 0 && S_ISDIR(st.st_mode)) {
+            m_listable_paths.insert(dir);
+            m_listable.insert({st.st_dev, st.st_ino});
+        }
+    }
 }
 
 int Supervisor::volume_of(const std::string& path, std::string* rel) const {
@@ -690,6 +768,19 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
     auto fail = [&](int err) {
         resp.error = -err;
         return true;
+    };
+    // Adds `fd` (the supervisor's) to the program as the call's result.
+    auto inject = [&](int fd, uint64_t open_flags) {
+        seccomp_notif_addfd add{};
+        add.id = req.id;
+        add.flags = SECCOMP_ADDFD_FLAG_SEND;
+        add.srcfd = static_cast<uint32_t>(fd);
+        add.newfd_flags = static_cast<uint32_t>(open_flags & O_CLOEXEC);
+        if (::ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) >= 0)
+            return false; // added and answered with its number
+        if (errno == ENOENT || errno == EINPROGRESS)
+            return false;   // the call is gone (a signal, the program's end)
+        return fail(errno); // EMFILE: the program's descriptor limit
     };
     // A call on a descriptor (an empty path with AT_EMPTY_PATH, utimensat
     // with none) is no request: the open was the decision.
@@ -733,6 +824,20 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
         if (v != v2)
             return fail(EXDEV); // across volumes, or in and out of one
     } else if (v < 0) {
+        // A directory above a mount point: Landlock cannot grant READ_DIR
+        // on it (the right would reach into the volume), so a read-only
+        // open of one the program could list before is the supervisor's.
+        if (c.call == Call::Open && !m_listable.empty()) {
+            uint64_t flags = 0;
+            int fd = open_listable(m_root, m_identity, m_listable, m_listable_paths, pid,
+                                   req.data.nr, c, path, guest, &flags);
+            if (fd == kKernelDecides)
+                return cont();
+            if (fd < 0)
+                return fail(-fd);
+            UniqueFd dir(fd);
+            return inject(fd, flags);
+        }
         // Landlock does not mediate what only reads or changes metadata
         // (stat, access, readlink, chmod, file times), so with volumes the
         // supervisor resolves and performs those calls for every path: one
@@ -934,16 +1039,7 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
         UniqueFd file(fd);
         if (nonblock_added)
             ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-        seccomp_notif_addfd add{};
-        add.id = req.id;
-        add.flags = SECCOMP_ADDFD_FLAG_SEND;
-        add.srcfd = static_cast<uint32_t>(fd);
-        add.newfd_flags = static_cast<uint32_t>(how.flags & O_CLOEXEC);
-        if (::ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) >= 0)
-            return false; // added and answered with its number
-        if (errno == ENOENT || errno == EINPROGRESS)
-            return false;   // the call is gone (a signal, the program's end)
-        return fail(errno); // EMFILE: the program's descriptor limit
+        return inject(fd, how.flags);
     }
     case Call::Truncate: {
         int fd = open_beneath(dir, rel, O_WRONLY | O_NONBLOCK, 0);

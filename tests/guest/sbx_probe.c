@@ -33,8 +33,43 @@ static const char* err(int e) {
     case EAGAIN: return "EAGAIN";
     case ENOTTY: return "ENOTTY";
     case EXDEV: return "EXDEV";
+    case EISDIR: return "EISDIR";
     default: return strerror(e);
     }
+}
+
+static int by_name(const void* a, const void* b) {
+    return strcmp(*(char* const*)a, *(char* const*)b);
+}
+
+/* Opens PATH as a directory ("rw": for writing too; "plain": without
+ * O_DIRECTORY) with O_CLOEXEC, and prints its sorted entries (without . and
+ * ..) and whether the descriptor is close-on-exec, or the open's errno. */
+static int list(const char* path, const char* how) {
+    int flags = O_CLOEXEC | O_DIRECTORY;
+    if (how && !strcmp(how, "rw"))
+        flags = O_CLOEXEC | O_DIRECTORY | O_RDWR;
+    else if (how && !strcmp(how, "plain"))
+        flags = O_CLOEXEC;
+    int fd = open(path, flags);
+    if (fd < 0) {
+        printf("list %s %s\n", path, err(errno));
+        return 0;
+    }
+    int cloexec = (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0;
+    DIR* d = fdopendir(fd);
+    char* names[512];
+    size_t n = 0;
+    struct dirent* e;
+    while (d && (e = readdir(d)) && n < 512)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            names[n++] = strdup(e->d_name);
+    qsort(names, n, sizeof names[0], by_name);
+    printf("list %s", path);
+    for (size_t i = 0; i < n; ++i)
+        printf(" %s", names[i]);
+    printf("%s\n", cloexec ? " (cloexec)" : "");
+    return 0;
 }
 
 static void* sleeper(void* arg) {
@@ -471,6 +506,8 @@ int main(int argc, char** argv) {
         printf("syscall %ld %s\n", nr, rc >= 0 ? "ok" : err(errno));
         return 0;
     }
+    if (!strcmp(c, "list") && (argc == 3 || argc == 4))
+        return list(argv[2], argc == 4 ? argv[3] : NULL);
     if (!strcmp(c, "read") && argc == 3) {
         int fd = open(argv[2], O_RDONLY);
         char b[16];

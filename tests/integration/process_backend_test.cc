@@ -1231,3 +1231,64 @@ TEST_F(ProcessVolumes, MetadataThroughPathsOutsideTheVolumeIsJudgedWhereItLeads)
         << r.err;
     EXPECT_EQ(r.err.find("SECRET"), std::string::npos);
 }
+
+// Landlock cannot grant READ_DIR on a directory above a mount point (the
+// right would reach into the volume), so the supervisor opens such a
+// directory for reading itself, from what it resolves the path to, and only
+// when the rootfs's rules let the program list it before they were split
+// around the volumes (the policy's file.read of the labels). Opening it for
+// writing, and every other path, stay the kernel's.
+TEST_F(ProcessVolumes, DirectoriesAboveAMountPointCanBeListed) {
+    VolumeBundle b;
+    std::vector<std::string> data = {"-v", b.vol() + ":/data:rw,label=vol_rw_t"};
+    std::vector<std::string> names = list_dir(b.bundle() + "/rootfs");
+    for (const char* n : {"data", "dev", "proc", "tmp"})
+        if (std::find(names.begin(), names.end(), n) == names.end())
+            names.push_back(n);
+    std::sort(names.begin(), names.end());
+    std::string root = "list /";
+    for (const std::string& n : names)
+        root += " " + n;
+    auto r = kos_run(b.bundle(), {"/bin/sbx_probe", "list", "/"}, data);
+    EXPECT_EQ(r.out, root + " (cloexec)\n") << r.err;
+    r = kos_run(b.bundle(), {"/bin/sbx_probe", "list", "/", "plain"}, data);
+    EXPECT_EQ(r.out, root + " (cloexec)\n") << r.err;
+    r = kos_run(b.bundle(), {"/bin/busybox", "sh", "-c", "ls /; echo rc=$?; cd / && ls -d data; ls /data; cat /data/in.txt"},
+                data);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("\ndata\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\nrc=0\ndata\nin.txt\nfrom the host\n"), std::string::npos) << r.out << r.err;
+    EXPECT_EQ(r.err, "");
+    // For writing: the kernel's answer, as without volumes.
+    r = kos_run(b.bundle(), {"/bin/sbx_probe", "list", "/", "rw"}, data);
+    EXPECT_EQ(r.out, "list / EISDIR\n") << r.err;
+    r = kos_run(b.bundle(), {"/bin/sbx_probe", "write", "/"}, data);
+    EXPECT_EQ(r.out, "write / EISDIR\n") << r.err;
+
+    // Every directory above a deeper mount point, by any path that leads there.
+    std::vector<std::string> deep = {"-v", b.vol() + ":/srv/a/b:ro,label=vol_ro_t"};
+    r = kos_run(b.bundle(), {"/bin/busybox", "sh", "-c",
+                             "/bin/sbx_probe list /srv; /bin/sbx_probe list /srv/a; /bin/sbx_probe list /srv/a/b; "
+                             "cd /srv/a/b && /bin/sbx_probe list ..; ln -s /srv /tmp/s && /bin/sbx_probe list /tmp/s/"},
+                deep);
+    EXPECT_EQ(r.out, "list /srv a (cloexec)\nlist /srv/a b (cloexec)\nlist /srv/a/b in.txt (cloexec)\n"
+                     "list .. b (cloexec)\nlist /tmp/s/ a (cloexec)\n")
+        << r.err;
+
+    // A directory whose label the policy does not let the program read
+    // cannot be listed, with the volume as without it; the volume beneath
+    // it is reached as before.
+    ASSERT_EQ(::mkdir((b.bundle() + "/rootfs/hidden").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((b.bundle() + "/rootfs/hidden/vol").c_str(), 0755), 0);
+    std::string toml = read_file(b.bundle() + "/bundle.toml");
+    toml.replace(toml.find("\"/**\" = \"app_file_t\"\n"), std::string("\"/**\" = \"app_file_t\"\n").size(),
+                 "\"/**\" = \"app_file_t\"\n\"/hidden/**\" = \"vol_none_t\"\n");
+    std::ofstream(b.bundle() + "/bundle.toml", std::ios::trunc) << toml;
+    std::string script = "/bin/sbx_probe list /hidden; /bin/sbx_probe list /; /bin/sbx_probe list /etc plain";
+    auto without = kos_run(b.bundle(), {"/bin/busybox", "sh", "-c", script}, {});
+    EXPECT_EQ(without.status, 0) << without.err;
+    EXPECT_EQ(without.out.substr(0, without.out.find("list /etc")), "list /hidden EACCES\nlist / EACCES\n");
+    r = kos_run(b.bundle(), {"/bin/busybox", "sh", "-c", script + "; /bin/sbx_probe read /hidden/vol/in.txt"},
+                {"-v", b.vol() + ":/hidden/vol:ro,label=vol_ro_t"});
+    EXPECT_EQ(r.out, without.out + "read /hidden/vol/in.txt ok\n") << r.err;
+}
