@@ -181,6 +181,7 @@ const char* start_tasks(u64 kernel_pml4) {
         // The personality's servers are part of the kernel image, not
         // programs of the bundle: no policy decides whether they run.
         bool system_server = tasks[i]->vfs_server || tasks[i]->proc_server || tasks[i]->pipe_server;
+        tasks[i]->kernel_fpu = p.kind == u32(init::ProcessKind::Native) && !system_server;
         Verdict v = system_server ? Verdict{true, false, "system-server", 0}
                                   : check_execute(*tasks[i], *tasks[i], program ? program : "");
         if (!v.allow) {

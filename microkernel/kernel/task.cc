@@ -41,7 +41,7 @@ bool g_no_fpu_switch = false; // kos.ring3_fpu
 // Where ring-0 FXRSTOR/XRSTOR do not work (nested kvm_pvm), the kos VMM
 // does it with KVM_GET_XSAVE/KVM_SET_XSAVE: one exit per switch there.
 void fpu_switch(u64 save_pa, u64 load_pa) {
-    if (g_no_fpu_switch)
+    if (g_no_fpu_switch || (!save_pa && !load_pa))
         return;
     if (!g_ring0_fpu) {
         platform::fpu_switch_via_vmm(save_pa, load_pa);
@@ -330,7 +330,7 @@ void schedule(arch::TrapFrame* f, bool save) {
     if (cur) {
         if (save) {
             cur->frame = *f;
-            save_pa = cur->fpu_pa;
+            save_pa = cur->task->kernel_fpu ? cur->fpu_pa : 0;
             cur->fs_base = arch::rdmsr(arch::kMsrFsBase);
             cur->gs_base = arch::rdmsr(arch::kMsrGsBase);
         }
@@ -345,7 +345,7 @@ void schedule(arch::TrapFrame* f, bool save) {
         save_pa = 0;
         next = idle(cpu);
     }
-    fpu_switch(save_pa, next->fpu_pa);
+    fpu_switch(save_pa, next->task->kernel_fpu ? next->fpu_pa : 0);
     load_thread(next, f);
 }
 
@@ -975,6 +975,7 @@ i64 process_fork(Thread* self, u64 regs_va) {
     child->handles.copy_from(parent->handles);
     child->parent = parent;
     child->origin = parent->origin;
+    child->kernel_fpu = parent->kernel_fpu;
     child->vfs_channel = parent->vfs_channel;
     child->proc_channel = parent->proc_channel;
     child->pipe_channel = parent->pipe_channel;

@@ -129,6 +129,13 @@ struct Task {
     bool proc_server = false;
     bool pipe_server = false; // the pipe server (no authority beyond its pipes)
     bool end_reported = false; // its fault was reported where it happened
+    // Whether the kernel switches its threads' FPU/SSE/AVX state. Linux
+    // tasks' runtime saves and loads the program's vector registers in
+    // ring 3 on every entry and return (and the runtime and the kernel use
+    // none), and the personality's servers are built without them: only a
+    // bundle's native programs need the kernel's switch, which on nested
+    // KVM without ring-0 FXRSTOR costs a VM exit each time.
+    bool kernel_fpu = false;
     // Linux tasks: their handles of the channels to the VFS and process
     // servers (0: none).
     abi::u32 vfs_channel = 0;
