@@ -481,6 +481,21 @@ void user_trap(TrapFrame* f, Thread* self) {
     if (self->state != ThreadState::Runnable) [[unlikely]] {
         bool syscall = f->vector == arch::kVecSyscall ||
                        (f->vector == arch::kVecPageFault && arch::is_syscall_entry(f->rip));
+        // Stopped in its program's code, or at the runtime's edges: its
+        // vector registers are in the CPU only (the kernel switches no FPU
+        // state for Linux threads). It goes through its runtime first, as
+        // a preempted thread does, and is switched out when it yields.
+        if (self->state == ThreadState::Stopped && !syscall) {
+            auto* tb = self->thread_block_pa
+                           ? static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(self->thread_block_pa))
+                           : nullptr;
+            if (in_application(*self, f) && tb && !tb->async_entry) {
+                enter_runtime_async(*self, f, sys::kAsyncPreempt, 0);
+                return;
+            }
+            if (in_fpu_window(*self, f) && !leave_fpu_window(*self, f))
+                return;
+        }
         switch_out_stopped_or_ended(self, f, syscall);
         enter_runtime_for_signals(*current_thread(), f);
         return;

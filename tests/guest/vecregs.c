@@ -189,6 +189,25 @@ int main(int argc, char** argv) {
         int status = -1;
         CHECK(waitpid(kids[i], &status, 0) == kids[i] && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
+    /* Stopped and continued while it computes (on another CPU where there
+     * is one), the child keeps its registers; this process's own vector
+     * work meanwhile (the copies below) runs over the CPU's. */
+    pid_t stopped = fork();
+    if (stopped == 0)
+        _exit(run(0x77777777u));
+    static char a[1 << 16], b[1 << 16];
+    for (int i = 0; i < 10; ++i) {
+        usleep(30 * 1000);
+        CHECK(kill(stopped, SIGSTOP) == 0);
+        for (int j = 0; j < 20; ++j) {
+            memset(a, j, sizeof a);
+            memcpy(b, a, sizeof b);
+        }
+        usleep(10 * 1000);
+        CHECK(kill(stopped, SIGCONT) == 0);
+    }
+    int status = -1;
+    CHECK(waitpid(stopped, &status, 0) == stopped && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     printf("vecregs: %d failures\n", failures);
     return failures;
 }
