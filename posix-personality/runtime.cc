@@ -1157,10 +1157,18 @@ void runtime_lock() {
 }
 void runtime_unlock() { __atomic_store_n(&g_lock, 0u, __ATOMIC_RELEASE); }
 
+// Calls a signal may interrupt while they wait in the kernel (a pipe, a
+// child), which SA_RESTART executes again, as Linux does.
+bool restartable(u64 n) {
+    return n == nr::read || n == nr::readv || n == nr::write || n == nr::writev || n == nr::pread64 ||
+           n == nr::pwrite64 || n == nr::wait4 || n == nr::waitid;
+}
+
 // Signals other processes (or this one, or its alarm) posted: the lowest
 // unblocked one runs now; its default action if it no longer has a
-// handler. `r` is what the interrupted code's rax holds. Whether one ran.
-bool run_pending_signals(sys::ThreadBlock* tb, i64 r, u64 restart_nr = ~0ull) {
+// handler. `r` is what the interrupted code's rax holds, `call` the number
+// of the system call that returns it (~0: none). Whether one ran.
+bool run_pending_signals(sys::ThreadBlock* tb, i64 r, u64 call = ~0ull) {
     u64 pending = __atomic_load_n(&tb->pending_signals, __ATOMIC_RELAXED) & ~tb->sigmask;
     if (!pending) [[likely]]
         return false;
@@ -1192,7 +1200,7 @@ bool run_pending_signals(sys::ThreadBlock* tb, i64 r, u64 restart_nr = ~0ull) {
         }
     }
     runtime_lock();
-    bool ran = deliver_signal(tb, sig, info, r, restart_nr);
+    bool ran = deliver_signal(tb, sig, info, r, restartable(call) ? call : ~0ull);
     u64 handler = g_sigactions[sig].handler;
     runtime_unlock();
     if (!ran && handler == 0 && sig != 17 && sig != 18 && sig != 23 && sig != 28)
@@ -1275,11 +1283,7 @@ extern "C" void linux_syscall(sys::ThreadBlock* tb) {
             printf(2, "[kos] syscall_%lu(%#lx, %#lx, %#lx) = %ld (unknown)\n", n, f.rdi, f.rsi, f.rdx, r);
     }
     f.rax = static_cast<u64>(r);
-    // Calls a signal may interrupt while they wait in the kernel (a pipe,
-    // a child), which SA_RESTART executes again, as Linux does.
-    bool restartable = n == nr::read || n == nr::readv || n == nr::write || n == nr::writev ||
-                       n == nr::pread64 || n == nr::pwrite64 || n == nr::wait4 || n == nr::waitid;
-    run_pending_signals(tb, r, restartable ? n : ~0ull);
+    run_pending_signals(tb, r, n);
     if (tb->scratch[3]) [[unlikely]] {
         // rt_sigsuspend's signal ran no handler: its mask ends with the call.
         tb->scratch[3] = 0;

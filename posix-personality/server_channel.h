@@ -20,4 +20,8 @@ struct ServerChannel {
                   abi::ipc::MessageHeader& reply_h);
 };
 
+// A client stub's result as the program sees it: a reply the stub cannot
+// decode (EPROTO) is an I/O error.
+inline i64 server_result(abi::i32 r) { return r == -kEPROTO ? -kEIO : r; }
+
 } // namespace kos::rt

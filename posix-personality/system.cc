@@ -468,8 +468,7 @@ idl::proc::Process::Client<ServerChannel> g_proc(g_proc_channel);
 
 i64 kill_across(u32 pid, u32 signal) {
     idl::proc::Process::kill::Response resp;
-    abi::i32 r = g_proc.kill({pid, signal}, resp);
-    return r == -kEPROTO ? -kEIO : r;
+    return server_result(g_proc.kill({pid, signal}, resp));
 }
 
 } // namespace kos::rt

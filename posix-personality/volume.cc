@@ -65,9 +65,6 @@ idl::Span span(const char* s) {
     return {reinterpret_cast<const u8*>(s), static_cast<u32>(cstr_len(s, fsabi::kMaxFilePath + 1))};
 }
 
-// A server answer the client stub cannot decode is an I/O error.
-i64 vfs_result(abi::i32 r) { return r == -kEPROTO ? -kEIO : r; }
-
 bool too_long(const char* path) { return cstr_len(path, fsabi::kMaxFilePath + 1) > fsabi::kMaxFilePath; }
 
 // Whether a path lies in a labeled volume (not the scratch /tmp). A path
@@ -101,7 +98,7 @@ i64 pipe_open(const char* path, int flags) {
     idl::pipe::Pipe::open::Response resp;
     abi::i32 r = g_pipe.open({span(path), acc == 1}, resp);
     if (r < 0)
-        return vfs_result(r);
+        return server_result(r);
     Fd& f = g_fds[fd];
     f = Fd{};
     f.kind = FdKind::Pipe;
@@ -111,7 +108,6 @@ i64 pipe_open(const char* path, int flags) {
     fd_ref(f);
     return fd;
 }
-
 
 i64 path_call(FileOp op, const char* path, u32 arg = 0) {
     begin(op);
@@ -225,7 +221,7 @@ i64 vol_open(const char* path, int flags, int mode) {
     u32 file_mode = 0;
     if (labeled(path)) {
         V::open::Response resp;
-        r = vfs_result(g_vfs.open({span(path), open_flags, open_mode}, resp));
+        r = server_result(g_vfs.open({span(path), open_flags, open_mode}, resp));
         if (r == 0) {
             r = resp.file;
             file_mode = resp.mode;
@@ -287,19 +283,17 @@ void vol_release(const Fd& f) {
 i64 vol_stat(const char* path, bool follow, LinuxStat* st) {
     if (is_pipe(path)) {
         // What the bundle declares: a named pipe, the program's own.
-        memset(st, 0, sizeof *st);
-        st->st_dev = 0x6b6f7602;
-        st->st_ino = static_cast<u64>(volume_at(path, cstr_len(path, fsabi::kMaxFilePath + 1))) + 1;
-        st->st_nlink = 1;
-        st->st_mode = 0010600;
-        st->st_uid = g_rt.launch.uid;
-        st->st_gid = g_rt.launch.gid;
-        st->st_blksize = 4096;
+        fsabi::FileStat s{};
+        s.ino = static_cast<u64>(volume_at(path, cstr_len(path, fsabi::kMaxFilePath + 1))) + 1;
+        s.mode = 0010600;
+        s.nlink = 1;
+        to_linux(s, st);
+        st->st_dev = 0x6b6f7602; // pipes: a device of their own
         return 0;
     }
     if (labeled(path)) {
         V::stat::Response resp;
-        i64 r = vfs_result(g_vfs.stat({span(path), follow}, resp));
+        i64 r = server_result(g_vfs.stat({span(path), follow}, resp));
         if (r < 0)
             return r;
         fsabi::FileStat s{};
@@ -329,7 +323,7 @@ i64 vol_readlink(const char* path, u64 buf, u64 len) {
         return -kEFAULT;
     if (labeled(path)) {
         V::readlink::Response resp;
-        i64 r = vfs_result(g_vfs.readlink({span(path)}, resp));
+        i64 r = server_result(g_vfs.readlink({span(path)}, resp));
         if (r < 0)
             return r;
         u64 n = resp.target.size < len ? resp.target.size : len;
@@ -348,7 +342,7 @@ i64 vol_readlink(const char* path, u64 buf, u64 len) {
 i64 vol_mkdir(const char* path, u32 mode) {
     if (labeled(path)) {
         V::mkdir::Response resp;
-        return vfs_result(g_vfs.mkdir({span(path), mode & 07777}, resp));
+        return server_result(g_vfs.mkdir({span(path), mode & 07777}, resp));
     }
     begin(FileOp::Mkdir);
     g_call.mode = mode & 07777;
@@ -360,10 +354,10 @@ i64 vol_unlink(const char* path, bool dir) {
     if (labeled(path)) {
         if (dir) {
             V::rmdir::Response resp;
-            return vfs_result(g_vfs.rmdir({span(path)}, resp));
+            return server_result(g_vfs.rmdir({span(path)}, resp));
         }
         V::unlink::Response resp;
-        return vfs_result(g_vfs.unlink({span(path)}, resp));
+        return server_result(g_vfs.unlink({span(path)}, resp));
     }
     return path_call(FileOp::Unlink, path, dir ? fsabi::kRemoveDir : 0);
 }
@@ -373,7 +367,7 @@ i64 vol_rename(const char* from, const char* to) {
         if (too_long(to))
             return -kENAMETOOLONG;
         V::rename::Response resp;
-        return vfs_result(g_vfs.rename({span(from), span(to)}, resp));
+        return server_result(g_vfs.rename({span(from), span(to)}, resp));
     }
     return two_path_call(FileOp::Rename, from, to);
 }
@@ -383,7 +377,7 @@ i64 vol_link(const char* from, const char* to) {
         if (too_long(to))
             return -kENAMETOOLONG;
         V::link::Response resp;
-        return vfs_result(g_vfs.link({span(from), span(to)}, resp));
+        return server_result(g_vfs.link({span(from), span(to)}, resp));
     }
     return two_path_call(FileOp::Link, from, to);
 }
@@ -395,7 +389,7 @@ i64 vol_symlink(const char* target, const char* path) {
         if (too_long(target))
             return -kENAMETOOLONG;
         V::symlink::Response resp;
-        return vfs_result(g_vfs.symlink({span(path), span(target)}, resp));
+        return server_result(g_vfs.symlink({span(path), span(target)}, resp));
     }
     return two_path_call(FileOp::Symlink, path, target);
 }
@@ -403,7 +397,7 @@ i64 vol_symlink(const char* target, const char* path) {
 i64 vol_chmod(const char* path, u32 mode, bool follow) {
     if (labeled(path)) {
         V::chmod::Response resp;
-        return vfs_result(g_vfs.chmod({span(path), mode & 07777, follow}, resp));
+        return server_result(g_vfs.chmod({span(path), mode & 07777, follow}, resp));
     }
     begin(FileOp::Chmod);
     g_call.mode = mode & 07777;
@@ -437,7 +431,7 @@ i64 vol_set_times(const char* path, const Fd* f, u64 times, bool follow) {
         g_call.file = f->handle;
     } else if (labeled(path)) {
         V::set_times::Response resp;
-        return vfs_result(g_vfs.set_times({span(path), g_call.times[0], g_call.times[1], follow}, resp));
+        return server_result(g_vfs.set_times({span(path), g_call.times[0], g_call.times[1], follow}, resp));
     } else {
         i64 r = set_path(g_call.path, &g_call.path_len, path);
         if (r < 0)

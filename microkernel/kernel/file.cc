@@ -259,7 +259,7 @@ i64 file_call(Thread* self, u64 call_va) {
         // the scratch /tmp, private to the VM, by every task.
         if (!(g_volumes[v].entry->flags & fs::kVolumeScratch)) {
             Thread* client = self->reply_to;
-            if (!t.vfs_server || !client || client->task->dead)
+            if (t.server != PersonalityServer::Vfs || !client || client->task->dead)
                 return -kPerm;
             subject = client->task;
             g_call.subject = subject->policy_label;

@@ -95,9 +95,7 @@ const char* start_tasks(u64 kernel_pml4) {
         const char* program0 = p.kind == u32(init::ProcessKind::Native) && p.argc
                                    ? string_at(strings, h->strings_size, p.argv)
                                    : nullptr;
-        tasks[i]->vfs_server = program0 && strcmp(program0, sys::kVfsServerProgram) == 0;
-        tasks[i]->proc_server = program0 && strcmp(program0, sys::kProcServerProgram) == 0;
-        tasks[i]->pipe_server = program0 && strcmp(program0, sys::kPipeServerProgram) == 0;
+        tasks[i]->server = program0 ? personality_server(program0) : PersonalityServer::None;
         tasks[i]->name = strings + p.name;
         tasks[i]->label = p.label;
         tasks[i]->label_name = strings + labels[p.label];
@@ -157,17 +155,12 @@ const char* start_tasks(u64 kernel_pml4) {
             nh.handle = *handle;
             nh.rights = end.rights;
         }
-        // A Linux process's channels "vfs", "proc" and "pipe" to the
-        // personality's servers (RuntimeStartInfo::vfs_channel, ...).
-        Task& client = *tasks[c.client];
-        bool linux_client = procs[c.client].kind == u32(init::ProcessKind::Linux);
-        Handle client_handle = handles[c.client][handle_count[c.client] - 1].handle;
-        if (linux_client && tasks[c.server]->vfs_server && strcmp(name, "vfs") == 0)
-            client.vfs_channel = client_handle;
-        if (linux_client && tasks[c.server]->proc_server && strcmp(name, "proc") == 0)
-            client.proc_channel = client_handle;
-        if (linux_client && tasks[c.server]->pipe_server && strcmp(name, "pipe") == 0)
-            client.pipe_channel = client_handle;
+        // A Linux process's channel "vfs", "proc" or "pipe" to that
+        // personality server (RuntimeStartInfo::vfs_channel, ...).
+        PersonalityServer server = tasks[c.server]->server;
+        if (procs[c.client].kind == u32(init::ProcessKind::Linux) && server != PersonalityServer::None &&
+            strcmp(name, personality_channel(server)) == 0)
+            tasks[c.client]->server_channel[u32(server) - 1] = handles[c.client][handle_count[c.client] - 1].handle;
     }
 
     u32 next_launch = 1; // launch description 0 is the app's, whatever its kind
@@ -180,7 +173,7 @@ const char* start_tasks(u64 kernel_pml4) {
                                         : nullptr;
         // The personality's servers are part of the kernel image, not
         // programs of the bundle: no policy decides whether they run.
-        bool system_server = tasks[i]->vfs_server || tasks[i]->proc_server || tasks[i]->pipe_server;
+        bool system_server = tasks[i]->server != PersonalityServer::None;
         tasks[i]->kernel_fpu = p.kind == u32(init::ProcessKind::Native) && !system_server;
         Verdict v = system_server ? Verdict{true, false, "system-server", 0}
                                   : check_execute(*tasks[i], *tasks[i], program ? program : "");

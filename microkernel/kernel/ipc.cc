@@ -3,9 +3,7 @@
 #include "errno.h"
 #include "kos/base/string.h"
 #include "kos/ipc.h"
-#include "file.h"
 #include "object_pool.h"
-#include "pipe.h"
 #include "pmm.h"
 #include "panic.h"
 #include "security_hook.h"
@@ -29,6 +27,10 @@ bool copy_user(Task* task, u64 va, void* kernel, u64 len, bool to_user) {
 }
 
 void* msg_of(Thread* t) { return pmm::phys_to_virt(t->msg_pa); }
+
+// What a handle field may carry besides a channel's client end; these move
+// with a reply (channel handles are copied).
+constexpr ObjectType kMovingTypes[] = {ObjectType::VolumeFile, ObjectType::PipeRead, ObjectType::PipeWrite};
 
 // Sets the result a blocked thread sees when it runs again.
 void wake(Thread* t, i64 result) {
@@ -67,11 +69,10 @@ i64 transfer_handles(bool request, void* msg, Task* from, Task* to) {
         memcpy(&value, payload + offsets[i], 4);
         if (value == kInvalidHandle)
             continue;
-        if (request && (to->vfs_server || to->proc_server || to->pipe_server))
+        if (request && to->server != PersonalityServer::None)
             return -err::kInval;
         auto e = from->handles.get(value, ObjectType::ChannelClient, kRightTransfer);
-        static constexpr ObjectType kOthers[] = {ObjectType::VolumeFile, ObjectType::PipeRead, ObjectType::PipeWrite};
-        for (ObjectType other : kOthers)
+        for (ObjectType other : kMovingTypes)
             if (e.is_error() && e.error() != 1) // not of this type
                 e = from->handles.get(value, other, kRightTransfer);
         if (e.is_error())
@@ -143,14 +144,11 @@ void drop_moving_handles(void* msg, Task* server) {
             continue;
         u32 value;
         memcpy(&value, payload + offsets[i], 4);
-        static constexpr ObjectType kMoving[] = {ObjectType::VolumeFile, ObjectType::PipeRead, ObjectType::PipeWrite};
-        for (ObjectType type : kMoving)
+        for (ObjectType type : kMovingTypes)
             if (!server->handles.get(value, type, 0).is_error()) {
                 auto r = server->handles.remove(value);
-                if (!r.is_error()) {
-                    pipe_end_released((*r).object);
-                    volume_file_released((*r).object);
-                }
+                if (!r.is_error())
+                    handle_released((*r).object);
                 break;
             }
     }

@@ -220,9 +220,9 @@ const char* start_linux_task(Task* task, u32 launch_index) {
     si->cpus = g_cpu_count;
     si->xsave_mask = runtime_xsave_mask();
     si->xsave_size = runtime_xsave_size();
-    si->vfs_channel = task->vfs_channel;
-    si->proc_channel = task->proc_channel;
-    si->pipe_channel = task->pipe_channel;
+    si->vfs_channel = task->server_channel[u32(PersonalityServer::Vfs) - 1];
+    si->proc_channel = task->server_channel[u32(PersonalityServer::Proc) - 1];
+    si->pipe_channel = task->server_channel[u32(PersonalityServer::Pipe) - 1];
 
     t->frame = arch::TrapFrame{};
     t->frame.rip = header->start_entry;
@@ -235,9 +235,29 @@ const char* start_linux_task(Task* task, u32 launch_index) {
     return nullptr;
 }
 
-bool is_system_server(const char* program) {
-    return strcmp(program, sys::kVfsServerProgram) == 0 || strcmp(program, sys::kProcServerProgram) == 0 ||
-           strcmp(program, sys::kPipeServerProgram) == 0;
+namespace {
+struct ServerName {
+    PersonalityServer server;
+    const char* program;
+    const char* channel;
+};
+constexpr ServerName kServerNames[] = {{PersonalityServer::Vfs, sys::kVfsServerProgram, "vfs"},
+                                       {PersonalityServer::Proc, sys::kProcServerProgram, "proc"},
+                                       {PersonalityServer::Pipe, sys::kPipeServerProgram, "pipe"}};
+} // namespace
+
+PersonalityServer personality_server(const char* program) {
+    for (const ServerName& n : kServerNames)
+        if (strcmp(program, n.program) == 0)
+            return n.server;
+    return PersonalityServer::None;
+}
+
+const char* personality_channel(PersonalityServer server) {
+    for (const ServerName& n : kServerNames)
+        if (n.server == server)
+            return n.channel;
+    return "";
 }
 
 const char* start_native_task(Task* task, const char* const* argv, u32 argc,
@@ -247,8 +267,8 @@ const char* start_native_task(Task* task, const char* const* argv, u32 argc,
     if (argc == 0 || argc > 32 || handle_count > sys::kMaxNativeHandles)
         return "too many arguments or handles for a native program";
     u64 file_pa = 0, file_size = 0;
-    if (is_system_server(argv[0])) {
-        // One program, both servers: argv[0] says which it is.
+    if (personality_server(argv[0]) != PersonalityServer::None) {
+        // One program, every server: argv[0] says which it is.
         file_pa = platform::kernel_virt_to_phys(kos_servers_elf);
         file_size = static_cast<u64>(kos_servers_elf_end - kos_servers_elf);
     } else {

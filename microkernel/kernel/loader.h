@@ -23,10 +23,12 @@ const char* start_linux_task(Task* task, abi::u32 launch_index = 0);
 // Bytes of the boot image a Linux task sees (header, launch description,
 // rootfs): everything after them (init description, policy) stays kernel-only.
 abi::u64 user_visible_image_size();
-// Whether an init description's program is a server the kernel image
-// carries (abi::sys::kVfsServerProgram, kProcServerProgram) rather than a
-// rootfs file.
-bool is_system_server(const char* program);
+// The personality server an init description's program names
+// (abi::sys::kVfsServerProgram, ...: the kernel image carries them), or
+// None for a rootfs file.
+PersonalityServer personality_server(const char* program);
+// The channel each one serves Linux processes on ("vfs", "proc", "pipe").
+const char* personality_channel(PersonalityServer server);
 const char* start_native_task(Task* task, const char* const* argv, abi::u32 argc,
                               const abi::sys::NativeHandle* handles, abi::u32 handle_count);
 

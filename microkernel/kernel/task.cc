@@ -420,6 +420,12 @@ void continue_task(Task* t) {
 
 } // namespace
 
+void handle_released(KernelObject* object) {
+    pipe_end_released(object);
+    net_socket_released(object);
+    volume_file_released(object);
+}
+
 void task_exit(Task* task, u32 wait_status) {
     if (task->dead)
         return;
@@ -444,11 +450,7 @@ void task_exit(Task* task, u32 wait_status) {
             t.state = ThreadState::Dead;
         }
     ipc_task_died(task);
-    task->handles.clear([](const HandleEntry& e) {
-        pipe_end_released(e.object);
-        net_socket_released(e.object);
-        volume_file_released(e.object);
-    });
+    task->handles.clear([](const HandleEntry& e) { handle_released(e.object); });
     // No one will wait for it when its parent is gone or ignores SIGCHLD
     // (Linux reaps such children itself); its orphaned children the same.
     // Released when their slots are needed (alloc_task).
@@ -473,6 +475,21 @@ void task_exit(Task* task, u32 wait_status) {
     // task stay allocated until the run ends).
 }
 
+namespace {
+
+// Whether two tasks are of one process tree: they fork from one ancestor
+// (as far as the parent links reach: an orphan's ends at itself).
+bool same_tree(Task* a, Task* b) {
+    auto root = [](Task* t) {
+        while (t->parent)
+            t = t->parent;
+        return t;
+    };
+    return root(a) == root(b);
+}
+
+} // namespace
+
 i64 process_kill(Thread* self, u64 pid, u64 sig) {
     constexpr i64 kEsrch = 3;
     if (sig > 64)
@@ -487,13 +504,7 @@ i64 process_kill(Thread* self, u64 pid, u64 sig) {
     // one program, one label, as processes of one uid on Linux), never
     // another process of the init description: those talk over channels,
     // under the policy.
-    auto root = [](Task* a) {
-        while (a->parent)
-            a = a->parent;
-        return a;
-    };
-    bool related = root(t) == root(self->task);
-    if (!related)
+    if (!same_tree(t, self->task))
         return -err::kPerm;
     if (sig == 0)
         return 0;
@@ -535,7 +546,8 @@ Thread* thread_for_signal(Task* t, u64 bit) {
 
 // Posts `sig` to `th`'s block, for its handler, its sigwaitinfo or, once
 // unblocked, its default action. `timer`: the timer that sent it (-1: none).
-// A thread waiting on a futex that lets it through wakes with EINTR.
+// A thread waiting on a futex, a pipe or a child that lets it through
+// wakes with EINTR.
 void post_signal(Thread* th, u64 sig, int timer, u32 sender) {
     sys::ThreadBlock* tb = block_of(th);
     if (!tb)
@@ -547,18 +559,18 @@ void post_signal(Thread* th, u64 sig, int timer, u32 sender) {
         th->task->timers[timer].posted_tid = th->tid;
     }
     __atomic_or_fetch(&tb->pending_signals, bit, __ATOMIC_RELAXED);
-    if (th->on_cpu >= 0 && !(mask_of(th) & bit))
+    if (mask_of(th) & bit)
+        return;
+    if (th->on_cpu >= 0)
         kick_cpu(static_cast<u32>(th->on_cpu)); // its handler runs at once, not at a tick
-    if (th->state == ThreadState::BlockedFutex && !(mask_of(th) & bit)) {
-        th->frame.rax = static_cast<u64>(-4); // EINTR
-        make_runnable(th);
-    }
-    // A thread waiting on a pipe or for a child would execute its call again
-    // when woken (kRestart backed it up over the `syscall`): the signal ends
-    // the wait instead, with EINTR (the runtime restarts the call after the
-    // handler if it was installed with SA_RESTART, as Linux does).
-    if ((th->state == ThreadState::BlockedPipe || th->state == ThreadState::BlockedWait) && !(mask_of(th) & bit)) {
-        th->frame.rip += 2;
+    bool restarts = th->state == ThreadState::BlockedPipe || th->state == ThreadState::BlockedWait;
+    if (restarts || th->state == ThreadState::BlockedFutex) {
+        // A wait on a pipe or for a child would execute its call again when
+        // woken (kRestart backed it up over the `syscall`): the signal ends
+        // it instead (the runtime restarts the call after a handler with
+        // SA_RESTART, as Linux does).
+        if (restarts)
+            th->frame.rip += 2;
         th->frame.rax = static_cast<u64>(-4); // EINTR
         th->pipe = nullptr;
         make_runnable(th);
@@ -612,7 +624,7 @@ i64 signal_task(Thread* self, Task* t, u64 sig, u32 sender) {
 i64 process_kill_for_client(Thread* self, u64 pid, u64 sig) {
     constexpr i64 kEsrch = 3;
     Thread* client = self->reply_to;
-    if (!self->task->proc_server || !client || client->task->dead)
+    if (self->task->server != PersonalityServer::Proc || !client || client->task->dead)
         return -err::kPerm;
     if (sig > 64)
         return -err::kInval;
@@ -686,13 +698,8 @@ i64 cpu_time(Thread* self, u64 which, u64 id) {
     switch (which) {
     case sys::kCpuProcess: {
         Task* t = id && id <= 0xffffffffu ? task_at(static_cast<u32>(id - 1)) : task;
-        auto root = [](Task* a) {
-            while (a->parent)
-                a = a->parent;
-            return a;
-        };
         // Only of the caller's tree, as for process_kill.
-        if (!t || t->released || id > 0xffffffffu || root(t) != root(task))
+        if (!t || t->released || id > 0xffffffffu || !same_tree(t, task))
             return -3; // ESRCH
         return static_cast<i64>(ns_of_cycles(task_cycles(t, now)));
     }
@@ -976,9 +983,7 @@ i64 process_fork(Thread* self, u64 regs_va) {
     child->parent = parent;
     child->origin = parent->origin;
     child->kernel_fpu = parent->kernel_fpu;
-    child->vfs_channel = parent->vfs_channel;
-    child->proc_channel = parent->proc_channel;
-    child->pipe_channel = parent->pipe_channel;
+    memcpy(child->server_channel, parent->server_channel, sizeof child->server_channel);
     child->label = parent->label;
     child->name = parent->name;
     child->label_name = parent->label_name;

@@ -19,6 +19,10 @@ namespace kos {
 struct Task;
 struct Channel;
 
+// The personality's servers (posix-personality/servers), which the kernel
+// image carries; the kernel gives the first two a narrow authority.
+enum class PersonalityServer : abi::u8 { None, Vfs, Proc, Pipe };
+
 enum class ThreadState : abi::u8 {
     Free,
     Runnable,
@@ -120,14 +124,12 @@ struct Task {
     // by fork): the client end its channels were declared for. Its fork
     // children call over the channels they inherit as that process.
     Task* origin = nullptr;
-    // The VFS server (posix-personality/servers): the one task that may
-    // ask the kernel for volume calls that name a path, each on behalf of
-    // the client whose request it serves.
-    bool vfs_server = false;
-    // The process server: the one task that may signal a process of
-    // another tree, for the client whose request it serves.
-    bool proc_server = false;
-    bool pipe_server = false; // the pipe server (no authority beyond its pipes)
+    // Which personality server the task is, if any (loader.h): the VFS
+    // server alone may ask the kernel for volume calls that name a path,
+    // the process server alone may signal a process of another tree, each
+    // on behalf of the client whose request it serves; the pipe server has
+    // no authority beyond its own pipes.
+    PersonalityServer server = PersonalityServer::None;
     bool end_reported = false; // its fault was reported where it happened
     // Whether the kernel switches its threads' FPU/SSE/AVX state. Linux
     // tasks' runtime saves and loads the program's vector registers in
@@ -136,11 +138,9 @@ struct Task {
     // bundle's native programs need the kernel's switch, which on nested
     // KVM without ring-0 FXRSTOR costs a VM exit each time.
     bool kernel_fpu = false;
-    // Linux tasks: their handles of the channels to the VFS and process
-    // servers (0: none).
-    abi::u32 vfs_channel = 0;
-    abi::u32 proc_channel = 0;
-    abi::u32 pipe_channel = 0;
+    // Linux tasks: their handles of the channels to the personality
+    // servers, by PersonalityServer - 1 (0: none).
+    abi::u32 server_channel[3] = {};
     abi::u32 wait_status = 0;   // Linux wait status once dead
     bool reaped = false;        // its status was collected by the parent (or no one will)
     bool orphaned = false;      // its parent ended first: no one will collect its status
@@ -192,6 +192,10 @@ void schedule(arch::TrapFrame* f, bool save);
 void switch_out_stopped_or_ended(Thread* self, arch::TrapFrame* f, bool syscall);
 // Loads `t` as the running thread (first entry to user mode).
 void load_thread(Thread* t, arch::TrapFrame* f);
+
+// The object a removed handle named: the last handle of a pipe end,
+// socket or volume file closes it.
+void handle_released(KernelObject* object);
 
 // Ends a task with a Linux wait status (exit code << 8, or the signal):
 // its channels fail their peers (EPIPE), its handles are released, its

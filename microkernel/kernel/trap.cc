@@ -141,6 +141,23 @@ bool leave_fpu_window(Thread& t, TrapFrame* f) {
     return false;
 }
 
+// Before a thread entered from ring 3 (not by a `syscall`) is switched
+// out: a Linux thread in its program's code, or at the runtime's edges,
+// has its vector registers in the CPU only (the kernel switches no FPU
+// state for Linux threads). It goes through its runtime first, which saves
+// them and then yields (its pending signals run there too): true when it
+// was sent there and must not be switched out now.
+bool preempt_through_runtime(Thread& t, TrapFrame* f) {
+    if (in_application(t, f)) {
+        auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(t.thread_block_pa));
+        if (!tb->async_entry) {
+            enter_runtime_async(t, f, sys::kAsyncPreempt, 0);
+            return true;
+        }
+    }
+    return in_fpu_window(t, f) && !leave_fpu_window(t, f);
+}
+
 // Ends the current task for a fault. The first task is the bundle's app:
 // its end ends the run; another task's end fails its peers (EPIPE).
 void kill_current(TrapFrame* f, u64 fault_addr) {
@@ -297,9 +314,7 @@ i64 native_call(Thread* self, TrapFrame* f) {
         auto r = p.handles.remove(static_cast<Handle>(a0));
         if (r.is_error())
             return -9;
-        pipe_end_released((*r).object);
-        net_socket_released((*r).object);
-        volume_file_released((*r).object);
+        handle_released((*r).object);
         return 0;
     }
     case sys::Sys::handle_duplicate: {
@@ -481,21 +496,9 @@ void user_trap(TrapFrame* f, Thread* self) {
     if (self->state != ThreadState::Runnable) [[unlikely]] {
         bool syscall = f->vector == arch::kVecSyscall ||
                        (f->vector == arch::kVecPageFault && arch::is_syscall_entry(f->rip));
-        // Stopped in its program's code, or at the runtime's edges: its
-        // vector registers are in the CPU only (the kernel switches no FPU
-        // state for Linux threads). It goes through its runtime first, as
-        // a preempted thread does, and is switched out when it yields.
-        if (self->state == ThreadState::Stopped && !syscall) {
-            auto* tb = self->thread_block_pa
-                           ? static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(self->thread_block_pa))
-                           : nullptr;
-            if (in_application(*self, f) && tb && !tb->async_entry) {
-                enter_runtime_async(*self, f, sys::kAsyncPreempt, 0);
-                return;
-            }
-            if (in_fpu_window(*self, f) && !leave_fpu_window(*self, f))
-                return;
-        }
+        // Stopped: switched out once its runtime has saved its registers.
+        if (self->state == ThreadState::Stopped && !syscall && preempt_through_runtime(*self, f))
+            return;
         switch_out_stopped_or_ended(self, f, syscall);
         enter_runtime_for_signals(*current_thread(), f);
         return;
@@ -508,21 +511,9 @@ void user_trap(TrapFrame* f, Thread* self) {
         return;
     }
     if (f->vector == arch::kVecTimer) {
-        // Preemption: the running thread goes to the back of the queue.
-        // A Linux thread in its program's code is preempted through its
-        // runtime, which saves the program's vector registers in ring 3
-        // first (ring-0 FPU switching does not work on every hypervisor)
-        // and then yields; pending signals run there too.
-        if (in_application(*self, f)) {
-            auto* tb = static_cast<sys::ThreadBlock*>(pmm::phys_to_virt(self->thread_block_pa));
-            if (!tb->async_entry) {
-                enter_runtime_async(*self, f, sys::kAsyncPreempt, 0);
-                return;
-            }
-        }
-        // At the runtime's edges the program's vector registers are in the
-        // CPU and not in the thread block: another thread would run over them.
-        if (in_fpu_window(*self, f) && !leave_fpu_window(*self, f))
+        // Preemption: the running thread goes to the back of the queue
+        // (a Linux thread through its runtime).
+        if (preempt_through_runtime(*self, f))
             return;
         schedule(f, true);
         enter_runtime_for_signals(*current_thread(), f);
