@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <iterator>
 #include <thread>
@@ -1201,56 +1202,58 @@ TEST_F(KosRun, BadConfigNamesFileLineAndColumn) {
     EXPECT_NE(r.err.find("must be an array of strings"), std::string::npos) << r.err;
 }
 
-// The same guest image under QEMU (software CPU, PVH boot through the ELF
-// note): this exercises the PVH entry, the legacy serial console and the
-// hardware `syscall` entry, which nested KVM never takes.
-TEST(KosQemu, GuestImageBootsUnderQemuWithPvh) {
+// `program` of the test bundle in its guest image under QEMU (software
+// CPU, PVH boot through the ELF note, `cmdline` appended to the kernel's);
+// QEMU's status is (the guest's exit status << 1) | 1 (isa-debug-exit).
+// Skips where QEMU is missing, except in CI, whose scripts/deps installs it.
+std::optional<kos::test::ProcessResult> run_in_qemu(const std::vector<std::string>& program,
+                                                    const std::string& cmdline, int timeout_seconds) {
     const char* qemu = "/usr/bin/qemu-system-x86_64";
     if (::access(qemu, X_OK) != 0) {
         if (std::getenv("CI"))
-            FAIL() << "qemu-system-x86_64 is missing in CI (scripts/deps installs qemu-system-x86)";
-        GTEST_SKIP() << "QEMU test skipped: " << qemu << " is not installed";
+            ADD_FAILURE() << "qemu-system-x86_64 is missing in CI (scripts/deps installs qemu-system-x86)";
+        return std::nullopt;
     }
     char tmpl[] = "/tmp/kos-qemu-XXXXXX";
     std::string dir = ::mkdtemp(tmpl);
-    auto img = run_process({kKos, "image", kApps, "-o", dir, "--", "/bin/posix_basics", "alpha", "two words"}, 20);
-    ASSERT_EQ(img.status, 0) << img.err;
-    auto r = run_process({qemu, "-M", "q35", "-cpu", "max", "-m", "256", "-nographic", "-no-reboot",
-                          "-kernel", dir + "/kos-guest.elf", "-initrd", dir + "/boot.img", "-device",
-                          "isa-debug-exit,iobase=0x501,iosize=2", "-serial", "stdio", "-monitor",
-                          "none", "-display", "none"},
-                         120);
+    std::vector<std::string> image = {kKos, "image", kApps, "-o", dir, "--"};
+    image.insert(image.end(), program.begin(), program.end());
+    auto img = run_process(image, 20);
+    EXPECT_EQ(img.status, 0) << img.err;
+    std::vector<std::string> argv = {qemu, "-M", "q35", "-cpu", "max", "-m", "256", "-nographic", "-no-reboot",
+                                     "-kernel", dir + "/kos-guest.elf", "-initrd", dir + "/boot.img"};
+    if (!cmdline.empty())
+        argv.insert(argv.end(), {"-append", cmdline});
+    argv.insert(argv.end(), {"-device", "isa-debug-exit,iobase=0x501,iosize=2", "-serial", "stdio", "-monitor",
+                             "none", "-display", "none"});
+    auto r = run_process(argv, timeout_seconds);
     [[maybe_unused]] int rc = std::system(("rm -rf " + dir).c_str());
-    // isa-debug-exit: QEMU exits with (status << 1) | 1.
-    EXPECT_EQ(r.status, 1) << r.out << r.err;
-    EXPECT_NE(r.out.find("posix_basics: 0 failures"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("kos: exit 000"), std::string::npos) << r.out;
+    return r;
+}
+
+// The same guest image under QEMU: this exercises the PVH entry, the legacy
+// serial console and the hardware `syscall` entry, which nested KVM never
+// takes.
+TEST(KosQemu, GuestImageBootsUnderQemuWithPvh) {
+    auto r = run_in_qemu({"/bin/posix_basics", "alpha", "two words"}, "", 120);
+    if (!r)
+        GTEST_SKIP() << "QEMU test skipped: qemu-system-x86_64 is not installed";
+    EXPECT_EQ(r->status, 1) << r->out << r->err;
+    EXPECT_NE(r->out.find("posix_basics: 0 failures"), std::string::npos) << r->out;
+    EXPECT_NE(r->out.find("kos: exit 000"), std::string::npos) << r->out;
 }
 
 // Two threads' YMM registers under QEMU's CPU, which has AVX, with the
 // kernel's own FPU switch off (kos.ring3_fpu), as on nested KVM: only the
 // runtime's xsave64/xrstor64 keep the upper halves apart.
 TEST(KosQemu, YmmRegistersStayWithTheirThread) {
-    const char* qemu = "/usr/bin/qemu-system-x86_64";
-    if (::access(qemu, X_OK) != 0) {
-        if (std::getenv("CI"))
-            FAIL() << "qemu-system-x86_64 is missing in CI (scripts/deps installs qemu-system-x86)";
-        GTEST_SKIP() << "QEMU test skipped: " << qemu << " is not installed";
-    }
-    char tmpl[] = "/tmp/kos-qemu-XXXXXX";
-    std::string dir = ::mkdtemp(tmpl);
-    auto img = run_process({kKos, "image", kApps, "-o", dir, "--", "/bin/vecregs", "ymm"}, 20);
-    ASSERT_EQ(img.status, 0) << img.err;
-    auto r = run_process({qemu, "-M", "q35", "-cpu", "max", "-m", "256", "-nographic", "-no-reboot",
-                          "-kernel", dir + "/kos-guest.elf", "-initrd", dir + "/boot.img", "-append",
-                          "kos.ring3_fpu", "-device", "isa-debug-exit,iobase=0x501,iosize=2", "-serial", "stdio",
-                          "-monitor", "none", "-display", "none"},
-                         180);
-    [[maybe_unused]] int rc = std::system(("rm -rf " + dir).c_str());
-    if (r.out.find("vecregs ymm: skipped:") != std::string::npos)
-        GTEST_SKIP() << "this QEMU's CPU has no AVX: " << r.out;
-    EXPECT_EQ(r.status, 1) << r.out << r.err;
-    EXPECT_NE(r.out.find("vecregs ymm: 0 failures"), std::string::npos) << r.out;
+    auto r = run_in_qemu({"/bin/vecregs", "ymm"}, "kos.ring3_fpu", 180);
+    if (!r)
+        GTEST_SKIP() << "QEMU test skipped: qemu-system-x86_64 is not installed";
+    if (r->out.find("vecregs ymm: skipped:") != std::string::npos)
+        GTEST_SKIP() << "this QEMU's CPU has no AVX: " << r->out;
+    EXPECT_EQ(r->status, 1) << r->out << r->err;
+    EXPECT_NE(r->out.find("vecregs ymm: 0 failures"), std::string::npos) << r->out;
 }
 
 TEST(KosCli, VersionAndHelp) {
