@@ -785,24 +785,25 @@ TEST_F(NetServiceTest, MalformedCallsAreRejected) {
     std::memcpy(named.path, "jobs", 4);
     ASSERT_EQ(call(named), 0);
     ASSERT_EQ(simple(net::NetOp::Listen, unix_sock, 4), 0);
-    auto other_sock = make(net::NetOp::Socket);
-    other_sock.family = net::kFamilyUnix;
-    other_sock.type = net::kTypeStream;
-    ASSERT_EQ(call(other_sock), 0);
-    auto reach = make(net::NetOp::Connect, other_sock.socket);
-    reach.address.family = net::kFamilyUnix;
-    reach.path_len = 4;
-    std::memcpy(reach.path, "jobs", 4);
+    // A Unix stream socket, and a call on it naming "jobs".
+    auto unix_socket = [&] {
+        auto c = make(net::NetOp::Socket);
+        c.family = net::kFamilyUnix;
+        c.type = net::kTypeStream;
+        EXPECT_EQ(call(c), 0);
+        return c.socket;
+    };
+    auto named_call = [&](net::NetOp op, uint32_t s) {
+        auto c = make(op, s);
+        c.address.family = net::kFamilyUnix;
+        c.path_len = 4;
+        std::memcpy(c.path, "jobs", 4);
+        return c;
+    };
+    auto reach = named_call(net::NetOp::Connect, unix_socket());
     reach.subject = subject + 1;
     EXPECT_EQ(call(reach), -ECONNREFUSED);
-    auto same_name = make(net::NetOp::Socket);
-    same_name.family = net::kFamilyUnix;
-    same_name.type = net::kTypeStream;
-    ASSERT_EQ(call(same_name), 0);
-    auto bind_other = make(net::NetOp::Bind, same_name.socket);
-    bind_other.address.family = net::kFamilyUnix;
-    bind_other.path_len = 4;
-    std::memcpy(bind_other.path, "jobs", 4);
+    auto bind_other = named_call(net::NetOp::Bind, unix_socket());
     EXPECT_EQ(call(bind_other), -EADDRINUSE); // the same label: taken
     bind_other.subject = subject + 1;
     EXPECT_EQ(call(bind_other), 0);           // another label: its own name
