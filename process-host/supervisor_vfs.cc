@@ -911,10 +911,7 @@ bool Supervisor::handle_path_call(int notify_fd, const seccomp_notif& req, secco
             how.mode = c.mode;
         }
         call.op = VfsOp::Open;
-        // As the guest's runtime sends them: without O_CLOEXEC, and without
-        // O_LARGEFILE (0100000), which means nothing on x86-64 (musl sets
-        // it, glibc does not).
-        call.flags = static_cast<uint32_t>(how.flags & ~static_cast<uint64_t>(O_CLOEXEC | 0100000));
+        call.flags = static_cast<uint32_t>(how.flags); // make_vfs_open leaves out what is never sent
         call.mode = static_cast<uint32_t>(how.mode & 07777);
         read = (how.flags & O_ACCMODE) != O_WRONLY;
         write = (how.flags & O_ACCMODE) != O_RDONLY || (how.flags & (O_CREAT | O_TRUNC));

@@ -136,6 +136,7 @@ TEST_F(VfsParity, Open) {
         {"/shared/ok/d/e/f", 0x241, 0644, true},
         {"/shared/ok/a", 2, 0, false},      // O_RDWR is not in the set
         {"/shared/ok/a", 0x80000, 0, true}, // O_CLOEXEC is never sent
+        {"/shared/ok/a", 0x8000, 0, true},  // nor O_LARGEFILE (musl's open sets it)
         {"/shared/ok/dir", 0x10000 | 0x80000, 0, true},
         {"/shared/ok/secret.txt", 0, 0, false}, // an explicit deny
         {"/shared/other", 0, 0, false},         // default-deny
@@ -146,7 +147,7 @@ TEST_F(VfsParity, Open) {
         std::string path = c.path;
         vfs::open::Request req;
         req.path = span(path);
-        req.flags = c.flags & ~0x80000u; // the runtime drops O_CLOEXEC
+        req.flags = c.flags & ~0x88000u; // the runtime drops O_CLOEXEC and O_LARGEFILE
         req.mode = c.mode & 07777;
         VfsCall call{VfsOp::Open, path, "", c.flags, c.mode, false, 0, 0};
         expect_same(run(vfs::open::kId, req, call), c.allow,

@@ -29,8 +29,11 @@ inline constexpr const char kVfsLabel[] = "vfs_t";
 // set_times: atime and mtime in ns since the epoch, or one of these.
 inline constexpr i64 kVfsTimeNow = -1;
 inline constexpr i64 kVfsTimeOmit = -2;
-// open: O_CLOEXEC (0x80000) is the program's own business and never sent.
+// open: O_CLOEXEC (0x80000) is the program's own business and O_LARGEFILE
+// (0x8000) means nothing on x86-64 (musl sets it, glibc does not): neither
+// is sent, so one rule on flags reads the same for every program.
 inline constexpr u32 kVfsOpenCloexec = 0x80000;
+inline constexpr u32 kVfsOpenLargefile = 0x8000;
 
 // Field storage for one request; strings must outlive the Request.
 struct VfsRequest {
@@ -56,11 +59,12 @@ inline FieldValue vfs_string(const char* s, u32 len) {
     return FieldValue{0, reinterpret_cast<const u8*>(s), len};
 }
 
-// open 1 (path, flags, mode): flags without O_CLOEXEC, mode & 07777.
+// open 1 (path, flags, mode): flags without O_CLOEXEC and O_LARGEFILE,
+// mode & 07777.
 inline void make_vfs_open(VfsRequest& r, u32 subject, u32 vfs, const char* path, u32 len, u32 flags,
                           u32 mode, u64 now_ns) {
     r.fields[0] = vfs_string(path, len);
-    r.fields[1] = FieldValue{flags & ~kVfsOpenCloexec, nullptr, 0};
+    r.fields[1] = FieldValue{flags & ~(kVfsOpenCloexec | kVfsOpenLargefile), nullptr, 0};
     r.fields[2] = FieldValue{mode & 07777u, nullptr, 0};
     make_vfs_request(r, subject, vfs, kVfsOpen, 3, now_ns);
 }
