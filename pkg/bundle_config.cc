@@ -48,6 +48,18 @@ Result<std::string> string_field(const toml::Table& t, const char* key, const st
     return *s;
 }
 
+Result<bool> bool_field(const toml::Table& t, const char* key, bool def, const std::string& origin,
+                        const char* section) {
+    const toml::Value* n = t.find(key);
+    if (!n)
+        return def;
+    const bool* v = n->as_boolean();
+    if (!v)
+        return make_error(EINVAL, where(origin, n->position()) + ": [" + section + "] " + key +
+                                      " must be true or false");
+    return *v;
+}
+
 Result<void> parse_user(const std::string& user, const std::string& at, AppConfig& app) {
     // "UID" or "UID:GID", numeric: names need a passwd file we do not trust.
     auto colon = user.find(':');
@@ -406,12 +418,7 @@ Result<void> parse_processes_and_channels(const toml::Table& root, const std::st
         p.name = KOS_TRY(string_field(*t, "name", "", origin, "[process]"));
         p.label = KOS_TRY(string_field(*t, "label", "", origin, "[process]"));
         p.program = KOS_TRY(string_array(*t, "program", origin, "[process]"));
-        if (const toml::Value* n = t->find("native")) {
-            const bool* v = n->as_boolean();
-            if (!v)
-                return make_error(EINVAL, where(origin, n->position()) + ": [[process]] native must be true or false");
-            p.native = *v;
-        }
+        p.native = KOS_TRY(bool_field(*t, "native", false, origin, "[process]"));
         if (p.name.empty() || p.name.size() > 39)
             return make_error(EINVAL, p.where + ": [[process]] name must have 1 to 39 characters");
         for (const std::string& n : names)
@@ -580,12 +587,7 @@ Result<BundleConfig> parse_bundle_config_unescaped(const std::string& text, cons
     a.workdir = KOS_TRY(string_field(*app, "workdir", "/", origin, "app"));
     a.hostname = KOS_TRY(string_field(*app, "hostname", "kos", origin, "app"));
     std::string user = KOS_TRY(string_field(*app, "user", "0:0", origin, "app"));
-    if (const toml::Value* n = app->find("native")) {
-        const bool* v = n->as_boolean();
-        if (!v)
-            return make_error(EINVAL, where(origin, n->position()) + ": [app] native must be true or false");
-        a.native = *v;
-    }
+    a.native = KOS_TRY(bool_field(*app, "native", false, origin, "app"));
     std::string at = where(origin, app_node->position());
     KOS_TRY(parse_user(user, at, a));
     if (a.name.empty())
