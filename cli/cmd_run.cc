@@ -387,13 +387,10 @@ std::expected<Prepared, Failure> prepare_boot_image(const RunArgs& a, bool scrat
     // policy there is no server and every such call is refused.
     if (!volumes->empty() && !policy.empty()) {
         if (host.engine.find_label(kVfsLabel, sizeof kVfsLabel - 1) == security::kNone) {
-            std::fprintf(stderr,
-                         "kos: note: the bundle's policy declares no %s, the label of the VFS server that serves "
-                         "volumes, so every path in %s fails (EACCES); to use %s, declare `domain %s` and allow "
-                         "`request %s -> %s vfs.File.*` and `response %s -> %s vfs.File.*` (or narrower rules)\n",
-                         kVfsLabel, pkg::describe(volumes->front()).c_str(),
-                         volumes->size() > 1 ? "the volumes" : "it", kVfsLabel, launch.init.processes[0].label.c_str(),
-                         kVfsLabel, kVfsLabel, launch.init.processes[0].label.c_str());
+            std::fprintf(stderr, "kos: note: %s\n",
+                         pkg::no_vfs_server_note(volumes->front(), volumes->size(), launch.init.processes[0].label,
+                                                 kVfsLabel)
+                             .c_str());
         } else {
             add_server("vfs-server", kVfsLabel, {abi::sys::kVfsServerProgram}, "vfs", kVfsInterface);
         }

@@ -68,6 +68,15 @@ std::string describe(const VolumeMount& v) {
     return v.host + " -> " + v.guest + " (" + (v.writable ? "rw" : "ro") + ", label " + v.label + ")";
 }
 
+std::string no_vfs_server_note(const VolumeMount& first, size_t count, const std::string& domain,
+                               const std::string& vfs_label) {
+    return "the bundle's policy declares no " + vfs_label + ", the label of the VFS server that serves volumes, "
+           "so every path in " + describe(first) + " fails (EACCES); to use " +
+           (count > 1 ? "the volumes" : "it") + ", declare `domain " + vfs_label + "` and allow `request " + domain +
+           " -> " + vfs_label + " vfs.File.*` and `response " + vfs_label + " -> " + domain +
+           " vfs.File.*` (or narrower rules)";
+}
+
 Result<std::vector<VolumeMount>> resolve_volumes(const BundleConfig& config, const std::vector<std::string>& args) {
     std::vector<VolumeMount> out;
     for (const std::string& arg : args) {

@@ -54,4 +54,10 @@ Result<UniqueFd> open_volume_host_dir(const VolumeMount& v);
 // "HOST -> GUEST (rw, label L)", for messages.
 std::string describe(const VolumeMount& v);
 
+// What `kos run` says, under either backend, when volumes are attached and
+// the policy declares no `vfs_label` (the VFS server's): every path in them
+// fails, and which rules would change that for `domain`.
+std::string no_vfs_server_note(const VolumeMount& first, size_t count, const std::string& domain,
+                               const std::string& vfs_label);
+
 } // namespace kos::pkg

@@ -502,13 +502,7 @@ Result<void> add_volumes(SandboxSpec& s, const std::vector<pkg::VolumeMount>& vo
     // Without vfs_t there is no VFS server to ask: every path in a volume
     // is refused, as under the VM backend, which says it in these words.
     if (pol && !pol->declares_vfs_label()) {
-        const pkg::VolumeMount& first = s.volumes.front().mount;
-        s.notes.push_back(std::string("the bundle's policy declares no ") + kVfsLabel +
-                          ", the label of the VFS server that serves volumes, so every path in " +
-                          pkg::describe(first) + " fails (EACCES); to use " +
-                          (s.volumes.size() > 1 ? "the volumes" : "it") + ", declare `domain " + kVfsLabel +
-                          "` and allow `request " + s.domain + " -> " + kVfsLabel + " vfs.File.*` and `response " +
-                          kVfsLabel + " -> " + s.domain + " vfs.File.*` (or narrower rules)");
+        s.notes.push_back(pkg::no_vfs_server_note(s.volumes.front().mount, s.volumes.size(), s.domain, kVfsLabel));
     } else if (pol && !pol->knows_vfs_interface()) {
         s.notes.push_back("the bundle's policy declares " + std::string(kVfsLabel) + " but does not include vfs.kidl, "
                           "so every path in the volumes fails (EACCES); add `idl \"vfs.kidl\"` to it (" +
