@@ -27,15 +27,7 @@ struct NetRequest {
 
 // A request of net.Socket `method` with r.fields already filled.
 inline void make_net_request(NetRequest& r, u32 subject, u32 net, u32 method, u64 now_ns) {
-    r.request = Request{};
-    r.request.kind = Kind::Request;
-    r.request.source = subject;
-    r.request.target = net;
-    r.request.a = kNetInterface;
-    r.request.b = method;
-    r.request.fields = r.fields;
-    r.request.field_count = 3;
-    r.request.now_ns = now_ns;
+    r.request = Request{Kind::Request, subject, net, kNetInterface, method, r.fields, 3, now_ns};
 }
 
 // `ip` is the 16-byte IPv6 form (IPv4 as ::ffff:a.b.c.d).

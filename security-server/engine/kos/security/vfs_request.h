@@ -44,15 +44,7 @@ struct VfsRequest {
 // A request of vfs.File `method` with its first `count` fields filled.
 inline void make_vfs_request(VfsRequest& r, u32 subject, u32 vfs, u32 method, u32 count,
                              u64 now_ns) {
-    r.request = Request{};
-    r.request.kind = Kind::Request;
-    r.request.source = subject;
-    r.request.target = vfs;
-    r.request.a = kVfsInterface;
-    r.request.b = method;
-    r.request.fields = r.fields;
-    r.request.field_count = count;
-    r.request.now_ns = now_ns;
+    r.request = Request{Kind::Request, subject, vfs, kVfsInterface, method, r.fields, count, now_ns};
 }
 
 inline FieldValue vfs_string(const char* s, u32 len) {
